@@ -1,0 +1,91 @@
+#!/usr/bin/env node
+// Brings everything the project needs onto a machine that has only Node.js and npm, then runs Bun.
+//   node .ci/bootstrap.mjs run <file> [args]   install, then `bun <file> [args]`   (npm start, bench)
+//   node .ci/bootstrap.mjs test [args]         install (with the Debian servers the tests use), then
+//                                              `bun test`, ending with the line "N passed, N failed"
+//   node .ci/bootstrap.mjs x <bin> [args]      install, then `bun x <bin> [args]`
+// Bun comes from the npm registry at the version pinned in package.json (engines.bun), into .bun/.
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
+const bunVersion = pkg.engines.bun;
+const bunBin = join(root, ".bun", "node_modules", ".bin", "bun");
+
+function sh(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { stdio: "inherit", cwd: root, ...opts });
+  if (r.status !== 0) {
+    console.error(`bootstrap: '${cmd} ${args.join(" ")}' failed (exit ${r.status ?? r.signal})`);
+    process.exit(r.status || 1);
+  }
+  return r;
+}
+
+function ensureBun() {
+  if (existsSync(bunBin)) {
+    const v = spawnSync(bunBin, ["--version"], { encoding: "utf8" });
+    if (v.status === 0 && v.stdout.trim() === bunVersion) return;
+  }
+  console.error(`bootstrap: installing bun ${bunVersion} from the npm registry into .bun/`);
+  sh("npm", ["install", "--prefix", join(root, ".bun"), "--no-save", "--no-package-lock", "--no-audit", "--no-fund", "--loglevel=error", `bun@${bunVersion}`]);
+}
+
+function ensureDeps() {
+  sh(bunBin, ["install", "--frozen-lockfile", "--silent"]);
+}
+
+/** The Debian packages the tests run for real (brokers, servers); installed when missing, as root. */
+function ensureDebian() {
+  const wanted = pkg.edge?.debianPackages ?? [];
+  const missing = wanted.filter((p) => spawnSync("dpkg", ["-s", p], { stdio: "ignore" }).status !== 0);
+  if (missing.length === 0) return;
+  if (process.getuid?.() !== 0) {
+    console.error(`bootstrap: the tests need these Debian packages: ${missing.join(" ")}\n  install them with: sudo apt-get install -y ${missing.join(" ")}`);
+    process.exit(1);
+  }
+  console.error(`bootstrap: installing Debian packages: ${missing.join(" ")}`);
+  sh("apt-get", ["update", "-qq"]);
+  sh("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...missing], {
+    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+  });
+}
+
+function runBun(args) {
+  const child = spawn(bunBin, args, { stdio: "inherit", cwd: root });
+  for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => child.kill(sig));
+  child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+}
+
+function runTests(args) {
+  // Bun's runner prints "N pass" / "N fail" on separate lines; CI reads "N passed, N failed".
+  const child = spawn(bunBin, ["test", "--timeout", "120000", ...args], { stdio: ["ignore", "pipe", "pipe"], cwd: root });
+  let tail = "";
+  const keep = (chunk) => {
+    tail = (tail + chunk.toString()).slice(-4000);
+  };
+  child.stdout.on("data", (c) => (process.stdout.write(c), keep(c)));
+  child.stderr.on("data", (c) => (process.stderr.write(c), keep(c)));
+  child.on("exit", (code, signal) => {
+    const pass = Number(/^\s*(\d+) pass\s*$/m.exec(tail)?.[1] ?? 0);
+    let fail = Number(/^\s*(\d+) fail\s*$/m.exec(tail)?.[1] ?? 0);
+    if (code !== 0 && fail === 0) fail = 1; // the runner itself died: count it, never report green
+    console.log(`\n${pass} passed, ${fail} failed`);
+    process.exit(code ?? (signal ? 1 : 0));
+  });
+}
+
+const [cmd, ...rest] = process.argv.slice(2);
+ensureBun();
+ensureDeps();
+if (cmd === "run") runBun(rest);
+else if (cmd === "x") runBun(["x", ...rest]);
+else if (cmd === "test") {
+  ensureDebian();
+  runTests(rest);
+} else {
+  console.error("usage: node .ci/bootstrap.mjs run <file> | test [args] | x <bin> [args]");
+  process.exit(2);
+}

@@ -1,0 +1,62 @@
+// The driver contract. Stable: new methods only with defaults; never change a signature.
+// A driver turns a device into frames (source), executes commands on it (sink), or both.
+import type { CmdFrame, DataFrame, EventFrame, Variable } from "../schemas/index.ts";
+import type { Endpoint } from "./endpoint.ts";
+
+export const DRIVER_API_VERSION = 1;
+
+export type DriverKind = "source" | "sink" | "bridge";
+
+export interface DriverMeta {
+  name: string;
+  kind: DriverKind;
+  apiVersion: number;
+  features: string[];
+}
+
+/** What a driver gets at init: its own config (unvalidated), its tags, and who it is. */
+export interface DriverInit {
+  id: string;
+  config: Record<string, unknown>;
+  tags: readonly Variable[];
+}
+
+/**
+ * Where a driver's frames go. `send` queues frames for the log and returns at once unless the log is
+ * above its high-water mark; then it waits until it drains (backpressure): await it in the loop.
+ */
+export interface FrameSink {
+  send(frames: DataFrame[]): Promise<void>;
+  event(type: string, data?: Record<string, unknown>, tag?: string): void;
+  /** true while the log asks producers to pause */
+  readonly isPaused: boolean;
+  /** a sign of life for the watchdog when a loop legitimately produces nothing */
+  heartbeat(): void;
+}
+
+/** The result of executing a command on the device. */
+export interface WriteResult {
+  ok: boolean;
+  error?: string;
+}
+
+export interface Driver {
+  meta(): DriverMeta;
+  /** parse and validate config; no I/O. Throws a DriverConfigError naming the field. */
+  init(init: DriverInit): void | Promise<void>;
+  /** open the session to the device; endpoints are shared per URL through the pool */
+  connect(endpoint: Endpoint | undefined, signal: AbortSignal): Promise<void>;
+  /**
+   * Produce frames until the signal aborts. Resolving or throwing while not aborted counts as a
+   * crash and the manager restarts the driver with backoff. Device errors on a single read should
+   * become Bad-quality frames, not exceptions.
+   */
+  readLoop(tx: FrameSink, signal: AbortSignal): Promise<void>;
+  /** execute one command; optional (sinks). Never called for an expired command. */
+  write?(cmd: CmdFrame, tag: Variable): Promise<WriteResult>;
+  shutdown(): Promise<void>;
+}
+
+export type DriverFactory = () => Driver;
+
+export type { EventFrame };

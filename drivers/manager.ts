@@ -1,0 +1,309 @@
+// The driver manager: one supervisor per driver. States Loading -> Init -> Connected -> Active;
+// a crash (readLoop throws or ends), a hang (no frame or heartbeat within the watchdog) or a failed
+// connect goes Error -> Backoff (1 s, 2 s, 4 s ... capped) -> Connected again; too many crashes in a
+// window -> Fault (and an alarm). Every state change is an event frame in the log. One driver's
+// failure never touches another: each runs in its own supervisor and every call into it is guarded.
+import { EventEmitter } from "node:events";
+import type { DataFrame, DriverEntry, EventFrame, Frame, Variable } from "../schemas/index.ts";
+import type { EventLog } from "../storage/index.ts";
+import { DRIVER_API_VERSION, type Driver, type DriverFactory, type FrameSink } from "./contract.ts";
+import type { Endpoint } from "./endpoint.ts";
+import { DriverConfigError } from "./errors.ts";
+
+export type DriverState = "Loading" | "Init" | "Connected" | "Active" | "Error" | "Backoff" | "Fault" | "Shutdown";
+export const DRIVER_STATES: readonly DriverState[] = ["Loading", "Init", "Connected", "Active", "Error", "Backoff", "Fault", "Shutdown"];
+
+export interface SupervisorSettings {
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  faultAfterCrashes: number;
+  faultWindowMs: number;
+  watchdogMs: number;
+}
+
+export const DEFAULT_SUPERVISOR: SupervisorSettings = {
+  backoffBaseMs: 1000,
+  backoffMaxMs: 60_000,
+  faultAfterCrashes: 5,
+  faultWindowMs: 300_000,
+  watchdogMs: 30_000,
+};
+
+/** Delay before restart attempt `attempt` (1-based): base, 2*base, 4*base ... capped. */
+export function backoffDelay(attempt: number, s: Pick<SupervisorSettings, "backoffBaseMs" | "backoffMaxMs">): number {
+  return Math.min(s.backoffMaxMs, s.backoffBaseMs * 2 ** Math.min(30, Math.max(0, attempt - 1)));
+}
+
+export interface DriverStatus {
+  id: string;
+  type: string;
+  state: DriverState;
+  restarts: number;
+  errors: number;
+  framesSent: number;
+  framesRejected: number;
+  lastError?: string;
+  since: number;
+}
+
+class HangError extends Error {
+  override name = "HangError";
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+
+/** Supervises one driver instance. */
+class Supervisor implements FrameSink {
+  status: DriverStatus;
+  driver: Driver | null = null;
+  private crashes: number[] = [];
+  private lastActivity = 0;
+  private readonly stop = new AbortController();
+  private loop: Promise<void> | null = null;
+  private readonly known: ReadonlySet<string>;
+  private readonly lastLogged = new Map<string, number>();
+  private readonly deadband = new Map<string, number>();
+
+  constructor(
+    readonly entry: DriverEntry,
+    readonly endpoint: Endpoint | undefined,
+    readonly tags: readonly Variable[],
+    private readonly factory: DriverFactory | undefined,
+    private readonly mgr: DriverManager,
+  ) {
+    this.status = { id: entry.id, type: entry.type, state: "Loading", restarts: 0, errors: 0, framesSent: 0, framesRejected: 0, since: Date.now() };
+    this.known = new Set(tags.map((t) => t.tag));
+    for (const t of tags) if (t.deadband > 0) this.deadband.set(t.tag, t.deadband);
+  }
+
+  get isPaused(): boolean {
+    return this.mgr.log.isPaused;
+  }
+
+  heartbeat(): void {
+    this.lastActivity = performance.now();
+  }
+
+  send(frames: DataFrame[]): Promise<void> {
+    this.lastActivity = performance.now();
+    if (this.status.state === "Connected") this.setState("Active");
+    let out: DataFrame[] = frames;
+    // Frames for tags this driver does not own are refused and counted: never silently dropped,
+    // never let into the log where consumers would trust them.
+    let rejected = 0;
+    if (frames.some((f) => !this.known.has(f.tag) || this.isWithinDeadband(f))) {
+      out = [];
+      for (const f of frames) {
+        if (!this.known.has(f.tag)) {
+          rejected++;
+          this.mgr.emit("rejected", this.entry.id, f.tag, "unknown_tag");
+        } else if (!this.isWithinDeadband(f)) out.push(f);
+      }
+    }
+    for (const f of out) if (this.deadband.has(f.tag) && typeof f.value === "number") this.lastLogged.set(f.tag, f.value);
+    this.status.framesRejected += rejected;
+    if (out.length) {
+      this.status.framesSent += out.length;
+      this.mgr.log.append(out).catch((e) => this.mgr.emit("appendError", this.entry.id, e));
+    }
+    return this.mgr.log.isPaused ? this.mgr.log.waitForCapacity() : Promise.resolve();
+  }
+
+  private isWithinDeadband(f: DataFrame): boolean {
+    const db = this.deadband.get(f.tag);
+    if (db === undefined || typeof f.value !== "number" || f.quality !== 0) return false;
+    const prev = this.lastLogged.get(f.tag);
+    return prev !== undefined && Math.abs(f.value - prev) < db;
+  }
+
+  event(type: string, data?: Record<string, unknown>, tag?: string): void {
+    this.mgr.appendEvent({ kind: "event", type, source: this.entry.id, ts: Date.now() * 1000, ...(tag ? { tag } : {}), ...(data ? { data } : {}) });
+  }
+
+  setState(state: DriverState, data: Record<string, unknown> = {}): void {
+    const previous = this.status.state;
+    this.status.state = state;
+    this.status.since = Date.now();
+    if (typeof data.error === "string") this.status.lastError = data.error;
+    this.event("driver.state", { state, previous, ...data });
+    this.mgr.emit("state", this.entry.id, state, previous, data);
+  }
+
+  start(): void {
+    this.loop = this.run().catch((e) => {
+      // the supervisor itself must never die silently
+      this.setState("Fault", { error: `supervisor: ${(e as Error).message}` });
+    });
+  }
+
+  async shutdown(): Promise<void> {
+    this.stop.abort();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    const signal = this.stop.signal;
+    this.setState("Loading");
+    try {
+      if (!this.factory) throw new DriverConfigError(this.entry.id, "type", `unknown driver type '${this.entry.type}' (known: ${this.mgr.types().join(", ")})`);
+      this.driver = this.factory();
+      const meta = this.driver.meta();
+      if (meta.apiVersion !== DRIVER_API_VERSION) {
+        throw new DriverConfigError(this.entry.id, "type", `driver '${meta.name}' speaks API v${meta.apiVersion}, the gateway v${DRIVER_API_VERSION}`);
+      }
+      this.setState("Init");
+      await this.driver.init({ id: this.entry.id, config: this.entry.config, tags: this.tags });
+    } catch (e) {
+      // a config error does not heal by retrying: Fault at once, with the reason
+      this.status.errors++;
+      this.setState("Fault", { error: (e as Error).message });
+      this.raiseFaultAlarm((e as Error).message);
+      return;
+    }
+    let attempt = 0;
+    while (!signal.aborted) {
+      const runStarted = performance.now();
+      const error = await this.runOnce(signal);
+      await this.safeShutdown();
+      if (signal.aborted) break;
+      this.status.errors++;
+      this.setState("Error", { error });
+      const now = performance.now();
+      this.crashes = this.crashes.filter((t) => now - t < this.mgr.settings.faultWindowMs);
+      this.crashes.push(now);
+      if (this.crashes.length >= this.mgr.settings.faultAfterCrashes) {
+        this.setState("Fault", { error, crashes: this.crashes.length });
+        this.raiseFaultAlarm(error);
+        return;
+      }
+      // a run that lasted longer than the longest backoff was healthy: start the ladder again
+      if (now - runStarted > this.mgr.settings.backoffMaxMs) attempt = 0;
+      attempt++;
+      const delayMs = backoffDelay(attempt, this.mgr.settings);
+      this.setState("Backoff", { attempt, delayMs });
+      await sleep(delayMs, signal);
+      if (!signal.aborted) this.status.restarts++;
+    }
+    this.setState("Shutdown");
+  }
+
+  private raiseFaultAlarm(reason: string): void {
+    this.mgr.appendEvent({
+      kind: "event",
+      type: "alarm.raised",
+      source: this.entry.id,
+      ts: Date.now() * 1000,
+      data: { alarm: "driver.fault", driver: this.entry.id, severity: "high", reason },
+    });
+  }
+
+  /** One connect + readLoop; returns the error message that ended it ('' when stopped). */
+  private async runOnce(stopSignal: AbortSignal): Promise<string> {
+    const driver = this.driver!; // set before the loop starts
+    const run = new AbortController();
+    const onStop = () => run.abort();
+    stopSignal.addEventListener("abort", onStop, { once: true });
+    let watchdog: ReturnType<typeof setInterval> | undefined;
+    try {
+      const hung = new Promise<never>((_, reject) => {
+        const ms = this.mgr.settings.watchdogMs;
+        if (ms <= 0) return;
+        this.lastActivity = performance.now();
+        watchdog = setInterval(() => {
+          if (performance.now() - this.lastActivity > ms) reject(new HangError(`no frame or heartbeat for ${ms} ms (hung)`));
+        }, Math.max(10, Math.min(1000, ms / 4)));
+      });
+      hung.catch(() => undefined);
+      await Promise.race([driver.connect(this.endpoint, run.signal), hung]);
+      if (stopSignal.aborted) return "";
+      this.setState("Connected");
+      await Promise.race([driver.readLoop(this, run.signal), hung]);
+      return stopSignal.aborted ? "" : "read loop ended";
+    } catch (e) {
+      return stopSignal.aborted ? "" : e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    } finally {
+      clearInterval(watchdog);
+      run.abort(); // a hung loop is told to stop; we do not wait for it
+      stopSignal.removeEventListener("abort", onStop);
+    }
+  }
+
+  private async safeShutdown(): Promise<void> {
+    try {
+      await Promise.race([this.driver?.shutdown(), new Promise((r) => setTimeout(r, 5000))]);
+    } catch (e) {
+      this.mgr.emit("shutdownError", this.entry.id, e);
+    }
+  }
+}
+
+export interface DriverManagerOptions {
+  log: EventLog;
+  factories: ReadonlyMap<string, DriverFactory>;
+  settings?: Partial<SupervisorSettings>;
+}
+
+/**
+ * Events: 'state' (id, state, previous, data), 'rejected' (id, tag, reason),
+ * 'appendError' (id, error), 'shutdownError' (id, error).
+ */
+export class DriverManager extends EventEmitter {
+  readonly log: EventLog;
+  readonly settings: SupervisorSettings;
+  private readonly factories: ReadonlyMap<string, DriverFactory>;
+  private readonly supervisors = new Map<string, Supervisor>();
+
+  constructor(opts: DriverManagerOptions) {
+    super();
+    this.log = opts.log;
+    this.factories = opts.factories;
+    this.settings = { ...DEFAULT_SUPERVISOR, ...opts.settings };
+  }
+
+  types(): string[] {
+    return [...this.factories.keys()];
+  }
+
+  add(entry: DriverEntry, endpoint: Endpoint | undefined, tags: readonly Variable[]): void {
+    if (this.supervisors.has(entry.id)) throw new DriverConfigError(entry.id, "id", "duplicate driver id");
+    const sup = new Supervisor(entry, endpoint, tags, this.factories.get(entry.type), this);
+    this.supervisors.set(entry.id, sup);
+    sup.start();
+  }
+
+  async remove(id: string): Promise<void> {
+    const sup = this.supervisors.get(id);
+    if (!sup) return;
+    this.supervisors.delete(id);
+    await sup.shutdown();
+  }
+
+  status(): DriverStatus[] {
+    return [...this.supervisors.values()].map((s) => ({ ...s.status }));
+  }
+
+  /** The running driver instance with its tags (for command execution). */
+  driver(id: string): { driver: Driver | null; tags: readonly Variable[]; state: DriverState } | undefined {
+    const s = this.supervisors.get(id);
+    return s && { driver: s.driver, tags: s.tags, state: s.status.state };
+  }
+
+  appendEvent(frame: EventFrame): void {
+    this.log.append([frame as Frame]).catch((e) => this.emit("appendError", frame.source, e));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.supervisors.values()].map((s) => s.shutdown()));
+    this.supervisors.clear();
+  }
+}

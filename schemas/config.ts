@@ -1,0 +1,134 @@
+// The configuration files, as TypeBox schemas with their defaults. server/config.ts loads YAML and
+// validates it against these; schemas/json/*.schema.json are emitted from them for editors.
+import { Type, type Static } from "@sinclair/typebox";
+
+const Id = Type.String({ pattern: "^[A-Za-z0-9_.-]+$", minLength: 1, maxLength: 64 });
+const TagName = Type.String({ pattern: "^[A-Za-z0-9_.:/-]+$", minLength: 1, maxLength: 200 });
+
+// ---- gateway.yml: ports, data directory, log tuning -------------------------------------------
+export const LogTuning = Type.Object({
+  batchSize: Type.Integer({ minimum: 1, maximum: 100_000, default: 5000, description: "frames per commit, at most" }),
+  maxDelayMs: Type.Number({ minimum: 0, maximum: 10_000, default: 10, description: "longest a frame waits for its commit" }),
+  highWater: Type.Integer({ minimum: 1, default: 100_000, description: "queued frames above which producers are paused" }),
+  lowWater: Type.Integer({ minimum: 0, default: 50_000, description: "queued frames below which producers resume" }),
+  tailFrames: Type.Integer({ minimum: 0, default: 200_000, description: "recent committed frames kept in memory for tails" }),
+});
+export type LogTuning = Static<typeof LogTuning>;
+
+export const GatewayConfig = Type.Object(
+  {
+    gatewayId: Type.String({ default: "edge-1", minLength: 1 }),
+    dataDir: Type.String({ default: "./data" }),
+    http: Type.Object({ host: Type.String({ default: "0.0.0.0" }), port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }) }, { default: {} }),
+    // Bridge sections: the port lives here; the rest is validated by the bridge's own schema
+    // (bridges/<name>/config.ts), so a bridge owns its options.
+    opcua: Type.Object(
+      { enabled: Type.Boolean({ default: true }), port: Type.Integer({ minimum: 0, maximum: 65535, default: 4840 }) },
+      { default: {}, additionalProperties: true },
+    ),
+    modbusSlave: Type.Object(
+      { enabled: Type.Boolean({ default: true }), port: Type.Integer({ minimum: 0, maximum: 65535, default: 5020 }) },
+      { default: {}, additionalProperties: true },
+    ),
+    demo: Type.Object(
+      {
+        enabled: Type.Boolean({ default: false, description: "start the simulated plant (a Modbus TCP PLC on loopback)" }),
+        port: Type.Integer({ minimum: 0, maximum: 65535, default: 5021 }),
+      },
+      { default: {} },
+    ),
+    log: Type.Object(LogTuning.properties, { default: {} }),
+    drivers: Type.Object(
+      {
+        backoffBaseMs: Type.Integer({ minimum: 1, default: 1000 }),
+        backoffMaxMs: Type.Integer({ minimum: 1, default: 60_000 }),
+        faultAfterCrashes: Type.Integer({ minimum: 1, default: 5, description: "crashes within faultWindowMs that mark a driver Fault" }),
+        faultWindowMs: Type.Integer({ minimum: 1, default: 300_000 }),
+        watchdogMs: Type.Integer({ minimum: 0, default: 30_000, description: "a driver silent this long is treated as hung (0: off)" }),
+      },
+      { default: {} },
+    ),
+  },
+  { $id: "gateway.yml", additionalProperties: false },
+);
+export type GatewayConfig = Static<typeof GatewayConfig>;
+
+// ---- endpoints.yml ------------------------------------------------------------------------------
+export const Endpoint = Type.Object(
+  {
+    url: Type.String({ description: "tcp://host:port, serial:///dev/ttyUSB0?baud=9600, tls+tcp://host:port, opc.tcp://host:port/path" }),
+    timeoutMs: Type.Integer({ minimum: 1, default: 1000 }),
+  },
+  { additionalProperties: false },
+);
+export const EndpointsFile = Type.Object(
+  { endpoints: Type.Record(Id, Endpoint, { default: {} }) },
+  { $id: "endpoints.yml", additionalProperties: false },
+);
+export type EndpointsFile = Static<typeof EndpointsFile>;
+
+// ---- drivers.yml --------------------------------------------------------------------------------
+export const DriverEntry = Type.Object(
+  {
+    id: Id,
+    type: Type.String({ description: "simulator | modbus | (plugins)" }),
+    endpoint: Type.Optional(Id),
+    enabled: Type.Boolean({ default: true }),
+    config: Type.Record(Type.String(), Type.Unknown(), { default: {}, description: "driver-specific, validated by the driver" }),
+  },
+  { additionalProperties: false },
+);
+export type DriverEntry = Static<typeof DriverEntry>;
+export const DriversFile = Type.Object(
+  { drivers: Type.Array(DriverEntry, { default: [] }) },
+  { $id: "drivers.yml", additionalProperties: false },
+);
+export type DriversFile = Static<typeof DriversFile>;
+
+// ---- variables.yml: the tag catalog -------------------------------------------------------------
+export const DataType = Type.Union(
+  ["bool", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "string"].map((t) => Type.Literal(t)),
+);
+export type DataType = Static<typeof DataType>;
+
+export const Access = Type.Union([Type.Literal("R"), Type.Literal("W"), Type.Literal("RW")], { default: "R" });
+
+export const ModbusAddress = Type.Object(
+  {
+    area: Type.Union([Type.Literal("coil"), Type.Literal("discrete"), Type.Literal("holding"), Type.Literal("input")]),
+    address: Type.Integer({ minimum: 0, maximum: 65535, description: "zero-based register/coil address" }),
+    unitId: Type.Optional(Type.Integer({ minimum: 0, maximum: 255 })),
+    length: Type.Optional(Type.Integer({ minimum: 1, maximum: 125, description: "registers, for strings" })),
+    byteOrder: Type.Union([Type.Literal("BE"), Type.Literal("LE")], { default: "BE", description: "bytes within a register" }),
+    wordOrder: Type.Union([Type.Literal("BE"), Type.Literal("LE")], { default: "BE", description: "BE: high word first (ABCD); LE: low word first (CDAB)" }),
+  },
+  { additionalProperties: false },
+);
+export type ModbusAddress = Static<typeof ModbusAddress>;
+
+export const Variable = Type.Object(
+  {
+    tag: TagName,
+    driver: Id,
+    type: DataType,
+    address: Type.Optional(Type.Union([ModbusAddress, Type.Record(Type.String(), Type.Unknown())], { description: "driver-specific address" })),
+    group: Type.String({ default: "default", description: "poll group name (the driver sets each group's rate)" }),
+    scale: Type.Number({ default: 1 }),
+    offset: Type.Number({ default: 0 }),
+    unit: Type.Optional(Type.String()),
+    description: Type.Optional(Type.String()),
+    deadband: Type.Number({ minimum: 0, default: 0, description: "absolute change below which a reading is not logged" }),
+    access: Access,
+    min: Type.Optional(Type.Number()),
+    max: Type.Optional(Type.Number()),
+    tenant: Type.String({ default: "default" }),
+  },
+  { additionalProperties: false },
+);
+export type Variable = Static<typeof Variable>;
+
+export const VariablesFile = Type.Object(
+  { tags: Type.Array(Variable, { default: [] }) },
+  { $id: "variables.yml", additionalProperties: false },
+);
+export type VariablesFile = Static<typeof VariablesFile>;

@@ -1,0 +1,7 @@
+// Public entry of the schemas: frames, quality codes, configuration, the catalog, validation.
+export * from "./frames.ts";
+export * from "./quality.ts";
+export * from "./config.ts";
+export * from "./catalog.ts";
+export * from "./errors.ts";
+export * from "./validate.ts";

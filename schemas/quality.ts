@@ -1,0 +1,43 @@
+// Quality of a reading, as an OPC UA StatusCode (uint32): the top two bits say Good (00),
+// Uncertain (01) or Bad (10); the rest names the reason. Numbers travel in frames and the log,
+// names are for people and APIs.
+
+export const Quality = {
+  Good: 0x00000000,
+  Uncertain: 0x40000000,
+  Uncertain_LastUsableValue: 0x40900000,
+  Bad: 0x80000000,
+  Bad_CommunicationError: 0x80050000,
+  Bad_Timeout: 0x800a0000,
+  Bad_UserAccessDenied: 0x801f0000,
+  Bad_WaitingForInitialData: 0x80320000,
+  Bad_NodeIdUnknown: 0x80340000,
+  Bad_OutOfRange: 0x803c0000,
+  Bad_NotWritable: 0x803b0000,
+  Bad_NotSupported: 0x803d0000,
+  Bad_TypeMismatch: 0x80740000,
+  Bad_ConfigurationError: 0x80890000,
+  Bad_NotConnected: 0x808a0000,
+  Bad_DeviceFailure: 0x808b0000,
+  Bad_ResourceUnavailable: 0x80040000,
+  Bad_InvalidArgument: 0x80ab0000,
+  Bad_RequestNotAllowed: 0x80e40000,
+} as const;
+
+export type QualityName = keyof typeof Quality;
+
+const names = new Map<number, QualityName>(
+  Object.entries(Quality).map(([name, code]) => [code, name as QualityName]),
+);
+
+export function qualityName(code: number): string {
+  return names.get(code >>> 0) ?? `0x${(code >>> 0).toString(16).padStart(8, "0")}`;
+}
+
+export function qualityCode(name: string): number | undefined {
+  return (Quality as Record<string, number>)[name];
+}
+
+export const isGood = (code: number) => code >>> 30 === 0;
+export const isUncertain = (code: number) => code >>> 30 === 1;
+export const isBad = (code: number) => code >>> 30 === 2;

@@ -1,0 +1,18 @@
+// Validation of a value against a schema, with defaults applied and a readable path in the error.
+import type { Static, TSchema } from "@sinclair/typebox";
+import { Value } from "@sinclair/typebox/value";
+import { ConfigError } from "./errors.ts";
+
+/** JSON pointer "/tags/3/address" -> "tags[3].address" (prefixed by `base`). */
+export function readablePath(pointer: string, base = ""): string {
+  const parts = pointer.split("/").filter(Boolean).map((p) => (/^\d+$/.test(p) ? `[${p}]` : `.${p}`));
+  return (base + parts.join("")).replace(/^\./, "") || "(root)";
+}
+
+/** Applies defaults and validates; throws ConfigError(file, path, message) on the first problem. */
+export function parseWithSchema<T extends TSchema>(schema: T, value: unknown, file: string, basePath = ""): Static<T> {
+  const v = Value.Default(schema, structuredClone(value ?? {}));
+  const first = Value.Errors(schema, v).First();
+  if (first) throw new ConfigError(file, readablePath(first.path, basePath), `${first.message}; got ${JSON.stringify(first.value)?.slice(0, 80)}`);
+  return v as Static<T>;
+}

@@ -1,0 +1,32 @@
+// The HTTP API: one Elysia plugin per area, composed here.
+import { Elysia } from "elysia";
+import type { GatewayContext } from "../context.ts";
+import { healthApi } from "./health.ts";
+import { tagsApi } from "./tags.ts";
+
+export type ApiPlugin = (ctx: GatewayContext) => Elysia<any, any, any, any, any, any, any>;
+
+export const apiPlugins: ApiPlugin[] = [healthApi, tagsApi];
+
+export function createApi(ctx: GatewayContext) {
+  const app = new Elysia().onError(({ code, error, set }) => {
+    // every error leaves as JSON with a reason; nothing escapes to crash the process
+    if (code === "NOT_FOUND") {
+      set.status = 404;
+      return { error: "not_found", message: "no such route" };
+    }
+    if (code === "VALIDATION") {
+      set.status = 400;
+      return { error: "invalid_request", message: (error as Error).message };
+    }
+    if (code === "PARSE") {
+      set.status = 400;
+      return { error: "invalid_body", message: "body is not valid JSON" };
+    }
+    ctx.logger.error({ err: error }, "request failed");
+    set.status = typeof set.status === "number" && set.status >= 400 ? set.status : 500;
+    return { error: "internal", message: error instanceof Error ? error.message : String(error) };
+  });
+  for (const plugin of apiPlugins) app.use(plugin(ctx));
+  return app;
+}

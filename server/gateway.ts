@@ -1,0 +1,96 @@
+// The composition root: config -> log -> drivers -> bridges -> HTTP. Started in that order, stopped in
+// reverse, so that on shutdown the writer flushes after every producer has stopped.
+import { join } from "node:path";
+import pino, { type Logger } from "pino";
+import { builtinDrivers, DriverManager, EndpointPool, parseEndpointUrl, type Endpoint } from "../drivers/index.ts";
+import { Catalog } from "../schemas/index.ts";
+import { EventLog } from "../storage/index.ts";
+import { createApi } from "./api/index.ts";
+import { loadConfig, type Config } from "./config.ts";
+import type { GatewayContext, Service } from "./context.ts";
+import { Metrics } from "./metrics.ts";
+import { earlyServices, services } from "./services.ts";
+import { tagValidators } from "./validators.ts";
+
+export interface GatewayOptions {
+  configDir: string;
+  logger?: Logger;
+}
+
+export class Gateway {
+  private readonly started: Service[] = [];
+  private http: { stop(): unknown; server?: { port?: number } | null } | null = null;
+  private stopping: Promise<void> | null = null;
+
+  private constructor(readonly ctx: GatewayContext) {}
+
+  get httpPort(): number {
+    return this.http?.server?.port ?? 0;
+  }
+
+  static async start(opts: GatewayOptions): Promise<Gateway> {
+    const config: Config = loadConfig(opts.configDir, tagValidators);
+    const logger = opts.logger ?? pino({ name: config.gateway.gatewayId, level: process.env.EDGE_LOG_LEVEL ?? "info" });
+    const log = await EventLog.open({ path: join(config.gateway.dataDir, "log.duckdb"), ...config.gateway.log });
+    const metrics = new Metrics();
+    metrics.watchLog(log);
+    const drivers = new DriverManager({ log, factories: builtinDrivers, settings: config.gateway.drivers });
+    metrics.watchDrivers(drivers);
+    const ctx: GatewayContext = { config, log, catalog: new Catalog(config.tags), drivers, pool: new EndpointPool(), metrics, logger };
+    const gw = new Gateway(ctx);
+    try {
+      await gw.startAll();
+    } catch (e) {
+      await gw.stop();
+      throw e;
+    }
+    return gw;
+  }
+
+  private async startServices(factories: typeof services): Promise<void> {
+    for (const make of factories) {
+      const svc = await make(this.ctx);
+      if (!svc) continue;
+      await svc.start();
+      this.started.push(svc);
+      this.ctx.logger.info({ service: svc.name }, "service started");
+    }
+  }
+
+  private async startAll(): Promise<void> {
+    const { config, drivers, logger, log } = this.ctx;
+    logger.info({ dataDir: config.gateway.dataDir, head: log.head }, "event log open");
+    await this.startServices(earlyServices);
+    drivers.on("state", (id: string, state: string, _prev: string, data: Record<string, unknown>) => {
+      const level = state === "Error" || state === "Fault" ? "warn" : "info";
+      logger[level]({ driver: id, state, ...data }, "driver state");
+    });
+    drivers.on("rejected", (id: string, tag: string, reason: string) => logger.warn({ driver: id, tag, reason }, "frame rejected"));
+    for (const d of config.drivers) {
+      if (!d.enabled) continue;
+      const ep = d.endpoint ? config.endpoints[d.endpoint] : undefined;
+      const endpoint: Endpoint | undefined = ep && { ...parseEndpointUrl(ep.url), id: d.endpoint!, timeoutMs: ep.timeoutMs, pool: this.ctx.pool };
+      drivers.add(d, endpoint, config.tags.filter((t) => t.driver === d.id));
+    }
+    await this.startServices(services);
+    const app = createApi(this.ctx);
+    app.listen({ port: config.gateway.http.port, hostname: config.gateway.http.host });
+    this.http = app;
+    logger.info({ port: this.httpPort }, "http listening");
+  }
+
+  /** Stops HTTP, bridges, drivers, then flushes and closes the log. Safe to call twice. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      const { logger } = this.ctx;
+      await Promise.resolve(this.http?.stop()).catch(() => undefined);
+      for (const svc of this.started.reverse()) {
+        await svc.stop().catch((err) => logger.error({ err, service: svc.name }, "service stop failed"));
+      }
+      await this.ctx.drivers.stop();
+      await this.ctx.log.close();
+      logger.info("stopped");
+    })();
+    return this.stopping;
+  }
+}

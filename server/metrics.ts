@@ -1,0 +1,47 @@
+// Prometheus metrics of the gateway (prom-client), one registry per gateway instance.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { DRIVER_STATES, type DriverManager } from "../drivers/index.ts";
+import type { CommitEvent, EventLog } from "../storage/index.ts";
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly framesAppended = new Counter({ name: "edge_frames_appended_total", help: "Frames committed to the event log", registers: [this.registry] });
+  readonly commits = new Counter({ name: "edge_log_commits_total", help: "Transactions committed by the log writer", registers: [this.registry] });
+  readonly commitErrors = new Counter({ name: "edge_log_commit_errors_total", help: "Failed log commits (frames refused to their producer)", registers: [this.registry] });
+  readonly commitLatency = new Histogram({
+    name: "edge_log_commit_latency_ms",
+    help: "From a frame's append to its commit, per batch (ms)",
+    buckets: [0.5, 1, 2, 5, 10, 20, 50, 100, 250, 500, 1000, 5000],
+    registers: [this.registry],
+  });
+  readonly framesRejected = new Counter({ name: "edge_frames_rejected_total", help: "Frames refused before the log", labelNames: ["driver", "reason"], registers: [this.registry] });
+  readonly driverErrors = new Counter({ name: "edge_driver_errors_total", help: "Driver crashes, hangs and failed connects", labelNames: ["driver"], registers: [this.registry] });
+  readonly driverRestarts = new Counter({ name: "edge_driver_restarts_total", help: "Driver restarts after backoff", labelNames: ["driver"], registers: [this.registry] });
+  readonly driverState = new Gauge({ name: "edge_driver_state", help: "1 for the driver's current state", labelNames: ["driver", "state"], registers: [this.registry] });
+  readonly processErrors = new Counter({ name: "edge_uncaught_errors_total", help: "Exceptions caught at the process boundary", registers: [this.registry] });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: "edge_process_" });
+  }
+
+  watchLog(log: EventLog): void {
+    new Gauge({ name: "edge_log_queue_depth", help: "Frames accepted, not yet committed", registers: [this.registry], collect() { this.set(log.queueDepth); } });
+    new Gauge({ name: "edge_log_head_offset", help: "Offset of the last committed frame", registers: [this.registry], collect() { this.set(log.head); } });
+    new Gauge({ name: "edge_log_paused", help: "1 while producers are paused (backpressure)", registers: [this.registry], collect() { this.set(log.isPaused ? 1 : 0); } });
+    log.on("commit", (c: CommitEvent) => {
+      this.framesAppended.inc(c.frames);
+      this.commits.inc();
+      this.commitLatency.observe(c.latencyMs);
+    });
+    log.on("error", () => this.commitErrors.inc());
+  }
+
+  watchDrivers(mgr: DriverManager): void {
+    mgr.on("state", (id: string, state: string, previous: string) => {
+      for (const s of DRIVER_STATES) this.driverState.set({ driver: id, state: s }, s === state ? 1 : 0);
+      if (state === "Error") this.driverErrors.inc({ driver: id });
+      if (state === "Connected" && previous === "Backoff") this.driverRestarts.inc({ driver: id });
+    });
+    mgr.on("rejected", (id: string, _tag: string, reason: string) => this.framesRejected.inc({ driver: id, reason }));
+  }
+}

@@ -1,0 +1,10 @@
+// The services the gateway wires, in start order (stopped in reverse). Adding a bridge adds one line.
+import type { GatewayContext, Service } from "./context.ts";
+
+export type ServiceFactory = (ctx: GatewayContext) => Service | null | Promise<Service | null>;
+
+/** Started before the drivers (things drivers connect to, such as the demo PLC). */
+export const earlyServices: ServiceFactory[] = [];
+
+/** Started after the drivers: consumers of the log (bridges). */
+export const services: ServiceFactory[] = [];

@@ -1,0 +1,4 @@
+// Public entry of storage: the event log.
+export { EventLog, type CommitEvent, type CommitInfo, type LogOptions, type ReadOptions } from "./log.ts";
+export { LogClosedError, CommitError } from "./errors.ts";
+export { jsonStringify } from "./codec.ts";
