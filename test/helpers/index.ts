@@ -25,13 +25,13 @@ export async function freePort(): Promise<number> {
 }
 
 /** Polls `check` until it returns a truthy value or `timeoutMs` passes (then throws with `what`). */
-export async function waitFor<T>(check: () => T | Promise<T>, what: string, timeoutMs = 10_000, everyMs = 20): Promise<NonNullable<T>> {
+export async function waitFor<T>(check: () => T | Promise<T>, what: string, timeoutMs = 10_000, everyMs = 20): Promise<Exclude<T, false | null | undefined | 0 | "">> {
   const deadline = performance.now() + timeoutMs;
   let last: unknown;
   while (performance.now() < deadline) {
     try {
       const v = await check();
-      if (v) return v as NonNullable<T>;
+      if (v) return v as Exclude<T, false | null | undefined | 0 | "">;
     } catch (e) {
       last = e;
     }
@@ -46,7 +46,3 @@ export function writeConfig(dir: string, files: Record<string, string>): string 
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
   return dir;
 }
-
-/** A silent pino-compatible logger for in-process gateways in tests. */
-export { default as pino } from "pino";
-export const quietLogger = () => (require("pino") as typeof import("pino")).default({ level: process.env.EDGE_LOG_LEVEL ?? "silent" });
