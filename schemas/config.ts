@@ -18,6 +18,7 @@ export type LogTuning = Static<typeof LogTuning>;
 export const GatewayConfig = Type.Object(
   {
     gatewayId: Type.String({ default: "edge-1", minLength: 1 }),
+    watchConfig: Type.Boolean({ default: true, description: "reload endpoints/drivers/variables.yml when they change" }),
     dataDir: Type.String({ default: "./data" }),
     http: Type.Object({ host: Type.String({ default: "0.0.0.0" }), port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }) }, { default: {} }),
     // Bridge sections: the port lives here; the rest is validated by the bridge's own schema

@@ -2,13 +2,14 @@
 // reverse, so that on shutdown the writer flushes after every producer has stopped.
 import { join } from "node:path";
 import pino, { type Logger } from "pino";
-import { builtinDrivers, DriverManager, EndpointPool, parseEndpointUrl, type Endpoint } from "../drivers/index.ts";
+import { builtinDrivers, DriverManager, EndpointPool } from "../drivers/index.ts";
 import { Catalog } from "../schemas/index.ts";
 import { EventLog } from "../storage/index.ts";
 import { createApi } from "./api/index.ts";
 import { loadConfig, type Config } from "./config.ts";
 import type { GatewayContext, Service } from "./context.ts";
 import { Metrics } from "./metrics.ts";
+import { driverSpecs } from "./reload.ts";
 import { earlyServices, services } from "./services.ts";
 import { tagValidators } from "./validators.ts";
 
@@ -66,12 +67,7 @@ export class Gateway {
       logger[level]({ driver: id, state, ...data }, "driver state");
     });
     drivers.on("rejected", (id: string, tag: string, reason: string) => logger.warn({ driver: id, tag, reason }, "frame rejected"));
-    for (const d of config.drivers) {
-      if (!d.enabled) continue;
-      const ep = d.endpoint ? config.endpoints[d.endpoint] : undefined;
-      const endpoint: Endpoint | undefined = ep && { ...parseEndpointUrl(ep.url), id: d.endpoint!, timeoutMs: ep.timeoutMs, pool: this.ctx.pool };
-      drivers.add(d, endpoint, config.tags.filter((t) => t.driver === d.id));
-    }
+    for (const spec of driverSpecs(this.ctx, config).values()) drivers.add(spec.entry, spec.endpoint, spec.tags);
     await this.startServices(services);
     const app = createApi(this.ctx);
     app.listen({ port: config.gateway.http.port, hostname: config.gateway.http.host });

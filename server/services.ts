@@ -1,5 +1,6 @@
 // The services the gateway wires, in start order (stopped in reverse). Adding a bridge adds one line.
 import type { GatewayContext, Service } from "./context.ts";
+import { configWatcher } from "./reload.ts";
 
 export type ServiceFactory = (ctx: GatewayContext) => Service | null | Promise<Service | null>;
 
@@ -7,4 +8,6 @@ export type ServiceFactory = (ctx: GatewayContext) => Service | null | Promise<S
 export const earlyServices: ServiceFactory[] = [];
 
 /** Started after the drivers: consumers of the log (bridges). */
-export const services: ServiceFactory[] = [];
+export const services: ServiceFactory[] = [
+  (ctx) => (ctx.config.gateway.watchConfig ? configWatcher(ctx) : null),
+];

@@ -1,0 +1,50 @@
+// Hot reload of the configuration: a good edit applies live, a bad edit is refused and the running config stays.
+import { describe, expect, it } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { reloadConfig } from "../../server/reload.ts";
+import { startGateway } from "../helpers/gateway.ts";
+import { waitFor } from "../helpers/index.ts";
+
+const drivers = `drivers:\n  - id: sim\n    type: simulator\n    config: { intervalMs: 20 }\n`;
+const vars = (tags: string[]) => `tags:\n${tags.map((t) => `  - { tag: ${t}, driver: sim, type: float64 }`).join("\n")}\n`;
+
+describe("config reload", () => {
+  it("adds a tag to the catalog and restarts only the changed driver when variables.yml changes", async () => {
+    const t = await startGateway({ "drivers.yml": drivers, "variables.yml": vars(["a/one"]) });
+    try {
+      const changes: number[] = [];
+      t.gw.ctx.catalog.on("change", (all) => changes.push(all.length));
+      writeFileSync(join(t.dir, "config", "variables.yml"), vars(["a/one", "a/two"]));
+      await waitFor(() => t.gw.ctx.catalog.has("a/two"), "the new tag in the catalog");
+      expect(changes.at(-1)).toBe(2);
+      await waitFor(() => t.gw.ctx.log.latest().has("a/two"), "a value for the new tag");
+      const tags = (await (await fetch(`${t.url}/api/tags`)).json()) as { tag: string }[];
+      expect(tags.map((x) => x.tag).sort()).toEqual(["a/one", "a/two"]);
+      const events = [];
+      for await (const f of t.gw.ctx.log.read({ from: 1, kinds: ["event"] })) if (f.kind === "event" && f.type === "config.reloaded") events.push(f.data);
+      expect(events.at(-1)).toMatchObject({ ok: true, driversRestarted: ["sim"], tags: 2 });
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it("refuses a bad edit with the file and path, and keeps the running configuration", async () => {
+    const t = await startGateway({ "drivers.yml": drivers, "variables.yml": vars(["a/one"]), "gateway.yml": "watchConfig: false" });
+    try {
+      writeFileSync(join(t.dir, "config", "variables.yml"), `tags:\n  - { tag: a/one, driver: sim, type: float }\n`);
+      const r = await reloadConfig(t.gw.ctx);
+      expect(r.ok).toBe(false);
+      expect(r.error).toContain("variables.yml at tags[0].type");
+      expect(t.gw.ctx.catalog.get("a/one")?.type).toBe("float64");
+      expect(t.gw.ctx.drivers.status()[0]?.state).not.toBe("Fault");
+      const head = t.gw.ctx.log.head;
+      await waitFor(() => t.gw.ctx.log.head > head, "frames still flowing");
+      const rejected = [];
+      for await (const f of t.gw.ctx.log.read({ from: 1, kinds: ["event"] })) if (f.kind === "event" && f.type === "config.rejected") rejected.push(f);
+      expect(rejected.length).toBe(1);
+    } finally {
+      await t.stop();
+    }
+  });
+});
