@@ -100,6 +100,7 @@ export const ModbusAddress = Type.Object(
     address: Type.Integer({ minimum: 0, maximum: 65535, description: "zero-based register/coil address" }),
     unitId: Type.Optional(Type.Integer({ minimum: 0, maximum: 255 })),
     length: Type.Optional(Type.Integer({ minimum: 1, maximum: 125, description: "registers, for strings" })),
+    bit: Type.Optional(Type.Integer({ minimum: 0, maximum: 15, description: "bool stored as one bit of a holding/input register (0: least significant)" })),
     byteOrder: Type.Union([Type.Literal("BE"), Type.Literal("LE")], { default: "BE", description: "bytes within a register" }),
     wordOrder: Type.Union([Type.Literal("BE"), Type.Literal("LE")], { default: "BE", description: "BE: high word first (ABCD); LE: low word first (CDAB)" }),
   },
