@@ -215,7 +215,10 @@ class Supervisor implements FrameSink {
     stopSignal.addEventListener("abort", onStop, { once: true });
     let watchdog: ReturnType<typeof setInterval> | undefined;
     try {
+      // Rejects on a hang, and on stop: a driver that ignores its abort signal must not hold up
+      // the manager's stop (it would otherwise wait for the watchdog, or forever without one).
       const hung = new Promise<never>((_, reject) => {
+        run.signal.addEventListener("abort", () => reject(new Error("stopped")), { once: true });
         const ms = this.mgr.settings.watchdogMs;
         if (ms <= 0) return;
         this.lastActivity = performance.now();
