@@ -5,3 +5,4 @@ export * from "./config.ts";
 export * from "./catalog.ts";
 export * from "./errors.ts";
 export * from "./validate.ts";
+export * from "./command.ts";

@@ -2,7 +2,7 @@
 import type { Logger } from "pino";
 import type { DriverManager, EndpointPool } from "../drivers/index.ts";
 import type { Catalog } from "../schemas/index.ts";
-import type { EventLog } from "../storage/index.ts";
+import type { CommandBus, EventLog } from "../storage/index.ts";
 import type { Config } from "./config.ts";
 import type { Metrics } from "./metrics.ts";
 
@@ -11,6 +11,8 @@ export interface GatewayContext {
   log: EventLog;
   catalog: Catalog;
   drivers: DriverManager;
+  /** every write from outside goes through it: checkWrite -> commands.execute -> map the ack */
+  commands: CommandBus;
   pool: EndpointPool;
   metrics: Metrics;
   logger: Logger;

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import pino, { type Logger } from "pino";
 import { builtinDrivers, DriverManager, EndpointPool } from "../drivers/index.ts";
 import { Catalog } from "../schemas/index.ts";
-import { EventLog } from "../storage/index.ts";
+import { CommandBus, EventLog } from "../storage/index.ts";
 import { createApi } from "./api/index.ts";
 import { loadConfig, type Config } from "./config.ts";
 import type { GatewayContext, Service } from "./context.ts";
@@ -37,7 +37,10 @@ export class Gateway {
     metrics.watchLog(log);
     const drivers = new DriverManager({ log, factories: builtinDrivers, settings: config.gateway.drivers });
     metrics.watchDrivers(drivers);
-    const ctx: GatewayContext = { config, log, catalog: new Catalog(config.tags), drivers, pool: new EndpointPool(), metrics, logger };
+    const commands = new CommandBus(log);
+    commands.on("error", (err: unknown) => logger.error({ err }, "command bus stopped following the log"));
+    commands.start();
+    const ctx: GatewayContext = { config, log, catalog: new Catalog(config.tags), drivers, commands, pool: new EndpointPool(), metrics, logger };
     const gw = new Gateway(ctx);
     try {
       await gw.startAll();
@@ -84,6 +87,7 @@ export class Gateway {
         await svc.stop().catch((err) => logger.error({ err, service: svc.name }, "service stop failed"));
       }
       await this.ctx.drivers.stop();
+      await this.ctx.commands.stop();
       await this.ctx.log.close();
       logger.info("stopped");
     })();
