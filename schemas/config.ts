@@ -60,7 +60,9 @@ export const Endpoint = Type.Object(
     url: Type.String({ description: "tcp://host:port, serial:///dev/ttyUSB0?baud=9600, tls+tcp://host:port, opc.tcp://host:port/path" }),
     timeoutMs: Type.Integer({ minimum: 1, default: 1000 }),
   },
-  { additionalProperties: false },
+  // TypeBox's Value.Default only descends into a Record's values when their schema has a default:
+  // without this one, timeoutMs would never be defaulted and every endpoint without it refused.
+  { additionalProperties: false, default: {} },
 );
 export const EndpointsFile = Type.Object(
   { endpoints: Type.Record(Id, Endpoint, { default: {} }) },
