@@ -1,0 +1,121 @@
+// The `modbusSlave:` section of gateway.yml: listener, limits, client allowlist and the register map
+// (which tag is served at which unit/area/address, with which encoding and scaling).
+// `enabled` and `port` are declared in schemas/config.ts; this schema owns the rest.
+import { Type, type Static } from "@sinclair/typebox";
+import { ConfigError, parseWithSchema, type Catalog } from "../../schemas/index.ts";
+
+const RegisterType = Type.Union(
+  ["bool", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "string"].map((t) => Type.Literal(t)),
+  { description: "encoding on the wire; default: the tag's type from variables.yml" },
+);
+export type RegisterType = Static<typeof RegisterType>;
+
+export const Area = Type.Union([Type.Literal("coil"), Type.Literal("discrete"), Type.Literal("holding"), Type.Literal("input")]);
+export type Area = Static<typeof Area>;
+
+export const MapEntry = Type.Object(
+  {
+    tag: Type.String({ minLength: 1, description: "tag of variables.yml" }),
+    unitId: Type.Integer({ minimum: 0, maximum: 255, default: 1 }),
+    area: Area,
+    address: Type.Integer({ minimum: 0, maximum: 65535, description: "zero-based coil/register address" }),
+    type: Type.Optional(RegisterType),
+    length: Type.Optional(Type.Integer({ minimum: 1, maximum: 125, description: "registers, for strings (2 characters each)" })),
+    byteOrder: Type.Union([Type.Literal("BE"), Type.Literal("LE")], { default: "BE", description: "bytes within a register" }),
+    wordOrder: Type.Union([Type.Literal("BE"), Type.Literal("LE")], { default: "BE", description: "BE: high word first (ABCD); LE: low word first (CDAB)" }),
+    scale: Type.Number({ default: 1, description: "engineering = raw * scale + offset (as in variables.yml)" }),
+    offset: Type.Number({ default: 0 }),
+  },
+  { additionalProperties: false },
+);
+export type MapEntry = Static<typeof MapEntry>;
+
+export const ModbusSlaveConfig = Type.Object(
+  {
+    enabled: Type.Boolean({ default: true }),
+    host: Type.String({ default: "0.0.0.0" }),
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 5020 }),
+    maxConnections: Type.Integer({ minimum: 1, maximum: 10_000, default: 64, description: "further connections are closed at once" }),
+    idleTimeoutMs: Type.Integer({ minimum: 100, default: 60_000, description: "a connection silent this long is closed" }),
+    writeTimeoutMs: Type.Integer({ minimum: 1, default: 5000, description: "longest a write waits for the PLC's ack before exception 04" }),
+    allowlist: Type.Optional(
+      Type.Array(Type.String({ pattern: "^[0-9.]+(/[0-9]{1,2})?$|^[0-9a-fA-F:]+$" }), {
+        description: "client addresses (IPv4, IPv4/prefix or IPv6) allowed to connect; absent: everyone",
+      }),
+    ),
+    unmapped: Type.Union([Type.Literal("zero"), Type.Literal("exception")], {
+      default: "zero",
+      description: "unmapped addresses inside a read that touches a mapped one: read as 0, or exception 02 for the whole read",
+    }),
+    map: Type.Array(MapEntry, { default: [] }),
+  },
+  { additionalProperties: false },
+);
+export type ModbusSlaveConfig = Static<typeof ModbusSlaveConfig>;
+
+/** Registers (or coils) a map entry occupies. */
+export function widthOf(type: RegisterType, length: number | undefined): number {
+  switch (type) {
+    case "bool":
+    case "int16":
+    case "uint16":
+      return 1;
+    case "int32":
+    case "uint32":
+    case "float32":
+      return 2;
+    case "int64":
+    case "uint64":
+    case "float64":
+      return 4;
+    default:
+      return length ?? 1; // string: its length in registers
+  }
+}
+
+/** A map entry with its type resolved against the catalog and its width. */
+export type ResolvedEntry = MapEntry & { type: RegisterType; width: number; index: number };
+
+/**
+ * Validates the section, resolves each entry's type from the catalog and refuses overlapping
+ * entries (same unit and area, intersecting address ranges) with a ConfigError naming the file and path.
+ */
+export function parseModbusSlaveConfig(raw: unknown, file: string, catalog: Catalog): { config: ModbusSlaveConfig; entries: ResolvedEntry[] } {
+  const config = parseWithSchema(ModbusSlaveConfig, raw, file, "modbusSlave");
+  const entries: ResolvedEntry[] = config.map.map((e, i) => {
+    const path = `modbusSlave.map[${i}]`;
+    const tag = catalog.get(e.tag);
+    if (!tag) throw new ConfigError(file, `${path}.tag`, `unknown tag '${e.tag}' (not in variables.yml)`);
+    const bitArea = e.area === "coil" || e.area === "discrete";
+    const type: RegisterType = e.type ?? (bitArea ? "bool" : (tag.type as RegisterType));
+    if (bitArea && type !== "bool") throw new ConfigError(file, `${path}.type`, `area '${e.area}' holds booleans; type must be bool, got '${type}'`);
+    if (type === "string" && e.length === undefined) throw new ConfigError(file, `${path}.length`, "a string needs its length in registers");
+    const width = widthOf(type, e.length);
+    if (e.address + width > 65536) throw new ConfigError(file, `${path}.address`, `${e.address}+${width} runs past address 65535`);
+    return { ...e, type, width, index: i };
+  });
+  // Overlaps: sort per unit/area by address; each entry must start after the previous one ends.
+  const groups = new Map<string, ResolvedEntry[]>();
+  for (const e of entries) {
+    const k = `${e.unitId}/${e.area}`;
+    (groups.get(k) ?? groups.set(k, []).get(k)!).push(e);
+  }
+  for (const list of groups.values()) {
+    list.sort((a, b) => a.address - b.address || a.index - b.index);
+    for (let i = 1; i < list.length; i++) {
+      const prev = list[i - 1]!;
+      const cur = list[i]!;
+      if (cur.address < prev.address + prev.width) {
+        const later = cur.index > prev.index ? cur : prev;
+        const earlier = later === cur ? prev : cur;
+        throw new ConfigError(
+          file,
+          `modbusSlave.map[${later.index}].address`,
+          `unit ${later.unitId} ${later.area} ${later.address}..${later.address + later.width - 1} (${later.tag}) overlaps ` +
+            `modbusSlave.map[${earlier.index}] ${earlier.address}..${earlier.address + earlier.width - 1} (${earlier.tag})`,
+        );
+      }
+    }
+  }
+  return { config, entries };
+}

@@ -1,0 +1,356 @@
+// The Modbus TCP slave: a listener on Bun's TCP sockets with our own MBAP framing (protocol.ts), a
+// process image fed from the event log (map.ts), and writes turned into commands whose ack decides the
+// answer. A connection that breaks the framing is closed; a request that is wrong gets an exception
+// response; nothing a client sends can throw out of a socket handler.
+import type { Socket, TCPSocketListener } from "bun";
+import type { Logger } from "pino";
+import { checkWrite, type WriteRefusal } from "../../schemas/command.ts";
+import type { Catalog, Origin, Value } from "../../schemas/index.ts";
+import type { EventLog } from "../../storage/index.ts";
+import type { ModbusSlaveConfig, ResolvedEntry } from "./config.ts";
+import { RegisterImage } from "./map.ts";
+import {
+  bitsResponse,
+  exceptionFrame,
+  ExceptionCode,
+  frame,
+  ModbusException,
+  nextFrame,
+  parseRequest,
+  wordsResponse,
+  writeResponse,
+  type Request,
+} from "./protocol.ts";
+
+/** What the slave needs of the command bus (storage/commands.ts CommandBus fits it). */
+export interface CommandExecutor {
+  execute(
+    c: { tag: string; value: Value; origin: Origin; actor: string; tenant: string },
+    timeoutMs: number,
+  ): Promise<{ ack: { ok: boolean; status?: string; error?: string } | null }>;
+}
+
+export interface SlaveOptions {
+  config: ModbusSlaveConfig;
+  entries: ResolvedEntry[];
+  log: EventLog;
+  catalog: Catalog;
+  commands: CommandExecutor;
+  logger?: Pick<Logger, "info" | "warn" | "debug">;
+}
+
+export interface SlaveStats {
+  connections: number;
+  refused: number;
+  requests: number;
+  exceptions: Record<number, number>;
+  badFrames: number;
+  writes: number;
+}
+
+interface Conn {
+  ip: string;
+  /** bytes received, not yet framed */
+  pending: Uint8Array | null;
+  /** a write is waiting for its ack: later frames wait, so answers keep the request order */
+  busy: boolean;
+  /** answers the kernel did not take yet (flushed on drain) */
+  out: Uint8Array[];
+  outBytes: number;
+  closed: boolean;
+}
+
+/** Pipelined bytes kept for a connection whose write is in progress; beyond this the client is flooding. */
+const MAX_PENDING_BYTES = 64 * 260;
+/** Unsent answers kept for a client that does not read; beyond this it is dropped. */
+const MAX_OUT_BYTES = 1 << 20;
+
+const refusalCode: Record<WriteRefusal, number> = {
+  unknown_tag: ExceptionCode.IllegalDataAddress,
+  not_writable: ExceptionCode.IllegalDataAddress,
+  type_mismatch: ExceptionCode.IllegalDataValue,
+  out_of_range: ExceptionCode.IllegalDataValue,
+};
+
+export class ModbusSlave {
+  readonly image: RegisterImage;
+  readonly stats: SlaveStats = { connections: 0, refused: 0, requests: 0, exceptions: {}, badFrames: 0, writes: 0 };
+  private listener: TCPSocketListener<Conn> | null = null;
+  private readonly abort = new AbortController();
+  private tail: Promise<void> | null = null;
+  private readonly allow: ((ip: string) => boolean) | null;
+
+  constructor(private readonly opts: SlaveOptions) {
+    this.image = new RegisterImage(opts.entries, opts.config.unmapped);
+    this.allow = opts.config.allowlist ? compileAllowlist(opts.config.allowlist) : null;
+  }
+
+  get port(): number {
+    return this.listener?.port ?? 0;
+  }
+
+  /** Loads the latest value of every mapped tag, starts following the log, then listens. */
+  async start(): Promise<void> {
+    const { log } = this.opts;
+    // head and latest() are read in the same tick, so the tail starts exactly after the snapshot
+    const from = log.head + 1;
+    for (const [tag, f] of log.latest()) this.image.update(tag, f.value);
+    this.tail = this.follow(from);
+    const { host, port, idleTimeoutMs } = this.opts.config;
+    const idleS = Math.max(1, Math.ceil(idleTimeoutMs / 1000));
+    this.listener = Bun.listen<Conn>({
+      hostname: host,
+      port,
+      socket: {
+        open: (s) => this.onOpen(s, idleS),
+        data: (s, data) => {
+          s.timeout(idleS);
+          this.onData(s, data);
+        },
+        drain: (s) => this.flush(s),
+        close: (s) => this.onClose(s),
+        error: (s) => this.onClose(s),
+        timeout: (s) => {
+          this.opts.logger?.debug({ ip: s.data?.ip }, "modbus slave: idle connection closed");
+          this.close(s);
+        },
+      },
+    });
+    this.opts.logger?.info({ port: this.port, entries: this.opts.entries.length }, "modbus slave listening");
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    this.listener?.stop(true);
+    this.listener = null;
+    await this.tail?.catch(() => undefined);
+  }
+
+  private async follow(from: number): Promise<void> {
+    const signal = this.abort.signal;
+    try {
+      for await (const page of this.opts.log.follow({ from, kinds: ["data"], signal })) {
+        for (const f of page) if (f.kind === "data") this.image.update(f.tag, f.value);
+      }
+    } catch (err) {
+      if (!signal.aborted) this.opts.logger?.warn({ err }, "modbus slave: log tail failed");
+    }
+  }
+
+  // ---- connections ----------------------------------------------------------------------------
+  private onOpen(s: Socket<Conn>, idleS: number): void {
+    const ip = normalizeIp(s.remoteAddress);
+    s.data = { ip, pending: null, busy: false, out: [], outBytes: 0, closed: false };
+    if ((this.allow && !this.allow(ip)) || this.stats.connections >= this.opts.config.maxConnections) {
+      this.stats.refused++;
+      this.opts.logger?.warn({ ip }, "modbus slave: connection refused (allowlist or connection limit)");
+      s.data.closed = true;
+      s.terminate();
+      return;
+    }
+    this.stats.connections++;
+    s.timeout(idleS);
+  }
+
+  private onClose(s: Socket<Conn>): void {
+    const c = s.data;
+    if (!c || c.closed) return;
+    c.closed = true;
+    c.pending = null;
+    c.out = [];
+    this.stats.connections--;
+  }
+
+  private close(s: Socket<Conn>): void {
+    this.onClose(s);
+    s.terminate();
+  }
+
+  private onData(s: Socket<Conn>, data: Uint8Array): void {
+    const c = s.data;
+    if (!c || c.closed) return;
+    if (c.pending) {
+      const joined = new Uint8Array(c.pending.length + data.length);
+      joined.set(c.pending);
+      joined.set(data, c.pending.length);
+      c.pending = joined;
+    } else {
+      // Bun may reuse the buffer it hands to `data`: keep a copy of what outlives this call
+      c.pending = data;
+    }
+    if (c.pending.length > MAX_PENDING_BYTES) {
+      this.opts.logger?.warn({ ip: c.ip }, "modbus slave: client floods requests, connection closed");
+      this.stats.badFrames++;
+      this.close(s);
+      return;
+    }
+    this.pump(s);
+  }
+
+  /** Answers every complete frame in order; stops at an incomplete one or while a write waits for its ack. */
+  private pump(s: Socket<Conn>): void {
+    const c = s.data;
+    while (!c.closed && !c.busy && c.pending) {
+      const f = nextFrame(c.pending);
+      if (f.kind === "incomplete") {
+        c.pending = c.pending.length ? c.pending.slice() : null;
+        return;
+      }
+      if (f.kind === "bad") {
+        this.stats.badFrames++;
+        this.opts.logger?.debug({ ip: c.ip, reason: f.reason }, "modbus slave: bad frame, connection closed");
+        this.close(s);
+        return;
+      }
+      c.pending = f.size < c.pending.length ? c.pending.subarray(f.size) : null;
+      this.stats.requests++;
+      let answer: Uint8Array | Promise<Uint8Array>;
+      try {
+        answer = this.handle(c, f.tid, f.unit, f.pdu);
+      } catch (err) {
+        answer = this.failure(f.tid, f.unit, f.pdu[0] ?? 0, err);
+      }
+      if (answer instanceof Uint8Array) {
+        this.send(s, answer);
+        continue;
+      }
+      // a write waits for its ack: later frames stay pending (as a copy, the socket's buffer is reused)
+      c.busy = true;
+      if (c.pending) c.pending = c.pending.slice();
+      const fc = f.pdu[0] ?? 0;
+      answer
+        .catch((err) => this.failure(f.tid, f.unit, fc, err))
+        .then((bytes) => {
+          c.busy = false;
+          if (c.closed) return;
+          this.send(s, bytes);
+          this.pump(s);
+        });
+      return;
+    }
+  }
+
+  private failure(tid: number, unit: number, fc: number, err: unknown): Uint8Array {
+    const code = err instanceof ModbusException ? err.code : ExceptionCode.DeviceFailure;
+    if (!(err instanceof ModbusException)) this.opts.logger?.warn({ err }, "modbus slave: request failed");
+    this.stats.exceptions[code] = (this.stats.exceptions[code] ?? 0) + 1;
+    return exceptionFrame(tid, unit, fc, code);
+  }
+
+  private send(s: Socket<Conn>, bytes: Uint8Array): void {
+    const c = s.data;
+    if (c.closed) return;
+    if (c.out.length) {
+      c.out.push(bytes);
+      c.outBytes += bytes.length;
+    } else {
+      const n = s.write(bytes);
+      if (n < 0) return this.onClose(s);
+      if (n < bytes.length) {
+        c.out.push(bytes.subarray(n));
+        c.outBytes += bytes.length - n;
+      }
+    }
+    if (c.outBytes > MAX_OUT_BYTES) {
+      this.opts.logger?.warn({ ip: c.ip }, "modbus slave: client does not read its answers, connection closed");
+      this.close(s);
+    }
+  }
+
+  private flush(s: Socket<Conn>): void {
+    const c = s.data;
+    while (c && !c.closed && c.out.length) {
+      const head = c.out[0]!;
+      const n = s.write(head);
+      if (n < 0) return this.onClose(s);
+      c.outBytes -= Math.max(0, n);
+      if (n < head.length) {
+        c.out[0] = head.subarray(n);
+        return;
+      }
+      c.out.shift();
+    }
+  }
+
+  // ---- requests -------------------------------------------------------------------------------
+  private handle(c: Conn, tid: number, unit: number, pdu: Uint8Array): Uint8Array | Promise<Uint8Array> {
+    const req = parseRequest(pdu);
+    if (!this.image.hasUnit(unit)) throw new ModbusException(ExceptionCode.GatewayPathUnavailable, `unit ${unit} not served`);
+    switch (req.fc) {
+      case 1:
+      case 2:
+        return frame(tid, unit, bitsResponse(req.fc, this.image.read(unit, req.fc === 1 ? "coil" : "discrete", req.address, req.quantity)));
+      case 3:
+      case 4:
+        return frame(tid, unit, wordsResponse(req.fc, this.image.read(unit, req.fc === 3 ? "holding" : "input", req.address, req.quantity)));
+      case 5:
+      case 15:
+      case 6:
+      case 16:
+        return this.write(c, unit, req).then(() => frame(tid, unit, writeResponse(pdu)));
+      case 23:
+        // the read part answers after the write's ack, so it shows the state the write was applied to
+        return this.write(c, unit, { fc: 16, address: req.write.address, words: req.write.words }).then(() =>
+          frame(tid, unit, wordsResponse(23, this.image.read(unit, "holding", req.read.address, req.read.quantity))),
+        );
+    }
+  }
+
+  /** checkWrite for every value first (nothing executes if one is refused), then the commands, then their acks. */
+  private async write(c: Conn, unit: number, req: Request & { fc: 5 | 6 | 15 | 16 }): Promise<void> {
+    const isBits = req.fc === 5 || req.fc === 15;
+    const values = isBits ? (req as { bits: boolean[] }).bits.map((b) => (b ? 1 : 0)) : (req as { words: Uint16Array }).words;
+    const plans = this.image.planWrite(unit, isBits ? "coil" : "holding", req.address, values);
+    const checked = plans.map(({ entry, value }) => {
+      const tag = this.opts.catalog.get(entry.tag);
+      // a 64-bit register pair written to a tag that is not 64-bit: compare as a number
+      if (typeof value === "bigint" && tag && tag.type !== "int64" && tag.type !== "uint64") value = Number(value);
+      const res = checkWrite(tag, value);
+      if (!res.ok) throw new ModbusException(refusalCode[res.code], `${entry.tag}: ${res.message}`);
+      return { tag: tag!, value: res.value }; // checkWrite refuses an undefined tag, so tag is set here
+    });
+    this.stats.writes += checked.length;
+    const results = await Promise.all(
+      checked.map(({ tag, value }) =>
+        this.opts.commands.execute({ tag: tag.tag, value, origin: "modbus", actor: `modbus:${c.ip}`, tenant: tag.tenant }, this.opts.config.writeTimeoutMs),
+      ),
+    );
+    const failed = results.find((r) => !r.ack?.ok);
+    if (failed) {
+      throw new ModbusException(ExceptionCode.DeviceFailure, failed.ack ? `ack ${failed.ack.status ?? "error"}: ${failed.ack.error ?? ""}` : "no ack within the write timeout");
+    }
+  }
+}
+
+/** "::ffff:10.0.0.1" (an IPv4 client on a dual-stack socket) -> "10.0.0.1". */
+export function normalizeIp(ip: string): string {
+  return ip.startsWith("::ffff:") && ip.includes(".") ? ip.slice(7) : ip;
+}
+
+const ipv4 = (ip: string): number | null => {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
+  if (!m) return null;
+  const parts = m.slice(1).map(Number);
+  if (parts.some((p) => p > 255)) return null;
+  return ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
+};
+
+/** Allowlist of exact addresses and IPv4 prefixes ("10.0.0.0/8"). */
+export function compileAllowlist(list: readonly string[]): (ip: string) => boolean {
+  const exact = new Set<string>();
+  const nets: { net: number; mask: number }[] = [];
+  for (const item of list) {
+    const [addr, bits] = item.split("/");
+    const n = ipv4(addr!);
+    if (bits !== undefined && n !== null) {
+      const mask = Number(bits) === 0 ? 0 : (~0 << (32 - Number(bits))) >>> 0;
+      nets.push({ net: (n & mask) >>> 0, mask });
+    } else exact.add(normalizeIp(item.toLowerCase()));
+  }
+  return (ip: string) => {
+    const norm = normalizeIp(ip.toLowerCase());
+    if (exact.has(norm)) return true;
+    const n = ipv4(norm);
+    return n !== null && nets.some(({ net, mask }) => ((n & mask) >>> 0) === net);
+  };
+}
