@@ -1,6 +1,7 @@
 // The services the gateway wires, in start order (stopped in reverse). Adding a bridge adds one line.
 import type { GatewayContext, Service } from "./context.ts";
 import { configWatcher } from "./reload.ts";
+import { createModbusSlave } from "../bridges/modbus-slave/index.ts";
 
 export type ServiceFactory = (ctx: GatewayContext) => Service | null | Promise<Service | null>;
 
@@ -10,4 +11,5 @@ export const earlyServices: ServiceFactory[] = [];
 /** Started after the drivers: consumers of the log (bridges). */
 export const services: ServiceFactory[] = [
   (ctx) => (ctx.config.gateway.watchConfig ? configWatcher(ctx) : null),
+  (ctx) => createModbusSlave(ctx),
 ];
