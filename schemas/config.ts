@@ -31,6 +31,8 @@ export const GatewayConfig = Type.Object(
       { enabled: Type.Boolean({ default: true }), port: Type.Integer({ minimum: 0, maximum: 65535, default: 5020 }) },
       { default: {}, additionalProperties: true },
     ),
+    // validated in full by bridges/mqtt-north/config.ts
+    mqtt: Type.Object({ enabled: Type.Boolean({ default: false }) }, { default: {}, additionalProperties: true, description: "MQTT uplink (mqtt-north)" }),
     demo: Type.Object(
       {
         enabled: Type.Boolean({ default: false, description: "start the simulated plant (a Modbus TCP PLC on loopback)" }),
@@ -39,6 +41,27 @@ export const GatewayConfig = Type.Object(
       { default: {} },
     ),
     log: Type.Object(LogTuning.properties, { default: {} }),
+    commands: Type.Object(
+      {
+        ttlMs: Type.Integer({ minimum: 1, default: 30_000, description: "a command not executed within this time is acked expired, never executed" }),
+        maxTtlMs: Type.Integer({ minimum: 1, default: 300_000, description: "upper bound of a ttlMs asked for in a request" }),
+        ackTimeoutMs: Type.Integer({ minimum: 0, default: 5000, description: "how long PUT /api/tags/:tag waits for the ack before answering 202" }),
+        writeTimeoutMs: Type.Integer({ minimum: 1, default: 5000, description: "longest a device write may take (then acked error)" }),
+        maxBodyBytes: Type.Integer({ minimum: 16, default: 4096, description: "larger write bodies are refused with 413" }),
+      },
+      { default: {} },
+    ),
+    auth: Type.Object(
+      {
+        hs256Secret: Type.Optional(Type.String({ minLength: 32, description: "shared secret for HS256 tokens (at least 32 characters)" })),
+        hs256SecretFile: Type.Optional(Type.String({ description: "file holding the HS256 secret (relative to the config directory)" })),
+        jwksFile: Type.Optional(Type.String({ description: "JWKS file of public keys (EdDSA Ed25519 or RS256), relative to the config directory" })),
+        issuer: Type.Optional(Type.String({ description: "required iss claim" })),
+        audience: Type.Optional(Type.String({ description: "required aud claim" })),
+        clockToleranceSec: Type.Integer({ minimum: 0, maximum: 300, default: 30 }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
     drivers: Type.Object(
       {
         backoffBaseMs: Type.Integer({ minimum: 1, default: 1000 }),
