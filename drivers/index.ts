@@ -1,12 +1,15 @@
 // Registration of the built-in drivers: adding a protocol adds a folder and one line here.
 import type { DriverFactory } from "./contract.ts";
 import { createSimulator } from "./simulator/index.ts";
+import { createModbus } from "./modbus/index.ts";
 
 export const builtinDrivers: ReadonlyMap<string, DriverFactory> = new Map<string, DriverFactory>([
   ["simulator", createSimulator],
+  ["modbus", createModbus],
 ]);
 
 export * from "./contract.ts";
 export * from "./endpoint.ts";
 export * from "./errors.ts";
 export { DriverManager, backoffDelay, DRIVER_STATES, type DriverState, type DriverStatus, type SupervisorSettings } from "./manager.ts";
+export { CommandExecutor, EXECUTING_EVENT, OUTCOME_UNKNOWN, type ExecutorOptions } from "./executor.ts";

@@ -2,7 +2,7 @@
 // reverse, so that on shutdown the writer flushes after every producer has stopped.
 import { join } from "node:path";
 import pino, { type Logger } from "pino";
-import { builtinDrivers, DriverManager, EndpointPool } from "../drivers/index.ts";
+import { builtinDrivers, CommandExecutor, DriverManager, EndpointPool } from "../drivers/index.ts";
 import { Catalog } from "../schemas/index.ts";
 import { CommandBus, EventLog } from "../storage/index.ts";
 import { createApi } from "./api/index.ts";
@@ -20,6 +20,7 @@ export interface GatewayOptions {
 
 export class Gateway {
   private readonly started: Service[] = [];
+  private executor: CommandExecutor | null = null;
   private http: { stop(): unknown; server?: { port?: number } | null } | null = null;
   private stopping: Promise<void> | null = null;
 
@@ -71,6 +72,15 @@ export class Gateway {
     });
     drivers.on("rejected", (id: string, tag: string, reason: string) => logger.warn({ driver: id, tag, reason }, "frame rejected"));
     for (const spec of driverSpecs(this.ctx, config).values()) drivers.add(spec.entry, spec.endpoint, spec.tags);
+    // after the drivers (it writes through them), before the bridges and HTTP (they submit commands)
+    this.executor = new CommandExecutor({
+      log,
+      drivers,
+      catalog: this.ctx.catalog,
+      writeTimeoutMs: config.gateway.commands.writeTimeoutMs,
+      onError: (err) => logger.error({ err }, "command executor failed; restarting from its cursor"),
+    });
+    this.executor.start();
     await this.startServices(services);
     const app = createApi(this.ctx);
     app.listen({ port: config.gateway.http.port, hostname: config.gateway.http.host });
@@ -86,6 +96,7 @@ export class Gateway {
       for (const svc of this.started.reverse()) {
         await svc.stop().catch((err) => logger.error({ err, service: svc.name }, "service stop failed"));
       }
+      await this.executor?.stop();
       await this.ctx.drivers.stop();
       await this.ctx.commands.stop();
       await this.ctx.log.close();

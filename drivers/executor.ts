@@ -1,0 +1,195 @@
+// The command executor: follows the log's cmd frames from its cursor, hands each to the driver that
+// owns the tag (`driver.write(cmd, tag)`) and appends the AckFrame together with its cursor.
+// Exactly-once across crashes (see drivers/README.md, "Command execution"): before the device call a
+// `command.executing` marker is committed; after a restart a command with a marker and no ack is acked
+// "outcome unknown after restart" instead of being written again, and a command without a marker is
+// executed (once) unless it has expired. A command past its expiresAt is never executed.
+import { nowMicros, type AckFrame, type AckStatus, type Catalog, type CmdFrame, type EventFrame, type Logged, type Variable } from "../schemas/index.ts";
+import type { EventLog } from "../storage/index.ts";
+import type { Driver, WriteResult } from "./contract.ts";
+import type { DriverManager } from "./manager.ts";
+
+export const EXECUTING_EVENT = "command.executing";
+export const OUTCOME_UNKNOWN = "outcome unknown after restart";
+
+export interface ExecutorOptions {
+  log: EventLog;
+  drivers: DriverManager;
+  catalog: Catalog;
+  /** cursor name; default "executor" */
+  name?: string;
+  /** longest a device write may take; then the ack says so (default 5000) */
+  writeTimeoutMs?: number;
+  /** called with errors of the loop itself (it restarts from its cursor after a second) */
+  onError?: (err: unknown) => void;
+}
+
+/** Per-page progress: the cursor may only move past commands whose ack is appended. */
+class Progress {
+  private readonly done: boolean[];
+  private next = 0;
+  constructor(private readonly offsets: readonly number[]) {
+    this.done = offsets.map(() => false);
+  }
+  /** marks command `i` handled; returns the new cursor when it moved */
+  complete(i: number): number | undefined {
+    this.done[i] = true;
+    const before = this.next;
+    while (this.next < this.done.length && this.done[this.next]) this.next++;
+    return this.next > before ? this.offsets[this.next - 1] : undefined;
+  }
+}
+
+type Plan = { kind: "ack"; status: AckStatus; error?: string; source: string } | { kind: "write"; driverId: string; driver: Driver; tag: Variable } | { kind: "skip" };
+
+const RUNNING = new Set(["Connected", "Active"]);
+
+export class CommandExecutor {
+  readonly name: string;
+  private readonly writeTimeoutMs: number;
+  private readonly stopper = new AbortController();
+  private loop: Promise<void> | null = null;
+  /** ids acked / marked after the cursor, found by the recovery scan */
+  private acked = new Set<string>();
+  private marked = new Set<string>();
+  /** counters for tests and metrics */
+  readonly stats = { executed: 0, expired: 0, refused: 0, unknown: 0 };
+
+  constructor(private readonly opts: ExecutorOptions) {
+    this.name = opts.name ?? "executor";
+    this.writeTimeoutMs = opts.writeTimeoutMs ?? 5000;
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopper.abort();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    const signal = this.stopper.signal;
+    while (!signal.aborted) {
+      try {
+        const from = this.opts.log.cursor(this.name) + 1;
+        await this.recover(from);
+        for await (const page of this.opts.log.follow({ from, kinds: ["cmd"], signal })) {
+          await this.handlePage(page as Logged<CmdFrame>[]);
+        }
+        return;
+      } catch (e) {
+        if (signal.aborted) return;
+        this.opts.onError?.(e);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  /** The acks and markers after the cursor: what a previous run did but did not commit as handled. */
+  private async recover(from: number): Promise<void> {
+    this.acked = new Set();
+    this.marked = new Set();
+    for await (const f of this.opts.log.read({ from, kinds: ["ack", "event"], signal: this.stopper.signal })) {
+      if (f.kind === "ack") this.acked.add(f.cmd);
+      else if (f.kind === "event" && f.type === EXECUTING_EVENT && typeof f.data?.cmd === "string") this.marked.add(f.data.cmd);
+    }
+  }
+
+  private plan(cmd: Logged<CmdFrame>): Plan {
+    if (this.acked.has(cmd.id)) return { kind: "skip" };
+    const tag = this.opts.catalog.get(cmd.tag);
+    const source = tag?.driver ?? "executor";
+    // started before the crash: the device may or may not have taken it; writing again could apply it twice
+    if (this.marked.has(cmd.id)) return { kind: "ack", status: "error", error: OUTCOME_UNKNOWN, source };
+    if (nowMicros() > cmd.expiresAt) return { kind: "ack", status: "expired", error: "command expired before execution", source };
+    if (!tag) return { kind: "ack", status: "error", error: `unknown tag '${cmd.tag}'`, source };
+    const d = this.opts.drivers.driver(tag.driver);
+    if (!d) return { kind: "ack", status: "error", error: `driver '${tag.driver}' is not configured`, source };
+    if (!d.driver || !RUNNING.has(d.state)) return { kind: "ack", status: "error", error: `driver '${tag.driver}' is not running (state ${d.state})`, source };
+    if (!d.driver.write) return { kind: "ack", status: "error", error: `driver '${tag.driver}' does not support writes`, source };
+    return { kind: "write", driverId: tag.driver, driver: d.driver, tag };
+  }
+
+  private async handlePage(page: Logged<CmdFrame>[]): Promise<void> {
+    const progress = new Progress(page.map((c) => c.offset));
+    let cursor = this.opts.log.cursor(this.name);
+    const pending: Promise<unknown>[] = [];
+    const finish = (i: number, ack: AckFrame | null): Promise<unknown> => {
+      const moved = progress.complete(i);
+      if (moved !== undefined) cursor = moved;
+      const cur = moved === undefined ? undefined : { cursor: { name: this.name, offset: moved } };
+      if (ack) return this.opts.log.append([ack], cur);
+      return cur ? this.opts.log.append([], cur) : Promise.resolve();
+    };
+    const plans = page.map((c) => this.plan(c));
+    const writes: number[] = [];
+    for (let i = 0; i < page.length; i++) {
+      const p = plans[i]!;
+      const cmd = page[i]!;
+      if (p.kind === "skip") pending.push(finish(i, null));
+      else if (p.kind === "ack") {
+        if (p.status === "expired") this.stats.expired++;
+        else if (p.error === OUTCOME_UNKNOWN) this.stats.unknown++;
+        else this.stats.refused++;
+        pending.push(finish(i, this.ack(cmd, p.status, p.error, p.source)));
+      } else writes.push(i);
+    }
+    if (writes.length) {
+      // the markers are committed before any device call: a crash after this point is "outcome unknown"
+      const markers: EventFrame[] = writes.map((i) => {
+        const p = plans[i] as Extract<Plan, { kind: "write" }>;
+        return { kind: "event", type: EXECUTING_EVENT, source: p.driverId, tag: page[i]!.tag, ts: nowMicros(), data: { cmd: page[i]!.id } };
+      });
+      await this.opts.log.append(markers);
+      // one chain per driver: a device sees its writes in order, a slow device does not hold up others
+      const byDriver = new Map<string, number[]>();
+      for (const i of writes) {
+        const id = (plans[i] as Extract<Plan, { kind: "write" }>).driverId;
+        byDriver.set(id, [...(byDriver.get(id) ?? []), i]);
+      }
+      await Promise.all(
+        [...byDriver.values()].map(async (idx) => {
+          for (const i of idx) {
+            const p = plans[i] as Extract<Plan, { kind: "write" }>;
+            const cmd = page[i]!;
+            let ack: AckFrame;
+            if (nowMicros() > cmd.expiresAt) {
+              this.stats.expired++;
+              ack = this.ack(cmd, "expired", "command expired before execution", p.driverId);
+            } else {
+              const r = await this.write(p.driver, cmd, p.tag);
+              this.stats.executed++;
+              ack = this.ack(cmd, r.ok ? "ok" : "error", r.error, p.driverId);
+            }
+            pending.push(finish(i, ack));
+          }
+        }),
+      );
+    }
+    await Promise.all(pending);
+    const last = page[page.length - 1]!.offset;
+    if (cursor < last) await this.opts.log.commitCursor(this.name, last);
+  }
+
+  /** The device call, bounded in time; an exception becomes an error ack, never a crash. */
+  private async write(driver: Driver, cmd: Logged<CmdFrame>, tag: Variable): Promise<WriteResult> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const timeout = new Promise<WriteResult>((resolve) => {
+        timer = setTimeout(() => resolve({ ok: false, error: `device write timed out after ${this.writeTimeoutMs} ms (outcome unknown)` }), this.writeTimeoutMs);
+      });
+      // write is present: plan() checked it
+      return await Promise.race([driver.write!(cmd, tag), timeout]);
+    } catch (e) {
+      return { ok: false, error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private ack(cmd: CmdFrame, status: AckStatus, error: string | undefined, source: string): AckFrame {
+    return { kind: "ack", cmd: cmd.id, tag: cmd.tag, ok: status === "ok", status, ...(error === undefined ? {} : { error }), ts: nowMicros(), source };
+  }
+}
