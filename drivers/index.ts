@@ -2,9 +2,11 @@
 import type { DriverFactory } from "./contract.ts";
 import { createSimulator } from "./simulator/index.ts";
 import { createModbus } from "./modbus/index.ts";
+import { createModbus } from "./modbus/index.ts";
 
 export const builtinDrivers: ReadonlyMap<string, DriverFactory> = new Map<string, DriverFactory>([
   ["simulator", createSimulator],
+  ["modbus", createModbus],
   ["modbus", createModbus],
 ]);
 

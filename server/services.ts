@@ -1,12 +1,13 @@
 // The services the gateway wires, in start order (stopped in reverse). Adding a bridge adds one line.
 import type { GatewayContext, Service } from "./context.ts";
 import { configWatcher } from "./reload.ts";
+import { demoPlcService } from "./demo/plc.ts";
 import { createModbusSlave } from "../bridges/modbus-slave/index.ts";
 
 export type ServiceFactory = (ctx: GatewayContext) => Service | null | Promise<Service | null>;
 
 /** Started before the drivers (things drivers connect to, such as the demo PLC). */
-export const earlyServices: ServiceFactory[] = [];
+export const earlyServices: ServiceFactory[] = [demoPlcService];
 
 /** Started after the drivers: consumers of the log (bridges). */
 export const services: ServiceFactory[] = [

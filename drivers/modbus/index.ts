@@ -1,0 +1,249 @@
+// The Modbus TCP driver: polls a device's registers and coils in groups at their own rates (reads
+// merged per unit/area, see plan.ts), turns them into frames, and writes setpoints (FC5/6/15/16)
+// with a read-back. Device errors become Bad-quality frames for exactly the tags of the failed read;
+// a connection that stays down ends the read loop after `failuresBeforeRestart` attempts so that the
+// manager restarts the driver with backoff (the connection itself reopens on the next request).
+import type { CmdFrame, DataFrame, Value, Variable } from "../../schemas/index.ts";
+import { Quality } from "../../schemas/index.ts";
+import { decodeRegisters, encodeRegisters, RegisterCodecError } from "../../schemas/registers.ts";
+import { DRIVER_API_VERSION, type Driver, type DriverInit, type FrameSink, type WriteResult } from "../contract.ts";
+import type { Endpoint, Lease } from "../endpoint.ts";
+import { DriverConfigError, DriverError } from "../errors.ts";
+import { toEngineering, toRaw } from "../mapping.ts";
+import { parseDriverConfig } from "../validate.ts";
+import { ModbusConnection, ModbusConnectionError, ModbusExceptionError, ModbusTimeoutError } from "./client.ts";
+import { ModbusConfig } from "./config.ts";
+import { isBitArea, planReads, slotOf, type ReadBlock, type Slot } from "./plan.ts";
+import { validateModbusTags } from "./validate.ts";
+
+export { validateModbusTags } from "./validate.ts";
+export { ModbusConnectionError, ModbusExceptionError, ModbusTimeoutError } from "./client.ts";
+
+/** Quality of the tags of a read that failed with this exception code. */
+export function exceptionQuality(code: number): number {
+  switch (code) {
+    case 1:
+      return Quality.Bad_NotSupported; // the device does not implement this function
+    case 2:
+      return Quality.Bad_NodeIdUnknown; // no such address on the device: the map is wrong
+    case 3:
+      return Quality.Bad_OutOfRange;
+    case 4:
+      return Quality.Bad_DeviceFailure;
+    case 5:
+    case 6:
+      return Quality.Bad_ResourceUnavailable; // acknowledge/busy: try again later
+    case 11:
+      return Quality.Bad_Timeout; // gateway target did not respond
+    default:
+      return Quality.Bad_CommunicationError;
+  }
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+
+export class ModbusDriver implements Driver {
+  private id = "";
+  private cfg!: ModbusConfig;
+  private tags: readonly Variable[] = [];
+  private groups: { name: string; intervalMs: number; blocks: ReadBlock[] }[] = [];
+  private lease: Lease<ModbusConnection> | null = null;
+  /** quality last sent per tag, so that a lasting failure is logged once, not at every poll */
+  private readonly lastQuality = new Map<string, number>();
+  private readonly lastExceptionEvent = new Map<string, number>();
+  private connectionFailures = 0;
+
+  meta() {
+    return { name: "modbus", kind: "source" as const, apiVersion: DRIVER_API_VERSION, features: ["read", "write", "tcp"] };
+  }
+
+  init(init: DriverInit): void {
+    this.id = init.id;
+    this.cfg = parseDriverConfig(init.id, ModbusConfig, init.config);
+    const problem = validateModbusTags(init.id, init.tags)[0];
+    if (problem) throw new DriverConfigError(init.id, `tag '${problem.tag}' ${problem.field}`, problem.message);
+    this.tags = init.tags;
+    const byGroup = new Map<string, Slot[]>();
+    for (const t of init.tags) byGroup.set(t.group, [...(byGroup.get(t.group) ?? []), slotOf(t, this.cfg.unitId)]);
+    this.groups = [...byGroup].map(([name, slots]) => ({ name, intervalMs: this.cfg.groups[name] ?? this.cfg.intervalMs, blocks: planReads(slots, this.cfg) }));
+  }
+
+  /** Takes the shared connection of the endpoint URL; it opens lazily, so an offline device shows as Bad frames. */
+  async connect(endpoint: Endpoint | undefined): Promise<void> {
+    if (!endpoint) throw new DriverConfigError(this.id, "endpoint", "the modbus driver needs an endpoint (tcp://host:502)");
+    if (endpoint.scheme !== "tcp") throw new DriverConfigError(this.id, "endpoint", `only tcp:// is supported, got ${endpoint.scheme}://`);
+    const { host, timeoutMs } = endpoint;
+    const port = endpoint.port ?? 502;
+    this.lease = await endpoint.pool.acquire(
+      endpoint.url,
+      async () => new ModbusConnection(host, port, timeoutMs),
+      (c) => c.close(),
+    );
+  }
+
+  async readLoop(tx: FrameSink, signal: AbortSignal): Promise<void> {
+    const conn = this.lease?.value;
+    if (!conn) throw new DriverError(this.id, "readLoop before connect");
+    this.connectionFailures = 0;
+    const inner = new AbortController();
+    const stop = () => inner.abort();
+    signal.addEventListener("abort", stop, { once: true });
+    let failure: unknown;
+    await Promise.all(
+      this.groups.map((g) =>
+        this.pollGroup(conn, tx, inner.signal, g.blocks, g.intervalMs).catch((e) => {
+          failure ??= e;
+          inner.abort();
+        }),
+      ),
+    );
+    signal.removeEventListener("abort", stop);
+    if (failure && !signal.aborted) throw failure;
+  }
+
+  private async pollGroup(conn: ModbusConnection, tx: FrameSink, signal: AbortSignal, blocks: ReadBlock[], intervalMs: number): Promise<void> {
+    let next = performance.now();
+    while (!signal.aborted) {
+      for (const b of blocks) {
+        if (signal.aborted) return;
+        const frames = await this.readBlock(conn, tx, b);
+        if (frames.length) await tx.send(frames);
+      }
+      tx.heartbeat();
+      if (intervalMs <= 0) {
+        await new Promise((r) => setImmediate(r));
+        continue;
+      }
+      // fixed rate: a slow read shortens the wait instead of shifting every later poll
+      next += intervalMs;
+      const now = performance.now();
+      if (next < now) next = now;
+      await sleep(next - now, signal);
+    }
+  }
+
+  /** One read request -> the frames of its tags (Good values, or Bad for all of them). */
+  private async readBlock(conn: ModbusConnection, tx: FrameSink, b: ReadBlock): Promise<DataFrame[]> {
+    let data: number[] | boolean[];
+    try {
+      data = await conn.read(b.unitId, b.area, b.start, b.count);
+      this.connectionFailures = 0;
+    } catch (e) {
+      return this.failBlock(tx, b, e);
+    }
+    const ts = Date.now() * 1000;
+    const frames: DataFrame[] = new Array(b.slots.length);
+    const bits = isBitArea(b.area);
+    let n = 0;
+    for (const s of b.slots) {
+      let value: Value;
+      let quality: number = Quality.Good;
+      try {
+        const raw = bits ? (data as boolean[])[s.address - b.start] === true : decodeRegisters(data as number[], s.address - b.start, s.layout);
+        value = toEngineering(s.tag, raw);
+      } catch (e) {
+        // a short answer from the device: this tag is bad, the others of the read are fine
+        if (!(e instanceof RegisterCodecError)) throw e;
+        value = null;
+        quality = Quality.Bad_DeviceFailure;
+      }
+      if (quality !== Quality.Good && this.lastQuality.get(s.tag.tag) === quality) continue;
+      this.lastQuality.set(s.tag.tag, quality);
+      frames[n++] = { kind: "data", tag: s.tag.tag, value, ts, quality, source: this.id };
+    }
+    frames.length = n;
+    return frames;
+  }
+
+  private failBlock(tx: FrameSink, b: ReadBlock, e: unknown): DataFrame[] {
+    let quality: number = Quality.Bad_CommunicationError;
+    if (e instanceof ModbusTimeoutError) quality = Quality.Bad_Timeout;
+    else if (e instanceof ModbusExceptionError) {
+      quality = exceptionQuality(e.code);
+      this.exceptionEvent(tx, b, e.code);
+    } else if (e instanceof ModbusConnectionError) {
+      if (++this.connectionFailures >= this.cfg.failuresBeforeRestart) {
+        // send the Bad frames first, then let the manager restart us with backoff
+        const frames = this.badFrames(b, quality);
+        if (frames.length) void tx.send(frames);
+        throw new DriverError(this.id, `connection failed ${this.connectionFailures} times: ${e.message}`, { cause: e });
+      }
+    } else throw e;
+    return this.badFrames(b, quality);
+  }
+
+  private badFrames(b: ReadBlock, quality: number): DataFrame[] {
+    const ts = Date.now() * 1000;
+    const frames: DataFrame[] = [];
+    for (const s of b.slots) {
+      if (this.lastQuality.get(s.tag.tag) === quality) continue;
+      this.lastQuality.set(s.tag.tag, quality);
+      frames.push({ kind: "data", tag: s.tag.tag, value: null, ts, quality, source: this.id });
+    }
+    return frames;
+  }
+
+  private exceptionEvent(tx: FrameSink, b: ReadBlock, code: number): void {
+    const key = `${b.unitId}/${b.area}/${b.start}/${b.count}/${code}`;
+    const now = performance.now();
+    const last = this.lastExceptionEvent.get(key);
+    if (last !== undefined && now - last < this.cfg.exceptionEventMs) return;
+    this.lastExceptionEvent.set(key, now);
+    tx.event("modbus.exception", { code, unitId: b.unitId, area: b.area, address: b.start, count: b.count });
+  }
+
+  /** Writes a setpoint (engineering value -> raw -> registers) and reads it back when the area allows. */
+  async write(cmd: CmdFrame, tag: Variable): Promise<WriteResult> {
+    const conn = this.lease?.value;
+    if (!conn) return { ok: false, error: "not connected" };
+    const s = slotOf(tag, this.cfg.unitId);
+    if (s.area === "input" || s.area === "discrete") return { ok: false, error: `${s.area} ${s.address} is read-only` };
+    try {
+      if (s.area === "coil") {
+        const on = cmd.value === true || cmd.value === 1 || cmd.value === "true";
+        await conn.writeCoils(s.unitId, s.address, [on]);
+        if (this.cfg.readBack) {
+          const [back] = await conn.readBits(s.unitId, "coil", s.address, 1);
+          if (back !== on) return { ok: false, error: `read back coil ${s.address}: ${back}, expected ${on}` };
+        }
+        return { ok: true };
+      }
+      const raw = toRaw(tag, cmd.value);
+      const current = s.layout.bit !== undefined ? (await conn.readRegisters(s.unitId, "holding", s.address, 1))[0] : 0;
+      const words = encodeRegisters(raw, s.layout, current);
+      await conn.writeRegisters(s.unitId, s.address, words);
+      if (this.cfg.readBack) {
+        const back = await conn.readRegisters(s.unitId, "holding", s.address, words.length);
+        const mask = s.layout.bit !== undefined ? 1 << s.layout.bit : 0xffff;
+        if (back.some((w, i) => (w & mask) !== (words[i]! & mask))) {
+          return { ok: false, error: `read back holding ${s.address}: [${back.join(", ")}], wrote [${words.join(", ")}]` };
+        }
+      }
+      return { ok: true };
+    } catch (e) {
+      if (e instanceof ModbusExceptionError || e instanceof ModbusTimeoutError || e instanceof ModbusConnectionError || e instanceof RegisterCodecError) {
+        return { ok: false, error: e.message };
+      }
+      return { ok: false, error: `${(e as Error).name}: ${(e as Error).message}` };
+    }
+  }
+
+  async shutdown(): Promise<void> {
+    const lease = this.lease;
+    this.lease = null;
+    this.lastQuality.clear();
+    await lease?.release();
+  }
+}
+
+export const createModbus = () => new ModbusDriver();
