@@ -69,14 +69,20 @@ export function validateModbusTags(_driverId: string, tags: readonly Variable[])
     byKey.set(k, [...(byKey.get(k) ?? []), r]);
   }
   for (const list of byKey.values()) {
-    list.sort((x, y) => x.start - y.start);
-    let widest: Range | undefined; // the range reaching furthest among those before
+    // a bool on one bit may share its register with the whole word (a status word and its bits are a
+    // common map); only the same bit twice is a clash
+    const bitsSeen = new Map<string, Range>();
     for (const r of list) {
-      if (widest && r.start < widest.end) {
-        // two bools on different bits of one register share it legitimately
-        const bitsApart = r.bit !== undefined && widest.bit !== undefined && r.bit !== widest.bit && r.start === widest.start;
-        if (!bitsApart) problems.push({ tag: r.tag.tag, field: "address", message: `${describe(r)} overlaps ${describe(widest)}` });
-      }
+      if (r.bit === undefined) continue;
+      const k = `${r.start}/${r.bit}`;
+      const first = bitsSeen.get(k);
+      if (first) problems.push({ tag: r.tag.tag, field: "address", message: `${describe(r)} overlaps ${describe(first)}` });
+      else bitsSeen.set(k, r);
+    }
+    const words = list.filter((r) => r.bit === undefined).sort((x, y) => x.start - y.start);
+    let widest: Range | undefined; // the range reaching furthest among those before
+    for (const r of words) {
+      if (widest && r.start < widest.end) problems.push({ tag: r.tag.tag, field: "address", message: `${describe(r)} overlaps ${describe(widest)}` });
       if (!widest || r.end > widest.end) widest = r;
     }
   }
