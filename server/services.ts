@@ -3,6 +3,7 @@ import type { GatewayContext, Service } from "./context.ts";
 import { configWatcher } from "./reload.ts";
 import { demoPlcService } from "./demo/plc.ts";
 import { createModbusSlave } from "../bridges/modbus-slave/index.ts";
+import { createOpcuaServer } from "../bridges/opcua-server/index.ts";
 
 export type ServiceFactory = (ctx: GatewayContext) => Service | null | Promise<Service | null>;
 
@@ -13,4 +14,5 @@ export const earlyServices: ServiceFactory[] = [demoPlcService];
 export const services: ServiceFactory[] = [
   (ctx) => (ctx.config.gateway.watchConfig ? configWatcher(ctx) : null),
   (ctx) => createModbusSlave(ctx),
+  (ctx) => (ctx.config.gateway.opcua.enabled ? createOpcuaServer(ctx) : null),
 ];
