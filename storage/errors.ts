@@ -12,3 +12,21 @@ export class CommitError extends Error {
     super(message, options);
   }
 }
+
+/** User SQL refused by the sandbox: not a single SELECT, or it names something it may not read. */
+export class QueryRefused extends Error {
+  override name = "QueryRefused";
+}
+
+/** User SQL that DuckDB could not run (syntax, unknown column, out of memory ...). */
+export class QueryError extends Error {
+  override name = "QueryError";
+}
+
+/** User SQL interrupted past its time limit. */
+export class QueryTimeout extends Error {
+  override name = "QueryTimeout";
+  constructor(readonly timeoutMs: number) {
+    super(`the query ran past its time limit of ${timeoutMs} ms and was interrupted`);
+  }
+}

@@ -1,5 +1,7 @@
 // Public entry of storage: the event log.
-export { EventLog, type CommitEvent, type CommitInfo, type LogOptions, type ReadOptions } from "./log.ts";
-export { LogClosedError, CommitError } from "./errors.ts";
+export { EventLog, type CommitEvent, type CommitInfo, type LogOptions, type ReadOptions, type SandboxOptions } from "./log.ts";
+export { LogClosedError, CommitError, QueryRefused, QueryError, QueryTimeout } from "./errors.ts";
+export { QueryEngine, type QueryEngineOptions, type QueryResult, type RunOptions, type Column } from "./query.ts";
+export { QUERY_VIEWS } from "./views.ts";
 export { jsonStringify } from "./codec.ts";
 export { CommandBus, DEFAULT_TTL_MS, type SubmitCommand, type CommandRecord, type ListCommands } from "./commands.ts";

@@ -3,7 +3,7 @@
 // and only then hands frames to tails. See storage/README.md for the contract.
 import { EventEmitter } from "node:events";
 import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, resolve, sep } from "node:path";
 import { DuckDBInstance, type DuckDBAppender, type DuckDBConnection } from "@duckdb/node-api";
 import type { DataFrame, Frame, FrameKind, Logged } from "../schemas/frames.ts";
 import { LogTuning } from "../schemas/config.ts";
@@ -14,6 +14,23 @@ import { CommitError, LogClosedError } from "./errors.ts";
 export interface LogOptions extends Partial<LogTuning> {
   /** path of the DuckDB file; ":memory:" for tests that do not need durability */
   path: string;
+  /**
+   * Locks the database instance down for user SQL (see storage/README.md, "SQL sandbox"): no file or
+   * network access except `archiveDir` (created if missing), bounded memory and threads, and the
+   * configuration locked so that no later statement can lift it. DuckDB holds these settings per
+   * instance, not per connection, so they are set here, once, by the owner of the instance.
+   * Off when absent (tests of the log itself).
+   */
+  sandbox?: SandboxOptions;
+}
+
+export interface SandboxOptions {
+  /** the only directory the database may read or write besides its own file (the Parquet archive) */
+  archiveDir: string;
+  /** DuckDB memory_limit, e.g. "512MB"; a query past it fails instead of starving the process */
+  memoryLimit?: string;
+  /** DuckDB worker threads; fewer leaves a core for ingest on a small machine */
+  threads?: number;
 }
 
 export interface CommitInfo {
@@ -40,6 +57,21 @@ export interface ReadOptions {
   pageSize?: number;
   kinds?: readonly FrameKind[];
   signal?: AbortSignal;
+}
+
+/**
+ * The second wall of the SQL sandbox (the first is the statement check in storage/query.ts). The order
+ * matters: allowed_directories before external access is turned off, lock_configuration last.
+ */
+async function applySandbox(conn: DuckDBConnection, sb: SandboxOptions): Promise<void> {
+  const dir = resolve(sb.archiveDir);
+  mkdirSync(dir, { recursive: true });
+  const quote = (s: string) => `'${s.replaceAll("'", "''")}'`;
+  await conn.run(`SET allowed_directories=[${quote(dir + sep)}]`);
+  await conn.run(`SET enable_external_access=false`);
+  if (sb.memoryLimit) await conn.run(`SET memory_limit=${quote(sb.memoryLimit)}`);
+  if (sb.threads) await conn.run(`SET threads=${Math.max(1, Math.floor(sb.threads))}`);
+  await conn.run(`SET lock_configuration=true`);
 }
 
 interface Batch {
@@ -80,12 +112,13 @@ export class EventLog extends EventEmitter {
   }
 
   static async open(opts: LogOptions): Promise<EventLog> {
-    const { path, ...rest } = opts;
+    const { path, sandbox: _sandbox, ...rest } = opts;
     const tuning = TypeValue.Default(LogTuning, rest) as LogTuning;
     if (tuning.lowWater >= tuning.highWater) tuning.lowWater = Math.floor(tuning.highWater / 2);
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
     const instance = await DuckDBInstance.create(path);
     const conn = await instance.connect();
+    if (opts.sandbox) await applySandbox(conn, opts.sandbox);
     await conn.run(LOG_DDL);
     await conn.run(`CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value BIGINT NOT NULL)`);
     await conn.run(`CREATE TABLE IF NOT EXISTS cursors (name VARCHAR PRIMARY KEY, "offset" BIGINT NOT NULL, updated_at BIGINT NOT NULL)`);

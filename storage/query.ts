@@ -1,0 +1,309 @@
+// User SQL over the log: one SELECT, checked three ways (statement count, DuckDB's statement type,
+// and the parsed tree: only the documented views and a few table functions), run on its own
+// connection with a deadline (interrupted past it) and a row limit, its result streamed chunk by chunk.
+// The instance's sandbox settings (storage/log.ts `sandbox`) are the wall behind these checks.
+import { JSDuckDBValueConverter, StatementType, type DuckDBConnection, type DuckDBType } from "@duckdb/node-api";
+import type { Variable } from "../schemas/config.ts";
+import type { EventLog } from "./log.ts";
+import { QueryRefused, QueryError, QueryTimeout } from "./errors.ts";
+import { createViews, fillTagCatalog, mainSchema, QUERY_VIEWS, refreshArchiveView, tenantViewsSql } from "./views.ts";
+
+export interface QueryEngineOptions {
+  /** the archive folder (Parquet), or null when there is none */
+  archiveDir?: string | null;
+  /** default and maximum time per query */
+  timeoutMs?: number;
+  /** default and maximum rows per result */
+  maxRows?: number;
+  /** idle connections kept per tenant */
+  poolSize?: number;
+}
+
+export interface RunOptions {
+  /** stricter limits than the engine's, never looser */
+  timeoutMs?: number;
+  maxRows?: number;
+  /** when set, every view shows only this tenant's tags */
+  tenant?: string | null;
+  signal?: AbortSignal;
+}
+
+export interface Column {
+  name: string;
+  /** DuckDB type, e.g. DOUBLE, BIGINT, VARCHAR, TIMESTAMP */
+  type: string;
+  duckdbType: DuckDBType;
+}
+
+/** A running query: its columns, then its rows in batches (one DuckDB chunk, ~2048 rows, each). */
+export interface QueryResult {
+  columns: Column[];
+  /** rows as JS values (bigint for 64-bit integers, Date for timestamps) */
+  batches: AsyncIterable<unknown[][]>;
+  /** true once the row limit cut the result (read after the batches are consumed) */
+  readonly truncated: boolean;
+  readonly rowCount: number;
+}
+
+/** Table functions a SELECT may call: pure generators, no I/O. */
+const ALLOWED_TABLE_FUNCTIONS = new Set(["range", "generate_series", "unnest"]);
+/** Table references that name no data outside the query itself. */
+const ALLOWED_REF_TYPES = new Set(["BASE_TABLE", "JOIN", "SUBQUERY", "TABLE_FUNCTION", "EXPRESSION_LIST", "EMPTY", "PIVOT", "COLUMN_DATA"]);
+
+export class QueryEngine {
+  private readonly timeoutMs: number;
+  private readonly maxRows: number;
+  private readonly poolSize: number;
+  private readonly idle = new Map<string, DuckDBConnection[]>();
+  private admin: DuckDBConnection | null = null;
+  private hidden = new Set<string>();
+  private stopped = false;
+  private readonly running = new Set<DuckDBConnection>();
+
+  constructor(
+    private readonly log: EventLog,
+    private readonly opts: QueryEngineOptions = {},
+  ) {
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.maxRows = opts.maxRows ?? 1_000_000;
+    this.poolSize = opts.poolSize ?? 4;
+  }
+
+  /** Creates the views and the catalog table. */
+  async start(tags: readonly Variable[] = []): Promise<void> {
+    this.admin = await this.log.connect();
+    await createViews(this.admin, this.opts.archiveDir ?? null);
+    await fillTagCatalog(this.admin, tags);
+    await this.loadHidden();
+  }
+
+  /** Replaces the `tags` catalog (on config reload). */
+  async setCatalog(tags: readonly Variable[]): Promise<void> {
+    await fillTagCatalog(this.requireAdmin(), tags);
+  }
+
+  /** Re-reads the archive folder into `frames_all`/`data_all` (after an archive run). */
+  async refreshArchive(): Promise<void> {
+    await refreshArchiveView(this.requireAdmin(), this.opts.archiveDir ?? null);
+  }
+
+  private requireAdmin(): DuckDBConnection {
+    if (!this.admin) throw new QueryError("the query engine is not started");
+    return this.admin;
+  }
+
+  /** Names of every table and view a CTE must not shadow (a CTE named `log` would otherwise be a way around). */
+  private async loadHidden(): Promise<void> {
+    const r = await this.requireAdmin().runAndReadAll(
+      `SELECT table_name FROM duckdb_tables() UNION SELECT view_name FROM duckdb_views() WHERE NOT internal`,
+    );
+    this.hidden = new Set(r.getRows().map((x) => String(x[0]).toLowerCase()));
+    for (const v of QUERY_VIEWS) this.hidden.delete(v);
+  }
+
+  private async acquire(tenant: string | null): Promise<DuckDBConnection> {
+    const key = tenant ?? "";
+    const pool = this.idle.get(key);
+    if (pool?.length) return pool.pop()!;
+    const conn = await this.log.connect();
+    if (tenant !== null) for (const sql of tenantViewsSql(tenant, await mainSchema(conn))) await conn.run(sql);
+    return conn;
+  }
+
+  private release(tenant: string | null, conn: DuckDBConnection): void {
+    const key = tenant ?? "";
+    const pool = this.idle.get(key) ?? [];
+    if (this.stopped || pool.length >= this.poolSize) return conn.closeSync();
+    pool.push(conn);
+    this.idle.set(key, pool);
+  }
+
+  /**
+   * Checks `sql` and explains a refusal: exactly one statement, of type SELECT, whose tree names only
+   * the documented views (or its own CTEs) and allowed table functions. Throws QueryRefused.
+   */
+  async check(sql: string, conn?: DuckDBConnection): Promise<void> {
+    const c = conn ?? this.requireAdmin();
+    let extracted;
+    try {
+      extracted = await c.extractStatements(sql);
+    } catch (e) {
+      throw new QueryError(`not valid SQL: ${firstLine(e)}`);
+    }
+    if (extracted.count !== 1) throw new QueryRefused(`exactly one statement is accepted, got ${extracted.count}`);
+    // The tree first: it refuses files and hidden tables before DuckDB binds (and so touches) anything.
+    const tree = await this.parseTree(c, sql);
+    this.checkTree(tree);
+    let prepared;
+    try {
+      prepared = await extracted.prepare(0);
+    } catch (e) {
+      throw classify(e);
+    }
+    const type = prepared.statementType;
+    prepared.destroySync();
+    if (type !== StatementType.SELECT) throw new QueryRefused(`only SELECT is accepted, got ${StatementType[type] ?? type}`);
+  }
+
+  private async parseTree(c: DuckDBConnection, sql: string): Promise<unknown> {
+    const r = await c.runAndReadAll(`SELECT json_serialize_sql($1::VARCHAR)`, [sql]);
+    const out = JSON.parse(String(r.getRows()[0]![0])) as { error: boolean; error_message?: string; statements?: unknown[] };
+    if (out.error) {
+      // json_serialize_sql only serializes SELECTs: SET, COPY, PRAGMA, SHOW ... land here
+      throw new QueryRefused(`only a plain SELECT is accepted (${out.error_message ?? "not a SELECT"})`);
+    }
+    return out.statements;
+  }
+
+  private checkTree(tree: unknown): void {
+    const ctes = new Set<string>();
+    const refs: { kind: "table" | "function" | "ref"; name: string; schema: string }[] = [];
+    const walk = (n: unknown): void => {
+      if (Array.isArray(n)) return n.forEach(walk);
+      if (!n || typeof n !== "object") return;
+      const o = n as Record<string, unknown>;
+      if (o.cte_map && typeof o.cte_map === "object") {
+        for (const e of ((o.cte_map as { map?: { key: string }[] }).map ?? [])) ctes.add(String(e.key).toLowerCase());
+      }
+      // a table reference has `sample` and `alias` (a SELECT node has `sample` only; an expression has `class`)
+      if ("sample" in o && "alias" in o && !("class" in o) && typeof o.type === "string") {
+        if (!ALLOWED_REF_TYPES.has(o.type)) refs.push({ kind: "ref", name: o.type, schema: "" });
+        if (o.type === "BASE_TABLE") {
+          refs.push({ kind: "table", name: String(o.table_name).toLowerCase(), schema: `${o.catalog_name ?? ""}${o.schema_name ?? ""}` });
+        }
+        if (o.type === "TABLE_FUNCTION") {
+          const f = o.function as Record<string, unknown> | undefined;
+          refs.push({ kind: "function", name: String(f?.function_name ?? "").toLowerCase(), schema: `${f?.catalog ?? ""}${f?.schema ?? ""}` });
+        }
+      }
+      for (const v of Object.values(o)) walk(v);
+    };
+    walk(tree);
+    for (const c of ctes) if (this.hidden.has(c)) throw new QueryRefused(`a CTE may not be named '${c}' (an internal table)`);
+    const views = new Set<string>(QUERY_VIEWS);
+    for (const r of refs) {
+      if (r.kind === "ref") throw new QueryRefused(`${r.name} is not accepted in a query`);
+      if (r.kind === "function") {
+        if (r.schema || !ALLOWED_TABLE_FUNCTIONS.has(r.name)) {
+          throw new QueryRefused(`table function ${r.name}() is not allowed; only ${[...ALLOWED_TABLE_FUNCTIONS].join(", ")}`);
+        }
+        continue;
+      }
+      if (r.schema) throw new QueryRefused(`qualified names are not accepted (${r.schema}.${r.name}); use the views ${QUERY_VIEWS.join(", ")}`);
+      if (!views.has(r.name) && !ctes.has(r.name)) {
+        throw new QueryRefused(`unknown table '${r.name}'; queries read the views ${QUERY_VIEWS.join(", ")}`);
+      }
+    }
+  }
+
+  /**
+   * Checks and starts `sql`; the returned batches stream the result. The connection goes back to the
+   * pool when the batches are consumed (or abandoned through `return()`).
+   */
+  async run(sql: string, ro: RunOptions = {}): Promise<QueryResult> {
+    if (this.stopped) throw new QueryError("the query engine is stopped");
+    const tenant = ro.tenant ?? null;
+    const timeoutMs = Math.min(ro.timeoutMs ?? this.timeoutMs, this.timeoutMs);
+    const maxRows = Math.min(ro.maxRows ?? this.maxRows, this.maxRows);
+    const conn = await this.acquire(tenant);
+    let timedOut = false;
+    let done = false;
+    const interrupt = () => {
+      if (!done) conn.interrupt();
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      interrupt();
+    }, timeoutMs);
+    ro.signal?.addEventListener("abort", interrupt, { once: true });
+    const finish = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      ro.signal?.removeEventListener("abort", interrupt);
+      this.running.delete(conn);
+      this.release(tenant, conn);
+    };
+    this.running.add(conn);
+    const fail = (e: unknown): never => {
+      finish();
+      if (timedOut) throw new QueryTimeout(timeoutMs);
+      throw e instanceof QueryRefused || e instanceof QueryError ? e : classify(e);
+    };
+    let result;
+    try {
+      await this.check(sql, conn);
+      result = await conn.stream(sql);
+    } catch (e) {
+      return fail(e);
+    }
+    const columns: Column[] = result.columnNames().map((name, i) => {
+      const t = result.columnType(i);
+      return { name, type: t.toString(), duckdbType: t };
+    });
+    const state = { truncated: false, rowCount: 0 };
+    const batches = async function* (): AsyncGenerator<unknown[][]> {
+      try {
+        while (state.rowCount < maxRows) {
+          const chunk = await result.fetchChunk();
+          // an interrupt can end a stream as if it were complete: the flag tells the truth
+          if (timedOut) throw new QueryTimeout(timeoutMs);
+          if (!chunk || chunk.rowCount === 0) return;
+          let rows = chunk.convertRows(JSDuckDBValueConverter) as unknown[][];
+          if (state.rowCount + rows.length > maxRows) {
+            rows = rows.slice(0, maxRows - state.rowCount);
+            state.truncated = true;
+          }
+          state.rowCount += rows.length;
+          yield rows;
+        }
+        // exactly maxRows so far: truncated only if DuckDB has more
+        const more = await result.fetchChunk();
+        if (more && more.rowCount > 0) state.truncated = true;
+      } catch (e) {
+        fail(e);
+      } finally {
+        finish();
+      }
+    };
+    return {
+      columns,
+      batches: batches(),
+      get truncated() {
+        return state.truncated;
+      },
+      get rowCount() {
+        return state.rowCount;
+      },
+    };
+  }
+
+  /** Runs `sql` and collects every row (tests, small results). */
+  async all(sql: string, ro: RunOptions = {}): Promise<{ columns: string[]; rows: unknown[][]; truncated: boolean }> {
+    const r = await this.run(sql, ro);
+    const rows: unknown[][] = [];
+    for await (const b of r.batches) rows.push(...b);
+    return { columns: r.columns.map((c) => c.name), rows, truncated: r.truncated };
+  }
+
+  /** Interrupts running queries and closes every connection. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const c of this.running) c.interrupt();
+    for (const pool of this.idle.values()) for (const c of pool) c.closeSync();
+    this.idle.clear();
+    this.admin?.closeSync();
+    this.admin = null;
+  }
+}
+
+const firstLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split("\n")[0]!;
+
+/** DuckDB's errors, told apart: a sandbox wall is a refusal, anything else a bad query. */
+function classify(e: unknown): Error {
+  const msg = firstLine(e);
+  if (/^INTERRUPT/i.test(msg)) return new QueryError("the query was interrupted");
+  if (/Permission Error|disabled by configuration|lock_configuration/i.test(msg)) return new QueryRefused(msg);
+  if (/Out of Memory/i.test(msg)) return new QueryError(`the query needs more memory than allowed: ${msg}`);
+  return new QueryError(msg);
+}
