@@ -4,6 +4,7 @@ import { configWatcher } from "./reload.ts";
 import { demoPlcService } from "./demo/plc.ts";
 import { createModbusSlave } from "../bridges/modbus-slave/index.ts";
 import { createOpcuaServer } from "../bridges/opcua-server/index.ts";
+import { createMqttNorth } from "../bridges/mqtt-north/index.ts";
 
 export type ServiceFactory = (ctx: GatewayContext) => Service | null | Promise<Service | null>;
 
@@ -15,4 +16,5 @@ export const services: ServiceFactory[] = [
   (ctx) => (ctx.config.gateway.watchConfig ? configWatcher(ctx) : null),
   (ctx) => createModbusSlave(ctx),
   (ctx) => (ctx.config.gateway.opcua.enabled ? createOpcuaServer(ctx) : null),
+  (ctx) => createMqttNorth({ log: ctx.log, catalog: ctx.catalog, registry: ctx.metrics.registry, logger: ctx.logger, gatewayId: ctx.config.gateway.gatewayId, section: ctx.config.gateway.mqtt, configDir: ctx.config.dir, commands: ctx.commands }),
 ];

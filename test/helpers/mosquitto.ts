@@ -127,7 +127,12 @@ export class Mosquitto {
   private async collect(stream: ReadableStream<Uint8Array>): Promise<void> {
     const dec = new TextDecoder();
     try {
-      for await (const chunk of stream) this.output = (this.output + dec.decode(chunk)).slice(-200_000);
+      const reader = stream.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        this.output = (this.output + dec.decode(value)).slice(-200_000);
+      }
     } catch {
       // the process ended
     }

@@ -1,0 +1,161 @@
+// The MQTT uplink (mqtt-north): a consumer of the log with its own cursor that publishes data frames to
+// an MQTT 5 (or 3.1.1) broker with store and forward, a retained birth/last-will status per gateway, and
+// (optionally) MQTT commands on {tenant}/cmd/{tag}. See README "MQTT uplink" for topics and payloads.
+import { readFileSync } from "node:fs";
+import { isAbsolute, join } from "node:path";
+import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import type { Registry } from "prom-client";
+import type { Logger } from "pino";
+import type { Catalog } from "../../schemas/catalog.ts";
+import { ConfigError } from "../../schemas/errors.ts";
+import type { CommandBus } from "../../storage/commands.ts";
+import type { EventLog } from "../../storage/log.ts";
+import { parseMqttNorthConfig, type MqttNorthConfig } from "./config.ts";
+import { UplinkMetrics } from "./metrics.ts";
+import { fillTopic } from "./payload.ts";
+import { Publisher } from "./publisher.ts";
+import { startMqttCommands } from "./commands.ts";
+
+export { parseMqttNorthConfig, MqttNorthConfig } from "./config.ts";
+
+export interface MqttNorthDeps {
+  log: EventLog;
+  catalog: Catalog;
+  registry: Registry;
+  logger: Logger;
+  gatewayId: string;
+  /** the raw `mqtt:` section of gateway.yml */
+  section: unknown;
+  /** directory that relative ca/cert/key paths start from */
+  configDir: string;
+  /** file named in config errors */
+  file?: string;
+  commands?: CommandBus;
+}
+
+export interface MqttNorth {
+  name: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  readonly publisher: Publisher;
+  readonly client: MqttClient | null;
+}
+
+function readPem(cfg: MqttNorthConfig, key: "ca" | "cert" | "key", dir: string, file: string): Buffer | undefined {
+  const p = cfg[key];
+  if (!p) return undefined;
+  const path = isAbsolute(p) ? p : join(dir, p);
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new ConfigError(file, `mqtt.${key}`, `cannot read ${path}: ${(e as Error).message}`);
+  }
+}
+
+/** Why a connection failed, in a word for the metric label. */
+function connectReason(err: Error & { code?: unknown }): string {
+  if (typeof err.code === "number") return `refused_${err.code}`;
+  if (typeof err.code === "string") return err.code.toLowerCase();
+  return "error";
+}
+
+/** Creates the bridge, or null when `mqtt.enabled` is false. Validates the section (ConfigError). */
+export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
+  const file = deps.file ?? join(deps.configDir, "gateway.yml");
+  const cfg = parseMqttNorthConfig(deps.section, file);
+  if (!cfg.enabled) return null;
+  const tls = { ca: readPem(cfg, "ca", deps.configDir, file), cert: readPem(cfg, "cert", deps.configDir, file), key: readPem(cfg, "key", deps.configDir, file) };
+  const logger = deps.logger.child({ bridge: "mqtt-north" });
+  const metrics = new UplinkMetrics(deps.registry);
+  const publisher = new Publisher({ log: deps.log, catalog: deps.catalog, logger, metrics, gatewayId: deps.gatewayId, config: cfg });
+  const statusTopic = fillTopic(cfg.statusTopic, { device: deps.gatewayId });
+  const status = (s: "online" | "offline") => JSON.stringify({ status: s, gatewayId: deps.gatewayId, ts: Date.now() * 1000 });
+  let client: MqttClient | null = null;
+  let abort: AbortController | null = null;
+  let running: Promise<void> | null = null;
+  let gaugeTimer: ReturnType<typeof setInterval> | null = null;
+  let commands: { stop(): Promise<void> } | null = null;
+
+  const updateGauges = () => {
+    const lag = publisher.lag();
+    metrics.lag.set({ consumer: cfg.cursor }, lag.frames);
+    metrics.lagSeconds.set({ consumer: cfg.cursor }, lag.seconds);
+    metrics.connected.set(client?.connected ? 1 : 0);
+  };
+
+  const bridge: MqttNorth = {
+    name: "mqtt-north",
+    publisher,
+    get client() {
+      return client;
+    },
+    async start() {
+      const opts: IClientOptions = {
+        protocolVersion: cfg.protocolVersion,
+        clientId: cfg.clientId ?? `edge-${deps.gatewayId}`,
+        username: cfg.username,
+        password: cfg.password,
+        ...tls,
+        rejectUnauthorized: cfg.rejectUnauthorized,
+        // a persistent session: the broker keeps QoS 1/2 state across reconnects, so resends are recognised
+        clean: false,
+        keepalive: cfg.keepaliveSec,
+        reconnectPeriod: cfg.reconnectMinMs,
+        connectTimeout: 10_000,
+        reconnectOnConnackError: true,
+        // never buffer QoS 0 offline: we do not publish while disconnected, and the log is the buffer
+        queueQoSZero: false,
+        resubscribe: true,
+        will: { topic: statusTopic, payload: Buffer.from(status("offline")), qos: 1, retain: true },
+        ...(cfg.protocolVersion === 5 ? { properties: { sessionExpiryInterval: cfg.sessionExpirySec } } : {}),
+      };
+      client = mqtt.connect(cfg.url, opts);
+      const c = client;
+      let wasConnected = false;
+      let failures = 0;
+      c.on("connect", (ack) => {
+        wasConnected = true;
+        failures = 0;
+        c.options.reconnectPeriod = cfg.reconnectMinMs;
+        logger.info({ url: cfg.url, sessionPresent: ack.sessionPresent, cursor: publisher.acked }, "mqtt uplink connected");
+        c.publish(statusTopic, status("online"), { qos: 1, retain: true }, () => undefined);
+        updateGauges();
+        publisher.notify();
+      });
+      c.on("close", () => {
+        if (wasConnected) logger.warn({ url: cfg.url, cursor: publisher.acked }, "mqtt uplink disconnected; frames wait in the log");
+        wasConnected = false;
+        // backoff: 0.5 s, 1 s, 2 s ... capped; reset on connect
+        c.options.reconnectPeriod = Math.min(cfg.reconnectMaxMs, cfg.reconnectMinMs * 2 ** Math.min(failures++, 20));
+        updateGauges();
+      });
+      c.on("error", (err: Error & { code?: unknown }) => {
+        metrics.connectErrors.inc({ reason: connectReason(err) });
+        logger.error({ url: cfg.url, code: err.code, cursor: publisher.acked }, `mqtt uplink: connection to ${cfg.url} failed: ${err.message}; cursor kept, retrying`);
+      });
+      abort = new AbortController();
+      running = publisher.run(c, abort.signal);
+      gaugeTimer = setInterval(updateGauges, 1000);
+      if (cfg.commands.enabled) {
+        if (!deps.commands) {
+          logger.warn("mqtt commands enabled but the gateway has no command bus; commands are not subscribed");
+        } else {
+          commands = startMqttCommands({ client: c, config: cfg, catalog: deps.catalog, bus: deps.commands, logger, metrics, gatewayId: deps.gatewayId });
+        }
+      }
+    },
+    async stop() {
+      if (gaugeTimer) clearInterval(gaugeTimer);
+      await commands?.stop();
+      abort?.abort();
+      publisher.notify();
+      await running;
+      const c = client;
+      if (c) {
+        if (c.connected) await c.publishAsync(statusTopic, status("offline"), { qos: 1, retain: true }).catch(() => undefined);
+        await c.endAsync(true).catch(() => undefined);
+      }
+    },
+  };
+  return bridge;
+}
