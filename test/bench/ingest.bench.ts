@@ -1,0 +1,116 @@
+// Ingest benchmark (`bun run bench ingest`): committed frames/s through the full writer (EventLog.append
+// with group commit, offsets, and a live follower consuming the tail) next to the raw DuckDB appender
+// for the same rows (same table, same batch size, BEGIN/append/flush/COMMIT per batch), measured in the
+// same run; commit latency p50/p99 from the log's 'commit' events; RSS before and after.
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import { DuckDBInstance } from "@duckdb/node-api";
+import type { DataFrame } from "../../schemas/index.ts";
+import { LOG_DDL, VT } from "../../storage/codec.ts";
+import { EventLog, type CommitEvent } from "../../storage/index.ts";
+import { tempDir } from "../helpers/index.ts";
+import { percentile, report, rssMiB } from "./report.ts";
+
+const TAGS = 1000; // one poll of a realistic device set: 1000 numeric tags
+const FRAMES = Number(process.env.BENCH_INGEST_FRAMES ?? 1_000_000);
+const BATCH = 5000; // the gateway's default batchSize
+const tags = Array.from({ length: TAGS }, (_, i) => `plant/line${i % 10}/sensor${i}`);
+
+/** One poll: a frame per tag with a numeric value, as a driver produces them. */
+function poll(n: number): DataFrame[] {
+  const ts = Date.now() * 1000;
+  const frames: DataFrame[] = new Array(TAGS);
+  for (let i = 0; i < TAGS; i++) frames[i] = { kind: "data", tag: tags[i]!, value: Math.sin(n + i) * 100, ts, quality: 0, source: "bench" };
+  return frames;
+}
+
+async function fullWriter(path: string) {
+  const log = await EventLog.open({ path, batchSize: BATCH, maxDelayMs: 10 });
+  const latencies: number[] = [];
+  log.on("commit", (c: CommitEvent) => latencies.push(c.latencyMs));
+  const ac = new AbortController();
+  let followed = 0;
+  const follower = (async () => {
+    for await (const page of log.follow({ from: log.head + 1, signal: ac.signal })) {
+      followed += page.length;
+      if (followed >= FRAMES) ac.abort();
+    }
+  })();
+  const t0 = performance.now();
+  const appends: Promise<unknown>[] = [];
+  for (let n = 0; n * TAGS < FRAMES; n++) {
+    appends.push(log.append(poll(n)));
+    // a driver awaits the writer's capacity (backpressure) and yields between polls
+    if (log.isPaused) await log.waitForCapacity();
+    else await new Promise((r) => setImmediate(r));
+  }
+  await Promise.all(appends);
+  await follower;
+  const seconds = (performance.now() - t0) / 1000;
+  await log.close();
+  return { rate: FRAMES / seconds, seconds, latencies, followed };
+}
+
+async function rawAppender(path: string) {
+  const instance = await DuckDBInstance.create(path);
+  const conn = await instance.connect();
+  await conn.run(LOG_DDL);
+  const app = await conn.createAppender("log");
+  const t0 = performance.now();
+  let offset = 0;
+  let n = 0;
+  let pending: DataFrame[] = [];
+  while (offset < FRAMES) {
+    while (pending.length < BATCH) pending = pending.concat(poll(n++));
+    const batch = pending.slice(0, BATCH);
+    pending = pending.slice(BATCH);
+    await conn.run("BEGIN TRANSACTION");
+    const loggedAt = BigInt(Date.now() * 1000);
+    for (const f of batch) {
+      app.appendBigInt(BigInt(++offset));
+      app.appendUTinyInt(1);
+      app.appendBigInt(BigInt(f.ts));
+      app.appendVarchar(f.tag);
+      app.appendUTinyInt(VT.number);
+      app.appendDouble(f.value as number);
+      app.appendNull();
+      app.appendUInteger(f.quality);
+      app.appendVarchar(f.source);
+      app.appendNull();
+      app.appendBigInt(loggedAt);
+      app.endRow();
+    }
+    app.flushSync();
+    await conn.run("COMMIT");
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  app.closeSync();
+  conn.closeSync();
+  instance.closeSync();
+  return { rate: offset / seconds, seconds };
+}
+
+const dir = tempDir("edge-bench-ingest-");
+try {
+  const rssBefore = rssMiB();
+  // the baseline first, then the writer, each on a fresh file
+  const raw = await rawAppender(join(dir.path, "raw.duckdb"));
+  rmSync(join(dir.path, "raw.duckdb"), { force: true });
+  rmSync(join(dir.path, "raw.duckdb.wal"), { force: true });
+  Bun.gc(true);
+  const full = await fullWriter(join(dir.path, "log.duckdb"));
+  Bun.gc(true);
+  const rssAfter = rssMiB();
+  if (full.followed < FRAMES) throw new Error(`the follower saw ${full.followed} of ${FRAMES} frames`);
+  report("ingest", [
+    { metric: `committed frames/s, full writer (${FRAMES.toLocaleString("en-US")} frames, ${TAGS} tags, batch ${BATCH}, live tail)`, value: full.rate, unit: "frames/s", baseline: raw.rate, ratio: full.rate / raw.rate },
+    { metric: "raw DuckDB appender, same rows and batches", value: raw.rate, unit: "frames/s" },
+    { metric: "commit latency p50 (append -> committed)", value: percentile(full.latencies, 50), unit: "ms" },
+    { metric: "commit latency p99", value: percentile(full.latencies, 99), unit: "ms" },
+    { metric: "commits", value: full.latencies.length, unit: "transactions" },
+    { metric: "RSS before", value: rssBefore, unit: "MiB" },
+    { metric: "RSS after", value: rssAfter, unit: "MiB" },
+  ]);
+} finally {
+  dir.cleanup();
+}
