@@ -1,0 +1,105 @@
+// The uplink delivers committed frames to a real mosquitto in offset order, with the documented topics,
+// payloads and MQTT 5 properties, and moves its cursor only over acknowledged offsets.
+import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { Mosquitto } from "../../helpers/mosquitto.ts";
+import { waitFor } from "../../helpers/index.ts";
+import { frames, metric, startRig, subscriber, tag } from "./harness.ts";
+import { parseMqttNorthConfig } from "../../../bridges/mqtt-north/config.ts";
+import { ConfigError } from "../../../schemas/errors.ts";
+
+let broker: Mosquitto;
+beforeAll(async () => {
+  broker = await Mosquitto.start();
+});
+afterAll(async () => {
+  await broker.close();
+});
+
+const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
+
+describe("mqtt-north delivery", () => {
+  it("publishes single frames on {tenant}/{device}/{tag} in offset order with JSON payload and MQTT 5 properties", async () => {
+    const sub = await subscriber(broker.url, "t1/gw1/#");
+    const rig = await startRig({ url: broker.url, qos: 1, batch: { maxFrames: 1 } }, { tags: [tag("a/x", "t1"), tag("a/y", "t1")] });
+    try {
+      await rig.log.append(frames(50, 0, ["a/x", "a/y"]));
+      await waitFor(() => sub.offsets().length >= 50, "50 messages", 15_000);
+      expect(sub.offsets()).toEqual(range(1, 50));
+      const first = sub.got[0]!;
+      expect(first.topic).toBe("t1/gw1/a/x");
+      expect(sub.got[1]!.topic).toBe("t1/gw1/a/y");
+      expect(first.payload).toEqual({ offset: 1, tag: "a/x", value: 0, ts: expect.any(Number), quality: 0 });
+      expect(first.contentType).toBe("application/json");
+      expect(first.userProperties).toEqual({ gatewayId: "gw1", offsets: "1-1" });
+      await waitFor(() => rig.log.cursor("mqtt-north") === 50, "cursor at 50");
+      expect(await metric(rig.registry, "edge_mqtt_messages_published_total")).toBe(50);
+      expect(await metric(rig.registry, "edge_mqtt_frames_published_total")).toBe(50);
+      expect(await metric(rig.registry, "edge_mqtt_bytes_published_total")).toBeGreaterThan(50 * 40);
+    } finally {
+      await rig.close();
+      await sub.close();
+    }
+  });
+
+  it("batches frames into MessagePack messages on {tenant}/{device}/batch, bounded by maxFrames, in offset order", async () => {
+    const sub = await subscriber(broker.url, "default/gw1/batch", { format: "msgpack", qos: 2 });
+    const rig = await startRig({ url: broker.url, qos: 2, payload: "msgpack", batch: { maxFrames: 100, maxDelayMs: 10 } });
+    try {
+      const big = frames(1000);
+      big[3]!.value = 2n ** 60n + 1n; // 64-bit integers stay exact
+      await rig.log.append(big);
+      await waitFor(() => sub.offsets().length >= 1000, "1000 frames", 15_000);
+      expect(sub.offsets()).toEqual(range(1, 1000));
+      for (const m of sub.got) {
+        expect(m.offsets.length).toBeLessThanOrEqual(100);
+        expect(m.contentType).toBe("application/msgpack");
+        expect(m.userProperties!.offsets).toBe(`${m.offsets[0]}-${m.offsets.at(-1)}`);
+      }
+      const withBig = sub.got.flatMap((m) => (m.payload as { frames: { offset: number; value: unknown }[] }).frames).find((f) => f.offset === 4);
+      expect(withBig!.value).toBe(2n ** 60n + 1n);
+      expect(sub.got[0]!.payload).toMatchObject({ gateway: "gw1", first: 1 });
+      await waitFor(() => rig.log.cursor("mqtt-north") === 1000, "cursor at 1000");
+    } finally {
+      await rig.close();
+      await sub.close();
+    }
+  });
+
+  it("sends a partial batch after maxDelayMs and moves the cursor over non-data frames", async () => {
+    const sub = await subscriber(broker.url, "default/gw1/batch");
+    const rig = await startRig({ url: broker.url, batch: { maxFrames: 500, maxDelayMs: 30 } });
+    try {
+      await rig.log.append(frames(3));
+      await rig.log.append([{ kind: "event", type: "driver.state", source: "sim", ts: Date.now() * 1000 }]);
+      await waitFor(() => sub.offsets().length >= 3, "a partial batch", 10_000);
+      expect(sub.offsets()).toEqual([1, 2, 3]);
+      await waitFor(() => rig.log.cursor("mqtt-north") === 4, "cursor over the event at 4");
+    } finally {
+      await rig.close();
+      await sub.close();
+    }
+  });
+
+  it("publishes a retained birth message and leaves a retained 'offline' on stop", async () => {
+    const rig = await startRig({ url: broker.url });
+    const sub = await subscriber(broker.url, "gw1/status");
+    try {
+      await waitFor(() => sub.got.some((m) => (m.payload as { status: string }).status === "online"), "online status");
+      await rig.close();
+      await waitFor(() => sub.got.some((m) => (m.payload as { status: string }).status === "offline"), "offline status");
+      const late = await subscriber(broker.url, "gw1/status");
+      await waitFor(() => late.got.length > 0, "the retained status");
+      expect((late.got[0]!.payload as { status: string }).status).toBe("offline");
+      await late.close();
+    } finally {
+      await sub.close();
+    }
+  });
+
+  it("refuses a bad mqtt section naming gateway.yml and the path", () => {
+    expect(() => parseMqttNorthConfig({ enabled: true, qos: 3 }, "/x/gateway.yml")).toThrow(ConfigError);
+    expect(() => parseMqttNorthConfig({ enabled: true, qos: 3 }, "/x/gateway.yml")).toThrow(/\/x\/gateway\.yml at mqtt\.qos/);
+    expect(() => parseMqttNorthConfig({ url: "http://x" }, "gateway.yml")).toThrow(/at mqtt\.url/);
+    expect(() => parseMqttNorthConfig({ batch: { maxFrames: 0 } }, "gateway.yml")).toThrow(/at mqtt\.batch\.maxFrames/);
+  });
+});
