@@ -41,6 +41,25 @@ export const GatewayConfig = Type.Object(
       { default: {} },
     ),
     log: Type.Object(LogTuning.properties, { default: {} }),
+    query: Type.Object(
+      {
+        timeoutMs: Type.Integer({ minimum: 10, default: 30_000, description: "a user query running longer is interrupted" }),
+        maxRows: Type.Integer({ minimum: 1, default: 1_000_000, description: "rows per result, at most (the result says when it was cut)" }),
+        memoryLimit: Type.String({ default: "1GB", description: "DuckDB memory_limit of the whole database instance" }),
+        threads: Type.Integer({ minimum: 0, default: 1, description: "DuckDB worker threads (0: DuckDB's default); 1 leaves a core for ingest" }),
+      },
+      { default: {} },
+    ),
+    retention: Type.Object(
+      {
+        maxAgeHours: Type.Number({ minimum: 0, default: 0, description: "frames committed longer ago leave the hot table (0: no age limit)" }),
+        maxFrames: Type.Integer({ minimum: 0, default: 0, description: "frames kept in the hot table, at most (0: no count limit)" }),
+        archive: Type.Boolean({ default: true, description: "write leaving frames to Parquet in <dataDir>/archive first" }),
+        intervalMs: Type.Integer({ minimum: 1000, default: 600_000, description: "how often the policy runs" }),
+        chunkFrames: Type.Integer({ minimum: 1000, default: 500_000, description: "frames per Parquet write and delete" }),
+      },
+      { default: {} },
+    ),
     commands: Type.Object(
       {
         ttlMs: Type.Integer({ minimum: 1, default: 30_000, description: "a command not executed within this time is acked expired, never executed" }),
