@@ -109,6 +109,7 @@ export const WriteBody = Type.Object(
     value: Type.Union([Type.Number(), Type.Boolean(), Type.String()], {
       description: "the setpoint in engineering units; 64-bit integers as decimal strings",
     }),
+    ttlMs: Type.Optional(Type.Integer({ minimum: 1, description: "expiry of this command (default and upper bound from gateway.yml commands:)" })),
   },
   { $id: "WriteBody", additionalProperties: false },
 );

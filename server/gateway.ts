@@ -40,6 +40,7 @@ export class Gateway {
     metrics.watchDrivers(drivers);
     const commands = new CommandBus(log);
     commands.on("error", (err: unknown) => logger.error({ err }, "command bus stopped following the log"));
+    metrics.watchCommands(commands);
     commands.start();
     const ctx: GatewayContext = { config, log, catalog: new Catalog(config.tags), drivers, commands, pool: new EndpointPool(), metrics, logger };
     const gw = new Gateway(ctx);

@@ -1,7 +1,8 @@
 // Prometheus metrics of the gateway (prom-client), one registry per gateway instance.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { DRIVER_STATES, type DriverManager } from "../drivers/index.ts";
-import type { CommitEvent, EventLog } from "../storage/index.ts";
+import type { AckFrame, CmdFrame, Logged } from "../schemas/index.ts";
+import type { CommandBus, CommitEvent, EventLog } from "../storage/index.ts";
 
 export class Metrics {
   readonly registry = new Registry();
@@ -19,6 +20,21 @@ export class Metrics {
   readonly driverRestarts = new Counter({ name: "edge_driver_restarts_total", help: "Driver restarts after backoff", labelNames: ["driver"], registers: [this.registry] });
   readonly driverState = new Gauge({ name: "edge_driver_state", help: "1 for the driver's current state", labelNames: ["driver", "state"], registers: [this.registry] });
   readonly processErrors = new Counter({ name: "edge_uncaught_errors_total", help: "Exceptions caught at the process boundary", registers: [this.registry] });
+  readonly writeTotal = new Counter({ name: "edge_write_total", help: "Commands (setpoint writes) committed to the log", labelNames: ["tag", "origin"], registers: [this.registry] });
+  readonly writeErrors = new Counter({ name: "edge_write_error_total", help: "Commands acked with an error or expired", labelNames: ["tag"], registers: [this.registry] });
+  readonly writeRefused = new Counter({ name: "edge_write_refused_total", help: "Write requests refused before the log (auth, validation)", labelNames: ["reason"], registers: [this.registry] });
+  readonly ackLatency = new Histogram({
+    name: "edge_write_ack_latency_ms",
+    help: "From a command's commit to its ack's commit (ms)",
+    buckets: [1, 2, 5, 10, 20, 50, 100, 250, 500, 1000, 5000, 30000],
+    registers: [this.registry],
+  });
+  readonly restWriteLatency = new Histogram({
+    name: "edge_rest_write_duration_ms",
+    help: "PUT /api/tags/:tag from request to answer, for accepted writes (ms)",
+    buckets: [1, 2, 5, 10, 20, 50, 100, 250, 500, 1000, 5000, 30000],
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: "edge_process_" });
@@ -34,6 +50,14 @@ export class Metrics {
       this.commitLatency.observe(c.latencyMs);
     });
     log.on("error", () => this.commitErrors.inc());
+  }
+
+  watchCommands(bus: CommandBus): void {
+    bus.on("command", (c: Logged<CmdFrame>) => this.writeTotal.inc({ tag: c.tag, origin: c.origin }));
+    bus.on("ack", (a: Logged<AckFrame>, c: Logged<CmdFrame> | undefined) => {
+      if (!a.ok) this.writeErrors.inc({ tag: a.tag });
+      if (c) this.ackLatency.observe(Math.max(0, (a.loggedAt - c.loggedAt) / 1000));
+    });
   }
 
   watchDrivers(mgr: DriverManager): void {

@@ -28,6 +28,7 @@ export interface CommandRecord {
 
 export interface ListCommands {
   tag?: string;
+  tenant?: string;
   /** commands accepted at or after this instant, µs since the epoch */
   sinceMicros?: number;
   /** default 100, at most 1000 */
@@ -211,6 +212,10 @@ export class CommandBus extends EventEmitter {
     if (q.tag !== undefined) {
       where.push("tag = $tag");
       params.tag = q.tag;
+    }
+    if (q.tenant !== undefined) {
+      where.push("json_extract_string(body, '$.tenant') = $tenant");
+      params.tenant = q.tenant;
     }
     if (q.sinceMicros !== undefined) {
       where.push("ts >= $since");

@@ -1,12 +1,13 @@
 // The HTTP API: one Elysia plugin per area, composed here.
 import { Elysia } from "elysia";
 import type { GatewayContext } from "../context.ts";
+import { commandsApi } from "./commands.ts";
 import { healthApi } from "./health.ts";
 import { tagsApi } from "./tags.ts";
 
 export type ApiPlugin = (ctx: GatewayContext) => Elysia<any, any, any, any, any, any, any>;
 
-export const apiPlugins: ApiPlugin[] = [healthApi, tagsApi];
+export const apiPlugins: ApiPlugin[] = [healthApi, tagsApi, commandsApi];
 
 export function createApi(ctx: GatewayContext) {
   const app = new Elysia().onError(({ code, error, set }) => {

@@ -1,0 +1,221 @@
+// Setpoint writes over REST: PUT /api/tags/:tag appends a CmdFrame (origin rest, actor = JWT sub) and
+// waits for its AckFrame; GET /api/commands/:id and GET /api/commands give status and audit from the log.
+// Every refusal leaves before anything is appended, as JSON { error, message, field? } with its status.
+import { createHash } from "node:crypto";
+import { Elysia } from "elysia";
+import { TypeCompiler } from "@sinclair/typebox/compiler";
+import { checkWrite, CommandView, WriteBody, type AckFrame, type CmdFrame, type Logged, type Value } from "../../schemas/index.ts";
+import type { CommandRecord } from "../../storage/index.ts";
+import { AuthError, authorizeWrite, authPlugin, TokenVerifier, type Principal } from "../auth/index.ts";
+import type { GatewayContext } from "../context.ts";
+import { jsonValue } from "./tags.ts";
+
+const writeBody = TypeCompiler.Compile(WriteBody);
+
+/** A refusal of the API: status, code and message (and the body field when there is one). */
+export class CommandRejected extends Error {
+  override name = "CommandRejected";
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+  }
+}
+
+const iso = (micros: number) => new Date(micros / 1000).toISOString();
+
+export function commandView({ cmd, ack }: { cmd: Logged<CmdFrame>; ack: Logged<AckFrame> | null }): CommandView {
+  return {
+    id: cmd.id,
+    tag: cmd.tag,
+    value: jsonValue(cmd.value),
+    origin: cmd.origin,
+    actor: cmd.actor,
+    tenant: cmd.tenant,
+    ts: iso(cmd.ts),
+    expiresAt: iso(cmd.expiresAt),
+    offset: cmd.offset,
+    status: ack ? ack.status : "pending",
+    ack: ack && {
+      ok: ack.ok,
+      status: ack.status,
+      ...(ack.error === undefined ? {} : { error: ack.error }),
+      ts: iso(ack.ts),
+      source: ack.source,
+      offset: ack.offset,
+      latencyMs: Math.max(0, (ack.loggedAt - cmd.loggedAt) / 1000),
+    },
+  };
+}
+
+/**
+ * The command id for an Idempotency-Key: the same tenant, actor and key always give the same id, so a
+ * retried request finds its first command in the log (durably, across restarts) instead of writing twice.
+ */
+export function idempotentId(tenant: string, actor: string, key: string): string {
+  return `idem-${createHash("sha256").update(`${tenant}\u0000${actor}\u0000${key}`).digest("hex").slice(0, 32)}`;
+}
+
+/** Reads the body up to `max` bytes; more is refused with 413 without reading the rest. */
+async function readBody(request: Request, max: number): Promise<string> {
+  const declared = Number(request.headers.get("content-length") ?? "NaN");
+  if (declared > max) throw new CommandRejected(413, "body_too_large", `the body has ${declared} bytes; at most ${max} are accepted`);
+  if (!request.body) return "";
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel().catch(() => undefined);
+      throw new CommandRejected(413, "body_too_large", `the body is over ${max} bytes`);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+function parseWriteBody(text: string): WriteBody {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new CommandRejected(400, "invalid_body", 'the body is not valid JSON (expected {"value": ...})');
+  }
+  if (writeBody.Check(raw)) return raw;
+  const e = writeBody.Errors(raw).First();
+  const field = e?.path.replace(/^\//, "").replaceAll("/", ".") || undefined;
+  if (raw !== null && typeof raw === "object" && !Array.isArray(raw) && !("value" in raw)) throw new CommandRejected(400, "invalid_body", "the body has no 'value'", "value");
+  throw new CommandRejected(400, "invalid_body", `${field ? `${field}: ` : ""}${e?.message ?? "invalid body"}`, field);
+}
+
+const sameValue = (a: Value, b: Value) => (typeof a === "bigint" || typeof b === "bigint" ? String(a) === String(b) : a === b);
+
+export function commandsApi(ctx: GatewayContext) {
+  const verifier = TokenVerifier.fromConfig(ctx.config.gateway.auth, ctx.config.dir);
+  const { metrics } = ctx;
+
+  const fail = (set: { status?: number | string }, e: unknown) => {
+    if (e instanceof AuthError || e instanceof CommandRejected) {
+      set.status = e.status;
+      if (e instanceof CommandRejected || e.status === 403) metrics.writeRefused.inc({ reason: e.code });
+      return { error: e.code, message: e.message, ...(e instanceof CommandRejected && e.field ? { field: e.field } : {}) };
+    }
+    throw e;
+  };
+  const authenticate = async (principal: () => Promise<Principal>): Promise<Principal> => {
+    if (!verifier.isConfigured) throw new AuthError(401, "invalid_token", "gateway.yml configures no auth keys (auth.hs256Secret or auth.jwksFile): writes are refused");
+    return principal();
+  };
+
+  return new Elysia({ name: "commands" })
+    .use(authPlugin(verifier))
+    .put(
+      "/api/tags/*",
+      async ({ params, request, headers, set, principal }) => {
+        try {
+          const started = performance.now();
+          const startedMicros = Date.now() * 1000;
+          const who = await authenticate(principal);
+          const cfg = ctx.config.gateway.commands;
+          const body = parseWriteBody(await readBody(request, cfg.maxBodyBytes));
+          let name: string;
+          try {
+            name = decodeURIComponent(params["*"]);
+          } catch {
+            throw new CommandRejected(400, "invalid_tag", "the tag in the path is not valid percent-encoding");
+          }
+          const tag = ctx.catalog.get(name);
+          if (!tag) throw new CommandRejected(404, "unknown_tag", `no tag '${name}'`);
+          const denied = authorizeWrite(who, tag);
+          if (denied) throw denied;
+          const checked = checkWrite(tag, body.value);
+          if (!checked.ok) {
+            throw new CommandRejected(checked.code === "not_writable" ? 403 : 400, checked.code, checked.message, checked.code === "not_writable" ? undefined : "value");
+          }
+          if (body.ttlMs !== undefined && body.ttlMs > cfg.maxTtlMs) throw new CommandRejected(400, "invalid_body", `ttlMs ${body.ttlMs} is above the maximum ${cfg.maxTtlMs}`, "ttlMs");
+          const key = headers["idempotency-key"];
+          if (key !== undefined && (key.length === 0 || key.length > 200)) throw new CommandRejected(400, "invalid_idempotency_key", "Idempotency-Key must have 1 to 200 characters");
+          const cmd = await ctx.commands.submit({
+            tag: tag.tag,
+            value: checked.value,
+            origin: "rest",
+            actor: who.sub,
+            tenant: who.tenant,
+            ttlMs: body.ttlMs ?? cfg.ttlMs,
+            ...(key === undefined ? {} : { id: idempotentId(who.tenant, who.sub, key) }),
+          });
+          if (key !== undefined) {
+            const replay = cmd.origin !== "rest" || cmd.tag !== tag.tag || !sameValue(cmd.value, checked.value) ? null : cmd;
+            if (!replay) throw new CommandRejected(409, "idempotency_conflict", "this Idempotency-Key was used for a different write");
+            // accepted before this request began: a retry answered with the first command
+            if (cmd.ts < startedMicros) set.headers["idempotent-replayed"] = "true";
+          }
+          const ack = await ctx.commands.waitForAck(cmd.id, cfg.ackTimeoutMs);
+          set.headers.location = `/api/commands/${encodeURIComponent(cmd.id)}`;
+          metrics.restWriteLatency.observe(performance.now() - started);
+          const view = commandView({ cmd, ack });
+          if (!ack) {
+            set.status = 202;
+            return view;
+          }
+          if (ack.ok) return view;
+          // the request was valid and recorded, but the device did not take the value
+          set.status = 502;
+          return { error: ack.status === "expired" ? "command_expired" : "write_failed", message: ack.error ?? ack.status, command: view };
+        } catch (e) {
+          return fail(set, e);
+        }
+      },
+      {
+        parse: "none",
+        detail: {
+          summary: "Write a setpoint",
+          description:
+            'Body {"value": ..., "ttlMs"?}. Bearer JWT with sub, tenant and scope "write". 200 with the ack, 202 when the ack did not come within commands.ackTimeoutMs (poll Location), 502 when the device refused or the command expired.',
+        },
+      },
+    )
+    .get(
+      "/api/commands/:id",
+      async ({ params, set, principal }) => {
+        try {
+          const who = await authenticate(principal);
+          const rec = await ctx.commands.record(params.id);
+          // another tenant's command is reported as absent, not as forbidden: ids do not leak
+          if (!rec || rec.cmd.tenant !== who.tenant) throw new CommandRejected(404, "unknown_command", `no command '${params.id}'`);
+          return commandView(rec);
+        } catch (e) {
+          return fail(set, e);
+        }
+      },
+      { detail: { summary: "A command with its ack (status and audit)" } },
+    )
+    .get(
+      "/api/commands",
+      async ({ query, set, principal }) => {
+        try {
+          const who = await authenticate(principal);
+          let sinceMicros: number | undefined;
+          if (query.since !== undefined && query.since !== "") {
+            const n = Number(query.since);
+            const ms = Number.isFinite(n) ? n : Date.parse(query.since);
+            if (!Number.isFinite(ms)) throw new CommandRejected(400, "invalid_query", "since: expected an ISO time or milliseconds since the epoch", "since");
+            sinceMicros = ms * 1000;
+          }
+          const limit = query.limit === undefined ? 100 : Number(query.limit);
+          if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new CommandRejected(400, "invalid_query", "limit: expected an integer 1..1000", "limit");
+          const recs: CommandRecord[] = await ctx.commands.list({ tenant: who.tenant, limit, ...(query.tag ? { tag: query.tag } : {}), ...(sinceMicros === undefined ? {} : { sinceMicros }) });
+          return recs.map(commandView);
+        } catch (e) {
+          return fail(set, e);
+        }
+      },
+      { detail: { summary: "Commands of the token's tenant, newest first (?tag=&since=&limit=)" } },
+    );
+}
