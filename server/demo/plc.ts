@@ -9,7 +9,7 @@ import { ModbusTcpServer, type Area } from "./modbus-server.ts";
 export interface DemoPlcOptions {
   host?: string;
   port?: number;
-  /** change the process values over time (default true); tests that compare exact values turn it off */
+  /** initial values and a changing process (default true); off, the banks hold only what set() put there */
   simulate?: boolean;
   tickMs?: number;
   /** registers/bits per area (default 10 000) */
@@ -75,6 +75,17 @@ export class DemoPlc {
   }
 
   async start(): Promise<void> {
+    // without the simulation the banks stay as the test set them (all zero by default)
+    if (this.opts.simulate !== false) this.initialValues();
+    await this.server.start();
+    this.t0 = Date.now();
+    if (this.opts.simulate !== false) {
+      this.timer = setInterval(() => this.tick(), this.opts.tickMs ?? 200);
+      this.tick();
+    }
+  }
+
+  private initialValues(): void {
     this.setPoint("boilerSetpoint", 85);
     this.setPoint("pumpSpeedSetpoint", 1450);
     this.setPoint("tankLevelSetpoint", 600);
@@ -83,12 +94,6 @@ export class DemoPlc {
     this.setPoint("tankTemperature", 20);
     this.setPoint("valveOpen", true);
     this.setPoint("pumpEnable", true);
-    await this.server.start();
-    this.t0 = Date.now();
-    if (this.opts.simulate !== false) {
-      this.timer = setInterval(() => this.tick(), this.opts.tickMs ?? 200);
-      this.tick();
-    }
   }
 
   async stop(): Promise<void> {
