@@ -82,6 +82,11 @@ export class Publisher {
     w?.();
   }
 
+  /** Messages published and not yet acknowledged (bounded by maxInflight). */
+  get inflight(): number {
+    return this.window.length;
+  }
+
   /** Lag in frames and seconds, for the gauges. */
   lag(): { frames: number; seconds: number } {
     const frames = Math.max(0, this.d.log.head - this.acked);
