@@ -52,6 +52,7 @@ export const OpcuaServerConfig = Type.Object(
     commandTtlMs: Type.Integer({ minimum: 1, default: 30_000, description: "a command not executed by then is never executed" }),
     minimumSamplingIntervalMs: Type.Integer({ minimum: 0, default: 0, description: "0: monitored items report every change the log delivers" }),
     maxSessions: Type.Integer({ minimum: 1, default: 20 }),
+    maxConnections: Type.Integer({ minimum: 1, default: 50, description: "simultaneous TCP connections (secure channels)" }),
   },
   { additionalProperties: false },
 );

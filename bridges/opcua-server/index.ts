@@ -68,6 +68,7 @@ export class OpcuaServerBridge {
       allowAnonymous: cfg.allowAnonymous,
       userManager: userManager(cfg),
       serverCapabilities: { maxSessions: cfg.maxSessions },
+      maxConnectionsPerEndpoint: cfg.maxConnections,
       isAuditing: false,
     });
     this.server = server;

@@ -1,6 +1,6 @@
 // Conversions between the log's values and OPC UA Variants: DataTypes per tag type, 64-bit
 // integers as node-opcua's [high, low] pairs (never through a lossy double), qualities as StatusCodes.
-import { coerceInt64, coerceStatusCode, DataType, Int64ToBigInt, UInt64ToBigInt, Variant, type StatusCode } from "node-opcua";
+import { coerceInt64, coerceStatusCode, DataType, Int64ToBigInt, UInt64ToBigInt, Variant, VariantArrayType, type StatusCode } from "node-opcua";
 import type { DataType as TagType, Value } from "../../schemas/index.ts";
 import { Quality } from "../../schemas/quality.ts";
 
@@ -33,7 +33,7 @@ export function toVariant(type: TagType, value: Value): Variant | null {
     case "int64":
     case "uint64":
       if (typeof value === "bigint" || (typeof value === "number" && Number.isInteger(value)) || (typeof value === "string" && /^-?\d+$/.test(value))) {
-        return new Variant({ dataType, value: coerceInt64(String(value)) });
+        return new Variant({ dataType, arrayType: VariantArrayType.Scalar, value: coerceInt64(String(value)) });
       }
       return null;
     default:
