@@ -1,0 +1,101 @@
+// Exactly-once across a crash: the gateway (a child process) is SIGKILLed while a device write is
+// under way and with commands committed but not yet executed; after the restart each command is
+// executed at most once (the one under way is acked "outcome unknown", a waiting one runs once, an
+// expired one is acked expired and never written). Writes are counted at the Modbus server.
+import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { join } from "node:path";
+import { OUTCOME_UNKNOWN } from "../../drivers/index.ts";
+import type { ModbusTcpServer } from "../../server/demo/modbus-server.ts";
+import { tempDir, waitFor, writeConfig } from "../helpers/index.ts";
+import { configFiles, HoldingProxy, makeKeys, startPlc, token, type Keys } from "./commands-fixture.ts";
+
+let keys: Keys;
+let plc: ModbusTcpServer;
+let writes: Map<number, number>;
+let proxy: HoldingProxy;
+let dir: ReturnType<typeof tempDir>;
+let cfg: string;
+
+beforeAll(async () => {
+  keys = await makeKeys();
+  ({ plc, writes } = await startPlc());
+  proxy = new HoldingProxy(plc.port);
+  await proxy.start();
+  dir = tempDir();
+  const files = configFiles(dir.path, proxy.port, keys, "commands: { ackTimeoutMs: 300, writeTimeoutMs: 120000 }", 60_000);
+  files["gateway.yml"] += `\ndataDir: ${join(dir.path, "data")}\nhttp: { host: 127.0.0.1, port: 0 }\nopcua: { enabled: false }\nmodbusSlave: { enabled: false }\ndemo: { enabled: false }\n`;
+  cfg = writeConfig(join(dir.path, "config"), files);
+});
+afterAll(async () => {
+  await proxy?.stop();
+  await plc?.stop();
+  dir?.cleanup();
+});
+
+async function spawnGateway() {
+  const child = Bun.spawn([process.execPath, join(import.meta.dir, "..", "..", "server", "main.ts"), "--config", cfg], {
+    stdout: "pipe",
+    stderr: "ignore",
+    env: { ...process.env, EDGE_READY_FD: "stdout", EDGE_LOG_LEVEL: "warn", EDGE_HTTP_PORT: "0" },
+  });
+  let out = "";
+  void (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of child.stdout) out += decoder.decode(chunk, { stream: true });
+  })();
+  const port = await waitFor(() => /\{"ready":true,"http":(\d+)\}/.exec(out)?.[1], "the ready line", 30_000);
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(async () => ((await (await fetch(`${url}/healthz`)).json()) as { drivers: { state: string }[] }).drivers[0]?.state === "Active", "the driver Active", 30_000);
+  return { child, url };
+}
+
+describe("command execution across a crash", () => {
+  it("never executes a command twice after SIGKILL, and never executes an expired one", async () => {
+    const auth = { authorization: `Bearer ${await token(keys, { expiresIn: 600 })}`, "content-type": "application/json" };
+    const put = async (url: string, tag: string, body: unknown) => {
+      const r = await fetch(`${url}/api/tags/${tag}`, { method: "PUT", headers: auth, body: JSON.stringify(body) });
+      return { status: r.status, body: (await r.json()) as { id: string; expiresAt: string } };
+    };
+    const first = await spawnGateway();
+    try {
+      proxy.hold = true;
+      // 1: the device takes the write but its answer never comes back before the crash
+      const underWay = await put(first.url, "line1/sp/temp", { value: 111 });
+      expect(underWay.status).toBe(202);
+      await waitFor(() => writes.get(10) === 1, "the device to take the first write", 20_000);
+      // 2 and 3: committed, waiting behind it; 3 expires before the restart
+      const waiting = await put(first.url, "line1/sp/speed", { value: 222 });
+      const expiring = await put(first.url, "line1/sp/ratio", { value: 2.5, ttlMs: 500 });
+      expect([waiting.status, expiring.status]).toEqual([202, 202]);
+      first.child.kill("SIGKILL");
+      await first.child.exited;
+      proxy.hold = false;
+      await waitFor(() => Date.now() > Date.parse(expiring.body.expiresAt) + 100, "the third command's expiry", 10_000);
+
+      const second = await spawnGateway();
+      try {
+        const get = async (id: string) => (await (await fetch(`${second.url}/api/commands/${id}`, { headers: auth })).json()) as { status: string; ack: { error?: string } | null };
+        const [a, b, c] = await waitFor(async () => {
+          const all = await Promise.all([underWay, waiting, expiring].map((r) => get(r.body.id)));
+          return all.every((x) => x.status !== "pending") && all;
+        }, "acks of all three commands", 30_000);
+        expect(a).toMatchObject({ status: "error", ack: { error: OUTCOME_UNKNOWN } });
+        expect(b).toMatchObject({ status: "ok" });
+        expect(c).toMatchObject({ status: "expired" });
+        expect(plc.holding[10]).toBe(111);
+        expect(plc.holding[11]).toBe(222);
+        expect(plc.holding[12]).toBe(0);
+        expect(Object.fromEntries(writes)).toEqual({ 10: 1, 11: 1 });
+        // a write after the restart still works end to end
+        const after = await fetch(`${second.url}/api/tags/line1/sp/temp`, { method: "PUT", headers: auth, body: JSON.stringify({ value: 5 }) });
+        expect(after.status).toBe(200);
+        expect(writes.get(10)).toBe(2);
+      } finally {
+        second.child.kill("SIGTERM");
+        await second.child.exited;
+      }
+    } finally {
+      if (first.child.exitCode === null) first.child.kill("SIGKILL");
+    }
+  }, 120_000);
+});
