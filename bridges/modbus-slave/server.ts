@@ -109,7 +109,10 @@ export class ModbusSlave {
         },
         drain: (s) => this.flush(s),
         close: (s) => this.onClose(s),
-        error: (s) => this.onClose(s),
+        error: (s, err) => {
+          this.opts.logger?.debug({ ip: s.data?.ip, err }, "modbus slave: socket error");
+          this.onClose(s);
+        },
         timeout: (s) => {
           this.opts.logger?.debug({ ip: s.data?.ip }, "modbus slave: idle connection closed");
           this.close(s);
@@ -198,8 +201,12 @@ export class ModbusSlave {
       }
       if (f.kind === "bad") {
         this.stats.badFrames++;
-        this.opts.logger?.debug({ ip: c.ip, reason: f.reason }, "modbus slave: bad frame, connection closed");
-        this.close(s);
+        this.opts.logger?.debug({ ip: c.ip, reason: f.reason, head: Buffer.from(c.pending.subarray(0, 12)).toString("hex") }, "modbus slave: bad frame, connection closed");
+        // FIN, not RST: answers already written to earlier frames of the same burst still arrive;
+        // nothing more is read, and a peer that does not close its side is cut after 2 s
+        this.onClose(s);
+        s.end();
+        s.timeout(2);
         return;
       }
       c.pending = f.size < c.pending.length ? c.pending.subarray(f.size) : null;

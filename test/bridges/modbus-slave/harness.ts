@@ -2,6 +2,7 @@
 // acks commands from the log (the executor's role), plus a modbus-serial master on loopback.
 import { join } from "node:path";
 import ModbusRTU from "modbus-serial";
+import pino from "pino";
 import { Catalog, nowMicros, parseWithSchema, Quality, VariablesFile, type AckFrame, type CmdFrame, type Logged, type Value } from "../../../schemas/index.ts";
 import { EventLog } from "../../../storage/index.ts";
 import { CommandBus } from "../../../storage/commands.ts";
@@ -40,6 +41,7 @@ export async function startSlave(opts: { tags: unknown[]; slave: Record<string, 
     log,
     catalog,
     commands: bus,
+    logger: pino({ level: process.env.EDGE_LOG_LEVEL ?? "silent" }),
   });
   if (!slave) throw new Error("slave disabled");
   const h: SlaveHarness = {

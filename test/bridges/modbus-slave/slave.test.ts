@@ -288,7 +288,7 @@ function rawRequest(port: number, bytes: Uint8Array): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const s = new Socket();
     s.on("error", reject);
-    s.on("data", (d) => {
+    s.on("data", (d: Buffer) => {
       resolve(d);
       s.destroy();
     });
