@@ -42,9 +42,12 @@ export function registerCount(l: RegisterLayout): number {
 
 const swap16 = (r: number) => ((r & 0xff) << 8) | ((r >>> 8) & 0xff);
 
+// decoding is synchronous, so one scratch view serves every numeric value without an allocation each
+const scratch = new DataView(new ArrayBuffer(8));
+
 /** The value's bytes in big-endian order (what DataView reads with littleEndian=false). */
 function gather(regs: ArrayLike<number>, at: number, n: number, l: RegisterLayout): DataView {
-  const view = new DataView(new ArrayBuffer(n * 2));
+  const view = n <= 4 && l.type !== "string" ? scratch : new DataView(new ArrayBuffer(n * 2));
   const wordsReversed = l.wordOrder === "LE" && l.type !== "string";
   for (let i = 0; i < n; i++) {
     let r = regs[at + (wordsReversed ? n - 1 - i : i)]! & 0xffff;
@@ -72,6 +75,12 @@ function scatter(view: DataView, l: RegisterLayout): number[] {
  */
 export function decodeRegisters(regs: ArrayLike<number>, at: number, l: RegisterLayout): Value {
   if (l.type === "bool") return ((regs[at]! >>> (l.bit ?? 0)) & 1) === 1;
+  // the poll loop's most common case, without a DataView per value
+  if (l.type === "uint16" || l.type === "int16") {
+    if (at >= regs.length) throw new RegisterCodecError(`${l.type} at register ${at}: only ${regs.length} read`);
+    const r = l.byteOrder === "LE" ? swap16(regs[at]! & 0xffff) : regs[at]! & 0xffff;
+    return l.type === "int16" && r > 0x7fff ? r - 0x10000 : r;
+  }
   const n = registerCount(l);
   if (at + n > regs.length) throw new RegisterCodecError(`${l.type} at register ${at} needs ${n} registers, only ${regs.length - at} read`);
   const v = gather(regs, at, n, l);
