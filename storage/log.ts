@@ -8,7 +8,7 @@ import { DuckDBInstance, type DuckDBAppender, type DuckDBConnection } from "@duc
 import type { DataFrame, Frame, FrameKind, Logged } from "../schemas/frames.ts";
 import { LogTuning } from "../schemas/config.ts";
 import { Value as TypeValue } from "@sinclair/typebox/value";
-import { appendRow, KIND_CODE, LOG_COLUMNS, LOG_DDL, rowToFrame, type LogRow } from "./codec.ts";
+import { appendFrames, KIND_CODE, LOG_COLUMNS, LOG_DDL, rowToFrame, type LogRow } from "./codec.ts";
 import { CommitError, LogClosedError } from "./errors.ts";
 
 export interface LogOptions extends Partial<LogTuning> {
@@ -239,11 +239,12 @@ export class EventLog extends EventEmitter {
     const n = b.frames.length;
     const first = this.headOffset + 1;
     const started = performance.now();
+    // one commit time for the row and the in-memory frame, so a tail and a replay agree
+    const loggedAt = Date.now() * 1000;
     try {
       await this.conn.run("BEGIN TRANSACTION");
       try {
-        const loggedAt = BigInt(Date.now() * 1000);
-        for (let i = 0; i < n; i++) appendRow(this.appender, b.frames[i]!, first + i, loggedAt);
+        appendFrames(this.appender, b.frames, first, loggedAt);
         this.appender.flushSync();
         if (n > 0) await this.conn.run(`INSERT OR REPLACE INTO meta VALUES ('head', ${first + n - 1})`);
         const now = Date.now() * 1000;
@@ -270,7 +271,6 @@ export class EventLog extends EventEmitter {
       this.afterCommit();
       return;
     }
-    const loggedAt = Date.now() * 1000;
     this.headOffset = first + n - 1;
     for (const [name, offset] of b.cursors) this.cursors.set(name, offset);
     const cap = this.ring.length;
