@@ -33,7 +33,8 @@ describe("gateway shutdown", () => {
     let out = "";
     const reading = (async () => {
       const decoder = new TextDecoder();
-      for await (const chunk of child.stdout) out += decoder.decode(chunk, { stream: true });
+      // Bun's ReadableStream is async-iterable; the DOM lib types do not say so
+      for await (const chunk of child.stdout as unknown as AsyncIterable<Uint8Array>) out += decoder.decode(chunk, { stream: true });
     })();
     try {
       const port = await waitFor(() => /\{"ready":true,"http":(\d+)\}/.exec(out)?.[1], "the ready line", 30_000);

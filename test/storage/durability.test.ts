@@ -26,7 +26,8 @@ async function runChild(killAfterMs: number, early: boolean): Promise<Round> {
   if (early) killTimer = setTimeout(kill, killAfterMs);
   const decoder = new TextDecoder();
   let buf = "";
-  for await (const chunk of child.stdout) {
+  // Bun's ReadableStream is async-iterable; the DOM lib types do not say so
+  for await (const chunk of child.stdout as unknown as AsyncIterable<Uint8Array>) {
     buf += decoder.decode(chunk, { stream: true });
     const lines = buf.split("\n");
     buf = lines.pop()!; // a line cut by the kill is not counted
