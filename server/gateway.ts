@@ -8,6 +8,7 @@ import { CommandBus, EventLog } from "../storage/index.ts";
 import { createApi } from "./api/index.ts";
 import { loadConfig, type Config } from "./config.ts";
 import type { GatewayContext, Service } from "./context.ts";
+import { archiveDirOf } from "./history.ts";
 import { Metrics } from "./metrics.ts";
 import { driverSpecs } from "./reload.ts";
 import { earlyServices, services } from "./services.ts";
@@ -33,7 +34,10 @@ export class Gateway {
   static async start(opts: GatewayOptions): Promise<Gateway> {
     const config: Config = loadConfig(opts.configDir, tagValidators);
     const logger = opts.logger ?? pino({ name: config.gateway.gatewayId, level: process.env.EDGE_LOG_LEVEL ?? "info" });
-    const log = await EventLog.open({ path: join(config.gateway.dataDir, "log.duckdb"), ...config.gateway.log });
+    const q = config.gateway.query;
+    // the SQL sandbox is a property of the database instance (see storage/README.md), so it is set at open
+    const sandbox = { archiveDir: archiveDirOf(config.gateway.dataDir), memoryLimit: q.memoryLimit, ...(q.threads ? { threads: q.threads } : {}) };
+    const log = await EventLog.open({ path: join(config.gateway.dataDir, "log.duckdb"), ...config.gateway.log, sandbox });
     const metrics = new Metrics();
     metrics.watchLog(log);
     const drivers = new DriverManager({ log, factories: builtinDrivers, settings: config.gateway.drivers });

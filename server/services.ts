@@ -1,6 +1,7 @@
 // The services the gateway wires, in start order (stopped in reverse). Adding a bridge adds one line.
 import type { GatewayContext, Service } from "./context.ts";
 import { configWatcher } from "./reload.ts";
+import { historyService } from "./history.ts";
 import { demoPlcService } from "./demo/plc.ts";
 import { createModbusSlave } from "../bridges/modbus-slave/index.ts";
 import { createOpcuaServer } from "../bridges/opcua-server/index.ts";
@@ -13,6 +14,7 @@ export const earlyServices: ServiceFactory[] = [demoPlcService];
 
 /** Started after the drivers: consumers of the log (bridges). */
 export const services: ServiceFactory[] = [
+  (ctx) => historyService(ctx),
   (ctx) => (ctx.config.gateway.watchConfig ? configWatcher(ctx) : null),
   (ctx) => createModbusSlave(ctx),
   (ctx) => (ctx.config.gateway.opcua.enabled ? createOpcuaServer(ctx) : null),

@@ -3,11 +3,12 @@ import { Elysia } from "elysia";
 import type { GatewayContext } from "../context.ts";
 import { commandsApi } from "./commands.ts";
 import { healthApi } from "./health.ts";
+import { queryApi } from "./query.ts";
 import { tagsApi } from "./tags.ts";
 
 export type ApiPlugin = (ctx: GatewayContext) => Elysia<any, any, any, any, any, any, any>;
 
-export const apiPlugins: ApiPlugin[] = [healthApi, tagsApi, commandsApi];
+export const apiPlugins: ApiPlugin[] = [healthApi, tagsApi, commandsApi, (ctx) => queryApi(ctx)];
 
 export function createApi(ctx: GatewayContext) {
   const app = new Elysia().onError(({ code, error, set }) => {

@@ -1,0 +1,226 @@
+// History over HTTP: POST /api/query (sandboxed SQL, JSON/CSV/Arrow), GET /api/tags/:tag/history
+// (time buckets for charts), GET /api/frames (replay by offset) and the WebSocket /api/stream (live
+// frames from an offset, gapless). Every route needs a JWT with the `read` scope; when the catalog
+// has more than one tenant, a token sees only its tenant's tags.
+import { Elysia, t } from "elysia";
+import { QueryError, QueryRefused, QueryTimeout, jsonStringify, type EventLog } from "../../storage/index.ts";
+import type { Logged } from "../../schemas/index.ts";
+import { AuthError, TokenVerifier } from "../auth/index.ts";
+import type { GatewayContext } from "../context.ts";
+import { historyOf } from "../history.ts";
+import { CONTENT_TYPE, encodeResult, pickFormat } from "./query-format.ts";
+
+/** Who may read: the tenant whose tags they see (null: every tag). Throws AuthError. */
+export type ReadAuthorizer = (authorization: string | undefined) => Promise<{ sub: string; tenant: string | null }>;
+
+/** The gateway's read check: a valid JWT with scope `read`; tenant filtering when tenants are configured. */
+export function jwtReadAuthorizer(ctx: GatewayContext): ReadAuthorizer {
+  const verifier = TokenVerifier.fromConfig(ctx.config.gateway.auth, ctx.config.dir);
+  return async (authorization) => {
+    if (!verifier.isConfigured) throw new AuthError(401, "invalid_token", "gateway.yml configures no auth keys (auth.hs256Secret or auth.jwksFile): reads are refused");
+    const p = await verifier.verifyHeader(authorization);
+    if (!p.scopes.includes("read")) throw new AuthError(403, "insufficient_scope", "the token has no 'read' scope");
+    return { sub: p.sub, tenant: tenantsConfigured(ctx) ? p.tenant : null };
+  };
+}
+
+const tenantsConfigured = (ctx: GatewayContext) => new Set(ctx.catalog.all().map((v) => v.tenant)).size > 1;
+
+const Agg = t.Union([t.Literal("avg"), t.Literal("min"), t.Literal("max"), t.Literal("last"), t.Literal("first"), t.Literal("count"), t.Literal("sum")]);
+const AGG_SQL = { avg: "avg(value)", min: "min(value)", max: "max(value)", sum: "sum(value)", count: "count(*)", last: "arg_max(value, ts_us)", first: "arg_min(value, ts_us)" };
+
+/** `5s`, `1m`, `250ms`, `1h`, `1d`, or plain milliseconds. */
+export function parseDurationMs(s: string): number | null {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(s.trim());
+  if (!m) return null;
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? "ms") as "ms"];
+  return Number(m[1]) * unit;
+}
+
+/** An ISO date or epoch milliseconds. */
+function parseTimeMs(s: string | undefined, fallback: number, field: string): number {
+  if (s === undefined || s === "") return fallback;
+  const n = /^\d+$/.test(s) ? Number(s) : Date.parse(s);
+  if (!Number.isFinite(n)) throw new BadRequest(`${field}: expected an ISO date or epoch milliseconds, got '${s}'`);
+  return n;
+}
+
+class BadRequest extends Error {
+  override name = "BadRequest";
+}
+
+const sqlString = (s: string) => `'${s.replaceAll("'", "''")}'`;
+
+/** `*` matches any run of characters; everything else literally. */
+export function tagPattern(patterns: string[] | null): ((tag: string | undefined) => boolean) | null {
+  if (!patterns?.length) return null;
+  const res = patterns.map((p) => new RegExp("^" + p.split("*").map((x) => x.replace(/[.+?^${}()|[\]\\/]/g, "\\$&")).join(".*") + "$"));
+  return (tag) => tag !== undefined && res.some((r) => r.test(tag));
+}
+
+/** Maps any failure of a route to a status and a JSON body with a reason. */
+function failure(e: unknown, set: { status?: number | string }) {
+  if (e instanceof AuthError) return ((set.status = e.status), { error: e.code, message: e.message });
+  if (e instanceof QueryRefused) return ((set.status = 403), { error: "query_refused", message: e.message });
+  if (e instanceof QueryTimeout) return ((set.status = 408), { error: "query_timeout", message: e.message });
+  if (e instanceof QueryError || e instanceof BadRequest) return ((set.status = 400), { error: "invalid_query", message: e.message });
+  throw e;
+}
+
+/** The frames a reader may see: its tenant's tags (events without a tag are the operator's). */
+function frameFilter(ctx: GatewayContext, tenant: string | null, patterns: string[] | null) {
+  const byPattern = tagPattern(patterns);
+  return (f: Logged): boolean => {
+    const tag = "tag" in f ? f.tag : undefined;
+    if (tenant !== null && (tag === undefined || ctx.catalog.get(tag)?.tenant !== tenant)) return false;
+    return byPattern ? byPattern(tag) : true;
+  };
+}
+
+export function queryApi(ctx: GatewayContext, authorize: ReadAuthorizer = jwtReadAuthorizer(ctx)) {
+  const engine = () => {
+    const h = historyOf(ctx);
+    if (!h) throw new QueryError("the history service is not running");
+    return h;
+  };
+  const log: EventLog = ctx.log;
+  return new Elysia({ name: "query" })
+    .post(
+      "/api/query",
+      async ({ body, headers, set }) => {
+        const started = performance.now();
+        const h = engine();
+        try {
+          const who = await authorize(headers.authorization);
+          const format = pickFormat(body.format, headers.accept);
+          const result = await h.engine.run(body.sql, { tenant: who.tenant, maxRows: body.limit, timeoutMs: body.timeoutMs });
+          const stream = await encodeResult(result, format);
+          h.queries.inc({ result: "ok" });
+          const timed = stream.pipeThrough(
+            new TransformStream({ flush: () => void h.queryDuration.observe(performance.now() - started) }),
+          );
+          return new Response(timed, { headers: { "content-type": CONTENT_TYPE[format] } });
+        } catch (e) {
+          h.queries.inc({ result: e instanceof Error ? e.name : "error" });
+          return failure(e, set);
+        }
+      },
+      {
+        body: t.Object({
+          sql: t.String({ minLength: 1, maxLength: 100_000, description: "one SELECT over the views frames, data, commands, acks, events, tags, frames_all, data_all" }),
+          format: t.Optional(t.Union([t.Literal("json"), t.Literal("csv"), t.Literal("arrow")])),
+          limit: t.Optional(t.Integer({ minimum: 1, description: "row limit (at most query.maxRows)" })),
+          timeoutMs: t.Optional(t.Integer({ minimum: 1, description: "time limit (at most query.timeoutMs)" })),
+        }),
+        detail: { summary: "Read-only SQL over the log (JWT scope read). JSON by default; CSV or Arrow IPC stream by format or Accept." },
+      },
+    )
+    .get(
+      "/api/tags/:tag/history",
+      async ({ params, query, headers, set }) => {
+        try {
+          const who = await authorize(headers.authorization);
+          const tag = decodeURIComponent(params.tag);
+          const v = ctx.catalog.get(tag);
+          if (who.tenant !== null && v?.tenant !== who.tenant) return ((set.status = 404), { error: "unknown_tag", message: `no tag '${tag}'` });
+          const to = parseTimeMs(query.to, Date.now(), "to");
+          const from = parseTimeMs(query.from, to - 3_600_000, "from");
+          if (from >= to) throw new BadRequest(`from must be before to`);
+          const stepMs = query.step === undefined ? Math.max(1000, Math.ceil((to - from) / 500 / 1000) * 1000) : parseDurationMs(query.step);
+          if (!stepMs || stepMs < 1) throw new BadRequest(`step: expected a duration such as 250ms, 10s, 1m, 1h, got '${query.step}'`);
+          if ((to - from) / stepMs > 100_000) throw new BadRequest(`step: ${stepMs} ms over this range gives more than 100000 buckets`);
+          const agg = query.agg ?? "avg";
+          const sql = `SELECT epoch_ms(time_bucket(INTERVAL ${Math.round(stepMs * 1000)} MICROSECONDS, ts, make_timestamp(${from * 1000}))) AS t, ${AGG_SQL[agg]} AS v
+            FROM data_all WHERE tag = ${sqlString(tag)} AND ts_us >= ${from * 1000} AND ts_us < ${to * 1000} GROUP BY 1 ORDER BY 1`;
+          const r = await engine().engine.all(sql, { tenant: who.tenant });
+          return {
+            tag,
+            agg,
+            stepMs,
+            from: new Date(from).toISOString(),
+            to: new Date(to).toISOString(),
+            t: r.rows.map((x) => Number(x[0])),
+            v: r.rows.map((x) => (typeof x[1] === "bigint" ? Number(x[1]) : (x[1] as number | null))),
+          };
+        } catch (e) {
+          return failure(e, set);
+        }
+      },
+      {
+        params: t.Object({ tag: t.String() }),
+        query: t.Object({ from: t.Optional(t.String()), to: t.Optional(t.String()), step: t.Optional(t.String()), agg: t.Optional(Agg) }),
+        detail: { summary: "Time-bucketed aggregate of one tag (avg|min|max|last|first|sum|count), archive included" },
+      },
+    )
+    .get(
+      "/api/frames",
+      async ({ query, headers, set }) => {
+        try {
+          const who = await authorize(headers.authorization);
+          const after = query.after ?? 0;
+          const limit = Math.min(query.limit ?? 1000, 10_000);
+          const keep = frameFilter(ctx, who.tenant, query.tags ? query.tags.split(",") : null);
+          const frames: Logged[] = [];
+          let next = after;
+          for await (const page of log.pages({ from: after + 1, to: after + limit, pageSize: limit })) {
+            for (const f of page) if (keep(f)) frames.push(f);
+            next = page[page.length - 1]!.offset;
+          }
+          // archived or filtered frames leave no rows: `next` still moves past them
+          next = Math.max(next, Math.min(after + limit, log.head));
+          return new Response(jsonStringify({ frames, next, head: log.head }), { headers: { "content-type": "application/json" } });
+        } catch (e) {
+          return failure(e, set);
+        }
+      },
+      {
+        query: t.Object({
+          after: t.Optional(t.Integer({ minimum: 0, description: "last offset already seen (0: from the start)" })),
+          limit: t.Optional(t.Integer({ minimum: 1, maximum: 10_000 })),
+          tags: t.Optional(t.String({ description: "comma-separated tag patterns, * as wildcard" })),
+        }),
+        detail: { summary: "Committed frames after an offset (pull replay); `next` is the offset to pass as after" },
+      },
+    )
+    .ws("/api/stream", {
+      query: t.Object({
+        from: t.Optional(t.Numeric({ minimum: 1, description: "first offset wanted (default: only new frames)" })),
+        tags: t.Optional(t.String({ description: "comma-separated tag patterns, * as wildcard" })),
+        token: t.Optional(t.String({ description: "JWT, for clients that cannot set an Authorization header" })),
+      }),
+      async open(ws) {
+        const data = ws.data as unknown as { query: { from?: number; tags?: string; token?: string }; headers: Record<string, string | undefined> };
+        const stop = new AbortController();
+        streams.set(ws.id, stop);
+        let who: { tenant: string | null };
+        try {
+          who = await authorize(data.headers.authorization ?? (data.query.token ? `Bearer ${data.query.token}` : undefined));
+        } catch (e) {
+          ws.send(JSON.stringify({ error: (e as AuthError).code ?? "unauthorized", message: (e as Error).message }));
+          ws.close(4401, "unauthorized");
+          return;
+        }
+        const keep = frameFilter(ctx, who.tenant, data.query.tags ? data.query.tags.split(",") : null);
+        const from = data.query.from ?? log.head + 1;
+        ws.send(JSON.stringify({ hello: { from, head: log.head } }));
+        try {
+          for await (const page of log.follow({ from, signal: stop.signal })) {
+            const frames = page.filter(keep);
+            if (frames.length === 0) continue;
+            ws.send(jsonStringify({ frames, last: page[page.length - 1]!.offset }));
+            // a slow client: wait for its buffer to drain instead of buffering without bound
+            while ((ws.raw as unknown as { getBufferedAmount(): number }).getBufferedAmount() > 4 * 1024 * 1024 && !stop.signal.aborted) await Bun.sleep(10);
+          }
+        } catch (err) {
+          ctx.logger.warn({ err }, "stream: follow failed");
+          ws.close(1011, "stream failed");
+        }
+      },
+      close(ws) {
+        streams.get(ws.id)?.abort();
+        streams.delete(ws.id);
+      },
+    });
+}
+
+const streams = new Map<string, AbortController>();

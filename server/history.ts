@@ -1,0 +1,89 @@
+// The history service: the SQL query engine over the log and the retention/archive timer, with their
+// metrics. The HTTP routes (server/api/query.ts) find the engine through `historyOf(ctx)`.
+import { join } from "node:path";
+import { Counter, Gauge, Histogram } from "prom-client";
+import { QueryEngine } from "../storage/index.ts";
+import { Retention } from "../storage/retention.ts";
+import type { GatewayContext, Service } from "./context.ts";
+
+/** Where the log's Parquet archive lives; also the only folder the sandboxed database may touch. */
+export const archiveDirOf = (dataDir: string) => join(dataDir, "archive");
+
+export interface History {
+  engine: QueryEngine;
+  retention: Retention | null;
+  queries: Counter<"result">;
+  queryDuration: Histogram;
+}
+
+const byContext = new WeakMap<GatewayContext, History>();
+
+/** The running history service of a gateway (null before it started or when it is stopped). */
+export function historyOf(ctx: GatewayContext): History | null {
+  return byContext.get(ctx) ?? null;
+}
+
+export function historyService(ctx: GatewayContext): Service {
+  const { config, log, logger, metrics, catalog } = ctx;
+  const g = config.gateway;
+  const archiveDir = archiveDirOf(g.dataDir);
+  const engine = new QueryEngine(log, { archiveDir, timeoutMs: g.query.timeoutMs, maxRows: g.query.maxRows });
+  const reg = metrics.registry;
+  const archivedFrames = new Counter({ name: "edge_archive_frames_total", help: "Frames moved out of the hot table (to Parquet when archiving is on)", registers: [reg] });
+  const archiveRunning = new Gauge({ name: "edge_archive_running", help: "1 while a retention/archive run is in progress", registers: [reg] });
+  const queries = new Counter({ name: "edge_query_total", help: "User SQL queries by result", labelNames: ["result"], registers: [reg] });
+  const queryDuration = new Histogram({
+    name: "edge_query_duration_ms",
+    help: "User SQL queries, from check to last row (ms)",
+    buckets: [1, 5, 10, 50, 100, 250, 500, 1000, 5000, 30_000],
+    registers: [reg],
+  });
+  const r = g.retention;
+  const retention =
+    r.maxAgeHours > 0 || r.maxFrames > 0
+      ? new Retention(log, archiveDir, { maxAgeHours: r.maxAgeHours, maxFrames: r.maxFrames, archive: r.archive, chunkFrames: r.chunkFrames })
+      : null;
+  retention?.on("progress", (p: { first: number; last: number; frames: number; done: number; total: number }) => {
+    archivedFrames.inc(p.frames);
+    logger.info({ first: p.first, last: p.last, frames: p.frames, done: p.done, total: p.total, archive: r.archive }, "retention: frames left the hot table");
+  });
+  let timer: ReturnType<typeof setInterval> | null = null;
+  const onCatalog = () => {
+    engine.setCatalog(catalog.all()).catch((err) => logger.error({ err }, "query engine: catalog update failed"));
+  };
+  const runRetention = async () => {
+    if (!retention || retention.isRunning) return;
+    archiveRunning.set(1);
+    try {
+      const run = await retention.run();
+      if (run.frames > 0) {
+        await engine.refreshArchive();
+        logger.info({ ...run }, "retention run done");
+      }
+    } catch (err) {
+      // a failed run deletes nothing it has not archived; the next interval tries again
+      logger.error({ err }, "retention run failed");
+    } finally {
+      archiveRunning.set(0);
+    }
+  };
+  return {
+    name: "history",
+    async start() {
+      await engine.start(catalog.all());
+      catalog.on("change", onCatalog);
+      byContext.set(ctx, { engine, retention, queries, queryDuration });
+      if (retention) {
+        timer = setInterval(() => void runRetention(), r.intervalMs);
+        timer.unref?.();
+        void runRetention();
+      }
+    },
+    async stop() {
+      if (timer) clearInterval(timer);
+      catalog.off("change", onCatalog);
+      byContext.delete(ctx);
+      await engine.stop();
+    },
+  };
+}
