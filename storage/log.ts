@@ -267,7 +267,9 @@ export class EventLog extends EventEmitter {
       for (const w of b.waiters) w.reject(err);
       this.queued -= n;
       this.checkWater();
-      this.emit("error", err);
+      // EventEmitter throws an "error" nobody listens to: that would leave `committing` set forever
+      // and stall the writer. The appenders already got the error; listeners are optional.
+      if (this.listenerCount("error") > 0) this.emit("error", err);
       this.afterCommit();
       return;
     }
