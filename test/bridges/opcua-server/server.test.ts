@@ -117,7 +117,7 @@ describe("opcua server", () => {
       const dv = await read(s, `plant/line/${leaf}`, AttributeIds.DataType);
       expect(`${leaf}:${dv.value.value.value}`).toBe(`${leaf}:${type}`);
     }
-  });
+  }, 30_000);
 
   it("gives access level from R/W/RW, the description, and engineering units for numeric tags with a unit", async () => {
     const s = await open();
@@ -127,7 +127,7 @@ describe("opcua server", () => {
     const path = await s.translateBrowsePath({ startingNode: `${ns}plant/line/temp`, relativePath: { elements: [{ targetName: { name: "EngineeringUnits" } }] } as never });
     const eu = await s.read({ nodeId: path.targets![0]!.targetId, attributeId: AttributeIds.Value });
     expect(eu.value.value.displayName.text).toBe("degC");
-  });
+  }, 30_000);
 
   it("reads each tag's latest value from the log with its source timestamp", async () => {
     const s = await open();
@@ -142,7 +142,7 @@ describe("opcua server", () => {
       else expect(`${tag}=${v}`).toBe(`${tag}=${tag.endsWith("label") ? String(f.value) : f.value}`);
       expect(dv.sourceTimestamp!.getTime()).toBe(Math.floor(f.ts / 1000));
     }
-  });
+  }, 30_000);
 
   it("maps the quality of a reading to the StatusCode of the value", async () => {
     const s = await open();
@@ -158,7 +158,7 @@ describe("opcua server", () => {
       const d = await read(s, "plant/status");
       return d.statusCode.value === StatusCodes.UncertainLastUsableValue.value && d.value.value === 7;
     }, "Uncertain_LastUsableValue with the value 7");
-  });
+  }, 30_000);
 
   it("reports changes of a simulated source to a subscription's monitored item", async () => {
     const s = await open();
@@ -176,7 +176,7 @@ describe("opcua server", () => {
     } finally {
       await sub.terminate();
     }
-  });
+  }, 30_000);
 
   it("turns an operator's write into a command that reaches the PLC and answers Good", async () => {
     const s = await open("operator");
@@ -188,19 +188,19 @@ describe("opcua server", () => {
     expect(cmds.at(-1)).toMatchObject({ tag: "boiler/setpoint", origin: "opcua", actor: "operator", tenant: "default" });
     // the node shows what the PLC reports, read back through the driver
     await waitFor(async () => Math.abs(((await read(s, "boiler/setpoint")).value.value as number) - 55.5) < 1e-4, "the setpoint read back from the PLC");
-  });
+  }, 30_000);
 
   it("answers BadOutOfRange for a value beyond the tag's max, without a command", async () => {
     const s = await open("operator");
     const head = t.gw.ctx.log.head;
     expect((await write(s, "boiler/setpoint", DataType.Float, 500)).name).toBe("BadOutOfRange");
     for await (const f of t.gw.ctx.log.read({ from: head + 1, kinds: ["cmd"] })) throw new Error(`unexpected command ${JSON.stringify(f)}`);
-  });
+  }, 30_000);
 
   it("answers BadNotWritable for a write to a read-only node", async () => {
     const s = await open("operator");
     expect((await write(s, "boiler/temperature", DataType.Float, 30)).name).toBe("BadNotWritable");
-  });
+  }, 30_000);
 
   it("answers BadUserAccessDenied to a user without the write right and to anonymous sessions", async () => {
     const viewer = await open("viewer");
@@ -209,11 +209,11 @@ describe("opcua server", () => {
     const anon = await open();
     expect((await write(anon, "boiler/setpoint", DataType.Float, 60)).name).toBe("BadUserAccessDenied");
     expect(plc.get("holding", 20, { type: "float32" })).not.toBeCloseTo(60, 4);
-  });
+  }, 30_000);
 
   it("refuses a session with a wrong password", async () => {
     await expect(connect(url, { pkiDir: pki.path, user: { name: "operator", password: "wrong" } })).rejects.toThrow(/BadUserAccessDenied|BadIdentityTokenRejected|BadIdentityTokenInvalid/);
-  });
+  }, 30_000);
 
   it("adds and removes nodes live when the catalog changes", async () => {
     const s = await open();
@@ -232,5 +232,5 @@ describe("opcua server", () => {
     catalog.replace(before);
     expect(await names(`${ns}folder:plant`)).not.toContain("new");
     expect((await read(s, "plant/line/label")).statusCode.name).toBe("Good");
-  });
+  }, 30_000);
 });
