@@ -48,6 +48,7 @@ export function historyService(ctx: GatewayContext): Service {
     logger.info({ first: p.first, last: p.last, frames: p.frames, done: p.done, total: p.total, archive: r.archive }, "retention: frames left the hot table");
   });
   let timer: ReturnType<typeof setInterval> | null = null;
+  let current: Promise<void> | null = null;
   const onCatalog = () => {
     engine.setCatalog(catalog.all()).catch((err) => logger.error({ err }, "query engine: catalog update failed"));
   };
@@ -74,13 +75,16 @@ export function historyService(ctx: GatewayContext): Service {
       catalog.on("change", onCatalog);
       byContext.set(ctx, { engine, retention, queries, queryDuration });
       if (retention) {
-        timer = setInterval(() => void runRetention(), r.intervalMs);
+        const tick = () => void (current ??= runRetention().finally(() => (current = null)));
+        timer = setInterval(tick, r.intervalMs);
         timer.unref?.();
-        void runRetention();
+        tick();
       }
     },
     async stop() {
       if (timer) clearInterval(timer);
+      // the log closes after this service: let a running archive chunk finish its transaction first
+      await current;
       catalog.off("change", onCatalog);
       byContext.delete(ctx);
       await engine.stop();
