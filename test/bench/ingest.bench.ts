@@ -12,8 +12,9 @@ import { tempDir } from "../helpers/index.ts";
 import { percentile, report, rssMiB } from "./report.ts";
 
 const TAGS = 1000; // one poll of a realistic device set: 1000 numeric tags
-const FRAMES = Number(process.env.BENCH_INGEST_FRAMES ?? 1_000_000);
+const FRAMES = Number(process.env.BENCH_INGEST_FRAMES ?? 500_000);
 const BATCH = 5000; // the gateway's default batchSize
+const ROUNDS = Number(process.env.BENCH_INGEST_ROUNDS ?? 2);
 const tags = Array.from({ length: TAGS }, (_, i) => `plant/line${i % 10}/sensor${i}`);
 
 /** One poll: a frame per tag with a numeric value, as a driver produces them. */
@@ -135,15 +136,27 @@ try {
     rmSync(`${file}.wal`, { force: true });
     return r;
   };
-  const raw = await rawRun("chunks");
-  const rawRows = await rawRun("rows");
-  Bun.gc(true);
-  const full = await fullWriter(join(dir.path, "log.duckdb"));
+  // The host is shared: runs alternate and the best of each is kept, so that a burst of someone
+  // else's load does not land on one side of the ratio only.
+  let raw = { rate: 0 };
+  let rawRows = { rate: 0 };
+  let full: Awaited<ReturnType<typeof fullWriter>> | null = null;
+  for (let round = 0; round < ROUNDS; round++) {
+    const r = await rawRun("chunks");
+    if (r.rate > raw.rate) raw = r;
+    const rr = await rawRun("rows");
+    if (rr.rate > rawRows.rate) rawRows = rr;
+    Bun.gc(true);
+    const f = await fullWriter(join(dir.path, `log-${round}.duckdb`));
+    if (!full || f.rate > full.rate) full = f;
+    Bun.gc(true);
+  }
+  if (!full) throw new Error("no run");
   Bun.gc(true);
   const rssAfter = rssMiB();
   if (full.followed < FRAMES) throw new Error(`the follower saw ${full.followed} of ${FRAMES} frames`);
   report("ingest", [
-    { metric: `committed frames/s, full writer (${FRAMES.toLocaleString("en-US")} frames, ${TAGS} tags, batch ${BATCH}, live tail)`, value: full.rate, unit: "frames/s", baseline: raw.rate, ratio: full.rate / raw.rate },
+    { metric: `committed frames/s, full writer (${FRAMES.toLocaleString("en-US")} frames, ${TAGS} tags, batch ${BATCH}, live tail; best of ${ROUNDS})`, value: full.rate, unit: "frames/s", baseline: raw.rate, ratio: full.rate / raw.rate },
     { metric: `raw DuckDB appender, data chunks, same rows, batches of ${BATCH}`, value: raw.rate, unit: "frames/s" },
     { metric: `raw DuckDB appender, row by row, same rows, batches of ${BATCH}`, value: rawRows.rate, unit: "frames/s", baseline: raw.rate, ratio: rawRows.rate / raw.rate },
     { metric: "writer: mean frames per commit (batches grow while a commit runs)", value: FRAMES / full.latencies.length, unit: "frames" },
