@@ -41,7 +41,12 @@ async function spawnGateway() {
   let out = "";
   void (async () => {
     const decoder = new TextDecoder();
-    for await (const chunk of child.stdout) out += decoder.decode(chunk, { stream: true });
+    const reader = child.stdout.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      out += decoder.decode(value, { stream: true });
+    }
   })();
   const port = await waitFor(() => /\{"ready":true,"http":(\d+)\}/.exec(out)?.[1], "the ready line", 30_000);
   const url = `http://127.0.0.1:${port}`;
