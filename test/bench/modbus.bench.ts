@@ -4,7 +4,8 @@
 import { join } from "node:path";
 import { Value as TypeValue } from "@sinclair/typebox/value";
 import ModbusRTU from "modbus-serial";
-import { builtinDrivers, DriverManager, EndpointPool, parseEndpointUrl } from "../../drivers/index.ts";
+import { builtinDrivers, DriverManager, EndpointPool, parseEndpointUrl, type Driver, type FrameSink } from "../../drivers/index.ts";
+import { createModbus } from "../../drivers/modbus/index.ts";
 import { Variable, type DataType } from "../../schemas/index.ts";
 import { ModbusTcpServer } from "../../server/demo/modbus-server.ts";
 import { EventLog } from "../../storage/index.ts";
@@ -67,6 +68,31 @@ async function throughDriver(type: DataType, tags: number): Promise<{ perSecond:
   return { perSecond: (h1 - h0) / s, reads };
 }
 
+/** The driver alone into a sink that counts and drops: its own ceiling, without the log. */
+async function driverOnly(type: DataType, tags: number): Promise<number> {
+  const width = type === "float32" ? 2 : 1;
+  const vars = Array.from({ length: tags }, (_, i) =>
+    TypeValue.Default(Variable, { tag: `b/${i}`, driver: "plc", type, group: `g${Math.floor((i * GROUPS) / tags)}`, address: { area: "holding", address: i * width } }) as Variable,
+  );
+  const d: Driver = createModbus();
+  d.init({ id: "plc", config: { groups: Object.fromEntries(Array.from({ length: GROUPS }, (_, g) => [`g${g}`, 0])) }, tags: vars });
+  const pool = new EndpointPool();
+  const stop = new AbortController();
+  await d.connect({ ...parseEndpointUrl(`tcp://127.0.0.1:${slave.port}`), id: "ep", timeoutMs: 2000, pool }, stop.signal);
+  let n = 0;
+  const sink: FrameSink = { send: async (f) => void (n += f.length), event() {}, isPaused: false, heartbeat() {} };
+  const loop = d.readLoop(sink, stop.signal);
+  await Bun.sleep(500);
+  const n0 = n;
+  const t0 = performance.now();
+  await Bun.sleep(SECONDS * 1000);
+  const perSecond = (n - n0) / ((performance.now() - t0) / 1000);
+  stop.abort();
+  await loop;
+  await d.shutdown();
+  return perSecond;
+}
+
 /** The log alone: the same frames (125 per append, as one read gives) straight into the appender. */
 async function rawLog(tags: number): Promise<number> {
   const dir = tempDir("bench-modbus-log-");
@@ -99,6 +125,8 @@ rows.push({ metric: `bare client, 125-register reads, ${GROUPS} in flight`, valu
 const raw = await rawLog(5000);
 rows.push({ metric: "raw log appender, 125 frames per append", value: raw, unit: "frames/s" });
 for (const [type, n] of [["int16", 5000], ["float32", 2500]] as const) {
+  const alone = await driverOnly(type, n);
+  rows.push({ metric: `driver -> counting sink (no log), ${n} ${type} tags`, value: alone, unit: "tag values/s", baseline: bare4 / (type === "float32" ? 2 : 1), ratio: (alone * (type === "float32" ? 2 : 1)) / bare4 });
   const d = await throughDriver(type, n);
   const regsPerSec = d.perSecond * (type === "float32" ? 2 : 1);
   rows.push({ metric: `driver -> log, ${n} ${type} tags, ${GROUPS} groups`, value: d.perSecond, unit: "tag values/s", baseline: raw, ratio: d.perSecond / raw });
