@@ -2,12 +2,12 @@
 import type { DriverFactory } from "./contract.ts";
 import { createSimulator } from "./simulator/index.ts";
 import { createModbus } from "./modbus/index.ts";
-import { createModbus } from "./modbus/index.ts";
+import { createOpcuaClient } from "./opcua/index.ts";
 
 export const builtinDrivers: ReadonlyMap<string, DriverFactory> = new Map<string, DriverFactory>([
   ["simulator", createSimulator],
   ["modbus", createModbus],
-  ["modbus", createModbus],
+  ["opcua", createOpcuaClient],
 ]);
 
 export * from "./contract.ts";
