@@ -130,6 +130,7 @@ export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
         updateGauges();
       });
       c.on("error", (err: Error & { code?: unknown }) => {
+        if (err.code === undefined && /reason code/i.test(err.message)) publisher.refuseOldest(err.message);
         metrics.connectErrors.inc({ reason: connectReason(err) });
         logger.error({ url: cfg.url, code: err.code, cursor: publisher.acked }, `mqtt uplink: connection to ${cfg.url} failed: ${err.message}; cursor kept, retrying`);
       });

@@ -20,6 +20,8 @@ interface Inflight {
   bytes: number;
   settled: boolean;
   error: Error | null;
+  /** mqtt.js packet id (QoS 1/2), to take the message out of its session store when the broker refuses it */
+  messageId?: number;
 }
 
 /** Thrown inside the read pass when a publish failed: the pass restarts from the acknowledged offset. */
@@ -64,6 +66,7 @@ export class Publisher {
   private readonly encoder: PayloadEncoder;
   private readonly topics = new Map<string, string>();
   private batch: { frames: Logged<DataFrame>[]; first: number; last: number; tenant: string; bytes: number; since: number } | null = null;
+  private passCtl: AbortController | null = null;
   private commitTimer: ReturnType<typeof setInterval> | null = null;
   private committing: Promise<void> | null = null;
 
@@ -158,6 +161,7 @@ export class Publisher {
   /** One read pass from acked + 1 until a failure (Rewind) or the signal. */
   private async pass(outer: AbortSignal): Promise<void> {
     const ctl = new AbortController();
+    this.passCtl = ctl;
     const onAbort = () => ctl.abort();
     outer.addEventListener("abort", onAbort, { once: true });
     const signal = ctl.signal;
@@ -281,6 +285,20 @@ export class Publisher {
       const rc = (packet as { reasonCode?: number } | undefined)?.reasonCode;
       this.settle(m, err ?? (rc !== undefined && rc >= 0x80 ? new Error(`reason code 0x${rc.toString(16)}`) : null));
     });
+    if (cfg.qos > 0) m.messageId = client.getLastMessageId();
+  }
+
+  /**
+   * The broker answered the oldest unacknowledged message with a reason code mqtt.js cannot parse
+   * (mosquitto 2.0 answers an over-size publish with "packet too large" in PUBACK, which the MQTT 5
+   * parser refuses, and the connection drops). Acks come in order, so it is the oldest one: take it out
+   * of mqtt.js's session store, or it would be resent after every reconnect forever, and fail it.
+   */
+  refuseOldest(reason: string): void {
+    const m = this.window.find((x) => !x.settled);
+    if (!m || m.messageId === undefined || !this.client) return;
+    this.settle(m, new Error(`refused by the broker (${reason})`));
+    this.client.removeOutgoingMessage(m.messageId); // its callback finds the message settled already
   }
 
   private topicOf(tag: string, tenant: string): string {
@@ -294,6 +312,7 @@ export class Publisher {
   }
 
   private settle(m: Inflight, err: Error | null): void {
+    if (m.settled) return;
     m.settled = true;
     if (err) {
       m.error = err;
@@ -304,6 +323,8 @@ export class Publisher {
         `mqtt uplink: publish of offsets ${m.first}-${m.last} (${m.bytes} bytes) failed: ${err.message}; cursor kept at ${this.acked}, will resend`,
       );
       this.failure ??= m;
+      // the reader may be waiting for new frames: end its pass so that it rewinds now
+      this.passCtl?.abort();
     } else {
       const mt = this.d.metrics;
       mt.messages.inc();
