@@ -40,9 +40,14 @@ describe("config reload", () => {
       expect(t.gw.ctx.drivers.status()[0]?.state).not.toBe("Fault");
       const head = t.gw.ctx.log.head;
       await waitFor(() => t.gw.ctx.log.head > head, "frames still flowing");
-      const rejected = [];
-      for await (const f of t.gw.ctx.log.read({ from: 1, kinds: ["event"] })) if (f.kind === "event" && f.type === "config.rejected") rejected.push(f);
+      // the event is appended without waiting for its commit: wait for it rather than for any commit
+      const rejected = await waitFor(async () => {
+        const found = [];
+        for await (const f of t.gw.ctx.log.read({ from: 1, kinds: ["event"] })) if (f.kind === "event" && f.type === "config.rejected") found.push(f);
+        return found.length > 0 && found;
+      }, "the config.rejected event");
       expect(rejected.length).toBe(1);
+      expect(rejected[0]!.kind === "event" && rejected[0]!.data?.error).toContain("tags[0].type");
     } finally {
       await t.stop();
     }
