@@ -73,7 +73,8 @@ export class OpcuaClientDriver implements Driver {
     if (!endpoint || endpoint.scheme !== "opc.tcp") throw new DriverConfigError(this.id, "endpoint", "expected an opc.tcp:// endpoint");
     const pkiDir = this.cfg.pkiDir ?? join(process.env.EDGE_DATA_DIR ?? "./data", "pki", "opcua-client");
     const client = OPCUAClient.create({
-      applicationName: `edge-gateway-${this.id}`,
+      // one application name per PKI folder: the certificate there carries its URI
+      applicationName: "edge-gateway",
       endpointMustExist: false,
       securityPolicy: this.cfg.securityPolicy === "None" ? SecurityPolicy.None : SecurityPolicy.Basic256Sha256,
       securityMode: MessageSecurityMode[this.cfg.securityMode],
