@@ -2,7 +2,7 @@
 // and the parsed tree: only the documented views and a few table functions), run on its own
 // connection with a deadline (interrupted past it) and a row limit, its result streamed chunk by chunk.
 // The instance's sandbox settings (storage/log.ts `sandbox`) are the wall behind these checks.
-import { JSDuckDBValueConverter, StatementType, type DuckDBConnection, type DuckDBType } from "@duckdb/node-api";
+import { JSDuckDBValueConverter, StatementType, type DuckDBConnection, type DuckDBPreparedStatement, type DuckDBType } from "@duckdb/node-api";
 import type { Variable } from "../schemas/config.ts";
 import type { EventLog } from "./log.ts";
 import { QueryRefused, QueryError, QueryTimeout } from "./errors.ts";
@@ -123,6 +123,11 @@ export class QueryEngine {
    * the documented views (or its own CTEs) and allowed table functions. Throws QueryRefused.
    */
   async check(sql: string, conn?: DuckDBConnection): Promise<void> {
+    (await this.prepareChecked(sql, conn)).destroySync();
+  }
+
+  /** `check`, keeping the prepared statement so that the query is not parsed and bound twice. */
+  private async prepareChecked(sql: string, conn?: DuckDBConnection): Promise<DuckDBPreparedStatement> {
     const c = conn ?? this.requireAdmin();
     let extracted;
     try {
@@ -141,8 +146,11 @@ export class QueryEngine {
       throw classify(e);
     }
     const type = prepared.statementType;
-    prepared.destroySync();
-    if (type !== StatementType.SELECT) throw new QueryRefused(`only SELECT is accepted, got ${StatementType[type] ?? type}`);
+    if (type !== StatementType.SELECT) {
+      prepared.destroySync();
+      throw new QueryRefused(`only SELECT is accepted, got ${StatementType[type] ?? type}`);
+    }
+    return prepared;
   }
 
   private async parseTree(c: DuckDBConnection, sql: string): Promise<unknown> {
@@ -232,8 +240,7 @@ export class QueryEngine {
     };
     let result;
     try {
-      await this.check(sql, conn);
-      result = await conn.stream(sql);
+      result = await (await this.prepareChecked(sql, conn)).stream();
     } catch (e) {
       return fail(e);
     }

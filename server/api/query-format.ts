@@ -1,6 +1,6 @@
 // Encoders for query results, streamed batch by batch: JSON (default), CSV and Arrow IPC stream.
 // Nothing here holds more than one batch of rows.
-import { Bool, Float64, Int64, Int32, RecordBatchStreamWriter, Table, TimestampMillisecond, Utf8, vectorFromArray, type DataType, type Vector } from "apache-arrow";
+import { Bool, Field, Float64, Int64, Int32, makeData, RecordBatch, RecordBatchStreamWriter, Schema, Struct, TimestampMillisecond, Utf8, vectorFromArray, type DataType } from "apache-arrow";
 import { DuckDBTypeId } from "@duckdb/node-api";
 import type { Column, QueryResult } from "../../storage/index.ts";
 
@@ -129,16 +129,16 @@ async function* arrowChunks(result: QueryResult, batches: AsyncIterable<unknown[
   const writer = new RecordBatchStreamWriter();
   // Arrow batches of ~64k rows: DuckDB's 2048-row chunks are too small to be worth a batch each
   let pending: unknown[][] = [];
-  const flush = (): Uint8Array | null => {
-    if (pending.length === 0) return null;
-    const vectors: Record<string, Vector> = {};
-    result.columns.forEach((c, i) => {
-      const { type, map } = cols[i]!;
-      vectors[c.name] = vectorFromArray(pending.map((r) => map(r[i])) as never, type);
-    });
+  // one schema for every batch: the writer restarts the stream when a batch's schema differs
+  const schema = new Schema(result.columns.map((c, i) => new Field(c.name, cols[i]!.type, true)));
+  const batchOf = (rows: unknown[][]) => {
+    const children = result.columns.map((_c, i) => vectorFromArray(rows.map((r) => cols[i]!.map(r[i])) as never, cols[i]!.type).data[0]!);
+    return new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: rows.length, nullCount: 0, children }));
+  };
+  const flush = () => {
+    if (pending.length === 0) return;
+    writer.write(batchOf(pending));
     pending = [];
-    writer.write(new Table(vectors));
-    return null;
   };
   const chunks: Uint8Array[] = [];
   const sink = (async () => {
@@ -153,12 +153,8 @@ async function* arrowChunks(result: QueryResult, batches: AsyncIterable<unknown[
     }
   }
   flush();
-  if (result.rowCount === 0) {
-    // an empty result still carries its schema
-    const vectors: Record<string, Vector> = {};
-    result.columns.forEach((c, i) => (vectors[c.name] = vectorFromArray([], cols[i]!.type)));
-    writer.write(new Table(vectors));
-  }
+  // an empty result still carries its schema
+  if (result.rowCount === 0) writer.write(batchOf([]));
   writer.finish();
   writer.close();
   await sink;
