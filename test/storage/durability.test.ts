@@ -17,7 +17,8 @@ interface Round {
   errors: string[];
 }
 
-/** Runs one child, kills it with SIGKILL after `killAfterMs` (counted from `ready` unless early). */
+/** Runs one child, kills it with SIGKILL after `killAfterMs`: counted from its first commit (so the kill
+ *  lands mid-ingest however slow the machine is), or from the spawn when `early`. */
 async function runChild(killAfterMs: number, early: boolean): Promise<Round> {
   const child = Bun.spawn([process.execPath, join(import.meta.dir, "ingest-child.ts"), path], { stdout: "pipe", stderr: "pipe" });
   const round: Round = { readyHead: null, ranges: [], errors: [] };
@@ -33,11 +34,12 @@ async function runChild(killAfterMs: number, early: boolean): Promise<Round> {
     buf = lines.pop()!; // a line cut by the kill is not counted
     for (const line of lines) {
       const [a, b] = line.split(" ");
-      if (a === "ready") {
-        round.readyHead = Number(b);
-        if (!early) killTimer = setTimeout(kill, killAfterMs);
-      } else if (a === "error") round.errors.push(line);
-      else round.ranges.push([Number(a), Number(b)]);
+      if (a === "ready") round.readyHead = Number(b);
+      else if (a === "error") round.errors.push(line);
+      else {
+        if (!early && round.ranges.length === 0) killTimer = setTimeout(kill, killAfterMs);
+        round.ranges.push([Number(a), Number(b)]);
+      }
     }
   }
   const code = await child.exited;
@@ -85,7 +87,7 @@ describe("durability", () => {
     for (let i = 0; i < ROUNDS; i++) {
       // most kills land mid-ingest; every fourth one at any moment after spawn (even while opening)
       const early = i % 4 === 3;
-      const round = await runChild(early ? Math.random() * 600 : 50 + Math.random() * 400, early);
+      const round = await runChild(early ? Math.random() * 600 : Math.random() * 400, early);
       expect(round.errors).toEqual([]);
       if (round.readyHead !== null) expect(round.readyHead).toBe(head); // the child continued from the last head
       if (round.ranges.length) {
@@ -96,7 +98,7 @@ describe("durability", () => {
       head = await check(round.ranges);
       expect(head).toBeGreaterThanOrEqual(Math.max(before, ...round.ranges.map((r) => r[1])));
     }
-    expect(committedRounds).toBeGreaterThanOrEqual(ROUNDS / 2);
+    expect(committedRounds).toBeGreaterThanOrEqual(ROUNDS - ROUNDS / 4);
     expect(head).toBeGreaterThan(0);
   }, 150_000);
 });
