@@ -19,11 +19,26 @@ export interface Config {
 /** Extra checks a driver type contributes (e.g. Modbus register overlaps): problems with a path. */
 export type TagValidator = (driverId: string, tags: readonly Variable[]) => { tag: string; field: string; message: string }[];
 
+/**
+ * `${NAME}` and `${NAME:-default}` in a config file are replaced by the environment variable, so one
+ * file serves several sites (e.g. `url: "tcp://${PLC_HOST:-127.0.0.1}:502"`). `$${` escapes.
+ */
+export function substituteEnv(text: string, file: string): string {
+  return text.replace(/\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (whole, escaped: string, name: string, fallback: string | undefined, at: number) => {
+    if (escaped) return whole.slice(1);
+    const v = process.env[name];
+    if (v !== undefined && v !== "") return v;
+    if (fallback !== undefined) return fallback;
+    const line = text.slice(0, at).split("\n").length;
+    throw new ConfigError(file, `line ${line}`, `environment variable ${name} is not set (write \${${name}:-default} to give a default)`);
+  });
+}
+
 function loadYaml<T extends TSchema>(dir: string, name: string, schema: T, required: boolean): Static<T> {
   const file = join(dir, name);
   let raw: unknown = {};
   if (existsSync(file)) {
-    const doc = parseDocument(readFileSync(file, "utf8"), { prettyErrors: true });
+    const doc = parseDocument(substituteEnv(readFileSync(file, "utf8"), file), { prettyErrors: true });
     if (doc.errors.length) {
       const e = doc.errors[0]!;
       const pos = e.linePos?.[0];
