@@ -3,11 +3,13 @@ import type { DriverFactory } from "./contract.ts";
 import { createSimulator } from "./simulator/index.ts";
 import { createModbus } from "./modbus/index.ts";
 import { createOpcuaClient } from "./opcua/index.ts";
+import { createMqttSource } from "./mqtt/index.ts";
 
 export const builtinDrivers: ReadonlyMap<string, DriverFactory> = new Map<string, DriverFactory>([
   ["simulator", createSimulator],
   ["modbus", createModbus],
   ["opcua", createOpcuaClient],
+  ["mqtt", createMqttSource],
 ]);
 
 export * from "./contract.ts";

@@ -89,5 +89,5 @@ export async function subscriber(url: string, filter: string, opts: IClientOptio
 
 export async function metric(registry: Registry, name: string): Promise<number> {
   const m = await registry.getSingleMetric(name)?.get();
-  return m ? m.values.reduce((s, v) => s + (v.metricName === undefined || v.metricName === name ? v.value : 0), 0) : 0;
+  return m ? m.values.reduce((s, v) => s + v.value, 0) : 0;
 }

@@ -1,0 +1,32 @@
+// Config of the MQTT source driver: which device topics to subscribe to and how a payload becomes a tag
+// value. The endpoint (endpoints.yml) is the broker: mqtt://host:1883 or mqtts://host:8883.
+import { Type, type Static } from "@sinclair/typebox";
+
+export const MqttMapping = Type.Object(
+  {
+    topic: Type.String({ minLength: 1, description: "topic filter, with + (one level) and # (the rest) wildcards" }),
+    tag: Type.String({ minLength: 1, description: "tag name; {1}, {2} ... are the wildcard levels of the topic" }),
+    path: Type.String({ default: "", description: "dot path to the value in the payload (a.b.0.c); empty: the payload itself" }),
+    timestamp: Type.Optional(Type.String({ description: "dot path of the source timestamp (default: time of arrival)" })),
+    timestampUnit: Type.Union([Type.Literal("ms"), Type.Literal("us"), Type.Literal("s"), Type.Literal("iso")], { default: "ms" }),
+    quality: Type.Optional(Type.String({ description: "dot path of the quality: StatusCode number, name (Good, Bad_...) or boolean good" })),
+    payload: Type.Optional(Type.Union([Type.Literal("json"), Type.Literal("msgpack")])),
+  },
+  { additionalProperties: false },
+);
+export type MqttMapping = Static<typeof MqttMapping>;
+
+export const MqttSourceConfig = Type.Object(
+  {
+    url: Type.Optional(Type.String({ pattern: "^mqtts?://", description: "broker URL when the driver has no endpoint" })),
+    clientId: Type.Optional(Type.String({ minLength: 1 })),
+    username: Type.Optional(Type.String()),
+    password: Type.Optional(Type.String()),
+    protocolVersion: Type.Union([Type.Literal(5), Type.Literal(4)], { default: 5 }),
+    qos: Type.Union([Type.Literal(0), Type.Literal(1), Type.Literal(2)], { default: 1 }),
+    payload: Type.Union([Type.Literal("json"), Type.Literal("msgpack")], { default: "json" }),
+    mappings: Type.Array(MqttMapping, { minItems: 1 }),
+  },
+  { additionalProperties: false },
+);
+export type MqttSourceConfig = Static<typeof MqttSourceConfig>;
