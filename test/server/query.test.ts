@@ -164,3 +164,24 @@ describe("replay and stream", () => {
     expect(code).toBe(4401);
   });
 });
+
+describe("retention service", () => {
+  it("archives past maxFrames on its timer, counts it in the metrics, and the API still returns every row", async () => {
+    const r = await startGateway({
+      ...files,
+      "gateway.yml": `auth: { hs256Secret: "${HS_SECRET}" }\nretention: { maxFrames: 100, intervalMs: 1000, chunkFrames: 1000 }\n`,
+    });
+    try {
+      const frames: Frame[] = Array.from({ length: 1500 }, (_, i) => ({ kind: "data", tag: "a", value: i, ts: T0 + i * 1000, quality: 0, source: "sim" }));
+      await r.gw.ctx.log.append(frames);
+      const metric = async () => Number(/^edge_archive_frames_total (\d+)/m.exec(await (await fetch(`${r.url}/metrics`)).text())?.[1] ?? 0);
+      await waitFor(async () => (await metric()) >= 1400, "the archive run", 30_000);
+      const q = async (sql: string) =>
+        (await (await fetch(`${r.url}/api/query`, { method: "POST", headers: { "content-type": "application/json", ...auth }, body: JSON.stringify({ sql }) })).json()).rows;
+      expect(await q(`SELECT count(*) FROM data`)).toEqual([[100]]);
+      expect(await q(`SELECT count(*), sum(value), min("offset"), max("offset") FROM data_all`)).toEqual([[1500, (1499 * 1500) / 2, 1, 1500]]);
+    } finally {
+      await r.stop();
+    }
+  });
+});
