@@ -8,6 +8,7 @@ import { createMqttNorth, type MqttNorth } from "../../../bridges/mqtt-north/ind
 import { Catalog } from "../../../schemas/catalog.ts";
 import type { DataFrame, Variable } from "../../../schemas/index.ts";
 import { EventLog } from "../../../storage/index.ts";
+import type { CommandBus } from "../../../storage/commands.ts";
 import { tempDir } from "../../helpers/index.ts";
 
 export const silent = pino({ level: process.env.EDGE_LOG_LEVEL ?? "silent" });
@@ -33,14 +34,14 @@ export interface Rig {
 }
 
 /** A log (on disk) and the bridge publishing from it. `logs` collects the bridge's log lines. */
-export async function startRig(section: Record<string, unknown>, opts: { tags?: Variable[]; dir?: string } = {}): Promise<Rig> {
+export async function startRig(section: Record<string, unknown>, opts: { tags?: Variable[]; dir?: string; commands?: (log: EventLog) => CommandBus } = {}): Promise<Rig> {
   const tmp = opts.dir ? { path: opts.dir, cleanup() {} } : tempDir();
   const log = await EventLog.open({ path: `${tmp.path}/log.duckdb`, maxDelayMs: 2 });
   const catalog = new Catalog(opts.tags ?? [tag("a/x"), tag("a/y")]);
   const registry = new Registry();
   const logs: string[] = [];
   const logger = pino({ level: "info" }, { write: (s: string) => void logs.push(s) });
-  const bridge = createMqttNorth({ log, catalog, registry, logger, gatewayId: "gw1", section: { enabled: true, clientId: `edge-test-${crypto.randomUUID().slice(0, 8)}`, ...section }, configDir: tmp.path })!;
+  const bridge = createMqttNorth({ log, catalog, registry, logger, gatewayId: "gw1", section: { enabled: true, clientId: `edge-test-${crypto.randomUUID().slice(0, 8)}`, ...section }, configDir: tmp.path, commands: opts.commands?.(log) })!;
   await bridge.start();
   return {
     log,

@@ -1,0 +1,79 @@
+// MQTT commands: a JSON command on {tenant}/cmd/{tag} with the tenant's token becomes a CmdFrame (origin
+// mqtt), and the sink's acknowledgement comes back on {tenant}/ack/{tag}. The sink here is a small fake
+// executor that follows the log's cmd frames and appends an AckFrame for each.
+import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import mqtt, { type MqttClient } from "mqtt";
+import type { AckFrame, CmdFrame, Logged } from "../../../schemas/frames.ts";
+import { CommandBus } from "../../../storage/commands.ts";
+import { Mosquitto } from "../../helpers/mosquitto.ts";
+import { waitFor } from "../../helpers/index.ts";
+import { startRig, tag, type Rig } from "./harness.ts";
+
+let broker: Mosquitto;
+let rig: Rig;
+let bus: CommandBus;
+let cloud: MqttClient;
+const acks: { topic: string; body: Record<string, unknown> }[] = [];
+const executed: Logged<CmdFrame>[] = [];
+const stopSink = new AbortController();
+
+beforeAll(async () => {
+  broker = await Mosquitto.start();
+  const setpoint = { ...tag("line/setpoint", "acme"), access: "RW" as const, min: 0, max: 100 };
+  rig = await startRig(
+    { url: broker.url, commands: { enabled: true, tenants: ["acme"], tokens: { acme: "acme-secret-token" }, timeoutMs: 5000 } },
+    { tags: [setpoint, tag("line/temp", "acme")], commands: (log) => ((bus = new CommandBus(log)), bus.start(), bus) },
+  );
+  // the fake sink: executes every command (records it) and acknowledges it ok
+  void (async () => {
+    for await (const page of rig.log.follow({ from: rig.log.head + 1, kinds: ["cmd"], signal: stopSink.signal })) {
+      for (const c of page as Logged<CmdFrame>[]) {
+        executed.push(c);
+        const ack: AckFrame = { kind: "ack", cmd: c.id, tag: c.tag, ok: true, status: "ok", ts: Date.now() * 1000, source: "fake-sink" };
+        await rig.log.append([ack]);
+      }
+    }
+  })();
+  cloud = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
+  cloud.on("message", (topic, payload) => acks.push({ topic, body: JSON.parse(payload.toString()) }));
+  await cloud.subscribeAsync("acme/ack/#", { qos: 1 });
+  await waitFor(() => rig.bridge.client?.connected, "bridge connected");
+});
+
+afterAll(async () => {
+  stopSink.abort();
+  await cloud.endAsync(true);
+  await rig.close();
+  await bus.stop();
+  await broker.close();
+});
+
+const ackFor = (id: string) => acks.find((a) => a.body.id === id);
+
+describe("mqtt-north commands", () => {
+  it("executes a command from {tenant}/cmd/{tag} with origin mqtt and publishes the ack on {tenant}/ack/{tag}", async () => {
+    const send = () => cloud.publishAsync("acme/cmd/line/setpoint", JSON.stringify({ id: "c-1", value: 42, token: "acme-secret-token" }), { qos: 1, properties: { userProperties: { actor: "scada-7" } } });
+    await send();
+    const a = await waitFor(() => ackFor("c-1"), "the ack of c-1", 15_000);
+    expect(a.topic).toBe("acme/ack/line/setpoint");
+    expect(a.body).toMatchObject({ id: "c-1", ok: true, status: "ok", offset: expect.any(Number) });
+    expect(executed).toHaveLength(1);
+    expect(executed[0]).toMatchObject({ id: "c-1", tag: "line/setpoint", value: 42, origin: "mqtt", actor: "mqtt:scada-7", tenant: "acme" });
+    // the same id again (a QoS 1 redelivery) is not executed twice
+    await send();
+    await waitFor(() => acks.filter((x) => x.body.id === "c-1").length >= 2, "the second ack of c-1");
+    expect(executed).toHaveLength(1);
+  });
+
+  it("refuses commands without the tenant's token, out of range, or on a read-only tag, with the reason", async () => {
+    await cloud.publishAsync("acme/cmd/line/setpoint", JSON.stringify({ id: "c-2", value: 1, token: "wrong-token-xx" }), { qos: 1 });
+    await cloud.publishAsync("acme/cmd/line/setpoint", JSON.stringify({ id: "c-3", value: 500, token: "acme-secret-token" }), { qos: 1 });
+    await cloud.publishAsync("acme/cmd/line/temp", JSON.stringify({ id: "c-4", value: 1, token: "acme-secret-token" }), { qos: 1 });
+    await cloud.publishAsync("acme/cmd/line/setpoint", "{not json", { qos: 1 });
+    await waitFor(() => ackFor("c-2") && ackFor("c-3") && ackFor("c-4") && acks.some((a) => a.body.code === "invalid_payload"), "four refusals");
+    expect(ackFor("c-2")!.body).toMatchObject({ ok: false, status: "refused", code: "unauthorized" });
+    expect(ackFor("c-3")!.body).toMatchObject({ ok: false, status: "refused", code: "out_of_range" });
+    expect(ackFor("c-4")!.body).toMatchObject({ ok: false, status: "refused", code: "not_writable" });
+    expect(executed.map((c) => c.id)).toEqual(["c-1"]);
+  });
+});
