@@ -34,7 +34,7 @@ beforeAll(async () => {
       `    - { tag: line1/valve/open, area: coil, address: 0 }`,
       `    - { tag: line1/pump/running, area: discrete, address: 0 }`,
     ].join("\n"),
-    "endpoints.yml": readFileSync(join(demoDir, "endpoints.yml"), "utf8").replace("127.0.0.1:5021", `127.0.0.1:${plcPort}`),
+    "endpoints.yml": readFileSync(join(demoDir, "endpoints.yml"), "utf8").replace(/127\.0\.0\.1:\$\{EDGE_DEMO_PLC_PORT:-5021\}/, `127.0.0.1:${plcPort}`),
     "drivers.yml": readFileSync(join(demoDir, "drivers.yml"), "utf8"),
     "variables.yml": readFileSync(join(demoDir, "variables.yml"), "utf8"),
   });

@@ -19,7 +19,7 @@ describe("demo plant", () => {
     const port = await freePort();
     g = await startGateway({
       "gateway.yml": `demo: { enabled: true, port: ${port} }`,
-      "endpoints.yml": readFileSync(join(demoDir, "endpoints.yml"), "utf8").replace("127.0.0.1:5021", `127.0.0.1:${port}`),
+      "endpoints.yml": readFileSync(join(demoDir, "endpoints.yml"), "utf8").replace(/127\.0\.0\.1:\$\{EDGE_DEMO_PLC_PORT:-5021\}/, `127.0.0.1:${port}`),
       "drivers.yml": readFileSync(join(demoDir, "drivers.yml"), "utf8"),
       "variables.yml": readFileSync(join(demoDir, "variables.yml"), "utf8"),
     });
