@@ -129,4 +129,5 @@ rows.push({ metric: "log generation (INSERT from range, raw)", value: N / genS, 
 
 direct.closeSync();
 await g.stop();
+tmp.cleanup(); // keepDir is not removed by the gateway helper
 report("query", rows);
