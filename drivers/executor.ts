@@ -119,9 +119,10 @@ export class CommandExecutor {
     const finish = (i: number, ack: AckFrame | null): Promise<unknown> => {
       const moved = progress.complete(i);
       if (moved !== undefined) cursor = moved;
-      const cur = moved === undefined ? undefined : { cursor: { name: this.name, offset: moved } };
-      if (ack) return this.opts.log.append([ack], cur);
-      return cur ? this.opts.log.append([], cur) : Promise.resolve();
+      const cur = moved === undefined ? undefined : { name: this.name, offset: moved };
+      // acks are awaited by a caller (REST, UA write, Modbus master): commit without the group delay
+      if (ack) return this.opts.log.append([ack], { cursor: cur, urgent: true });
+      return cur ? this.opts.log.append([], { cursor: cur }) : Promise.resolve();
     };
     const plans = page.map((c) => this.plan(c));
     const writes: number[] = [];
@@ -142,7 +143,7 @@ export class CommandExecutor {
         const p = plans[i] as Extract<Plan, { kind: "write" }>;
         return { kind: "event", type: EXECUTING_EVENT, source: p.driverId, tag: page[i]!.tag, ts: nowMicros(), data: { cmd: page[i]!.id } };
       });
-      await this.opts.log.append(markers);
+      await this.opts.log.append(markers, { urgent: true });
       // one chain per driver: a device sees its writes in order, a slow device does not hold up others
       const byDriver = new Map<string, number[]>();
       for (const i of writes) {

@@ -139,7 +139,7 @@ export class CommandBus extends EventEmitter {
         ts,
         expiresAt: ts + (c.ttlMs ?? DEFAULT_TTL_MS) * 1000,
       };
-      await this.log.append([frame]);
+      await this.log.append([frame], { urgent: true });
       const logged = frame as Logged<CmdFrame>; // the log added offset and loggedAt at commit
       this.remember(logged);
       return logged;

@@ -79,9 +79,10 @@ interface Batch {
   cursors: Map<string, number>;
   waiters: { resolve: (c: CommitInfo) => void; reject: (e: unknown) => void; first: number; count: number }[];
   since: number;
+  urgent: boolean;
 }
 
-const newBatch = (): Batch => ({ frames: [], cursors: new Map(), waiters: [], since: 0 });
+const newBatch = (): Batch => ({ frames: [], cursors: new Map(), waiters: [], since: 0, urgent: false });
 
 export class EventLog extends EventEmitter {
   readonly tuning: LogTuning;
@@ -168,10 +169,13 @@ export class EventLog extends EventEmitter {
    * ownership of the frame objects: it adds `offset` and `loggedAt` to them at commit.
    * With `cursor`, the cursor is set in the same transaction as the frames.
    */
-  append(frames: readonly Frame[], opts?: { cursor?: { name: string; offset: number } }): Promise<CommitInfo> {
+  append(frames: readonly Frame[], opts?: { cursor?: { name: string; offset: number }; urgent?: boolean }): Promise<CommitInfo> {
     if (this.closed) return Promise.reject(new LogClosedError());
     const b = this.pending;
     if (b.since === 0) b.since = performance.now();
+    // Someone waits on this commit to answer a request (a command, its ack): do not add the
+    // group-commit delay. Readings still group into the same transaction if they are pending.
+    if (opts?.urgent) b.urgent = true;
     const first = b.frames.length;
     for (let i = 0; i < frames.length; i++) b.frames.push(frames[i]!);
     if (opts?.cursor) b.cursors.set(opts.cursor.name, opts.cursor.offset);
@@ -220,7 +224,7 @@ export class EventLog extends EventEmitter {
     if (this.committing) return; // the running commit picks up the pending batch when it ends
     const b = this.pending;
     if (b.waiters.length === 0) return;
-    if (b.frames.length >= this.tuning.batchSize || this.tuning.maxDelayMs === 0 || this.closed) {
+    if (b.urgent || b.frames.length >= this.tuning.batchSize || this.tuning.maxDelayMs === 0 || this.closed) {
       if (this.timer) clearTimeout(this.timer);
       this.timer = null;
       this.committing = this.commit();
