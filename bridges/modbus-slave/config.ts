@@ -3,6 +3,7 @@
 // `enabled` and `port` are declared in schemas/config.ts; this schema owns the rest.
 import { Type, type Static } from "@sinclair/typebox";
 import { ConfigError, parseWithSchema, type Catalog } from "../../schemas/index.ts";
+import { registerCount } from "../../schemas/registers.ts";
 
 const RegisterType = Type.Union(
   ["bool", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "string"].map((t) => Type.Literal(t)),
@@ -53,25 +54,6 @@ export const ModbusSlaveConfig = Type.Object(
 );
 export type ModbusSlaveConfig = Static<typeof ModbusSlaveConfig>;
 
-/** Registers (or coils) a map entry occupies. */
-export function widthOf(type: RegisterType, length: number | undefined): number {
-  switch (type) {
-    case "bool":
-    case "int16":
-    case "uint16":
-      return 1;
-    case "int32":
-    case "uint32":
-    case "float32":
-      return 2;
-    case "int64":
-    case "uint64":
-    case "float64":
-      return 4;
-    default:
-      return length ?? 1; // string: its length in registers
-  }
-}
 
 /** A map entry with its type resolved against the catalog and its width. */
 export type ResolvedEntry = MapEntry & { type: RegisterType; width: number; index: number };
@@ -90,7 +72,7 @@ export function parseModbusSlaveConfig(raw: unknown, file: string, catalog: Cata
     const type: RegisterType = e.type ?? (bitArea ? "bool" : (tag.type as RegisterType));
     if (bitArea && type !== "bool") throw new ConfigError(file, `${path}.type`, `area '${e.area}' holds booleans; type must be bool, got '${type}'`);
     if (type === "string" && e.length === undefined) throw new ConfigError(file, `${path}.length`, "a string needs its length in registers");
-    const width = widthOf(type, e.length);
+    const width = registerCount({ type, length: e.length }); // a bool on a coil/discrete input: one bit
     if (e.address + width > 65536) throw new ConfigError(file, `${path}.address`, `${e.address}+${width} runs past address 65535`);
     return { ...e, type, width, index: i };
   });
