@@ -27,6 +27,14 @@ import { parseDriverConfig } from "../validate.ts";
 import { OpcuaClientConfig } from "./config.ts";
 import { toReading, toVariant } from "./values.ts";
 
+/** Waits for `p` at most `ms`; its failure is ignored (used on the way out). */
+async function within(ms: number, p: Promise<unknown> | undefined): Promise<void> {
+  if (!p) return;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([p.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+}
+
 interface MappedTag {
   tag: Variable;
   nodeId: string;
@@ -209,9 +217,10 @@ export class OpcuaClientDriver implements Driver {
     this.client = null;
     this.session = null;
     this.subscription = null;
-    await subscription?.terminate().catch(() => undefined);
-    await session?.close().catch(() => undefined);
-    await client?.disconnect().catch(() => undefined);
+    // a server that is gone would make each goodbye wait for its transaction timeout
+    await within(1000, subscription?.terminate());
+    await within(1000, session?.close());
+    await within(2000, client?.disconnect());
   }
 }
 

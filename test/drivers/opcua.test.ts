@@ -69,9 +69,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await t?.stop();
-  await server?.shutdown(0);
+  await server?.shutdown(0).catch(() => undefined);
   dir.cleanup();
-});
+}, 30_000);
 
 const latest = (tag: string) => t.gw.ctx.log.latest().get(tag);
 
@@ -110,5 +110,12 @@ describe("opcua client driver", () => {
     expect(ack).toMatchObject({ ok: true, status: "ok", source: "ua" });
     expect(vars.Setpoint!.readValue().value.value).toBe(42.5);
     await waitFor(() => latest("ext/setpoint")?.value === 42.5, "the written value read back by the subscription", 15_000);
+  }, 30_000);
+
+  // last: it stops the server
+  it("marks every tag Bad_NotConnected when the connection to the server is lost", async () => {
+    await server.shutdown(0);
+    await waitFor(() => ["ext/temp", "ext/name", "polled/temp"].every((x) => latest(x)?.quality === Quality.Bad_NotConnected || latest(x)?.quality === Quality.Bad_CommunicationError), "Bad qualities after the server stopped", 20_000);
+    expect(latest("ext/temp")).toMatchObject({ value: null, quality: Quality.Bad_NotConnected, source: "ua" });
   }, 30_000);
 });
