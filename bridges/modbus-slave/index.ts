@@ -2,6 +2,7 @@
 // register map of gateway.yml's `modbusSlave:` section; writes become commands (origin "modbus").
 import { join } from "node:path";
 import type { Logger } from "pino";
+import { Gauge, type Registry } from "prom-client";
 import type { Catalog } from "../../schemas/index.ts";
 import type { EventLog } from "../../storage/index.ts";
 import { parseModbusSlaveConfig } from "./config.ts";
@@ -17,6 +18,8 @@ export interface ModbusSlaveDeps {
   catalog: Catalog;
   commands: CommandExecutor;
   logger?: Logger;
+  /** where to expose the slave's counters (edge_modbus_slave_*) */
+  registry?: Registry;
 }
 
 /** The slave as a gateway service, or null when `modbusSlave.enabled` is false. Config errors throw ConfigError. */
@@ -24,5 +27,27 @@ export function createModbusSlave(deps: ModbusSlaveDeps): (ModbusSlave & { name:
   const { config, entries } = parseModbusSlaveConfig(deps.config.gateway.modbusSlave, join(deps.config.dir, "gateway.yml"), deps.catalog);
   if (!config.enabled) return null;
   const slave = new ModbusSlave({ config, entries, log: deps.log, catalog: deps.catalog, commands: deps.commands, logger: deps.logger });
+  if (deps.registry) exposeStats(slave, deps.registry);
   return Object.assign(slave, { name: "modbus-slave" });
+}
+
+/** Prometheus view of the slave's counters, read at scrape time (nothing on the request path). */
+function exposeStats(slave: ModbusSlave, registry: Registry): void {
+  const s = slave.stats;
+  const gauge = (name: string, help: string, read: () => number) =>
+    new Gauge({ name, help, registers: [registry], collect() { this.set(read()); } });
+  gauge("edge_modbus_slave_connections", "Open Modbus master connections", () => s.connections);
+  gauge("edge_modbus_slave_requests_total", "Requests answered", () => s.requests);
+  gauge("edge_modbus_slave_refused_connections_total", "Connections refused (allowlist, limit)", () => s.refused);
+  gauge("edge_modbus_slave_bad_frames_total", "Malformed frames (connection closed)", () => s.badFrames);
+  gauge("edge_modbus_slave_writes_total", "Values written by masters (commands)", () => s.writes);
+  new Gauge({
+    name: "edge_modbus_slave_exceptions_total",
+    help: "Exception responses by code",
+    labelNames: ["code"],
+    registers: [registry],
+    collect() {
+      for (const [code, n] of Object.entries(s.exceptions)) this.set({ code }, n);
+    },
+  });
 }

@@ -90,3 +90,12 @@ it("refuses a write to a read-only input or discrete input and a value beyond th
   expect(await exceptionOf(master.writeRegisters(0, f32(500)))).toBe(3); // setpoint max 120
   expect(await exceptionOf(master.writeRegister(10, 1))).toBe(2); // input registers are not writable (holding 10 unmapped)
 });
+
+it("exposes the slave's requests, writes and exceptions on /metrics", async () => {
+  const text = await (await fetch(`${g.url}/metrics`)).text();
+  const value = (name: string) => Number(new RegExp(`^${name} (\\d+)`, "m").exec(text)?.[1] ?? NaN);
+  expect(value("edge_modbus_slave_requests_total")).toBeGreaterThan(0);
+  expect(value("edge_modbus_slave_writes_total")).toBeGreaterThanOrEqual(3); // the writes of the tests above
+  expect(value("edge_modbus_slave_connections")).toBe(1);
+  expect(text).toMatch(/^edge_modbus_slave_exceptions_total\{code="3"\} [1-9]/m);
+});
