@@ -27,6 +27,11 @@ export interface DriverInit {
  */
 export interface FrameSink {
   send(frames: DataFrame[]): Promise<void>;
+  /**
+   * Like send, but resolves only when the frames are committed (rejects if the commit fails): for
+   * sources that acknowledge upstream (an MQTT PUBACK) and must not do so before the log has the frames.
+   */
+  commit(frames: DataFrame[]): Promise<void>;
   event(type: string, data?: Record<string, unknown>, tag?: string): void;
   /** true while the log asks producers to pause */
   readonly isPaused: boolean;

@@ -95,6 +95,19 @@ class Supervisor implements FrameSink {
   }
 
   send(frames: DataFrame[]): Promise<void> {
+    const out = this.accept(frames);
+    if (out.length) this.mgr.log.append(out).catch((e) => this.mgr.emit("appendError", this.entry.id, e));
+    return this.mgr.log.isPaused ? this.mgr.log.waitForCapacity() : Promise.resolve();
+  }
+
+  async commit(frames: DataFrame[]): Promise<void> {
+    const out = this.accept(frames);
+    if (this.mgr.log.isPaused) await this.mgr.log.waitForCapacity();
+    if (out.length) await this.mgr.log.append(out);
+  }
+
+  /** Counts activity and filters: frames for tags this driver does not own, and changes within the deadband. */
+  private accept(frames: DataFrame[]): DataFrame[] {
     this.lastActivity = performance.now();
     if (this.status.state === "Connected") this.setState("Active");
     let out: DataFrame[] = frames;
@@ -112,11 +125,8 @@ class Supervisor implements FrameSink {
     }
     for (const f of out) if (this.deadband.has(f.tag) && typeof f.value === "number") this.lastLogged.set(f.tag, f.value);
     this.status.framesRejected += rejected;
-    if (out.length) {
-      this.status.framesSent += out.length;
-      this.mgr.log.append(out).catch((e) => this.mgr.emit("appendError", this.entry.id, e));
-    }
-    return this.mgr.log.isPaused ? this.mgr.log.waitForCapacity() : Promise.resolve();
+    this.status.framesSent += out.length;
+    return out;
   }
 
   private isWithinDeadband(f: DataFrame): boolean {

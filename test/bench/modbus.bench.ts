@@ -80,7 +80,7 @@ async function driverOnly(type: DataType, tags: number): Promise<number> {
   const stop = new AbortController();
   await d.connect({ ...parseEndpointUrl(`tcp://127.0.0.1:${slave.port}`), id: "ep", timeoutMs: 2000, pool }, stop.signal);
   let n = 0;
-  const sink: FrameSink = { send: async (f) => void (n += f.length), event() {}, isPaused: false, heartbeat() {} };
+  const sink: FrameSink = { send: async (f) => void (n += f.length), commit: async (f) => void (n += f.length), event() {}, isPaused: false, heartbeat() {} };
   const loop = d.readLoop(sink, stop.signal);
   await Bun.sleep(500);
   const n0 = n;

@@ -269,6 +269,24 @@ describe("driver manager", () => {
     for await (const f of log.read({ from: 1 })) expect(f.tag).not.toBe("someone/else");
   });
 
+  it("resolves commit() only once the frames are committed, with their deadband and ownership filters", async () => {
+    let committedHead = -1;
+    class Acking extends HealthyDriver {
+      override async readLoop(tx: FrameSink, signal: AbortSignal) {
+        await tx.commit([frameOf("c", 1), { ...frameOf("c", 2), tag: "someone/else" }]);
+        committedHead = log.head; // what an MQTT source would PUBACK at this point
+        await waitAbort(signal);
+      }
+    }
+    const m = start({ acking: () => new Acking() }, { watchdogMs: 0 }, [["c", "acking"]]);
+    await waitFor(() => committedHead >= 0, "commit() to resolve");
+    const owned = await counterValues("c");
+    expect(owned).toEqual([1]);
+    const [f] = await Array.fromAsync(log.read({ from: 1, kinds: ["data"] }));
+    expect(f!.offset).toBeLessThanOrEqual(committedHead); // committed before commit() resolved
+    expect(m.status()[0]).toMatchObject({ framesSent: 1, framesRejected: 1 });
+  });
+
   it("stops without waiting for a hung driver's watchdog", async () => {
     const m = start({ hung: () => new HungDriver() }, { watchdogMs: 60_000 }, [["h", "hung"]]);
     await waitFor(() => m.status()[0]!.state === "Connected", "Connected");
