@@ -137,7 +137,9 @@ class Supervisor implements FrameSink {
   }
 
   event(type: string, data?: Record<string, unknown>, tag?: string): void {
-    this.mgr.appendEvent({ kind: "event", type, source: this.entry.id, ts: Date.now() * 1000, ...(tag ? { tag } : {}), ...(data ? { data } : {}) });
+    const frame: EventFrame = { kind: "event", type, source: this.entry.id, ts: Date.now() * 1000, ...(tag ? { tag } : {}), ...(data ? { data } : {}) };
+    this.mgr.appendEvent(frame);
+    this.mgr.emit("event", frame);
   }
 
   setState(state: DriverState, data: Record<string, unknown> = {}): void {
@@ -267,7 +269,7 @@ export interface DriverManagerOptions {
 }
 
 /**
- * Events: 'state' (id, state, previous, data), 'rejected' (id, tag, reason),
+ * Events: 'state' (id, state, previous, data), 'event' (EventFrame a driver raised), 'rejected' (id, tag, reason),
  * 'appendError' (id, error), 'shutdownError' (id, error).
  */
 export class DriverManager extends EventEmitter {

@@ -3,7 +3,7 @@
 import { join } from "node:path";
 import pino, { type Logger } from "pino";
 import { builtinDrivers, CommandExecutor, DriverManager, EndpointPool } from "../drivers/index.ts";
-import { Catalog } from "../schemas/index.ts";
+import { Catalog, type EventFrame } from "../schemas/index.ts";
 import { CommandBus, EventLog } from "../storage/index.ts";
 import { createApi } from "./api/index.ts";
 import { loadConfig, type Config } from "./config.ts";
@@ -76,6 +76,10 @@ export class Gateway {
       logger[level]({ driver: id, state, ...data }, "driver state");
     });
     drivers.on("rejected", (id: string, tag: string, reason: string) => logger.warn({ driver: id, tag, reason }, "frame rejected"));
+    // drivers rate-limit their own events (bad payloads, device exceptions): each one is worth a line
+    drivers.on("event", (f: EventFrame) => {
+      if (f.type !== "driver.state") logger.warn({ driver: f.source, event: f.type, tag: f.tag, ...f.data }, `driver event ${f.type}`);
+    });
     for (const spec of driverSpecs(this.ctx, config).values()) drivers.add(spec.entry, spec.endpoint, spec.tags);
     // after the drivers (it writes through them), before the bridges and HTTP (they submit commands)
     this.executor = new CommandExecutor({

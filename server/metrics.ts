@@ -1,7 +1,7 @@
 // Prometheus metrics of the gateway (prom-client), one registry per gateway instance.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { DRIVER_STATES, type DriverManager } from "../drivers/index.ts";
-import type { AckFrame, CmdFrame, Logged } from "../schemas/index.ts";
+import type { AckFrame, CmdFrame, EventFrame, Logged } from "../schemas/index.ts";
 import type { CommandBus, CommitEvent, EventLog } from "../storage/index.ts";
 
 export class Metrics {
@@ -18,6 +18,7 @@ export class Metrics {
   readonly framesRejected = new Counter({ name: "edge_frames_rejected_total", help: "Frames refused before the log", labelNames: ["driver", "reason"], registers: [this.registry] });
   readonly driverErrors = new Counter({ name: "edge_driver_errors_total", help: "Driver crashes, hangs and failed connects", labelNames: ["driver"], registers: [this.registry] });
   readonly driverRestarts = new Counter({ name: "edge_driver_restarts_total", help: "Driver restarts after backoff", labelNames: ["driver"], registers: [this.registry] });
+  readonly driverEvents = new Counter({ name: "edge_driver_events_total", help: "Events raised by drivers (bad payloads, device exceptions, state changes ...)", labelNames: ["driver", "type"], registers: [this.registry] });
   readonly driverState = new Gauge({ name: "edge_driver_state", help: "1 for the driver's current state", labelNames: ["driver", "state"], registers: [this.registry] });
   readonly processErrors = new Counter({ name: "edge_uncaught_errors_total", help: "Exceptions caught at the process boundary", registers: [this.registry] });
   readonly writeTotal = new Counter({ name: "edge_write_total", help: "Commands (setpoint writes) committed to the log", labelNames: ["tag", "origin"], registers: [this.registry] });
@@ -67,5 +68,6 @@ export class Metrics {
       if (state === "Connected" && previous === "Backoff") this.driverRestarts.inc({ driver: id });
     });
     mgr.on("rejected", (id: string, _tag: string, reason: string) => this.framesRejected.inc({ driver: id, reason }));
+    mgr.on("event", (f: EventFrame) => this.driverEvents.inc({ driver: f.source, type: f.type }));
   }
 }

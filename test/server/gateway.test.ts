@@ -44,4 +44,17 @@ describe("gateway", () => {
       await t.stop();
     }
   });
+
+  it("logs and counts the events drivers raise", async () => {
+    const t = await startGateway(sim);
+    try {
+      await waitFor(() => t.gw.ctx.drivers.status()[0]?.state === "Active", "driver active");
+      t.gw.ctx.drivers.emit("event", { kind: "event", type: "probe.bad_payload", source: "sim", ts: 1 });
+      const text = await (await fetch(`${t.url}/metrics`)).text();
+      expect(text).toContain('edge_driver_events_total{driver="sim",type="driver.state"}');
+      expect(text).toContain('edge_driver_events_total{driver="sim",type="probe.bad_payload"} 1');
+    } finally {
+      await t.stop();
+    }
+  });
 });
