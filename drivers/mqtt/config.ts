@@ -19,7 +19,12 @@ export type MqttMapping = Static<typeof MqttMapping>;
 export const MqttSourceConfig = Type.Object(
   {
     url: Type.Optional(Type.String({ pattern: "^mqtts?://", description: "broker URL when the driver has no endpoint" })),
-    clientId: Type.Optional(Type.String({ minLength: 1 })),
+    clientId: Type.Optional(Type.String({ minLength: 1, description: "default edge-src-<hostname>-<driver id>: stable, so the broker keeps our session" })),
+    sessionExpirySec: Type.Integer({
+      minimum: 0,
+      default: 3600,
+      description: "how long the broker keeps our session (subscriptions, unacknowledged messages) while we are away; 0: a clean session each time",
+    }),
     username: Type.Optional(Type.String()),
     password: Type.Optional(Type.String()),
     protocolVersion: Type.Union([Type.Literal(5), Type.Literal(4)], { default: 5 }),

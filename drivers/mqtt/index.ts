@@ -1,10 +1,15 @@
 // The MQTT source driver: subscribes to device topics on a broker and turns JSON or MessagePack payloads
 // into data frames by the mappings of its config (topic filter + dot path -> tag, timestamp, quality).
 // A payload that cannot be decoded or does not match its mapping is counted, reported as a
-// `mqtt.bad_payload` event and a log line (at most one per topic and reason every 10 s), and skipped:
-// one bad device never stops the others. Backpressure: the next message is taken from the broker only
-// after the frames of this one are queued for the log (PUBACK follows), so a paused log slows the broker.
+// `mqtt.bad_payload` event (at most one per topic and reason every 10 s; the gateway logs every driver
+// event) and skipped: one bad device never stops the others.
+// Nothing is acknowledged before it is committed: a QoS 1/2 message is PUBACKed (PUBREC at QoS 2) only
+// once its frames are committed to the log (FrameSink.commit). If the commit fails or the gateway dies
+// first, the broker still holds the message in our persistent session (stable client id, clean: false)
+// and sends it again when we reconnect. mqtt.js takes the next message only after this one is
+// acknowledged, so a paused or slow log slows the broker (backpressure), never drops.
 import { decode } from "@msgpack/msgpack";
+import { hostname } from "node:os";
 import mqtt, { type IPublishPacket, type MqttClient } from "mqtt";
 import { Quality, type DataFrame, type Variable } from "../../schemas/index.ts";
 import { DRIVER_API_VERSION, type Driver, type DriverInit, type FrameSink } from "../contract.ts";
@@ -17,6 +22,11 @@ import { BadPayload, extract, fillTag, matchTopic } from "./mapping.ts";
 
 export { matchTopic, extract, BadPayload } from "./mapping.ts";
 
+/** A commit failed: this message and the ones after it stay unacknowledged until we reconnect. */
+export class MqttCommitError extends DriverError {
+  override name = "MqttCommitError";
+}
+
 export class MqttSourceDriver implements Driver {
   private id = "";
   private cfg!: MqttSourceConfig;
@@ -26,6 +36,13 @@ export class MqttSourceDriver implements Driver {
   /** bad payloads by reason (also in the log as mqtt.bad_payload events) */
   readonly badPayloads = new Map<string, number>();
   private lastReport = new Map<string, number>();
+  /** the sink of the running read loop; messages that arrive before it wait (a resumed session delivers at once) */
+  private sink: FrameSink | null = null;
+  private sinkReady: Promise<FrameSink> = Promise.resolve(null as never);
+  private setSink: (tx: FrameSink) => void = () => undefined;
+  /** set when a commit failed: nothing more is acknowledged on this connection, the read loop ends */
+  private failed: Error | null = null;
+  private wakeLoop: (() => void) | null = null;
 
   meta() {
     return { name: "mqtt", kind: "source" as const, apiVersion: DRIVER_API_VERSION, features: ["read", "subscribe"] };
@@ -42,15 +59,39 @@ export class MqttSourceDriver implements Driver {
     if (!url) throw new DriverConfigError(this.id, "endpoint", "the mqtt driver needs an endpoint (mqtt://host:1883) or config.url");
     if (endpoint && endpoint.scheme !== "mqtt" && endpoint.scheme !== "mqtts") throw new DriverConfigError(this.id, "endpoint", `expected mqtt:// or mqtts://, got ${endpoint.scheme}://`);
     this.url = url;
+    this.failed = null;
+    this.sinkReady = new Promise((resolve) => (this.setSink = resolve));
+    const v5 = this.cfg.protocolVersion === 5;
+    const persistent = this.cfg.sessionExpirySec > 0;
     const client = mqtt.connect(url, {
       protocolVersion: this.cfg.protocolVersion,
-      clientId: this.cfg.clientId ?? `edge-src-${this.id}-${crypto.randomUUID().slice(0, 8)}`,
+      // stable across restarts: the broker keeps the session (subscriptions and unacknowledged messages)
+      clientId: this.cfg.clientId ?? `edge-src-${hostname()}-${this.id}`,
+      clean: !persistent,
+      ...(v5 && persistent ? { properties: { sessionExpiryInterval: this.cfg.sessionExpirySec } } : {}),
       username: this.cfg.username,
       password: this.cfg.password,
       reconnectPeriod: 1000,
       connectTimeout: endpoint?.timeoutMs ? Math.max(endpoint.timeoutMs, 3000) : 10_000,
       manualConnect: false,
+      // MQTT 5: PUBACK (QoS 1) and PUBREC (QoS 2) go out when this callback answers, so we answer
+      // after the commit. Installed before connecting: a resumed session delivers right after CONNACK.
+      customHandleAcks: (_topic, _payload, packet: IPublishPacket, ack) => {
+        this.take(packet).then(
+          () => ack(0),
+          (e: Error) => ack(e),
+        );
+      },
     });
+    // MQTT 3.1.1 (no customHandleAcks) and QoS 0: mqtt.js sends the PUBACK after this callback. At QoS 2
+    // in 3.1.1 it is called at PUBREL, after the PUBREC: use QoS 1 with 3.1.1 for the commit guarantee.
+    client.handleMessage = (packet, done) => {
+      if (v5 && packet.qos > 0) return done(); // taken (and committed) in customHandleAcks already
+      this.take(packet).then(
+        () => done(),
+        (e: Error) => done(e),
+      );
+    };
     this.client = client;
     try {
       await new Promise<void>((resolve, reject) => {
@@ -69,25 +110,48 @@ export class MqttSourceDriver implements Driver {
   async readLoop(tx: FrameSink, signal: AbortSignal): Promise<void> {
     const client = this.client;
     if (!client) throw new DriverError(this.id, "not connected");
-    // mqtt.js sends the PUBACK and takes the next packet only after this callback
-    client.handleMessage = (packet, done) => {
-      this.onMessage(tx, packet as IPublishPacket).then(
-        () => done(),
-        () => done(),
-      );
-    };
+    this.sink = tx;
+    this.setSink(tx);
     let lost: Error | null = null;
-    client.on("error", (e) => (lost = e));
+    client.on("error", (e) => {
+      if (!(e instanceof MqttCommitError)) lost = e;
+    });
     const filters = Object.fromEntries(this.cfg.mappings.map((m) => [m.topic, { qos: this.cfg.qos }]));
     await client.subscribeAsync(filters);
     while (!signal.aborted) {
       tx.heartbeat(); // a quiet device is not a hung driver
-      await new Promise((r) => setTimeout(r, 1000));
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(done, 1000);
+        function done() {
+          clearTimeout(t);
+          signal.removeEventListener("abort", done);
+          resolve();
+        }
+        this.wakeLoop = done;
+        signal.addEventListener("abort", done, { once: true });
+      });
+      this.wakeLoop = null;
+      if (signal.aborted) break;
+      // the manager restarts us (shutdown, then a new connection): the broker sends the unacknowledged again
+      if (this.failed) throw this.failed;
       if (lost && !client.connected) {
         // the broker went away: Bad frames for our tags would need last values; let the manager restart us
         const err: Error = lost;
         throw new DriverError(this.id, `lost the broker ${this.url}: ${err.message}`);
       }
+    }
+  }
+
+  /** Maps one message to frames and commits them; rejects (nothing acknowledged) when the commit fails. */
+  private async take(packet: IPublishPacket): Promise<void> {
+    if (this.failed) throw this.failed; // keep the order: nothing after a failed message is acknowledged
+    const tx = this.sink ?? (await this.sinkReady);
+    try {
+      await this.onMessage(tx, packet);
+    } catch (e) {
+      this.failed ??= new MqttCommitError(this.id, `commit of a message on ${packet.topic} failed, not acknowledged; the broker sends it again after reconnecting: ${(e as Error).message}`, { cause: e });
+      this.wakeLoop?.();
+      throw this.failed;
     }
   }
 
@@ -111,7 +175,10 @@ export class MqttSourceDriver implements Driver {
         if (tag && e.reason !== "not_decodable") continue;
       }
     }
-    if (frames.length) await tx.send(frames);
+    if (!frames.length) return;
+    // QoS 0 is never acknowledged: queue it with backpressure; otherwise the ack waits for the commit
+    if (packet.qos === 0) await tx.send(frames);
+    else await tx.commit(frames);
   }
 
   private decode(payload: Buffer, format: "json" | "msgpack"): unknown {
@@ -131,12 +198,13 @@ export class MqttSourceDriver implements Driver {
     if (this.lastReport.size > 10_000) this.lastReport.clear();
     const count = this.badPayloads.get(e.reason);
     tx.event("mqtt.bad_payload", { topic, reason: e.reason, message: e.message, count, quality: Quality.Bad });
-    console.warn(`driver '${this.id}': bad payload on ${topic}: ${e.message} (${e.reason}, ${count} so far)`);
   }
 
   async shutdown(): Promise<void> {
     const c = this.client;
     this.client = null;
+    this.sink = null;
+    this.wakeLoop?.();
     await c?.endAsync(true).catch(() => undefined);
   }
 }
