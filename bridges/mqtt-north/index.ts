@@ -52,6 +52,9 @@ function readPem(cfg: MqttNorthConfig, key: "ca" | "cert" | "key", dir: string, 
   }
 }
 
+/** How long stop() waits for in-flight messages to be acknowledged before it closes the connection. */
+const STOP_DRAIN_MS = 2000;
+
 /** Why a connection failed, in a word for the metric label. */
 function connectReason(err: Error & { code?: unknown }): string {
   if (typeof err.code === "number") return `refused_${err.code}`;
@@ -151,6 +154,8 @@ export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
       abort?.abort();
       publisher.notify();
       await running;
+      // the reader has stopped; let the broker acknowledge what is in flight and store that as the cursor
+      await publisher.drain(STOP_DRAIN_MS);
       const c = client;
       if (c) {
         if (c.connected) await c.publishAsync(statusTopic, status("offline"), { qos: 1, retain: true }).catch(() => undefined);

@@ -357,6 +357,28 @@ export class Publisher {
     if (i > 0) w.splice(0, i);
   }
 
+  /**
+   * At stop, after the reader ended: waits (at most `timeoutMs`) for the messages still in flight to be
+   * acknowledged, then stores the cursor, so that a clean restart does not send them again. What is not
+   * acknowledged by then is sent again after the restart (at-least-once after the cursor).
+   */
+  async drain(timeoutMs: number): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (this.window.some((m) => !m.settled) && this.client?.connected) {
+      const left = deadline - performance.now();
+      if (left <= 0) break;
+      const ctl = new AbortController();
+      const timer = setTimeout(() => ctl.abort(), left);
+      await this.wait(ctl.signal);
+      clearTimeout(timer);
+    }
+    const inflight = this.window.filter((m) => !m.settled).length;
+    if (inflight > 0) this.d.logger.warn({ inflight, cursor: this.acked }, "mqtt uplink: stopping with unacknowledged messages; they are sent again after the restart");
+    // a commit started before the last acks would store an older offset: wait for it, then store ours
+    await this.committing;
+    await this.commitCursor();
+  }
+
   /** Stores the acknowledged offset as the cursor (batched: every commitEveryMs, and at stop). */
   commitCursor(): Promise<void> {
     if (this.committing) return this.committing;

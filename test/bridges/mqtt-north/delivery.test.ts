@@ -2,7 +2,7 @@
 // payloads and MQTT 5 properties, and moves its cursor only over acknowledged offsets.
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { Mosquitto } from "../../helpers/mosquitto.ts";
-import { waitFor } from "../../helpers/index.ts";
+import { tempDir, waitFor } from "../../helpers/index.ts";
 import { frames, metric, startRig, subscriber, tag } from "./harness.ts";
 import { parseMqttNorthConfig } from "../../../bridges/mqtt-north/config.ts";
 import { ConfigError } from "../../../schemas/errors.ts";
@@ -95,6 +95,30 @@ describe("mqtt-north delivery", () => {
       await sub.close();
     }
   });
+
+  it("waits at stop for the in-flight messages to be acknowledged, so a clean restart sends no frame twice", async () => {
+    const tmp = tempDir();
+    const sub = await subscriber(broker.url, "default/gw1/batch");
+    const section = { url: broker.url, qos: 1, maxInflight: 64, batch: { maxFrames: 5, maxDelayMs: 5 } };
+    try {
+      let rig = await startRig(section, { dir: tmp.path });
+      await rig.log.append(frames(4000));
+      // stop in mid-stream, with the window full of unacknowledged messages
+      await waitFor(() => sub.offsets().length >= 500, "the first frames", 15_000, 1);
+      expect(rig.bridge.publisher.inflight).toBeGreaterThan(0);
+      await rig.close();
+      rig = await startRig(section, { dir: tmp.path });
+      expect(rig.log.cursor("mqtt-north")).toBeGreaterThanOrEqual(500);
+      await waitFor(() => sub.offsets().length >= 4000, "all 4000 frames", 30_000);
+      await waitFor(() => rig.log.cursor("mqtt-north") === 4000, "cursor at 4000");
+      await rig.close();
+      const got = sub.offsets();
+      expect(got).toEqual(range(1, 4000)); // in order, nothing twice
+    } finally {
+      await sub.close();
+      tmp.cleanup();
+    }
+  }, 60_000);
 
   it("refuses a bad mqtt section naming gateway.yml and the path", () => {
     expect(() => parseMqttNorthConfig({ enabled: true, qos: 3 }, "/x/gateway.yml")).toThrow(ConfigError);
