@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it, spyOn } from "bun:test";
 import { join } from "node:path";
 import { encode } from "@msgpack/msgpack";
 import type { Subprocess } from "bun";
-import mqtt, { type IPublishPacket, type MqttClient, type Packet } from "mqtt";
+import mqtt, { type MqttClient, type Packet } from "mqtt";
 import { Quality, type DataFrame, type Variable } from "../../schemas/index.ts";
 import { createMqttSource, matchTopic, MqttCommitError } from "../../drivers/mqtt/index.ts";
 import type { MqttSourceDriver } from "../../drivers/mqtt/index.ts";
@@ -184,7 +184,7 @@ describe("mqtt source driver acknowledgements", () => {
       }),
     );
     const puback: number[] = [];
-    first.client.on("packetsend", (p: Packet) => void (p.cmd === "puback" && puback.push((p as IPublishPacket).messageId ?? 0)));
+    first.client.on("packetsend", (p: Packet) => void (p.cmd === "puback" && puback.push((p as Packet & { messageId?: number }).messageId ?? 0)));
     await waitFor(async () => {
       if (seen.length === 0) await device.publishAsync("acks/m1", "41", { qos: 1 });
       return seen.length > 0;
