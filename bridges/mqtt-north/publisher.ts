@@ -165,7 +165,7 @@ export class Publisher {
     const onAbort = () => ctl.abort();
     outer.addEventListener("abort", onAbort, { once: true });
     const signal = ctl.signal;
-    const it = this.d.log.follow({ from: this.acked + 1, signal, pageSize: 5000 })[Symbol.asyncIterator]();
+    const it = this.d.log.follow({ from: this.acked + 1, signal, pageSize: 20_000 })[Symbol.asyncIterator]();
     const maxDelayMs = this.d.config.batch.maxDelayMs;
     try {
       let next = it.next();

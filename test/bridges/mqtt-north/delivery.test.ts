@@ -35,6 +35,11 @@ describe("mqtt-north delivery", () => {
       expect(await metric(rig.registry, "edge_mqtt_messages_published_total")).toBe(50);
       expect(await metric(rig.registry, "edge_mqtt_frames_published_total")).toBe(50);
       expect(await metric(rig.registry, "edge_mqtt_bytes_published_total")).toBeGreaterThan(50 * 40);
+      // one latency observation per frame, in the Prometheus text format
+      const text = await rig.registry.metrics();
+      expect(text).toContain("# TYPE edge_frame_latency_ms histogram");
+      expect(text).toContain("edge_frame_latency_ms_count 50");
+      expect(text).toContain('edge_frame_latency_ms_bucket{le="+Inf"} 50');
     } finally {
       await rig.close();
       await sub.close();
