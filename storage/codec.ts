@@ -26,6 +26,13 @@ CREATE TABLE IF NOT EXISTS log (
 
 export const LOG_COLUMNS = `"offset", kind, ts, tag, vtype, num, str, quality, source, body, logged_at`;
 
+/**
+ * The same columns for bulk reads: the three BIGINTs as DOUBLE, exact below 2^53 (offsets, and
+ * microsecond times until the year 2255), because converting BIGINT to JS bigint and back is the
+ * largest cost of a replay page.
+ */
+export const LOG_COLUMNS_FAST = `"offset"::DOUBLE, kind, ts::DOUBLE, tag, vtype, num, str, quality, source, body, logged_at::DOUBLE`;
+
 /** JSON.stringify that keeps bigint exact (as a decimal string). */
 export function jsonStringify(v: unknown): string {
   return JSON.stringify(v, (_k, x) => (typeof x === "bigint" ? x.toString() : x));
@@ -140,7 +147,24 @@ function decodeValue(vtype: number, num: number | null, str: string | null): Val
 }
 
 /** One row as returned by `SELECT ${LOG_COLUMNS}`, in column order. */
-export type LogRow = [bigint, number, bigint, string | null, number, number | null, string | null, number, string | null, string | null, bigint];
+export type LogRow = [bigint | number, number, bigint | number, string | null, number, number | null, string | null, number, string | null, string | null, bigint | number];
+
+/** Frames from the columns of `SELECT ${LOG_COLUMNS_FAST}` (result.getColumns()): data frames built directly. */
+export function columnsToFrames(cols: readonly (readonly unknown[])[]): Logged[] {
+  const [offset, kind, ts, tag, vtype, num, str, quality, source, body, loggedAt] = cols as unknown as [
+    number[], number[], number[], (string | null)[], number[], (number | null)[], (string | null)[], number[], (string | null)[], (string | null)[], number[],
+  ];
+  const n = offset.length;
+  const out: Logged[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    if (kind[i] === KIND_CODE.data) {
+      out[i] = { kind: "data", tag: tag[i] ?? "", value: decodeValue(vtype[i]!, num[i]!, str[i]!), ts: ts[i]!, quality: quality[i]!, source: source[i] ?? "", offset: offset[i]!, loggedAt: loggedAt[i]! };
+    } else {
+      out[i] = rowToFrame([offset[i]!, kind[i]!, ts[i]!, tag[i]!, vtype[i]!, num[i]!, str[i]!, quality[i]!, source[i]!, body[i]!, loggedAt[i]!]);
+    }
+  }
+  return out;
+}
 
 export function rowToFrame(r: LogRow): Logged {
   const offset = Number(r[0]);

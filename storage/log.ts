@@ -8,7 +8,7 @@ import { DuckDBInstance, type DuckDBAppender, type DuckDBConnection } from "@duc
 import type { DataFrame, Frame, FrameKind, Logged } from "../schemas/frames.ts";
 import { LogTuning } from "../schemas/config.ts";
 import { Value as TypeValue } from "@sinclair/typebox/value";
-import { appendFrames, KIND_CODE, LOG_COLUMNS, LOG_DDL, rowToFrame, type LogRow } from "./codec.ts";
+import { appendFrames, columnsToFrames, KIND_CODE, LOG_COLUMNS, LOG_COLUMNS_FAST, LOG_DDL, rowToFrame, type LogRow } from "./codec.ts";
 import { CommitError, LogClosedError } from "./errors.ts";
 
 export interface LogOptions extends Partial<LogTuning> {
@@ -364,14 +364,14 @@ export class EventLog extends EventEmitter {
           conn ??= await this.instance.connect();
           const upto = Math.min(end, this.ringLow - 1);
           const kindSql = kinds ? `AND kind IN (${[...kinds].map((k) => KIND_CODE[k]).join(",")})` : "";
-          const rows = (
+          const cols = (
             await conn.runAndReadAll(
-              `SELECT ${LOG_COLUMNS} FROM log WHERE "offset" BETWEEN ${next} AND ${upto} ${kindSql} ORDER BY "offset" LIMIT ${pageSize}`,
+              `SELECT ${LOG_COLUMNS_FAST} FROM log WHERE "offset" BETWEEN ${next} AND ${upto} ${kindSql} ORDER BY "offset" LIMIT ${pageSize}`,
             )
-          ).getRows() as unknown as LogRow[];
-          page = rows.map(rowToFrame);
+          ).getColumns();
+          page = columnsToFrames(cols);
           // a short page means the range is exhausted (filtered rows or archived ones are absent)
-          last = rows.length < pageSize ? upto : page[page.length - 1]!.offset;
+          last = page.length < pageSize ? upto : page[page.length - 1]!.offset;
         }
         next = last + 1;
         if (page.length) yield page;
