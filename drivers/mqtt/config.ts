@@ -29,6 +29,13 @@ export const MqttSourceConfig = Type.Object(
     password: Type.Optional(Type.String()),
     protocolVersion: Type.Union([Type.Literal(5), Type.Literal(4)], { default: 5 }),
     qos: Type.Union([Type.Literal(0), Type.Literal(1), Type.Literal(2)], { default: 1 }),
+    receiveMaximum: Type.Integer({
+      minimum: 1,
+      maximum: 65535,
+      default: 1000,
+      description:
+        "QoS 1/2 messages that wait for their commit at once (they share group commits); MQTT 5 announces it to the broker as Receive Maximum. 1: one message per commit",
+    }),
     payload: Type.Union([Type.Literal("json"), Type.Literal("msgpack")], { default: "json" }),
     mappings: Type.Array(MqttMapping, { minItems: 1 }),
   },

@@ -6,8 +6,14 @@
 // Nothing is acknowledged before it is committed: a QoS 1/2 message is PUBACKed (PUBREC at QoS 2) only
 // once its frames are committed to the log (FrameSink.commit). If the commit fails or the gateway dies
 // first, the broker still holds the message in our persistent session (stable client id, clean: false)
-// and sends it again when we reconnect. mqtt.js takes the next message only after this one is
-// acknowledged, so a paused or slow log slows the broker (backpressure), never drops.
+// and sends it again when we reconnect.
+// Pipelined: mqtt.js handles incoming packets one at a time and takes the next only when the current one
+// is acknowledged, which would make every message wait for a commit of its own (~60 messages/s with
+// log.maxDelayMs 10). So the driver releases mqtt.js's packet loop as soon as a message's frames are
+// queued for the log, keeps up to `receiveMaximum` messages waiting for their commits at once (they share
+// group commits), and sends their PUBACKs/PUBRECs itself, in arrival order, as the commits resolve. The
+// broker sends at most `receiveMaximum` unacknowledged messages (MQTT 5 Receive Maximum, announced in
+// CONNECT); past it, or while the log pauses producers, mqtt.js's loop waits (TCP backpressure).
 import { decode } from "@msgpack/msgpack";
 import { hostname } from "node:os";
 import mqtt, { type IPublishPacket, type MqttClient } from "mqtt";
@@ -27,6 +33,25 @@ export class MqttCommitError extends DriverError {
   override name = "MqttCommitError";
 }
 
+/**
+ * Given to mqtt.js's ack callbacks to release its packet loop without it sending an acknowledgement:
+ * the driver sends it after the commit. Not a failure (mqtt.js reports it as an "error" event at QoS 2,
+ * which the driver ignores).
+ */
+class AckDeferred extends Error {
+  override name = "AckDeferred";
+}
+const ACK_DEFERRED = new AckDeferred("acknowledged by the driver after the commit");
+
+/** A QoS 1/2 message waiting for its commit, in arrival order. */
+interface InFlight {
+  messageId: number;
+  ack: "puback" | "pubrec";
+  /** the connection it came on: an ack never goes out on a later connection (the broker resends instead) */
+  conn: number;
+  state: "waiting" | "committed" | "failed";
+}
+
 export class MqttSourceDriver implements Driver {
   private id = "";
   private cfg!: MqttSourceConfig;
@@ -43,6 +68,14 @@ export class MqttSourceDriver implements Driver {
   /** set when a commit failed: nothing more is acknowledged on this connection, the read loop ends */
   private failed: Error | null = null;
   private wakeLoop: (() => void) | null = null;
+  /** a connection error since connect() (not our deferred acks) */
+  private lost: Error | null = null;
+  /** messages waiting for their commits, oldest first; acks go out from the front */
+  private inFlight: InFlight[] = [];
+  /** mqtt.js's packet loop, held while the window is full or the log pauses producers */
+  private held: { entry: InFlight; release: () => void }[] = [];
+  private conn = 0;
+  private flushScheduled = false;
 
   meta() {
     return { name: "mqtt", kind: "source" as const, apiVersion: DRIVER_API_VERSION, features: ["read", "subscribe"] };
@@ -60,6 +93,9 @@ export class MqttSourceDriver implements Driver {
     if (endpoint && endpoint.scheme !== "mqtt" && endpoint.scheme !== "mqtts") throw new DriverConfigError(this.id, "endpoint", `expected mqtt:// or mqtts://, got ${endpoint.scheme}://`);
     this.url = url;
     this.failed = null;
+    this.lost = null;
+    this.inFlight = [];
+    this.held = [];
     this.sinkReady = new Promise((resolve) => (this.setSink = resolve));
     const v5 = this.cfg.protocolVersion === 5;
     const persistent = this.cfg.sessionExpirySec > 0;
@@ -68,25 +104,35 @@ export class MqttSourceDriver implements Driver {
       // stable across restarts: the broker keeps the session (subscriptions and unacknowledged messages)
       clientId: this.cfg.clientId ?? `edge-src-${hostname()}-${this.id}`,
       clean: !persistent,
-      ...(v5 && persistent ? { properties: { sessionExpiryInterval: this.cfg.sessionExpirySec } } : {}),
+      // Receive Maximum: the broker sends at most this many unacknowledged QoS 1/2 messages (our window)
+      ...(v5 ? { properties: { receiveMaximum: this.cfg.receiveMaximum, ...(persistent ? { sessionExpiryInterval: this.cfg.sessionExpirySec } : {}) } } : {}),
       username: this.cfg.username,
       password: this.cfg.password,
       reconnectPeriod: 1000,
       connectTimeout: endpoint?.timeoutMs ? Math.max(endpoint.timeoutMs, 3000) : 10_000,
       manualConnect: false,
-      // MQTT 5: PUBACK (QoS 1) and PUBREC (QoS 2) go out when this callback answers, so we answer
-      // after the commit. Installed before connecting: a resumed session delivers right after CONNACK.
+      // MQTT 5 QoS 2: mqtt.js would send the PUBREC when this callback answers and take the next packet
+      // only then. Answering with ACK_DEFERRED releases its loop without a PUBREC (it reports an "error"
+      // event, ignored below; at the PUBREL it finds nothing stored and sends the PUBCOMP): the driver
+      // sends the PUBREC after the commit. QoS 1 goes on to handleMessage. Installed before connecting:
+      // a resumed session delivers right after CONNACK.
       customHandleAcks: (_topic, _payload, packet: IPublishPacket, ack) => {
-        this.take(packet).then(
-          () => ack(0),
-          (e: Error) => ack(e),
-        );
+        if (packet.qos === 2) this.admit(packet, "pubrec", () => ack(ACK_DEFERRED));
+        else ack(0);
       },
     });
-    // MQTT 3.1.1 (no customHandleAcks) and QoS 0: mqtt.js sends the PUBACK after this callback. At QoS 2
-    // in 3.1.1 it is called at PUBREL, after the PUBREC: use QoS 1 with 3.1.1 for the commit guarantee.
+    client.on("error", (e) => {
+      if (e !== ACK_DEFERRED && !(e instanceof MqttCommitError)) this.lost = e;
+    });
+    // unacknowledged messages of a closed connection are the broker's again: it resends them
+    client.on("close", () => void this.conn++);
+    // QoS 1 (MQTT 5 and 3.1.1): mqtt.js sends the PUBACK when this callback answers without an error and
+    // waits for it before the next packet; answering ACK_DEFERRED moves on without a PUBACK (the driver
+    // sends it after the commit). QoS 0 and 3.1.1 QoS 2 are taken one at a time: QoS 0 is queued with
+    // backpressure; 3.1.1 QoS 2 comes here at the PUBREL, after mqtt.js's PUBREC (no hook before it in
+    // 3.1.1: use QoS 1 with 3.1.1 for the commit guarantee).
     client.handleMessage = (packet, done) => {
-      if (v5 && packet.qos > 0) return done(); // taken (and committed) in customHandleAcks already
+      if (packet.qos === 1) return this.admit(packet, "puback", () => done(ACK_DEFERRED));
       this.take(packet).then(
         () => done(),
         (e: Error) => done(e),
@@ -112,10 +158,7 @@ export class MqttSourceDriver implements Driver {
     if (!client) throw new DriverError(this.id, "not connected");
     this.sink = tx;
     this.setSink(tx);
-    let lost: Error | null = null;
-    client.on("error", (e) => {
-      if (!(e instanceof MqttCommitError)) lost = e;
-    });
+    this.lost = null;
     const filters = Object.fromEntries(this.cfg.mappings.map((m) => [m.topic, { qos: this.cfg.qos }]));
     await client.subscribeAsync(filters);
     while (!signal.aborted) {
@@ -134,12 +177,68 @@ export class MqttSourceDriver implements Driver {
       if (signal.aborted) break;
       // the manager restarts us (shutdown, then a new connection): the broker sends the unacknowledged again
       if (this.failed) throw this.failed;
-      if (lost && !client.connected) {
+      if (this.lost && !client.connected) {
         // the broker went away: Bad frames for our tags would need last values; let the manager restart us
-        const err: Error = lost;
+        const err: Error = this.lost;
         throw new DriverError(this.id, `lost the broker ${this.url}: ${err.message}`);
       }
     }
+  }
+
+  /**
+   * Takes a QoS 1/2 message into the window: its frames go to the log now, its ack when they are
+   * committed and every earlier message is acknowledged. `release` lets mqtt.js go on to the next packet
+   * (without acknowledging this one): at once while the window has room and the log takes frames.
+   */
+  private admit(packet: IPublishPacket, ack: InFlight["ack"], release: () => void): void {
+    const entry: InFlight = { messageId: packet.messageId!, ack, conn: this.conn, state: "waiting" };
+    this.inFlight.push(entry);
+    this.take(packet).then(
+      () => this.settle(entry, "committed"),
+      () => this.settle(entry, "failed"),
+    );
+    if (this.mayRelease(entry)) release();
+    else this.held.push({ entry, release });
+  }
+
+  // Paused log: the message's frames wait for capacity inside commit(); the next message must not
+  // overtake them (a QoS 0 one would be queued at once), so mqtt.js waits until this one is settled.
+  private mayRelease(entry: InFlight): boolean {
+    return entry.state !== "waiting" || (this.inFlight.length < this.cfg.receiveMaximum && !(this.sink?.isPaused ?? false));
+  }
+
+  private settle(entry: InFlight, state: InFlight["state"]): void {
+    entry.state = state;
+    // the messages of one commit settle in the same turn: one pass sends all their acks together
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flushAcks();
+    });
+  }
+
+  /** Sends the acks of the committed messages at the front of the window, in arrival order. */
+  private flushAcks(): void {
+    const client = this.client;
+    const stream = client?.stream as { cork?: () => void; uncork?: () => void } | undefined;
+    stream?.cork?.();
+    try {
+      while (this.inFlight.length && this.inFlight[0]!.state !== "waiting") {
+        const e = this.inFlight[0]!;
+        if (e.state === "failed") {
+          // nothing from here on is acknowledged: the broker sends it again after we reconnect
+          this.inFlight = [];
+          break;
+        }
+        this.inFlight.shift();
+        // mqtt.js's own sender (private): PUBACK/PUBREC are written as they are, and 'packetsend' is emitted
+        if (client && client.connected && e.conn === this.conn) (client as unknown as { _sendPacket(p: object): void })._sendPacket({ cmd: e.ack, messageId: e.messageId });
+      }
+    } finally {
+      stream?.uncork?.();
+    }
+    while (this.held.length && this.mayRelease(this.held[0]!.entry)) this.held.shift()!.release();
   }
 
   /** Maps one message to frames and commits them; rejects (nothing acknowledged) when the commit fails. */
@@ -205,6 +304,8 @@ export class MqttSourceDriver implements Driver {
     this.client = null;
     this.sink = null;
     this.wakeLoop?.();
+    this.inFlight = [];
+    this.held = [];
     await c?.endAsync(true).catch(() => undefined);
   }
 }
