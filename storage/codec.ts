@@ -154,7 +154,8 @@ export function columnsToFrames(cols: readonly (readonly unknown[])[]): Logged[]
   const [offset, kind, ts, tag, vtype, num, str, quality, source, body, loggedAt] = cols as unknown as [
     number[], number[], number[], (string | null)[], number[], (number | null)[], (string | null)[], number[], (string | null)[], (string | null)[], number[],
   ];
-  const n = offset.length;
+  // an empty result has no column arrays at all
+  const n = offset?.length ?? 0;
   const out: Logged[] = new Array(n);
   for (let i = 0; i < n; i++) {
     if (kind[i] === KIND_CODE.data) {

@@ -115,6 +115,13 @@ describe("event log", () => {
     await log.close();
   });
 
+  it("reads an empty range of the database as no frames (a kind filter that matches nothing)", async () => {
+    const log = await EventLog.open({ path, maxDelayMs: 1, tailFrames: 0 });
+    await log.append(frames(0, 5));
+    expect(await Array.fromAsync(log.read({ from: 1, kinds: ["ack"] }))).toEqual([]);
+    await log.close();
+  });
+
   it("filters by frame kind when reading", async () => {
     const log = await EventLog.open({ path, maxDelayMs: 1, tailFrames: 0 });
     await log.append([...frames(0, 5), { kind: "cmd", id: "x", tag: "a", value: 1, origin: "rest", actor: "a", tenant: "t", ts: 1, expiresAt: 2 }, ...frames(5, 5)]);
