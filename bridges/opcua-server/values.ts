@@ -1,21 +1,11 @@
 // Conversions between the log's values and OPC UA Variants: DataTypes per tag type, 64-bit
 // integers as node-opcua's [high, low] pairs (never through a lossy double), qualities as StatusCodes.
+import { UA_DATATYPE_NAME } from "../../schemas/opcua.ts";
 import { coerceInt64, coerceStatusCode, DataType, Int64ToBigInt, UInt64ToBigInt, Variant, VariantArrayType, type StatusCode } from "node-opcua";
 import type { DataType as TagType, Value } from "../../schemas/index.ts";
 import { Quality } from "../../schemas/quality.ts";
 
-export const UA_TYPE: Record<TagType, DataType> = {
-  bool: DataType.Boolean,
-  int16: DataType.Int16,
-  uint16: DataType.UInt16,
-  int32: DataType.Int32,
-  uint32: DataType.UInt32,
-  int64: DataType.Int64,
-  uint64: DataType.UInt64,
-  float32: DataType.Float,
-  float64: DataType.Double,
-  string: DataType.String,
-};
+export const UA_TYPE = Object.fromEntries(Object.entries(UA_DATATYPE_NAME).map(([t, name]) => [t, DataType[name]])) as Record<TagType, DataType>;
 
 export const isNumericType = (t: TagType) => t !== "bool" && t !== "string";
 

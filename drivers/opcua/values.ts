@@ -1,22 +1,12 @@
 // Conversions between OPC UA DataValues and frames (and tag values and Variants for writes).
 // 64-bit integers travel as node-opcua [high, low] pairs and become bigint, never a lossy double.
+import { UA_DATATYPE_NAME } from "../../schemas/opcua.ts";
 import { DataType, Int64ToBigInt, UInt64ToBigInt, coerceInt64, Variant, VariantArrayType, type DataValue } from "node-opcua";
 import type { DataType as TagType, Value, Variable } from "../../schemas/index.ts";
 import { Quality } from "../../schemas/quality.ts";
 import { toEngineering } from "../mapping.ts";
 
-export const UA_TYPE: Record<TagType, DataType> = {
-  bool: DataType.Boolean,
-  int16: DataType.Int16,
-  uint16: DataType.UInt16,
-  int32: DataType.Int32,
-  uint32: DataType.UInt32,
-  int64: DataType.Int64,
-  uint64: DataType.UInt64,
-  float32: DataType.Float,
-  float64: DataType.Double,
-  string: DataType.String,
-};
+export const UA_TYPE = Object.fromEntries(Object.entries(UA_DATATYPE_NAME).map(([t, name]) => [t, DataType[name]])) as Record<TagType, DataType>;
 
 /** The server's value as the tag's type (raw, before scale/offset); undefined when it cannot be. */
 export function rawValue(tag: Variable, dv: DataValue): Value | undefined {
