@@ -25,17 +25,28 @@ export const OpcuaClientConfig = Type.Object(
         { additionalProperties: false },
       ),
     ),
-    pkiDir: Type.Optional(Type.String({ description: "client PKI (own certificate, trusted server certificates); default <EDGE_DATA_DIR or ./data>/pki/opcua-client" })),
+    pkiDir: Type.Optional(
+      Type.String({
+        description:
+          "client PKI folder: own/certs/client_certificate.pem (created on first connect; the server must trust it for Sign/SignAndEncrypt), trusted/certs (server certificates this client trusts), rejected/. Default <EDGE_DATA_DIR or ./data>/pki/opcua-client",
+      }),
+    ),
     trustServerCertificate: Type.Boolean({
       default: false,
-      description: "accept an unknown server certificate (else copy it into <pkiDir>/trusted/certs)",
+      description: "accept any server certificate (else an unknown one lands in <pkiDir>/rejected until copied into <pkiDir>/trusted/certs)",
     }),
     sessionTimeoutMs: Type.Integer({ minimum: 1000, default: 60_000 }),
-    reconnectAttempts: Type.Integer({
-      minimum: 0,
-      default: 5,
-      description: "node-opcua reconnection attempts after a connection loss, then the read loop ends and the manager restarts it with backoff",
+    connectAttempts: Type.Integer({
+      minimum: 1,
+      default: 3,
+      description: "tries of the first connection before connect fails and the manager restarts the driver with backoff",
     }),
+    reconnect: Type.Boolean({
+      default: true,
+      description:
+        "after a connection loss node-opcua reconnects (without limit) and restores the session and subscriptions; false: the read loop ends and the manager restarts the driver with backoff",
+    }),
+    reconnectMaxDelayMs: Type.Integer({ minimum: 100, default: 5000, description: "longest wait between two connection attempts" }),
   },
   { additionalProperties: false },
 );

@@ -1,43 +1,55 @@
 // The OPC UA client driver: reads nodes of an external OPC UA server into tags, by subscription
-// (monitored items, the server reports changes) or by polling, and writes commands back.
-// node-opcua reconnects after a connection loss and restores the subscription; when it gives up,
-// the read loop ends and the manager restarts the driver with backoff.
-import { join } from "node:path";
+// (monitored items, the server reports changes) or by polling, and writes commands back. Drivers on
+// one server with the same security settings and user share one client session (session.ts, through
+// the endpoint pool), each with its own subscription. node-opcua reconnects after a connection loss
+// and restores the session and subscriptions; meanwhile the tags are Bad_NotConnected.
 import {
   AttributeIds,
   ClientMonitoredItemGroup,
-  ClientSubscription,
-  MessageSecurityMode,
-  OPCUACertificateManager,
-  OPCUAClient,
-  SecurityPolicy,
   TimestampsToReturn,
-  UserTokenType,
-  type ClientSession,
+  type ClientSubscription,
   type DataValue,
-  type UserIdentityInfo,
 } from "node-opcua";
 import type { CmdFrame, DataFrame, Variable } from "../../schemas/index.ts";
 import { Quality } from "../../schemas/quality.ts";
 import { DRIVER_API_VERSION, type Driver, type DriverInit, type FrameSink, type WriteResult } from "../contract.ts";
-import type { Endpoint } from "../endpoint.ts";
+import type { Endpoint, Lease } from "../endpoint.ts";
 import { DriverConfigError, DriverError } from "../errors.ts";
 import { toRaw } from "../mapping.ts";
 import { parseDriverConfig } from "../validate.ts";
 import { OpcuaClientConfig } from "./config.ts";
+import { explainConnectError, openSession, sessionKey, within, type SharedSession } from "./session.ts";
 import { toReading, toVariant } from "./values.ts";
-
-/** Waits for `p` at most `ms`; its failure is ignored (used on the way out). */
-async function within(ms: number, p: Promise<unknown> | undefined): Promise<void> {
-  if (!p) return;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([p.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, ms)))]);
-  clearTimeout(timer);
-}
 
 interface MappedTag {
   tag: Variable;
   nodeId: string;
+}
+
+/** Resolves with `p`, or rejects when `signal` aborts first; a value that arrives later goes to `late`. */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal, late: (v: T) => void): Promise<T> {
+  if (signal.aborted) {
+    p.then(late, () => undefined);
+    return Promise.reject(new Error("aborted"));
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      p.then(late, () => undefined);
+      reject(new Error("aborted"));
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        if (signal.aborted) late(v);
+        else resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
 }
 
 export class OpcuaClientDriver implements Driver {
@@ -45,8 +57,7 @@ export class OpcuaClientDriver implements Driver {
   private cfg!: OpcuaClientConfig;
   private tags: MappedTag[] = [];
   private byTag = new Map<string, MappedTag>();
-  private client: OPCUAClient | null = null;
-  private session: ClientSession | null = null;
+  private lease: Lease<SharedSession> | null = null;
   private subscription: ClientSubscription | null = null;
 
   meta() {
@@ -70,41 +81,22 @@ export class OpcuaClientDriver implements Driver {
     this.byTag = new Map(this.tags.map((m) => [m.tag.tag, m]));
   }
 
-  private identity(): UserIdentityInfo {
-    const u = this.cfg.user;
-    if (!u) return { type: UserTokenType.Anonymous };
-    const password = u.password ?? process.env[u.passwordEnv ?? ""] ?? "";
-    return { type: UserTokenType.UserName, userName: u.name, password };
-  }
-
+  /** Takes the shared session of (URL, security, user), opening it if this driver is the first. */
   async connect(endpoint: Endpoint | undefined, signal: AbortSignal): Promise<void> {
     if (!endpoint || endpoint.scheme !== "opc.tcp") throw new DriverConfigError(this.id, "endpoint", "expected an opc.tcp:// endpoint");
-    const pkiDir = this.cfg.pkiDir ?? join(process.env.EDGE_DATA_DIR ?? "./data", "pki", "opcua-client");
-    const client = OPCUAClient.create({
-      // one application name per PKI folder: the certificate there carries its URI
-      applicationName: "edge-gateway",
-      endpointMustExist: false,
-      securityPolicy: this.cfg.securityPolicy === "None" ? SecurityPolicy.None : SecurityPolicy.Basic256Sha256,
-      securityMode: MessageSecurityMode[this.cfg.securityMode],
-      clientCertificateManager: new OPCUACertificateManager({ rootFolder: pkiDir, automaticallyAcceptUnknownCertificate: this.cfg.trustServerCertificate }),
-      requestedSessionTimeout: this.cfg.sessionTimeoutMs,
-      keepSessionAlive: true,
-      // the first connection fails fast (the manager's backoff takes over); a lost one is retried by node-opcua
-      connectionStrategy: { maxRetry: this.cfg.reconnectAttempts, initialDelay: 500, maxDelay: 5000 },
-      defaultTransactionTimeout: endpoint.timeoutMs * 10,
-    });
-    this.client = client;
-    const onAbort = () => void client.disconnect().catch(() => undefined);
-    signal.addEventListener("abort", onAbort, { once: true });
+    const { pool } = endpoint;
+    const key = sessionKey(endpoint, this.cfg);
+    const acquiring = pool.acquire(
+      key,
+      () => openSession(endpoint, this.cfg, () => void pool.invalidate(key)),
+      (s) => s.close(),
+    );
     try {
-      await client.connect(endpoint.url);
-      this.session = await client.createSession(this.identity());
+      // the opening is shared with other drivers: an abort leaves it running and gives back our lease
+      this.lease = await untilAborted(acquiring, signal, (lease) => void lease.release());
     } catch (cause) {
-      await client.disconnect().catch(() => undefined);
-      this.client = null;
-      throw new DriverError(this.id, `cannot open a session on ${endpoint.url}: ${(cause as Error).message}`, { cause });
-    } finally {
-      signal.removeEventListener("abort", onAbort);
+      if (signal.aborted) throw new DriverError(this.id, "connect aborted");
+      throw new DriverError(this.id, `cannot open a session on ${endpoint.url}: ${explainConnectError(cause as Error, endpoint.url, this.cfg)}`, { cause });
     }
   }
 
@@ -119,64 +111,78 @@ export class OpcuaClientDriver implements Driver {
   }
 
   async readLoop(tx: FrameSink, signal: AbortSignal): Promise<void> {
-    const client = this.client;
-    if (!client || !this.session) throw new DriverError(this.id, "not connected");
-    // node-opcua gave up reconnecting: end the loop, the manager restarts the driver with backoff
+    const shared = this.lease?.value;
+    if (!shared) throw new DriverError(this.id, "readLoop before connect");
+    const { client } = shared;
+    const pending: DataFrame[] = [];
     let closed: Error | null = null;
     let wake: () => void = () => undefined;
-    client.on("close", (err?: Error | null) => {
+    // the client is shared and outlives this loop: every listener added here is removed in finally
+    const onClose = (err?: Error | null) => {
       closed = err ?? new Error("connection closed");
       wake();
-    });
-    const pending: DataFrame[] = [];
-    client.on("connection_lost", () => {
+    };
+    const onLost = () => {
       pending.push(...this.badFrames(this.tags, Quality.Bad_NotConnected));
       wake();
-    });
+    };
+    client.on("close", onClose);
+    client.on("connection_lost", onLost);
     const tick = (ms: number) =>
       new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, ms);
-        wake = () => {
+        const done = () => {
           clearTimeout(timer);
+          signal.removeEventListener("abort", done);
           resolve();
         };
-        signal.addEventListener("abort", wake, { once: true });
+        const timer = setTimeout(done, ms);
+        wake = done;
+        signal.addEventListener("abort", done, { once: true });
       });
-    if (this.cfg.mode === "subscription") await this.subscribe(pending, () => wake());
-    const groups = new Map<string, MappedTag[]>();
-    for (const m of this.tags) groups.set(m.tag.group, [...(groups.get(m.tag.group) ?? []), m]);
-    const due = new Map<string, number>([...groups.keys()].map((g) => [g, 0]));
-    while (!signal.aborted) {
-      if (closed) throw new DriverError(this.id, `connection lost: ${(closed as Error).message}`);
-      if (this.cfg.mode === "poll") {
-        const now = Date.now();
-        for (const [name, tags] of groups) {
-          if (due.get(name)! > now) continue; // every group is in `due`
-          due.set(name, now + (this.cfg.groups[name] ?? this.cfg.intervalMs));
-          pending.push(...(await this.poll(tags)));
+    try {
+      // joined a session whose connection is being repaired: say so until values flow again
+      if (!shared.isConnected) onLost();
+      if (shared.isClosed) onClose(new Error("connection closed"));
+      if (this.cfg.mode === "subscription" && !closed) await this.subscribe(shared, pending, () => wake());
+      const groups = new Map<string, MappedTag[]>();
+      for (const m of this.tags) groups.set(m.tag.group, [...(groups.get(m.tag.group) ?? []), m]);
+      const due = new Map<string, number>([...groups.keys()].map((g) => [g, 0]));
+      while (!signal.aborted) {
+        // reconnection is off or node-opcua gave up: end the loop, the manager restarts the driver with backoff
+        if (closed) throw new DriverError(this.id, `connection lost: ${(closed as Error).message}`);
+        if (this.cfg.mode === "poll") {
+          const now = Date.now();
+          for (const [name, tags] of groups) {
+            if (due.get(name)! > now) continue; // every group is in `due`
+            due.set(name, now + (this.cfg.groups[name] ?? this.cfg.intervalMs));
+            pending.push(...(await this.poll(shared, tags)));
+          }
         }
+        if (pending.length) await tx.send(pending.splice(0));
+        else tx.heartbeat();
+        const next = this.cfg.mode === "poll" ? Math.max(5, Math.min(...due.values()) - Date.now()) : this.cfg.publishingIntervalMs;
+        await tick(next);
       }
-      if (pending.length) await tx.send(pending.splice(0));
-      else tx.heartbeat();
-      const next = this.cfg.mode === "poll" ? Math.max(5, Math.min(...due.values()) - Date.now()) : this.cfg.publishingIntervalMs;
-      await tick(next);
+    } finally {
+      client.off("close", onClose);
+      client.off("connection_lost", onLost);
     }
   }
 
-  private async poll(tags: MappedTag[]): Promise<DataFrame[]> {
+  private async poll(shared: SharedSession, tags: MappedTag[]): Promise<DataFrame[]> {
+    // a read would wait for its timeout while node-opcua reconnects
+    if (!shared.isConnected) return this.badFrames(tags, Quality.Bad_NotConnected);
     try {
-      // the session was opened in connect(); readLoop checked it
-      const dvs = await this.session!.read(tags.map((m) => ({ nodeId: m.nodeId, attributeId: AttributeIds.Value })));
+      const dvs = await shared.session.read(tags.map((m) => ({ nodeId: m.nodeId, attributeId: AttributeIds.Value })));
       return dvs.map((dv, i) => this.frame(tags[i]!, dv));
     } catch {
-      // a read that fails while node-opcua reconnects: the readings are Bad, the loop goes on
-      return this.badFrames(tags, Quality.Bad_CommunicationError);
+      // a read that fails as the connection drops: the readings are Bad, the loop goes on
+      return this.badFrames(tags, shared.isConnected ? Quality.Bad_CommunicationError : Quality.Bad_NotConnected);
     }
   }
 
-  private async subscribe(pending: DataFrame[], notify: () => void): Promise<void> {
-    const session = this.session!; // checked by readLoop
-    const sub = await session.createSubscription2({
+  private async subscribe(shared: SharedSession, pending: DataFrame[], notify: () => void): Promise<void> {
+    const sub = await shared.session.createSubscription2({
       requestedPublishingInterval: this.cfg.publishingIntervalMs,
       requestedLifetimeCount: 1000,
       requestedMaxKeepAliveCount: 20,
@@ -206,21 +212,23 @@ export class OpcuaClientDriver implements Driver {
   async write(cmd: CmdFrame, tag: Variable): Promise<WriteResult> {
     const m = this.byTag.get(tag.tag);
     if (!m) return { ok: false, error: `tag '${tag.tag}' has no nodeId in driver '${this.id}'` };
-    const session = this.session;
-    if (!session) return { ok: false, error: "BadNotConnected: no session" };
-    const status = await session.write({ nodeId: m.nodeId, attributeId: AttributeIds.Value, value: { value: toVariant(tag, toRaw(tag, cmd.value)) } });
-    return status.isGood() ? { ok: true } : { ok: false, error: `${status.name}: the server refused the write` };
+    const shared = this.lease?.value;
+    if (!shared || !shared.isConnected) return { ok: false, error: "BadNotConnected: no connection to the server" };
+    try {
+      const status = await shared.session.write({ nodeId: m.nodeId, attributeId: AttributeIds.Value, value: { value: toVariant(tag, toRaw(tag, cmd.value)) } });
+      return status.isGood() ? { ok: true } : { ok: false, error: `${status.name}: the server refused the write` };
+    } catch (e) {
+      return { ok: false, error: `BadCommunicationError: ${(e as Error).message.split("\n")[0]}` };
+    }
   }
 
   async shutdown(): Promise<void> {
-    const { client, session, subscription } = this;
-    this.client = null;
-    this.session = null;
+    const { lease, subscription } = this;
+    this.lease = null;
     this.subscription = null;
-    // a server that is gone would make each goodbye wait for its transaction timeout
+    // only this driver's subscription: the session stays for the others until the last lease goes
     await within(1000, subscription?.terminate());
-    await within(1000, session?.close());
-    await within(2000, client?.disconnect());
+    await lease?.release();
   }
 }
 
