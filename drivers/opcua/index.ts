@@ -96,7 +96,7 @@ export class OpcuaClientDriver implements Driver {
       this.lease = await untilAborted(acquiring, signal, (lease) => void lease.release());
     } catch (cause) {
       if (signal.aborted) throw new DriverError(this.id, "connect aborted");
-      throw new DriverError(this.id, `cannot open a session on ${endpoint.url}: ${explainConnectError(cause as Error, endpoint.url, this.cfg)}`, { cause });
+      throw new DriverError(this.id, `cannot open a session on ${endpoint.url}: ${explainConnectError(cause as Error, this.cfg)}`, { cause });
     }
   }
 
@@ -149,7 +149,11 @@ export class OpcuaClientDriver implements Driver {
       const due = new Map<string, number>([...groups.keys()].map((g) => [g, 0]));
       while (!signal.aborted) {
         // reconnection is off or node-opcua gave up: end the loop, the manager restarts the driver with backoff
-        if (closed) throw new DriverError(this.id, `connection lost: ${(closed as Error).message}`);
+        if (closed) {
+          // the Bad_NotConnected frames of the loss go out first
+          if (pending.length) await tx.send(pending.splice(0));
+          throw new DriverError(this.id, `connection lost: ${(closed as Error).message}`);
+        }
         if (this.cfg.mode === "poll") {
           const now = Date.now();
           for (const [name, tags] of groups) {

@@ -117,18 +117,18 @@ export async function within(ms: number, p: Promise<unknown> | undefined): Promi
 }
 
 /** Rewrites node-opcua's connection errors as what the operator must do about them. */
-export function explainConnectError(err: Error, url: string, cfg: OpcuaClientConfig): string {
+export function explainConnectError(err: Error, cfg: OpcuaClientConfig): string {
   const m = err.message;
   const pkiDir = clientPkiDir(cfg);
   if (/BadSecurityChecksFailed|BadCertificateUntrusted|BadCertificateInvalid|rejected by server/.test(m) && cfg.securityMode !== "None" && !/server certificate/i.test(m)) {
     const code = /Bad\w+/.exec(m)?.[0] ?? "refused";
-    return `${url} refused the client certificate (${code}): the server must trust ${clientCertificateFile(pkiDir)} (on most servers: move it from rejected/ to trusted/)`;
+    return `the server refused the client certificate (${code}): it must trust ${clientCertificateFile(pkiDir)} (on most servers: move it from rejected/ to trusted/)`;
   }
   if (/certificate/i.test(m) && /server/i.test(m) && /(untrusted|not trusted|reject|invalid)/i.test(m)) {
-    return `the certificate of ${url} is not trusted: copy it from ${join(pkiDir, "rejected")} to ${join(pkiDir, "trusted", "certs")} or set trustServerCertificate (${m.split("\n")[0]})`;
+    return `the server's certificate is not trusted: copy it from ${join(pkiDir, "rejected")} to ${join(pkiDir, "trusted", "certs")} or set trustServerCertificate (${m.split("\n")[0]})`;
   }
   if (/BadIdentityToken|BadUserAccessDenied|user token policy/i.test(m)) {
-    return `${url} refused the user ${cfg.user ? `'${cfg.user.name}'` : "anonymous"}: ${m.split("\n")[0]}`;
+    return `the server refused the user ${cfg.user ? `'${cfg.user.name}'` : "anonymous"}: ${m.split("\n")[0]}`;
   }
   return m.split("\n")[0] ?? m;
 }

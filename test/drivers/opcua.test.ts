@@ -1,29 +1,63 @@
 // The OPC UA client driver against a real node-opcua server started in the test: values land in
 // the log (subscription and polling), Bad statuses become qualities, commands are written back.
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { DataType, OPCUACertificateManager, OPCUAServer, StatusCodes, Variant, VariantArrayType, coerceInt64, type UAVariable } from "node-opcua";
+import {
+  DataType,
+  MessageSecurityMode,
+  OPCUACertificateManager,
+  OPCUAServer,
+  SecurityPolicy,
+  StatusCodes,
+  Variant,
+  VariantArrayType,
+  coerceInt64,
+  type UAVariable,
+  type UserNameIdentityToken,
+} from "node-opcua";
+import { clientCertificateFile, ensureClientCertificate } from "../../drivers/opcua/session.ts";
 import { Quality } from "../../schemas/quality.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { freePort, tempDir, waitFor } from "../helpers/index.ts";
 
+// One plant server for the whole file: None, Basic256Sha256 Sign and SignAndEncrypt endpoints, a
+// user "operator", and a PKI that trusts only the client certificate of `clientPki`. It is stopped
+// and started again on the same port (same PKI folder, so the same certificate) by the last test.
 let server: OPCUAServer;
+let port = 0;
 let t: TestGateway;
-const vars: Record<string, UAVariable> = {};
+let vars: Record<string, UAVariable> = {};
 const dir = tempDir("edge-opcua-driver-");
+const clientPki = join(dir.path, "client-pki");
+const strangerPki = join(dir.path, "stranger-pki");
+const serverPki = join(dir.path, "server-pki");
+const unhandled: unknown[] = [];
+const onUnhandled = (reason: unknown) => void unhandled.push(reason);
 
-beforeAll(async () => {
-  const port = await freePort();
-  server = new OPCUAServer({
+/** PEM -> DER: the base64 body between the BEGIN/END lines */
+const pemToDer = (pem: string) => Buffer.from(pem.replace(/-----[^-]+-----/g, "").replace(/\s+/g, ""), "base64");
+
+async function startPlant(): Promise<OPCUAServer> {
+  const cm = new OPCUACertificateManager({ rootFolder: serverPki, automaticallyAcceptUnknownCertificate: false });
+  await cm.initialize();
+  // what the server's operator does once: trust the gateway's client certificate (not the stranger's)
+  await cm.trustCertificate(pemToDer(readFileSync(await ensureClientCertificate(clientPki), "utf8")));
+  const s = new OPCUAServer({
     port,
     hostname: "127.0.0.1",
     resourcePath: "/UA/plant",
-    serverCertificateManager: new OPCUACertificateManager({ rootFolder: join(dir.path, "server-pki"), automaticallyAcceptUnknownCertificate: true }),
+    serverCertificateManager: cm,
+    securityPolicies: [SecurityPolicy.None, SecurityPolicy.Basic256Sha256],
+    securityModes: [MessageSecurityMode.None, MessageSecurityMode.Sign, MessageSecurityMode.SignAndEncrypt],
+    allowAnonymous: true,
+    userManager: { isValidUser: (user: string, password: string) => user === "operator" && password === "op-secret" },
     isAuditing: false,
   });
-  await server.initialize();
-  const addressSpace = server.engine.addressSpace!; // created by initialize()
+  await s.initialize();
+  const addressSpace = s.engine.addressSpace!; // created by initialize()
   const ns = addressSpace.getOwnNamespace();
+  vars = {};
   const add = (name: string, dataType: DataType, value: unknown, writable = false) => {
     vars[name] = ns.addVariable({
       organizedBy: addressSpace.rootFolder.objects,
@@ -44,14 +78,38 @@ beforeAll(async () => {
   add("Name", DataType.String, "Line 1");
   add("Raw", DataType.Int16, 123);
   add("Setpoint", DataType.Double, 10, true);
-  await server.start();
+  await s.start();
+  return s;
+}
+
+const setTemp = (value: number) => vars.Temp!.setValueFromSource(new Variant({ dataType: DataType.Double, value }));
+
+beforeAll(async () => {
+  process.on("unhandledRejection", onUnhandled);
+  port = await freePort();
+  server = await startPlant();
+  // the gateway's operator trusts the plant server's certificate (trustServerCertificate stays false)
+  const ccm = new OPCUACertificateManager({ rootFolder: clientPki });
+  await ccm.initialize();
+  await ccm.trustCertificate(pemToDer(readFileSync(join(serverPki, "own", "certs", "certificate.pem"), "utf8")));
+  await ccm.dispose();
+  process.env.EDGE_TEST_UA_PASSWORD = "op-secret";
   const url = `opc.tcp://127.0.0.1:${port}/UA/plant`;
+  // reconnectMaxDelayMs: a restarted server is found again within a second
+  const common = `pkiDir: "${clientPki}", reconnectMaxDelayMs: 1000`;
+  const secure = `securityPolicy: Basic256Sha256, samplingIntervalMs: 0, publishingIntervalMs: 50, ${common}`;
   t = await startGateway({
     "endpoints.yml": `endpoints:\n  plant: { url: "${url}", timeoutMs: 2000 }\n`,
     "drivers.yml": [
       "drivers:",
-      `  - { id: ua, type: opcua, endpoint: plant, config: { samplingIntervalMs: 0, publishingIntervalMs: 50, pkiDir: "${join(dir.path, "client-pki")}" } }`,
-      `  - { id: uapoll, type: opcua, endpoint: plant, config: { mode: poll, intervalMs: 50, pkiDir: "${join(dir.path, "client-pki")}" } }`,
+      `  - { id: ua, type: opcua, endpoint: plant, config: { samplingIntervalMs: 0, publishingIntervalMs: 50, ${common} } }`,
+      `  - { id: uapoll, type: opcua, endpoint: plant, config: { mode: poll, intervalMs: 50, ${common} } }`,
+      `  - { id: sign, type: opcua, endpoint: plant, config: { securityMode: Sign, user: { name: operator, passwordEnv: EDGE_TEST_UA_PASSWORD }, ${secure} } }`,
+      `  - { id: enc, type: opcua, endpoint: plant, config: { securityMode: SignAndEncrypt, user: { name: operator, password: op-secret }, ${secure} } }`,
+      `  - { id: enc2, type: opcua, endpoint: plant, config: { securityMode: SignAndEncrypt, user: { name: operator, password: op-secret }, ${secure} } }`,
+      // no node-opcua reconnection: a connection loss ends the read loop and the manager restarts the driver
+      `  - { id: norecon, type: opcua, endpoint: plant, config: { reconnect: false, samplingIntervalMs: 0, publishingIntervalMs: 50, ${common} } }`,
+      `  - { id: stranger, type: opcua, endpoint: plant, config: { securityMode: SignAndEncrypt, user: { name: operator, password: op-secret }, trustServerCertificate: true, ${secure.replace(clientPki, strangerPki)} } }`,
     ].join("\n"),
     "variables.yml": [
       "tags:",
@@ -63,6 +121,11 @@ beforeAll(async () => {
       '  - { tag: ext/scaled, driver: ua, type: int16, scale: 0.1, address: { nodeId: "ns=1;s=Raw" } }',
       '  - { tag: ext/setpoint, driver: ua, type: float64, access: RW, address: { nodeId: "ns=1;s=Setpoint" } }',
       '  - { tag: polled/temp, driver: uapoll, type: float64, address: { nodeId: "ns=1;s=Temp" } }',
+      '  - { tag: sign/temp, driver: sign, type: float64, address: { nodeId: "ns=1;s=Temp" } }',
+      '  - { tag: enc/temp, driver: enc, type: float64, address: { nodeId: "ns=1;s=Temp" } }',
+      '  - { tag: enc2/count, driver: enc2, type: int32, address: { nodeId: "ns=1;s=Count" } }',
+      '  - { tag: norecon/temp, driver: norecon, type: float64, address: { nodeId: "ns=1;s=Temp" } }',
+      '  - { tag: stranger/temp, driver: stranger, type: float64, address: { nodeId: "ns=1;s=Temp" } }',
     ].join("\n"),
   });
 }, 60_000);
@@ -70,6 +133,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await t?.stop();
   await server?.shutdown(0).catch(() => undefined);
+  process.off("unhandledRejection", onUnhandled);
   dir.cleanup();
 }, 30_000);
 
@@ -112,10 +176,80 @@ describe("opcua client driver", () => {
     await waitFor(() => latest("ext/setpoint")?.value === 42.5, "the written value read back by the subscription", 15_000);
   }, 30_000);
 
-  // last: it stops the server
-  it("marks every tag Bad_NotConnected when the connection to the server is lost", async () => {
-    await server.shutdown(0);
-    await waitFor(() => ["ext/temp", "ext/name", "polled/temp"].every((x) => latest(x)?.quality === Quality.Bad_NotConnected || latest(x)?.quality === Quality.Bad_CommunicationError), "Bad qualities after the server stopped", 20_000);
-    expect(latest("ext/temp")).toMatchObject({ value: null, quality: Quality.Bad_NotConnected, source: "ua" });
+});
+
+const status = (id: string) => t.gw.ctx.drivers.status().find((d) => d.id === id);
+/** the plant server's sessions by security mode (None, Sign, SignAndEncrypt) */
+const sessionsIn = (mode: MessageSecurityMode) => server.engine.getSessions().filter((s) => s.channel?.securityMode === mode);
+
+describe("opcua client driver security", () => {
+  it("reads over Basic256Sha256 Sign as user 'operator' with a client certificate the server trusts", async () => {
+    const f = await waitFor(() => latest("sign/temp"), "a value through the Sign session", 20_000);
+    expect(f).toMatchObject({ quality: Quality.Good, source: "sign" });
+    const [session] = await waitFor(() => sessionsIn(MessageSecurityMode.Sign).length === 1 && sessionsIn(MessageSecurityMode.Sign), "the Sign session on the server");
+    expect(session!.channel!.securityPolicy).toBe(SecurityPolicy.Basic256Sha256);
+    expect((session!.userIdentityToken as UserNameIdentityToken).userName).toBe("operator");
   }, 30_000);
+
+  it("reads over Basic256Sha256 SignAndEncrypt as user 'operator'", async () => {
+    const f = await waitFor(() => latest("enc/temp"), "a value through the SignAndEncrypt session", 20_000);
+    expect(f).toMatchObject({ quality: Quality.Good, source: "enc" });
+    const [session] = await waitFor(() => sessionsIn(MessageSecurityMode.SignAndEncrypt).length === 1 && sessionsIn(MessageSecurityMode.SignAndEncrypt), "the SignAndEncrypt session on the server");
+    expect(session!.channel!.securityPolicy).toBe(SecurityPolicy.Basic256Sha256);
+    expect((session!.userIdentityToken as UserNameIdentityToken).userName).toBe("operator");
+  }, 30_000);
+
+  it("reports a client certificate the server does not trust as a clear error and retries with backoff, without a crash", async () => {
+    const s = await waitFor(() => status("stranger")?.lastError && status("stranger"), "the stranger driver's error", 20_000);
+    expect(s.lastError).toContain("refused the client certificate");
+    expect(s.lastError).toContain(clientCertificateFile(strangerPki));
+    expect(["Error", "Backoff", "Connected"]).toContain(s.state);
+    expect(latest("stranger/temp")).toBeUndefined();
+    // the others are unaffected
+    expect(status("enc")!.state).toBe("Active");
+  }, 30_000);
+});
+
+describe("opcua client driver endpoint sharing", () => {
+  it("shares one session between drivers with the same URL, security and user, each with its own subscription", async () => {
+    await waitFor(() => ["ext/temp", "polled/temp", "sign/temp", "enc/temp", "enc2/count", "norecon/temp"].every((x) => latest(x)), "a value from every connected driver", 20_000);
+    // six connected drivers, four sessions: None/anonymous (ua and uapoll; norecon differs by its
+    // reconnect setting), Sign (sign), SignAndEncrypt (enc and enc2)
+    expect(server.currentSessionCount).toBe(4);
+    expect(sessionsIn(MessageSecurityMode.SignAndEncrypt).map((s) => s.currentSubscriptionCount)).toEqual([2]);
+    // ua subscribes and uapoll polls on one session, norecon subscribes on its own
+    expect(sessionsIn(MessageSecurityMode.None).map((s) => s.currentSubscriptionCount)).toEqual([1, 1]);
+  }, 30_000);
+
+  it("keeps the shared session working for one driver when the other is closed, and closes it with the last", async () => {
+    await t.gw.ctx.drivers.remove("enc2");
+    await waitFor(() => sessionsIn(MessageSecurityMode.SignAndEncrypt)[0]?.currentSubscriptionCount === 1, "enc2's subscription gone", 10_000);
+    expect(server.currentSessionCount).toBe(4);
+    setTemp(55.5);
+    await waitFor(() => latest("enc/temp")?.value === 55.5, "enc still receiving changes", 15_000);
+    await t.gw.ctx.drivers.remove("enc");
+    await waitFor(() => server.currentSessionCount === 3, "the SignAndEncrypt session closed with its last driver", 10_000);
+    setTemp(56.5);
+    await waitFor(() => latest("sign/temp")?.value === 56.5 && latest("ext/temp")?.value === 56.5, "the other sessions still working", 15_000);
+  }, 30_000);
+});
+
+describe("opcua client driver reconnection", () => {
+  // last: it restarts the server
+  it("marks the tags Bad_NotConnected while the server is down and logs values again after it restarts on the same port", async () => {
+    const watched = ["ext/temp", "polled/temp", "sign/temp", "norecon/temp"];
+    await server.shutdown(0);
+    await waitFor(() => watched.every((x) => latest(x)?.quality === Quality.Bad_NotConnected), "Bad_NotConnected for every tag while the server is down", 20_000);
+    expect(latest("ext/temp")).toMatchObject({ value: null, quality: Quality.Bad_NotConnected, source: "ua" });
+    server = await startPlant();
+    setTemp(77.25);
+    const t0 = performance.now();
+    await waitFor(() => watched.every((x) => latest(x)?.value === 77.25 && latest(x)?.quality === Quality.Good), "values from the restarted server", 30_000);
+    expect(performance.now() - t0).toBeLessThan(30_000);
+    expect(t.gw.ctx.drivers.status().filter((d) => d.state === "Fault")).toEqual([]);
+    // node-opcua repaired ua's connection in place; norecon went through the manager's backoff restart
+    expect(status("ua")!.restarts).toBe(0);
+    expect(status("norecon")!.restarts).toBeGreaterThan(0);
+    expect(unhandled).toEqual([]);
+  }, 60_000);
 });
