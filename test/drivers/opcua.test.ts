@@ -1,7 +1,7 @@
 // The OPC UA client driver against a real node-opcua server started in the test: values land in
 // the log (subscription and polling), Bad statuses become qualities, commands are written back.
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   DataType,
@@ -32,6 +32,8 @@ const dir = tempDir("edge-opcua-driver-");
 const clientPki = join(dir.path, "client-pki");
 const strangerPki = join(dir.path, "stranger-pki");
 const serverPki = join(dir.path, "server-pki");
+/** a client the server trusts but which does not trust the server */
+const waryPki = join(dir.path, "wary-pki");
 const unhandled: unknown[] = [];
 const onUnhandled = (reason: unknown) => void unhandled.push(reason);
 
@@ -42,7 +44,7 @@ async function startPlant(): Promise<OPCUAServer> {
   const cm = new OPCUACertificateManager({ rootFolder: serverPki, automaticallyAcceptUnknownCertificate: false });
   await cm.initialize();
   // what the server's operator does once: trust the gateway's client certificate (not the stranger's)
-  await cm.trustCertificate(pemToDer(readFileSync(await ensureClientCertificate(clientPki), "utf8")));
+  for (const pki of [clientPki, waryPki]) await cm.trustCertificate(pemToDer(readFileSync(await ensureClientCertificate(pki), "utf8")));
   const s = new OPCUAServer({
     port,
     hostname: "127.0.0.1",
@@ -109,6 +111,7 @@ beforeAll(async () => {
       `  - { id: enc2, type: opcua, endpoint: plant, config: { securityMode: SignAndEncrypt, user: { name: operator, password: op-secret }, ${secure} } }`,
       // no node-opcua reconnection: a connection loss ends the read loop and the manager restarts the driver
       `  - { id: norecon, type: opcua, endpoint: plant, config: { reconnect: false, samplingIntervalMs: 0, publishingIntervalMs: 50, ${common} } }`,
+      `  - { id: wary, type: opcua, endpoint: plant, config: { securityMode: Sign, ${secure.replace(clientPki, waryPki)} } }`,
       `  - { id: stranger, type: opcua, endpoint: plant, config: { securityMode: SignAndEncrypt, user: { name: operator, password: op-secret }, trustServerCertificate: true, ${secure.replace(clientPki, strangerPki)} } }`,
     ].join("\n"),
     "variables.yml": [
@@ -125,6 +128,7 @@ beforeAll(async () => {
       '  - { tag: enc/temp, driver: enc, type: float64, address: { nodeId: "ns=1;s=Temp" } }',
       '  - { tag: enc2/count, driver: enc2, type: int32, address: { nodeId: "ns=1;s=Count" } }',
       '  - { tag: norecon/temp, driver: norecon, type: float64, address: { nodeId: "ns=1;s=Temp" } }',
+      '  - { tag: wary/temp, driver: wary, type: float64, address: { nodeId: "ns=1;s=Temp" } }',
       '  - { tag: stranger/temp, driver: stranger, type: float64, address: { nodeId: "ns=1;s=Temp" } }',
     ].join("\n"),
   });
@@ -186,17 +190,21 @@ describe("opcua client driver security", () => {
   it("reads over Basic256Sha256 Sign as user 'operator' with a client certificate the server trusts", async () => {
     const f = await waitFor(() => latest("sign/temp"), "a value through the Sign session", 20_000);
     expect(f).toMatchObject({ quality: Quality.Good, source: "sign" });
-    const [session] = await waitFor(() => sessionsIn(MessageSecurityMode.Sign).length === 1 && sessionsIn(MessageSecurityMode.Sign), "the Sign session on the server");
-    expect(session!.channel!.securityPolicy).toBe(SecurityPolicy.Basic256Sha256);
-    expect((session!.userIdentityToken as UserNameIdentityToken).userName).toBe("operator");
+    const sessions = await waitFor(() => sessionsIn(MessageSecurityMode.Sign).length > 0 && sessionsIn(MessageSecurityMode.Sign), "the Sign session on the server");
+    for (const session of sessions) {
+      expect(session.channel!.securityPolicy).toBe(SecurityPolicy.Basic256Sha256);
+      expect((session.userIdentityToken as UserNameIdentityToken).userName).toBe("operator");
+    }
   }, 30_000);
 
   it("reads over Basic256Sha256 SignAndEncrypt as user 'operator'", async () => {
     const f = await waitFor(() => latest("enc/temp"), "a value through the SignAndEncrypt session", 20_000);
     expect(f).toMatchObject({ quality: Quality.Good, source: "enc" });
-    const [session] = await waitFor(() => sessionsIn(MessageSecurityMode.SignAndEncrypt).length === 1 && sessionsIn(MessageSecurityMode.SignAndEncrypt), "the SignAndEncrypt session on the server");
-    expect(session!.channel!.securityPolicy).toBe(SecurityPolicy.Basic256Sha256);
-    expect((session!.userIdentityToken as UserNameIdentityToken).userName).toBe("operator");
+    const sessions = await waitFor(() => sessionsIn(MessageSecurityMode.SignAndEncrypt).length > 0 && sessionsIn(MessageSecurityMode.SignAndEncrypt), "the SignAndEncrypt session on the server");
+    for (const session of sessions) {
+      expect(session.channel!.securityPolicy).toBe(SecurityPolicy.Basic256Sha256);
+      expect((session.userIdentityToken as UserNameIdentityToken).userName).toBe("operator");
+    }
   }, 30_000);
 
   it("reports a client certificate the server does not trust as a clear error and retries with backoff, without a crash", async () => {
@@ -207,6 +215,14 @@ describe("opcua client driver security", () => {
     expect(latest("stranger/temp")).toBeUndefined();
     // the others are unaffected
     expect(status("enc")!.state).toBe("Active");
+  }, 30_000);
+
+  it("reports a server certificate the driver does not trust as a clear error", async () => {
+    const s = await waitFor(() => status("wary")?.lastError && status("wary"), "the wary driver's error", 20_000);
+    expect(s.lastError).toContain("certificate is not trusted");
+    expect(s.lastError).toContain(join(waryPki, "trusted", "certs"));
+    expect(readdirSync(join(waryPki, "rejected")).some((f) => f.endsWith(".pem") || f.endsWith(".der"))).toBe(true);
+    expect(latest("wary/temp")).toBeUndefined();
   }, 30_000);
 });
 
