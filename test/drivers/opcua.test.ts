@@ -1,5 +1,7 @@
 // The OPC UA client driver against a real node-opcua server started in the test: values land in
-// the log (subscription and polling), Bad statuses become qualities, commands are written back.
+// the log (subscription and polling), Bad statuses become qualities, commands are written back;
+// Basic256Sha256 Sign/SignAndEncrypt with a user and trusted certificates, untrusted certificates
+// refused with a clear error; drivers sharing one session; the server stopped and started again.
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -16,7 +18,9 @@ import {
   type UAVariable,
   type UserNameIdentityToken,
 } from "node-opcua";
-import { clientCertificateFile, ensureClientCertificate } from "../../drivers/opcua/session.ts";
+import { Value as TypeValue } from "@sinclair/typebox/value";
+import { OpcuaClientConfig } from "../../drivers/opcua/config.ts";
+import { clientCertificateFile, ensureClientCertificate, sessionKey } from "../../drivers/opcua/session.ts";
 import { Quality } from "../../schemas/quality.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { freePort, tempDir, waitFor } from "../helpers/index.ts";
@@ -236,6 +240,17 @@ describe("opcua client driver endpoint sharing", () => {
     // ua subscribes and uapoll polls on one session, norecon subscribes on its own
     expect(sessionsIn(MessageSecurityMode.None).map((s) => s.currentSubscriptionCount)).toEqual([1, 1]);
   }, 30_000);
+
+  it("keys a shared session by URL, security and user, without the password in clear", () => {
+    const key = (cfg: Record<string, unknown>, url = "opc.tcp://plc:4840") => sessionKey({ url }, TypeValue.Default(OpcuaClientConfig, cfg) as OpcuaClientConfig);
+    const op = { securityPolicy: "Basic256Sha256", securityMode: "Sign", user: { name: "operator", password: "op-secret" } };
+    expect(key({ ...op, mode: "poll", intervalMs: 50 })).toBe(key(op));
+    expect(key(op)).not.toBe(key(op, "opc.tcp://plc:4841"));
+    expect(key(op)).not.toBe(key({ ...op, securityMode: "SignAndEncrypt" }));
+    expect(key(op)).not.toBe(key({ ...op, user: { name: "operator", password: "other" } }));
+    expect(key(op)).not.toBe(key({}));
+    expect(key(op)).not.toContain("op-secret");
+  });
 
   it("keeps the shared session working for one driver when the other is closed, and closes it with the last", async () => {
     await t.gw.ctx.drivers.remove("enc2");
