@@ -19,6 +19,8 @@ export interface DriverInit {
   id: string;
   config: Record<string, unknown>;
   tags: readonly Variable[];
+  /** the gateway's data directory, for files a driver keeps (certificates, sessions); absent in bare tests */
+  dataDir?: string;
 }
 
 /**

@@ -174,7 +174,7 @@ class Supervisor implements FrameSink {
         throw new DriverConfigError(this.entry.id, "type", `driver '${meta.name}' speaks API v${meta.apiVersion}, the gateway v${DRIVER_API_VERSION}`);
       }
       this.setState("Init");
-      await this.driver.init({ id: this.entry.id, config: this.entry.config, tags: this.tags });
+      await this.driver.init({ id: this.entry.id, config: this.entry.config, tags: this.tags, ...(this.mgr.dataDir ? { dataDir: this.mgr.dataDir } : {}) });
     } catch (e) {
       // a config error does not heal by retrying: Fault at once, with the reason
       this.status.errors++;
@@ -266,6 +266,8 @@ export interface DriverManagerOptions {
   log: EventLog;
   factories: ReadonlyMap<string, DriverFactory>;
   settings?: Partial<SupervisorSettings>;
+  /** handed to drivers at init (DriverInit.dataDir) */
+  dataDir?: string;
 }
 
 /**
@@ -275,6 +277,7 @@ export interface DriverManagerOptions {
 export class DriverManager extends EventEmitter {
   readonly log: EventLog;
   readonly settings: SupervisorSettings;
+  readonly dataDir: string | undefined;
   private readonly factories: ReadonlyMap<string, DriverFactory>;
   private readonly supervisors = new Map<string, Supervisor>();
 
@@ -283,6 +286,7 @@ export class DriverManager extends EventEmitter {
     this.log = opts.log;
     this.factories = opts.factories;
     this.settings = { ...DEFAULT_SUPERVISOR, ...opts.settings };
+    this.dataDir = opts.dataDir;
   }
 
   types(): string[] {

@@ -40,7 +40,7 @@ export class Gateway {
     const log = await EventLog.open({ path: join(config.gateway.dataDir, "log.duckdb"), ...config.gateway.log, sandbox });
     const metrics = new Metrics();
     metrics.watchLog(log);
-    const drivers = new DriverManager({ log, factories: builtinDrivers, settings: config.gateway.drivers });
+    const drivers = new DriverManager({ log, factories: builtinDrivers, settings: config.gateway.drivers, dataDir: config.gateway.dataDir });
     metrics.watchDrivers(drivers);
     const commands = new CommandBus(log);
     commands.on("error", (err: unknown) => logger.error({ err }, "command bus stopped following the log"));

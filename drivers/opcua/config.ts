@@ -28,7 +28,7 @@ export const OpcuaClientConfig = Type.Object(
     pkiDir: Type.Optional(
       Type.String({
         description:
-          "client PKI folder: own/certs/client_certificate.pem (created on first connect; the server must trust it for Sign/SignAndEncrypt), trusted/certs (server certificates this client trusts), rejected/. Default <EDGE_DATA_DIR or ./data>/pki/opcua-client",
+          "client PKI folder: own/certs/client_certificate.pem (created on first connect; the server must trust it for Sign/SignAndEncrypt), trusted/certs (server certificates this client trusts), rejected/. Default <gateway dataDir>/pki/opcua-client",
       }),
     ),
     trustServerCertificate: Type.Boolean({

@@ -18,7 +18,7 @@ import { DriverConfigError, DriverError } from "../errors.ts";
 import { toRaw } from "../mapping.ts";
 import { parseDriverConfig } from "../validate.ts";
 import { OpcuaClientConfig } from "./config.ts";
-import { explainConnectError, openSession, sessionKey, within, type SharedSession } from "./session.ts";
+import { clientPkiDir, explainConnectError, openSession, sessionKey, within, type SharedSession } from "./session.ts";
 import { toReading, toVariant } from "./values.ts";
 
 interface MappedTag {
@@ -67,6 +67,7 @@ export class OpcuaClientDriver implements Driver {
   init(init: DriverInit): void {
     this.id = init.id;
     this.cfg = parseDriverConfig(init.id, OpcuaClientConfig, init.config);
+    this.cfg.pkiDir = clientPkiDir(this.cfg, init.dataDir);
     if (this.cfg.user && this.cfg.user.password === undefined && this.cfg.user.passwordEnv === undefined) {
       throw new DriverConfigError(init.id, "config.user", "needs password or passwordEnv");
     }

@@ -20,9 +20,9 @@ import type { OpcuaClientConfig } from "./config.ts";
 /** One application name for every client: the certificate in the PKI folder carries its URI. */
 export const CLIENT_APPLICATION_NAME = "edge-gateway";
 
-/** The driver's PKI folder: `pkiDir`, else <EDGE_DATA_DIR or ./data>/pki/opcua-client (a driver is not told the data directory). */
-export function clientPkiDir(cfg: Pick<OpcuaClientConfig, "pkiDir">): string {
-  return cfg.pkiDir ?? join(process.env.EDGE_DATA_DIR ?? "./data", "pki", "opcua-client");
+/** The driver's PKI folder: `pkiDir` (set from the gateway data directory at init when absent), else <EDGE_DATA_DIR or ./data>/pki/opcua-client (a driver run outside a gateway). */
+export function clientPkiDir(cfg: Pick<OpcuaClientConfig, "pkiDir">, dataDir?: string): string {
+  return cfg.pkiDir ?? join(dataDir ?? process.env.EDGE_DATA_DIR ?? "./data", "pki", "opcua-client");
 }
 
 /** Where the client's certificate lives in its PKI folder (what a server's operator must trust). */

@@ -287,6 +287,20 @@ describe("driver manager", () => {
     expect(m.status()[0]).toMatchObject({ framesSent: 1, framesRejected: 1 });
   });
 
+  it("hands the gateway's data directory to drivers at init", async () => {
+    let seen: string | undefined = "unset";
+    class Recording extends HealthyDriver {
+      override init(i: { id: string; dataDir?: string }) {
+        super.init(i);
+        seen = i.dataDir;
+      }
+    }
+    mgr = new DriverManager({ log, factories: new Map([["rec", () => new Recording()]]), settings: { watchdogMs: 0 }, dataDir: dir.path });
+    mgr.add(entry("d", "rec"), undefined, [variable(tagOf("d"), "d")]);
+    await waitFor(() => mgr!.status()[0]!.state === "Active", "Active");
+    expect(seen).toBe(dir.path);
+  });
+
   it("stops without waiting for a hung driver's watchdog", async () => {
     const m = start({ hung: () => new HungDriver() }, { watchdogMs: 60_000 }, [["h", "hung"]]);
     await waitFor(() => m.status()[0]!.state === "Connected", "Connected");

@@ -20,7 +20,7 @@ import {
 } from "node-opcua";
 import { Value as TypeValue } from "@sinclair/typebox/value";
 import { OpcuaClientConfig } from "../../drivers/opcua/config.ts";
-import { clientCertificateFile, ensureClientCertificate, sessionKey } from "../../drivers/opcua/session.ts";
+import { clientCertificateFile, clientPkiDir, ensureClientCertificate, sessionKey } from "../../drivers/opcua/session.ts";
 import { Quality } from "../../schemas/quality.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { freePort, tempDir, waitFor } from "../helpers/index.ts";
@@ -240,6 +240,11 @@ describe("opcua client driver endpoint sharing", () => {
     // ua subscribes and uapoll polls on one session, norecon subscribes on its own
     expect(sessionsIn(MessageSecurityMode.None).map((s) => s.currentSubscriptionCount)).toEqual([1, 1]);
   }, 30_000);
+
+  it("keeps its PKI in the gateway's data directory unless pkiDir is set", () => {
+    expect(clientPkiDir({}, "/srv/edge/data")).toBe("/srv/edge/data/pki/opcua-client");
+    expect(clientPkiDir({ pkiDir: "/etc/edge/pki" }, "/srv/edge/data")).toBe("/etc/edge/pki");
+  });
 
   it("keys a shared session by URL, security and user, without the password in clear", () => {
     const key = (cfg: Record<string, unknown>, url = "opc.tcp://plc:4840") => sessionKey({ url }, TypeValue.Default(OpcuaClientConfig, cfg) as OpcuaClientConfig);
