@@ -76,6 +76,8 @@ export class MqttSourceDriver implements Driver {
   private held: { entry: InFlight; release: () => void }[] = [];
   private conn = 0;
   private flushScheduled = false;
+  /** wakes the read loop when a failed message reached the front of the window (all before it acked) */
+  private onFailureFront: (() => void) | null = null;
 
   meta() {
     return { name: "mqtt", kind: "source" as const, apiVersion: DRIVER_API_VERSION, features: ["read", "subscribe"] };
@@ -176,7 +178,11 @@ export class MqttSourceDriver implements Driver {
       this.wakeLoop = null;
       if (signal.aborted) break;
       // the manager restarts us (shutdown, then a new connection): the broker sends the unacknowledged again
-      if (this.failed) throw this.failed;
+      if (this.failed) {
+        // the messages before the failed one still get their acks once committed (fewer duplicates)
+        await this.ackedUpToFailure(5000);
+        throw this.failed;
+      }
       if (this.lost && !client.connected) {
         // the broker went away: Bad frames for our tags would need last values; let the manager restart us
         const err: Error = this.lost;
@@ -229,6 +235,7 @@ export class MqttSourceDriver implements Driver {
         if (e.state === "failed") {
           // nothing from here on is acknowledged: the broker sends it again after we reconnect
           this.inFlight = [];
+          this.onFailureFront?.();
           break;
         }
         this.inFlight.shift();
@@ -239,6 +246,21 @@ export class MqttSourceDriver implements Driver {
       stream?.uncork?.();
     }
     while (this.held.length && this.mayRelease(this.held[0]!.entry)) this.held.shift()!.release();
+  }
+
+  /** Resolves when every message before the failed one is acknowledged (or after `ms`). */
+  private ackedUpToFailure(ms: number): Promise<void> {
+    if (this.inFlight.length === 0 || this.inFlight[0]!.state === "failed") return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      const self = this;
+      function done() {
+        clearTimeout(t);
+        self.onFailureFront = null;
+        resolve();
+      }
+      this.onFailureFront = done;
+    });
   }
 
   /** Maps one message to frames and commits them; rejects (nothing acknowledged) when the commit fails. */

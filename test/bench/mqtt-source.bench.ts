@@ -52,8 +52,11 @@ function bareSubscriber(clientId: string, qos: 1 | 2): Consumer {
       return count;
     },
     async start() {
-      client = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId, clean: false, properties: { sessionExpiryInterval: 3600 } });
+      // the listener before the connection: a resumed session delivers right after CONNACK
+      client = mqtt.connect(broker.url, { protocolVersion: 5, clientId, clean: false, properties: { sessionExpiryInterval: 3600 } });
       client.on("message", () => void count++);
+      const c = client;
+      await new Promise<void>((resolve, reject) => (c.once("connect", () => resolve()), c.once("error", reject)));
       await client.subscribeAsync("bench/+/v", { qos });
     },
     async stop() {
@@ -118,7 +121,9 @@ async function drain(c: Consumer, n: number, qos: 1 | 2, log?: EventLog): Promis
   log?.on("commit", onCommit);
   const t0 = performance.now();
   await c.start();
-  await waitFor(() => c.count - before >= n, `${n} messages drained`, 600_000, 2);
+  await waitFor(() => c.count - before >= n, `${n} messages drained`, 300_000, 2).catch((e: Error) => {
+    throw new Error(`${e.message}: ${c.count - before} arrived`);
+  });
   const s = (performance.now() - t0) / 1000;
   log?.off("commit", onCommit);
   await c.stop();

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it, spyOn } from "bun:test";
 import { join } from "node:path";
 import { encode } from "@msgpack/msgpack";
 import type { Subprocess } from "bun";
-import mqtt, { type MqttClient, type Packet } from "mqtt";
+import mqtt, { MqttClient, type Packet } from "mqtt";
 import { Quality, type DataFrame, type Variable } from "../../schemas/index.ts";
 import { createMqttSource, matchTopic, MqttCommitError } from "../../drivers/mqtt/index.ts";
 import type { MqttSourceDriver } from "../../drivers/mqtt/index.ts";
@@ -128,9 +128,9 @@ function sinkWith(commit: (frames: DataFrame[]) => Promise<void>): FrameSink {
   return { send: async () => undefined, commit, event: () => undefined, isPaused: false, heartbeat: () => undefined };
 }
 
-async function startAcksDriver(tx: FrameSink) {
+async function startAcksDriver(tx: FrameSink, config: Record<string, unknown> = {}, tags: Variable[] = [ackTag]) {
   const drv = createMqttSource();
-  drv.init({ id: "acks", config: { url: broker.url, clientId: "edge-src-acks-test", qos: 1, mappings: [{ topic: "acks/+", tag: "acks/{1}" }] }, tags: [ackTag] });
+  drv.init({ id: "acks", config: { url: broker.url, clientId: "edge-src-acks-test", qos: 1, mappings: [{ topic: "acks/+", tag: "acks/{1}" }], ...config }, tags });
   const ctl = new AbortController();
   await drv.connect(undefined, ctl.signal);
   // the driver's own client: its outgoing packets are what the broker sees (private field, read for the test only)
@@ -203,6 +203,182 @@ describe("mqtt source driver acknowledgements", () => {
     try {
       await waitFor(() => seen.some((s) => !s.failed), "the message delivered again", 15_000);
       expect(seen.find((s) => !s.failed)!.value).toBe(41);
+    } finally {
+      second.ctl.abort();
+      await second.loop;
+      await second.drv.shutdown();
+    }
+  });
+});
+
+// ---- many messages waiting for their commits at once ----------------------------------------------
+
+type Traced = { ev: "publish" | "ack" | "pubcomp"; messageId: number; value?: number; committed?: boolean };
+
+/**
+ * Records the packets of the driver's client with id `clientId` from its first byte on (a resumed session
+ * delivers right after CONNACK, before the test could add a listener): each PUBLISH received with its
+ * value, and each PUBACK/PUBREC sent with whether the frame of that message was committed at that moment
+ * (the log sets `offset` on a frame object when it commits it).
+ */
+function traceDriverPackets(clientId: string, frameOf: (value: number) => DataFrame | undefined) {
+  const trace: Traced[] = [];
+  const valueById = new Map<number, number>();
+  const emit = MqttClient.prototype.emit as (this: MqttClient, ev: string | symbol, ...args: unknown[]) => boolean;
+  const spy = spyOn(MqttClient.prototype, "emit").mockImplementation(function (this: MqttClient, ev: string | symbol, ...args: unknown[]) {
+    if (this.options.clientId === clientId) {
+      const p = args[0] as Packet & { messageId?: number; payload?: Buffer };
+      if (ev === "packetreceive" && p.cmd === "publish" && p.messageId) {
+        const value = Number(p.payload!.toString());
+        valueById.set(p.messageId, value);
+        trace.push({ ev: "publish", messageId: p.messageId, value });
+      } else if (ev === "packetsend" && (p.cmd === "puback" || p.cmd === "pubrec")) {
+        const value = valueById.get(p.messageId!);
+        const frame = value === undefined ? undefined : frameOf(value);
+        trace.push({ ev: "ack", messageId: p.messageId!, value, committed: (frame as { offset?: number } | undefined)?.offset !== undefined });
+      } else if (ev === "packetsend" && p.cmd === "pubcomp") trace.push({ ev: "pubcomp", messageId: p.messageId! });
+    }
+    return emit.call(this, ev, ...args);
+  } as never);
+  return { trace, restore: () => spy.mockRestore() };
+}
+
+const pipeTags: Variable[] = Array.from({ length: 10 }, (_, i) => ({ ...ackTag, tag: `pipe/t${i}`, driver: "acks" }));
+
+describe("mqtt source driver with many messages in flight", () => {
+  for (const qos of [1, 2] as const) {
+    it(`takes 500 queued QoS ${qos} messages in a few shared commits and sends every ${qos === 1 ? "PUBACK" : "PUBREC"} after its commit, in arrival order`, async () => {
+      const tmp = tempDir();
+      const log = await EventLog.open({ path: join(tmp.path, "log.duckdb"), maxDelayMs: 10 });
+      const frames = new Map<number, DataFrame>();
+      // what the driver manager's sink does for commit (drivers/manager.ts), remembering each frame object
+      const sink = sinkWith(async (fs) => {
+        for (const f of fs) frames.set(f.value as number, f);
+        await log.append(fs);
+      });
+      const clientId = `edge-src-pipe-qos${qos}`;
+      const config = { clientId, qos, mappings: [{ topic: "pipe/+", tag: "pipe/{1}" }] };
+      try {
+        // run 1: the session and its subscription exist at the broker
+        const first = await startAcksDriver(sink, config, pipeTags);
+        const probeAcked = new Promise<void>((r) => first.client.on("packetsend", (p: Packet) => void ((p.cmd === "puback" || p.cmd === "pubrec") && r())));
+        await waitFor(async () => {
+          if (!frames.has(-1)) await device.publishAsync("pipe/t0", "-1", { qos });
+          return frames.has(-1);
+        }, "the driver subscribed", 15_000, 300);
+        await probeAcked;
+        first.ctl.abort();
+        await first.loop;
+        await first.drv.shutdown();
+        // 500 messages wait at the broker, then the driver takes them all at once
+        for (let i = 0; i < 500; i += 50) await Promise.all(Array.from({ length: 50 }, (_, k) => device.publishAsync(`pipe/t${(i + k) % 10}`, String(i + k), { qos })));
+        let commits = 0;
+        log.on("commit", () => void commits++);
+        const { trace, restore } = traceDriverPackets(clientId, (v) => frames.get(v));
+        const second = await startAcksDriver(sink, config, pipeTags);
+        try {
+          await waitFor(() => trace.filter((e) => e.ev === "ack" && e.value! >= 0).length >= 500, "500 acks", 30_000);
+          if (qos === 2) await waitFor(() => trace.filter((e) => e.ev === "pubcomp").length >= 500, "the QoS 2 handshakes completed (PUBCOMP)", 30_000);
+        } finally {
+          restore();
+          second.ctl.abort();
+          expect(await second.loop).toBeNull();
+          await second.drv.shutdown();
+        }
+        const acks = trace.filter((e) => e.ev === "ack");
+        const received = trace.filter((e) => e.ev === "publish");
+        // never before the commit
+        expect(acks.filter((a) => !a.committed)).toEqual([]);
+        // in arrival order, one ack per message
+        expect(acks.map((a) => a.value)).toEqual(received.map((r) => r.value));
+        expect(received.filter((r) => r.value! >= 0).map((r) => r.value)).toEqual(Array.from({ length: 500 }, (_, i) => i));
+        // one message per commit (the old serial handling) would be 500 commits
+        expect(commits).toBeLessThan(50);
+        // committed in arrival order
+        const offsets = Array.from({ length: 500 }, (_, i) => (frames.get(i) as { offset?: number }).offset!);
+        expect(offsets).toEqual([...offsets].sort((a, b) => a - b));
+      } finally {
+        await log.close();
+        tmp.cleanup();
+      }
+    }, 60_000);
+  }
+
+  it("keeps at most receiveMaximum messages waiting for their commits: the broker holds the rest until acks free the window", async () => {
+    const pending: { value: number; release: () => void }[] = [];
+    let hold = true;
+    const taken: number[] = [];
+    const { drv, ctl, loop } = await startAcksDriver(
+      sinkWith(async (fs) => {
+        taken.push(fs[0]!.value as number);
+        if (hold) await new Promise<void>((release) => pending.push({ value: fs[0]!.value as number, release }));
+      }),
+      { clientId: "edge-src-window-test", receiveMaximum: 10, mappings: [{ topic: "window/+", tag: "pipe/{1}" }] },
+      pipeTags,
+    );
+    try {
+      await waitFor(async () => {
+        if (taken.length === 0) await device.publishAsync("window/t0", "-1", { qos: 1 });
+        return taken.length > 0;
+      }, "the driver subscribed", 15_000, 300);
+      for (let i = 0; i < 30; i++) await device.publishAsync(`window/t${i % 10}`, String(i), { qos: 1 });
+      // the probe and the first 9: ten commits wait at once (serial handling would show one)
+      await waitFor(() => taken.length >= 10, "ten commits in flight");
+      await Bun.sleep(300); // nothing to await: we check that no 11th message arrives while ten are unacknowledged
+      expect(taken).toEqual([-1, ...Array.from({ length: 9 }, (_, i) => i)]);
+      hold = false;
+      for (const p of pending.splice(0)) p.release();
+      await waitFor(() => taken.length >= 31, "the rest after the acks");
+      expect(taken).toEqual([-1, ...Array.from({ length: 30 }, (_, i) => i)]);
+    } finally {
+      hold = false;
+      for (const p of pending.splice(0)) p.release();
+      ctl.abort();
+      await loop;
+      await drv.shutdown();
+    }
+  });
+
+  it("acknowledges the messages before a failed commit and none from it on, and the broker delivers those again", async () => {
+    const clientId = "edge-src-pipe-fail";
+    const seen: number[] = [];
+    const frames = new Map<number, DataFrame>();
+    const config = { clientId, mappings: [{ topic: "pfail/+", tag: "pipe/{1}" }] };
+    // commits take 50 ms and run concurrently; the commit of message 5 fails
+    const failing = sinkWith(async (fs) => {
+      const v = fs[0]!.value as number;
+      frames.set(v, fs[0]!);
+      seen.push(v);
+      await Bun.sleep(50);
+      if (v === 5) throw new Error("disk full");
+      (fs[0] as { offset?: number }).offset = v; // committed (what the log does)
+    });
+    const first = await startAcksDriver(failing, config, pipeTags);
+    await waitFor(async () => {
+      if (!seen.includes(-1)) await device.publishAsync("pfail/t0", "-1", { qos: 1 });
+      return seen.includes(-1);
+    }, "the driver subscribed", 15_000, 300);
+    await waitFor(() => (frames.get(-1) as { offset?: number } | undefined)?.offset !== undefined, "the probe committed");
+    const { trace, restore } = traceDriverPackets(clientId, (v) => frames.get(v));
+    let err: Error | null;
+    try {
+      await Promise.all(Array.from({ length: 20 }, (_, i) => device.publishAsync(`pfail/t${i % 10}`, String(i), { qos: 1 })));
+      err = await first.loop;
+    } finally {
+      restore();
+      first.ctl.abort();
+      await first.drv.shutdown();
+    }
+    expect(err).toBeInstanceOf(MqttCommitError);
+    const acked = trace.filter((e) => e.ev === "ack").map((e) => e.value);
+    expect(trace.filter((e) => e.ev === "ack" && !e.committed)).toEqual([]);
+    // in order up to the failed one, nothing after it (whatever the order the commits ended in)
+    expect(acked.filter((v) => v! >= 0)).toEqual([0, 1, 2, 3, 4]);
+    // restarted: 5..19 come again
+    const again: number[] = [];
+    const second = await startAcksDriver(sinkWith(async (fs) => void again.push(fs[0]!.value as number)), config, pipeTags);
+    try {
+      await waitFor(() => Array.from({ length: 15 }, (_, i) => i + 5).every((v) => again.includes(v)), "5..19 delivered again", 15_000);
     } finally {
       second.ctl.abort();
       await second.loop;
