@@ -143,10 +143,16 @@ export class MqttSourceDriver implements Driver {
     this.client = client;
     try {
       await new Promise<void>((resolve, reject) => {
-        const onAbort = () => reject(new DriverError(this.id, "connect aborted"));
+        const onAbort = () => (client.off("error", onError), reject(new DriverError(this.id, "connect aborted")));
+        const onError = (e: Error) => {
+          if (e === ACK_DEFERRED) return;
+          signal.removeEventListener("abort", onAbort);
+          client.off("error", onError);
+          reject(new DriverError(this.id, `broker ${url}: ${e.message}`, { cause: e }));
+        };
         signal.addEventListener("abort", onAbort, { once: true });
-        client.once("connect", () => (signal.removeEventListener("abort", onAbort), resolve()));
-        client.once("error", (e) => (signal.removeEventListener("abort", onAbort), reject(new DriverError(this.id, `broker ${url}: ${e.message}`, { cause: e }))));
+        client.on("error", onError);
+        client.once("connect", () => (signal.removeEventListener("abort", onAbort), client.off("error", onError), resolve()));
       });
     } catch (e) {
       await client.endAsync(true).catch(() => undefined);

@@ -246,8 +246,13 @@ function traceDriverPackets(clientId: string, frameOf: (value: number) => DataFr
 const pipeTags: Variable[] = Array.from({ length: 10 }, (_, i) => ({ ...ackTag, tag: `pipe/t${i}`, driver: "acks" }));
 
 describe("mqtt source driver with many messages in flight", () => {
-  for (const qos of [1, 2] as const) {
-    it(`takes 500 queued QoS ${qos} messages in a few shared commits and sends every ${qos === 1 ? "PUBACK" : "PUBREC"} after its commit, in arrival order`, async () => {
+  const cases = [
+    { qos: 1, protocolVersion: 5 },
+    { qos: 2, protocolVersion: 5 },
+    { qos: 1, protocolVersion: 4 }, // MQTT 3.1.1: no Receive Maximum, the broker's in-flight limit applies
+  ] as const;
+  for (const { qos, protocolVersion } of cases) {
+    it(`takes 500 queued QoS ${qos} messages (MQTT ${protocolVersion === 5 ? "5" : "3.1.1"}) in a few shared commits and sends every ${qos === 1 ? "PUBACK" : "PUBREC"} after its commit, in arrival order`, async () => {
       const tmp = tempDir();
       const log = await EventLog.open({ path: join(tmp.path, "log.duckdb"), maxDelayMs: 10 });
       const frames = new Map<number, DataFrame>();
@@ -256,8 +261,8 @@ describe("mqtt source driver with many messages in flight", () => {
         for (const f of fs) frames.set(f.value as number, f);
         await log.append(fs);
       });
-      const clientId = `edge-src-pipe-qos${qos}`;
-      const config = { clientId, qos, mappings: [{ topic: "pipe/+", tag: "pipe/{1}" }] };
+      const clientId = `edge-src-pipe-qos${qos}-v${protocolVersion}`;
+      const config = { clientId, qos, protocolVersion, mappings: [{ topic: "pipe/+", tag: "pipe/{1}" }] };
       try {
         // run 1: the session and its subscription exist at the broker
         const first = await startAcksDriver(sink, config, pipeTags);
