@@ -40,7 +40,9 @@ function ensureDeps() {
 /** The Debian packages the tests run for real (brokers, servers); installed when missing, as root. */
 function ensureDebian() {
   const wanted = pkg.edge?.debianPackages ?? [];
-  const missing = wanted.filter((p) => spawnSync("dpkg", ["-s", p], { stdio: "ignore" }).status !== 0);
+  // "install ok installed" only: a removed package keeps a status entry (deinstall ... config-files)
+  const isInstalled = (p) => spawnSync("dpkg-query", ["-W", "-f=${Status}", p], { encoding: "utf8" }).stdout?.trim() === "install ok installed";
+  const missing = wanted.filter((p) => !isInstalled(p));
   if (missing.length === 0) return;
   if (process.getuid?.() !== 0) {
     console.error(`bootstrap: the tests need these Debian packages: ${missing.join(" ")}\n  install them with: sudo apt-get install -y ${missing.join(" ")}`);
