@@ -1,7 +1,8 @@
 // Ingest benchmark (`bun run bench ingest`): committed frames/s through the full writer (EventLog.append
 // with group commit, offsets, and a live follower consuming the tail) next to the raw DuckDB appender
 // for the same rows (same table, same batch size, BEGIN/append/flush/COMMIT per batch), measured in the
-// same run; commit latency p50/p99 from the log's 'commit' events; RSS before and after.
+// same run; commit latency p50/p99 from the log's 'commit' events under that flood, and per append at a
+// steady rate; RSS before and after.
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { BIGINT, DOUBLE, DuckDBDataChunk, DuckDBInstance, UINTEGER, UTINYINT, VARCHAR, type DuckDBAppender } from "@duckdb/node-api";
@@ -50,6 +51,27 @@ async function fullWriter(path: string) {
   const seconds = (performance.now() - t0) / 1000;
   await log.close();
   return { rate: FRAMES / seconds, seconds, latencies, followed };
+}
+
+/**
+ * Commit latency at a steady rate, as a plant produces it (not a flood): one poll of TAGS frames every
+ * `everyMs`, each append timed from the call to its commit.
+ */
+async function steadyLatency(path: string, framesPerSecond: number, seconds: number) {
+  const log = await EventLog.open({ path, batchSize: BATCH, maxDelayMs: 10 });
+  const everyMs = (TAGS / framesPerSecond) * 1000;
+  const latencies: number[] = [];
+  const appends: Promise<unknown>[] = [];
+  const t0 = performance.now();
+  for (let n = 0; performance.now() - t0 < seconds * 1000; n++) {
+    const at = performance.now();
+    appends.push(log.append(poll(n)).then(() => latencies.push(performance.now() - at)));
+    const next = t0 + (n + 1) * everyMs;
+    await Bun.sleep(Math.max(0, next - performance.now()));
+  }
+  await Promise.all(appends);
+  await log.close();
+  return latencies;
 }
 
 const LOG_TYPES = [BIGINT, UTINYINT, BIGINT, VARCHAR, UTINYINT, DOUBLE, VARCHAR, UINTEGER, VARCHAR, VARCHAR, BIGINT];
@@ -152,6 +174,8 @@ try {
     Bun.gc(true);
   }
   if (!full) throw new Error("no run");
+  const STEADY = 50_000;
+  const steady = await steadyLatency(join(dir.path, "steady.duckdb"), STEADY, 5);
   Bun.gc(true);
   const rssAfter = rssMiB();
   if (full.followed < FRAMES) throw new Error(`the follower saw ${full.followed} of ${FRAMES} frames`);
@@ -162,6 +186,8 @@ try {
     { metric: "writer: mean frames per commit (batches grow while a commit runs)", value: FRAMES / full.latencies.length, unit: "frames" },
     { metric: "commit latency p50 (append -> committed)", value: percentile(full.latencies, 50), unit: "ms" },
     { metric: "commit latency p99", value: percentile(full.latencies, 99), unit: "ms" },
+    { metric: `commit latency p50 at a steady ${STEADY.toLocaleString("en-US")} frames/s (polls of ${TAGS}, maxDelayMs 10)`, value: percentile(steady, 50), unit: "ms" },
+    { metric: `commit latency p99 at a steady ${STEADY.toLocaleString("en-US")} frames/s`, value: percentile(steady, 99), unit: "ms" },
     { metric: "RSS before", value: rssBefore, unit: "MiB" },
     { metric: "RSS after", value: rssAfter, unit: "MiB" },
   ]);
