@@ -1,11 +1,15 @@
 // Hot reload: the config directory is watched; an edit is loaded and validated as a whole. A bad edit
 // is refused with the file and path (log line + `config.rejected` event frame) and the running config
 // stays. A good one replaces the tag catalog (bridges follow its 'change' event) and restarts only the
-// drivers whose entry, endpoint or tags changed. Ports and the data directory need a restart.
+// drivers whose entry, endpoint or tags changed. Of gateway.yml only `modbusSlave.map` applies live
+// (the slave rebuilds its register map on the catalog's 'change'); ports, the data directory and the
+// rest of gateway.yml need a restart.
 import { watch, type FSWatcher } from "node:fs";
+import { join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { parseEndpointUrl, type Endpoint } from "../drivers/index.ts";
-import { ConfigError, type DriverEntry, type Variable } from "../schemas/index.ts";
+import { parseModbusSlaveConfig } from "../bridges/modbus-slave/index.ts";
+import { ConfigError, type DriverEntry, type GatewayConfig, type Variable } from "../schemas/index.ts";
 import { loadConfig, type Config } from "./config.ts";
 import type { GatewayContext, Service } from "./context.ts";
 import { tagValidators } from "./validators.ts";
@@ -45,8 +49,14 @@ export interface ReloadResult {
 export async function reloadConfig(ctx: GatewayContext): Promise<ReloadResult> {
   const result: ReloadResult = { ok: false, driversRestarted: [], driversAdded: [], driversRemoved: [], tags: ctx.catalog.size };
   let next: Config;
+  let edited: GatewayConfig; // gateway.yml as now on disk
   try {
     next = loadConfig(ctx.config.dir, tagValidators);
+    edited = next.gateway;
+    next.gateway = liveGateway(ctx.config.gateway, edited);
+    // the slave rebuilds its map from this section against the new tags on the catalog's 'change': check
+    // it here, before anything is applied, so a bad map (overlap, unknown or removed tag) refuses the edit
+    parseModbusSlaveConfig(next.gateway.modbusSlave, join(next.dir, "gateway.yml"), new Map(next.tags.map((t) => [t.tag, t])));
   } catch (e) {
     result.error = e instanceof ConfigError ? e.message : `config reload failed: ${(e as Error).message}`;
     ctx.logger.error({ error: result.error }, "configuration edit refused; the running configuration stays");
@@ -71,8 +81,7 @@ export async function reloadConfig(ctx: GatewayContext): Promise<ReloadResult> {
     ctx.drivers.add(spec.entry, spec.endpoint, spec.tags);
     result.driversAdded.push(id);
   }
-  if (!isDeepStrictEqual(next.gateway, ctx.config.gateway)) ctx.logger.warn("gateway.yml changed: ports, data directory and log tuning apply after a restart");
-  next.gateway = ctx.config.gateway;
+  if (!isDeepStrictEqual(edited, next.gateway)) ctx.logger.warn("gateway.yml changed: ports, data directory and log tuning apply after a restart");
   ctx.config = next;
   ctx.catalog.replace(next.tags);
   result.ok = true;
@@ -80,6 +89,15 @@ export async function reloadConfig(ctx: GatewayContext): Promise<ReloadResult> {
   ctx.logger.info(result, "configuration reloaded");
   ctx.drivers.appendEvent({ kind: "event", type: "config.reloaded", source: "gateway", ts: Date.now() * 1000, data: { ...result } });
   return result;
+}
+
+/** The running gateway section with the parts of the edited one that apply live: the Modbus slave's map. */
+function liveGateway(running: GatewayConfig, edited: GatewayConfig): GatewayConfig {
+  const { map } = edited.modbusSlave as { map?: unknown }; // the slave's schema owns `map` (bridges/modbus-slave/config.ts)
+  const modbusSlave: Record<string, unknown> = { ...running.modbusSlave };
+  if (map === undefined) delete modbusSlave.map;
+  else modbusSlave.map = map;
+  return { ...running, modbusSlave: modbusSlave as GatewayConfig["modbusSlave"] };
 }
 
 /** Watches the config directory and reloads after edits settle. */

@@ -16,7 +16,7 @@ export const earlyServices: ServiceFactory[] = [demoPlcService];
 export const services: ServiceFactory[] = [
   (ctx) => historyService(ctx),
   (ctx) => (ctx.config.gateway.watchConfig ? configWatcher(ctx) : null),
-  (ctx) => createModbusSlave({ ...ctx, registry: ctx.metrics.registry }),
+  (ctx) => createModbusSlave({ ...ctx, get config() { return ctx.config; }, registry: ctx.metrics.registry }), // getter: the map follows reloads
   (ctx) => (ctx.config.gateway.opcua.enabled ? createOpcuaServer(ctx) : null),
   (ctx) => createMqttNorth({ log: ctx.log, catalog: ctx.catalog, registry: ctx.metrics.registry, logger: ctx.logger, gatewayId: ctx.config.gateway.gatewayId, section: ctx.config.gateway.mqtt, configDir: ctx.config.dir, commands: ctx.commands }),
 ];

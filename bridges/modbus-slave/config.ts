@@ -61,8 +61,9 @@ export type ResolvedEntry = MapEntry & { type: RegisterType; width: number; inde
 /**
  * Validates the section, resolves each entry's type from the catalog and refuses overlapping
  * entries (same unit and area, intersecting address ranges) with a ConfigError naming the file and path.
+ * `catalog` is anything with `get(tag)`: config reload checks a new map against the new tags before applying them.
  */
-export function parseModbusSlaveConfig(raw: unknown, file: string, catalog: Catalog): { config: ModbusSlaveConfig; entries: ResolvedEntry[] } {
+export function parseModbusSlaveConfig(raw: unknown, file: string, catalog: Pick<Catalog, "get">): { config: ModbusSlaveConfig; entries: ResolvedEntry[] } {
   const config = parseWithSchema(ModbusSlaveConfig, raw, file, "modbusSlave");
   const entries: ResolvedEntry[] = config.map.map((e, i) => {
     const path = `modbusSlave.map[${i}]`;

@@ -9,10 +9,11 @@ import { parseModbusSlaveConfig } from "./config.ts";
 import { ModbusSlave, type CommandExecutor } from "./server.ts";
 
 export { ModbusSlave, type CommandExecutor, type SlaveStats } from "./server.ts";
-export { ModbusSlaveConfig, MapEntry, parseModbusSlaveConfig } from "./config.ts";
+export { ModbusSlaveConfig, MapEntry, parseModbusSlaveConfig, type ResolvedEntry } from "./config.ts";
 
 /** The part of the gateway's context the slave uses (the composition root passes its context). */
 export interface ModbusSlaveDeps {
+  /** read again on every catalog 'change' (config reload): pass a getter of the current config to follow reloads */
   config: { dir: string; gateway: { modbusSlave: unknown } };
   log: EventLog;
   catalog: Catalog;
@@ -24,9 +25,12 @@ export interface ModbusSlaveDeps {
 
 /** The slave as a gateway service, or null when `modbusSlave.enabled` is false. Config errors throw ConfigError. */
 export function createModbusSlave(deps: ModbusSlaveDeps): (ModbusSlave & { name: string }) | null {
-  const { config, entries } = parseModbusSlaveConfig(deps.config.gateway.modbusSlave, join(deps.config.dir, "gateway.yml"), deps.catalog);
+  const parse = () => parseModbusSlaveConfig(deps.config.gateway.modbusSlave, join(deps.config.dir, "gateway.yml"), deps.catalog);
+  const { config, entries } = parse();
   if (!config.enabled) return null;
-  const slave = new ModbusSlave({ config, entries, log: deps.log, catalog: deps.catalog, commands: deps.commands, logger: deps.logger });
+  // only the map follows reloads; the listener settings of `config` stay until a restart
+  const currentMap = () => parse().entries;
+  const slave = new ModbusSlave({ config, entries, log: deps.log, catalog: deps.catalog, commands: deps.commands, logger: deps.logger, currentMap });
   if (deps.registry) exposeStats(slave, deps.registry);
   return Object.assign(slave, { name: "modbus-slave" });
 }

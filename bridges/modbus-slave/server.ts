@@ -36,7 +36,12 @@ export interface SlaveOptions {
   log: EventLog;
   catalog: Catalog;
   commands: CommandExecutor;
-  logger?: Pick<Logger, "info" | "warn" | "debug">;
+  logger?: Pick<Logger, "info" | "warn" | "debug" | "error">;
+  /**
+   * The current register map, asked again on every catalog 'change' (config reload); throws ConfigError
+   * when it is invalid, and then the old map keeps serving. Absent: the map is fixed at construction.
+   */
+  currentMap?: () => ResolvedEntry[];
 }
 
 export interface SlaveStats {
@@ -73,7 +78,8 @@ const refusalCode: Record<WriteRefusal, number> = {
 };
 
 export class ModbusSlave {
-  readonly image: RegisterImage;
+  /** replaced whole by remap(); requests and the log tail use whichever image is current */
+  private current: RegisterImage;
   readonly stats: SlaveStats = { connections: 0, refused: 0, requests: 0, exceptions: {}, badFrames: 0, writes: 0 };
   private listener: TCPSocketListener<Conn> | null = null;
   private readonly abort = new AbortController();
@@ -81,9 +87,36 @@ export class ModbusSlave {
   private readonly allow: ((ip: string) => boolean) | null;
 
   constructor(private readonly opts: SlaveOptions) {
-    this.image = new RegisterImage(opts.entries, opts.config.unmapped);
+    this.current = new RegisterImage(opts.entries, opts.config.unmapped);
     this.allow = opts.config.allowlist ? compileAllowlist(opts.config.allowlist) : null;
   }
+
+  get image(): RegisterImage {
+    return this.current;
+  }
+
+  /**
+   * Serves a new register map from now on, without touching connections. The new image is filled from
+   * the log's latest committed values and swapped in within one tick, so the tail's next page lands in it
+   * and no value is missed (frames the tail has not delivered yet are re-applied in log order, ending at
+   * the same values); a write already waiting for its ack answers from the new image.
+   */
+  remap(entries: ResolvedEntry[]): void {
+    const image = new RegisterImage(entries, this.opts.config.unmapped);
+    for (const [tag, f] of this.opts.log.latest()) image.update(tag, f.value);
+    this.current = image;
+  }
+
+  /** A config reload replaced the catalog: the map may name other tags or types now. Never throws (an emitter's listener). */
+  private readonly onCatalogChange = (): void => {
+    try {
+      const entries = this.opts.currentMap!(); // listened to only when currentMap is set
+      this.remap(entries);
+      this.opts.logger?.info({ entries: entries.length }, "modbus slave: register map reloaded");
+    } catch (err) {
+      this.opts.logger?.error({ error: (err as Error).message }, "modbus slave: new register map refused; the old map keeps serving");
+    }
+  };
 
   get port(): number {
     return this.listener?.port ?? 0;
@@ -94,8 +127,9 @@ export class ModbusSlave {
     const { log } = this.opts;
     // head and latest() are read in the same tick, so the tail starts exactly after the snapshot
     const from = log.head + 1;
-    for (const [tag, f] of log.latest()) this.image.update(tag, f.value);
+    for (const [tag, f] of log.latest()) this.current.update(tag, f.value);
     this.tail = this.follow(from);
+    if (this.opts.currentMap) this.opts.catalog.on("change", this.onCatalogChange);
     const { host, port, idleTimeoutMs } = this.opts.config;
     const idleS = Math.max(1, Math.ceil(idleTimeoutMs / 1000));
     this.listener = Bun.listen<Conn>({
@@ -123,6 +157,7 @@ export class ModbusSlave {
   }
 
   async stop(): Promise<void> {
+    this.opts.catalog.off("change", this.onCatalogChange);
     this.abort.abort();
     this.listener?.stop(true);
     this.listener = null;
@@ -133,7 +168,7 @@ export class ModbusSlave {
     const signal = this.abort.signal;
     try {
       for await (const page of this.opts.log.follow({ from, kinds: ["data"], signal })) {
-        for (const f of page) if (f.kind === "data") this.image.update(f.tag, f.value);
+        for (const f of page) if (f.kind === "data") this.current.update(f.tag, f.value);
       }
     } catch (err) {
       if (!signal.aborted) this.opts.logger?.warn({ err }, "modbus slave: log tail failed");
@@ -282,14 +317,14 @@ export class ModbusSlave {
   // ---- requests -------------------------------------------------------------------------------
   private handle(c: Conn, tid: number, unit: number, pdu: Uint8Array): Uint8Array | Promise<Uint8Array> {
     const req = parseRequest(pdu);
-    if (!this.image.hasUnit(unit)) throw new ModbusException(ExceptionCode.GatewayPathUnavailable, `unit ${unit} not served`);
+    if (!this.current.hasUnit(unit)) throw new ModbusException(ExceptionCode.GatewayPathUnavailable, `unit ${unit} not served`);
     switch (req.fc) {
       case 1:
       case 2:
-        return frame(tid, unit, bitsResponse(req.fc, this.image.read(unit, req.fc === 1 ? "coil" : "discrete", req.address, req.quantity)));
+        return frame(tid, unit, bitsResponse(req.fc, this.current.read(unit, req.fc === 1 ? "coil" : "discrete", req.address, req.quantity)));
       case 3:
       case 4:
-        return frame(tid, unit, wordsResponse(req.fc, this.image.read(unit, req.fc === 3 ? "holding" : "input", req.address, req.quantity)));
+        return frame(tid, unit, wordsResponse(req.fc, this.current.read(unit, req.fc === 3 ? "holding" : "input", req.address, req.quantity)));
       case 5:
       case 15:
       case 6:
@@ -298,7 +333,7 @@ export class ModbusSlave {
       case 23:
         // the read part answers after the write's ack, so it shows the state the write was applied to
         return this.write(c, unit, { fc: 16, address: req.write.address, words: req.write.words }).then(() =>
-          frame(tid, unit, wordsResponse(23, this.image.read(unit, "holding", req.read.address, req.read.quantity))),
+          frame(tid, unit, wordsResponse(23, this.current.read(unit, "holding", req.read.address, req.read.quantity))),
         );
     }
   }
@@ -307,7 +342,7 @@ export class ModbusSlave {
   private async write(c: Conn, unit: number, req: Request & { fc: 5 | 6 | 15 | 16 }): Promise<void> {
     const isBits = req.fc === 5 || req.fc === 15;
     const values = isBits ? (req as { bits: boolean[] }).bits.map((b) => (b ? 1 : 0)) : (req as { words: Uint16Array }).words;
-    const plans = this.image.planWrite(unit, isBits ? "coil" : "holding", req.address, values);
+    const plans = this.current.planWrite(unit, isBits ? "coil" : "holding", req.address, values);
     const checked = plans.map(({ entry, value }) => {
       const tag = this.opts.catalog.get(entry.tag);
       // a 64-bit register pair written to a tag that is not 64-bit: compare as a number
