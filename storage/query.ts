@@ -6,7 +6,7 @@ import { JSDuckDBValueConverter, StatementType, type DuckDBConnection, type Duck
 import type { Variable } from "../schemas/config.ts";
 import type { EventLog } from "./log.ts";
 import { QueryRefused, QueryError, QueryTimeout } from "./errors.ts";
-import { createViews, fillTagCatalog, mainSchema, QUERY_VIEWS, refreshArchiveView, tenantViewsSql } from "./views.ts";
+import { createScopeTagsSql, createViews, fillTagCatalog, mainSchema, QUERY_VIEWS, refreshArchiveView, SCOPE_TAGS, scopedViewsSql, type ReadScope } from "./views.ts";
 
 export interface QueryEngineOptions {
   /** the archive folder (Parquet), or null when there is none */
@@ -15,8 +15,10 @@ export interface QueryEngineOptions {
   timeoutMs?: number;
   /** default and maximum rows per result */
   maxRows?: number;
-  /** idle connections kept per tenant */
+  /** idle connections kept per reader scope (tenant + allowed tags) */
   poolSize?: number;
+  /** reader scopes whose idle connections are kept (least recently used beyond it are closed) */
+  maxScopes?: number;
 }
 
 export interface RunOptions {
@@ -25,6 +27,8 @@ export interface RunOptions {
   maxRows?: number;
   /** when set, every view shows only this tenant's tags */
   tenant?: string | null;
+  /** when set, every view shows only these tags (rows without a tag are hidden); [] shows none */
+  tags?: readonly string[] | null;
   signal?: AbortSignal;
 }
 
@@ -54,6 +58,7 @@ export class QueryEngine {
   private readonly timeoutMs: number;
   private readonly maxRows: number;
   private readonly poolSize: number;
+  private readonly maxScopes: number;
   private readonly idle = new Map<string, DuckDBConnection[]>();
   private admin: DuckDBConnection | null = null;
   private hidden = new Set<string>();
@@ -67,6 +72,7 @@ export class QueryEngine {
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.maxRows = opts.maxRows ?? 1_000_000;
     this.poolSize = opts.poolSize ?? 4;
+    this.maxScopes = opts.maxScopes ?? 16;
   }
 
   /** Creates the views and the catalog table. */
@@ -99,23 +105,47 @@ export class QueryEngine {
     );
     this.hidden = new Set(r.getRows().map((x) => String(x[0]).toLowerCase()));
     for (const v of QUERY_VIEWS) this.hidden.delete(v);
+    // only in the temp catalog of scoped connections, so not listed above
+    this.hidden.add(SCOPE_TAGS.table);
   }
 
-  private async acquire(tenant: string | null): Promise<DuckDBConnection> {
-    const key = tenant ?? "";
+  /** A connection whose temp views show only `scope`; pooled per scope (a connection's views never change). */
+  private async acquire(scope: ReadScope, key: string): Promise<DuckDBConnection> {
     const pool = this.idle.get(key);
     if (pool?.length) return pool.pop()!;
     const conn = await this.log.connect();
-    if (tenant !== null) for (const sql of tenantViewsSql(tenant, await mainSchema(conn))) await conn.run(sql);
+    try {
+      if (scope.tags !== null) {
+        await conn.run(createScopeTagsSql);
+        const app = await conn.createAppender(SCOPE_TAGS.table, SCOPE_TAGS.schema, SCOPE_TAGS.catalog);
+        for (const tag of scope.tags) {
+          app.appendVarchar(tag);
+          app.endRow();
+        }
+        app.flushSync();
+        app.closeSync();
+      }
+      for (const sql of scopedViewsSql(scope, await mainSchema(conn))) await conn.run(sql);
+    } catch (e) {
+      conn.closeSync();
+      throw e;
+    }
     return conn;
   }
 
-  private release(tenant: string | null, conn: DuckDBConnection): void {
-    const key = tenant ?? "";
+  private release(key: string, conn: DuckDBConnection): void {
     const pool = this.idle.get(key) ?? [];
     if (this.stopped || pool.length >= this.poolSize) return conn.closeSync();
     pool.push(conn);
+    // re-inserted last: the Map's order is the scopes' order of use, oldest first
+    this.idle.delete(key);
     this.idle.set(key, pool);
+    // every token with its own tag patterns is a scope: keep the idle connections of the recent ones only
+    for (const [k, old] of this.idle) {
+      if (this.idle.size <= this.maxScopes) break;
+      for (const c of old) c.closeSync();
+      this.idle.delete(k);
+    }
   }
 
   /**
@@ -210,10 +240,11 @@ export class QueryEngine {
    */
   async run(sql: string, ro: RunOptions = {}): Promise<QueryResult> {
     if (this.stopped) throw new QueryError("the query engine is stopped");
-    const tenant = ro.tenant ?? null;
+    const scope: ReadScope = { tenant: ro.tenant ?? null, tags: ro.tags ? [...new Set(ro.tags)].sort() : null };
+    const key = JSON.stringify([scope.tenant, scope.tags]);
     const timeoutMs = Math.min(ro.timeoutMs ?? this.timeoutMs, this.timeoutMs);
     const maxRows = Math.min(ro.maxRows ?? this.maxRows, this.maxRows);
-    const conn = await this.acquire(tenant);
+    const conn = await this.acquire(scope, key);
     let timedOut = false;
     let done = false;
     const interrupt = () => {
@@ -230,7 +261,7 @@ export class QueryEngine {
       clearTimeout(timer);
       ro.signal?.removeEventListener("abort", interrupt);
       this.running.delete(conn);
-      this.release(tenant, conn);
+      this.release(key, conn);
     };
     this.running.add(conn);
     const fail = (e: unknown): never => {

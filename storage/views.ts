@@ -122,12 +122,31 @@ export async function fillTagCatalog(conn: DuckDBConnection, tags: readonly Vari
   }
 }
 
-/** Temp views (connection-local, they shadow `main`) that show a tenant only its own tags. */
-export function tenantViewsSql(tenant: string, m: string): string[] {
-  const mine = `tag IN (SELECT tag FROM ${m}.tag_catalog WHERE tenant = ${sqlString(tenant)})`;
-  return QUERY_VIEWS.map((v) =>
-    v === "tags"
-      ? `CREATE OR REPLACE TEMP VIEW tags AS SELECT * FROM ${m}.tags WHERE tenant = ${sqlString(tenant)}`
-      : `CREATE OR REPLACE TEMP VIEW ${v} AS SELECT * FROM ${m}.${v} WHERE ${mine}`,
-  );
+/** What one reader may see: its tenant's tags and/or an explicit list of tags (null: no restriction of that kind). */
+export interface ReadScope {
+  tenant: string | null;
+  /** the allowed tags, resolved by the caller (e.g. from a token's tag patterns over the catalog) */
+  tags: readonly string[] | null;
 }
+
+/**
+ * The connection-local table of a scope's allowed tags. It lives in the temp catalog, so no other
+ * connection sees it, and the views name it fully qualified, so a user CTE cannot shadow it.
+ */
+export const SCOPE_TAGS = { catalog: "temp", schema: "main", table: "reader_tags" } as const;
+
+/**
+ * Temp views (connection-local, they shadow `main`) that show a reader only the tags of its scope.
+ * Rows without a tag (operator events) fail `tag IN (...)` and are hidden from any restricted scope.
+ * With `scope.tags` set, the caller fills SCOPE_TAGS first (createScopeTagsSql, then an appender).
+ */
+export function scopedViewsSql(scope: ReadScope, m: string): string[] {
+  const conds: string[] = [];
+  if (scope.tenant !== null) conds.push(`tag IN (SELECT tag FROM ${m}.tag_catalog WHERE tenant = ${sqlString(scope.tenant)})`);
+  if (scope.tags !== null) conds.push(`tag IN (SELECT tag FROM ${SCOPE_TAGS.catalog}.${SCOPE_TAGS.schema}.${SCOPE_TAGS.table})`);
+  if (conds.length === 0) return [];
+  const where = conds.join(" AND ");
+  return QUERY_VIEWS.map((v) => `CREATE OR REPLACE TEMP VIEW ${v} AS SELECT * FROM ${m}.${v} WHERE ${where}`);
+}
+
+export const createScopeTagsSql = `CREATE OR REPLACE TEMP TABLE ${SCOPE_TAGS.table} (tag VARCHAR PRIMARY KEY)`;

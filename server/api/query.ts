@@ -1,17 +1,25 @@
 // History over HTTP: POST /api/query (sandboxed SQL, JSON/CSV/Arrow), GET /api/tags/:tag/history
 // (time buckets for charts), GET /api/frames (replay by offset) and the WebSocket /api/stream (live
 // frames from an offset, gapless). Every route needs a JWT with the `read` scope; when the catalog
-// has more than one tenant, a token sees only its tenant's tags.
+// has more than one tenant, a token sees only its tenant's tags, and a token with a `tags` claim only
+// the catalog tags its patterns cover (in SQL as the list of those tags, resolved per request).
 import { Elysia, t } from "elysia";
 import { QueryError, QueryRefused, QueryTimeout, jsonStringify, type EventLog } from "../../storage/index.ts";
 import type { Logged } from "../../schemas/index.ts";
-import { AuthError, TokenVerifier } from "../auth/index.ts";
+import { AuthError, tagMatcher, TokenVerifier } from "../auth/index.ts";
 import type { GatewayContext } from "../context.ts";
 import { historyOf } from "../history.ts";
 import { CONTENT_TYPE, encodeResult, pickFormat } from "./query-format.ts";
 
-/** Who may read: the tenant whose tags they see (null: every tag). Throws AuthError. */
-export type ReadAuthorizer = (authorization: string | undefined) => Promise<{ sub: string; tenant: string | null }>;
+/** Who reads: the tenant whose tags they see (null: every tenant) and their tag patterns (null: every tag). */
+export interface Reader {
+  sub: string;
+  tenant: string | null;
+  tags: string[] | null;
+}
+
+/** Checks a request's credentials and says who reads. Throws AuthError. */
+export type ReadAuthorizer = (authorization: string | undefined) => Promise<Reader>;
 
 /** The gateway's read check: a valid JWT with scope `read`; tenant filtering when tenants are configured. */
 export function jwtReadAuthorizer(ctx: GatewayContext): ReadAuthorizer {
@@ -20,7 +28,7 @@ export function jwtReadAuthorizer(ctx: GatewayContext): ReadAuthorizer {
     if (!verifier.isConfigured) throw new AuthError(401, "invalid_token", "gateway.yml configures no auth keys (auth.hs256Secret or auth.jwksFile): reads are refused");
     const p = await verifier.verifyHeader(authorization);
     if (!p.scopes.includes("read")) throw new AuthError(403, "insufficient_scope", "the token has no 'read' scope");
-    return { sub: p.sub, tenant: tenantsConfigured(ctx) ? p.tenant : null };
+    return { sub: p.sub, tenant: tenantsConfigured(ctx) ? p.tenant : null, tags: p.tags };
   };
 }
 
@@ -51,11 +59,31 @@ class BadRequest extends Error {
 
 const sqlString = (s: string) => `'${s.replaceAll("'", "''")}'`;
 
-/** `*` matches any run of characters; everything else literally. */
-export function tagPattern(patterns: string[] | null): ((tag: string | undefined) => boolean) | null {
-  if (!patterns?.length) return null;
-  const res = patterns.map((p) => new RegExp("^" + p.split("*").map((x) => x.replace(/[.+?^${}()|[\]\\/]/g, "\\$&")).join(".*") + "$"));
-  return (tag) => tag !== undefined && res.some((r) => r.test(tag));
+/** A request's own `tags=a,line1/**` filter (the token's pattern syntax); null when absent or empty. */
+const patternsParam = (s: string | undefined): string[] | null => {
+  const list = (s ?? "").split(",").map((x) => x.trim()).filter(Boolean);
+  return list.length ? list : null;
+};
+
+/**
+ * The catalog tags a reader may see (its tenant's, covered by its patterns), or null when the token
+ * has no `tags` claim (then the tenant filter alone applies). Resolved per request: the catalog is
+ * finite and may change on reload, and SQL gets a plain list instead of translated globs.
+ */
+export function readableTags(ctx: GatewayContext, who: Reader): string[] | null {
+  if (who.tags === null) return null;
+  const covers = tagMatcher(who.tags);
+  return ctx.catalog
+    .all()
+    .filter((v) => (who.tenant === null || v.tenant === who.tenant) && covers(v.tag))
+    .map((v) => v.tag);
+}
+
+/** Whether a reader may see `tag` at all: the same rule as readableTags, for one tag. */
+function mayRead(ctx: GatewayContext, who: Reader, tag: string): boolean {
+  if (who.tenant === null && who.tags === null) return true;
+  const v = ctx.catalog.get(tag);
+  return v !== undefined && (who.tenant === null || v.tenant === who.tenant) && tagMatcher(who.tags)(tag);
 }
 
 /** Maps any failure of a route to a status and a JSON body with a reason. */
@@ -67,13 +95,24 @@ function failure(e: unknown, set: { status?: number | string }) {
   throw e;
 }
 
-/** The frames a reader may see: its tenant's tags (events without a tag are the operator's). */
-function frameFilter(ctx: GatewayContext, tenant: string | null, patterns: string[] | null) {
-  const byPattern = tagPattern(patterns);
+/**
+ * The frames a reader may see, as the SQL views show them: with a tenant or a `tags` claim, only
+ * frames of catalog tags of that tenant covered by the claim; frames without a tag (operator events)
+ * only when neither restricts the reader. `only` (the request's own patterns) narrows further.
+ */
+function frameFilter(ctx: GatewayContext, who: Reader, only: string[] | null) {
+  const isRestricted = who.tenant !== null || who.tags !== null;
+  // compiled once per request or stream: the stream calls this for every frame
+  const byClaim = tagMatcher(who.tags);
+  const byRequest = tagMatcher(only);
   return (f: Logged): boolean => {
     const tag = "tag" in f ? f.tag : undefined;
-    if (tenant !== null && (tag === undefined || ctx.catalog.get(tag)?.tenant !== tenant)) return false;
-    return byPattern ? byPattern(tag) : true;
+    if (tag === undefined) return !isRestricted && only === null;
+    if (isRestricted) {
+      const v = ctx.catalog.get(tag);
+      if (v === undefined || (who.tenant !== null && v.tenant !== who.tenant) || !byClaim(tag)) return false;
+    }
+    return byRequest(tag);
   };
 }
 
@@ -93,7 +132,7 @@ export function queryApi(ctx: GatewayContext, authorize: ReadAuthorizer = jwtRea
         try {
           const who = await authorize(headers.authorization);
           const format = pickFormat(body.format, headers.accept);
-          const result = await h.engine.run(body.sql, { tenant: who.tenant, maxRows: body.limit, timeoutMs: body.timeoutMs });
+          const result = await h.engine.run(body.sql, { tenant: who.tenant, tags: readableTags(ctx, who), maxRows: body.limit, timeoutMs: body.timeoutMs });
           const stream = await encodeResult(result, format);
           h.queries.inc({ result: "ok" });
           const timed = stream.pipeThrough(
@@ -121,8 +160,8 @@ export function queryApi(ctx: GatewayContext, authorize: ReadAuthorizer = jwtRea
         try {
           const who = await authorize(headers.authorization);
           const tag = decodeURIComponent(params.tag);
-          const v = ctx.catalog.get(tag);
-          if (who.tenant !== null && v?.tenant !== who.tenant) return ((set.status = 404), { error: "unknown_tag", message: `no tag '${tag}'` });
+          // another tenant's tag, or one the token's patterns do not cover, does not exist for this reader
+          if (!mayRead(ctx, who, tag)) return ((set.status = 404), { error: "unknown_tag", message: `no tag '${tag}'` });
           const to = parseTimeMs(query.to, Date.now(), "to");
           const from = parseTimeMs(query.from, to - 3_600_000, "from");
           if (from >= to) throw new BadRequest(`from must be before to`);
@@ -132,7 +171,7 @@ export function queryApi(ctx: GatewayContext, authorize: ReadAuthorizer = jwtRea
           const agg = query.agg ?? "avg";
           const sql = `SELECT epoch_ms(time_bucket(INTERVAL ${Math.round(stepMs * 1000)} MICROSECONDS, ts, make_timestamp(${from * 1000}))) AS t, ${AGG_SQL[agg]} AS v
             FROM data_all WHERE tag = ${sqlString(tag)} AND ts_us >= ${from * 1000} AND ts_us < ${to * 1000} GROUP BY 1 ORDER BY 1`;
-          const r = await engine().engine.all(sql, { tenant: who.tenant });
+          const r = await engine().engine.all(sql, { tenant: who.tenant, tags: readableTags(ctx, who) });
           return {
             tag,
             agg,
@@ -159,7 +198,7 @@ export function queryApi(ctx: GatewayContext, authorize: ReadAuthorizer = jwtRea
           const who = await authorize(headers.authorization);
           const after = query.after ?? 0;
           const limit = Math.min(query.limit ?? 1000, 10_000);
-          const keep = frameFilter(ctx, who.tenant, query.tags ? query.tags.split(",") : null);
+          const keep = frameFilter(ctx, who, patternsParam(query.tags));
           const frames: Logged[] = [];
           let next = after;
           for await (const page of log.pages({ from: after + 1, to: after + limit, pageSize: limit })) {
@@ -177,7 +216,7 @@ export function queryApi(ctx: GatewayContext, authorize: ReadAuthorizer = jwtRea
         query: t.Object({
           after: t.Optional(t.Integer({ minimum: 0, description: "last offset already seen (0: from the start)" })),
           limit: t.Optional(t.Integer({ minimum: 1, maximum: 10_000 })),
-          tags: t.Optional(t.String({ description: "comma-separated tag patterns, * as wildcard" })),
+          tags: t.Optional(t.String({ description: "comma-separated tag patterns: * within one path segment, ** across segments" })),
         }),
         detail: { summary: "Committed frames after an offset (pull replay); `next` is the offset to pass as after" },
       },
@@ -185,14 +224,14 @@ export function queryApi(ctx: GatewayContext, authorize: ReadAuthorizer = jwtRea
     .ws("/api/stream", {
       query: t.Object({
         from: t.Optional(t.Numeric({ minimum: 1, description: "first offset wanted (default: only new frames)" })),
-        tags: t.Optional(t.String({ description: "comma-separated tag patterns, * as wildcard" })),
+        tags: t.Optional(t.String({ description: "comma-separated tag patterns: * within one path segment, ** across segments" })),
         token: t.Optional(t.String({ description: "JWT, for clients that cannot set an Authorization header" })),
       }),
       async open(ws) {
         const data = ws.data as unknown as { query: { from?: number; tags?: string; token?: string }; headers: Record<string, string | undefined> };
         const stop = new AbortController();
         streams.set(ws.id, stop);
-        let who: { tenant: string | null };
+        let who: Reader;
         try {
           who = await authorize(data.headers.authorization ?? (data.query.token ? `Bearer ${data.query.token}` : undefined));
         } catch (e) {
@@ -200,7 +239,7 @@ export function queryApi(ctx: GatewayContext, authorize: ReadAuthorizer = jwtRea
           ws.close(4401, "unauthorized");
           return;
         }
-        const keep = frameFilter(ctx, who.tenant, data.query.tags ? data.query.tags.split(",") : null);
+        const keep = frameFilter(ctx, who, patternsParam(data.query.tags));
         const from = data.query.from ?? log.head + 1;
         ws.send(JSON.stringify({ hello: { from, head: log.head } }));
         try {

@@ -141,18 +141,37 @@ function principalOf(p: JWTPayload): Principal {
 }
 
 /** Tag patterns: `*` matches within one path segment, `**` across segments; anything else literally. */
-export function tagMatches(pattern: string, tag: string): boolean {
+function patternRegExp(pattern: string): RegExp {
   const re = pattern
     .split("**")
     .map((part) => part.split("*").map((s) => s.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join("[^/]*"))
     .join(".*");
-  return new RegExp(`^${re}$`).test(tag);
+  return new RegExp(`^${re}$`);
+}
+
+export function tagMatches(pattern: string, tag: string): boolean {
+  return patternRegExp(pattern).test(tag);
+}
+
+/**
+ * The test "do these patterns cover a tag", compiled once (for filters run per tag or per frame).
+ * null (a token without a `tags` claim) covers every tag; [] covers none.
+ */
+export function tagMatcher(patterns: readonly string[] | null): (tag: string) => boolean {
+  if (patterns === null) return () => true;
+  const res = patterns.map(patternRegExp);
+  return (tag) => res.some((r) => r.test(tag));
+}
+
+/** Whether a token's `tags` claim covers `tag` (null: the token does not restrict tags; []: it covers none). */
+export function coversTag(patterns: readonly string[] | null, tag: string): boolean {
+  return tagMatcher(patterns)(tag);
 }
 
 /** Whether the principal may write `tag` of `tenant`: write scope, same tenant, tag within its patterns. */
 export function authorizeWrite(p: Principal, tag: { tag: string; tenant: string }): AuthError | null {
   if (!p.scopes.includes("write")) return new AuthError(403, "insufficient_scope", "the token has no 'write' scope");
   if (p.tenant !== tag.tenant) return new AuthError(403, "forbidden", `tag '${tag.tag}' belongs to another tenant`);
-  if (p.tags && !p.tags.some((pat) => tagMatches(pat, tag.tag))) return new AuthError(403, "forbidden", `the token's tag patterns do not cover '${tag.tag}'`);
+  if (!coversTag(p.tags, tag.tag)) return new AuthError(403, "forbidden", `the token's tag patterns do not cover '${tag.tag}'`);
   return null;
 }

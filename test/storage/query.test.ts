@@ -81,6 +81,19 @@ describe("views", () => {
     expect((await q.all(`SELECT tag FROM tags`, { tenant: "t1" })).rows).toEqual([["a"]]);
   });
 
+  it("shows a tag list only those tags in every view, hides tagless rows, and shows nothing for an empty list", async () => {
+    for (const v of ["frames", "data", "commands", "acks", "events", "tags", "frames_all", "data_all"]) {
+      const r = await q.all(`SELECT DISTINCT tag FROM ${v} ORDER BY tag NULLS FIRST`, { tags: ["b", "big"] });
+      expect(r.rows).toEqual(v === "tags" ? [["b"]] : v === "commands" || v === "acks" || v === "events" ? [] : [["b"], ["big"]]);
+    }
+    // with a tenant too, both apply: t1 owns only `a`
+    expect((await q.all(`SELECT DISTINCT tag FROM frames`, { tenant: "t1", tags: ["a", "b"] })).rows).toEqual([["a"]]);
+    expect((await q.all(`SELECT count(*) FROM frames`, { tags: [] })).rows).toEqual([[0n]]);
+    // the connection-local list is out of the query's reach
+    await expect(q.all(`SELECT * FROM reader_tags`, { tags: ["a"] })).rejects.toThrow(QueryRefused);
+    await expect(q.all(`WITH reader_tags AS (SELECT 'b' AS tag) SELECT count(*) FROM data`, { tags: ["a"] })).rejects.toThrow(QueryRefused);
+  });
+
   it("cuts a result at the row limit and says so", async () => {
     const r = await q.all(`SELECT * FROM data`, { maxRows: 100 });
     expect(r.rows.length).toBe(100);
