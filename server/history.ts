@@ -49,8 +49,12 @@ export function historyService(ctx: GatewayContext): Service {
   });
   let timer: ReturnType<typeof setInterval> | null = null;
   let current: Promise<void> | null = null;
+  // Catalog updates run one after another and stop() awaits the last: closing the engine's connection
+  // under a running update crashes the process (DuckDB), e.g. a reload just before shutdown.
+  let catalogUpdate: Promise<void> = Promise.resolve();
   const onCatalog = () => {
-    engine.setCatalog(catalog.all()).catch((err) => logger.error({ err }, "query engine: catalog update failed"));
+    const tags = catalog.all();
+    catalogUpdate = catalogUpdate.then(() => engine.setCatalog(tags)).catch((err) => logger.error({ err }, "query engine: catalog update failed"));
   };
   const runRetention = async () => {
     if (!retention || retention.isRunning) return;
@@ -86,6 +90,7 @@ export function historyService(ctx: GatewayContext): Service {
       // the log closes after this service: let a running archive chunk finish its transaction first
       await current;
       catalog.off("change", onCatalog);
+      await catalogUpdate;
       byContext.delete(ctx);
       await engine.stop();
     },
