@@ -5,7 +5,11 @@ import { ConfigError } from "./errors.ts";
 
 /** JSON pointer "/tags/3/address" -> "tags[3].address" (prefixed by `base`). */
 export function readablePath(pointer: string, base = ""): string {
-  const parts = pointer.split("/").filter(Boolean).map((p) => (/^\d+$/.test(p) ? `[${p}]` : `.${p}`));
+  const parts = pointer
+    .split("/")
+    .filter(Boolean)
+    .map((p) => p.replaceAll("~1", "/").replaceAll("~0", "~")) // JSON pointer escapes
+    .map((p) => (/^\d+$/.test(p) ? `[${p}]` : /^[A-Za-z_$][\w$-]*$/.test(p) ? `.${p}` : `[${JSON.stringify(p)}]`));
   return (base + parts.join("")).replace(/^\./, "") || "(root)";
 }
 

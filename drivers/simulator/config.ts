@@ -8,7 +8,8 @@ export const Signal = Type.Object(
     max: Type.Number({ default: 100 }),
     periodMs: Type.Number({ minimum: 1, default: 60_000 }),
   },
-  { additionalProperties: false },
+  // a default on the object itself: TypeBox fills defaults inside a record's values only then
+  { additionalProperties: false, default: {} },
 );
 export type Signal = Static<typeof Signal>;
 
