@@ -72,7 +72,11 @@ export const GatewayConfig = Type.Object(
     ),
     auth: Type.Object(
       {
-        hs256Secret: Type.Optional(Type.String({ minLength: 32, description: "shared secret for HS256 tokens (at least 32 characters)" })),
+        hs256Secret: Type.Optional(
+          Type.Union([Type.Literal(""), Type.String({ minLength: 32 })], {
+            description: "shared secret for HS256 tokens (at least 32 characters); empty: none, so that `${EDGE_JWT_SECRET:-}` can leave it unset",
+          }),
+        ),
         hs256SecretFile: Type.Optional(Type.String({ description: "file holding the HS256 secret (relative to the config directory)" })),
         jwksFile: Type.Optional(Type.String({ description: "JWKS file of public keys (EdDSA Ed25519 or RS256), relative to the config directory" })),
         issuer: Type.Optional(Type.String({ description: "required iss claim" })),

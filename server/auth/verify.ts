@@ -45,7 +45,7 @@ export class TokenVerifier {
   static fromConfig(cfg: AuthConfig, configDir: string): TokenVerifier {
     const file = join(configDir, "gateway.yml");
     const path = (p: string) => (isAbsolute(p) ? p : join(configDir, p));
-    let secret = cfg.hs256Secret ?? null;
+    let secret = cfg.hs256Secret || null; // "" (an unset environment variable) means no secret
     if (cfg.hs256SecretFile) {
       try {
         secret = readFileSync(path(cfg.hs256SecretFile), "utf8").trim();
