@@ -29,6 +29,8 @@ export interface CommandRecord {
 export interface ListCommands {
   tag?: string;
   tenant?: string;
+  /** only commands on one of these tags (a reader's readable tags); [] lists nothing */
+  tags?: readonly string[];
   /** commands accepted at or after this instant, µs since the epoch */
   sinceMicros?: number;
   /** default 100, at most 1000 */
@@ -212,6 +214,10 @@ export class CommandBus extends EventEmitter {
     if (q.tag !== undefined) {
       where.push("tag = $tag");
       params.tag = q.tag;
+    }
+    if (q.tags !== undefined) {
+      if (q.tags.length === 0) return [];
+      where.push(`tag IN (${q.tags.map((t) => `'${t.replaceAll("'", "''")}'`).join(", ")})`);
     }
     if (q.tenant !== undefined) {
       where.push("json_extract_string(body, '$.tenant') = $tenant");

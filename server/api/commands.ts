@@ -8,6 +8,7 @@ import { checkWrite, CommandView, WriteBody, type AckFrame, type CmdFrame, type 
 import type { CommandRecord } from "../../storage/index.ts";
 import { AuthError, authorizeWrite, authPlugin, TokenVerifier, type Principal } from "../auth/index.ts";
 import type { GatewayContext } from "../context.ts";
+import { readableTags } from "./query.ts";
 import { jsonValue } from "./tags.ts";
 
 const writeBody = TypeCompiler.Compile(WriteBody);
@@ -112,6 +113,8 @@ export function commandsApi(ctx: GatewayContext) {
     if (!verifier.isConfigured) throw new AuthError(401, "invalid_token", "gateway.yml configures no auth keys (auth.hs256Secret or auth.jwksFile): writes are refused");
     return principal();
   };
+  /** The tags whose commands a token may see (its `tags` claim over the catalog), null: every tag; the tenant is checked on the command. */
+  const commandTags = (who: Principal) => readableTags(ctx, { sub: who.sub, tenant: null, tags: who.tags });
 
   return new Elysia({ name: "commands" })
     .use(authPlugin(verifier))
@@ -187,8 +190,10 @@ export function commandsApi(ctx: GatewayContext) {
         try {
           const who = await authenticate(principal);
           const rec = await ctx.commands.record(params.id);
-          // another tenant's command is reported as absent, not as forbidden: ids do not leak
-          if (!rec || rec.cmd.tenant !== who.tenant) throw new CommandRejected(404, "unknown_command", `no command '${params.id}'`);
+          // another tenant's command, or one on a tag the token's patterns do not cover, is reported
+          // as absent, not as forbidden: ids do not leak
+          const tags = commandTags(who);
+          if (!rec || rec.cmd.tenant !== who.tenant || (tags !== null && !tags.includes(rec.cmd.tag))) throw new CommandRejected(404, "unknown_command", `no command '${params.id}'`);
           return commandView(rec);
         } catch (e) {
           return fail(set, e);
@@ -210,12 +215,13 @@ export function commandsApi(ctx: GatewayContext) {
           }
           const limit = query.limit === undefined ? 100 : Number(query.limit);
           if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new CommandRejected(400, "invalid_query", "limit: expected an integer 1..1000", "limit");
-          const recs: CommandRecord[] = await ctx.commands.list({ tenant: who.tenant, limit, ...(query.tag ? { tag: query.tag } : {}), ...(sinceMicros === undefined ? {} : { sinceMicros }) });
+          const tags = commandTags(who);
+          const recs: CommandRecord[] = await ctx.commands.list({ tenant: who.tenant, limit, ...(tags === null ? {} : { tags }), ...(query.tag ? { tag: query.tag } : {}), ...(sinceMicros === undefined ? {} : { sinceMicros }) });
           return recs.map(commandView);
         } catch (e) {
           return fail(set, e);
         }
       },
-      { detail: { summary: "Commands of the token's tenant, newest first (?tag=&since=&limit=)" } },
+      { detail: { summary: "Commands of the token's tenant on the tags its `tags` claim covers, newest first (?tag=&since=&limit=)" } },
     );
 }

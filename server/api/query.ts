@@ -22,8 +22,7 @@ export interface Reader {
 export type ReadAuthorizer = (authorization: string | undefined) => Promise<Reader>;
 
 /** The gateway's read check: a valid JWT with scope `read`; tenant filtering when tenants are configured. */
-export function jwtReadAuthorizer(ctx: GatewayContext): ReadAuthorizer {
-  const verifier = TokenVerifier.fromConfig(ctx.config.gateway.auth, ctx.config.dir);
+export function jwtReadAuthorizer(ctx: GatewayContext, verifier = TokenVerifier.fromConfig(ctx.config.gateway.auth, ctx.config.dir)): ReadAuthorizer {
   return async (authorization) => {
     if (!verifier.isConfigured) throw new AuthError(401, "invalid_token", "gateway.yml configures no auth keys (auth.hs256Secret or auth.jwksFile): reads are refused");
     const p = await verifier.verifyHeader(authorization);

@@ -1,29 +1,56 @@
-// GET /api/tags: the catalog with each tag's latest value, quality and timestamp.
+// GET /api/tags: the catalog with each tag's latest value, quality and timestamp. With auth configured
+// (gateway.yml `auth:` has a key) it is a read route like the others: a JWT with scope `read`, and the
+// reader sees only the tags the read routes would show it (its tenant's, covered by its `tags` claim).
+// Without any auth key it stays open: the local demo and console list the plant without a token.
 import { Elysia } from "elysia";
 import { qualityName, type Value } from "../../schemas/index.ts";
+import { AuthError, TokenVerifier } from "../auth/index.ts";
 import type { GatewayContext } from "../context.ts";
+import { jwtReadAuthorizer, readableTags } from "./query.ts";
 
 /** JSON has no bigint: 64-bit integers go out as decimal strings, exact. */
 export const jsonValue = (v: Value): number | boolean | string | null => (typeof v === "bigint" ? v.toString() : v);
 
 export function tagsApi(ctx: GatewayContext) {
-  return new Elysia({ name: "tags" }).get("/api/tags", () => {
-    const latest = ctx.log.latest();
-    return ctx.catalog.all().map((t) => {
-      const f = latest.get(t.tag);
-      return {
-        tag: t.tag,
-        driver: t.driver,
-        type: t.type,
-        unit: t.unit ?? null,
-        description: t.description ?? null,
-        access: t.access,
-        tenant: t.tenant,
-        value: f ? jsonValue(f.value) : null,
-        quality: f ? qualityName(f.quality) : "Bad_WaitingForInitialData",
-        ts: f ? new Date(f.ts / 1000).toISOString() : null,
-        offset: f?.offset ?? null,
-      };
-    });
-  });
+  const verifier = TokenVerifier.fromConfig(ctx.config.gateway.auth, ctx.config.dir);
+  const authorize = jwtReadAuthorizer(ctx, verifier);
+  return new Elysia({ name: "tags" }).get(
+    "/api/tags",
+    async ({ headers, set }) => {
+      let visible: (t: { tag: string; tenant: string }) => boolean = () => true;
+      if (verifier.isConfigured) {
+        try {
+          const who = await authorize(headers.authorization);
+          const readable = readableTags(ctx, who);
+          const allowed = readable && new Set(readable);
+          visible = (t) => (who.tenant === null || t.tenant === who.tenant) && (allowed === null || allowed.has(t.tag));
+        } catch (e) {
+          if (!(e instanceof AuthError)) throw e;
+          set.status = e.status;
+          return { error: e.code, message: e.message };
+        }
+      }
+      const latest = ctx.log.latest();
+      return ctx.catalog
+        .all()
+        .filter(visible)
+        .map((t) => {
+          const f = latest.get(t.tag);
+          return {
+            tag: t.tag,
+            driver: t.driver,
+            type: t.type,
+            unit: t.unit ?? null,
+            description: t.description ?? null,
+            access: t.access,
+            tenant: t.tenant,
+            value: f ? jsonValue(f.value) : null,
+            quality: f ? qualityName(f.quality) : "Bad_WaitingForInitialData",
+            ts: f ? new Date(f.ts / 1000).toISOString() : null,
+            offset: f?.offset ?? null,
+          };
+        });
+    },
+    { detail: { summary: "The tag catalog with latest values (JWT scope read when auth is configured; open otherwise)" } },
+  );
 }
