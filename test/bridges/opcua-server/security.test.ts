@@ -38,7 +38,7 @@ describe("opcua server security", () => {
   it("creates its certificate in the data directory's PKI folder on first start", () => {
     expect(existsSync(join(serverPki, "own", "certs", "certificate.pem"))).toBe(true);
     expect(existsSync(join(serverPki, "own", "private", "private_key.pem"))).toBe(true);
-  }, 30_000);
+  }, 60_000); // SignAndEncrypt handshakes are slow on a loaded 2-core machine
 
   it("offers None and Basic256Sha256 Sign and SignAndEncrypt endpoints", async () => {
     const client = OPCUAClient.create({ endpointMustExist: false, connectionStrategy: { maxRetry: 0 } });
@@ -49,11 +49,11 @@ describe("opcua server security", () => {
     } finally {
       await client.disconnect();
     }
-  }, 30_000);
+  }, 60_000); // SignAndEncrypt handshakes are slow on a loaded 2-core machine
 
   it("refuses anonymous sessions unless allowAnonymous is set", async () => {
     await expect(connect(url, { pkiDir: pki.path })).rejects.toThrow(/ANONYMOUS user token policy|BadIdentityTokenInvalid|BadIdentityTokenRejected/);
-  }, 30_000);
+  }, 60_000); // SignAndEncrypt handshakes are slow on a loaded 2-core machine
 
   it("rejects an unknown client certificate into rejected/ and accepts it once moved to trusted/", async () => {
     const user = { name: "operator", password: "op-secret" };
@@ -62,7 +62,7 @@ describe("opcua server security", () => {
     const [file] = await waitFor(() => pemFiles(rejected).length > 0 && pemFiles(rejected), "the client certificate in rejected/");
     // what an operator does to trust a client
     renameSync(join(rejected, file!), join(serverPki, "trusted", "certs", file!));
-    const c = await waitFor(() => connect(url, { pkiDir: pki.path, user, mode: "SignAndEncrypt" }), "a SignAndEncrypt session with the trusted certificate", 15_000, 300);
+    const c = await waitFor(() => connect(url, { pkiDir: pki.path, user, mode: "SignAndEncrypt" }), "a SignAndEncrypt session with the trusted certificate", 30_000, 300);
     try {
       expect(c.client.securityMode).toBe(MessageSecurityMode.SignAndEncrypt);
       expect(c.client.securityPolicy).toBe(SecurityPolicy.Basic256Sha256);
@@ -71,7 +71,7 @@ describe("opcua server security", () => {
     } finally {
       await c.close();
     }
-  }, 30_000);
+  }, 60_000); // SignAndEncrypt handshakes are slow on a loaded 2-core machine
 
   it("lets a session authenticated by a trusted X509 user certificate write, as cert:<subject>", async () => {
     const own = join(pki.path, "client", "own");
@@ -81,7 +81,7 @@ describe("opcua server security", () => {
     mkdirSync(usersTrusted, { recursive: true });
     copyFileSync(join(own, "certs", "client_certificate.pem"), join(usersTrusted, "edge-test-user.pem"));
     const identity = { type: UserTokenType.Certificate as const, certificateData: pemToDer(certPem), privateKey: keyPem };
-    const c = await waitFor(() => connect(url, { pkiDir: pki.path, identity, mode: "SignAndEncrypt" }), "a session with the X509 user", 15_000, 300);
+    const c = await waitFor(() => connect(url, { pkiDir: pki.path, identity, mode: "SignAndEncrypt" }), "a session with the X509 user", 30_000, 300);
     try {
       // the write is allowed (a command in the log, actor from the certificate); the simulator
       // cannot execute it, so the driver's refusal comes back as a Bad code other than access denied
@@ -94,5 +94,5 @@ describe("opcua server security", () => {
     } finally {
       await c.close();
     }
-  }, 30_000);
+  }, 60_000); // SignAndEncrypt handshakes are slow on a loaded 2-core machine
 });
