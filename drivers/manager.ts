@@ -8,7 +8,7 @@ import type { DataFrame, DriverEntry, EventFrame, Frame, Variable } from "../sch
 import type { EventLog } from "../storage/index.ts";
 import { DRIVER_API_VERSION, type Driver, type DriverFactory, type FrameSink } from "./contract.ts";
 import type { Endpoint } from "./endpoint.ts";
-import { DriverConfigError } from "./errors.ts";
+import { DriverConfigError, DriverError } from "./errors.ts";
 
 export type DriverState = "Loading" | "Init" | "Connected" | "Active" | "Error" | "Backoff" | "Fault" | "Shutdown";
 export const DRIVER_STATES: readonly DriverState[] = ["Loading", "Init", "Connected", "Active", "Error", "Backoff", "Fault", "Shutdown"];
@@ -46,8 +46,33 @@ export interface DriverStatus {
   since: number;
 }
 
+/** Source timestamps in µs must fit DuckDB's BIGINT; qualities are uint32 StatusCodes. */
+const MAX_TS_MICROS = 9.2e18;
+const isStorable = (f: DataFrame): boolean =>
+  Number.isFinite(f.ts) && Math.abs(f.ts) < MAX_TS_MICROS && Number.isInteger(f.quality) && f.quality >= 0 && f.quality <= 0xffffffff;
+
 class HangError extends Error {
   override name = "HangError";
+}
+
+/** Settles with `p`'s outcome, "stopped" when the signal aborts first, or "timeout" after `ms`. */
+async function raceStop<T>(p: Promise<T>, signal: AbortSignal, ms: number): Promise<T | "stopped" | "timeout"> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let onAbort: (() => void) | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<"stopped">((resolve) => {
+        onAbort = () => resolve("stopped");
+        if (signal.aborted) onAbort();
+        else signal.addEventListener("abort", onAbort, { once: true });
+      }),
+      new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), ms))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) signal.removeEventListener("abort", onAbort);
+  }
 }
 
 const sleep = (ms: number, signal: AbortSignal) =>
@@ -67,6 +92,10 @@ class Supervisor implements FrameSink {
   status: DriverStatus;
   driver: Driver | null = null;
   private crashes: number[] = [];
+  private faulted = false;
+  private faultClearTimer: ReturnType<typeof setTimeout> | undefined;
+  /** the signal of the current run: a sink call from an older run (a hung loop that ignored its abort) is refused */
+  private runSignal: AbortSignal | null = null;
   private lastActivity = 0;
   private readonly stop = new AbortController();
   private loop: Promise<void> | null = null;
@@ -109,17 +138,26 @@ class Supervisor implements FrameSink {
   /** Counts activity and filters: frames for tags this driver does not own, and changes within the deadband. */
   private accept(frames: DataFrame[]): DataFrame[] {
     this.lastActivity = performance.now();
-    if (this.status.state === "Connected") this.setState("Active");
+    if (this.status.state === "Connected") {
+      this.setState("Active");
+      if (this.faulted) this.clearFaultIfHealthy();
+    }
     let out: DataFrame[] = frames;
     // Frames for tags this driver does not own are refused and counted: never silently dropped,
     // never let into the log where consumers would trust them.
     let rejected = 0;
-    if (frames.some((f) => !this.known.has(f.tag) || this.isWithinDeadband(f))) {
+    // A frame the log cannot store (a timestamp that is not a 64-bit integer of microseconds, a
+    // quality that is not a uint32) is refused here, alone: in the log's group commit it would fail
+    // every other producer's frames of the same transaction.
+    if (frames.some((f) => !this.known.has(f.tag) || !isStorable(f) || this.isWithinDeadband(f))) {
       out = [];
       for (const f of frames) {
         if (!this.known.has(f.tag)) {
           rejected++;
           this.mgr.emit("rejected", this.entry.id, f.tag, "unknown_tag");
+        } else if (!isStorable(f)) {
+          rejected++;
+          this.mgr.emit("rejected", this.entry.id, f.tag, "invalid_frame");
         } else if (!this.isWithinDeadband(f)) out.push(f);
       }
     }
@@ -174,7 +212,16 @@ class Supervisor implements FrameSink {
         throw new DriverConfigError(this.entry.id, "type", `driver '${meta.name}' speaks API v${meta.apiVersion}, the gateway v${DRIVER_API_VERSION}`);
       }
       this.setState("Init");
-      await this.driver.init({ id: this.entry.id, config: this.entry.config, tags: this.tags, ...(this.mgr.dataDir ? { dataDir: this.mgr.dataDir } : {}) });
+      const init = this.driver.init({ id: this.entry.id, config: this.entry.config, tags: this.tags, ...(this.mgr.dataDir ? { dataDir: this.mgr.dataDir } : {}) });
+      // init does no I/O by contract; one that hangs must not hold up stop() or a reload
+      const initLimitMs = Math.max(this.mgr.settings.watchdogMs, 30_000);
+      const outcome = await raceStop(Promise.resolve(init).then(() => "done" as const), signal, initLimitMs);
+      if (outcome === "stopped") {
+        await this.safeShutdown();
+        this.setState("Shutdown");
+        return;
+      }
+      if (outcome === "timeout") throw new Error(`init did not finish within ${initLimitMs} ms`);
     } catch (e) {
       // a config error does not heal by retrying: Fault at once, with the reason
       this.status.errors++;
@@ -189,24 +236,54 @@ class Supervisor implements FrameSink {
       await this.safeShutdown();
       if (signal.aborted) break;
       this.status.errors++;
-      this.setState("Error", { error });
       const now = performance.now();
+      // a run that lasted longer than the longest backoff was healthy: start the ladder again
+      if (now - runStarted > this.mgr.settings.backoffMaxMs) {
+        attempt = 0;
+        this.crashes = [];
+      }
+      this.setState("Error", { error });
       this.crashes = this.crashes.filter((t) => now - t < this.mgr.settings.faultWindowMs);
       this.crashes.push(now);
-      if (this.crashes.length >= this.mgr.settings.faultAfterCrashes) {
+      if (!this.faulted && this.crashes.length >= this.mgr.settings.faultAfterCrashes) {
+        this.faulted = true;
         this.setState("Fault", { error, crashes: this.crashes.length });
         this.raiseFaultAlarm(error);
-        return;
       }
-      // a run that lasted longer than the longest backoff was healthy: start the ladder again
-      if (now - runStarted > this.mgr.settings.backoffMaxMs) attempt = 0;
       attempt++;
-      const delayMs = backoffDelay(attempt, this.mgr.settings);
-      this.setState("Backoff", { attempt, delayMs });
+      // In Fault the driver is still retried, at the longest backoff: a device that comes back (a PLC
+      // reboot, a cable) recovers without an operator; the alarm stays raised until it does.
+      const delayMs = this.faulted ? this.mgr.settings.backoffMaxMs : backoffDelay(attempt, this.mgr.settings);
+      if (this.faulted) this.setState("Fault", { error, retryInMs: delayMs });
+      else this.setState("Backoff", { attempt, delayMs });
       await sleep(delayMs, signal);
       if (!signal.aborted) this.status.restarts++;
     }
     this.setState("Shutdown");
+  }
+
+  /**
+   * After a Fault, the alarm is cleared once a run has produced frames and kept running for the
+   * longest backoff: a driver that connects, sends one reading and crashes again stays in Fault.
+   */
+  private clearFaultIfHealthy(): void {
+    const run = this.runSignal;
+    clearTimeout(this.faultClearTimer);
+    this.faultClearTimer = setTimeout(() => {
+      if (run && this.runSignal === run && !run.aborted) this.clearFault();
+    }, this.mgr.settings.backoffMaxMs);
+  }
+
+  private clearFault(): void {
+    if (!this.faulted) return;
+    this.faulted = false;
+    this.mgr.appendEvent({
+      kind: "event",
+      type: "alarm.cleared",
+      source: this.entry.id,
+      ts: Date.now() * 1000,
+      data: { alarm: "driver.fault", driver: this.entry.id },
+    });
   }
 
   private raiseFaultAlarm(reason: string): void {
@@ -239,26 +316,58 @@ class Supervisor implements FrameSink {
         }, Math.max(10, Math.min(1000, ms / 4)));
       });
       hung.catch(() => undefined);
+      this.runSignal = run.signal;
       await Promise.race([driver.connect(this.endpoint, run.signal), hung]);
       if (stopSignal.aborted) return "";
       this.setState("Connected");
-      await Promise.race([driver.readLoop(this, run.signal), hung]);
+      await Promise.race([driver.readLoop(this.sinkFor(run.signal), run.signal), hung]);
       return stopSignal.aborted ? "" : "read loop ended";
     } catch (e) {
       return stopSignal.aborted ? "" : e instanceof Error ? `${e.name}: ${e.message}` : String(e);
     } finally {
       clearInterval(watchdog);
+      clearTimeout(this.faultClearTimer);
       run.abort(); // a hung loop is told to stop; we do not wait for it
       stopSignal.removeEventListener("abort", onStop);
     }
   }
 
   private async safeShutdown(): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      await Promise.race([this.driver?.shutdown(), new Promise((r) => setTimeout(r, 5000))]);
+      await Promise.race([this.driver?.shutdown(), new Promise((r) => (timer = setTimeout(r, 5000)))]);
     } catch (e) {
       this.mgr.emit("shutdownError", this.entry.id, e);
+    } finally {
+      clearTimeout(timer);
     }
+  }
+
+  /**
+   * The sink one run of the driver writes to. Once that run is over (stopped, hung, crashed), its
+   * calls are refused and counted: a loop that ignored its abort signal must not keep writing after a
+   * restart, a removal or a reload (with tags it may no longer own).
+   */
+  private sinkFor(signal: AbortSignal): FrameSink {
+    const self = this;
+    const stale = () => signal.aborted || this.runSignal !== signal;
+    const refuse = (frames: DataFrame[]) => {
+      this.status.framesRejected += frames.length;
+      for (const f of frames) this.mgr.emit("rejected", this.entry.id, f.tag, "stopped_run");
+    };
+    return {
+      send: (frames) => (stale() ? (refuse(frames), Promise.resolve()) : this.send(frames)),
+      commit: (frames) => (stale() ? (refuse(frames), Promise.reject(new DriverError(this.entry.id, "this run of the driver has ended"))) : this.commit(frames)),
+      event: (type, data, tag) => {
+        if (!stale()) this.event(type, data, tag);
+      },
+      heartbeat: () => {
+        if (!stale()) this.heartbeat();
+      },
+      get isPaused() {
+        return self.isPaused;
+      },
+    };
   }
 }
 

@@ -162,19 +162,83 @@ describe("driver manager", () => {
     expect((evs[3]!.ts - evs[2]!.ts) / 1000).toBeGreaterThanOrEqual(99);
   });
 
-  it("marks a driver Fault after N crashes within the window and raises an alarm", async () => {
+  it("marks a driver Fault after N crashes within the window and raises an alarm once", async () => {
     start({ throwing: () => new ThrowingDriver(1) }, { backoffBaseMs: 1, backoffMaxMs: 4, faultAfterCrashes: 3, faultWindowMs: 60_000, watchdogMs: 0 }, [["f", "throwing"]]);
     await waitFor(() => mgr!.status()[0]!.state === "Fault", "Fault", 20_000);
     await waitFor(async () => (await events("f", "alarm.raised")).length === 1, "the alarm frame");
     const seq = await states("f");
-    expect(seq.filter((s) => s === "Error")).toHaveLength(3);
-    expect(seq.at(-1)).toBe("Fault");
+    expect(seq.slice(0, seq.indexOf("Fault") + 1).filter((s) => s === "Error")).toHaveLength(3);
     const alarm = (await events("f", "alarm.raised"))[0]!;
     expect(alarm.data).toMatchObject({ alarm: "driver.fault", driver: "f", severity: "high", reason: "Error: device went away" });
-    // no restart after Fault
-    const count = seq.length;
-    await Bun.sleep(100);
-    expect(await states("f")).toHaveLength(count);
+    // still retried, at the longest backoff, and still failing: Fault again, no second alarm
+    await waitFor(async () => (await states("f")).filter((s) => s === "Error").length >= 5, "retries in Fault", 20_000);
+    const faults = (await events("f", "driver.state")).filter((e) => e.data!.state === "Fault");
+    expect(faults.slice(1).every((e) => e.data!.retryInMs === 4)).toBe(true);
+    expect(await events("f", "alarm.raised")).toHaveLength(1);
+    expect(await events("f", "alarm.cleared")).toHaveLength(0);
+  });
+
+  it("recovers from Fault by itself when the device comes back, and clears the alarm", async () => {
+    const shared = { crashesLeft: 4 };
+    class ComesBack extends HealthyDriver {
+      override async readLoop(tx: FrameSink, signal: AbortSignal) {
+        if (shared.crashesLeft-- > 0) throw new Error("device rebooting");
+        await super.readLoop(tx, signal);
+      }
+    }
+    start({ back: () => new ComesBack() }, { backoffBaseMs: 1, backoffMaxMs: 20, faultAfterCrashes: 3, faultWindowMs: 60_000, watchdogMs: 0 }, [["b", "back"]]);
+    await waitFor(async () => (await events("b", "alarm.cleared")).length === 1, "the alarm cleared", 20_000);
+    expect(mgr!.status()[0]!.state).toBe("Active");
+    const seq = await states("b");
+    expect(seq.indexOf("Fault")).toBeGreaterThan(0);
+    expect(seq.lastIndexOf("Active")).toBeGreaterThan(seq.indexOf("Fault"));
+    expect(await events("b", "alarm.raised")).toHaveLength(1);
+    await waitFor(async () => (await counterValues("b")).length > 3, "frames after the recovery");
+  });
+
+  it("refuses frames from a run that has ended (a hung loop that ignored its abort), counting them", async () => {
+    let oldSink: FrameSink | null = null;
+    class Zombie extends HealthyDriver {
+      override async readLoop(tx: FrameSink) {
+        oldSink ??= tx;
+        return new Promise<void>(() => undefined); // never sends, never ends: the watchdog restarts it
+      }
+    }
+    const m = start({ zombie: () => new Zombie() }, { backoffBaseMs: 1, backoffMaxMs: 2, watchdogMs: 50 }, [["z", "zombie"]]);
+    await waitFor(() => m.status()[0]!.restarts >= 1, "a restart after the hang");
+    await oldSink!.send([frameOf("z", 1)]);
+    expect(await counterValues("z")).toEqual([]);
+    expect(m.status()[0]!.framesRejected).toBe(1);
+    await m.remove("z");
+    await oldSink!.send([frameOf("z", 2)]);
+    expect(await counterValues("z")).toEqual([]);
+  });
+
+  it("does not let a hanging init hold up stop()", async () => {
+    class SlowInit extends HealthyDriver {
+      override init() {
+        return new Promise<void>(() => undefined) as unknown as void;
+      }
+    }
+    const m = start({ slow: () => new SlowInit() }, { watchdogMs: 0 }, [["s", "slow"]]);
+    await waitFor(() => m.status()[0]!.state === "Init", "Init");
+    const t0 = performance.now();
+    await m.stop();
+    mgr = undefined;
+    expect(performance.now() - t0).toBeLessThan(2000);
+  });
+
+  it("refuses a frame the log cannot store (timestamp out of range) alone, without failing the others", async () => {
+    class Poisoned extends HealthyDriver {
+      override async readLoop(tx: FrameSink, signal: AbortSignal) {
+        await tx.send([frameOf("p", 1), { ...frameOf("p", 2), ts: 1e20 * 1e6 }, { ...frameOf("p", 3), ts: Number.NaN }, frameOf("p", 4)]);
+        await waitAbort(signal);
+      }
+    }
+    const m = start({ poisoned: () => new Poisoned() }, { watchdogMs: 0 }, [["p", "poisoned"]]);
+    await waitFor(async () => (await counterValues("p")).length === 2, "the two good frames");
+    expect(await counterValues("p")).toEqual([1, 4]);
+    expect(m.status()[0]).toMatchObject({ framesRejected: 2 });
   });
 
   it("retries a driver that loses its connection until connect succeeds, then it stays Active", async () => {
