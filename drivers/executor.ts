@@ -24,22 +24,6 @@ export interface ExecutorOptions {
   onError?: (err: unknown) => void;
 }
 
-/** Per-page progress: the cursor may only move past commands whose ack is appended. */
-class Progress {
-  private readonly done: boolean[];
-  private next = 0;
-  constructor(private readonly offsets: readonly number[]) {
-    this.done = offsets.map(() => false);
-  }
-  /** marks command `i` handled; returns the new cursor when it moved */
-  complete(i: number): number | undefined {
-    this.done[i] = true;
-    const before = this.next;
-    while (this.next < this.done.length && this.done[this.next]) this.next++;
-    return this.next > before ? this.offsets[this.next - 1] : undefined;
-  }
-}
-
 type Plan = { kind: "ack"; status: AckStatus; error?: string; source: string } | { kind: "write"; driverId: string; driver: Driver; tag: Variable } | { kind: "skip" };
 
 const RUNNING = new Set(["Connected", "Active"]);
@@ -113,16 +97,28 @@ export class CommandExecutor {
   }
 
   private async handlePage(page: Logged<CmdFrame>[]): Promise<void> {
-    const progress = new Progress(page.map((c) => c.offset));
-    let cursor = this.opts.log.cursor(this.name);
-    const pending: Promise<unknown>[] = [];
-    const finish = (i: number, ack: AckFrame | null): Promise<unknown> => {
-      const moved = progress.complete(i);
-      if (moved !== undefined) cursor = moved;
-      const cur = moved === undefined ? undefined : { name: this.name, offset: moved };
+    // The cursor may only pass commands whose ack is committed. An ack carries the cursor in its own
+    // transaction when every earlier command of the page is committed, up to the run of later ones
+    // already committed; if that commit fails, neither moves, and the page ends in an error so that
+    // the loop restarts from the cursor (where the marker turns the command into "outcome unknown").
+    const committed = page.map(() => false);
+    let failure: unknown = null;
+    const reachIfDone = (i: number): number | undefined => {
+      for (let j = 0; j < i; j++) if (!committed[j]) return undefined;
+      let k = i;
+      while (k + 1 < page.length && committed[k + 1]) k++;
+      return page[k]!.offset;
+    };
+    const pending: Promise<void>[] = [];
+    const finish = (i: number, ack: AckFrame | null): Promise<void> => {
+      const reach = reachIfDone(i);
+      const cursor = reach === undefined ? undefined : { name: this.name, offset: reach };
       // acks are awaited by a caller (REST, UA write, Modbus master): commit without the group delay
-      if (ack) return this.opts.log.append([ack], { cursor: cur, urgent: true });
-      return cur ? this.opts.log.append([], { cursor: cur }) : Promise.resolve();
+      const appended = ack ? this.opts.log.append([ack], { cursor, urgent: true }) : cursor ? this.opts.log.append([], { cursor }) : Promise.resolve();
+      return appended.then(
+        () => void (committed[i] = true),
+        (e) => void (failure ??= e),
+      );
     };
     const plans = page.map((c) => this.plan(c));
     const writes: number[] = [];
@@ -169,9 +165,10 @@ export class CommandExecutor {
         }),
       );
     }
-    await Promise.all(pending);
+    await Promise.all(pending); // never rejects: failures are collected
+    if (failure) throw failure;
     const last = page[page.length - 1]!.offset;
-    if (cursor < last) await this.opts.log.commitCursor(this.name, last);
+    if (this.opts.log.cursor(this.name) < last) await this.opts.log.commitCursor(this.name, last);
   }
 
   /** The device call, bounded in time; an exception becomes an error ack, never a crash. */

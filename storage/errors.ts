@@ -30,3 +30,8 @@ export class QueryTimeout extends Error {
     super(`the query ran past its time limit of ${timeoutMs} ms and was interrupted`);
   }
 }
+
+/** A frame the log cannot store; the append that carried it is refused, nothing else. */
+export class FrameError extends Error {
+  override name = "FrameError";
+}

@@ -1,6 +1,6 @@
 // Public entry of storage: the event log.
 export { EventLog, type CommitEvent, type CommitInfo, type LogOptions, type ReadOptions, type SandboxOptions } from "./log.ts";
-export { LogClosedError, CommitError, QueryRefused, QueryError, QueryTimeout } from "./errors.ts";
+export { LogClosedError, CommitError, FrameError, QueryRefused, QueryError, QueryTimeout } from "./errors.ts";
 export { QueryEngine, type QueryEngineOptions, type QueryResult, type RunOptions, type Column } from "./query.ts";
 export { QUERY_VIEWS } from "./views.ts";
 export { jsonStringify } from "./codec.ts";

@@ -9,7 +9,7 @@ import type { DataFrame, Frame, FrameKind, Logged } from "../schemas/frames.ts";
 import { LogTuning } from "../schemas/config.ts";
 import { Value as TypeValue } from "@sinclair/typebox/value";
 import { appendFrames, columnsToFrames, KIND_CODE, LOG_COLUMNS, LOG_COLUMNS_FAST, LOG_DDL, rowToFrame, type LogRow } from "./codec.ts";
-import { CommitError, LogClosedError } from "./errors.ts";
+import { CommitError, FrameError, LogClosedError } from "./errors.ts";
 
 export interface LogOptions extends Partial<LogTuning> {
   /** path of the DuckDB file; ":memory:" for tests that do not need durability */
@@ -84,6 +84,13 @@ interface Batch {
 
 const newBatch = (): Batch => ({ frames: [], cursors: new Map(), waiters: [], since: 0, urgent: false });
 
+/** Why a frame cannot be stored (its ts is not a BIGINT of microseconds, its quality not a uint32), or null. */
+function unstorable(f: Frame): string | null {
+  if (!Number.isFinite(f.ts) || Math.abs(f.ts) >= 9.2e18) return `ts ${f.ts} is not a timestamp in microseconds`;
+  if (f.kind === "data" && !(Number.isInteger(f.quality) && f.quality >= 0 && f.quality <= 0xffffffff)) return `quality ${f.quality} is not a uint32 StatusCode`;
+  return null;
+}
+
 export class EventLog extends EventEmitter {
   readonly tuning: LogTuning;
   private headOffset = 0;
@@ -150,6 +157,15 @@ export class EventLog extends EventEmitter {
     }
   }
 
+  /** emit() that a throwing listener cannot turn into a stalled writer */
+  private tell(event: string, ...args: unknown[]): void {
+    try {
+      this.emit(event, ...args);
+    } catch {
+      // a listener's bug is its own; the writer carries on
+    }
+  }
+
   /** Offset of the last committed frame; 0 when the log is empty. */
   get head(): number {
     return this.headOffset;
@@ -171,6 +187,12 @@ export class EventLog extends EventEmitter {
    */
   append(frames: readonly Frame[], opts?: { cursor?: { name: string; offset: number }; urgent?: boolean }): Promise<CommitInfo> {
     if (this.closed) return Promise.reject(new LogClosedError());
+    // A frame the table cannot store would fail the whole group commit, other producers' frames with it:
+    // it is refused here, with this append alone.
+    for (let i = 0; i < frames.length; i++) {
+      const problem = unstorable(frames[i]!);
+      if (problem) return Promise.reject(new FrameError(`frame ${i} of the append: ${problem}`));
+    }
     const b = this.pending;
     if (b.since === 0) b.since = performance.now();
     // Someone waits on this commit to answer a request (a command, its ack): do not add the
@@ -210,13 +232,13 @@ export class EventLog extends EventEmitter {
   private checkWater(): void {
     if (!this.paused && this.queued >= this.tuning.highWater) {
       this.paused = true;
-      this.emit("pause");
+      this.tell("pause");
     } else if (this.paused && this.queued <= this.tuning.lowWater) {
       this.paused = false;
       const waiters = this.resumeWaiters;
       this.resumeWaiters = [];
       for (const w of waiters) w();
-      this.emit("resume");
+      this.tell("resume");
     }
   }
 
@@ -273,7 +295,7 @@ export class EventLog extends EventEmitter {
       this.checkWater();
       // EventEmitter throws an "error" nobody listens to: that would leave `committing` set forever
       // and stall the writer. The appenders already got the error; listeners are optional.
-      if (this.listenerCount("error") > 0) this.emit("error", err);
+      if (this.listenerCount("error") > 0) this.tell("error", err);
       this.afterCommit();
       return;
     }
@@ -293,7 +315,7 @@ export class EventLog extends EventEmitter {
     this.checkWater();
     const done = performance.now();
     if (n > 0) {
-      this.emit("commit", {
+      this.tell("commit", {
         first,
         last: this.headOffset,
         frames: n,

@@ -183,4 +183,35 @@ describe("command executor", () => {
     await ackOf(c4.id);
     expect(FakeSink.writes.map((w) => w.id)).toEqual([c2.id, c4.id]);
   });
+
+  it("never lets the cursor pass a command whose ack failed to commit: after the retry it is acked once, not lost", async () => {
+    // a log whose commit of c1's ack fails once (as a full disk or an I/O error would)
+    const [c1, c2] = [cmd("a/sp", 1), cmd("b/sp", 2)];
+    let failed = 0;
+    const failing = new Proxy(log, {
+      get(target, prop, receiver) {
+        if (prop === "append") {
+          return (frames: AckFrame[], opts?: unknown) =>
+            frames.some((f) => f.kind === "ack" && f.cmd === c1.id) && failed++ === 0
+              ? Promise.reject(new Error("commit failed (injected)"))
+              : target.append(frames, opts as undefined);
+        }
+        const v = Reflect.get(target, prop, receiver);
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    });
+    const errors: unknown[] = [];
+    exec = new CommandExecutor({ log: failing, drivers, catalog: new Catalog(tags), onError: (e) => errors.push(e) });
+    exec.start();
+    await log.append([c1, c2]);
+    expect(await ackOf(c2.id)).toMatchObject({ ok: true });
+    // the loop restarted from the cursor: c1 had a marker and no committed ack -> outcome unknown, once
+    expect(await ackOf(c1.id)).toMatchObject({ ok: false, status: "error", error: OUTCOME_UNKNOWN });
+    await waitFor(() => log.cursor("executor") === (c2 as Logged<CmdFrame>).offset, "cursor past both");
+    expect(errors).toHaveLength(1);
+    expect(FakeSink.writes.filter((w) => w.id === c1.id || w.id === c2.id).map((w) => w.id).sort()).toEqual([c1.id, c2.id].sort());
+    let acks = 0;
+    for await (const f of log.read({ from: 1, kinds: ["ack"] })) if (f.kind === "ack" && (f.cmd === c1.id || f.cmd === c2.id)) acks++;
+    expect(acks).toBe(2);
+  });
 });
