@@ -190,8 +190,11 @@ export class EventLog extends EventEmitter {
     // A frame the table cannot store would fail the whole group commit, other producers' frames with it:
     // it is refused here, with this append alone.
     for (let i = 0; i < frames.length; i++) {
-      const problem = unstorable(frames[i]!);
+      const f = frames[i]!;
+      const problem = unstorable(f);
       if (problem) return Promise.reject(new FrameError(`frame ${i} of the append: ${problem}`));
+      // the table keeps whole microseconds: a tail (from memory) must show what a replay (from DuckDB) shows
+      if (!Number.isInteger(f.ts)) f.ts = Math.trunc(f.ts);
     }
     const b = this.pending;
     if (b.since === 0) b.since = performance.now();

@@ -122,6 +122,18 @@ describe("event log", () => {
     await log.close();
   });
 
+  it("gives a tail and a replay the same whole-microsecond timestamp", async () => {
+    const log = await EventLog.open({ path, maxDelayMs: 1, tailFrames: 10 });
+    await log.append([{ ...frame(1), ts: 1_700_000_000_000_000.7 }]);
+    const [fromMemory] = await Array.fromAsync(log.read({ from: 1 }));
+    await log.close();
+    const again = await EventLog.open({ path, tailFrames: 0 });
+    const [fromDb] = await Array.fromAsync(again.read({ from: 1 }));
+    expect(fromMemory!.ts).toBe(1_700_000_000_000_000);
+    expect(fromDb!.ts).toBe(fromMemory!.ts);
+    await again.close();
+  });
+
   it("filters by frame kind when reading", async () => {
     const log = await EventLog.open({ path, maxDelayMs: 1, tailFrames: 0 });
     await log.append([...frames(0, 5), { kind: "cmd", id: "x", tag: "a", value: 1, origin: "rest", actor: "a", tenant: "t", ts: 1, expiresAt: 2 }, ...frames(5, 5)]);
