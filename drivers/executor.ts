@@ -24,6 +24,16 @@ export interface ExecutorOptions {
   onError?: (err: unknown) => void;
 }
 
+/** true when `p` settles (either way) within `ms`, false otherwise */
+async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([p.then(() => true, () => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 type Plan = { kind: "ack"; status: AckStatus; error?: string; source: string } | { kind: "write"; driverId: string; driver: Driver; tag: Variable } | { kind: "skip" };
 
 const RUNNING = new Set(["Connected", "Active"]);
@@ -36,6 +46,8 @@ export class CommandExecutor {
   /** ids acked / marked after the cursor, found by the recovery scan */
   private acked = new Set<string>();
   private marked = new Set<string>();
+  /** the device call under way per driver (kept past its timeout until it settles) */
+  private readonly inflight = new Map<string, Promise<unknown>>();
   /** counters for tests and metrics */
   readonly stats = { executed: 0, expired: 0, refused: 0, unknown: 0 };
 
@@ -156,7 +168,7 @@ export class CommandExecutor {
               this.stats.expired++;
               ack = this.ack(cmd, "expired", "command expired before execution", p.driverId);
             } else {
-              const r = await this.write(p.driver, cmd, p.tag);
+              const r = await this.write(p.driverId, p.driver, cmd, p.tag);
               this.stats.executed++;
               ack = this.ack(cmd, r.ok ? "ok" : "error", r.error, p.driverId);
             }
@@ -172,14 +184,27 @@ export class CommandExecutor {
   }
 
   /** The device call, bounded in time; an exception becomes an error ack, never a crash. */
-  private async write(driver: Driver, cmd: Logged<CmdFrame>, tag: Variable): Promise<WriteResult> {
+  private async write(driverId: string, driver: Driver, cmd: Logged<CmdFrame>, tag: Variable): Promise<WriteResult> {
+    // A write that timed out may still be under way at the device: the next one to the same device
+    // waits for it (one more timeout at most) rather than overtake it; if it is still not done, the
+    // command is refused unwritten, so that writes never reach a device out of order.
+    const previous = this.inflight.get(driverId);
+    if (previous && (await settlesWithin(previous, this.writeTimeoutMs)) === false) {
+      return { ok: false, error: "not written: the previous write to this device has not finished (device busy or hung)" };
+    }
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       const timeout = new Promise<WriteResult>((resolve) => {
         timer = setTimeout(() => resolve({ ok: false, error: `device write timed out after ${this.writeTimeoutMs} ms (outcome unknown)` }), this.writeTimeoutMs);
       });
       // write is present: plan() checked it
-      return await Promise.race([driver.write!(cmd, tag), timeout]);
+      const call = Promise.resolve().then(() => driver.write!(cmd, tag));
+      this.inflight.set(driverId, call);
+      const done = () => {
+        if (this.inflight.get(driverId) === call) this.inflight.delete(driverId);
+      };
+      call.then(done, done);
+      return await Promise.race([call, timeout]);
     } catch (e) {
       return { ok: false, error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) };
     } finally {

@@ -112,11 +112,12 @@ describe("command executor", () => {
     expect(FakeSink.writes).toEqual([]);
   });
 
-  it("acks the device's refusal, an exception and a timeout as errors and keeps going", async () => {
+  it("acks the device's refusal, an exception and a timeout as errors and keeps going, never overtaking a write still under way", async () => {
+    let release!: () => void;
     FakeSink.behaviour = async (c) => {
       if (c.value === 1) return { ok: false, error: "exception 2 (illegal data address)" };
       if (c.value === 2) throw new Error("socket closed");
-      if (c.value === 3) return await new Promise<WriteResult>(() => undefined);
+      if (c.value === 3) return await new Promise<WriteResult>((r) => (release = () => r({ ok: true })));
       return { ok: true };
     };
     startExecutor(300);
@@ -125,8 +126,15 @@ describe("command executor", () => {
     expect(await ackOf(cs[0]!.id)).toMatchObject({ ok: false, status: "error", error: "exception 2 (illegal data address)" });
     expect(await ackOf(cs[1]!.id)).toMatchObject({ ok: false, status: "error", error: "Error: socket closed" });
     expect(await ackOf(cs[2]!.id)).toMatchObject({ ok: false, status: "error", error: expect.stringContaining("timed out after 300 ms") });
-    expect(await ackOf(cs[3]!.id)).toMatchObject({ ok: true, status: "ok" });
+    // the timed-out write is still at the device: the next one is refused unwritten rather than sent past it
+    expect(await ackOf(cs[3]!.id)).toMatchObject({ ok: false, status: "error", error: expect.stringContaining("previous write to this device has not finished") });
+    expect(FakeSink.writes.map((w) => w.value)).toEqual([1, 2, 3]);
     await waitFor(() => log.cursor("executor") === (cs[3] as Logged<CmdFrame>).offset, "cursor at the last command");
+    release();
+    const next = cmd("a/sp", 5);
+    await log.append([next]);
+    expect(await ackOf(next.id)).toMatchObject({ ok: true, status: "ok" });
+    expect(FakeSink.writes.map((w) => w.value)).toEqual([1, 2, 3, 5]);
   });
 
   it("acks an error when the owning driver is in Fault or the tag is unknown", async () => {
