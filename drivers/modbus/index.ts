@@ -55,7 +55,6 @@ const sleep = (ms: number, signal: AbortSignal) =>
 export class ModbusDriver implements Driver {
   private id = "";
   private cfg!: ModbusConfig;
-  private tags: readonly Variable[] = [];
   private groups: { name: string; intervalMs: number; blocks: ReadBlock[] }[] = [];
   private lease: Lease<ModbusConnection> | null = null;
   /** quality last sent per tag, so that a lasting failure is logged once, not at every poll */
@@ -72,7 +71,6 @@ export class ModbusDriver implements Driver {
     this.cfg = parseDriverConfig(init.id, ModbusConfig, init.config);
     const problem = validateModbusTags(init.id, init.tags)[0];
     if (problem) throw new DriverConfigError(init.id, `tag '${problem.tag}' ${problem.field}`, problem.message);
-    this.tags = init.tags;
     const byGroup = new Map<string, Slot[]>();
     for (const t of init.tags) byGroup.set(t.group, [...(byGroup.get(t.group) ?? []), slotOf(t, this.cfg.unitId)]);
     this.groups = [...byGroup].map(([name, slots]) => ({ name, intervalMs: this.cfg.groups[name] ?? this.cfg.intervalMs, blocks: planReads(slots, this.cfg) }));

@@ -5,11 +5,11 @@
 import { afterAll, beforeAll, expect, it, setDefaultTimeout } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import ModbusRTU from "modbus-serial";
+import type ModbusRTU from "modbus-serial";
 import type { CmdFrame } from "../../../schemas/index.ts";
 import { freePort, waitFor } from "../../helpers/index.ts";
 import { startGateway, type TestGateway } from "../../helpers/gateway.ts";
-import { exceptionOf } from "./harness.ts";
+import { exceptionOf, closeMaster, connectMaster } from "./harness.ts";
 
 setDefaultTimeout(60_000);
 const demoDir = join(import.meta.dir, "..", "..", "..", "server", "demo", "config");
@@ -40,14 +40,11 @@ beforeAll(async () => {
   });
   // the slave serves what the driver polled: wait for the first values of the demo PLC in the log
   await waitFor(() => g.gw.ctx.log.latest().has("line1/plc/name"), "demo PLC polled", 30_000);
-  master = new ModbusRTU();
-  await master.connectTCP("127.0.0.1", { port: slavePort });
-  master.setID(1);
-  master.setTimeout(10_000);
+  master = await connectMaster(slavePort, { timeoutMs: 10_000 });
 });
 
 afterAll(async () => {
-  await new Promise<void>((r) => (master?.isOpen ? master.close(() => r()) : r()));
+  await closeMaster(master);
   await g?.stop();
 });
 

@@ -54,15 +54,12 @@ export async function startSlave(opts: { tags: unknown[]; slave: Record<string, 
     answer: () => ({ ok: true }),
     publish,
     async master({ unit = 1, timeoutMs = 5000 } = {}) {
-      const m = new ModbusRTU();
-      await m.connectTCP("127.0.0.1", { port });
-      m.setID(unit);
-      m.setTimeout(timeoutMs);
+      const m = await connectMaster(port, { unit, timeoutMs });
       masters.push(m);
       return m;
     },
     async stop() {
-      for (const m of masters) await new Promise<void>((r) => (m.isOpen ? m.close(() => r()) : r()));
+      for (const m of masters) await closeMaster(m);
       abort.abort();
       await slave.stop();
       await acker;
@@ -93,6 +90,17 @@ export async function startSlave(opts: { tags: unknown[]; slave: Record<string, 
 }
 
 /** The Modbus exception code of a failed modbus-serial request (undefined for a timeout or a closed port). */
+/** A modbus-serial master connected to a slave on loopback. */
+export async function connectMaster(port: number, { unit = 1, timeoutMs = 5000 } = {}): Promise<ModbusRTU> {
+  const m = new ModbusRTU();
+  await m.connectTCP("127.0.0.1", { port });
+  m.setID(unit);
+  m.setTimeout(timeoutMs);
+  return m;
+}
+
+export const closeMaster = (m: ModbusRTU | undefined) => new Promise<void>((r) => (m?.isOpen ? m.close(() => r()) : r()));
+
 export async function exceptionOf(p: Promise<unknown>): Promise<number | undefined> {
   try {
     await p;

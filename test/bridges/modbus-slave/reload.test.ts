@@ -4,11 +4,11 @@
 import { afterAll, beforeAll, expect, it, setDefaultTimeout } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import ModbusRTU from "modbus-serial";
+import type ModbusRTU from "modbus-serial";
 import { reloadConfig } from "../../../server/reload.ts";
 import { freePort, waitFor } from "../../helpers/index.ts";
 import { startGateway, type TestGateway } from "../../helpers/gateway.ts";
-import { exceptionOf } from "./harness.ts";
+import { exceptionOf, closeMaster, connectMaster } from "./harness.ts";
 
 setDefaultTimeout(60_000);
 
@@ -38,14 +38,11 @@ beforeAll(async () => {
   slavePort = await freePort();
   g = await startGateway({ "gateway.yml": gatewayYml(["{ tag: a/one, area: holding, address: 0 }"]), "drivers.yml": drivers, "variables.yml": variables });
   await waitFor(() => g.gw.ctx.log.latest().has("a/one") && g.gw.ctx.log.latest().has("a/two"), "first simulator values", 30_000);
-  master = new ModbusRTU();
-  await master.connectTCP("127.0.0.1", { port: slavePort });
-  master.setID(1);
-  master.setTimeout(10_000);
+  master = await connectMaster(slavePort, { timeoutMs: 10_000 });
 });
 
 afterAll(async () => {
-  await new Promise<void>((r) => (master?.isOpen ? master.close(() => r()) : r()));
+  await closeMaster(master);
   await g?.stop();
 });
 
