@@ -1,6 +1,6 @@
 // The driver contract. Stable: new methods only with defaults; never change a signature.
 // A driver turns a device into frames (source), executes commands on it (sink), or both.
-import type { CmdFrame, DataFrame, EventFrame, Variable } from "../schemas/index.ts";
+import type { AckCode, CmdFrame, DataFrame, EventFrame, Variable } from "../schemas/index.ts";
 import type { Endpoint } from "./endpoint.ts";
 
 export const DRIVER_API_VERSION = 1;
@@ -44,6 +44,8 @@ export interface FrameSink {
 /** The result of executing a command on the device. */
 export interface WriteResult {
   ok: boolean;
+  /** what happened when not ok (schemas/acks.ts); default device_error */
+  code?: AckCode;
   error?: string;
 }
 

@@ -4,7 +4,7 @@
 // `command.executing` marker is committed; after a restart a command with a marker and no ack is acked
 // "outcome unknown after restart" instead of being written again, and a command without a marker is
 // executed (once) unless it has expired. A command past its expiresAt is never executed.
-import { nowMicros, type AckFrame, type AckStatus, type Catalog, type CmdFrame, type EventFrame, type Logged, type Variable } from "../schemas/index.ts";
+import { nowMicros, type AckFrame, type AckCode, type Catalog, type CmdFrame, type EventFrame, type Logged, type Variable } from "../schemas/index.ts";
 import type { EventLog } from "../storage/index.ts";
 import type { Driver, WriteResult } from "./contract.ts";
 import type { DriverManager } from "./manager.ts";
@@ -34,7 +34,7 @@ async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> 
   }
 }
 
-type Plan = { kind: "ack"; status: AckStatus; error?: string; source: string } | { kind: "write"; driverId: string; driver: Driver; tag: Variable } | { kind: "skip" };
+type Plan = { kind: "ack"; code: AckCode; error?: string; source: string } | { kind: "write"; driverId: string; driver: Driver; tag: Variable } | { kind: "skip" };
 
 const RUNNING = new Set(["Connected", "Active"]);
 
@@ -98,13 +98,13 @@ export class CommandExecutor {
     const tag = this.opts.catalog.get(cmd.tag);
     const source = tag?.driver ?? "executor";
     // started before the crash: the device may or may not have taken it; writing again could apply it twice
-    if (this.marked.has(cmd.id)) return { kind: "ack", status: "error", error: OUTCOME_UNKNOWN, source };
-    if (nowMicros() > cmd.expiresAt) return { kind: "ack", status: "expired", error: "command expired before execution", source };
-    if (!tag) return { kind: "ack", status: "error", error: `unknown tag '${cmd.tag}'`, source };
+    if (this.marked.has(cmd.id)) return { kind: "ack", code: "outcome_unknown_restart", error: OUTCOME_UNKNOWN, source };
+    if (nowMicros() > cmd.expiresAt) return { kind: "ack", code: "expired", error: "command expired before execution", source };
+    if (!tag) return { kind: "ack", code: "refused_unknown_tag", error: `unknown tag '${cmd.tag}'`, source };
     const d = this.opts.drivers.driver(tag.driver);
-    if (!d) return { kind: "ack", status: "error", error: `driver '${tag.driver}' is not configured`, source };
-    if (!d.driver || !RUNNING.has(d.state)) return { kind: "ack", status: "error", error: `driver '${tag.driver}' is not running (state ${d.state})`, source };
-    if (!d.driver.write) return { kind: "ack", status: "error", error: `driver '${tag.driver}' does not support writes`, source };
+    if (!d) return { kind: "ack", code: "driver_not_running", error: `driver '${tag.driver}' is not configured`, source };
+    if (!d.driver || !RUNNING.has(d.state)) return { kind: "ack", code: "driver_not_running", error: `driver '${tag.driver}' is not running (state ${d.state})`, source };
+    if (!d.driver.write) return { kind: "ack", code: "not_supported", error: `driver '${tag.driver}' does not support writes`, source };
     return { kind: "write", driverId: tag.driver, driver: d.driver, tag };
   }
 
@@ -139,10 +139,10 @@ export class CommandExecutor {
       const cmd = page[i]!;
       if (p.kind === "skip") pending.push(finish(i, null));
       else if (p.kind === "ack") {
-        if (p.status === "expired") this.stats.expired++;
-        else if (p.error === OUTCOME_UNKNOWN) this.stats.unknown++;
+        if (p.code === "expired") this.stats.expired++;
+        else if (p.code === "outcome_unknown_restart") this.stats.unknown++;
         else this.stats.refused++;
-        pending.push(finish(i, this.ack(cmd, p.status, p.error, p.source)));
+        pending.push(finish(i, this.ack(cmd, p.code, p.error, p.source)));
       } else writes.push(i);
     }
     if (writes.length) {
@@ -170,7 +170,7 @@ export class CommandExecutor {
             } else {
               const r = await this.write(p.driverId, p.driver, cmd, p.tag);
               this.stats.executed++;
-              ack = this.ack(cmd, r.ok ? "ok" : "error", r.error, p.driverId);
+              ack = this.ack(cmd, r.ok ? "ok" : (r.code ?? "device_error"), r.error, p.driverId);
             }
             pending.push(finish(i, ack));
           }
@@ -190,12 +190,12 @@ export class CommandExecutor {
     // command is refused unwritten, so that writes never reach a device out of order.
     const previous = this.inflight.get(driverId);
     if (previous && (await settlesWithin(previous, this.writeTimeoutMs)) === false) {
-      return { ok: false, error: "not written: the previous write to this device has not finished (device busy or hung)" };
+      return { ok: false, code: "device_busy", error: "not written: the previous write to this device has not finished (device busy or hung)" };
     }
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       const timeout = new Promise<WriteResult>((resolve) => {
-        timer = setTimeout(() => resolve({ ok: false, error: `device write timed out after ${this.writeTimeoutMs} ms (outcome unknown)` }), this.writeTimeoutMs);
+        timer = setTimeout(() => resolve({ ok: false, code: "timeout_outcome_unknown", error: `device write timed out after ${this.writeTimeoutMs} ms (outcome unknown)` }), this.writeTimeoutMs);
       });
       // write is present: plan() checked it
       const call = Promise.resolve().then(() => driver.write!(cmd, tag));
@@ -206,13 +206,14 @@ export class CommandExecutor {
       call.then(done, done);
       return await Promise.race([call, timeout]);
     } catch (e) {
-      return { ok: false, error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) };
+      return { ok: false, code: "internal_error", error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) };
     } finally {
       clearTimeout(timer);
     }
   }
 
-  private ack(cmd: CmdFrame, status: AckStatus, error: string | undefined, source: string): AckFrame {
-    return { kind: "ack", cmd: cmd.id, tag: cmd.tag, ok: status === "ok", status, ...(error === undefined ? {} : { error }), ts: nowMicros(), source };
+  private ack(cmd: CmdFrame, code: AckCode, error: string | undefined, source: string): AckFrame {
+    const status = code === "ok" ? "ok" : code === "expired" ? "expired" : "error";
+    return { kind: "ack", cmd: cmd.id, tag: cmd.tag, ok: code === "ok", status, code, ...(error === undefined ? {} : { error }), ts: nowMicros(), source };
   }
 }

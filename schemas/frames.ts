@@ -2,6 +2,7 @@
 // appended to the log and given an offset there. Types come from the schemas (Static<>), never
 // from hand-written interfaces.
 import { Type, type Static } from "@sinclair/typebox";
+import { AckCode } from "./acks.ts";
 
 /** A tag value. 64-bit integers travel as bigint in memory and as decimal strings in JSON. */
 export const Value = Type.Union([Type.Number(), Type.Boolean(), Type.String(), Type.Null(), Type.BigInt()], {
@@ -59,7 +60,8 @@ export const AckFrame = Type.Object(
     tag: Type.String(),
     ok: Type.Boolean(),
     status: AckStatus,
-    error: Type.Optional(Type.String()),
+    code: AckCode,
+    error: Type.Optional(Type.String({ description: "for people only: bridges map `code`, never this text" })),
     ts: Micros("time of the acknowledgement"),
     source: Type.String({ description: "driver that executed (or refused) the command" }),
   },

@@ -1,5 +1,6 @@
 // Public entry of the schemas: frames, quality codes, configuration, the catalog, validation.
 export * from "./frames.ts";
+export * from "./acks.ts";
 export * from "./quality.ts";
 export * from "./config.ts";
 export * from "./catalog.ts";

@@ -2,6 +2,7 @@
 // commands, acks and events carry their details as JSON in `body` (they are rare, readable in SQL).
 import { BIGINT, DOUBLE, DuckDBDataChunk, DuckDBVector, UINTEGER, UTINYINT, VARCHAR, type DuckDBAppender } from "@duckdb/node-api";
 import type { Frame, Logged, Value } from "../schemas/frames.ts";
+import { isAckCode, legacyAckCode } from "../schemas/acks.ts";
 
 export const KIND_CODE = { data: 1, cmd: 2, ack: 3, event: 4 } as const;
 export const KIND_NAME = ["", "data", "cmd", "ack", "event"] as const;
@@ -98,7 +99,7 @@ function setRow(v: Vectors, r: number, f: Frame): void {
       setValue(v, r, null);
       v[Col.Quality]!.setItem(r, f.ok ? 0 : 0x80000000);
       v[Col.Source]!.setItem(r, f.source);
-      v[Col.Body]!.setItem(r, jsonStringify({ cmd: f.cmd, ok: f.ok, status: f.status, error: f.error }));
+      v[Col.Body]!.setItem(r, jsonStringify({ cmd: f.cmd, ok: f.ok, status: f.status, code: f.code, error: f.error }));
       break;
     case "event":
       v[Col.Tag]!.setItem(r, f.tag ?? null);
@@ -198,6 +199,8 @@ export function rowToFrame(r: LogRow): Logged {
         tag,
         ok: body.ok === true,
         status: body.status as "ok",
+        // acks stored before codes existed carry status and text only
+        code: isAckCode(body.code) ? body.code : legacyAckCode(String(body.status), body.error === undefined ? undefined : String(body.error)),
         ...(body.error === undefined ? {} : { error: String(body.error) }),
         ts,
         source: r[8] ?? "",

@@ -5,3 +5,5 @@ export { QueryEngine, type QueryEngineOptions, type QueryResult, type RunOptions
 export { QUERY_VIEWS } from "./views.ts";
 export { jsonStringify } from "./codec.ts";
 export { CommandBus, DEFAULT_TTL_MS, type SubmitCommand, type CommandRecord, type ListCommands } from "./commands.ts";
+export { LogConsumer, consume, Rewind, type ConsumerOptions, type ConsumerStatus, type ConsumerState, type ConsumerContext, type PageHandler, type ConsumerLogger } from "./consumer.ts";
+export { delay, deadline, settlesWithin, backoffDelay, deferred, TIMED_OUT, ABORTED, type BackoffSettings, type Deferred } from "./time.ts";

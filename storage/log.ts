@@ -10,6 +10,7 @@ import { LogTuning } from "../schemas/config.ts";
 import { Value as TypeValue } from "@sinclair/typebox/value";
 import { appendFrames, columnsToFrames, KIND_CODE, LOG_COLUMNS, LOG_COLUMNS_FAST, LOG_DDL, rowToFrame, type LogRow } from "./codec.ts";
 import { CommitError, FrameError, LogClosedError } from "./errors.ts";
+import type { ConsumerStatus } from "./consumer.ts";
 
 export interface LogOptions extends Partial<LogTuning> {
   /** path of the DuckDB file; ":memory:" for tests that do not need durability */
@@ -106,6 +107,7 @@ export class EventLog extends EventEmitter {
   private ringLow = 1;
   private headWaiters: { offset: number; resolve: () => void }[] = [];
   private resumeWaiters: (() => void)[] = [];
+  private readonly consumerSet = new Set<{ readonly name: string; status(): ConsumerStatus }>();
 
   private constructor(
     readonly path: string,
@@ -169,6 +171,34 @@ export class EventLog extends EventEmitter {
   /** Offset of the last committed frame; 0 when the log is empty. */
   get head(): number {
     return this.headOffset;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Commit time (µs) of the frame at `offset` when it is still in memory; undefined otherwise. */
+  loggedAtOf(offset: number): number | undefined {
+    if (offset < this.ringLow || offset > this.headOffset) return undefined;
+    return this.ring[offset % this.ring.length]?.loggedAt;
+  }
+
+  /** The running consumers of this log (storage/consumer.ts registers them), for metrics and health. */
+  consumers(): ConsumerStatus[] {
+    return [...this.consumerSet].map((c) => c.status());
+  }
+
+  registerConsumer(c: { readonly name: string; status(): ConsumerStatus }): void {
+    this.consumerSet.add(c);
+  }
+
+  unregisterConsumer(c: { readonly name: string; status(): ConsumerStatus }): void {
+    this.consumerSet.delete(c);
+  }
+
+  /** Emits 'consumerError' (name, error): one place where the gateway logs and counts every consumer's failures. */
+  tellConsumerError(name: string, err: unknown): void {
+    this.tell("consumerError", name, err);
   }
 
   /** Frames accepted but not yet committed. */

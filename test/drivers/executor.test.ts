@@ -171,7 +171,7 @@ describe("command executor", () => {
     const [c1, c2, c3] = [cmd("a/sp", 1), cmd("a/sp", 2), cmd("a/sp", 3)];
     await log.append([c1, c2, c3]);
     await log.append([{ kind: "event", type: EXECUTING_EVENT, source: "plc", tag: "a/sp", ts: nowMicros(), data: { cmd: c1.id } }]);
-    await log.append([{ kind: "ack", cmd: c3.id, tag: "a/sp", ok: true, status: "ok", ts: nowMicros(), source: "plc" }]);
+    await log.append([{ kind: "ack", cmd: c3.id, tag: "a/sp", ok: true, status: "ok", code: "ok", ts: nowMicros(), source: "plc" }]);
     await close();
     await open();
     startExecutor();

@@ -32,7 +32,7 @@ function frames(): Frame[] {
   for (const tag of [...ACME, "line1/other"]) {
     for (let i = 0; i < 60; i++) out.push({ kind: "data", tag, value: i, ts: T0 + i * 1_000_000, quality: 0, source: "sim" });
     out.push({ kind: "cmd", id: `c-${tag}`, tag, value: 1, origin: "rest", actor: "alice", tenant: "acme", ts: T0, expiresAt: T0 + 60_000_000 });
-    out.push({ kind: "ack", cmd: `c-${tag}`, tag, ok: true, status: "ok", ts: T0 + 1000, source: "sim" });
+    out.push({ kind: "ack", cmd: `c-${tag}`, tag, ok: true, status: "ok", code: "ok", ts: T0 + 1000, source: "sim" });
     out.push({ kind: "event", type: "alarm.raised", source: "sim", tag, ts: T0 });
   }
   out.push({ kind: "event", type: "driver.state", source: "sim", ts: T0, data: { state: "Active" } });

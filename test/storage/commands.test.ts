@@ -21,7 +21,7 @@ afterEach(async () => {
   dir.cleanup();
 });
 
-const ack = (cmd: CmdFrame, ok = true): AckFrame => ({ kind: "ack", cmd: cmd.id, tag: cmd.tag, ok, status: ok ? "ok" : "error", ...(ok ? {} : { error: "device said no" }), ts: nowMicros(), source: "plc" });
+const ack = (cmd: CmdFrame, ok = true): AckFrame => ({ kind: "ack", cmd: cmd.id, tag: cmd.tag, ok, status: ok ? "ok" : "error", code: ok ? "ok" : "device_error", ...(ok ? {} : { error: "device said no" }), ts: nowMicros(), source: "plc" });
 const base = { tag: "a/sp", value: 42, origin: "rest" as const, actor: "alice", tenant: "t1" };
 
 describe("command bus", () => {

@@ -56,7 +56,7 @@ describe("event log", () => {
       { kind: "data", tag: "d", value: null, ts: 4, quality: 0x80050000, source: "s" },
       { kind: "data", tag: "e", value: big, ts: 5, quality: 0, source: "s" },
       { kind: "cmd", id: "c1", tag: "a", value: 2, origin: "rest", actor: "alice", tenant: "t1", ts: 6, expiresAt: 100 },
-      { kind: "ack", cmd: "c1", tag: "a", ok: false, status: "error", error: "exception 2", ts: 7, source: "plc" },
+      { kind: "ack", cmd: "c1", tag: "a", ok: false, status: "error", code: "device_error", error: "exception 2", ts: 7, source: "plc" },
       { kind: "event", type: "driver.state", source: "plc", ts: 8, data: { state: "Active" } },
     ];
     await log.append(structuredClone(input));

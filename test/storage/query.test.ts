@@ -20,7 +20,7 @@ export function knownFrames(): Frame[] {
   out.push({ kind: "data", tag: "big", value: 9007199254740993n, ts: T0, quality: 0, source: "sim" });
   out.push({ kind: "data", tag: "flag", value: true, ts: T0, quality: 0x80000000, source: "sim" });
   out.push({ kind: "cmd", id: "c1", tag: "a", value: 5, origin: "rest", actor: "alice", tenant: "t1", ts: T0, expiresAt: T0 + 60_000_000 });
-  out.push({ kind: "ack", cmd: "c1", tag: "a", ok: true, status: "ok", ts: T0 + 1000, source: "sim" });
+  out.push({ kind: "ack", cmd: "c1", tag: "a", ok: true, status: "ok", code: "ok", ts: T0 + 1000, source: "sim" });
   out.push({ kind: "event", type: "driver.state", source: "sim", ts: T0, data: { state: "Active" } });
   return out;
 }

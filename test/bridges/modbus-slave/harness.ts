@@ -78,7 +78,7 @@ export async function startSlave(opts: { tags: unknown[]; slave: Record<string, 
         h.commands.push(cmd);
         const a = await h.answer(cmd);
         if (a === "silent") continue;
-        const ack: AckFrame = { kind: "ack", cmd: cmd.id, tag: cmd.tag, ok: a.ok, status: a.ok ? "ok" : "error", error: a.error, ts: nowMicros(), source: "test-plc" };
+        const ack: AckFrame = { kind: "ack", cmd: cmd.id, tag: cmd.tag, ok: a.ok, status: a.ok ? "ok" : "error", code: a.ok ? "ok" : "device_error", error: a.error, ts: nowMicros(), source: "test-plc" };
         if (ack.error === undefined) delete ack.error;
         const frames = a.ok ? [{ kind: "data" as const, tag: cmd.tag, value: cmd.value, ts: nowMicros(), quality: Quality.Good, source: "test-plc" }, ack] : [ack];
         await log.append(frames);

@@ -29,7 +29,7 @@ beforeAll(async () => {
     for await (const page of rig.log.follow({ from: rig.log.head + 1, kinds: ["cmd"], signal: stopSink.signal })) {
       for (const c of page as Logged<CmdFrame>[]) {
         executed.push(c);
-        const ack: AckFrame = { kind: "ack", cmd: c.id, tag: c.tag, ok: true, status: "ok", ts: Date.now() * 1000, source: "fake-sink" };
+        const ack: AckFrame = { kind: "ack", cmd: c.id, tag: c.tag, ok: true, status: "ok", code: "ok", ts: Date.now() * 1000, source: "fake-sink" };
         await rig.log.append([ack]);
       }
     }

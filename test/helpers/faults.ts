@@ -1,0 +1,23 @@
+// Fault injection for log consumers: the next `times` page reads of the log throw (every consumer reads
+// through log.pages, so a patched instance method reaches them all, without a hook in the product).
+import type { EventLog } from "../../storage/index.ts";
+
+/**
+ * The next `times` reads whose options pass `match` throw `Error(message)`. Returns how many were thrown
+ * so far and a restore function. Reads already under way are not affected; their next page read is.
+ */
+export function failLogReads(log: EventLog, times = 1, match: (o: { kinds?: readonly string[] }) => boolean = () => true, message = "injected read failure") {
+  const original = log.pages.bind(log);
+  const state = { thrown: 0 };
+  (log as unknown as { pages: typeof log.pages }).pages = function (opts) {
+    if (state.thrown < times && match(opts)) {
+      state.thrown++;
+      // an async generator that fails on its first next(), like a DuckDB read that fails
+      return (async function* () {
+        throw new Error(message);
+      })();
+    }
+    return original(opts);
+  };
+  return { get thrown() { return state.thrown; }, restore: () => ((log as unknown as { pages: typeof log.pages }).pages = original) };
+}
