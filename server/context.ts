@@ -18,9 +18,22 @@ export interface GatewayContext {
   logger: Logger;
 }
 
+/**
+ * What a part of the gateway says of itself in the readiness document (GET /readyz): "ok" working,
+ * "degraded" working with a problem an operator should know (retrying, lagging, a peer away), "down"
+ * not doing its job. `reasons` are sentences for people; the other fields are details (counts, lag ...).
+ */
+export interface ComponentStatus {
+  state: "ok" | "degraded" | "down";
+  reasons: string[];
+  [detail: string]: unknown;
+}
+
 /** A long-running part wired by the gateway (a bridge, the demo PLC ...), started in order, stopped in reverse. */
 export interface Service {
   name: string;
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** its state for the readiness document; absent: the service has nothing to report */
+  status?(): ComponentStatus;
 }
