@@ -47,14 +47,15 @@ describe("frame validators", () => {
     expect(data.Check({ ...good, value: { x: 1 } })).toBe(false);
   });
 
-  it("refuse a command from an unknown origin and an ack without status", () => {
+  it("refuse a command from an unknown origin, and an ack without status or with an unknown code", () => {
     const cmd = { kind: "cmd", id: "c1", tag: "a", value: 1, origin: "rest", actor: "alice", tenant: "t", ts: 1, expiresAt: 2 };
     expect(TypeCompiler.Compile(CmdFrame).Check(cmd)).toBe(true);
     expect(TypeCompiler.Compile(CmdFrame).Check({ ...cmd, origin: "telnet" })).toBe(false);
-    const ack = { kind: "ack", cmd: "c1", tag: "a", ok: true, status: "ok", ts: 3, source: "plc1" };
+    const ack = { kind: "ack", cmd: "c1", tag: "a", ok: true, status: "ok", code: "ok", ts: 3, source: "plc1" };
     expect(TypeCompiler.Compile(AckFrame).Check(ack)).toBe(true);
     const { status: _s, ...noStatus } = ack;
     expect(TypeCompiler.Compile(AckFrame).Check(noStatus)).toBe(false);
+    expect(TypeCompiler.Compile(AckFrame).Check({ ...ack, code: "maybe" })).toBe(false);
   });
 
   it("tell frame kinds apart: an event is not a data frame", () => {
