@@ -31,7 +31,13 @@ export interface SlaveHarness {
 
 export type PlcAnswer = { ok: boolean; code?: AckCode; error?: string } | "silent";
 
-export async function startSlave(opts: { tags: unknown[]; slave: Record<string, unknown>; initial?: Record<string, Value> }): Promise<SlaveHarness> {
+export async function startSlave(opts: {
+  tags: unknown[];
+  slave: Record<string, unknown>;
+  /** values in the log before the slave starts (Good unless `initialQuality` names the tag) */
+  initial?: Record<string, Value>;
+  initialQuality?: Record<string, number>;
+}): Promise<SlaveHarness> {
   const tmp = tempDir("edge-mbslave-");
   const log = await EventLog.open({ path: join(tmp.path, "log.duckdb"), maxDelayMs: 2 });
   const catalog = new Catalog(parseWithSchema(VariablesFile, { tags: opts.tags }, "variables.yml").tags);
@@ -39,7 +45,7 @@ export async function startSlave(opts: { tags: unknown[]; slave: Record<string, 
     const ts = nowMicros();
     await log.append(Object.entries(values).map(([tag, value]) => ({ kind: "data" as const, tag, value, ts, quality, source: "test" })));
   };
-  if (opts.initial) await publish(opts.initial);
+  for (const [tag, value] of Object.entries(opts.initial ?? {})) await publish({ [tag]: value }, opts.initialQuality?.[tag]);
   const bus = new CommandBus(log);
   bus.start();
   const port = await freePort();
