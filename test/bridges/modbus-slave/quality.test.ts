@@ -54,11 +54,16 @@ describe("default (onBad: exception)", () => {
     expect(await exceptionOf(m.readHoldingRegisters(0, 2))).toBe(GATEWAY_TARGET_FAILED);
   });
 
-  it("answers 0B for a tag that was never read, and serves it from its first Good reading", async () => {
+  /** The register at `address` answers 0B now, and `value` once a Good reading of `tag` is in the log. */
+  async function expectServedOnceGood(address: number, tag: string, value: number): Promise<void> {
     const m = await h.master();
-    expect(await exceptionOf(m.readHoldingRegisters(2, 1))).toBe(GATEWAY_TARGET_FAILED);
-    await h.publish({ "q/never": 321 });
-    await waitFor(async () => (await m.readHoldingRegisters(2, 1)).data[0] === 321, "first reading served", 10_000);
+    expect(await exceptionOf(m.readHoldingRegisters(address, 1))).toBe(GATEWAY_TARGET_FAILED);
+    await h.publish({ [tag]: value });
+    await waitFor(async () => (await m.readHoldingRegisters(address, 1)).data[0] === value, `${tag} served once Good`, 10_000);
+  }
+
+  it("answers 0B for a tag that was never read, and serves it from its first Good reading", async () => {
+    await expectServedOnceGood(2, "q/never", 321);
   });
 
   it("serves an Uncertain (last usable value from a previous run) tag's value", async () => {
@@ -67,10 +72,7 @@ describe("default (onBad: exception)", () => {
   });
 
   it("serves a Bad tag again once a Good reading arrives", async () => {
-    const m = await h.master();
-    expect(await exceptionOf(m.readHoldingRegisters(4, 1))).toBe(GATEWAY_TARGET_FAILED);
-    await h.publish({ "q/recovers": 2 });
-    await waitFor(async () => (await m.readHoldingRegisters(4, 1)).data[0] === 2, "recovered tag served", 10_000);
+    await expectServedOnceGood(4, "q/recovers", 2);
   });
 
   it("answers 0B from the moment a Bad frame follows a Good one in the live tail", async () => {
