@@ -9,7 +9,6 @@ import { checkWrite, type WriteRefusal } from "../../schemas/command.ts";
 import type { Catalog, Origin, Value } from "../../schemas/index.ts";
 import type { EventLog } from "../../storage/index.ts";
 import { consume, type ConsumerStatus, type LogConsumer } from "../../storage/consumer.ts";
-import type { BackoffSettings } from "../../storage/time.ts";
 import { compileAllowlist, normalizeIp } from "./allowlist.ts";
 import type { ModbusSlaveConfig, ResolvedEntry } from "./config.ts";
 import { RegisterImage } from "./map.ts";
@@ -47,8 +46,6 @@ export interface SlaveOptions {
    * when it is invalid, and then the old map keeps serving. Absent: the map is fixed at construction.
    */
   currentMap?: () => ResolvedEntry[];
-  /** retry delays of the log tail after a read error (default: the consumer's, 200 ms doubling to 10 s) */
-  tailRetry?: BackoffSettings;
 }
 
 /** The slave's part of the readiness document (server/context.ts ComponentStatus has this shape). */
@@ -156,8 +153,8 @@ export class ModbusSlave {
         const image = this.current; // remap() swaps the image between pages, never within one
         for (const f of page) if (f.kind === "data") image.update(f.tag, f.value, f.quality);
       },
+      // retried with the consumer's backoff (200 ms doubling to 10 s)
       ...(this.opts.logger ? { logger: this.opts.logger } : {}),
-      ...(this.opts.tailRetry ? { retry: this.opts.tailRetry } : {}),
     });
     if (this.opts.currentMap) this.opts.catalog.on("change", this.onCatalogChange);
     const { host, port, idleTimeoutMs } = this.opts.config;
