@@ -14,6 +14,17 @@ export type RegisterType = Static<typeof RegisterType>;
 export const Area = Type.Union([Type.Literal("coil"), Type.Literal("discrete"), Type.Literal("holding"), Type.Literal("input")]);
 export type Area = Static<typeof Area>;
 
+/**
+ * What a read answers for a tag whose latest quality is Bad or that was never read (Modbus has no quality
+ * field, so a number alone would let SCADA take "PLC down" for a real value).
+ */
+const onBad = (opts: { description: string; default?: string }) =>
+  Type.Union([Type.Literal("exception"), Type.Literal("hold"), Type.Literal("zero")], opts);
+const ON_BAD_HELP =
+  "a read touching a tag whose quality is Bad or that was never read: exception = answer exception 0B (gateway target failed to respond); " +
+  "hold = serve the last usable value (0 if none); zero = serve 0";
+export type OnBad = Static<ReturnType<typeof onBad>>;
+
 export const MapEntry = Type.Object(
   {
     tag: Type.String({ minLength: 1, description: "tag of variables.yml" }),
@@ -26,6 +37,7 @@ export const MapEntry = Type.Object(
     wordOrder: Type.Union([Type.Literal("BE"), Type.Literal("LE")], { default: "BE", description: "BE: high word first (ABCD); LE: low word first (CDAB)" }),
     scale: Type.Number({ default: 1, description: "engineering = raw * scale + offset (as in variables.yml)" }),
     offset: Type.Number({ default: 0 }),
+    onBad: Type.Optional(onBad({ description: "this entry's answer for a Bad or never-read tag; default: the section's onBad" })),
   },
   { additionalProperties: false },
 );
@@ -38,7 +50,7 @@ export const ModbusSlaveConfig = Type.Object(
     port: Type.Integer({ minimum: 0, maximum: 65535, default: 5020 }),
     maxConnections: Type.Integer({ minimum: 1, maximum: 10_000, default: 64, description: "further connections are closed at once" }),
     idleTimeoutMs: Type.Integer({ minimum: 100, default: 60_000, description: "a connection silent this long is closed" }),
-    writeTimeoutMs: Type.Integer({ minimum: 1, default: 5000, description: "longest a write waits for the PLC's ack before exception 04" }),
+    writeTimeoutMs: Type.Integer({ minimum: 1, default: 5000, description: "longest a write waits for the PLC's ack; then exception 0B (outcome unknown)" }),
     allowlist: Type.Optional(
       Type.Array(Type.String({ pattern: "^[0-9.]+(/[0-9]{1,2})?$|^[0-9a-fA-F:]+$" }), {
         description: "client addresses (IPv4, IPv4/prefix or IPv6) allowed to connect; absent: everyone",
@@ -48,6 +60,7 @@ export const ModbusSlaveConfig = Type.Object(
       default: "zero",
       description: "unmapped addresses inside a read that touches a mapped one: read as 0, or exception 02 for the whole read",
     }),
+    onBad: onBad({ description: ON_BAD_HELP, default: "exception" }),
     map: Type.Array(MapEntry, { default: [] }),
   },
   { additionalProperties: false },
@@ -55,8 +68,8 @@ export const ModbusSlaveConfig = Type.Object(
 export type ModbusSlaveConfig = Static<typeof ModbusSlaveConfig>;
 
 
-/** A map entry with its type resolved against the catalog and its width. */
-export type ResolvedEntry = MapEntry & { type: RegisterType; width: number; index: number };
+/** A map entry with its type resolved against the catalog, its width and its onBad (entry's, else the section's). */
+export type ResolvedEntry = Omit<MapEntry, "onBad"> & { type: RegisterType; width: number; index: number; onBad: OnBad };
 
 /**
  * Validates the section, resolves each entry's type from the catalog and refuses overlapping
@@ -75,7 +88,7 @@ export function parseModbusSlaveConfig(raw: unknown, file: string, catalog: Pick
     if (type === "string" && e.length === undefined) throw new ConfigError(file, `${path}.length`, "a string needs its length in registers");
     const width = registerCount({ type, length: e.length }); // a bool on a coil/discrete input: one bit
     if (e.address + width > 65536) throw new ConfigError(file, `${path}.address`, `${e.address}+${width} runs past address 65535`);
-    return { ...e, type, width, index: i };
+    return { ...e, type, width, index: i, onBad: e.onBad ?? config.onBad };
   });
   // Overlaps: sort per unit/area by address; each entry must start after the previous one ends.
   const groups = new Map<string, ResolvedEntry[]>();

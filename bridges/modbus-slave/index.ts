@@ -8,8 +8,8 @@ import type { EventLog } from "../../storage/index.ts";
 import { parseModbusSlaveConfig } from "./config.ts";
 import { ModbusSlave, type CommandExecutor } from "./server.ts";
 
-export { ModbusSlave, type CommandExecutor, type SlaveStats } from "./server.ts";
-export { ModbusSlaveConfig, MapEntry, parseModbusSlaveConfig, type ResolvedEntry } from "./config.ts";
+export { ModbusSlave, type CommandExecutor, type SlaveStats, type SlaveStatus } from "./server.ts";
+export { ModbusSlaveConfig, MapEntry, parseModbusSlaveConfig, type OnBad, type ResolvedEntry } from "./config.ts";
 
 /** The part of the gateway's context the slave uses (the composition root passes its context). */
 export interface ModbusSlaveDeps {

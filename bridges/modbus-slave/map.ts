@@ -1,8 +1,9 @@
 // The slave's process image: per unit and area, the current registers/coils of the mapped tags,
-// re-encoded when a tag's value changes (so a read is a copy, whatever the rate of reads), and the
-// inverse for writes: which entries a write covers and the engineering value it asks for.
+// re-encoded when a tag's value changes (so a read is a copy, whatever the rate of reads), the quality
+// of each entry (a read touching a Bad or never-read tag answers exception 0B, per the entry's onBad),
+// and the inverse for writes: which entries a write covers and the engineering value it asks for.
 import { decodeRegisters, encodeRegisters, RegisterCodecError } from "../../schemas/registers.ts";
-import type { DataType, Value } from "../../schemas/index.ts";
+import { Quality, type DataType, type Value } from "../../schemas/index.ts";
 import type { Area, ResolvedEntry } from "./config.ts";
 import { ExceptionCode, ModbusException } from "./protocol.ts";
 
@@ -13,18 +14,44 @@ const INT_LIMITS: Partial<Record<DataType, [number, number]>> = {
   uint32: [0, 0xffffffff],
 };
 
-/** Addresses [base, base+length) of one unit/area: values and, per address, the owning entry (-1: unmapped). */
+/**
+ * Addresses [base, base+length) of one unit/area: values and, per address, the owning entry (-1:
+ * unmapped) and whether a read of it must fail (1: its entry is Bad or never read, and onBad is
+ * "exception"). A flag per address, not a lookup of the entry's quality, and a count of flagged
+ * addresses so that a read of an area where every tag is usable is the same single copy as before
+ * quality existed (measured: checking the flags inside the copy loop cost 12-19% of an in-memory read of
+ * 125 registers; with the count, within noise of the old read).
+ */
 class AreaImage {
   readonly values: Uint16Array;
   readonly owner: Int32Array;
+  readonly unusable: Uint8Array;
   constructor(
     readonly base: number,
     length: number,
   ) {
     this.values = new Uint16Array(length);
     this.owner = new Int32Array(length).fill(-1);
+    this.unusable = new Uint8Array(length);
+  }
+
+  /** addresses flagged in `unusable` */
+  unusableCount = 0;
+
+  /** Flags or clears the addresses of one entry, keeping the count. */
+  flag(at: number, width: number, isUnusable: boolean): void {
+    const now = isUnusable ? 1 : 0;
+    if (this.unusable[at] === now) return; // an entry's addresses are flagged together
+    this.unusable.fill(now, at, at + width);
+    this.unusableCount += isUnusable ? width : -width;
   }
 }
+
+/** Bad (top bits 10) or the reserved 11: nothing the gateway can vouch for. */
+const isUnusable = (quality: number) => quality >>> 30 >= 2;
+
+/** The quality of an entry whose tag has no value yet (the log holds none). */
+export const NEVER_READ = Quality.Bad_WaitingForInitialData;
 
 /** A write decoded against the map: the entry and the engineering value asked for. */
 export interface PlannedWrite {
@@ -36,6 +63,8 @@ export class RegisterImage {
   private readonly areas = new Map<string, AreaImage>();
   private readonly units = new Set<number>();
   private readonly byTag = new Map<string, ResolvedEntry[]>();
+  /** latest quality per entry (by entry index), NEVER_READ until the tag's first frame */
+  readonly quality: Uint32Array;
 
   constructor(
     readonly entries: readonly ResolvedEntry[],
@@ -52,9 +81,11 @@ export class RegisterImage {
       (this.byTag.get(e.tag) ?? this.byTag.set(e.tag, []).get(e.tag)!).push(e);
     }
     for (const [k, [lo, hi]] of spans) this.areas.set(k, new AreaImage(lo, hi - lo));
+    this.quality = new Uint32Array(entries.length).fill(NEVER_READ);
     for (const e of entries) {
       const img = this.areas.get(key(e.unitId, e.area))!; // created above for every entry's unit/area
       img.owner.fill(e.index, e.address - img.base, e.address - img.base + e.width);
+      if (e.onBad === "exception") img.flag(e.address - img.base, e.width, true);
     }
   }
 
@@ -66,13 +97,27 @@ export class RegisterImage {
     return this.byTag.get(tag) ?? [];
   }
 
-  /** Re-encodes a tag's value into every entry mapping it. A value that cannot be encoded leaves zeros. */
-  update(tag: string, value: Value): void {
+  /**
+   * Records a tag's latest reading in every entry mapping it. Good or Uncertain: the value is re-encoded
+   * (a value that cannot be encoded leaves zeros) and served. Bad, per the entry's onBad: "exception"
+   * flags its addresses (reads answer 0B, the old value stays underneath), "hold" keeps the old value,
+   * "zero" serves zeros. Uncertain is served: it is a usable value (after a restart, the last one of the
+   * previous run, until the driver reads the tag again), and Modbus cannot say more than that.
+   */
+  update(tag: string, value: Value, quality: number): void {
     const list = this.byTag.get(tag);
     if (!list) return;
+    const bad = isUnusable(quality);
     for (const e of list) {
+      this.quality[e.index] = quality;
       const img = this.areas.get(key(e.unitId, e.area))!;
       const at = e.address - img.base;
+      if (bad) {
+        if (e.onBad === "exception") img.flag(at, e.width, true);
+        else if (e.onBad === "zero") img.values.fill(0, at, at + e.width);
+        continue;
+      }
+      img.flag(at, e.width, false);
       if (e.width === 1 && (e.area === "coil" || e.area === "discrete")) {
         img.values[at] = truthy(value) ? 1 : 0;
         continue;
@@ -88,11 +133,15 @@ export class RegisterImage {
     }
   }
 
-  /** Current values of `quantity` addresses from `address` (bits as 0/1); exception 02 when none is mapped. */
+  /**
+   * Current values of `quantity` addresses from `address` (bits as 0/1). Exception 02 when none is
+   * mapped (or some are not, with unmapped: exception); 0B when one belongs to an unusable entry.
+   */
   read(unit: number, area: Area, address: number, quantity: number): Uint16Array {
     const img = this.areas.get(key(unit, area));
     const out = new Uint16Array(quantity);
     let mapped = 0;
+    let unusable = 0;
     if (img) {
       const from = Math.max(address, img.base);
       const to = Math.min(address + quantity, img.base + img.values.length);
@@ -103,12 +152,35 @@ export class RegisterImage {
           mapped++;
         }
       }
+      if (img.unusableCount > 0) for (let i = from - img.base; i < to - img.base; i++) unusable |= img.unusable[i]!;
     }
     if (mapped === 0) throw new ModbusException(ExceptionCode.IllegalDataAddress, `unit ${unit} ${area} ${address}..${address + quantity - 1}: nothing mapped`);
     if (mapped < quantity && this.unmapped === "exception") {
       throw new ModbusException(ExceptionCode.IllegalDataAddress, `unit ${unit} ${area} ${address}..${address + quantity - 1}: partly unmapped`);
     }
+    if (unusable) throw this.unusableIn(img!, unit, area, address, quantity); // unusable is set only where img exists
     return out;
+  }
+
+  /** The exception for a read that touched an unusable entry, naming the first such tag (off the hot path). */
+  private unusableIn(img: AreaImage, unit: number, area: Area, address: number, quantity: number): ModbusException {
+    const from = Math.max(address, img.base);
+    let tag = "?";
+    for (let a = from; a < address + quantity; a++) {
+      if (img.unusable[a - img.base]) {
+        const e = this.entries[img.owner[a - img.base]!]!; // unusable is set only on owned addresses
+        tag = `${e.tag} (quality 0x${this.quality[e.index]!.toString(16)})`;
+        break;
+      }
+    }
+    return new ModbusException(ExceptionCode.GatewayTargetFailed, `unit ${unit} ${area} ${address}..${address + quantity - 1}: ${tag} is Bad or was never read`);
+  }
+
+  /** Entries whose latest quality is Bad or that were never read. */
+  badEntries(): number {
+    let n = 0;
+    for (const q of this.quality) if (isUnusable(q)) n++;
+    return n;
   }
 
   /**

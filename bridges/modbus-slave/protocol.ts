@@ -15,6 +15,8 @@ export const ExceptionCode = {
   DeviceFailure: 0x04,
   /** the unit id names no device behind this gateway */
   GatewayPathUnavailable: 0x0a,
+  /** the device behind the gateway did not answer: a Bad value, or a write whose outcome is unknown */
+  GatewayTargetFailed: 0x0b,
 } as const;
 
 /** A request that must be answered with a Modbus exception response. */

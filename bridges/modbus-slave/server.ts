@@ -1,12 +1,15 @@
 // The Modbus TCP slave: a listener on Bun's TCP sockets with our own MBAP framing (protocol.ts), a
 // process image fed from the event log (map.ts), and writes turned into commands whose ack decides the
 // answer. A connection that breaks the framing is closed; a request that is wrong gets an exception
-// response; nothing a client sends can throw out of a socket handler.
+// response; nothing a client sends can throw out of a socket handler. The image follows the log through a
+// supervised consumer (storage/consumer.ts): a read error is retried, never the end of the updates.
 import type { Socket, TCPSocketListener } from "bun";
 import type { Logger } from "pino";
 import { checkWrite, type WriteRefusal } from "../../schemas/command.ts";
 import type { Catalog, Origin, Value } from "../../schemas/index.ts";
 import type { EventLog } from "../../storage/index.ts";
+import { consume, type ConsumerStatus, type LogConsumer } from "../../storage/consumer.ts";
+import { compileAllowlist, normalizeIp } from "./allowlist.ts";
 import type { ModbusSlaveConfig, ResolvedEntry } from "./config.ts";
 import { RegisterImage } from "./map.ts";
 import {
@@ -21,13 +24,14 @@ import {
   writeResponse,
   type Request,
 } from "./protocol.ts";
+import { writeException, type WriteAck } from "./writes.ts";
 
 /** What the slave needs of the command bus (storage/commands.ts CommandBus fits it). */
 export interface CommandExecutor {
   execute(
     c: { tag: string; value: Value; origin: Origin; actor: string; tenant: string },
     timeoutMs: number,
-  ): Promise<{ ack: { ok: boolean; status?: string; error?: string } | null }>;
+  ): Promise<{ ack: WriteAck }>;
 }
 
 export interface SlaveOptions {
@@ -42,6 +46,20 @@ export interface SlaveOptions {
    * when it is invalid, and then the old map keeps serving. Absent: the map is fixed at construction.
    */
   currentMap?: () => ResolvedEntry[];
+}
+
+/** The slave's part of the readiness document (server/context.ts ComponentStatus has this shape). */
+export interface SlaveStatus {
+  state: "ok" | "degraded" | "down";
+  reasons: string[];
+  port: number;
+  connections: number;
+  refusedConnections: number;
+  /** map entries whose tag is Bad or was never read (served per their onBad) */
+  badEntries: number;
+  /** the log tail feeding the register image */
+  consumer: ConsumerStatus | null;
+  [detail: string]: unknown;
 }
 
 export interface SlaveStats {
@@ -82,8 +100,7 @@ export class ModbusSlave {
   private current: RegisterImage;
   readonly stats: SlaveStats = { connections: 0, refused: 0, requests: 0, exceptions: {}, badFrames: 0, writes: 0 };
   private listener: TCPSocketListener<Conn> | null = null;
-  private readonly abort = new AbortController();
-  private tail: Promise<void> | null = null;
+  private tail: LogConsumer | null = null;
   private readonly allow: ((ip: string) => boolean) | null;
 
   constructor(private readonly opts: SlaveOptions) {
@@ -103,7 +120,7 @@ export class ModbusSlave {
    */
   remap(entries: ResolvedEntry[]): void {
     const image = new RegisterImage(entries, this.opts.config.unmapped);
-    for (const [tag, f] of this.opts.log.latest()) image.update(tag, f.value);
+    for (const [tag, f] of this.opts.log.latest()) image.update(tag, f.value, f.quality);
     this.current = image;
   }
 
@@ -125,10 +142,20 @@ export class ModbusSlave {
   /** Loads the latest value of every mapped tag, starts following the log, then listens. */
   async start(): Promise<void> {
     const { log } = this.opts;
-    // head and latest() are read in the same tick, so the tail starts exactly after the snapshot
-    const from = log.head + 1;
-    for (const [tag, f] of log.latest()) this.current.update(tag, f.value);
-    this.tail = this.follow(from);
+    // latest() and the consumer's start (from the head) in one synchronous step: the tail starts
+    // exactly after the snapshot. Not durable: on a restart the image is rebuilt from latest() again.
+    for (const [tag, f] of log.latest()) this.current.update(tag, f.value, f.quality);
+    this.tail = consume(log, {
+      name: "modbus-slave",
+      from: "head",
+      kinds: ["data"],
+      handler: (page) => {
+        const image = this.current; // remap() swaps the image between pages, never within one
+        for (const f of page) if (f.kind === "data") image.update(f.tag, f.value, f.quality);
+      },
+      // retried with the consumer's backoff (200 ms doubling to 10 s)
+      ...(this.opts.logger ? { logger: this.opts.logger } : {}),
+    });
     if (this.opts.currentMap) this.opts.catalog.on("change", this.onCatalogChange);
     const { host, port, idleTimeoutMs } = this.opts.config;
     const idleS = Math.max(1, Math.ceil(idleTimeoutMs / 1000));
@@ -158,21 +185,28 @@ export class ModbusSlave {
 
   async stop(): Promise<void> {
     this.opts.catalog.off("change", this.onCatalogChange);
-    this.abort.abort();
     this.listener?.stop(true);
     this.listener = null;
-    await this.tail?.catch(() => undefined);
+    await this.tail?.stop();
   }
 
-  private async follow(from: number): Promise<void> {
-    const signal = this.abort.signal;
-    try {
-      for await (const page of this.opts.log.follow({ from, kinds: ["data"], signal })) {
-        for (const f of page) if (f.kind === "data") this.current.update(f.tag, f.value);
-      }
-    } catch (err) {
-      if (!signal.aborted) this.opts.logger?.warn({ err }, "modbus slave: log tail failed");
+  /** Down when not listening or its tail stopped; degraded while the tail retries (served values may be stale). */
+  status(): SlaveStatus {
+    const consumer = this.tail?.status() ?? null;
+    const reasons: string[] = [];
+    let state: SlaveStatus["state"] = "ok";
+    if (!this.listener) {
+      state = "down";
+      reasons.push("not listening");
+    } else if (!consumer || consumer.state === "stopped") {
+      state = "down";
+      reasons.push("its log tail is stopped: served values no longer change");
+    } else if (consumer.state === "retrying") {
+      state = "degraded";
+      reasons.push(`its log tail is retrying after an error (${consumer.lastError}): served values may be stale`);
     }
+    const { connections, refused } = this.stats;
+    return { state, reasons, port: this.port, connections, refusedConnections: refused, badEntries: this.current.badEntries(), consumer };
   }
 
   // ---- connections ----------------------------------------------------------------------------
@@ -357,42 +391,7 @@ export class ModbusSlave {
         this.opts.commands.execute({ tag: tag.tag, value, origin: "modbus", actor: `modbus:${c.ip}`, tenant: tag.tenant }, this.opts.config.writeTimeoutMs),
       ),
     );
-    const failed = results.find((r) => !r.ack?.ok);
-    if (failed) {
-      throw new ModbusException(ExceptionCode.DeviceFailure, failed.ack ? `ack ${failed.ack.status ?? "error"}: ${failed.ack.error ?? ""}` : "no ack within the write timeout");
-    }
+    const refused = writeException(results.map((r) => r.ack));
+    if (refused) throw refused;
   }
-}
-
-/** "::ffff:10.0.0.1" (an IPv4 client on a dual-stack socket) -> "10.0.0.1". */
-export function normalizeIp(ip: string): string {
-  return ip.startsWith("::ffff:") && ip.includes(".") ? ip.slice(7) : ip;
-}
-
-const ipv4 = (ip: string): number | null => {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
-  if (!m) return null;
-  const parts = m.slice(1).map(Number);
-  if (parts.some((p) => p > 255)) return null;
-  return ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
-};
-
-/** Allowlist of exact addresses and IPv4 prefixes ("10.0.0.0/8"). */
-export function compileAllowlist(list: readonly string[]): (ip: string) => boolean {
-  const exact = new Set<string>();
-  const nets: { net: number; mask: number }[] = [];
-  for (const item of list) {
-    const [addr, bits] = item.split("/");
-    const n = ipv4(addr!);
-    if (bits !== undefined && n !== null) {
-      const mask = Number(bits) === 0 ? 0 : (~0 << (32 - Number(bits))) >>> 0;
-      nets.push({ net: (n & mask) >>> 0, mask });
-    } else exact.add(normalizeIp(item.toLowerCase()));
-  }
-  return (ip: string) => {
-    const norm = normalizeIp(ip.toLowerCase());
-    if (exact.has(norm)) return true;
-    const n = ipv4(norm);
-    return n !== null && nets.some(({ net, mask }) => ((n & mask) >>> 0) === net);
-  };
 }

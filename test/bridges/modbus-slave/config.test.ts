@@ -53,6 +53,17 @@ describe("modbusSlave config", () => {
     expect(refusal({ map: [{ tag: "a", area: "holding", address: 65535 }] }).path).toBe("modbusSlave.map[0].address");
   });
 
+  it("gives every entry onBad exception by default, the section's onBad otherwise, and an entry's own above both", () => {
+    const map = [{ tag: "a", area: "holding", address: 0 }, { tag: "b", area: "holding", address: 2, onBad: "hold" }];
+    expect(parseModbusSlaveConfig({ map }, "gateway.yml", catalog).entries.map((e) => e.onBad)).toEqual(["exception", "hold"]);
+    expect(parseModbusSlaveConfig({ onBad: "zero", map }, "gateway.yml", catalog).entries.map((e) => e.onBad)).toEqual(["zero", "hold"]);
+  });
+
+  it("refuses an unknown onBad, naming the section's or the entry's path", () => {
+    expect(refusal({ onBad: "last", map: [] }).path).toStartWith("modbusSlave.onBad");
+    expect(refusal({ map: [{ tag: "a", area: "holding", address: 0, onBad: "ignore" }] }).path).toStartWith("modbusSlave.map[0].onBad");
+  });
+
   it("stops the gateway from starting with an overlapping map", async () => {
     const err = await startGateway({
       "gateway.yml": "modbusSlave:\n  enabled: true\n  port: 0\n  map:\n    - { tag: a, area: coil, address: 3 }\n    - { tag: a, area: coil, address: 3 }\n",

@@ -1,9 +1,10 @@
 // A Modbus slave on a real event log in a temp dir, with the real CommandBus and a stand-in PLC that
-// acks commands from the log (the executor's role), plus a modbus-serial master on loopback.
+// acks commands from the log with the code a test asks for (the executor's role), plus a modbus-serial
+// master on loopback.
 import { join } from "node:path";
 import ModbusRTU from "modbus-serial";
 import pino from "pino";
-import { Catalog, nowMicros, parseWithSchema, Quality, VariablesFile, type AckFrame, type CmdFrame, type Logged, type Value } from "../../../schemas/index.ts";
+import { Catalog, nowMicros, parseWithSchema, Quality, VariablesFile, type AckCode, type AckFrame, type CmdFrame, type Logged, type Value } from "../../../schemas/index.ts";
 import { EventLog } from "../../../storage/index.ts";
 import { CommandBus } from "../../../storage/commands.ts";
 import { createModbusSlave, type ModbusSlave } from "../../../bridges/modbus-slave/index.ts";
@@ -17,22 +18,34 @@ export interface SlaveHarness {
   port: number;
   /** commands seen by the stand-in PLC, in order */
   commands: Logged<CmdFrame>[];
-  /** how the stand-in PLC answers a command (default: ok, and it reports the new value as a reading) */
-  answer: (cmd: Logged<CmdFrame>) => { ok: boolean; error?: string } | "silent" | Promise<{ ok: boolean; error?: string } | "silent">;
-  publish(values: Record<string, Value>): Promise<void>;
+  /**
+   * How the stand-in PLC answers a command (default: ok, and it reports the new value as a reading).
+   * The ack's code is `code`, else ok or device_error from `ok`; "silent": no ack at all.
+   */
+  answer: (cmd: Logged<CmdFrame>) => PlcAnswer | Promise<PlcAnswer>;
+  /** appends readings (quality Good unless given) */
+  publish(values: Record<string, Value>, quality?: number): Promise<void>;
   master(opts?: { unit?: number; timeoutMs?: number }): Promise<ModbusRTU>;
   stop(): Promise<void>;
 }
 
-export async function startSlave(opts: { tags: unknown[]; slave: Record<string, unknown>; initial?: Record<string, Value> }): Promise<SlaveHarness> {
+export type PlcAnswer = { ok: boolean; code?: AckCode; error?: string } | "silent";
+
+export async function startSlave(opts: {
+  tags: unknown[];
+  slave: Record<string, unknown>;
+  /** values in the log before the slave starts (Good unless `initialQuality` names the tag) */
+  initial?: Record<string, Value>;
+  initialQuality?: Record<string, number>;
+}): Promise<SlaveHarness> {
   const tmp = tempDir("edge-mbslave-");
   const log = await EventLog.open({ path: join(tmp.path, "log.duckdb"), maxDelayMs: 2 });
   const catalog = new Catalog(parseWithSchema(VariablesFile, { tags: opts.tags }, "variables.yml").tags);
-  const publish = async (values: Record<string, Value>) => {
+  const publish = async (values: Record<string, Value>, quality: number = Quality.Good) => {
     const ts = nowMicros();
-    await log.append(Object.entries(values).map(([tag, value]) => ({ kind: "data" as const, tag, value, ts, quality: Quality.Good, source: "test" })));
+    await log.append(Object.entries(values).map(([tag, value]) => ({ kind: "data" as const, tag, value, ts, quality, source: "test" })));
   };
-  if (opts.initial) await publish(opts.initial);
+  for (const [tag, value] of Object.entries(opts.initial ?? {})) await publish({ [tag]: value }, opts.initialQuality?.[tag]);
   const bus = new CommandBus(log);
   bus.start();
   const port = await freePort();
@@ -78,7 +91,7 @@ export async function startSlave(opts: { tags: unknown[]; slave: Record<string, 
         h.commands.push(cmd);
         const a = await h.answer(cmd);
         if (a === "silent") continue;
-        const ack: AckFrame = { kind: "ack", cmd: cmd.id, tag: cmd.tag, ok: a.ok, status: a.ok ? "ok" : "error", code: a.ok ? "ok" : "device_error", error: a.error, ts: nowMicros(), source: "test-plc" };
+        const ack: AckFrame = { kind: "ack", cmd: cmd.id, tag: cmd.tag, ok: a.ok, status: a.ok ? "ok" : "error", code: a.code ?? (a.ok ? "ok" : "device_error"), error: a.error, ts: nowMicros(), source: "test-plc" };
         if (ack.error === undefined) delete ack.error;
         const frames = a.ok ? [{ kind: "data" as const, tag: cmd.tag, value: cmd.value, ts: nowMicros(), quality: Quality.Good, source: "test-plc" }, ack] : [ack];
         await log.append(frames);

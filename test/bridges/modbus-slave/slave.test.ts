@@ -1,8 +1,10 @@
 // The Modbus slave against a real master (modbus-serial) over loopback: every mapped type and order,
-// coils, discrete inputs, input registers, exceptions 01/02/03/04, writes as commands, allowlist.
+// coils, discrete inputs, input registers, exceptions 01/02/03/04, writes as commands whose ack codes
+// answer the master (04, 06, 0B ...), allowlist.
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { Socket } from "node:net";
 import { waitFor } from "../../helpers/index.ts";
+import type { AckCode } from "../../../schemas/index.ts";
 import { exceptionOf, startSlave, type SlaveHarness } from "./harness.ts";
 
 const tag = (name: string, type: string, extra: Record<string, unknown> = {}) => ({ tag: name, driver: "plc", type, access: "RW", ...extra });
@@ -208,19 +210,13 @@ describe("writes", () => {
     expect(cmds.map((c) => c.value)).toEqual([false, true]);
   });
 
-  it("answers exception 04 when the PLC refuses the command", async () => {
-    h.answer = () => ({ ok: false, error: "device busy" });
-    const m = await h.master();
-    expect(await exceptionOf(m.writeRegisters(40, [0x4120, 0]))).toBe(4);
-    h.answer = () => ({ ok: true });
-  });
-
-  it("answers exception 04 when no ack comes within the write timeout", async () => {
+  it("answers exception 0B (outcome unknown) when no ack comes within the write timeout", async () => {
     const h2 = await startSlave({ tags: TAGS, slave: { map: MAP, writeTimeoutMs: 300 }, initial: INITIAL });
     try {
       h2.answer = () => "silent";
       const m = await h2.master();
-      expect(await exceptionOf(m.writeRegister(0, 5))).toBe(4);
+      expect(await exceptionOf(m.writeRegister(0, 5))).toBe(0x0b);
+      expect(h2.slave.stats.exceptions[0x0b]).toBe(1);
     } finally {
       await h2.stop();
     }
@@ -257,6 +253,48 @@ describe("writes", () => {
     );
     expect(h.commands.some((c) => c.tag === "t/u16" && c.value === 50000)).toBe(true);
     expect(r.data[0]).toBe(0xfb2e); // t/i16 -1234 as uint16
+  });
+});
+
+describe("write acks", () => {
+  // the ack's code, mapped through ACK_CODE_INFO: the master learns what happened, not a text
+  const cases: [AckCode, number, string][] = [
+    ["device_error", 0x04, "the device refused the write"],
+    ["device_address_error", 0x04, "the device lacks the address"],
+    ["expired", 0x04, "the command expired before execution"],
+    ["driver_not_running", 0x04, "the tag's driver is not running"],
+    ["device_busy", 0x06, "the link to the device is being re-established (retry later)"],
+    ["not_supported", 0x01, "the driver cannot write"],
+    ["timeout_outcome_unknown", 0x0b, "the device did not answer in time (outcome unknown)"],
+    ["outcome_unknown_restart", 0x0b, "the gateway restarted during the write (outcome unknown)"],
+  ];
+  for (const [code, exception, what] of cases) {
+    it(`answers exception ${exception.toString(16).padStart(2, "0").toUpperCase()} when ${what} (ack ${code})`, async () => {
+      h.answer = () => ({ ok: false, code, error: "text that must not matter" });
+      try {
+        const m = await h.master();
+        expect(await exceptionOf(m.writeRegisters(40, [0x4120, 0]))).toBe(exception);
+      } finally {
+        h.answer = () => ({ ok: true });
+      }
+    });
+  }
+
+  it("answers a write acked ok with the echo of the request", async () => {
+    const m = await h.master();
+    expect(await m.writeRegisters(40, [0x4120, 0])).toEqual({ address: 40, length: 2 });
+    expect(h.commands.at(-1)).toMatchObject({ tag: "t/sp", value: 10 });
+  });
+
+  it("answers 0B for a write over two tags when one is refused and the other's outcome is unknown", async () => {
+    // t/i16 at 0 and t/u16 at 1: one request, two commands
+    h.answer = (cmd) => (cmd.tag === "t/i16" ? { ok: false, code: "device_error" } : { ok: false, code: "timeout_outcome_unknown" });
+    try {
+      const m = await h.master();
+      expect(await exceptionOf(m.writeRegisters(0, [1, 2]))).toBe(0x0b);
+    } finally {
+      h.answer = () => ({ ok: true });
+    }
   });
 });
 
