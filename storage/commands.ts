@@ -1,13 +1,19 @@
 // The command bus: every write from outside (REST, MQTT, OPC UA, Modbus slave, rules) becomes a
 // CmdFrame through `submit`, and whoever asked waits for its AckFrame through `waitForAck`. The
-// acks are appended by the command executor (drivers/executor.ts); the bus only follows the log.
+// acks are appended by the command executor (drivers/executor.ts); the bus reads the log's cmd and ack
+// frames through a supervised LogConsumer (storage/consumer.ts: a read error is retried, never fatal).
 // Commands are found by id in memory (recent ones) and else in the log table, so an id given twice
 // (an Idempotency-Key, an MQTT redelivery) returns the first command instead of writing twice.
+// An ack is never missed: while the consumer is not delivering (retrying, or behind the head when a
+// wait times out) waiting acks are looked up in the table, so a write is never answered "no ack"
+// when its ack is committed (a Modbus master told 04 would write again).
 import { EventEmitter } from "node:events";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { nowMicros, type AckFrame, type CmdFrame, type Logged, type Origin, type Value } from "../schemas/frames.ts";
 import { LOG_COLUMNS, KIND_CODE, rowToFrame, type LogRow } from "./codec.ts";
+import { consume, type ConsumerLogger, type ConsumerStatus, type LogConsumer } from "./consumer.ts";
 import type { EventLog } from "./log.ts";
+import type { BackoffSettings } from "./time.ts";
 
 export interface SubmitCommand {
   tag: string;
@@ -52,54 +58,111 @@ class Recent<V> extends Map<string, V> {
   }
 }
 
+export interface CommandBusOptions {
+  /** commands and acks kept in memory (default 10000 each) */
+  recent?: number;
+  /** the consumer's name (metrics label); default "commands" */
+  name?: string;
+  /** retry delays of its consumer after a read error (default storage/consumer.ts's) */
+  retry?: BackoffSettings;
+  logger?: ConsumerLogger;
+  /** while the consumer is retrying, waiting acks are looked up in the table this often (default 250 ms) */
+  pollMs?: number;
+}
+
 /**
  * Events: 'command' (Logged<CmdFrame>) for every command committed, 'ack' (Logged<AckFrame>,
  * Logged<CmdFrame> | undefined) for every ack committed (the command when still in memory).
  */
 export class CommandBus extends EventEmitter {
+  readonly name: string;
   private readonly cmds: Recent<Logged<CmdFrame>>;
   private readonly acks: Recent<Logged<AckFrame>>;
   private readonly submitting = new Map<string, Promise<Logged<CmdFrame>>>();
-  private readonly waiters = new Map<string, Set<(a: Logged<AckFrame>) => void>>();
-  private readonly stopper = new AbortController();
-  private following: Promise<void> | null = null;
+  private readonly waiters = new Map<string, Set<(a: Logged<AckFrame> | null) => void>>();
+  private consumer: LogConsumer | null = null;
+  /** the head when the consumer started: acks after it are delivered by the consumer (and emitted once) */
+  private startHead = Number.MAX_SAFE_INTEGER;
+  private polling: ReturnType<typeof setInterval> | null = null;
   private conn: Promise<DuckDBConnection> | null = null;
   private sqlQueue: Promise<unknown> = Promise.resolve();
+  private readonly onConsumerError = (name: string) => {
+    if (name === this.name) this.pollWhileRetrying();
+  };
 
   constructor(
     readonly log: EventLog,
-    opts: { recent?: number } = {},
+    private readonly opts: CommandBusOptions = {},
   ) {
     super();
+    this.name = opts.name ?? "commands";
     this.cmds = new Recent(opts.recent ?? 10_000);
     this.acks = new Recent(opts.recent ?? 10_000);
   }
 
   /** Follows the log's cmd and ack frames from the head onwards (older ones are found with SQL). */
   start(): void {
-    if (this.following) return;
-    const from = this.log.head + 1;
-    this.following = (async () => {
-      for await (const page of this.log.follow({ from, kinds: ["cmd", "ack"], signal: this.stopper.signal })) {
+    if (this.consumer) return;
+    this.log.on("consumerError", this.onConsumerError);
+    this.startHead = this.log.head; // the consumer starts after it, in the same synchronous step
+    this.consumer = consume(this.log, {
+      name: this.name,
+      from: "head",
+      kinds: ["cmd", "ack"],
+      ...(this.opts.retry ? { retry: this.opts.retry } : {}),
+      ...(this.opts.logger ? { logger: this.opts.logger } : {}),
+      handler: (page) => {
         for (const f of page) {
           if (f.kind === "cmd") this.remember(f as Logged<CmdFrame>);
           else if (f.kind === "ack") this.resolveAck(f as Logged<AckFrame>);
         }
-      }
-    })().catch((e) => {
-      // an 'error' event without a listener would throw; the gateway listens and logs it
-      if (this.listenerCount("error") > 0) this.emit("error", e);
+      },
     });
   }
 
   async stop(): Promise<void> {
-    this.stopper.abort();
-    await this.following;
+    this.log.off("consumerError", this.onConsumerError);
+    this.stopPolling();
+    await this.consumer?.stop();
     for (const set of this.waiters.values()) set.clear();
     this.waiters.clear();
     const conn = this.conn;
     this.conn = null;
     if (conn) (await conn.catch(() => null))?.closeSync();
+  }
+
+  /** The state of its log consumer (null before start), for health and tests. */
+  consumerStatus(): ConsumerStatus | null {
+    return this.consumer?.status() ?? null;
+  }
+
+  /** true when the consumer is reading (not retrying, not stopped): it will deliver every ack after its position */
+  private reading(): boolean {
+    return this.consumer?.status().state === "running";
+  }
+
+  /** true when every ack committed up to `head` has reached the waiters through the consumer */
+  private caughtUp(head: number): boolean {
+    return this.reading() && this.consumer!.handledUpTo >= head;
+  }
+
+  /** While the consumer retries, the waiting acks are looked up in the table (one query per round). */
+  private pollWhileRetrying(): void {
+    if (this.polling) return;
+    this.polling = setInterval(() => {
+      const ids = [...this.waiters.keys()];
+      if (this.consumer?.status().state !== "retrying") this.stopPolling();
+      if (ids.length === 0) return;
+      this.findAcks(ids).then(
+        (found) => found.forEach((a) => this.resolveAck(a)),
+        () => undefined, // the next round or the wait's timeout looks again
+      );
+    }, this.opts.pollMs ?? 250);
+  }
+
+  private stopPolling(): void {
+    if (this.polling) clearInterval(this.polling);
+    this.polling = null;
   }
 
   private remember(cmd: Logged<CmdFrame>): void {
@@ -108,10 +171,12 @@ export class CommandBus extends EventEmitter {
     this.emit("command", cmd);
   }
 
+  /** Records an ack (the first per command) and answers its waiters; found in the table or delivered. */
   private resolveAck(ack: Logged<AckFrame>): void {
     if (this.acks.has(ack.cmd)) return;
     this.acks.set(ack.cmd, ack);
-    this.emit("ack", ack, this.cmds.get(ack.cmd));
+    // acks of before the start (found in the table) were this bus's events in an earlier run
+    if (ack.offset > this.startHead) this.emit("ack", ack, this.cmds.get(ack.cmd));
     const set = this.waiters.get(ack.cmd);
     if (!set) return;
     this.waiters.delete(ack.cmd);
@@ -154,7 +219,10 @@ export class CommandBus extends EventEmitter {
     return p;
   }
 
-  /** Resolves with the AckFrame for command `id` once committed, or null after timeoutMs. */
+  /**
+   * Resolves with the AckFrame for command `id` once committed, or null when none is committed within
+   * timeoutMs. An ack the consumer did not deliver (it was retrying or behind) is found in the table.
+   */
   waitForAck(id: string, timeoutMs: number): Promise<Logged<AckFrame> | null> {
     const known = this.acks.get(id);
     if (known) return Promise.resolve(known);
@@ -169,12 +237,17 @@ export class CommandBus extends EventEmitter {
         if (set?.size === 0) this.waiters.delete(id);
         resolve(a);
       };
-      const timer = setTimeout(() => finish(null), Math.max(0, timeoutMs));
+      const lookUp = () => this.findAck(id).then((a) => a && this.resolveAck(a), () => undefined);
+      const timer = setTimeout(() => {
+        // the consumer may not have delivered an ack committed in time: ask the table before saying "none"
+        if (this.caughtUp(this.log.head)) return finish(null);
+        void lookUp().finally(() => finish(this.acks.get(id) ?? null));
+      }, Math.max(0, timeoutMs));
       let set = this.waiters.get(id);
       if (!set) this.waiters.set(id, (set = new Set()));
       set.add(finish);
-      // an ack committed before this bus started following is only in the table
-      if (!this.cmds.has(id)) this.findAck(id).then((a) => a && finish(a), () => undefined);
+      // an ack committed before this bus started following, or while it was not delivering, is only in the table
+      if (!this.cmds.has(id) || !this.reading()) void lookUp();
     });
   }
 
@@ -195,9 +268,17 @@ export class CommandBus extends EventEmitter {
   /** The ack of command `id`, from memory or the log table; null when it has none yet. */
   async findAck(id: string): Promise<Logged<AckFrame> | null> {
     const known = this.acks.get(id);
-    if (known) return known;
-    const rows = await this.sql(`SELECT ${LOG_COLUMNS} FROM log WHERE kind = ${KIND_CODE.ack} AND json_extract_string(body, '$.cmd') = $id ORDER BY "offset" LIMIT 1`, { id });
-    return rows.length ? (rowToFrame(rows[0]!) as Logged<AckFrame>) : null;
+    return known ?? (await this.findAcks([id]))[0] ?? null;
+  }
+
+  /** The acks of these commands found in the log table (the first of each), after the oldest one in memory. */
+  private async findAcks(ids: readonly string[]): Promise<Logged<AckFrame>[]> {
+    // an ack comes after its command: when every command is in memory, scan only from the oldest
+    const offsets = ids.map((id) => this.cmds.get(id)?.offset);
+    const after = offsets.every((o) => o !== undefined) ? Math.min(...(offsets as number[])) : 0;
+    const list = ids.map((id) => `'${id.replaceAll("'", "''")}'`).join(", ");
+    const rows = await this.sql(`SELECT ${LOG_COLUMNS} FROM log WHERE kind = ${KIND_CODE.ack} AND "offset" > ${after} AND json_extract_string(body, '$.cmd') IN (${list}) ORDER BY "offset"`, {});
+    return rows.map((r) => rowToFrame(r) as Logged<AckFrame>);
   }
 
   /** A command with its ack (or null), for status and audit. */

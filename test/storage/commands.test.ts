@@ -1,10 +1,12 @@
 // The command bus: submit commits a CmdFrame, waitForAck resolves with the AckFrame once committed,
-// ids are idempotent, and the audit trail is read back from the log table.
+// ids are idempotent, the audit trail is read back from the log table, and a log read error of the
+// bus's consumer neither stops it nor turns a committed ack into "no ack".
 import { afterEach, beforeEach, describe, expect, it } from "bun:test";
 import { join } from "node:path";
 import { nowMicros, type AckFrame, type CmdFrame, type Logged } from "../../schemas/index.ts";
 import { CommandBus, EventLog } from "../../storage/index.ts";
-import { tempDir } from "../helpers/index.ts";
+import { failLogReads } from "../helpers/faults.ts";
+import { tempDir, waitFor } from "../helpers/index.ts";
 
 let dir: ReturnType<typeof tempDir>;
 let log: EventLog;
@@ -95,5 +97,65 @@ describe("command bus", () => {
     expect(all[1]!.ack?.status).toBe("ok");
     expect((await bus.list({ tag: "a/sp" })).map((r) => r.cmd.id)).toEqual([c1.id]);
     expect(await bus.list({ sinceMicros: nowMicros() + 1e9 })).toEqual([]);
+  });
+});
+
+describe("command bus under log read errors", () => {
+  /** the bus's own reads: its consumer reads cmd and ack frames */
+  const busReads = (o: { kinds?: readonly string[] }) => o.kinds?.includes("ack") === true;
+
+  it("keeps following after a read error and answers later writes with their real ack", async () => {
+    await bus.stop();
+    bus = new CommandBus(log, { retry: { initialMs: 20, maxMs: 100 } });
+    bus.start();
+    const fault = failLogReads(log, 1, busReads);
+    const first = await bus.submit(base); // its commit wakes the consumer, whose read fails
+    await waitFor(() => fault.thrown === 1, "the injected read failure");
+    await log.append([ack(first)]);
+    expect(await bus.waitForAck(first.id, 5000)).toMatchObject({ cmd: first.id, code: "ok" });
+    // every write after the failure: its ack comes through the consumer again
+    for (let i = 0; i < 3; i++) {
+      const run = bus.execute({ ...base, value: i }, 5000);
+      const cmd = await new Promise<Logged<CmdFrame>>((r) => bus.once("command", r));
+      await log.append([ack(cmd, i !== 1)]);
+      const { ack: a } = await run;
+      expect(a).toMatchObject({ cmd: cmd.id, ok: i !== 1, code: i !== 1 ? "ok" : "device_error" });
+    }
+    const s = bus.consumerStatus()!;
+    expect(s).toMatchObject({ state: "running", errors: 1 });
+    expect(s.lastError).toContain("injected read failure");
+    fault.restore();
+  });
+
+  it("answers an ack committed while its consumer waits to retry, from the table, before the timeout", async () => {
+    await bus.stop();
+    bus = new CommandBus(log, { retry: { initialMs: 30_000, maxMs: 30_000 }, pollMs: 50 });
+    bus.start();
+    const fault = failLogReads(log, 1, busReads);
+    const cmd = await bus.submit(base);
+    await waitFor(() => bus.consumerStatus()?.state === "retrying", "the consumer to retry");
+    const t0 = performance.now();
+    const waiting = bus.waitForAck(cmd.id, 10_000);
+    await log.append([ack(cmd)]);
+    expect(await waiting).toMatchObject({ cmd: cmd.id, ok: true, code: "ok" });
+    expect(performance.now() - t0).toBeLessThan(5000);
+    fault.restore();
+  });
+
+  it("looks in the table at the timeout before answering that no ack came", async () => {
+    await bus.stop();
+    // no polling in the meantime: only the check at the timeout can find the ack
+    bus = new CommandBus(log, { retry: { initialMs: 30_000, maxMs: 30_000 }, pollMs: 3_600_000 });
+    bus.start();
+    const fault = failLogReads(log, 1, busReads);
+    const cmd = await bus.submit(base);
+    await waitFor(() => bus.consumerStatus()?.state === "retrying", "the consumer to retry");
+    const waiting = bus.waitForAck(cmd.id, 300);
+    await log.append([ack(cmd, false)]);
+    expect(await waiting).toMatchObject({ cmd: cmd.id, ok: false, code: "device_error" });
+    // and an ack that really is not there is still "none"
+    const other = await bus.submit({ ...base, value: 5 });
+    expect(await bus.waitForAck(other.id, 100)).toBeNull();
+    fault.restore();
   });
 });
