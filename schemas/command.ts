@@ -2,6 +2,7 @@
 // (REST, MQTT, OPC UA, Modbus slave), and the schemas of the command API's bodies and answers.
 // Pure: no I/O. The bus that turns a checked value into a CmdFrame is storage/commands.ts.
 import { Type, type Static } from "@sinclair/typebox";
+import { AckCode } from "./acks.ts";
 import type { Variable } from "./config.ts";
 import type { Value } from "./frames.ts";
 
@@ -129,8 +130,18 @@ export const CommandView = Type.Object(
     expiresAt: Type.String(),
     offset: Type.Number(),
     status: Type.Union([Type.Literal("pending"), Type.Literal("ok"), Type.Literal("error"), Type.Literal("expired")]),
+    code: Type.Union([AckCode, Type.Literal("pending")], { description: "the ack's code (schemas/acks.ts), or pending while the command has no ack" }),
     ack: Type.Union([
-      Type.Object({ ok: Type.Boolean(), status: Type.String(), error: Type.Optional(Type.String()), ts: Type.String(), source: Type.String(), offset: Type.Number(), latencyMs: Type.Number() }),
+      Type.Object({
+        ok: Type.Boolean(),
+        status: Type.String(),
+        code: AckCode,
+        error: Type.Optional(Type.String({ description: "for people; programs use code" })),
+        ts: Type.String(),
+        source: Type.String(),
+        offset: Type.Number(),
+        latencyMs: Type.Number(),
+      }),
       Type.Null(),
     ]),
   },
@@ -143,3 +154,16 @@ export const ApiError = Type.Object(
   { $id: "ApiError" },
 );
 export type ApiError = Static<typeof ApiError>;
+
+/** The answer of a write whose ack says it was not done (or may not have been): ApiError plus the ack's code. */
+export const WriteNotDone = Type.Object(
+  {
+    error: Type.String({ description: "class: command_expired | not_written | write_refused | write_failed | outcome_unknown" }),
+    message: Type.String(),
+    code: AckCode,
+    applied: Type.Union([Type.Boolean(), Type.Literal("unknown")], { description: "could the device have taken the value: false never, unknown read it back" }),
+    command: CommandView,
+  },
+  { $id: "WriteNotDone" },
+);
+export type WriteNotDone = Static<typeof WriteNotDone>;

@@ -1,10 +1,11 @@
 // Setpoint writes over REST: PUT /api/tags/:tag appends a CmdFrame (origin rest, actor = JWT sub) and
 // waits for its AckFrame; GET /api/commands/:id and GET /api/commands give status and audit from the log.
 // Every refusal leaves before anything is appended, as JSON { error, message, field? } with its status.
+// A write's answer follows its ack's code through ACK_CODE_INFO (schemas/acks.ts), never its text.
 import { createHash } from "node:crypto";
 import { Elysia } from "elysia";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
-import { checkWrite, CommandView, WriteBody, type AckFrame, type CmdFrame, type Logged, type Value } from "../../schemas/index.ts";
+import { ACK_CODE_INFO, ACK_CODES, checkWrite, CommandView, WriteBody, type AckFrame, type CmdFrame, type Logged, type Value, type WriteNotDone } from "../../schemas/index.ts";
 import type { CommandRecord } from "../../storage/index.ts";
 import { AuthError, authorizeWrite, authPlugin, TokenVerifier, type Principal } from "../auth/index.ts";
 import type { GatewayContext } from "../context.ts";
@@ -40,9 +41,11 @@ export function commandView({ cmd, ack }: { cmd: Logged<CmdFrame>; ack: Logged<A
     expiresAt: iso(cmd.expiresAt),
     offset: cmd.offset,
     status: ack ? ack.status : "pending",
+    code: ack ? ack.code : "pending",
     ack: ack && {
       ok: ack.ok,
       status: ack.status,
+      code: ack.code,
       ...(ack.error === undefined ? {} : { error: ack.error }),
       ts: iso(ack.ts),
       source: ack.source,
@@ -50,6 +53,30 @@ export function commandView({ cmd, ack }: { cmd: Logged<CmdFrame>; ack: Logged<A
       latencyMs: Math.max(0, (ack.loggedAt - cmd.loggedAt) / 1000),
     },
   };
+}
+
+/** The error class of a write that was not done, by the HTTP status of its code. */
+const NOT_DONE_CLASS: Record<number, string> = { 409: "not_written", 502: "write_failed", 504: "outcome_unknown" };
+
+/**
+ * The HTTP answer of a write whose ack is not ok: status and body from the ack's code. 409: never
+ * written (expired, driver not running, busy, cannot write); 404/403/422: refused for the tag;
+ * 502: the device refused; 504: outcome unknown (the body says to read the tag back before retrying).
+ */
+export function notDoneAnswer(ack: Logged<AckFrame>, view: CommandView): { status: number; body: WriteNotDone } {
+  const info = ACK_CODE_INFO[ack.code];
+  const said = ack.error ?? info.text;
+  const unknown = info.applied === "unknown";
+  const error = ack.code === "expired" ? "command_expired" : (NOT_DONE_CLASS[info.http] ?? "write_refused");
+  const message = unknown ? `${said}. The value may or may not have been applied: read the tag back before retrying the write.` : said;
+  return { status: info.http, body: { error, message, code: ack.code, applied: info.applied, command: view } };
+}
+
+/** The mapping for the OpenAPI document: each HTTP status with the codes that give it. */
+function codesByStatus(): string {
+  const by = new Map<number, string[]>();
+  for (const c of ACK_CODES) by.set(ACK_CODE_INFO[c].http, [...(by.get(ACK_CODE_INFO[c].http) ?? []), c]);
+  return [...by].sort(([a], [b]) => a - b).map(([status, codes]) => `${status}: ${codes.join(", ")}`).join("; ");
 }
 
 /**
@@ -168,9 +195,10 @@ export function commandsApi(ctx: GatewayContext) {
             return view;
           }
           if (ack.ok) return view;
-          // the request was valid and recorded, but the device did not take the value
-          set.status = 502;
-          return { error: ack.status === "expired" ? "command_expired" : "write_failed", message: ack.error ?? ack.status, command: view };
+          // the request was valid and recorded, but the value was not (or maybe not) applied
+          const answer = notDoneAnswer(ack, view);
+          set.status = answer.status;
+          return answer.body;
         } catch (e) {
           return fail(set, e);
         }
@@ -180,7 +208,17 @@ export function commandsApi(ctx: GatewayContext) {
         detail: {
           summary: "Write a setpoint",
           description:
-            'Body {"value": ..., "ttlMs"?}. Bearer JWT with sub, tenant and scope "write". 200 with the ack, 202 when the ack did not come within commands.ackTimeoutMs (poll Location), 502 when the device refused or the command expired.',
+            'Body {"value": ..., "ttlMs"?}. Bearer JWT with sub, tenant and scope "write". The answer follows the ack\'s `code` (schemas/acks.ts): ' +
+            `${codesByStatus()}. 200 carries the command with its ack; 202 means no ack within commands.ackTimeoutMs (poll the Location header); ` +
+            "every other status after the command was recorded has { error, message, code, applied, command }: 409 never written, 502 the device refused, " +
+            "504 outcome unknown: the value may or may not have been applied, read the tag back before retrying. Refusals before anything is recorded: { error, message, field? }.",
+          responses: {
+            200: { description: "written: the command with its ack (code ok)" },
+            202: { description: "recorded, no ack yet within commands.ackTimeoutMs: poll Location (GET /api/commands/:id)" },
+            409: { description: "recorded, never written: expired, driver_not_running, device_busy, not_supported" },
+            502: { description: "the device refused the write (device_error, device_address_error, readback_mismatch, internal_error)" },
+            504: { description: "outcome unknown (timeout_outcome_unknown, outcome_unknown_restart): read the tag back before retrying" },
+          },
         },
       },
     )

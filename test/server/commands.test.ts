@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { SignJWT } from "jose";
 import type { ModbusTcpServer } from "../../server/demo/modbus-server.ts";
+import { failLogReads } from "../helpers/faults.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { tempDir, waitFor } from "../helpers/index.ts";
 import { configFiles, makeKeys, startPlc, token, unsignedToken, type Keys } from "./commands-fixture.ts";
@@ -75,6 +76,24 @@ describe("PUT /api/tags/:tag", () => {
     const c = await put("line1/sp/temp", { value: 78 }, undefined, { "idempotency-key": "order-1" });
     expect(c.status).toBe(409);
     expect(c.body.error).toBe("idempotency_conflict");
+  });
+
+  it("answers every write with its real ack (200) after the command bus's log read failed once", async () => {
+    const fault = failLogReads(t.gw.ctx.log, 1, (o) => o.kinds?.includes("ack") === true); // the bus reads cmd + ack
+    try {
+      const before = writes.get(10) ?? 0;
+      for (let i = 0; i < 4; i++) {
+        const r = await put("line1/sp/temp", { value: 300 + i });
+        expect(r.status).toBe(200);
+        expect(r.body).toMatchObject({ status: "ok", code: "ok", ack: { ok: true, code: "ok" } });
+        expect(plc.holding[10]).toBe(300 + i);
+      }
+      expect(fault.thrown).toBe(1);
+      expect(writes.get(10)! - before).toBe(4); // each write reached the device once
+      expect(t.gw.ctx.commands.consumerStatus()).toMatchObject({ state: "running", errors: 1 });
+    } finally {
+      fault.restore();
+    }
   });
 
   it("acks the device's refusal as 502 with the command", async () => {
