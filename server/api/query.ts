@@ -1,10 +1,11 @@
 // History over HTTP: POST /api/query (sandboxed SQL, JSON/CSV/Arrow), GET /api/tags/:tag/history
 // (time buckets for charts), GET /api/frames (replay by offset) and the WebSocket /api/stream (live
-// frames from an offset, gapless). Every route needs a JWT with the `read` scope; when the catalog
+// frames from an offset, gapless: one supervised LogConsumer per connection, so a read error is retried,
+// not the end of the stream). Every route needs a JWT with the `read` scope; when the catalog
 // has more than one tenant, a token sees only its tenant's tags, and a token with a `tags` claim only
 // the catalog tags its patterns cover (in SQL as the list of those tags, resolved per request).
 import { Elysia, t } from "elysia";
-import { QueryError, QueryRefused, QueryTimeout, jsonStringify, type EventLog } from "../../storage/index.ts";
+import { consume, delay, QueryError, QueryRefused, QueryTimeout, jsonStringify, type EventLog, type LogConsumer } from "../../storage/index.ts";
 import type { Logged } from "../../schemas/index.ts";
 import { AuthError, tagMatcher, TokenVerifier } from "../auth/index.ts";
 import type { GatewayContext } from "../context.ts";
@@ -228,8 +229,8 @@ export function queryApi(ctx: GatewayContext, authorize: ReadAuthorizer = jwtRea
       }),
       async open(ws) {
         const data = ws.data as unknown as { query: { from?: number; tags?: string; token?: string }; headers: Record<string, string | undefined> };
-        const stop = new AbortController();
-        streams.set(ws.id, stop);
+        const stream: Stream = { closed: false, consumer: null };
+        streams.set(ws.id, stream);
         let who: Reader;
         try {
           who = await authorize(data.headers.authorization ?? (data.query.token ? `Bearer ${data.query.token}` : undefined));
@@ -238,27 +239,50 @@ export function queryApi(ctx: GatewayContext, authorize: ReadAuthorizer = jwtRea
           ws.close(4401, "unauthorized");
           return;
         }
+        if (stream.closed) return; // the client left while its token was checked
         const keep = frameFilter(ctx, who, patternsParam(data.query.tags));
         const from = data.query.from ?? log.head + 1;
         ws.send(JSON.stringify({ hello: { from, head: log.head } }));
-        try {
-          for await (const page of log.follow({ from, signal: stop.signal })) {
+        const raw = ws.raw as unknown as { getBufferedAmount(): number };
+        stream.consumer = consume(log, {
+          name: `stream-${ws.id}`,
+          from,
+          logger: ctx.logger,
+          handler: async (page, c) => {
             const frames = page.filter(keep);
-            if (frames.length === 0) continue;
+            if (frames.length === 0) return;
             ws.send(jsonStringify({ frames, last: page[page.length - 1]!.offset }));
-            // a slow client: wait for its buffer to drain instead of buffering without bound
-            while ((ws.raw as unknown as { getBufferedAmount(): number }).getBufferedAmount() > 4 * 1024 * 1024 && !stop.signal.aborted) await Bun.sleep(10);
+            // a slow client: the next page waits for its buffer to drain instead of buffering without bound
+            while (raw.getBufferedAmount() > STREAM_BUFFER_BYTES && !c.signal.aborted) await delay(10, c.signal);
+          },
+        });
+        // the consumer ends only when stopped (the client left) or when the log closed (the gateway stops)
+        void stream.consumer.closed.then(() => {
+          if (stream.closed) return;
+          try {
+            ws.close(1001, "the log closed");
+          } catch {
+            // the server itself is gone: nothing to tell the client
           }
-        } catch (err) {
-          ctx.logger.warn({ err }, "stream: follow failed");
-          ws.close(1011, "stream failed");
-        }
+        });
       },
       close(ws) {
-        streams.get(ws.id)?.abort();
+        const stream = streams.get(ws.id);
         streams.delete(ws.id);
+        if (!stream) return;
+        stream.closed = true;
+        void stream.consumer?.stop();
       },
     });
 }
 
-const streams = new Map<string, AbortController>();
+/** Bytes a stream client may have unsent before its next page waits (bounded memory per client). */
+const STREAM_BUFFER_BYTES = 4 * 1024 * 1024;
+
+/** One WebSocket stream: its consumer (null until the token is checked). */
+interface Stream {
+  closed: boolean;
+  consumer: LogConsumer | null;
+}
+
+const streams = new Map<string, Stream>();
