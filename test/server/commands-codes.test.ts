@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import type { ModbusTcpServer } from "../../server/demo/modbus-server.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { tempDir, waitFor } from "../helpers/index.ts";
-import { configFiles, HoldingProxy, makeKeys, startPlc, token, type Keys } from "./commands-fixture.ts";
+import { configFiles, startPlcBehindProxy, token, type HoldingProxy, type Keys } from "./commands-fixture.ts";
 
 let keys: Keys;
 let plc: ModbusTcpServer;
@@ -16,10 +16,7 @@ let t: TestGateway;
 let dir: ReturnType<typeof tempDir>;
 
 beforeAll(async () => {
-  keys = await makeKeys();
-  ({ plc, writes } = await startPlc());
-  proxy = new HoldingProxy(plc.port);
-  await proxy.start();
+  ({ keys, plc, writes, proxy } = await startPlcBehindProxy());
   dir = tempDir();
   // the endpoint waits long for an answer: the executor's writeTimeoutMs (400 ms) decides first
   t = await startGateway(configFiles(dir.path, proxy.port, keys, "commands: { ackTimeoutMs: 5000, writeTimeoutMs: 400 }", 60_000), { keepDir: dir.path });

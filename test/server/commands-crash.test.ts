@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { OUTCOME_UNKNOWN } from "../../drivers/index.ts";
 import type { ModbusTcpServer } from "../../server/demo/modbus-server.ts";
 import { tempDir, waitFor, writeConfig } from "../helpers/index.ts";
-import { configFiles, HoldingProxy, makeKeys, startPlc, token, type Keys } from "./commands-fixture.ts";
+import { configFiles, startPlcBehindProxy, token, type HoldingProxy, type Keys } from "./commands-fixture.ts";
 
 let keys: Keys;
 let plc: ModbusTcpServer;
@@ -17,10 +17,7 @@ let dir: ReturnType<typeof tempDir>;
 let cfg: string;
 
 beforeAll(async () => {
-  keys = await makeKeys();
-  ({ plc, writes } = await startPlc());
-  proxy = new HoldingProxy(plc.port);
-  await proxy.start();
+  ({ keys, plc, writes, proxy } = await startPlcBehindProxy());
   dir = tempDir();
   const files = configFiles(dir.path, proxy.port, keys, "commands: { ackTimeoutMs: 300, writeTimeoutMs: 120000 }", 60_000);
   files["gateway.yml"] += `\ndataDir: ${join(dir.path, "data")}\nhttp: { host: 127.0.0.1, port: 0 }\nopcua: { enabled: false }\nmodbusSlave: { enabled: false }\ndemo: { enabled: false }\n`;

@@ -121,6 +121,15 @@ export async function startPlc(): Promise<{ plc: ModbusTcpServer; writes: Map<nu
   return { plc, writes };
 }
 
+/** Keys, a counting Modbus server and a HoldingProxy in front of it, started. */
+export async function startPlcBehindProxy(): Promise<{ keys: Keys; plc: ModbusTcpServer; writes: Map<number, number>; proxy: HoldingProxy }> {
+  const keys = await makeKeys();
+  const { plc, writes } = await startPlc();
+  const proxy = new HoldingProxy(plc.port);
+  await proxy.start();
+  return { keys, plc, writes, proxy };
+}
+
 /** Config files for a gateway with one Modbus driver on `port` and a few setpoint tags. */
 export function configFiles(dir: string, port: number, keys: Keys, gatewayExtra = "", endpointTimeoutMs = 2000): Record<string, string> {
   writeFileSync(join(dir, "jwks.json"), JSON.stringify(keys.jwks));

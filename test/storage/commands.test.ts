@@ -4,6 +4,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "bun:test";
 import { join } from "node:path";
 import { nowMicros, type AckFrame, type CmdFrame, type Logged } from "../../schemas/index.ts";
+import type { CommandBusOptions } from "../../storage/commands.ts";
 import { CommandBus, EventLog } from "../../storage/index.ts";
 import { failLogReads } from "../helpers/faults.ts";
 import { tempDir, waitFor } from "../helpers/index.ts";
@@ -101,16 +102,25 @@ describe("command bus", () => {
 });
 
 describe("command bus under log read errors", () => {
-  /** the bus's own reads: its consumer reads cmd and ack frames */
-  const busReads = (o: { kinds?: readonly string[] }) => o.kinds?.includes("ack") === true;
+  /** Replaces the test's bus by one with these options whose consumer's next read fails, and submits a command. */
+  async function busWithFailedRead(opts: CommandBusOptions) {
+    await bus.stop();
+    bus = new CommandBus(log, opts);
+    bus.start();
+    // the bus's own reads: its consumer reads cmd and ack frames (the log is new per test: no restore needed)
+    const fault = failLogReads(log, 1, (o) => o.kinds?.includes("ack") === true);
+    const cmd = await bus.submit(base); // its commit wakes the consumer, whose read fails
+    await waitFor(() => fault.thrown === 1, "the injected read failure");
+    return cmd;
+  }
+  const retryingAfter = async (opts: CommandBusOptions) => {
+    const cmd = await busWithFailedRead(opts);
+    await waitFor(() => bus.consumerStatus()?.state === "retrying", "the consumer to retry");
+    return cmd;
+  };
 
   it("keeps following after a read error and answers later writes with their real ack", async () => {
-    await bus.stop();
-    bus = new CommandBus(log, { retry: { initialMs: 20, maxMs: 100 } });
-    bus.start();
-    const fault = failLogReads(log, 1, busReads);
-    const first = await bus.submit(base); // its commit wakes the consumer, whose read fails
-    await waitFor(() => fault.thrown === 1, "the injected read failure");
+    const first = await busWithFailedRead({ retry: { initialMs: 20, maxMs: 100 } });
     await log.append([ack(first)]);
     expect(await bus.waitForAck(first.id, 5000)).toMatchObject({ cmd: first.id, code: "ok" });
     // every write after the failure: its ack comes through the consumer again
@@ -124,38 +134,25 @@ describe("command bus under log read errors", () => {
     const s = bus.consumerStatus()!;
     expect(s).toMatchObject({ state: "running", errors: 1 });
     expect(s.lastError).toContain("injected read failure");
-    fault.restore();
   });
 
   it("answers an ack committed while its consumer waits to retry, from the table, before the timeout", async () => {
-    await bus.stop();
-    bus = new CommandBus(log, { retry: { initialMs: 30_000, maxMs: 30_000 }, pollMs: 50 });
-    bus.start();
-    const fault = failLogReads(log, 1, busReads);
-    const cmd = await bus.submit(base);
-    await waitFor(() => bus.consumerStatus()?.state === "retrying", "the consumer to retry");
+    const cmd = await retryingAfter({ retry: { initialMs: 30_000, maxMs: 30_000 }, pollMs: 50 });
     const t0 = performance.now();
     const waiting = bus.waitForAck(cmd.id, 10_000);
     await log.append([ack(cmd)]);
     expect(await waiting).toMatchObject({ cmd: cmd.id, ok: true, code: "ok" });
     expect(performance.now() - t0).toBeLessThan(5000);
-    fault.restore();
   });
 
   it("looks in the table at the timeout before answering that no ack came", async () => {
-    await bus.stop();
     // no polling in the meantime: only the check at the timeout can find the ack
-    bus = new CommandBus(log, { retry: { initialMs: 30_000, maxMs: 30_000 }, pollMs: 3_600_000 });
-    bus.start();
-    const fault = failLogReads(log, 1, busReads);
-    const cmd = await bus.submit(base);
-    await waitFor(() => bus.consumerStatus()?.state === "retrying", "the consumer to retry");
+    const cmd = await retryingAfter({ retry: { initialMs: 30_000, maxMs: 30_000 }, pollMs: 3_600_000 });
     const waiting = bus.waitForAck(cmd.id, 300);
     await log.append([ack(cmd, false)]);
     expect(await waiting).toMatchObject({ cmd: cmd.id, ok: false, code: "device_error" });
     // and an ack that really is not there is still "none"
     const other = await bus.submit({ ...base, value: 5 });
     expect(await bus.waitForAck(other.id, 100)).toBeNull();
-    fault.restore();
   });
 });
