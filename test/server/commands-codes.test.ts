@@ -3,6 +3,8 @@
 // Modbus TCP server behind a proxy that can hold write answers (a device that took a write and went
 // silent); the executor's short writeTimeoutMs turns that into timeout_outcome_unknown.
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { ACK_CODE_INFO, ACK_CODES, type AckFrame, type CmdFrame, type Logged } from "../../schemas/index.ts";
+import { commandView, notDoneAnswer } from "../../server/api/commands.ts";
 import type { ModbusTcpServer } from "../../server/demo/modbus-server.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { tempDir, waitFor } from "../helpers/index.ts";
@@ -125,4 +127,20 @@ describe("PUT /api/tags/:tag maps the ack code", () => {
     }, "the command's ack");
     expect(later).toMatchObject({ status: "error", code: "device_busy", ack: { code: "device_busy" } });
   });
+});
+
+describe("the answer of every ack code that is not ok", () => {
+  const cmd = { kind: "cmd", id: "c1", tag: "a", value: 1, origin: "rest", actor: "x", tenant: "t", ts: 1e15, expiresAt: 1e15 + 3e7, offset: 1, loggedAt: 1e15 } as Logged<CmdFrame>;
+  const classOf: Record<number, string> = { 403: "write_refused", 404: "write_refused", 422: "write_refused", 409: "not_written", 502: "write_failed", 504: "outcome_unknown" };
+  for (const code of ACK_CODES.filter((c) => c !== "ok")) {
+    it(`answers ${code} with HTTP ${ACK_CODE_INFO[code].http} and the code beside the text`, () => {
+      const ack = { kind: "ack", cmd: "c1", tag: "a", ok: false, status: code === "expired" ? "expired" : "error", code, error: "what the driver said", ts: 1e15, source: "plc", offset: 2, loggedAt: 1e15 + 1000 } as Logged<AckFrame>;
+      const { status, body } = notDoneAnswer(ack, commandView({ cmd, ack }));
+      expect(status).toBe(ACK_CODE_INFO[code].http);
+      expect(body).toMatchObject({ error: code === "expired" ? "command_expired" : classOf[status], code, applied: ACK_CODE_INFO[code].applied, command: { code, ack: { code } } });
+      expect(body.message).toStartWith("what the driver said");
+      // an outcome nobody can vouch for says so, and what to do
+      expect(body.message.includes("read the tag back before retrying")).toBe(ACK_CODE_INFO[code].applied === "unknown");
+    });
+  }
 });
