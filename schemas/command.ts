@@ -88,6 +88,11 @@ export function checkWrite(tag: Variable | undefined, value: unknown): CheckedWr
       if (tag.type === "float32") {
         const raw = (value - tag.offset) / tag.scale;
         if (Math.abs(raw) > FLOAT32_MAX) return refuse("out_of_range", `value ${value} does not fit a float32 (tag '${tag.tag}')`);
+        // a float32 keeps 24 significant bits (rounding error at most raw x 2^-24); below 1.18e-38 it keeps
+        // fewer, and 1e-50 becomes 0: refused rather than written as another value
+        if (Math.abs(Math.fround(raw) - raw) > Math.abs(raw) * 2 ** -24) {
+          return refuse("out_of_range", `value ${value} is too small for a float32 (it would be written as ${Math.fround(raw)}) (tag '${tag.tag}')`);
+        }
       }
       return { ok: true, value };
     }

@@ -10,6 +10,18 @@ export const OpcuaClientConfig = Type.Object(
     }),
     samplingIntervalMs: Type.Number({ minimum: 0, default: 250, description: "how often the server samples each node (subscription)" }),
     publishingIntervalMs: Type.Number({ minimum: 10, default: 250, description: "how often the server sends the changes it collected (subscription)" }),
+    keepAliveCount: Type.Integer({
+      minimum: 1,
+      default: 10,
+      description: "publishing intervals without a change after which the server sends a keep-alive (subscription): the silence bound is derived from it",
+    }),
+    silenceTimeoutMs: Type.Optional(
+      Type.Integer({
+        minimum: 100,
+        description:
+          "a connected server that sends no publish response (data or keep-alive) for this long is taken as hung: every tag goes Bad_Timeout and the driver reconnects. Default 2 x publishingIntervalMs x keepAliveCount (as revised by the server) + 1000 ms",
+      }),
+    ),
     queueSize: Type.Integer({ minimum: 1, default: 10, description: "changes kept per node between two publishes" }),
     intervalMs: Type.Number({ minimum: 10, default: 1000, description: "poll interval of groups not listed in `groups` (poll)" }),
     groups: Type.Record(Type.String(), Type.Number({ minimum: 10 }), { default: {}, description: "poll group name -> interval in ms (poll)" }),

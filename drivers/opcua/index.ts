@@ -2,24 +2,26 @@
 // (monitored items, the server reports changes) or by polling, and writes commands back. Drivers on
 // one server with the same security settings and user share one client session (session.ts, through
 // the endpoint pool), each with its own subscription. node-opcua reconnects after a connection loss
-// and restores the session and subscriptions; meanwhile the tags are Bad_NotConnected.
-import {
-  AttributeIds,
-  ClientMonitoredItemGroup,
-  TimestampsToReturn,
-  type ClientSubscription,
-  type DataValue,
-} from "node-opcua";
+// and restores the session and subscriptions; meanwhile the tags are Bad_NotConnected. A server that
+// keeps its connection but stops answering (hung) is told by its silence: no publish response within
+// the silence bound (subscription) or no read answer within the endpoint's timeout (poll) makes every
+// tag Bad_Timeout and ends the read loop, after dropping the shared session, so the driver reconnects.
+// At connect each node's DataType is checked against its tag's type (nodes.ts): a tag that does not
+// fit is refused with a Bad quality and an event naming it, as is a node the server will not monitor.
+import { AttributeIds, resolveNodeId, type ClientSubscription, type DataValue } from "node-opcua";
 import type { CmdFrame, DataFrame, Variable } from "../../schemas/index.ts";
 import { Quality } from "../../schemas/quality.ts";
+import { ABORTED, TIMED_OUT, deadline } from "../../storage/time.ts";
 import { DRIVER_API_VERSION, type Driver, type DriverInit, type FrameSink, type WriteResult } from "../contract.ts";
 import type { Endpoint, Lease } from "../endpoint.ts";
 import { DriverConfigError, DriverError } from "../errors.ts";
-import { toRaw } from "../mapping.ts";
 import { parseDriverConfig } from "../validate.ts";
 import { OpcuaClientConfig } from "./config.ts";
 import { clientPkiDir, explainConnectError, openSession, sessionKey, within, type SharedSession } from "./session.ts";
-import { toReading, toVariant } from "./values.ts";
+import { checkNodes, type Refusal } from "./nodes.ts";
+import { subscribe, type Subscribed } from "./subscription.ts";
+import { toReading } from "./values.ts";
+import { writeNode } from "./write.ts";
 
 interface MappedTag {
   tag: Variable;
@@ -59,6 +61,11 @@ export class OpcuaClientDriver implements Driver {
   private byTag = new Map<string, MappedTag>();
   private lease: Lease<SharedSession> | null = null;
   private subscription: ClientSubscription | null = null;
+  /** the pool entry of the shared session, dropped when the server is found hung */
+  private dropSession: () => void = () => undefined;
+  private timeoutMs = 5000;
+  /** tags refused at connect (missing node, DataType the tag cannot hold), by tag name */
+  private refused = new Map<string, Refusal & { tag: MappedTag }>();
 
   meta() {
     return { name: "opcua", kind: "source" as const, apiVersion: DRIVER_API_VERSION, features: ["read", "write", "subscribe"] };
@@ -76,7 +83,13 @@ export class OpcuaClientDriver implements Driver {
     }
     this.tags = init.tags.map((tag) => {
       const nodeId = (tag.address as { nodeId?: unknown } | undefined)?.nodeId;
-      if (typeof nodeId !== "string" || !nodeId) throw new DriverConfigError(init.id, `tag '${tag.tag}' address.nodeId`, 'expected a NodeId such as "ns=1;s=Boiler.Temperature"');
+      const where = `tag '${tag.tag}' address.nodeId`;
+      if (typeof nodeId !== "string" || !nodeId) throw new DriverConfigError(init.id, where, 'expected a NodeId such as "ns=1;s=Boiler.Temperature"');
+      try {
+        resolveNodeId(nodeId);
+      } catch {
+        throw new DriverConfigError(init.id, where, `'${nodeId}' is not a NodeId (expected e.g. "ns=1;s=Boiler.Temperature" or "ns=2;i=42")`);
+      }
       return { tag, nodeId };
     });
     this.byTag = new Map(this.tags.map((m) => [m.tag.tag, m]));
@@ -99,6 +112,49 @@ export class OpcuaClientDriver implements Driver {
       if (signal.aborted) throw new DriverError(this.id, "connect aborted");
       throw new DriverError(this.id, `cannot open a session on ${endpoint.url}: ${explainConnectError(cause as Error, this.cfg)}`, { cause });
     }
+    this.timeoutMs = endpoint.timeoutMs;
+    this.dropSession = () => void pool.invalidate(key);
+    await this.checkTags(this.lease.value, signal);
+  }
+
+  /** Refuses the tags whose node is missing or of a DataType the tag cannot hold (bounded: a hung server fails the connect). */
+  private async checkTags(shared: SharedSession, signal: AbortSignal): Promise<void> {
+    const checked = await deadline(
+      checkNodes(shared.session, this.tags.map((m) => ({ nodeId: m.nodeId, tagType: m.tag.type }))),
+      Math.max(this.timeoutMs * 2, 1000),
+      signal,
+    ).catch((e: Error) => e);
+    if (checked === ABORTED) throw new DriverError(this.id, "connect aborted");
+    if (checked === TIMED_OUT || !Array.isArray(checked)) {
+      this.dropSession();
+      throw new DriverError(this.id, `cannot read the DataType of the tags' nodes: ${checked === TIMED_OUT ? "no answer in time" : String(checked)}`);
+    }
+    this.refused = new Map(checked.map((r) => [this.tags[r.index]!.tag.tag, { ...r, tag: this.tags[r.index]! }]));
+  }
+
+  /** The tags to read: all but those refused. */
+  private readable(): MappedTag[] {
+    return this.refused.size ? this.tags.filter((m) => !this.refused.has(m.tag.tag)) : this.tags;
+  }
+
+  /** Sends each refused tag's Bad frame and an event naming it (at every start of the read loop). */
+  private async reportRefused(tx: FrameSink, refusals: readonly (Refusal & { tag: MappedTag })[]): Promise<void> {
+    if (!refusals.length) return;
+    const ts = Date.now() * 1000;
+    await tx.send(refusals.map((r) => ({ kind: "data" as const, tag: r.tag.tag.tag, value: null, ts, quality: r.quality, source: this.id })));
+    for (const r of refusals) tx.event("opcua.tag_refused", { nodeId: r.tag.nodeId, quality: r.quality, reason: `tag '${r.tag.tag.tag}': ${r.reason}` }, r.tag.tag.tag);
+  }
+
+  /**
+   * The server is connected but silent: every tag Bad_Timeout (the values are no longer vouched for),
+   * the shared session dropped (a new connect opens a new one), and the loop ends so that the manager
+   * restarts the driver.
+   */
+  private async failSilent(tx: FrameSink, tags: readonly MappedTag[], why: string): Promise<never> {
+    await tx.send(this.badFrames(tags, Quality.Bad_Timeout));
+    tx.event("opcua.server_silent", { reason: why });
+    this.dropSession();
+    throw new DriverError(this.id, `the server is not answering (hung?): ${why}`);
   }
 
   private frame(m: MappedTag, dv: DataValue): DataFrame {
@@ -118,17 +174,23 @@ export class OpcuaClientDriver implements Driver {
     const pending: DataFrame[] = [];
     let closed: Error | null = null;
     let wake: () => void = () => undefined;
+    let subscribed: Subscribed | null = null;
+    let tags = this.readable();
+    /** performance.now() since which silence counts: not while node-opcua is repairing a lost connection */
+    let restoredAt = performance.now();
     // the client is shared and outlives this loop: every listener added here is removed in finally
     const onClose = (err?: Error | null) => {
       closed = err ?? new Error("connection closed");
       wake();
     };
     const onLost = () => {
-      pending.push(...this.badFrames(this.tags, Quality.Bad_NotConnected));
+      pending.push(...this.badFrames(tags, Quality.Bad_NotConnected));
       wake();
     };
+    const onRestored = () => (restoredAt = performance.now());
     client.on("close", onClose);
     client.on("connection_lost", onLost);
+    client.on("connection_reestablished", onRestored);
     const tick = (ms: number) =>
       new Promise<void>((resolve) => {
         const done = () => {
@@ -141,12 +203,16 @@ export class OpcuaClientDriver implements Driver {
         signal.addEventListener("abort", done, { once: true });
       });
     try {
+      await this.reportRefused(tx, [...this.refused.values()]);
       // joined a session whose connection is being repaired: say so until values flow again
       if (!shared.isConnected) onLost();
       if (shared.isClosed) onClose(new Error("connection closed"));
-      if (this.cfg.mode === "subscription" && !closed) await this.subscribe(shared, pending, () => wake());
+      if (this.cfg.mode === "subscription" && !closed && tags.length) {
+        subscribed = await this.subscribe(shared, tags, pending, () => wake());
+        tags = await this.refuseUnmonitored(tx, tags, subscribed.refused);
+      }
       const groups = new Map<string, MappedTag[]>();
-      for (const m of this.tags) groups.set(m.tag.group, [...(groups.get(m.tag.group) ?? []), m]);
+      for (const m of tags) groups.set(m.tag.group, [...(groups.get(m.tag.group) ?? []), m]);
       const due = new Map<string, number>([...groups.keys()].map((g) => [g, 0]));
       while (!signal.aborted) {
         // reconnection is off or node-opcua gave up: end the loop, the manager restarts the driver with backoff
@@ -155,12 +221,21 @@ export class OpcuaClientDriver implements Driver {
           if (pending.length) await tx.send(pending.splice(0));
           throw new DriverError(this.id, `connection lost: ${(closed as Error).message}`);
         }
+        if (subscribed && shared.isConnected) {
+          const silentMs = performance.now() - Math.max(subscribed.lastHeard(), restoredAt);
+          if (silentMs > subscribed.silenceBoundMs) {
+            pending.length = 0; // older readings: the Bad_Timeout frames supersede them
+            await this.failSilent(tx, tags, `no publish response (data or keep-alive) for ${Math.round(silentMs)} ms (bound ${subscribed.silenceBoundMs} ms)`);
+          }
+        }
         if (this.cfg.mode === "poll") {
           const now = Date.now();
-          for (const [name, tags] of groups) {
+          for (const [name, group] of groups) {
             if (due.get(name)! > now) continue; // every group is in `due`
             due.set(name, now + (this.cfg.groups[name] ?? this.cfg.intervalMs));
-            pending.push(...(await this.poll(shared, tags)));
+            const frames = await this.poll(shared, group);
+            if (frames === TIMED_OUT) await this.failSilent(tx, tags, `no answer to a read of group '${name}' within ${this.timeoutMs} ms`);
+            else pending.push(...frames);
           }
         }
         if (pending.length) await tx.send(pending.splice(0));
@@ -171,14 +246,26 @@ export class OpcuaClientDriver implements Driver {
     } finally {
       client.off("close", onClose);
       client.off("connection_lost", onLost);
+      client.off("connection_reestablished", onRestored);
     }
   }
 
-  private async poll(shared: SharedSession, tags: MappedTag[]): Promise<DataFrame[]> {
+  /** Reports the tags whose monitored item the server did not create; returns the others. */
+  private async refuseUnmonitored(tx: FrameSink, tags: MappedTag[], refused: readonly Refusal[]): Promise<MappedTag[]> {
+    if (!refused.length) return tags;
+    const withTags = refused.map((r) => ({ ...r, tag: tags[r.index]! })); // indexes into the monitored list
+    await this.reportRefused(tx, withTags);
+    const out = new Set(withTags.map((r) => r.tag));
+    return tags.filter((m) => !out.has(m));
+  }
+
+  /** One read of a poll group; TIMED_OUT when the server does not answer within the endpoint's timeout. */
+  private async poll(shared: SharedSession, tags: MappedTag[]): Promise<DataFrame[] | typeof TIMED_OUT> {
     // a read would wait for its timeout while node-opcua reconnects
     if (!shared.isConnected) return this.badFrames(tags, Quality.Bad_NotConnected);
     try {
-      const dvs = await shared.session.read(tags.map((m) => ({ nodeId: m.nodeId, attributeId: AttributeIds.Value })));
+      const dvs = await deadline(shared.session.read(tags.map((m) => ({ nodeId: m.nodeId, attributeId: AttributeIds.Value }))), this.timeoutMs);
+      if (dvs === TIMED_OUT || dvs === ABORTED) return TIMED_OUT;
       return dvs.map((dv, i) => this.frame(tags[i]!, dv));
     } catch {
       // a read that fails as the connection drops: the readings are Bad, the loop goes on
@@ -186,45 +273,29 @@ export class OpcuaClientDriver implements Driver {
     }
   }
 
-  private async subscribe(shared: SharedSession, pending: DataFrame[], notify: () => void): Promise<void> {
-    const sub = await shared.session.createSubscription2({
-      requestedPublishingInterval: this.cfg.publishingIntervalMs,
-      requestedLifetimeCount: 1000,
-      requestedMaxKeepAliveCount: 20,
-      maxNotificationsPerPublish: 0,
-      publishingEnabled: true,
-      priority: 1,
-    });
-    this.subscription = sub;
-    const group = ClientMonitoredItemGroup.create(
-      sub,
-      this.tags.map((m) => ({ nodeId: m.nodeId, attributeId: AttributeIds.Value })),
-      { samplingInterval: this.cfg.samplingIntervalMs, queueSize: this.cfg.queueSize, discardOldest: true },
-      TimestampsToReturn.Both,
-    );
-    group.on("changed", (_item: unknown, dv: DataValue, index: number) => {
-      const m = this.tags[index];
-      if (m) pending.push(this.frame(m, dv));
-      // many changes arrive per publish: the loop sends them together at its next tick
-      if (pending.length >= 5000) notify();
-    });
-    await new Promise<void>((resolve, reject) => {
-      group.once("initialized", () => resolve());
-      group.once("err", (e: unknown) => reject(new DriverError(this.id, `monitored items refused: ${String(e)}`)));
-    });
+  private async subscribe(shared: SharedSession, tags: readonly MappedTag[], pending: DataFrame[], notify: () => void): Promise<Subscribed> {
+    try {
+      const subscribed = await subscribe(shared.session, this.cfg, tags.map((m) => m.nodeId), (index, dv) => {
+        const m = tags[index];
+        if (m) pending.push(this.frame(m, dv));
+        // many changes arrive per publish: the loop sends them together at its next tick
+        if (pending.length >= 5000) notify();
+      });
+      this.subscription = subscribed.subscription;
+      return subscribed;
+    } catch (cause) {
+      throw new DriverError(this.id, `cannot subscribe: ${(cause as Error).message}`, { cause });
+    }
   }
 
   async write(cmd: CmdFrame, tag: Variable): Promise<WriteResult> {
     const m = this.byTag.get(tag.tag);
-    if (!m) return { ok: false, error: `tag '${tag.tag}' has no nodeId in driver '${this.id}'` };
+    if (!m) return { ok: false, code: "device_address_error", error: `tag '${tag.tag}' has no nodeId in driver '${this.id}'` };
+    const refused = this.refused.get(tag.tag);
+    if (refused) return { ok: false, code: refused.quality === Quality.Bad_TypeMismatch ? "refused_type_mismatch" : "device_address_error", error: `not written: tag '${tag.tag}': ${refused.reason}` };
     const shared = this.lease?.value;
-    if (!shared || !shared.isConnected) return { ok: false, error: "BadNotConnected: no connection to the server" };
-    try {
-      const status = await shared.session.write({ nodeId: m.nodeId, attributeId: AttributeIds.Value, value: { value: toVariant(tag, toRaw(tag, cmd.value)) } });
-      return status.isGood() ? { ok: true } : { ok: false, error: `${status.name}: the server refused the write` };
-    } catch (e) {
-      return { ok: false, error: `BadCommunicationError: ${(e as Error).message.split("\n")[0]}` };
-    }
+    if (!shared) return { ok: false, code: "driver_not_running", error: "BadNotConnected: no session to the server (not written)" };
+    return await writeNode(shared, m.nodeId, cmd, tag, this.timeoutMs);
   }
 
   async shutdown(): Promise<void> {
