@@ -3,9 +3,10 @@
 // one server with the same security settings and user share one client session (session.ts, through
 // the endpoint pool), each with its own subscription. node-opcua reconnects after a connection loss
 // and restores the session and subscriptions; meanwhile the tags are Bad_NotConnected. A server that
-// keeps its connection but stops answering (hung) is told by its silence: no publish response within
-// the silence bound (subscription) or no read answer within the endpoint's timeout (poll) makes every
-// tag Bad_Timeout and ends the read loop, after dropping the shared session, so the driver reconnects.
+// keeps its connection but stops answering (hung) is told by its silence: no publish response
+// (subscription) or no answer to a read (poll) within the silence bound makes every tag Bad_Timeout
+// and ends the read loop, after dropping the shared session, so that the driver reconnects. A poll
+// read unanswered within the endpoint's timeout makes its group Bad_Timeout at once.
 // At connect each node's DataType is checked against its tag's type (nodes.ts): a tag that does not
 // fit is refused with a Bad quality and an event naming it, as is a node the server will not monitor.
 import { AttributeIds, resolveNodeId, type ClientSubscription, type DataValue } from "node-opcua";
@@ -19,7 +20,7 @@ import { parseDriverConfig } from "../validate.ts";
 import { OpcuaClientConfig } from "./config.ts";
 import { clientPkiDir, explainConnectError, openSession, sessionKey, within, type SharedSession } from "./session.ts";
 import { checkNodes, type Refusal } from "./nodes.ts";
-import { subscribe, type Subscribed } from "./subscription.ts";
+import { pollSilenceBoundMs, subscribe, type Subscribed } from "./subscription.ts";
 import { toReading } from "./values.ts";
 import { writeNode } from "./write.ts";
 
@@ -175,6 +176,8 @@ export class OpcuaClientDriver implements Driver {
     let closed: Error | null = null;
     let wake: () => void = () => undefined;
     let subscribed: Subscribed | null = null;
+    /** performance.now() of the last answer to a poll read */
+    let answeredAt = performance.now();
     let tags = this.readable();
     /** performance.now() since which silence counts: not while node-opcua is repairing a lost connection */
     let restoredAt = performance.now();
@@ -217,15 +220,17 @@ export class OpcuaClientDriver implements Driver {
       while (!signal.aborted) {
         // reconnection is off or node-opcua gave up: end the loop, the manager restarts the driver with backoff
         if (closed) {
-          // the Bad_NotConnected frames of the loss go out first
-          if (pending.length) await tx.send(pending.splice(0));
+          // every tag Bad before the loop ends (the session may have been dropped by another driver on it)
+          await tx.send([...pending.splice(0), ...this.badFrames(tags, Quality.Bad_NotConnected)]);
           throw new DriverError(this.id, `connection lost: ${(closed as Error).message}`);
         }
-        if (subscribed && shared.isConnected) {
-          const silentMs = performance.now() - Math.max(subscribed.lastHeard(), restoredAt);
-          if (silentMs > subscribed.silenceBoundMs) {
+        if (shared.isConnected && tags.length) {
+          const boundMs = subscribed?.silenceBoundMs ?? pollSilenceBoundMs(this.cfg, this.timeoutMs);
+          const silentMs = performance.now() - Math.max(subscribed?.lastHeard() ?? answeredAt, restoredAt);
+          if (silentMs > boundMs) {
             pending.length = 0; // older readings: the Bad_Timeout frames supersede them
-            await this.failSilent(tx, tags, `no publish response (data or keep-alive) for ${Math.round(silentMs)} ms (bound ${subscribed.silenceBoundMs} ms)`);
+            const what = subscribed ? "publish response (data or keep-alive)" : "answer to a read";
+            await this.failSilent(tx, tags, `no ${what} for ${Math.round(silentMs)} ms (bound ${boundMs} ms)`);
           }
         }
         if (this.cfg.mode === "poll") {
@@ -234,8 +239,12 @@ export class OpcuaClientDriver implements Driver {
             if (due.get(name)! > now) continue; // every group is in `due`
             due.set(name, now + (this.cfg.groups[name] ?? this.cfg.intervalMs));
             const frames = await this.poll(shared, group);
-            if (frames === TIMED_OUT) await this.failSilent(tx, tags, `no answer to a read of group '${name}' within ${this.timeoutMs} ms`);
-            else pending.push(...frames);
+            // unanswered in time: not vouched for; a server silent past the bound is taken as hung (above)
+            if (frames === TIMED_OUT) pending.push(...this.badFrames(group, Quality.Bad_Timeout));
+            else {
+              answeredAt = performance.now();
+              pending.push(...frames);
+            }
           }
         }
         if (pending.length) await tx.send(pending.splice(0));

@@ -23,6 +23,11 @@ export function silenceBoundMs(cfg: Pick<OpcuaClientConfig, "silenceTimeoutMs">,
   return cfg.silenceTimeoutMs ?? 2 * publishingIntervalMs * keepAliveCount + 1000;
 }
 
+/** Poll mode: a server that answers no read for two endpoint timeouts and a second is hung. */
+export function pollSilenceBoundMs(cfg: Pick<OpcuaClientConfig, "silenceTimeoutMs">, timeoutMs: number): number {
+  return cfg.silenceTimeoutMs ?? 2 * timeoutMs + 1000;
+}
+
 /**
  * Creates the subscription and monitors `nodeIds`; `onChange(index, dv)` gets every change.
  * `items[i]` of the group is the i-th node: its statusCode is the server's creation result.
@@ -57,6 +62,8 @@ export async function subscribe(
       group.once("initialized", () => resolve());
       group.once("err", (e: unknown) => reject(new Error(`monitored items refused: ${String(e)}`)));
     });
+    // creating many items can keep the server from publishing meanwhile: silence counts from here
+    heard = performance.now();
     group.monitoredItems.forEach((item, index) => {
       const sc = item.statusCode;
       if (sc && !sc.isGood()) refused.push({ index, quality: sc.value >>> 0, reason: `the server refused to monitor node ${nodeIds[index]} (${sc.name})` });
