@@ -12,13 +12,13 @@
 import { AttributeIds, resolveNodeId, type ClientSubscription, type DataValue } from "node-opcua";
 import type { CmdFrame, DataFrame, Variable } from "../../schemas/index.ts";
 import { Quality } from "../../schemas/quality.ts";
-import { ABORTED, TIMED_OUT, deadline } from "../../storage/time.ts";
+import { ABORTED, TIMED_OUT, deadline, settlesWithin } from "../../storage/time.ts";
 import { DRIVER_API_VERSION, type Driver, type DriverInit, type FrameSink, type WriteResult } from "../contract.ts";
 import type { Endpoint, Lease } from "../endpoint.ts";
 import { DriverConfigError, DriverError } from "../errors.ts";
 import { parseDriverConfig } from "../validate.ts";
 import { OpcuaClientConfig } from "./config.ts";
-import { clientPkiDir, explainConnectError, openSession, sessionKey, within, type SharedSession } from "./session.ts";
+import { clientPkiDir, explainConnectError, openSession, sessionKey, type SharedSession } from "./session.ts";
 import { checkNodes, type Refusal } from "./nodes.ts";
 import { pollSilenceBoundMs, subscribe, type Subscribed } from "./subscription.ts";
 import { toReading } from "./values.ts";
@@ -312,7 +312,7 @@ export class OpcuaClientDriver implements Driver {
     this.lease = null;
     this.subscription = null;
     // only this driver's subscription: the session stays for the others until the last lease goes
-    await within(1000, subscription?.terminate());
+    if (subscription) await settlesWithin(subscription.terminate(), 1000);
     await lease?.release();
   }
 }

@@ -14,6 +14,7 @@ import {
   type ClientSession,
   type UserIdentityInfo,
 } from "node-opcua";
+import { settlesWithin } from "../../storage/time.ts";
 import type { Endpoint } from "../endpoint.ts";
 import type { OpcuaClientConfig } from "./config.ts";
 
@@ -103,17 +104,9 @@ export class SharedSession {
   /** Closes the session and the client, each bounded: a server that is gone must not hold the caller. */
   async close(): Promise<void> {
     this.isClosing = true;
-    await within(1000, this.session.close());
-    await within(2000, this.client.disconnect());
+    await settlesWithin(this.session.close(), 1000);
+    await settlesWithin(this.client.disconnect(), 2000);
   }
-}
-
-/** Waits for `p` at most `ms`; its failure is ignored (used on the way out). */
-export async function within(ms: number, p: Promise<unknown> | undefined): Promise<void> {
-  if (!p) return;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([p.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, ms)))]);
-  clearTimeout(timer);
 }
 
 /** Rewrites node-opcua's connection errors as what the operator must do about them. */
@@ -161,7 +154,7 @@ export async function openSession(endpoint: Pick<Endpoint, "url" | "timeoutMs">,
     const session = await client.createSession(identity(cfg));
     return new SharedSession(client, session, onBroken);
   } catch (err) {
-    await within(2000, client.disconnect());
+    await settlesWithin(client.disconnect(), 2000);
     throw err;
   }
 }
