@@ -10,8 +10,8 @@ export type WriteRefusal = "unknown_tag" | "not_writable" | "type_mismatch" | "o
 
 export type CheckedWrite = { ok: true; value: Value } | { ok: false; code: WriteRefusal; message: string };
 
-/** Raw integer range of each integer type (inclusive). */
-const INT_RANGE: Record<string, readonly [bigint, bigint]> = {
+/** Raw integer range of each integer type (inclusive); also what the OPC UA client accepts from a server. */
+export const INT_RANGE: Record<string, readonly [bigint, bigint]> = {
   int16: [-(2n ** 15n), 2n ** 15n - 1n],
   uint16: [0n, 2n ** 16n - 1n],
   int32: [-(2n ** 31n), 2n ** 31n - 1n],

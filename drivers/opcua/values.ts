@@ -3,20 +3,11 @@
 import { UA_DATATYPE_NAME } from "../../schemas/opcua.ts";
 import { DataType, Int64ToBigInt, UInt64ToBigInt, coerceInt64, Variant, VariantArrayType, type DataValue } from "node-opcua";
 import type { DataType as TagType, Value, Variable } from "../../schemas/index.ts";
+import { INT_RANGE } from "../../schemas/command.ts";
 import { Quality } from "../../schemas/quality.ts";
 import { toEngineering } from "../mapping.ts";
 
 export const UA_TYPE = Object.fromEntries(Object.entries(UA_DATATYPE_NAME).map(([t, name]) => [t, DataType[name]])) as Record<TagType, DataType>;
-
-/** Integer range of each integer tag type: a server value outside it is Bad_OutOfRange, never wrapped. */
-const INT_RANGE: Partial<Record<TagType, readonly [bigint, bigint]>> = {
-  int16: [-(2n ** 15n), 2n ** 15n - 1n],
-  uint16: [0n, 2n ** 16n - 1n],
-  int32: [-(2n ** 31n), 2n ** 31n - 1n],
-  uint32: [0n, 2n ** 32n - 1n],
-  int64: [-(2n ** 63n), 2n ** 63n - 1n],
-  uint64: [0n, 2n ** 64n - 1n],
-};
 
 /** A server value as the tag's raw value, or the quality that says why it cannot be one. */
 export type Raw = { ok: true; value: Value } | { ok: false; quality: number };
@@ -54,6 +45,7 @@ export function rawValue(tag: Variable, dv: DataValue): Raw {
     default: {
       const n = integerOf(v, dv.value.dataType);
       if (n === undefined) return MISMATCH;
+      // outside the tag type's range (INT_RANGE of checkWrite): Bad_OutOfRange, never wrapped
       const [lo, hi] = INT_RANGE[tag.type]!; // every other tag type is an integer type
       if (n < lo || n > hi) return OUT_OF_RANGE;
       return { ok: true, value: tag.type === "int64" || tag.type === "uint64" ? n : Number(n) };
