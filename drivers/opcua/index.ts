@@ -224,14 +224,10 @@ export class OpcuaClientDriver implements Driver {
           await tx.send([...pending.splice(0), ...this.badFrames(tags, Quality.Bad_NotConnected)]);
           throw new DriverError(this.id, `connection lost: ${(closed as Error).message}`);
         }
-        if (shared.isConnected && tags.length) {
-          const boundMs = subscribed?.silenceBoundMs ?? pollSilenceBoundMs(this.cfg, this.timeoutMs);
-          const silentMs = performance.now() - Math.max(subscribed?.lastHeard() ?? answeredAt, restoredAt);
-          if (silentMs > boundMs) {
-            pending.length = 0; // older readings: the Bad_Timeout frames supersede them
-            const what = subscribed ? "publish response (data or keep-alive)" : "answer to a read";
-            await this.failSilent(tx, tags, `no ${what} for ${Math.round(silentMs)} ms (bound ${boundMs} ms)`);
-          }
+        const silence = shared.isConnected && tags.length ? this.silence(subscribed, Math.max(subscribed?.lastHeard() ?? answeredAt, restoredAt)) : null;
+        if (silence) {
+          pending.length = 0; // older readings: the Bad_Timeout frames supersede them
+          await this.failSilent(tx, tags, silence);
         }
         if (this.cfg.mode === "poll") {
           const now = Date.now();
@@ -257,6 +253,15 @@ export class OpcuaClientDriver implements Driver {
       client.off("connection_lost", onLost);
       client.off("connection_reestablished", onRestored);
     }
+  }
+
+  /** Why the server is taken as hung (silent since `heardAt`, past the bound), or null. */
+  private silence(subscribed: Subscribed | null, heardAt: number): string | null {
+    const boundMs = subscribed?.silenceBoundMs ?? pollSilenceBoundMs(this.cfg, this.timeoutMs);
+    const silentMs = performance.now() - heardAt;
+    if (silentMs <= boundMs) return null;
+    const what = subscribed ? "publish response (data or keep-alive)" : "answer to a read";
+    return `no ${what} for ${Math.round(silentMs)} ms (bound ${boundMs} ms)`;
   }
 
   /** Reports the tags whose monitored item the server did not create; returns the others. */
