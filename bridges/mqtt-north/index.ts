@@ -15,6 +15,7 @@ import { UplinkMetrics } from "./metrics.ts";
 import { fillTopic } from "./payload.ts";
 import { Publisher } from "./publisher.ts";
 import { startMqttCommands } from "./commands.ts";
+import { uplinkStatus, type UplinkStatus } from "./status.ts";
 
 export { parseMqttNorthConfig, MqttNorthConfig } from "./config.ts";
 
@@ -37,6 +38,8 @@ export interface MqttNorth {
   name: string;
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** for the readiness document: degraded while frames wait for an absent broker or the reader retries */
+  status(): UplinkStatus;
   readonly publisher: Publisher;
   readonly client: MqttClient | null;
 }
@@ -74,8 +77,8 @@ export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
   const statusTopic = fillTopic(cfg.statusTopic, { device: deps.gatewayId });
   const status = (s: "online" | "offline") => JSON.stringify({ status: s, gatewayId: deps.gatewayId, ts: Date.now() * 1000 });
   let client: MqttClient | null = null;
-  let abort: AbortController | null = null;
-  let running: Promise<void> | null = null;
+  /** when the connection last came or went (ms since the epoch) */
+  let connectionSince = Date.now();
   let gaugeTimer: ReturnType<typeof setInterval> | null = null;
   let commands: { stop(): Promise<void> } | null = null;
 
@@ -92,6 +95,7 @@ export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
     get client() {
       return client;
     },
+    status: () => uplinkStatus({ connected: client?.connected ?? false, connectionSince, consumer: publisher.status(), inflight: publisher.inflight, url: cfg.url }),
     async start() {
       const opts: IClientOptions = {
         protocolVersion: cfg.protocolVersion,
@@ -118,6 +122,7 @@ export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
       let failures = 0;
       c.on("connect", (ack) => {
         wasConnected = true;
+        connectionSince = Date.now();
         failures = 0;
         c.options.reconnectPeriod = cfg.reconnectMinMs;
         logger.info({ url: cfg.url, sessionPresent: ack.sessionPresent, cursor: publisher.acked }, "mqtt uplink connected");
@@ -126,7 +131,10 @@ export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
         publisher.notify();
       });
       c.on("close", () => {
-        if (wasConnected) logger.warn({ url: cfg.url, cursor: publisher.acked }, "mqtt uplink disconnected; frames wait in the log");
+        if (wasConnected) {
+          logger.warn({ url: cfg.url, cursor: publisher.acked }, "mqtt uplink disconnected; frames wait in the log");
+          connectionSince = Date.now();
+        }
         wasConnected = false;
         // backoff: 0.5 s, 1 s, 2 s ... capped; reset on connect
         c.options.reconnectPeriod = Math.min(cfg.reconnectMaxMs, cfg.reconnectMinMs * 2 ** Math.min(failures++, 20));
@@ -137,8 +145,7 @@ export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
         metrics.connectErrors.inc({ reason: connectReason(err) });
         logger.error({ url: cfg.url, code: err.code, cursor: publisher.acked }, `mqtt uplink: connection to ${cfg.url} failed: ${err.message}; cursor kept, retrying`);
       });
-      abort = new AbortController();
-      running = publisher.run(c, abort.signal);
+      publisher.start(c);
       gaugeTimer = setInterval(updateGauges, 1000);
       if (cfg.commands.enabled) {
         if (!deps.commands) {
@@ -151,11 +158,8 @@ export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
     async stop() {
       if (gaugeTimer) clearInterval(gaugeTimer);
       await commands?.stop();
-      abort?.abort();
-      publisher.notify();
-      await running;
-      // the reader has stopped; let the broker acknowledge what is in flight and store that as the cursor
-      await publisher.drain(STOP_DRAIN_MS);
+      // publish nothing more, let the broker acknowledge what is in flight, store that as the cursor
+      await publisher.stop(STOP_DRAIN_MS);
       const c = client;
       if (c) {
         if (c.connected) await c.publishAsync(statusTopic, status("offline"), { qos: 1, retain: true }).catch(() => undefined);

@@ -1,13 +1,18 @@
-// Store and forward: reads the log from the cursor, publishes batches, and moves the cursor only over
-// offsets whose messages the broker acknowledged (PUBACK at QoS 1, PUBCOMP at QoS 2, the socket write at
-// QoS 0). At most `maxInflight` messages are unacknowledged; while the broker is away nothing is read
-// from the log (the log is the buffer, memory stays flat) and mqtt.js resends the in-flight ones from its
-// session store when the connection comes back, so at QoS 2 the broker sees each message once.
+// Store and forward: a durable log consumer (storage/consumer.ts) with manual progress that publishes
+// batches and reports as handled only the offsets whose messages the broker acknowledged (PUBACK at QoS 1,
+// PUBCOMP at QoS 2, the socket write at QoS 0): the consumer's position is the contiguous acknowledged
+// offset, and it is stored as the cursor. At most `maxInflight` messages are unacknowledged; while the
+// broker is away the handler waits and nothing more is read from the log (the log is the buffer, memory
+// stays flat), and mqtt.js resends the in-flight ones from its session store when the connection comes
+// back, so at QoS 2 the broker sees each message once. A failed publish rewinds the consumer: the next
+// pass starts after the in-flight window settled, from the acknowledged offset.
 import type { MqttClient, IClientPublishOptions } from "mqtt";
 import type { Logger } from "pino";
 import type { Catalog } from "../../schemas/catalog.ts";
 import type { DataFrame, Logged } from "../../schemas/frames.ts";
+import { LogConsumer, Rewind, type ConsumerContext, type ConsumerStatus } from "../../storage/consumer.ts";
 import type { EventLog } from "../../storage/log.ts";
+import { delay } from "../../storage/time.ts";
 import type { MqttNorthConfig } from "./config.ts";
 import type { UplinkMetrics } from "./metrics.ts";
 import { fillTopic, PayloadEncoder } from "./payload.ts";
@@ -24,21 +29,15 @@ interface Inflight {
   messageId?: number;
 }
 
-/** Thrown inside the read pass when a publish failed: the pass restarts from the acknowledged offset. */
-class Rewind extends Error {
-  override name = "Rewind";
+/** The batch being filled: frames of one tenant, and the offsets (of any kind) it covers. */
+interface OpenBatch {
+  frames: Logged<DataFrame>[];
+  first: number;
+  last: number;
+  tenant: string;
+  bytes: number;
+  since: number;
 }
-
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
 
 export interface PublisherDeps {
   log: EventLog;
@@ -49,11 +48,10 @@ export interface PublisherDeps {
   config: MqttNorthConfig;
 }
 
+/** Frames per page read from the log: large enough for DuckDB reads to be efficient, small next to the window. */
+const PAGE_FRAMES = 5000;
+
 export class Publisher {
-  /** every frame up to here is acknowledged by the broker (contiguously) */
-  acked: number;
-  private committed: number;
-  private ackedLoggedAt = 0;
   private window: Inflight[] = [];
   private failure: Inflight | null = null;
   private wakeUp: (() => void) | null = null;
@@ -64,73 +62,122 @@ export class Publisher {
   private retryDelayMs: number;
   private client: MqttClient | null = null;
   private readonly encoder: PayloadEncoder;
-  private readonly topics = new Map<string, string>();
-  private batch: { frames: Logged<DataFrame>[]; first: number; last: number; tenant: string; bytes: number; since: number } | null = null;
-  private passCtl: AbortController | null = null;
-  private commitTimer: ReturnType<typeof setInterval> | null = null;
-  private committing: Promise<void> | null = null;
+  /** topics of single-frame messages by tenant, then tag (a reload may move a tag to another tenant) */
+  private readonly topics = new Map<string, Map<string, string>>();
+  private topicCount = 0;
+  private batch: OpenBatch | null = null;
+  private pendingFrame: Logged | null = null;
+  /** the context of the consumer's current pass: ctx.handled() reports acknowledged offsets */
+  private ctx: ConsumerContext | null = null;
+  /** set by drain(): publish nothing more, let the in-flight messages settle */
+  private draining = false;
+  readonly consumer: LogConsumer;
 
   constructor(private readonly d: PublisherDeps) {
-    this.acked = d.log.cursor(d.config.cursor);
-    this.committed = this.acked;
-    this.limit = d.config.batch.maxFrames;
-    this.retryDelayMs = d.config.reconnectMinMs;
-    this.encoder = new PayloadEncoder(d.config.payload);
+    const cfg = d.config;
+    this.limit = cfg.batch.maxFrames;
+    this.retryDelayMs = cfg.reconnectMinMs;
+    this.encoder = new PayloadEncoder(cfg.payload);
+    this.consumer = new LogConsumer(d.log, {
+      name: cfg.cursor,
+      from: "cursor",
+      progress: "manual",
+      pageSize: PAGE_FRAMES,
+      commitEveryMs: cfg.commitEveryMs,
+      // A crash re-sends what was acknowledged but not stored, plus the in-flight window: store the
+      // cursor every quarter window, so that a SIGKILL re-sends at most about one window and a quarter.
+      commitEveryFrames: Math.max(cfg.batch.maxFrames, Math.floor((cfg.maxInflight * cfg.batch.maxFrames) / 4)),
+      retry: { initialMs: cfg.reconnectMinMs, maxMs: cfg.reconnectMaxMs },
+      handler: (page, ctx) => this.handle(page, ctx),
+      idle: { afterMs: () => this.batchDueInMs(), run: (ctx) => this.flush(ctx) },
+      beforePass: (_from, ctx) => this.recover(ctx),
+      logger: d.logger,
+    });
   }
 
-  /** Wakes the reader (a message settled, the connection came back, a stop). */
+  /** Every frame up to here is acknowledged by the broker (contiguously). */
+  get acked(): number {
+    return this.consumer.handledUpTo;
+  }
+
+  /** Messages published and not yet acknowledged (bounded by maxInflight). */
+  get inflight(): number {
+    let n = 0;
+    for (const m of this.window) if (!m.settled) n++;
+    return n;
+  }
+
+  /** Lag in frames and seconds, for the gauges: counted from the first unacknowledged frame. */
+  lag(): { frames: number; seconds: number } {
+    const s = this.consumer.status();
+    return { frames: s.lagFrames, seconds: s.lagSeconds };
+  }
+
+  status(): ConsumerStatus {
+    return this.consumer.status();
+  }
+
+  /** Wakes the handler (a message settled, the connection came back, a stop). */
   notify(): void {
     const w = this.wakeUp;
     this.wakeUp = null;
     w?.();
   }
 
-  /** Messages published and not yet acknowledged (bounded by maxInflight). */
-  get inflight(): number {
-    return this.window.length;
-  }
-
-  /** Lag in frames and seconds, for the gauges. */
-  lag(): { frames: number; seconds: number } {
-    const frames = Math.max(0, this.d.log.head - this.acked);
-    const seconds = frames === 0 || this.ackedLoggedAt === 0 ? 0 : Math.max(0, Date.now() / 1000 - this.ackedLoggedAt / 1e6);
-    return { frames, seconds };
-  }
-
-  /** Reads and publishes until the signal aborts. Never throws. */
-  async run(client: MqttClient, signal: AbortSignal): Promise<void> {
+  /** Starts the consumer, publishing with `client`. */
+  start(client: MqttClient): void {
     this.client = client;
-    this.commitTimer = setInterval(() => void this.commitCursor(), this.d.config.commitEveryMs);
-    try {
-      while (!signal.aborted) {
-        try {
-          await this.pass(signal);
-        } catch (e) {
-          if (!(e instanceof Rewind)) {
-            this.d.logger.error({ err: e }, "mqtt uplink: read pass failed; restarting from the cursor");
-            await sleep(this.d.config.reconnectMinMs, signal);
-          }
-        }
-        if (signal.aborted) break;
-        await this.recover(signal);
-      }
-    } finally {
-      clearInterval(this.commitTimer);
-      this.commitTimer = null;
-      await this.commitCursor();
-    }
+    this.consumer.start();
   }
 
   /**
-   * After a failed publish: let every in-flight message settle, keep the contiguous acknowledged prefix,
-   * drop the rest (it will be read again from the log), shrink the batches if the broker refused one.
+   * At stop: publishes nothing more, waits (at most `timeoutMs`) for the messages in flight to be
+   * acknowledged, then stops the consumer, which stores the acknowledged offset as the cursor; a clean
+   * restart does not send them again. What is not acknowledged by then is sent again after the restart
+   * (at-least-once after the cursor).
    */
-  private async recover(signal: AbortSignal): Promise<void> {
+  async stop(timeoutMs: number): Promise<void> {
+    this.draining = true;
+    this.notify();
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), timeoutMs);
+    while (this.inflight > 0 && this.client?.connected && !ctl.signal.aborted) await this.wait(ctl.signal);
+    clearTimeout(timer);
+    const inflight = this.inflight;
+    if (inflight > 0) this.d.logger.warn({ inflight, cursor: this.acked }, "mqtt uplink: stopping with unacknowledged messages; they are sent again after the restart");
+    await this.consumer.stop();
+  }
+
+  private async handle(page: Logged[], ctx: ConsumerContext): Promise<void> {
+    this.ctx = ctx;
+    for (let i = 0; i < page.length; i++) {
+      if (this.add(page[i]!)) await this.flush(ctx);
+    }
+    if (this.d.config.batch.maxDelayMs === 0 && this.batch) await this.flush(ctx);
+  }
+
+  /** ms until the open batch is due (the consumer flushes it when no frame came by then), null: none open. */
+  private batchDueInMs(): number | null {
+    const b = this.batch;
+    return b ? Math.max(0, b.since + this.d.config.batch.maxDelayMs - performance.now()) : null;
+  }
+
+  /**
+   * Before every read pass (the first, after a failed publish, after a read error): the open batch is
+   * dropped (it is read again), every in-flight message settles, the contiguous acknowledged prefix is
+   * kept and the rest dropped (read again from the log); the batches shrink if the broker refused one.
+   */
+  private async recover(ctx: ConsumerContext): Promise<void> {
+    this.ctx = ctx;
     this.batch = null;
     this.pendingFrame = null;
-    while (!signal.aborted && this.window.some((m) => !m.settled)) await this.wait(signal);
-    const failed = this.failure;
+    const from = this.acked;
+    while (!ctx.signal.aborted && this.window.some((m) => !m.settled)) await this.wait(ctx.signal);
+    if (ctx.signal.aborted) return;
     this.window = [];
+    // the pass was planned from the offset before the window settled: start again after what was acked
+    if (this.acked !== from) throw new Rewind();
+    const failed = this.failure;
     this.failure = null;
     if (!failed) return;
     const n = failed.frames.length;
@@ -139,7 +186,7 @@ export class Publisher {
       this.limit = Math.max(1, Math.floor(n / 2));
     } else {
       // a single frame refused: it stays the next to send; retry with growing delay, never skip it
-      await sleep(this.retryDelayMs, signal);
+      await delay(this.retryDelayMs, ctx.signal);
       this.retryDelayMs = Math.min(this.d.config.reconnectMaxMs, this.retryDelayMs * 2);
     }
   }
@@ -158,51 +205,11 @@ export class Publisher {
     });
   }
 
-  /** One read pass from acked + 1 until a failure (Rewind) or the signal. */
-  private async pass(outer: AbortSignal): Promise<void> {
-    const ctl = new AbortController();
-    this.passCtl = ctl;
-    const onAbort = () => ctl.abort();
-    outer.addEventListener("abort", onAbort, { once: true });
-    const signal = ctl.signal;
-    const it = this.d.log.follow({ from: this.acked + 1, signal, pageSize: 20_000 })[Symbol.asyncIterator]();
-    const maxDelayMs = this.d.config.batch.maxDelayMs;
-    try {
-      let next = it.next();
-      while (!signal.aborted) {
-        let r: IteratorResult<Logged[]> | null;
-        if (this.batch) {
-          const wait = Math.max(0, this.batch.since + maxDelayMs - performance.now());
-          let timer: ReturnType<typeof setTimeout> | undefined;
-          r = await Promise.race([next, new Promise<null>((res) => (timer = setTimeout(res, wait, null)))]);
-          clearTimeout(timer);
-          if (r === null) {
-            await this.flush(signal);
-            continue;
-          }
-        } else {
-          r = await next;
-        }
-        if (r.done) break;
-        next = it.next();
-        const page = r.value;
-        for (let i = 0; i < page.length; i++) {
-          if (this.add(page[i]!)) await this.flush(signal);
-        }
-        if (maxDelayMs === 0 && this.batch) await this.flush(signal);
-      }
-    } finally {
-      outer.removeEventListener("abort", onAbort);
-      ctl.abort();
-      await it.return?.(undefined);
-    }
-  }
-
   private tenantOf(tag: string): string {
     return this.d.catalog.get(tag)?.tenant ?? "default";
   }
 
-  /** Adds a frame to the open batch; true when the batch is full and must be flushed now. */
+  /** Adds a frame to the open batch; true when the batch is full (or must close) and is flushed now. */
   private add(f: Logged): boolean {
     let b = this.batch;
     if (f.kind !== "data") {
@@ -214,7 +221,8 @@ export class Publisher {
     const tenant = this.tenantOf(f.tag);
     if (b && b.frames.length > 0 && b.tenant !== tenant) {
       // a batch never mixes tenants (their topics, and the broker's ACLs, differ): close it first
-      return this.splitTenant(f, tenant);
+      this.pendingFrame = f;
+      return true;
     }
     if (!b) b = this.batch = { frames: [], first: f.offset, last: f.offset, tenant, bytes: 0, since: performance.now() };
     b.tenant = tenant;
@@ -224,26 +232,24 @@ export class Publisher {
     return b.frames.length >= this.limit || b.bytes >= this.d.config.batch.maxBytes;
   }
 
-  private pendingFrame: { f: Logged; tenant: string } | null = null;
-
-  private splitTenant(f: Logged, tenant: string): boolean {
-    this.pendingFrame = { f, tenant };
-    return true;
-  }
-
   /** Publishes the open batch (waiting for room in the window, and for the connection). */
-  private async flush(signal: AbortSignal): Promise<void> {
+  private async flush(ctx: ConsumerContext): Promise<void> {
+    this.ctx = ctx;
     const b = this.batch;
     this.batch = null;
-    if (b) await this.send(b, signal);
+    if (b) await this.send(b, ctx.signal);
     const p = this.pendingFrame;
     if (p) {
       this.pendingFrame = null;
-      if (this.add(p.f)) await this.flush(signal);
+      if (this.add(p)) await this.flush(ctx);
     }
   }
 
-  private async send(b: NonNullable<Publisher["batch"]>, signal: AbortSignal): Promise<void> {
+  private room(client: MqttClient): number {
+    return Math.min(this.d.config.maxInflight, client.connected ? (client.serverProperties?.receiveMaximum ?? 65535) : 0);
+  }
+
+  private async send(b: OpenBatch, signal: AbortSignal): Promise<void> {
     const cfg = this.d.config;
     const m: Inflight = { first: b.first, last: b.last, frames: b.frames, bytes: 0, settled: false, error: null };
     if (b.frames.length === 0) {
@@ -252,21 +258,12 @@ export class Publisher {
       this.advance();
       return;
     }
+    // the client is set before the consumer starts (start(client))
     const client = this.client!;
-    const room = () => Math.min(cfg.maxInflight, client.connected ? (client.serverProperties?.receiveMaximum ?? 65535) : 0);
-    while (!signal.aborted && !this.failure && (!client.connected || this.window.length >= room())) await this.wait(signal);
-    if (this.failure) throw new Rewind();
-    if (signal.aborted) throw new Rewind();
-    let topic: string;
-    let payload: Buffer;
-    if (cfg.batch.maxFrames === 1 && b.frames.length === 1) {
-      const f = b.frames[0]!;
-      topic = this.topicOf(f.tag, b.tenant);
-      payload = this.encoder.frame(f);
-    } else {
-      topic = fillTopic(cfg.batchTopic, { tenant: b.tenant, device: this.d.gatewayId });
-      payload = this.encoder.batch(this.d.gatewayId, b.frames, b.first, b.last);
-    }
+    while (!signal.aborted && !this.failure && (this.draining || this.window.length >= this.room(client))) await this.wait(signal);
+    // a failed publish (the consumer is rewinding) or a stop: this batch is read again from the log
+    if (this.failure || signal.aborted) throw new Rewind();
+    const { topic, payload } = this.encode(b);
     m.bytes = payload.length;
     const opts: IClientPublishOptions = { qos: cfg.qos, retain: cfg.retain };
     // a message we are sending again after a failure; brokers do not pass DUP on, the offsets tell the cloud
@@ -288,6 +285,15 @@ export class Publisher {
     if (cfg.qos > 0) m.messageId = client.getLastMessageId();
   }
 
+  private encode(b: OpenBatch): { topic: string; payload: Buffer } {
+    const cfg = this.d.config;
+    if (cfg.batch.maxFrames === 1 && b.frames.length === 1) {
+      const f = b.frames[0]!;
+      return { topic: this.topicOf(f.tag, b.tenant), payload: this.encoder.frame(f) };
+    }
+    return { topic: fillTopic(cfg.batchTopic, { tenant: b.tenant, device: this.d.gatewayId }), payload: this.encoder.batch(this.d.gatewayId, b.frames, b.first, b.last) };
+  }
+
   /**
    * The broker answered the oldest unacknowledged message with a reason code mqtt.js cannot parse
    * (mosquitto 2.0 answers an over-size publish with "packet too large" in PUBACK, which the MQTT 5
@@ -302,11 +308,14 @@ export class Publisher {
   }
 
   private topicOf(tag: string, tenant: string): string {
-    let t = this.topics.get(tag);
+    let byTag = this.topics.get(tenant);
+    if (!byTag) this.topics.set(tenant, (byTag = new Map()));
+    let t = byTag.get(tag);
     if (t === undefined) {
       t = fillTopic(this.d.config.topic, { tenant, device: this.d.gatewayId, tag });
-      if (this.topics.size > 100_000) this.topics.clear();
-      this.topics.set(tag, t);
+      // bounded: a catalog of more tags than this rebuilds its topics now and then
+      if (++this.topicCount > 100_000) (this.topics.clear(), (this.topicCount = 1), this.topics.set(tenant, (byTag = new Map())));
+      byTag.set(tag, t);
     }
     return t;
   }
@@ -314,85 +323,47 @@ export class Publisher {
   private settle(m: Inflight, err: Error | null): void {
     if (m.settled) return;
     m.settled = true;
-    if (err) {
-      m.error = err;
-      const reason = (err as { code?: unknown }).code !== undefined ? String((err as { code?: unknown }).code) : err.message.slice(0, 60);
-      this.d.metrics.publishErrors.inc({ reason });
-      this.d.logger.error(
-        { err: err.message, offsets: `${m.first}-${m.last}`, frames: m.frames.length, bytes: m.bytes },
-        `mqtt uplink: publish of offsets ${m.first}-${m.last} (${m.bytes} bytes) failed: ${err.message}; cursor kept at ${this.acked}, will resend`,
-      );
-      this.failure ??= m;
-      // the reader may be waiting for new frames: end its pass so that it rewinds now
-      this.passCtl?.abort();
-    } else {
-      const mt = this.d.metrics;
-      mt.messages.inc();
-      mt.frames.inc(m.frames.length);
-      mt.bytes.inc(m.bytes);
-      const nowMs = Date.now();
-      for (const f of m.frames) mt.latency.observe(nowMs - f.ts / 1000);
-      if (++this.okStreak >= 50 && this.limit < this.d.config.batch.maxFrames) {
-        this.limit = Math.min(this.d.config.batch.maxFrames, this.limit * 2);
-        this.okStreak = 0;
-      }
-      this.retryDelayMs = this.d.config.reconnectMinMs;
-    }
-    if (err) this.okStreak = 0;
+    if (err) this.failed(m, err);
+    else this.succeeded(m);
     this.advance();
     this.notify();
   }
 
-  /** Moves `acked` over the settled, successful head of the window (acknowledgements arrive in order). */
+  private failed(m: Inflight, err: Error): void {
+    m.error = err;
+    const code = (err as { code?: unknown }).code;
+    this.d.metrics.publishErrors.inc({ reason: code !== undefined ? String(code) : err.message.slice(0, 60) });
+    this.d.logger.error(
+      { err: err.message, offsets: `${m.first}-${m.last}`, frames: m.frames.length, bytes: m.bytes },
+      `mqtt uplink: publish of offsets ${m.first}-${m.last} (${m.bytes} bytes) failed: ${err.message}; cursor kept at ${this.acked}, will resend`,
+    );
+    this.failure ??= m;
+    this.okStreak = 0;
+    // the handler may be waiting for room or for new frames: rewind now
+    this.consumer.rewind();
+  }
+
+  private succeeded(m: Inflight): void {
+    const mt = this.d.metrics;
+    mt.messages.inc();
+    mt.frames.inc(m.frames.length);
+    mt.bytes.inc(m.bytes);
+    const nowMs = Date.now();
+    for (const f of m.frames) mt.latency.observe(nowMs - f.ts / 1000);
+    if (++this.okStreak >= 50 && this.limit < this.d.config.batch.maxFrames) {
+      this.limit = Math.min(this.d.config.batch.maxFrames, this.limit * 2);
+      this.okStreak = 0;
+    }
+    this.retryDelayMs = this.d.config.reconnectMinMs;
+  }
+
+  /** Reports the settled, successful head of the window as handled (acknowledgements arrive in order). */
   private advance(): void {
     const w = this.window;
     let i = 0;
-    while (i < w.length && w[i]!.settled && !w[i]!.error) {
-      const m = w[i]!;
-      this.acked = m.last;
-      const lastFrame = m.frames[m.frames.length - 1];
-      if (lastFrame) this.ackedLoggedAt = lastFrame.loggedAt;
-      i++;
-    }
-    if (i > 0) w.splice(0, i);
-  }
-
-  /**
-   * At stop, after the reader ended: waits (at most `timeoutMs`) for the messages still in flight to be
-   * acknowledged, then stores the cursor, so that a clean restart does not send them again. What is not
-   * acknowledged by then is sent again after the restart (at-least-once after the cursor).
-   */
-  async drain(timeoutMs: number): Promise<void> {
-    const deadline = performance.now() + timeoutMs;
-    while (this.window.some((m) => !m.settled) && this.client?.connected) {
-      const left = deadline - performance.now();
-      if (left <= 0) break;
-      const ctl = new AbortController();
-      const timer = setTimeout(() => ctl.abort(), left);
-      await this.wait(ctl.signal);
-      clearTimeout(timer);
-    }
-    const inflight = this.window.filter((m) => !m.settled).length;
-    if (inflight > 0) this.d.logger.warn({ inflight, cursor: this.acked }, "mqtt uplink: stopping with unacknowledged messages; they are sent again after the restart");
-    // a commit started before the last acks would store an older offset: wait for it, then store ours
-    await this.committing;
-    await this.commitCursor();
-  }
-
-  /** Stores the acknowledged offset as the cursor (batched: every commitEveryMs, and at stop). */
-  commitCursor(): Promise<void> {
-    if (this.committing) return this.committing;
-    const offset = this.acked;
-    if (offset <= this.committed) return Promise.resolve();
-    this.committing = this.d.log
-      .commitCursor(this.d.config.cursor, offset)
-      .then(() => {
-        this.committed = Math.max(this.committed, offset);
-      })
-      .catch((err) => this.d.logger.warn({ err }, "mqtt uplink: storing the cursor failed (will retry)"))
-      .finally(() => {
-        this.committing = null;
-      });
-    return this.committing;
+    while (i < w.length && w[i]!.settled && !w[i]!.error) i++;
+    if (i === 0) return;
+    this.ctx?.handled(w[i - 1]!.last);
+    w.splice(0, i);
   }
 }
