@@ -1,15 +1,19 @@
-// MQTT commands: a JSON message on {tenant}/cmd/{tag} asks to write a tag. The broker authenticates the
+// MQTT commands: a JSON message on {tenant}/cmd/{tag} (config mqtt.commands.topic: a template with
+// {tenant} ending in '#', whose match is the tag) asks to write a tag. The broker authenticates the
 // client but does not tell us who it was, so a command must prove its tenant with the tenant's shared
 // token (config mqtt.commands.tokens), as MQTT 5 user property `token` or JSON field `token`; the actor
 // recorded in the CmdFrame is `mqtt:<actor>` (user property `actor`, field `actor`, else the tenant).
 // The value is checked (checkWrite), submitted to the command bus, and the result is published on
-// {tenant}/ack/{tag}: {id, ok, status, error?, offset?}. Commands are idempotent by id: a redelivery
-// (QoS 1) of the same id returns the first command's result instead of writing twice.
+// {tenant}/ack/{tag}: {id, ok, status, code, error?, offset?}, `code` the ack's code (schemas/acks.ts) or a
+// refusal before the log (unauthorized, invalid_payload, refused_*); a timeout says the outcome is
+// unknown. Commands are idempotent by id: a redelivery (QoS 1) of the same id returns the first
+// command's result instead of writing twice.
 import { timingSafeEqual } from "node:crypto";
 import type { MqttClient } from "mqtt";
 import type { Logger } from "pino";
 import type { Catalog } from "../../schemas/catalog.ts";
 import { checkWrite } from "../../schemas/command.ts";
+import { ACK_CODE_INFO, type AckCode } from "../../schemas/acks.ts";
 import type { CommandBus } from "../../storage/commands.ts";
 import type { MqttNorthConfig } from "./config.ts";
 import type { UplinkMetrics } from "./metrics.ts";
@@ -30,7 +34,8 @@ export interface CommandAnswer {
   ok: boolean;
   status: "ok" | "error" | "expired" | "timeout" | "refused";
   error?: string;
-  code?: string;
+  /** an AckCode (schemas/acks.ts), or `unauthorized` / `invalid_payload` for a message refused before the check */
+  code: AckCode | "unauthorized" | "invalid_payload" | "internal_error";
   offset?: number;
 }
 
@@ -40,9 +45,24 @@ const sameSecret = (a: string, b: string) => {
   return x.length === y.length && timingSafeEqual(x, y);
 };
 
+/** The subscription of each tenant, and the topic prefix before the tag (what '#' matches). */
+export function commandFilters(cc: MqttNorthConfig["commands"], gatewayId: string): { tenant: string; filter: string; prefix: string }[] {
+  return cc.tenants.map((tenant) => {
+    const filter = fillTopic(cc.topic, { tenant, device: gatewayId });
+    return { tenant, filter, prefix: filter.slice(0, -1) };
+  });
+}
+
+/** The tenant and tag of a command topic, or null when it is not one of ours. */
+function commandTopic(filters: readonly { tenant: string; prefix: string }[], topic: string): { tenant: string; tag: string } | null {
+  for (const f of filters) if (topic.length > f.prefix.length && topic.startsWith(f.prefix)) return { tenant: f.tenant, tag: topic.slice(f.prefix.length) };
+  return null;
+}
+
 export function startMqttCommands(d: MqttCommandsDeps): { stop(): Promise<void> } {
   const cc = d.config.commands;
-  const filters = cc.tenants.map((tenant) => fillTopic(cc.topic, { tenant, device: d.gatewayId }));
+  const subs = commandFilters(cc, d.gatewayId);
+  const filters = subs.map((s) => s.filter);
   const subscribe = () =>
     d.client.subscribe(filters, { qos: 1 }, (err) => {
       if (err) d.logger.error({ err: err.message, filters }, "mqtt commands: subscribe failed");
@@ -59,10 +79,9 @@ export function startMqttCommands(d: MqttCommandsDeps): { stop(): Promise<void> 
   };
 
   const onMessage = async (topic: string, payload: Buffer, packet: { properties?: { userProperties?: Record<string, string | string[]> } }) => {
-    const m = /^([^/]+)\/cmd\/(.+)$/.exec(topic);
-    if (!m || !cc.tenants.includes(m[1]!)) return;
-    const tenant = m[1]!;
-    const tag = m[2]!;
+    const m = commandTopic(subs, topic);
+    if (!m) return;
+    const { tenant, tag } = m;
     let body: Record<string, unknown>;
     try {
       const parsed = JSON.parse(payload.toString("utf8")) as unknown;
@@ -83,20 +102,24 @@ export function startMqttCommands(d: MqttCommandsDeps): { stop(): Promise<void> 
     }
     const variable = d.catalog.get(tag);
     if (variable && variable.tenant !== tenant) {
-      return answer(tenant, tag, { id: id ?? null, ok: false, status: "refused", code: "unknown_tag", error: "no such tag" });
+      return answer(tenant, tag, { id: id ?? null, ok: false, status: "refused", code: "refused_unknown_tag", error: "no such tag" });
     }
     const checked = checkWrite(variable, body.value);
-    if (!checked.ok) return answer(tenant, tag, { id: id ?? null, ok: false, status: "refused", code: checked.code, error: checked.message });
+    if (!checked.ok) return answer(tenant, tag, { id: id ?? null, ok: false, status: "refused", code: `refused_${checked.code}` satisfies AckCode, error: checked.message });
     let ttlMs = typeof body.ttlMs === "number" && body.ttlMs > 0 ? body.ttlMs : cc.ttlMs;
     if (typeof body.expiresAt === "number") ttlMs = Math.max(0, body.expiresAt - Date.now());
     const actor = `mqtt:${prop("actor") ?? (typeof body.actor === "string" ? body.actor : tenant)}`;
     try {
       const { cmd, ack } = await d.bus.execute({ tag, value: checked.value, origin: "mqtt", actor, tenant, ttlMs, ...(id ? { id } : {}) }, cc.timeoutMs);
-      if (!ack) return answer(tenant, tag, { id: cmd.id, ok: false, status: "timeout", error: `no ack within ${cc.timeoutMs} ms`, offset: cmd.offset });
-      answer(tenant, tag, { id: cmd.id, ok: ack.ok, status: ack.status, ...(ack.error ? { error: ack.error } : {}), offset: cmd.offset });
+      if (!ack) {
+        // the command is in the log and its driver may still execute it: nobody can tell yet
+        const error = `no ack within ${cc.timeoutMs} ms: ${ACK_CODE_INFO.timeout_outcome_unknown.text}; the ack will be in the log (GET /api/commands/${cmd.id})`;
+        return answer(tenant, tag, { id: cmd.id, ok: false, status: "timeout", code: "timeout_outcome_unknown", error, offset: cmd.offset });
+      }
+      answer(tenant, tag, { id: cmd.id, ok: ack.ok, status: ack.status, code: ack.code, ...(ack.error ? { error: ack.error } : {}), offset: cmd.offset });
     } catch (e) {
       d.logger.error({ err: e, topic }, "mqtt commands: submitting the command failed");
-      answer(tenant, tag, { id: id ?? null, ok: false, status: "error", error: (e as Error).message });
+      answer(tenant, tag, { id: id ?? null, ok: false, status: "error", code: "internal_error", error: (e as Error).message });
     }
   };
   const listener = (topic: string, payload: Buffer, packet: unknown) => void onMessage(topic, payload, packet as never).catch(() => undefined);

@@ -9,7 +9,7 @@ const Qos = Type.Union([Type.Literal(0), Type.Literal(1), Type.Literal(2)]);
 export const MqttCommandsConfig = Type.Object(
   {
     enabled: Type.Boolean({ default: false, description: "subscribe to {tenant}/cmd/{tag} and execute writes" }),
-    topic: Type.String({ default: "{tenant}/cmd/#", description: "subscription; the tag is what follows 'cmd/'" }),
+    topic: Type.String({ default: "{tenant}/cmd/#", pattern: "^[^+#]*\\{tenant\\}[^+#]*/#$", description: "subscription per tenant: a template with {tenant} (and {device}) ending in '/#'; the tag is what '#' matches" }),
     ackTopic: Type.String({ default: "{tenant}/ack/{tag}", description: "where the result of each command is published" }),
     tenants: Type.Array(Type.String({ minLength: 1 }), { default: ["default"], description: "tenants whose cmd topics are subscribed" }),
     tokens: Type.Record(Type.String(), Type.String({ minLength: 8 }), {

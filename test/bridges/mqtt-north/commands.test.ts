@@ -1,6 +1,7 @@
-// MQTT commands: a JSON command on {tenant}/cmd/{tag} with the tenant's token becomes a CmdFrame (origin
-// mqtt), and the sink's acknowledgement comes back on {tenant}/ack/{tag}. The sink here is a small fake
-// executor that follows the log's cmd frames and appends an AckFrame for each.
+// MQTT commands: a JSON command on {tenant}/cmd/{tag} (or a custom command topic) with the tenant's
+// token becomes a CmdFrame (origin mqtt), and the sink's acknowledgement comes back on {tenant}/ack/{tag}
+// with its code. The sink here is a small fake executor that follows the log's cmd frames and appends
+// an AckFrame for each (except for tags it is told to leave unanswered).
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import mqtt, { type MqttClient } from "mqtt";
 import type { AckFrame, CmdFrame, Logged } from "../../../schemas/frames.ts";
@@ -8,6 +9,7 @@ import { CommandBus } from "../../../storage/commands.ts";
 import { Mosquitto } from "../../helpers/mosquitto.ts";
 import { waitFor } from "../../helpers/index.ts";
 import { startRig, tag, type Rig } from "./harness.ts";
+import { parseMqttNorthConfig } from "../../../bridges/mqtt-north/config.ts";
 
 let broker: Mosquitto;
 let rig: Rig;
@@ -24,21 +26,26 @@ beforeAll(async () => {
     { url: broker.url, commands: { enabled: true, tenants: ["acme"], tokens: { acme: "acme-secret-token" }, timeoutMs: 5000 } },
     { tags: [setpoint, tag("line/temp", "acme")], commands: (log) => ((bus = new CommandBus(log)), bus.start(), bus) },
   );
-  // the fake sink: executes every command (records it) and acknowledges it ok
-  void (async () => {
-    for await (const page of rig.log.follow({ from: rig.log.head + 1, kinds: ["cmd"], signal: stopSink.signal })) {
-      for (const c of page as Logged<CmdFrame>[]) {
-        executed.push(c);
-        const ack: AckFrame = { kind: "ack", cmd: c.id, tag: c.tag, ok: true, status: "ok", code: "ok", ts: Date.now() * 1000, source: "fake-sink" };
-        await rig.log.append([ack]);
-      }
-    }
-  })();
+  fakeSink(rig, executed);
   cloud = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
   cloud.on("message", (topic, payload) => acks.push({ topic, body: JSON.parse(payload.toString()) }));
   await cloud.subscribeAsync("acme/ack/#", { qos: 1 });
   await waitFor(() => rig.bridge.client?.connected, "bridge connected");
 });
+
+/** Executes every command (records it) and acknowledges it ok, except on the tags in `silent`. */
+function fakeSink(r: Rig, into: Logged<CmdFrame>[], silent: ReadonlySet<string> = new Set()) {
+  void (async () => {
+    for await (const page of r.log.follow({ from: r.log.head + 1, kinds: ["cmd"], signal: stopSink.signal })) {
+      for (const c of page as Logged<CmdFrame>[]) {
+        into.push(c);
+        if (silent.has(c.tag)) continue;
+        const ack: AckFrame = { kind: "ack", cmd: c.id, tag: c.tag, ok: true, status: "ok", code: "ok", ts: Date.now() * 1000, source: "fake-sink" };
+        await r.log.append([ack]);
+      }
+    }
+  })();
+}
 
 afterAll(async () => {
   stopSink.abort();
@@ -56,7 +63,7 @@ describe("mqtt-north commands", () => {
     await send();
     const a = await waitFor(() => ackFor("c-1"), "the ack of c-1", 15_000);
     expect(a.topic).toBe("acme/ack/line/setpoint");
-    expect(a.body).toMatchObject({ id: "c-1", ok: true, status: "ok", offset: expect.any(Number) });
+    expect(a.body).toMatchObject({ id: "c-1", ok: true, status: "ok", code: "ok", offset: expect.any(Number) });
     expect(executed).toHaveLength(1);
     expect(executed[0]).toMatchObject({ id: "c-1", tag: "line/setpoint", value: 42, origin: "mqtt", actor: "mqtt:scada-7", tenant: "acme" });
     // the same id again (a QoS 1 redelivery) is not executed twice
@@ -72,8 +79,52 @@ describe("mqtt-north commands", () => {
     await cloud.publishAsync("acme/cmd/line/setpoint", "{not json", { qos: 1 });
     await waitFor(() => ackFor("c-2") && ackFor("c-3") && ackFor("c-4") && acks.some((a) => a.body.code === "invalid_payload"), "four refusals");
     expect(ackFor("c-2")!.body).toMatchObject({ ok: false, status: "refused", code: "unauthorized" });
-    expect(ackFor("c-3")!.body).toMatchObject({ ok: false, status: "refused", code: "out_of_range" });
-    expect(ackFor("c-4")!.body).toMatchObject({ ok: false, status: "refused", code: "not_writable" });
+    expect(ackFor("c-3")!.body).toMatchObject({ ok: false, status: "refused", code: "refused_out_of_range" });
+    expect(ackFor("c-4")!.body).toMatchObject({ ok: false, status: "refused", code: "refused_not_writable" });
     expect(executed.map((c) => c.id)).toEqual(["c-1"]);
+  });
+});
+
+describe("mqtt-north commands on a custom topic", () => {
+  let custom: Rig;
+  let customBus: CommandBus;
+  const seen: Logged<CmdFrame>[] = [];
+  beforeAll(async () => {
+    const setpoint = { ...tag("line/setpoint", "acme"), access: "RW" as const };
+    const silent = { ...tag("line/silent", "acme"), access: "RW" as const };
+    custom = await startRig(
+      { url: broker.url, commands: { enabled: true, topic: "site/{device}/{tenant}/write/#", tenants: ["acme"], tokens: { acme: "acme-secret-token" }, timeoutMs: 300 } },
+      { tags: [setpoint, silent], commands: (log) => ((customBus = new CommandBus(log)), customBus.start(), customBus) },
+    );
+    fakeSink(custom, seen, new Set(["line/silent"]));
+    await waitFor(() => custom.bridge.client?.connected, "bridge connected");
+  });
+  afterAll(async () => {
+    await custom.close();
+    await customBus.stop();
+  });
+
+  it("executes commands published on the configured topic, the tag being what '#' matches", async () => {
+    // sent again until answered (the subscription goes out after CONNACK); the same id is executed once
+    const a = await waitFor(async () => {
+      await cloud.publishAsync("site/gw1/acme/write/line/setpoint", JSON.stringify({ id: "k-1", value: 7, token: "acme-secret-token" }), { qos: 1 });
+      return ackFor("k-1");
+    }, "the ack of k-1", 15_000, 100);
+    expect(a.topic).toBe("acme/ack/line/setpoint");
+    expect(a.body).toMatchObject({ ok: true, status: "ok", code: "ok" });
+    expect(seen.filter((c) => c.id === "k-1")).toHaveLength(1);
+    expect(seen.find((c) => c.id === "k-1")).toMatchObject({ tag: "line/setpoint", value: 7, origin: "mqtt", tenant: "acme" });
+  });
+
+  it("answers a command without an ack in time with timeout_outcome_unknown, saying the outcome is unknown", async () => {
+    await cloud.publishAsync("site/gw1/acme/write/line/silent", JSON.stringify({ id: "k-2", value: 1, token: "acme-secret-token" }), { qos: 1 });
+    const a = await waitFor(() => ackFor("k-2"), "the answer of k-2", 15_000);
+    expect(a.body).toMatchObject({ ok: false, status: "timeout", code: "timeout_outcome_unknown", offset: expect.any(Number) });
+    expect(a.body.error).toContain("may or may not have been applied");
+  });
+
+  it("refuses a command topic template without {tenant} or not ending in '/#'", () => {
+    expect(() => parseMqttNorthConfig({ enabled: true, commands: { topic: "cmd/#" } })).toThrow(/mqtt\.commands\.topic/);
+    expect(() => parseMqttNorthConfig({ enabled: true, commands: { topic: "{tenant}/cmd/+" } })).toThrow(/mqtt\.commands\.topic/);
   });
 });
