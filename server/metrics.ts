@@ -19,6 +19,7 @@ export class Metrics {
   readonly driverErrors = new Counter({ name: "edge_driver_errors_total", help: "Driver crashes, hangs and failed connects", labelNames: ["driver"], registers: [this.registry] });
   readonly driverRestarts = new Counter({ name: "edge_driver_restarts_total", help: "Driver restarts after backoff", labelNames: ["driver"], registers: [this.registry] });
   readonly driverEvents = new Counter({ name: "edge_driver_events_total", help: "Events raised by drivers (bad payloads, device exceptions, state changes ...)", labelNames: ["driver", "type"], registers: [this.registry] });
+  readonly mqttSourceRefused = new Counter({ name: "edge_mqtt_source_refused_total", help: "Device messages the MQTT source driver refused (acknowledged, not stored), by reason", labelNames: ["driver", "reason"], registers: [this.registry] });
   readonly driverState = new Gauge({ name: "edge_driver_state", help: "1 for the driver's current state", labelNames: ["driver", "state"], registers: [this.registry] });
   readonly processErrors = new Counter({ name: "edge_uncaught_errors_total", help: "Exceptions caught at the process boundary", registers: [this.registry] });
   readonly writeTotal = new Counter({ name: "edge_write_total", help: "Commands (setpoint writes) committed to the log", labelNames: ["tag", "origin"], registers: [this.registry] });
@@ -68,6 +69,10 @@ export class Metrics {
       if (state === "Connected" && previous === "Backoff") this.driverRestarts.inc({ driver: id });
     });
     mgr.on("rejected", (id: string, _tag: string, reason: string) => this.framesRejected.inc({ driver: id, reason }));
-    mgr.on("event", (f: EventFrame) => this.driverEvents.inc({ driver: f.source, type: f.type }));
+    mgr.on("event", (f: EventFrame) => {
+      this.driverEvents.inc({ driver: f.source, type: f.type });
+      // one event covers `refused` messages (drivers/mqtt/refusals.ts): the counter moves once per message
+      if (f.type === "mqtt.bad_payload") this.mqttSourceRefused.inc({ driver: f.source, reason: String(f.data?.reason) }, Number(f.data?.refused ?? 1));
+    });
   }
 }

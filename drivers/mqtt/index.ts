@@ -1,8 +1,9 @@
 // The MQTT source driver: subscribes to device topics on a broker and turns JSON or MessagePack payloads
 // into data frames by the mappings of its config (topic filter + dot path -> tag, timestamp, quality).
-// A payload that cannot be decoded or does not match its mapping is counted, reported as a
-// `mqtt.bad_payload` event (at most one per topic and reason every 10 s; the gateway logs every driver
-// event) and skipped: one bad device never stops the others.
+// A message that cannot be handled (not decodable, no value at the path, wrong type, out of range, or any
+// error while mapping it) is refused: acknowledged (a redelivery would fail the same way forever),
+// counted per message and recorded as `mqtt.bad_payload` events (refusals.ts); one bad device, or one
+// hostile payload, never stops the others. Only a failed commit leaves a message unacknowledged.
 // Nothing is acknowledged before it is committed: a QoS 1/2 message is PUBACKed (PUBREC at QoS 2) only
 // once its frames are committed to the log (FrameSink.commit). If the commit fails or the gateway dies
 // first, the broker still holds the message in our persistent session (stable client id, clean: false)
@@ -17,7 +18,7 @@
 import { decode } from "@msgpack/msgpack";
 import { hostname } from "node:os";
 import mqtt, { type IPublishPacket, type MqttClient } from "mqtt";
-import { Quality, type DataFrame, type Variable } from "../../schemas/index.ts";
+import type { DataFrame, Variable } from "../../schemas/index.ts";
 import { DRIVER_API_VERSION, type Driver, type DriverInit, type FrameSink } from "../contract.ts";
 import type { Endpoint } from "../endpoint.ts";
 import { DriverConfigError, DriverError } from "../errors.ts";
@@ -25,6 +26,7 @@ import { toEngineering } from "../mapping.ts";
 import { parseDriverConfig } from "../validate.ts";
 import { MqttSourceConfig } from "./config.ts";
 import { BadPayload, extract, fillTag, matchTopic } from "./mapping.ts";
+import { Refusals } from "./refusals.ts";
 
 export { matchTopic, extract, BadPayload } from "./mapping.ts";
 
@@ -58,9 +60,8 @@ export class MqttSourceDriver implements Driver {
   private tags = new Map<string, Variable>();
   private url = "";
   private client: MqttClient | null = null;
-  /** bad payloads by reason (also in the log as mqtt.bad_payload events) */
-  readonly badPayloads = new Map<string, number>();
-  private lastReport = new Map<string, number>();
+  /** refused messages, counted by reason and recorded as mqtt.bad_payload events */
+  private readonly refusals = new Refusals();
   /** the sink of the running read loop; messages that arrive before it wait (a resumed session delivers at once) */
   private sink: FrameSink | null = null;
   private sinkReady: Promise<FrameSink> = Promise.resolve(null as never);
@@ -166,6 +167,7 @@ export class MqttSourceDriver implements Driver {
     if (!client) throw new DriverError(this.id, "not connected");
     this.sink = tx;
     this.setSink(tx);
+    this.refusals.useSink(tx);
     this.lost = null;
     const filters = Object.fromEntries(this.cfg.mappings.map((m) => [m.topic, { qos: this.cfg.qos }]));
     await client.subscribeAsync(filters);
@@ -269,12 +271,24 @@ export class MqttSourceDriver implements Driver {
     });
   }
 
-  /** Maps one message to frames and commits them; rejects (nothing acknowledged) when the commit fails. */
+  /** Refused messages by reason since the driver was created (each also counted in the gateway's metrics). */
+  get badPayloads(): ReadonlyMap<string, number> {
+    return this.refusals.totals;
+  }
+
+  /**
+   * Maps one message to frames and commits them. A message that cannot be mapped is refused (resolves:
+   * it is acknowledged); rejects (nothing acknowledged) only when the commit fails.
+   */
   private async take(packet: IPublishPacket): Promise<void> {
     if (this.failed) throw this.failed; // keep the order: nothing after a failed message is acknowledged
     const tx = this.sink ?? (await this.sinkReady);
+    const frames = this.toFrames(tx, packet);
+    if (!frames.length) return;
     try {
-      await this.onMessage(tx, packet);
+      // QoS 0 is never acknowledged: queue it with backpressure; otherwise the ack waits for the commit
+      if (packet.qos === 0) await tx.send(frames);
+      else await tx.commit(frames);
     } catch (e) {
       this.failed ??= new MqttCommitError(this.id, `commit of a message on ${packet.topic} failed, not acknowledged; the broker sends it again after reconnecting: ${(e as Error).message}`, { cause: e });
       this.wakeLoop?.();
@@ -282,7 +296,8 @@ export class MqttSourceDriver implements Driver {
     }
   }
 
-  private async onMessage(tx: FrameSink, packet: IPublishPacket): Promise<void> {
+  /** The frames of one message by the mappings its topic matches; every mapping that fails is a refusal. */
+  private toFrames(tx: FrameSink, packet: IPublishPacket): DataFrame[] {
     const topic = packet.topic;
     const now = Date.now() * 1000;
     const frames: DataFrame[] = [];
@@ -290,44 +305,30 @@ export class MqttSourceDriver implements Driver {
       const caps = matchTopic(m.topic, topic);
       if (!caps) continue;
       const tagName = fillTag(m.tag, caps);
-      const tag = this.tags.get(tagName);
       try {
+        const tag = this.tags.get(tagName);
         if (!tag) throw new BadPayload("missing_path", `topic maps to tag '${tagName}', which is not in variables.yml for driver '${this.id}'`);
         const body = this.decode(packet.payload as Buffer, m.payload ?? this.cfg.payload);
         const x = extract(m, tag, body, now);
         frames.push({ kind: "data", tag: tagName, value: toEngineering(tag, x.value), ts: x.ts, quality: x.quality, source: this.id });
       } catch (e) {
-        if (!(e instanceof BadPayload)) throw e;
-        this.report(tx, topic, e);
-        if (tag && e.reason !== "not_decodable") continue;
+        const bad = e instanceof BadPayload ? e : new BadPayload("unhandled", `mapping the message failed: ${errorText(e)}`);
+        this.refusals.add(tx, bad.reason, topic, bad.message);
       }
     }
-    if (!frames.length) return;
-    // QoS 0 is never acknowledged: queue it with backpressure; otherwise the ack waits for the commit
-    if (packet.qos === 0) await tx.send(frames);
-    else await tx.commit(frames);
+    return frames;
   }
 
   private decode(payload: Buffer, format: "json" | "msgpack"): unknown {
     try {
       return format === "json" ? JSON.parse(payload.toString("utf8")) : decode(payload, { useBigInt64: true });
     } catch (e) {
-      throw new BadPayload("not_decodable", `payload is not ${format === "json" ? "JSON" : "MessagePack"} (${(e as Error).message.slice(0, 80)})`);
+      throw new BadPayload("not_decodable", `payload is not ${format === "json" ? "JSON" : "MessagePack"} (${errorText(e)})`);
     }
   }
 
-  private report(tx: FrameSink, topic: string, e: BadPayload): void {
-    this.badPayloads.set(e.reason, (this.badPayloads.get(e.reason) ?? 0) + 1);
-    const key = `${topic}\u0000${e.reason}`;
-    const now = Date.now();
-    if ((this.lastReport.get(key) ?? 0) > now - 10_000) return;
-    this.lastReport.set(key, now);
-    if (this.lastReport.size > 10_000) this.lastReport.clear();
-    const count = this.badPayloads.get(e.reason);
-    tx.event("mqtt.bad_payload", { topic, reason: e.reason, message: e.message, count, quality: Quality.Bad });
-  }
-
   async shutdown(): Promise<void> {
+    this.refusals.close();
     const c = this.client;
     this.client = null;
     this.sink = null;
@@ -335,6 +336,15 @@ export class MqttSourceDriver implements Driver {
     this.inFlight = [];
     this.held = [];
     await c?.endAsync(true).catch(() => undefined);
+  }
+}
+
+/** An error's text for a refusal message, short, whatever was thrown (building it must not throw). */
+function errorText(e: unknown): string {
+  try {
+    return (e instanceof Error ? `${e.name}: ${e.message}` : typeof e).slice(0, 120);
+  } catch {
+    return "unprintable error";
   }
 }
 

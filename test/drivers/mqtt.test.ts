@@ -33,11 +33,13 @@ beforeAll(async () => {
         - { topic: "plant/+/temp", tag: "plant/{1}/temp", path: "data.value", timestamp: "ts", quality: "q" }
         - { topic: "plant/+/on", tag: "plant/{1}/on", path: "" }
         - { topic: "packed/#", tag: "packed/{1}", path: "v", payload: msgpack }
+        - { topic: "plant/+/count", tag: "plant/{1}/count", path: "v" }
 `,
     "variables.yml": `tags:
   - { tag: plant/boiler/temp, driver: devices, type: float64, unit: degC }
   - { tag: plant/pump/on, driver: devices, type: bool }
   - { tag: packed/line/count, driver: devices, type: int64 }
+  - { tag: plant/line/count, driver: devices, type: int16 }
 `,
   });
   await waitFor(() => ["Connected", "Active"].includes(t.gw.ctx.drivers.driver("devices")?.state ?? ""), "driver connected", 15_000);
@@ -51,6 +53,24 @@ afterAll(async () => {
 });
 
 const latest = (tag: string) => t.gw.ctx.log.latest().get(tag);
+
+/** The mqtt.bad_payload events of one reason in the log. */
+async function refusedEvents(reason: string): Promise<{ reason: string; refused: number; topic: string; message: string }[]> {
+  const out: { reason: string; refused: number; topic: string; message: string }[] = [];
+  for await (const f of t.gw.ctx.log.read({ from: 1, kinds: ["event"] })) {
+    if (f.kind === "event" && f.type === "mqtt.bad_payload" && (f.data as { reason?: string }).reason === reason) out.push(f.data as never);
+  }
+  return out;
+}
+
+/** edge_mqtt_source_refused_total{reason} of the gateway. */
+async function refusedCount(reason: string): Promise<number> {
+  const m = await t.gw.ctx.metrics.registry.getSingleMetric("edge_mqtt_source_refused_total")?.get();
+  return m ? m.values.filter((v) => v.labels.reason === reason).reduce((n, v) => n + v.value, 0) : 0;
+}
+
+/** A JSON document nested `depth` levels deep at `path` (200 KB for 100,000 levels). */
+const nested = (depth: number) => "[".repeat(depth) + "]".repeat(depth);
 
 describe("mqtt source driver", () => {
   it("matches + and # wildcards and captures their levels", () => {
@@ -104,19 +124,56 @@ describe("mqtt source driver", () => {
     // and the driver still works
     await device.publishAsync("plant/boiler/temp", JSON.stringify({ data: { value: 90 }, ts: Date.now() }), { qos: 1 });
     await waitFor(() => latest("plant/boiler/temp")!.offset > before && latest("plant/boiler/temp")!.value === 90, "a good value after the bad ones");
-    // at most one event per topic and reason every 10 s (the log is in order: the good value is committed
-    // after any event queued before it)
-    expect(drv.badPayloads.get("not_decodable")).toBeGreaterThanOrEqual(2);
-    const undecodable: unknown[] = [];
-    for await (const f of t.gw.ctx.log.read({ from: 1, kinds: ["event"] })) {
-      if (f.kind === "event" && f.type === "mqtt.bad_payload" && (f.data as { reason?: string }).reason === "not_decodable") undecodable.push(f.data);
-    }
-    expect(undecodable).toHaveLength(1);
+    // the first refusal of a reason is recorded at once, the next ones grouped (at most one event per
+    // reason a second), each event saying how many messages it covers: together they count every message
+    expect(drv.badPayloads.get("not_decodable")).toBe(2);
+    await waitFor(async () => (await refusedEvents("not_decodable")).reduce((n, e) => n + e.refused, 0) === 2, "both undecodable messages recorded");
+    expect((await refusedEvents("not_decodable")).length).toBeLessThanOrEqual(2);
     expect(warn).not.toHaveBeenCalled();
     expect(error).not.toHaveBeenCalled();
     warn.mockRestore();
     error.mockRestore();
   });
+});
+
+describe("mqtt source driver refusing messages it cannot handle", () => {
+  it("refuses a 200 KB deeply nested payload and an out-of-range int16, counts each, and takes the good messages after them", async () => {
+    const wrongType0 = await refusedCount("wrong_type");
+    const range0 = await refusedCount("out_of_range");
+    const deep = `{"v":${nested(100_000)}}`;
+    expect(deep.length).toBeGreaterThan(200_000);
+    await device.publishAsync("plant/line/count", deep, { qos: 1 });
+    await device.publishAsync("plant/boiler/temp", `{"data":{"value":${nested(100_000)}},"ts":1}`, { qos: 1 });
+    await device.publishAsync("plant/line/count", JSON.stringify({ v: 1_000_000 }), { qos: 1 });
+    await device.publishAsync("plant/line/count", JSON.stringify({ v: -32_769 }), { qos: 1 });
+    await device.publishAsync("plant/line/count", JSON.stringify({ v: 42 }), { qos: 1 });
+    await waitFor(() => latest("plant/line/count")?.value === 42, "the good value after the refused ones", 15_000);
+    expect(latest("plant/line/count")!.quality).toBe(Quality.Good);
+    // the refused values never reached the log; the driver is still running
+    for await (const f of t.gw.ctx.log.read({ from: 1, kinds: ["data"] })) if (f.kind === "data" && f.tag === "plant/line/count") expect(f.value).toBe(42);
+    expect(t.gw.ctx.drivers.driver("devices")!.state).toBe("Active");
+    await waitFor(async () => (await refusedCount("wrong_type")) === wrongType0 + 2 && (await refusedCount("out_of_range")) === range0 + 2, "each refusal counted");
+    // recorded in the log (driver events are appended without waiting: wait for their commit)
+    const outOfRange = await waitFor(async () => ((await refusedEvents("out_of_range")).reduce((n, e) => n + e.refused, 0) === 2 ? refusedEvents("out_of_range") : null), "out-of-range refusals recorded");
+    expect(outOfRange[0]).toMatchObject({ topic: "plant/line/count", message: expect.stringMatching(/^tag 'plant\/line\/count' is int16: (1000000|-32769) is outside \[-32768, 32767\]$/) });
+    expect((await refusedEvents("wrong_type")).map((e) => e.message)).toContainEqual(expect.stringMatching(/^tag 'plant\/(line\/count|boiler\/temp)' is (int16|float64): got an array$/));
+    // every refused message was acknowledged: nothing waits at the broker for a redelivery
+    await device.publishAsync("plant/line/count", JSON.stringify({ v: 43 }), { qos: 1 });
+    await waitFor(() => latest("plant/line/count")?.value === 43, "the next good value");
+  }, 30_000);
+
+  it("counts 10,000 bad payloads as 10,000 refusals, recorded in a few grouped events", async () => {
+    const before = await refusedCount("not_decodable");
+    const events0 = (await refusedEvents("not_decodable")).length;
+    await Promise.all(Array.from({ length: 10_000 }, () => device.publishAsync("plant/boiler/temp", "not json {", { qos: 1 })));
+    await waitFor(async () => (await refusedCount("not_decodable")) === before + 10_000, "10,000 refusals counted", 20_000);
+    const recorded = async () => (await refusedEvents("not_decodable")).slice(events0);
+    await waitFor(async () => (await recorded()).reduce((n, e) => n + e.refused, 0) === 10_000, "the events cover the 10,000 messages");
+    const events = await recorded();
+    expect(events.length).toBeLessThan(30);
+    await device.publishAsync("plant/boiler/temp", JSON.stringify({ data: { value: 77 }, ts: Date.now() }), { qos: 1 });
+    await waitFor(() => latest("plant/boiler/temp")?.value === 77, "a good value after the flood");
+  }, 40_000);
 });
 
 // ---- acknowledgement after commit ---------------------------------------------------------------
