@@ -67,7 +67,11 @@ export class Publisher {
   private topicCount = 0;
   private batch: OpenBatch | null = null;
   private pendingFrame: Logged | null = null;
-  /** the context of the consumer's current pass: ctx.handled() reports acknowledged offsets */
+  /**
+   * The context of the consumer's latest pass: ctx.handled() reports acknowledged offsets. Acks of a
+   * pass that ended arrive during the next one; handled() moves the consumer's position whichever
+   * pass's context it comes from.
+   */
   private ctx: ConsumerContext | null = null;
   /** set by drain(): publish nothing more, let the in-flight messages settle */
   private draining = false;
