@@ -3,9 +3,12 @@
 // connect goes Error -> Backoff (1 s, 2 s, 4 s ... capped) -> Connected again; too many crashes in a
 // window -> Fault (and an alarm). Every state change is an event frame in the log. One driver's
 // failure never touches another: each runs in its own supervisor and every call into it is guarded.
+// Quality follows the driver: when it leaves Connected/Active (crash, hang, Fault, stop, removal)
+// every tag it owns gets a Bad frame at once, in one append, with the reason as quality (see README).
 import { EventEmitter } from "node:events";
-import type { DataFrame, DriverEntry, EventFrame, Frame, Variable } from "../schemas/index.ts";
+import { isBad, Quality, type DataFrame, type DriverEntry, type EventFrame, type Frame, type Variable } from "../schemas/index.ts";
 import type { EventLog } from "../storage/index.ts";
+import { ABORTED, deadline, delay, TIMED_OUT } from "../storage/time.ts";
 import { DRIVER_API_VERSION, type Driver, type DriverFactory, type FrameSink } from "./contract.ts";
 import type { Endpoint } from "./endpoint.ts";
 import { DriverConfigError, DriverError } from "./errors.ts";
@@ -55,37 +58,15 @@ class HangError extends Error {
   override name = "HangError";
 }
 
-/** Settles with `p`'s outcome, "stopped" when the signal aborts first, or "timeout" after `ms`. */
-async function raceStop<T>(p: Promise<T>, signal: AbortSignal, ms: number): Promise<T | "stopped" | "timeout"> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let onAbort: (() => void) | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<"stopped">((resolve) => {
-        onAbort = () => resolve("stopped");
-        if (signal.aborted) onAbort();
-        else signal.addEventListener("abort", onAbort, { once: true });
-      }),
-      new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), ms))),
-    ]);
-  } finally {
-    clearTimeout(timer);
-    if (onAbort) signal.removeEventListener("abort", onAbort);
-  }
+/** How one run of a driver ended: the error text ('' when stopped) and the quality its tags get. */
+interface RunEnd {
+  error: string;
+  quality: number;
 }
 
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
+/** Why a supervisor is being stopped, as the quality its tags get. */
+export type StopReason = "removed" | "stopped";
+const STOP_QUALITY: Record<StopReason, number> = { removed: Quality.Bad_OutOfService, stopped: Quality.Bad_NoCommunication };
 
 /** Supervises one driver instance. */
 class Supervisor implements FrameSink {
@@ -102,6 +83,9 @@ class Supervisor implements FrameSink {
   private readonly known: ReadonlySet<string>;
   private readonly lastLogged = new Map<string, number>();
   private readonly deadband = new Map<string, number>();
+  /** the quality every tag was last marked Bad with; null once the driver sent a usable frame since */
+  private markedBad: number | null = null;
+  private stopQuality: number = Quality.Bad_NoCommunication;
 
   constructor(
     readonly entry: DriverEntry,
@@ -138,6 +122,8 @@ class Supervisor implements FrameSink {
   /** Counts activity and filters: frames for tags this driver does not own, and changes within the deadband. */
   private accept(frames: DataFrame[]): DataFrame[] {
     this.lastActivity = performance.now();
+    // only looked at after a marking: the hot path pays one comparison
+    if (this.markedBad !== null && frames.some((f) => !isBad(f.quality))) this.markedBad = null;
     if (this.status.state === "Connected") {
       this.setState("Active");
       if (this.faulted) this.clearFaultIfHealthy();
@@ -189,14 +175,29 @@ class Supervisor implements FrameSink {
     this.mgr.emit("state", this.entry.id, state, previous, data);
   }
 
+  /**
+   * Every tag of the driver gets a Bad frame now, in one append: a value the driver no longer reads
+   * must not stay Good in the log (and so in every bridge). Once per outage: repeated failures with
+   * the same reason add nothing until the driver has sent a usable frame again.
+   */
+  markTagsBad(quality: number): void {
+    if (this.markedBad === quality || this.tags.length === 0) return;
+    this.markedBad = quality;
+    const ts = Date.now() * 1000;
+    const frames: Frame[] = this.tags.map((t) => ({ kind: "data", tag: t.tag, value: null, ts, quality, source: this.entry.id }));
+    this.mgr.log.append(frames).catch((e) => this.mgr.emit("appendError", this.entry.id, e));
+  }
+
   start(): void {
     this.loop = this.run().catch((e) => {
       // the supervisor itself must never die silently
       this.setState("Fault", { error: `supervisor: ${(e as Error).message}` });
+      this.markTagsBad(Quality.Bad_NoCommunication);
     });
   }
 
-  async shutdown(): Promise<void> {
+  async shutdown(reason: StopReason = "stopped"): Promise<void> {
+    this.stopQuality = STOP_QUALITY[reason];
     this.stop.abort();
     await this.loop;
   }
@@ -215,24 +216,30 @@ class Supervisor implements FrameSink {
       const init = this.driver.init({ id: this.entry.id, config: this.entry.config, tags: this.tags, ...(this.mgr.dataDir ? { dataDir: this.mgr.dataDir } : {}) });
       // init does no I/O by contract; one that hangs must not hold up stop() or a reload
       const initLimitMs = Math.max(this.mgr.settings.watchdogMs, 30_000);
-      const outcome = await raceStop(Promise.resolve(init).then(() => "done" as const), signal, initLimitMs);
-      if (outcome === "stopped") {
+      const outcome = await deadline(Promise.resolve(init), initLimitMs, signal);
+      if (outcome === ABORTED) {
+        this.markTagsBad(this.stopQuality);
         await this.safeShutdown();
         this.setState("Shutdown");
         return;
       }
-      if (outcome === "timeout") throw new Error(`init did not finish within ${initLimitMs} ms`);
+      if (outcome === TIMED_OUT) throw new Error(`init did not finish within ${initLimitMs} ms`);
     } catch (e) {
       // a config error does not heal by retrying: Fault at once, with the reason
       this.status.errors++;
       this.setState("Fault", { error: (e as Error).message });
+      this.markTagsBad(e instanceof DriverConfigError ? Quality.Bad_ConfigurationError : Quality.Bad_NoCommunication);
       this.raiseFaultAlarm((e as Error).message);
       return;
     }
     let attempt = 0;
     while (!signal.aborted) {
       const runStarted = performance.now();
-      const error = await this.runOnce(signal);
+      const end = await this.runOnce(signal);
+      const error = end.error;
+      // at once, before the driver's shutdown (up to 5 s for a hung one)
+      this.markTagsBad(signal.aborted ? this.stopQuality : end.quality);
+      if (!signal.aborted) this.setState("Error", { error });
       await this.safeShutdown();
       if (signal.aborted) break;
       this.status.errors++;
@@ -242,7 +249,6 @@ class Supervisor implements FrameSink {
         attempt = 0;
         this.crashes = [];
       }
-      this.setState("Error", { error });
       this.crashes = this.crashes.filter((t) => now - t < this.mgr.settings.faultWindowMs);
       this.crashes.push(now);
       if (!this.faulted && this.crashes.length >= this.mgr.settings.faultAfterCrashes) {
@@ -256,9 +262,10 @@ class Supervisor implements FrameSink {
       const delayMs = this.faulted ? this.mgr.settings.backoffMaxMs : backoffDelay(attempt, this.mgr.settings);
       if (this.faulted) this.setState("Fault", { error, retryInMs: delayMs });
       else this.setState("Backoff", { attempt, delayMs });
-      await sleep(delayMs, signal);
+      await delay(delayMs, signal);
       if (!signal.aborted) this.status.restarts++;
     }
+    this.markTagsBad(this.stopQuality);
     this.setState("Shutdown");
   }
 
@@ -296,8 +303,8 @@ class Supervisor implements FrameSink {
     });
   }
 
-  /** One connect + readLoop; returns the error message that ended it ('' when stopped). */
-  private async runOnce(stopSignal: AbortSignal): Promise<string> {
+  /** One connect + readLoop; returns how it ended (error '' when stopped). */
+  private async runOnce(stopSignal: AbortSignal): Promise<RunEnd> {
     const driver = this.driver!; // set before the loop starts
     const run = new AbortController();
     const onStop = () => run.abort();
@@ -318,12 +325,13 @@ class Supervisor implements FrameSink {
       hung.catch(() => undefined);
       this.runSignal = run.signal;
       await Promise.race([driver.connect(this.endpoint, run.signal), hung]);
-      if (stopSignal.aborted) return "";
+      if (stopSignal.aborted) return { error: "", quality: this.stopQuality };
       this.setState("Connected");
       await Promise.race([driver.readLoop(this.sinkFor(run.signal), run.signal), hung]);
-      return stopSignal.aborted ? "" : "read loop ended";
+      return { error: stopSignal.aborted ? "" : "read loop ended", quality: stopSignal.aborted ? this.stopQuality : Quality.Bad_CommunicationError };
     } catch (e) {
-      return stopSignal.aborted ? "" : e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+      if (stopSignal.aborted) return { error: "", quality: this.stopQuality };
+      return { error: e instanceof Error ? `${e.name}: ${e.message}` : String(e), quality: e instanceof HangError ? Quality.Bad_Timeout : Quality.Bad_CommunicationError };
     } finally {
       clearInterval(watchdog);
       clearTimeout(this.faultClearTimer);
@@ -333,13 +341,11 @@ class Supervisor implements FrameSink {
   }
 
   private async safeShutdown(): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      await Promise.race([this.driver?.shutdown(), new Promise((r) => (timer = setTimeout(r, 5000)))]);
+      // a driver whose shutdown hangs is left behind after 5 s: stop and reload must go on
+      await deadline(Promise.resolve().then(() => this.driver?.shutdown()), 5000);
     } catch (e) {
       this.mgr.emit("shutdownError", this.entry.id, e);
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -413,7 +419,7 @@ export class DriverManager extends EventEmitter {
     const sup = this.supervisors.get(id);
     if (!sup) return;
     this.supervisors.delete(id);
-    await sup.shutdown();
+    await sup.shutdown("removed");
   }
 
   status(): DriverStatus[] {

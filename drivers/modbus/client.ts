@@ -4,6 +4,8 @@
 // and 19.1k) because modbus-serial takes the unit id per request, which a shared connection needs,
 // and matches concurrent requests by transaction id. A connection that broke reopens itself on the
 // next request, so that drivers sharing it keep their lease; errors come back as named classes.
+// After a write got no answer the connection is abandoned (its queued request must not be answered
+// late) and the link counts as unproven until a request has made a full round trip on a new one.
 import ModbusRTU from "modbus-serial";
 import type { Area } from "./plan.ts";
 
@@ -13,6 +15,11 @@ export class ModbusTimeoutError extends Error {
 
 export class ModbusConnectionError extends Error {
   override name = "ModbusConnectionError";
+}
+
+/** The connection could not be opened: no request of this call reached the device. */
+export class ModbusConnectError extends ModbusConnectionError {
+  override name = "ModbusConnectError";
 }
 
 const EXCEPTION_TEXT: Record<number, string> = {
@@ -40,6 +47,8 @@ type Callback<T> = (err: (Error & { modbusCode?: number; errno?: string }) | nul
 export class ModbusConnection {
   private client: ModbusRTU | null = null;
   private opening: Promise<ModbusRTU> | null = null;
+  /** false from an abandoned write until a request has been answered on the connection opened since */
+  private proven = true;
 
   constructor(
     readonly host: string,
@@ -49,6 +58,23 @@ export class ModbusConnection {
 
   get isOpen(): boolean {
     return this.client?.isOpen === true;
+  }
+
+  /**
+   * true unless a write got no answer and no request has been answered since on a new connection. A
+   * hung device's kernel still accepts a new TCP connection, so being connected again proves nothing.
+   */
+  get isProven(): boolean {
+    return this.proven;
+  }
+
+  /**
+   * Drops the connection after an unanswered write, so that nothing more is queued behind it (a
+   * request already in the device's receive buffer may still be executed: nobody can take it back).
+   */
+  abandon(): void {
+    this.proven = false;
+    this.discard();
   }
 
   /** Opens the socket unless open; concurrent callers share one attempt. */
@@ -69,7 +95,7 @@ export class ModbusConnection {
         ]);
       } catch (e) {
         c.close(() => undefined);
-        throw e instanceof ModbusTimeoutError ? new ModbusConnectionError(e.message) : new ModbusConnectionError(`connect to ${this.host}:${this.port}: ${(e as Error).message}`);
+        throw e instanceof ModbusTimeoutError ? new ModbusConnectError(e.message) : new ModbusConnectError(`connect to ${this.host}:${this.port}: ${(e as Error).message}`);
       } finally {
         clearTimeout(timer);
       }
@@ -104,8 +130,15 @@ export class ModbusConnection {
     return await new Promise<T>((resolve, reject) => {
       try {
         run(c, (err, res) => {
-          if (!err) return resolve(res);
-          if (typeof err.modbusCode === "number") return reject(new ModbusExceptionError(err.modbusCode));
+          if (!err) {
+            // an answer on the current connection proves the link (one on an abandoned one does not)
+            if (c === this.client) this.proven = true;
+            return resolve(res);
+          }
+          if (typeof err.modbusCode === "number") {
+            if (c === this.client) this.proven = true; // an exception response is an answer too
+            return reject(new ModbusExceptionError(err.modbusCode));
+          }
           if (err.errno === "ETIMEDOUT" || /timed out/i.test(err.message)) return reject(new ModbusTimeoutError(`no answer within ${this.timeoutMs} ms`));
           if (!c.isOpen && this.client === c) this.discard();
           reject(new ModbusConnectionError(err.message));

@@ -1,23 +1,27 @@
 // The Modbus TCP driver: polls a device's registers and coils in groups at their own rates (reads
 // merged per unit/area, see plan.ts), turns them into frames, and writes setpoints (FC5/6/15/16)
 // with a read-back. Device errors become Bad-quality frames for exactly the tags of the failed read;
-// a connection that stays down ends the read loop after `failuresBeforeRestart` attempts so that the
-// manager restarts the driver with backoff (the connection itself reopens on the next request).
-import type { CmdFrame, DataFrame, Value, Variable } from "../../schemas/index.ts";
+// a connection failure makes every tag of the driver Bad (whatever was read last); a connection that
+// stays down ends the read loop after `failuresBeforeRestart` attempts so that the manager restarts
+// the driver with backoff (the connection itself reopens on the next request). A write that got no
+// answer is acked outcome unknown and drops the connection; later writes are refused unsent until
+// the new connection has answered a request (see drivers/README.md, "Writes under timeouts").
+import type { AckCode, CmdFrame, DataFrame, Value, Variable } from "../../schemas/index.ts";
 import { Quality } from "../../schemas/index.ts";
 import { decodeRegisters, encodeRegisters, RegisterCodecError } from "../../schemas/registers.ts";
+import { delay } from "../../storage/time.ts";
 import { DRIVER_API_VERSION, type Driver, type DriverInit, type FrameSink, type WriteResult } from "../contract.ts";
 import type { Endpoint, Lease } from "../endpoint.ts";
 import { DriverConfigError, DriverError } from "../errors.ts";
 import { toEngineering, toRaw } from "../mapping.ts";
 import { parseDriverConfig } from "../validate.ts";
-import { ModbusConnection, ModbusConnectionError, ModbusExceptionError, ModbusTimeoutError } from "./client.ts";
+import { ModbusConnectError, ModbusConnection, ModbusConnectionError, ModbusExceptionError, ModbusTimeoutError } from "./client.ts";
 import { ModbusConfig } from "./config.ts";
 import { isBitArea, planReads, slotOf, type ReadBlock, type Slot } from "./plan.ts";
 import { validateModbusTags } from "./validate.ts";
 
 export { validateModbusTags } from "./validate.ts";
-export { ModbusConnectionError, ModbusExceptionError, ModbusTimeoutError } from "./client.ts";
+export { ModbusConnectError, ModbusConnectionError, ModbusExceptionError, ModbusTimeoutError } from "./client.ts";
 
 /** Quality of the tags of a read that failed with this exception code. */
 export function exceptionQuality(code: number): number {
@@ -40,22 +44,12 @@ export function exceptionQuality(code: number): number {
   }
 }
 
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
-
 export class ModbusDriver implements Driver {
   private id = "";
   private cfg!: ModbusConfig;
   private groups: { name: string; intervalMs: number; blocks: ReadBlock[] }[] = [];
+  /** every read of every group: a connection failure makes all of them Bad */
+  private allBlocks: ReadBlock[] = [];
   private lease: Lease<ModbusConnection> | null = null;
   /** quality last sent per tag, so that a lasting failure is logged once, not at every poll */
   private readonly lastQuality = new Map<string, number>();
@@ -74,6 +68,7 @@ export class ModbusDriver implements Driver {
     const byGroup = new Map<string, Slot[]>();
     for (const t of init.tags) byGroup.set(t.group, [...(byGroup.get(t.group) ?? []), slotOf(t, this.cfg.unitId)]);
     this.groups = [...byGroup].map(([name, slots]) => ({ name, intervalMs: this.cfg.groups[name] ?? this.cfg.intervalMs, blocks: planReads(slots, this.cfg) }));
+    this.allBlocks = this.groups.flatMap((g) => g.blocks);
   }
 
   /** Takes the shared connection of the endpoint URL; it opens lazily, so an offline device shows as Bad frames. */
@@ -126,7 +121,7 @@ export class ModbusDriver implements Driver {
       next += intervalMs;
       const now = performance.now();
       if (next < now) next = now;
-      await sleep(next - now, signal);
+      await delay(next - now, signal);
     }
   }
 
@@ -170,23 +165,28 @@ export class ModbusDriver implements Driver {
       quality = exceptionQuality(e.code);
       this.exceptionEvent(tx, b, e.code);
     } else if (e instanceof ModbusConnectionError) {
+      // the link is down: no value of this device is current, whichever group read it last
+      const frames = this.badFrames(this.allBlocks, quality);
       if (++this.connectionFailures >= this.cfg.failuresBeforeRestart) {
         // send the Bad frames first, then let the manager restart us with backoff
-        const frames = this.badFrames(b, quality);
         if (frames.length) void tx.send(frames);
         throw new DriverError(this.id, `connection failed ${this.connectionFailures} times: ${e.message}`, { cause: e });
       }
+      return frames;
     } else throw e;
-    return this.badFrames(b, quality);
+    return this.badFrames([b], quality);
   }
 
-  private badFrames(b: ReadBlock, quality: number): DataFrame[] {
+  /** Bad frames for the tags of `blocks` whose last frame had another quality. */
+  private badFrames(blocks: readonly ReadBlock[], quality: number): DataFrame[] {
     const ts = Date.now() * 1000;
     const frames: DataFrame[] = [];
-    for (const s of b.slots) {
-      if (this.lastQuality.get(s.tag.tag) === quality) continue;
-      this.lastQuality.set(s.tag.tag, quality);
-      frames.push({ kind: "data", tag: s.tag.tag, value: null, ts, quality, source: this.id });
+    for (const b of blocks) {
+      for (const s of b.slots) {
+        if (this.lastQuality.get(s.tag.tag) === quality) continue;
+        this.lastQuality.set(s.tag.tag, quality);
+        frames.push({ kind: "data", tag: s.tag.tag, value: null, ts, quality, source: this.id });
+      }
     }
     return frames;
   }
@@ -200,40 +200,68 @@ export class ModbusDriver implements Driver {
     tx.event("modbus.exception", { code, unitId: b.unitId, area: b.area, address: b.start, count: b.count });
   }
 
-  /** Writes a setpoint (engineering value -> raw -> registers) and reads it back when the area allows. */
+  /**
+   * Writes a setpoint (engineering value -> raw -> registers) and reads it back when configured. A
+   * write that got no answer (or lost its connection) after the request went out is outcome unknown:
+   * the connection is dropped so the request does not stay queued, and until the new connection has
+   * answered a request every write to the device is refused unsent (device_busy).
+   */
   async write(cmd: CmdFrame, tag: Variable): Promise<WriteResult> {
     const conn = this.lease?.value;
-    if (!conn) return { ok: false, error: "not connected" };
+    if (!conn) return { ok: false, code: "driver_not_running", error: "not connected" };
+    if (!conn.isProven) {
+      return { ok: false, code: "device_busy", error: "not written: an earlier write to this device got no answer; writes resume once the new connection has answered a request" };
+    }
     const s = slotOf(tag, this.cfg.unitId);
-    if (s.area === "input" || s.area === "discrete") return { ok: false, error: `${s.area} ${s.address} is read-only` };
+    if (s.area === "input" || s.area === "discrete") return { ok: false, code: "refused_not_writable", error: `${s.area} ${s.address} is read-only` };
+    const progress = { sent: false };
     try {
-      if (s.area === "coil") {
-        const on = cmd.value === true || cmd.value === 1 || cmd.value === "true";
-        await conn.writeCoils(s.unitId, s.address, [on]);
-        if (this.cfg.readBack) {
-          const [back] = await conn.readBits(s.unitId, "coil", s.address, 1);
-          if (back !== on) return { ok: false, error: `read back coil ${s.address}: ${back}, expected ${on}` };
-        }
-        return { ok: true };
-      }
-      const raw = toRaw(tag, cmd.value);
-      const current = s.layout.bit !== undefined ? (await conn.readRegisters(s.unitId, "holding", s.address, 1))[0] : 0;
-      const words = encodeRegisters(raw, s.layout, current);
-      await conn.writeRegisters(s.unitId, s.address, words);
+      return await this.writeSlot(conn, s, tag, cmd.value, progress);
+    } catch (e) {
+      return this.writeFailure(conn, e, progress.sent);
+    }
+  }
+
+  private async writeSlot(conn: ModbusConnection, s: Slot, tag: Variable, value: Value, progress: { sent: boolean }): Promise<WriteResult> {
+    if (s.area === "coil") {
+      const on = value === true || value === 1 || value === "true";
+      progress.sent = true;
+      await conn.writeCoils(s.unitId, s.address, [on]);
       if (this.cfg.readBack) {
-        const back = await conn.readRegisters(s.unitId, "holding", s.address, words.length);
-        const mask = s.layout.bit !== undefined ? 1 << s.layout.bit : 0xffff;
-        if (back.some((w, i) => (w & mask) !== (words[i]! & mask))) {
-          return { ok: false, error: `read back holding ${s.address}: [${back.join(", ")}], wrote [${words.join(", ")}]` };
-        }
+        const [back] = await conn.readBits(s.unitId, "coil", s.address, 1);
+        if (back !== on) return { ok: false, code: "readback_mismatch", error: `read back coil ${s.address}: ${back}, expected ${on}` };
       }
       return { ok: true };
-    } catch (e) {
-      if (e instanceof ModbusExceptionError || e instanceof ModbusTimeoutError || e instanceof ModbusConnectionError || e instanceof RegisterCodecError) {
-        return { ok: false, error: e.message };
-      }
-      return { ok: false, error: `${(e as Error).name}: ${(e as Error).message}` };
     }
+    const raw = toRaw(tag, value);
+    const current = s.layout.bit !== undefined ? (await conn.readRegisters(s.unitId, "holding", s.address, 1))[0] : 0;
+    const words = encodeRegisters(raw, s.layout, current);
+    progress.sent = true;
+    await conn.writeRegisters(s.unitId, s.address, words);
+    if (this.cfg.readBack) {
+      const back = await conn.readRegisters(s.unitId, "holding", s.address, words.length);
+      const mask = s.layout.bit !== undefined ? 1 << s.layout.bit : 0xffff;
+      if (back.some((w, i) => (w & mask) !== (words[i]! & mask))) {
+        return { ok: false, code: "readback_mismatch", error: `read back holding ${s.address}: [${back.join(", ")}], wrote [${words.join(", ")}]` };
+      }
+    }
+    return { ok: true };
+  }
+
+  /** The ack code of a failed write: whether the request may have reached the device decides. */
+  private writeFailure(conn: ModbusConnection, e: unknown, sent: boolean): WriteResult {
+    const message = e instanceof Error ? e.message : String(e);
+    if (e instanceof ModbusExceptionError) return { ok: false, code: e.code === 2 ? "device_address_error" : "device_error", error: message };
+    if (e instanceof RegisterCodecError) return { ok: false, code: "refused_type_mismatch", error: message };
+    if (e instanceof ModbusConnectError) return { ok: false, code: "device_error", error: `not written: ${message}` };
+    if (e instanceof ModbusTimeoutError || e instanceof ModbusConnectionError) {
+      // whatever was sent may sit in the device's queue: drop the connection, prove the next one
+      conn.abandon();
+      const code: AckCode = sent ? "timeout_outcome_unknown" : "device_busy";
+      const outcome = sent ? "the value may or may not have been applied (read the tag back before retrying)" : "not written";
+      return { ok: false, code, error: `${message}: ${outcome}` };
+    }
+    return { ok: false, code: "internal_error", error: `${(e as Error).name}: ${message}` };
   }
 
   async shutdown(): Promise<void> {

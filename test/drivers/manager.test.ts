@@ -112,9 +112,10 @@ async function events(source?: string, type?: string): Promise<Logged<EventFrame
 }
 const states = async (id: string) => (await events(id, "driver.state")).map((e) => e.data!.state as string);
 
+/** The values a driver logged (not the manager's Bad frames, which carry no value). */
 async function counterValues(id: string): Promise<number[]> {
   const out: number[] = [];
-  for await (const f of log.read({ from: 1, kinds: ["data"] })) if (f.kind === "data" && f.source === id) out.push(f.value as number);
+  for await (const f of log.read({ from: 1, kinds: ["data"] })) if (f.kind === "data" && f.source === id && f.value !== null) out.push(f.value as number);
   return out;
 }
 

@@ -237,15 +237,15 @@ describe("Modbus driver", () => {
       expect(plc.get("holding", 10, { type: "string", length: 3 })).toBe("AB12");
     });
 
-    it("answers a write the device refuses with the Modbus exception", async () => {
-      expect(await driver.write!(cmd("w/missing", 1), setpoints.missing)).toEqual({ ok: false, error: "Modbus exception 2 (illegal data address)" });
+    it("answers a write the device refuses with the Modbus exception and its ack code", async () => {
+      expect(await driver.write!(cmd("w/missing", 1), setpoints.missing)).toEqual({ ok: false, code: "device_address_error", error: "Modbus exception 2 (illegal data address)" });
     });
 
     it("refuses a value that does not fit the type and a write to an input register", async () => {
       const r = await driver.write!(cmd("w/scaled", 5000), setpoints.scaled);
       expect(r.ok).toBe(false);
       expect(r.error).toMatch(/not a int16/);
-      expect(await driver.write!(cmd("w/input", 1), setpoints.input)).toEqual({ ok: false, error: "input 0 is read-only" });
+      expect(await driver.write!(cmd("w/input", 1), setpoints.input)).toEqual({ ok: false, code: "refused_not_writable", error: "input 0 is read-only" });
     });
   });
 });
