@@ -15,5 +15,5 @@ export const builtinDrivers: ReadonlyMap<string, DriverFactory> = new Map<string
 export * from "./contract.ts";
 export * from "./endpoint.ts";
 export * from "./errors.ts";
-export { DriverManager, backoffDelay, DRIVER_STATES, type DriverState, type DriverStatus, type SupervisorSettings } from "./manager.ts";
+export { DriverManager, backoffDelay, markPreviousRunUncertain, DRIVER_STATES, type DriverState, type DriverStatus, type SupervisorSettings } from "./manager.ts";
 export { CommandExecutor, EXECUTING_EVENT, OUTCOME_UNKNOWN, type ExecutorOptions } from "./executor.ts";

@@ -6,9 +6,9 @@
 // Quality follows the driver: when it leaves Connected/Active (crash, hang, Fault, stop, removal)
 // every tag it owns gets a Bad frame at once, in one append, with the reason as quality (see README).
 import { EventEmitter } from "node:events";
-import { isBad, Quality, type DataFrame, type DriverEntry, type EventFrame, type Frame, type Variable } from "../schemas/index.ts";
+import { isBad, isGood, Quality, type DataFrame, type DriverEntry, type EventFrame, type Frame, type Variable } from "../schemas/index.ts";
 import type { EventLog } from "../storage/index.ts";
-import { ABORTED, deadline, delay, TIMED_OUT } from "../storage/time.ts";
+import { ABORTED, backoffDelay as retryDelay, deadline, delay, TIMED_OUT } from "../storage/time.ts";
 import { DRIVER_API_VERSION, type Driver, type DriverFactory, type FrameSink } from "./contract.ts";
 import type { Endpoint } from "./endpoint.ts";
 import { DriverConfigError, DriverError } from "./errors.ts";
@@ -34,7 +34,7 @@ export const DEFAULT_SUPERVISOR: SupervisorSettings = {
 
 /** Delay before restart attempt `attempt` (1-based): base, 2*base, 4*base ... capped. */
 export function backoffDelay(attempt: number, s: Pick<SupervisorSettings, "backoffBaseMs" | "backoffMaxMs">): number {
-  return Math.min(s.backoffMaxMs, s.backoffBaseMs * 2 ** Math.min(30, Math.max(0, attempt - 1)));
+  return retryDelay(attempt, { initialMs: s.backoffBaseMs, maxMs: s.backoffMaxMs });
 }
 
 export interface DriverStatus {
@@ -67,6 +67,23 @@ interface RunEnd {
 /** Why a supervisor is being stopped, as the quality its tags get. */
 export type StopReason = "removed" | "stopped";
 const STOP_QUALITY: Record<StopReason, number> = { removed: Quality.Bad_OutOfService, stopped: Quality.Bad_NoCommunication };
+
+/**
+ * At gateway start, before any driver or bridge: a tag whose latest committed value is Good was read
+ * by a previous run, and nobody vouches for it now. It gets a frame with the same value and source
+ * timestamp as Uncertain_LastUsableValue, committed before this resolves (so before any bridge serves
+ * it), and stays so until its driver reads it again. Returns how many tags were marked.
+ */
+export async function markPreviousRunUncertain(log: EventLog, tags: readonly Variable[]): Promise<number> {
+  const latest = log.latest();
+  const frames: Frame[] = [];
+  for (const t of tags) {
+    const f = latest.get(t.tag);
+    if (f && isGood(f.quality)) frames.push({ kind: "data", tag: f.tag, value: f.value, ts: f.ts, quality: Quality.Uncertain_LastUsableValue, source: f.source });
+  }
+  if (frames.length) await log.append(frames);
+  return frames.length;
+}
 
 /** Supervises one driver instance. */
 class Supervisor implements FrameSink {

@@ -2,7 +2,7 @@
 // reverse, so that on shutdown the writer flushes after every producer has stopped.
 import { join } from "node:path";
 import pino, { type Logger } from "pino";
-import { builtinDrivers, CommandExecutor, DriverManager, EndpointPool } from "../drivers/index.ts";
+import { builtinDrivers, CommandExecutor, DriverManager, EndpointPool, markPreviousRunUncertain } from "../drivers/index.ts";
 import { Catalog, type EventFrame } from "../schemas/index.ts";
 import { CommandBus, EventLog } from "../storage/index.ts";
 import { createApi } from "./api/index.ts";
@@ -70,6 +70,10 @@ export class Gateway {
   private async startAll(): Promise<void> {
     const { config, drivers, logger, log } = this.ctx;
     logger.info({ dataDir: config.gateway.dataDir, head: log.head }, "event log open");
+    // the previous run's Good values are only last usable ones until read again: committed before
+    // drivers and bridges start, so that no bridge ever serves them as Good
+    const carried = await markPreviousRunUncertain(log, this.ctx.catalog.all());
+    if (carried) logger.info({ tags: carried }, "previous run's values marked Uncertain_LastUsableValue until read");
     await this.startServices(earlyServices);
     drivers.on("state", (id: string, state: string, _prev: string, data: Record<string, unknown>) => {
       const level = state === "Error" || state === "Fault" ? "warn" : "info";
