@@ -4,8 +4,11 @@
 // `command.executing` marker is committed; after a restart a command with a marker and no ack is acked
 // "outcome unknown after restart" instead of being written again, and a command without a marker is
 // executed (once) unless it has expired. A command past its expiresAt is never executed.
+// It is a durable log consumer (storage/consumer.ts, cursor "executor"): a read or commit error is
+// logged, counted in its status and metrics, and retried from the cursor, never a silent stop.
 import { nowMicros, type AckFrame, type AckCode, type Catalog, type CmdFrame, type EventFrame, type Logged, type Variable } from "../schemas/index.ts";
-import type { EventLog } from "../storage/index.ts";
+import { LogConsumer, Rewind, type ConsumerContext, type ConsumerLogger, type ConsumerStatus, type EventLog } from "../storage/index.ts";
+import { deadline, settlesWithin, TIMED_OUT } from "../storage/time.ts";
 import type { Driver, WriteResult } from "./contract.ts";
 import type { DriverManager } from "./manager.ts";
 
@@ -20,18 +23,9 @@ export interface ExecutorOptions {
   name?: string;
   /** longest a device write may take; then the ack says so (default 5000) */
   writeTimeoutMs?: number;
-  /** called with errors of the loop itself (it restarts from its cursor after a second) */
+  /** called with errors of the consumer's passes (each is also logged, counted, and retried from the cursor) */
   onError?: (err: unknown) => void;
-}
-
-/** true when `p` settles (either way) within `ms`, false otherwise */
-async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([p.then(() => true, () => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
+  logger?: ConsumerLogger;
 }
 
 type Plan = { kind: "ack"; code: AckCode; error?: string; source: string } | { kind: "write"; driverId: string; driver: Driver; tag: Variable } | { kind: "skip" };
@@ -41,8 +35,7 @@ const RUNNING = new Set(["Connected", "Active"]);
 export class CommandExecutor {
   readonly name: string;
   private readonly writeTimeoutMs: number;
-  private readonly stopper = new AbortController();
-  private loop: Promise<void> | null = null;
+  private consumer: LogConsumer | null = null;
   /** ids acked / marked after the cursor, found by the recovery scan */
   private acked = new Set<string>();
   private marked = new Set<string>();
@@ -57,37 +50,40 @@ export class CommandExecutor {
   }
 
   start(): void {
-    this.loop ??= this.run();
+    this.consumer ??= new LogConsumer(this.opts.log, {
+      name: this.name,
+      kinds: ["cmd"],
+      from: "cursor",
+      // every pass (the first, and after an error) starts with the recovery scan from where it reads
+      beforePass: (from, ctx) => this.reported(() => this.recover(from, ctx.signal)),
+      handler: (page, ctx) => this.reported(() => this.handlePage(page as Logged<CmdFrame>[], ctx)),
+      ...(this.opts.logger ? { logger: this.opts.logger } : {}),
+    }).start();
   }
 
   async stop(): Promise<void> {
-    this.stopper.abort();
-    await this.loop;
+    await this.consumer?.stop();
   }
 
-  private async run(): Promise<void> {
-    const signal = this.stopper.signal;
-    while (!signal.aborted) {
-      try {
-        const from = this.opts.log.cursor(this.name) + 1;
-        await this.recover(from);
-        for await (const page of this.opts.log.follow({ from, kinds: ["cmd"], signal })) {
-          await this.handlePage(page as Logged<CmdFrame>[]);
-        }
-        return;
-      } catch (e) {
-        if (signal.aborted) return;
-        this.opts.onError?.(e);
-        await new Promise((r) => setTimeout(r, 1000));
-      }
+  /** The consumer's state, position, lag and errors. */
+  status(): ConsumerStatus | null {
+    return this.consumer?.status() ?? null;
+  }
+
+  private async reported(run: () => Promise<void>): Promise<void> {
+    try {
+      await run();
+    } catch (e) {
+      if (!(e instanceof Rewind)) this.opts.onError?.(e);
+      throw e;
     }
   }
 
   /** The acks and markers after the cursor: what a previous run did but did not commit as handled. */
-  private async recover(from: number): Promise<void> {
+  private async recover(from: number, signal: AbortSignal): Promise<void> {
     this.acked = new Set();
     this.marked = new Set();
-    for await (const f of this.opts.log.read({ from, kinds: ["ack", "event"], signal: this.stopper.signal })) {
+    for await (const f of this.opts.log.read({ from, kinds: ["ack", "event"], signal })) {
       if (f.kind === "ack") this.acked.add(f.cmd);
       else if (f.kind === "event" && f.type === EXECUTING_EVENT && typeof f.data?.cmd === "string") this.marked.add(f.data.cmd);
     }
@@ -108,7 +104,7 @@ export class CommandExecutor {
     return { kind: "write", driverId: tag.driver, driver: d.driver, tag };
   }
 
-  private async handlePage(page: Logged<CmdFrame>[]): Promise<void> {
+  private async handlePage(page: Logged<CmdFrame>[], ctx: ConsumerContext): Promise<void> {
     // The cursor may only pass commands whose ack is committed. An ack carries the cursor in its own
     // transaction when every earlier command of the page is committed, up to the run of later ones
     // already committed; if that commit fails, neither moves, and the page ends in an error so that
@@ -124,9 +120,9 @@ export class CommandExecutor {
     const pending: Promise<void>[] = [];
     const finish = (i: number, ack: AckFrame | null): Promise<void> => {
       const reach = reachIfDone(i);
-      const cursor = reach === undefined ? undefined : { name: this.name, offset: reach };
       // acks are awaited by a caller (REST, UA write, Modbus master): commit without the group delay
-      const appended = ack ? this.opts.log.append([ack], { cursor, urgent: true }) : cursor ? this.opts.log.append([], { cursor }) : Promise.resolve();
+      const appended =
+        reach !== undefined ? ctx.commit(ack ? [ack] : [], reach, { urgent: ack !== null }) : ack ? this.opts.log.append([ack], { urgent: true }) : Promise.resolve();
       return appended.then(
         () => void (committed[i] = true),
         (e) => void (failure ??= e),
@@ -180,7 +176,7 @@ export class CommandExecutor {
     await Promise.all(pending); // never rejects: failures are collected
     if (failure) throw failure;
     const last = page[page.length - 1]!.offset;
-    if (this.opts.log.cursor(this.name) < last) await this.opts.log.commitCursor(this.name, last);
+    if (this.opts.log.cursor(this.name) < last) await ctx.commit([], last);
   }
 
   /** The device call, bounded in time; an exception becomes an error ack, never a crash. */
@@ -192,11 +188,7 @@ export class CommandExecutor {
     if (previous && (await settlesWithin(previous, this.writeTimeoutMs)) === false) {
       return { ok: false, code: "device_busy", error: "not written: the previous write to this device has not finished (device busy or hung)" };
     }
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      const timeout = new Promise<WriteResult>((resolve) => {
-        timer = setTimeout(() => resolve({ ok: false, code: "timeout_outcome_unknown", error: `device write timed out after ${this.writeTimeoutMs} ms (outcome unknown)` }), this.writeTimeoutMs);
-      });
       // write is present: plan() checked it
       const call = Promise.resolve().then(() => driver.write!(cmd, tag));
       this.inflight.set(driverId, call);
@@ -204,11 +196,11 @@ export class CommandExecutor {
         if (this.inflight.get(driverId) === call) this.inflight.delete(driverId);
       };
       call.then(done, done);
-      return await Promise.race([call, timeout]);
+      const r = await deadline(call, this.writeTimeoutMs);
+      if (r === TIMED_OUT) return { ok: false, code: "timeout_outcome_unknown", error: `device write timed out after ${this.writeTimeoutMs} ms (outcome unknown)` };
+      return r as WriteResult;
     } catch (e) {
       return { ok: false, code: "internal_error", error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) };
-    } finally {
-      clearTimeout(timer);
     }
   }
 

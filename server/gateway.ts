@@ -91,7 +91,7 @@ export class Gateway {
       drivers,
       catalog: this.ctx.catalog,
       writeTimeoutMs: config.gateway.commands.writeTimeoutMs,
-      onError: (err) => logger.error({ err }, "command executor failed; restarting from its cursor"),
+      logger,
     });
     this.executor.start();
     await this.startServices(services);

@@ -129,7 +129,7 @@ describe("command executor", () => {
     // the timed-out write is still at the device: the next one is refused unwritten rather than sent past it
     expect(await ackOf(cs[3]!.id)).toMatchObject({ ok: false, status: "error", error: expect.stringContaining("previous write to this device has not finished") });
     expect(FakeSink.writes.map((w) => w.value)).toEqual([1, 2, 3]);
-    await waitFor(() => log.cursor("executor") === (cs[3] as Logged<CmdFrame>).offset, "cursor at the last command");
+    await waitFor(() => log.cursor("executor") >= (cs[3] as Logged<CmdFrame>).offset, "cursor at the last command");
     release();
     const next = cmd("a/sp", 5);
     await log.append([next]);
@@ -163,7 +163,7 @@ describe("command executor", () => {
     await waitFor(() => release, "slow write started");
     release();
     expect(await ackOf(slow.id)).toMatchObject({ ok: true });
-    await waitFor(() => log.cursor("executor") === (fast as Logged<CmdFrame>).offset, "cursor past both");
+    await waitFor(() => log.cursor("executor") >= (fast as Logged<CmdFrame>).offset, "cursor past both");
   });
 
   it("after a restart acks a command that had started as outcome unknown and executes one that had not, each once", async () => {
@@ -177,7 +177,7 @@ describe("command executor", () => {
     startExecutor();
     expect(await ackOf(c1.id)).toMatchObject({ ok: false, status: "error", error: OUTCOME_UNKNOWN });
     expect(await ackOf(c2.id)).toMatchObject({ ok: true, status: "ok" });
-    await waitFor(() => log.cursor("executor") === (c3 as Logged<CmdFrame>).offset, "cursor past all three");
+    await waitFor(() => log.cursor("executor") >= (c3 as Logged<CmdFrame>).offset, "cursor past all three");
     expect(FakeSink.writes.map((w) => w.id)).toEqual([c2.id]);
     let acks = 0;
     for await (const f of log.read({ from: 1, kinds: ["ack"] })) acks += f.kind === "ack" ? 1 : 0;
@@ -215,7 +215,7 @@ describe("command executor", () => {
     expect(await ackOf(c2.id)).toMatchObject({ ok: true });
     // the loop restarted from the cursor: c1 had a marker and no committed ack -> outcome unknown, once
     expect(await ackOf(c1.id)).toMatchObject({ ok: false, status: "error", error: OUTCOME_UNKNOWN });
-    await waitFor(() => log.cursor("executor") === (c2 as Logged<CmdFrame>).offset, "cursor past both");
+    await waitFor(() => log.cursor("executor") >= (c2 as Logged<CmdFrame>).offset, "cursor past both");
     expect(errors).toHaveLength(1);
     expect(FakeSink.writes.filter((w) => w.id === c1.id || w.id === c2.id).map((w) => w.id).sort()).toEqual([c1.id, c2.id].sort());
     let acks = 0;

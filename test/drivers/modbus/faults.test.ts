@@ -49,7 +49,7 @@ beforeEach(async () => {
   pool = new EndpointPool();
   // a realistic restart backoff (seconds): the tags must not wait for the next attempt to turn Bad
   mgr = new DriverManager({ log, factories: builtinDrivers, settings: { backoffBaseMs: 2500, backoffMaxMs: 2500, faultAfterCrashes: 1000, watchdogMs: 0 } });
-  const endpoint = { ...parseEndpointUrl(`tcp://127.0.0.1:${device.port}?timeoutMs=300`), pool };
+  const endpoint = { ...parseEndpointUrl(`tcp://127.0.0.1:${device.port}`), id: "plc", timeoutMs: 300, pool };
   mgr.add({ id: "plc", type: "modbus", enabled: true, config: { groups, maxGap: 4 } }, endpoint, tags);
 });
 

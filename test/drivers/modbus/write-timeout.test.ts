@@ -29,7 +29,7 @@ let device: ModbusDevice;
 async function setup(endpointTimeoutMs: number, writeTimeoutMs: number): Promise<void> {
   const pool = new EndpointPool();
   mgr = new DriverManager({ log, factories: builtinDrivers, settings: { backoffBaseMs: 100, backoffMaxMs: 500, watchdogMs: 0 } });
-  const endpoint = { ...parseEndpointUrl(`tcp://127.0.0.1:${device.port}`), timeoutMs: endpointTimeoutMs, pool };
+  const endpoint = { ...parseEndpointUrl(`tcp://127.0.0.1:${device.port}`), id: "plc", timeoutMs: endpointTimeoutMs, pool };
   mgr.add({ id: "plc", type: "modbus", enabled: true, config: { intervalMs: 100 } }, endpoint, tags);
   exec = new CommandExecutor({ log, drivers: mgr, catalog: new Catalog(tags), writeTimeoutMs });
   exec.start();
