@@ -6,6 +6,7 @@ import { Value as TV } from "@sinclair/typebox/value";
 import { Catalog, nowMicros, Variable, type AckFrame, type CmdFrame, type Logged, type Variable as VariableT } from "../../schemas/index.ts";
 import { EventLog } from "../../storage/index.ts";
 import { CommandExecutor, DRIVER_API_VERSION, DriverManager, EXECUTING_EVENT, OUTCOME_UNKNOWN, type Driver, type DriverFactory, type WriteResult } from "../../drivers/index.ts";
+import { failLogReads } from "../helpers/faults.ts";
 import { tempDir, waitFor } from "../helpers/index.ts";
 
 /** A sink driver with a programmable device: records every write it is given. */
@@ -190,6 +191,19 @@ describe("command executor", () => {
     await log.append([c4]);
     await ackOf(c4.id);
     expect(FakeSink.writes.map((w) => w.id)).toEqual([c2.id, c4.id]);
+  });
+
+  it("keeps executing after a log read error, which shows in its status and the log's consumer list", async () => {
+    const exec = startExecutor();
+    await waitFor(() => exec.status()?.state === "running", "the executor running");
+    const faults = failLogReads(log, 1, (o) => o.kinds?.includes("cmd") === true);
+    const c = cmd("a/sp", 7);
+    await log.append([c]);
+    expect(await ackOf(c.id)).toMatchObject({ ok: true, code: "ok" });
+    expect(faults.thrown).toBe(1);
+    expect(exec.status()).toMatchObject({ name: "executor", errors: 1, lastError: "Error: injected read failure" });
+    expect(log.consumers().find((s) => s.name === "executor")?.errors).toBe(1);
+    expect(FakeSink.writes.map((w) => w.id)).toEqual([c.id]);
   });
 
   it("never lets the cursor pass a command whose ack failed to commit: after the retry it is acked once, not lost", async () => {
