@@ -7,6 +7,7 @@
 // After a write got no answer the connection is abandoned (its queued request must not be answered
 // late) and the link counts as unproven until a request has made a full round trip on a new one.
 import ModbusRTU from "modbus-serial";
+import { deadline, TIMED_OUT } from "../../storage/time.ts";
 import type { Area } from "./plan.ts";
 
 export class ModbusTimeoutError extends Error {
@@ -85,19 +86,15 @@ export class ModbusConnection {
       const c = new ModbusRTU();
       c.setTimeout(this.timeoutMs);
       // a connect that hangs (SYN dropped by a firewall) would otherwise wait for the OS timeout
-      let timer: ReturnType<typeof setTimeout> | undefined;
+      let failure: string | null = null;
       try {
-        await Promise.race([
-          c.connectTCP(this.host, { port: this.port }),
-          new Promise((_, reject) => {
-            timer = setTimeout(() => reject(new ModbusTimeoutError(`connect to ${this.host}:${this.port} timed out after ${this.timeoutMs} ms`)), this.timeoutMs);
-          }),
-        ]);
+        if ((await deadline(c.connectTCP(this.host, { port: this.port }), this.timeoutMs)) === TIMED_OUT) failure = `timed out after ${this.timeoutMs} ms`;
       } catch (e) {
+        failure = e instanceof Error ? e.message : String(e);
+      }
+      if (failure !== null) {
         c.close(() => undefined);
-        throw e instanceof ModbusTimeoutError ? new ModbusConnectError(e.message) : new ModbusConnectError(`connect to ${this.host}:${this.port}: ${(e as Error).message}`);
-      } finally {
-        clearTimeout(timer);
+        throw new ModbusConnectError(`connect to ${this.host}:${this.port}: ${failure}`);
       }
       // errors are answered per request; an unhandled 'error' event must not reach the process
       c.on("error", () => undefined);

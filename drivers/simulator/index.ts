@@ -1,5 +1,6 @@
 // The simulator driver: configurable signals per tag, no device. For demos, tests and benchmarks.
 import type { DataFrame, Value, Variable } from "../../schemas/index.ts";
+import { delay } from "../../storage/time.ts";
 import { DRIVER_API_VERSION, type Driver, type DriverInit, type FrameSink } from "../contract.ts";
 import { parseDriverConfig } from "../validate.ts";
 import { SimulatorConfig, type Signal } from "./config.ts";
@@ -60,7 +61,7 @@ export class SimulatorDriver implements Driver {
       }
       n++;
       await tx.send(frames);
-      if (intervalMs > 0) await new Promise((r) => setTimeout(r, intervalMs));
+      if (intervalMs > 0) await delay(intervalMs, signal); // a stop ends the wait at once
       else await new Promise((r) => setImmediate(r));
     }
   }
