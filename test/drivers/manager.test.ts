@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from "bun:test";
 import { join } from "node:path";
 import { Value as TypeValue } from "@sinclair/typebox/value";
 import { DRIVER_API_VERSION, DriverConfigError, DriverManager, backoffDelay, type Driver, type DriverFactory, type FrameSink, type SupervisorSettings } from "../../drivers/index.ts";
-import { Variable, type DataFrame, type DriverEntry, type EventFrame, type Logged } from "../../schemas/index.ts";
+import { Quality, Variable, type DataFrame, type DriverEntry, type EventFrame, type Logged } from "../../schemas/index.ts";
 import { EventLog } from "../../storage/index.ts";
 import { tempDir, waitFor } from "../helpers/index.ts";
 
@@ -373,5 +373,40 @@ describe("driver manager", () => {
     await m.stop();
     mgr = undefined;
     expect(performance.now() - t0).toBeLessThan(5000);
+  });
+});
+
+describe("quality follows the driver", () => {
+  /** The qualities of the Bad frames the manager wrote for a driver's tag, in log order. */
+  async function badQualities(id: string): Promise<number[]> {
+    const out: number[] = [];
+    for await (const f of log.read({ from: 1, kinds: ["data"] })) if (f.kind === "data" && f.source === id && f.value === null) out.push(f.quality);
+    return out;
+  }
+
+  it("marks a crashed driver's tags Bad_CommunicationError once per outage, not at every backoff retry", async () => {
+    start({ throwing: () => new ThrowingDriver(0) }, { backoffBaseMs: 5, backoffMaxMs: 10, faultAfterCrashes: 1000, watchdogMs: 0 }, [["t", "throwing"]]);
+    await waitFor(() => mgr!.status()[0]!.restarts >= 5, "five restarts");
+    expect(await badQualities("t")).toEqual([Quality.Bad_CommunicationError]);
+  });
+
+  it("marks the tags again after the driver sent a usable value in between", async () => {
+    start({ throwing: () => new ThrowingDriver(1) }, { backoffBaseMs: 5, backoffMaxMs: 10, faultAfterCrashes: 1000, watchdogMs: 0 }, [["t", "throwing"]]);
+    await waitFor(() => mgr!.status()[0]!.restarts >= 3, "three restarts");
+    const bad = await badQualities("t");
+    expect(bad.length).toBeGreaterThanOrEqual(3);
+    expect(new Set(bad)).toEqual(new Set([Quality.Bad_CommunicationError]));
+  });
+
+  it("marks a hung driver's tags Bad_Timeout when the watchdog fires", async () => {
+    start({ hung: () => new HungDriver() }, { backoffBaseMs: 1000, backoffMaxMs: 1000, watchdogMs: 50 }, [["h", "hung"]]);
+    await waitFor(() => log.latest().get(tagOf("h"))?.quality === Quality.Bad_Timeout, "the hung driver's tag Bad_Timeout", 2_000);
+    expect(mgr!.status()[0]!.lastError).toContain("hung");
+  });
+
+  it("marks the tags of a driver that cannot start Bad_ConfigurationError", async () => {
+    start({}, { watchdogMs: 0 }, [["x", "no-such-type"]]);
+    await waitFor(() => log.latest().get(tagOf("x"))?.quality === Quality.Bad_ConfigurationError, "Bad_ConfigurationError", 2_000);
+    expect(mgr!.status()[0]!.state).toBe("Fault");
   });
 });
