@@ -136,6 +136,10 @@ class Supervisor implements FrameSink {
     if (out.length) await this.mgr.log.append(out);
   }
 
+  owns(tag: string): boolean {
+    return this.known.has(tag);
+  }
+
   /** Counts activity and filters: frames for tags this driver does not own, and changes within the deadband. */
   private accept(frames: DataFrame[]): DataFrame[] {
     this.lastActivity = performance.now();
@@ -201,8 +205,10 @@ class Supervisor implements FrameSink {
     if (this.markedBad === quality || this.tags.length === 0) return;
     this.markedBad = quality;
     const ts = Date.now() * 1000;
-    const frames: Frame[] = this.tags.map((t) => ({ kind: "data", tag: t.tag, value: null, ts, quality, source: this.entry.id }));
-    this.mgr.log.append(frames).catch((e) => this.mgr.emit("appendError", this.entry.id, e));
+    const frames: Frame[] = [];
+    // a tag a reload gave to another driver (already started) is that driver's to report now
+    for (const t of this.tags) if (!this.mgr.isOwnedByAnother(t.tag, this)) frames.push({ kind: "data", tag: t.tag, value: null, ts, quality, source: this.entry.id });
+    if (frames.length) this.mgr.log.append(frames).catch((e) => this.mgr.emit("appendError", this.entry.id, e));
   }
 
   start(): void {
@@ -447,6 +453,12 @@ export class DriverManager extends EventEmitter {
   driver(id: string): { driver: Driver | null; tags: readonly Variable[]; state: DriverState } | undefined {
     const s = this.supervisors.get(id);
     return s && { driver: s.driver, tags: s.tags, state: s.status.state };
+  }
+
+  /** true when a supervisor other than `sup` owns the tag (after a reload moved it) */
+  isOwnedByAnother(tag: string, sup: Supervisor): boolean {
+    for (const s of this.supervisors.values()) if (s !== sup && s.owns(tag)) return true;
+    return false;
   }
 
   appendEvent(frame: EventFrame): void {

@@ -410,3 +410,17 @@ describe("quality follows the driver", () => {
     expect(mgr!.status()[0]!.state).toBe("Fault");
   });
 });
+
+describe("quality across a reload that moves a tag", () => {
+  it("does not mark Bad a tag that a reload gave to another, already running driver", async () => {
+    const m = start({ healthy: () => new HealthyDriver() }, { watchdogMs: 0 }, [["a", "healthy"]]);
+    await waitFor(() => log.latest().get(tagOf("a"))?.source === "a", "a's value");
+    // the reload's order: the tag's new owner is started, then its old one removed
+    m.add(entry("b", "healthy"), undefined, [variable(tagOf("a"), "b")]);
+    await m.remove("a");
+    await log.append([]); // whatever the removal appended is committed before this
+    const marked: number[] = [];
+    for await (const f of log.read({ from: 1, kinds: ["data"] })) if (f.kind === "data" && f.tag === tagOf("a") && f.value === null) marked.push(f.quality);
+    expect(marked).toEqual([]);
+  });
+});
