@@ -12,7 +12,6 @@ export const Quality = {
   Bad_CommunicationError: 0x80050000,
   Bad_Timeout: 0x800a0000,
   Bad_UserAccessDenied: 0x801f0000,
-  Bad_NoCommunication: 0x80310000,
   Bad_WaitingForInitialData: 0x80320000,
   Bad_NodeIdUnknown: 0x80340000,
   Bad_OutOfRange: 0x803c0000,
