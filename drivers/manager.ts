@@ -100,8 +100,8 @@ class Supervisor implements FrameSink {
   private readonly known: ReadonlySet<string>;
   private readonly lastLogged = new Map<string, number>();
   private readonly deadband = new Map<string, number>();
-  /** the quality every tag was last marked Bad with; null once the driver sent a usable frame since */
-  private markedBad: number | null = null;
+  /** tags whose last frame (the driver's or a marking) was Bad, with that quality */
+  private readonly lastBad = new Map<string, number>();
   private stopQuality: number = Quality.Bad_NoCommunication;
 
   constructor(
@@ -143,8 +143,6 @@ class Supervisor implements FrameSink {
   /** Counts activity and filters: frames for tags this driver does not own, and changes within the deadband. */
   private accept(frames: DataFrame[]): DataFrame[] {
     this.lastActivity = performance.now();
-    // only looked at after a marking: the hot path pays one comparison
-    if (this.markedBad !== null && frames.some((f) => !isBad(f.quality))) this.markedBad = null;
     if (this.status.state === "Connected") {
       this.setState("Active");
       if (this.faulted) this.clearFaultIfHealthy();
@@ -171,7 +169,16 @@ class Supervisor implements FrameSink {
     for (const f of out) if (this.deadband.has(f.tag) && typeof f.value === "number") this.lastLogged.set(f.tag, f.value);
     this.status.framesRejected += rejected;
     this.status.framesSent += out.length;
+    // while every tag is Good this is one comparison per frame
+    if (this.lastBad.size > 0 || out.some((f) => f.quality !== 0)) this.trackBad(out);
     return out;
+  }
+
+  private trackBad(frames: readonly DataFrame[]): void {
+    for (const f of frames) {
+      if (isBad(f.quality)) this.lastBad.set(f.tag, f.quality);
+      else this.lastBad.delete(f.tag);
+    }
   }
 
   private isWithinDeadband(f: DataFrame): boolean {
@@ -197,17 +204,22 @@ class Supervisor implements FrameSink {
   }
 
   /**
-   * Every tag of the driver gets a Bad frame now, in one append: a value the driver no longer reads
-   * must not stay Good in the log (and so in every bridge). Once per outage: repeated failures with
-   * the same reason add nothing until the driver has sent a usable frame again.
+   * Every tag of the driver that is not Bad yet gets a Bad frame now, in one append: a value the
+   * driver no longer reads must not stay Good in the log (and so in every bridge). A tag whose last
+   * frame is Bad already keeps it (the driver's own reason, e.g. Bad_Timeout, is the more precise one;
+   * and repeated failures add nothing), unless `overrides`: a stop or removal says so on every tag.
    */
-  markTagsBad(quality: number): void {
-    if (this.markedBad === quality || this.tags.length === 0) return;
-    this.markedBad = quality;
+  markTagsBad(quality: number, overrides = false): void {
     const ts = Date.now() * 1000;
     const frames: Frame[] = [];
-    // a tag a reload gave to another driver (already started) is that driver's to report now
-    for (const t of this.tags) if (!this.mgr.isOwnedByAnother(t.tag, this)) frames.push({ kind: "data", tag: t.tag, value: null, ts, quality, source: this.entry.id });
+    for (const t of this.tags) {
+      const bad = this.lastBad.get(t.tag);
+      if (bad === quality || (bad !== undefined && !overrides)) continue;
+      // a tag a reload gave to another driver (already started) is that driver's to report now
+      if (this.mgr.isOwnedByAnother(t.tag, this)) continue;
+      this.lastBad.set(t.tag, quality);
+      frames.push({ kind: "data", tag: t.tag, value: null, ts, quality, source: this.entry.id });
+    }
     if (frames.length) this.mgr.log.append(frames).catch((e) => this.mgr.emit("appendError", this.entry.id, e));
   }
 
@@ -241,7 +253,7 @@ class Supervisor implements FrameSink {
       const initLimitMs = Math.max(this.mgr.settings.watchdogMs, 30_000);
       const outcome = await deadline(Promise.resolve(init), initLimitMs, signal);
       if (outcome === ABORTED) {
-        this.markTagsBad(this.stopQuality);
+        this.markTagsBad(this.stopQuality, true);
         await this.safeShutdown();
         this.setState("Shutdown");
         return;
@@ -261,7 +273,7 @@ class Supervisor implements FrameSink {
       const end = await this.runOnce(signal);
       const error = end.error;
       // at once, before the driver's shutdown (up to 5 s for a hung one)
-      this.markTagsBad(signal.aborted ? this.stopQuality : end.quality);
+      this.markTagsBad(signal.aborted ? this.stopQuality : end.quality, signal.aborted);
       if (!signal.aborted) this.setState("Error", { error });
       await this.safeShutdown();
       if (signal.aborted) break;
@@ -288,7 +300,7 @@ class Supervisor implements FrameSink {
       await delay(delayMs, signal);
       if (!signal.aborted) this.status.restarts++;
     }
-    this.markTagsBad(this.stopQuality);
+    this.markTagsBad(this.stopQuality, true);
     this.setState("Shutdown");
   }
 
