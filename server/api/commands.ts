@@ -68,7 +68,8 @@ export function notDoneAnswer(ack: Logged<AckFrame>, view: CommandView): { statu
   const said = ack.error ?? info.text;
   const unknown = info.applied === "unknown";
   const error = ack.code === "expired" ? "command_expired" : (NOT_DONE_CLASS[info.http] ?? "write_refused");
-  const message = unknown ? `${said}. The value may or may not have been applied: read the tag back before retrying the write.` : said;
+  // the driver's text may already say it; the advice is given once
+  const message = unknown && !/may or may not/.test(said) ? `${said}. The value may or may not have been applied: read the tag back before retrying the write.` : said;
   return { status: info.http, body: { error, message, code: ack.code, applied: info.applied, command: view } };
 }
 
