@@ -35,3 +35,14 @@ export class QueryTimeout extends Error {
 export class FrameError extends Error {
   override name = "FrameError";
 }
+
+/**
+ * The log cannot commit for now (disk full, database being reopened) and already holds as many frames
+ * as it may keep waiting: this append is refused, nothing of it is stored. Retry after `log.waitForCapacity()`.
+ */
+export class LogDegradedError extends Error {
+  override name = "LogDegradedError";
+  constructor(readonly reason: string) {
+    super(`the event log cannot commit for now and refuses more frames: ${reason}`);
+  }
+}

@@ -1,6 +1,7 @@
 // Public entry of storage: the event log.
-export { EventLog, type CommitEvent, type CommitInfo, type LogOptions, type ReadOptions, type SandboxOptions } from "./log.ts";
-export { LogClosedError, CommitError, FrameError, QueryRefused, QueryError, QueryTimeout } from "./errors.ts";
+export { EventLog, type CommitEvent, type CommitInfo, type LogOptions, type ReadOptions, type LogHealth, type RecoveredEvent } from "./log.ts";
+export type { SandboxOptions } from "./database.ts";
+export { LogClosedError, CommitError, FrameError, LogDegradedError, QueryRefused, QueryError, QueryTimeout } from "./errors.ts";
 export { QueryEngine, type QueryEngineOptions, type QueryResult, type RunOptions, type Column } from "./query.ts";
 export { QUERY_VIEWS } from "./views.ts";
 export { jsonStringify } from "./codec.ts";

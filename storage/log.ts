@@ -3,14 +3,16 @@
 // and only then hands frames to tails. See storage/README.md for the contract.
 import { EventEmitter } from "node:events";
 import { mkdirSync } from "node:fs";
-import { dirname, resolve, sep } from "node:path";
-import { DuckDBInstance, type DuckDBAppender, type DuckDBConnection } from "@duckdb/node-api";
+import { dirname } from "node:path";
+import type { DuckDBConnection } from "@duckdb/node-api";
 import type { DataFrame, Frame, FrameKind, Logged } from "../schemas/frames.ts";
 import { LogTuning } from "../schemas/config.ts";
 import { Value as TypeValue } from "@sinclair/typebox/value";
-import { appendFrames, columnsToFrames, KIND_CODE, LOG_COLUMNS, LOG_COLUMNS_FAST, LOG_DDL, rowToFrame, type LogRow } from "./codec.ts";
-import { CommitError, FrameError, LogClosedError } from "./errors.ts";
+import { appendFrames, columnsToFrames, KIND_CODE, LOG_COLUMNS, LOG_COLUMNS_FAST, rowToFrame, type LogRow } from "./codec.ts";
+import { CommitError, FrameError, LogClosedError, LogDegradedError } from "./errors.ts";
 import type { ConsumerStatus } from "./consumer.ts";
+import { closeDatabase, firstLine, isStorageFailure, needsReopen, openDatabase, type Database, type SandboxOptions } from "./database.ts";
+import { backoffDelay, type BackoffSettings } from "./time.ts";
 
 export interface LogOptions extends Partial<LogTuning> {
   /** path of the DuckDB file; ":memory:" for tests that do not need durability */
@@ -23,16 +25,38 @@ export interface LogOptions extends Partial<LogTuning> {
    * Off when absent (tests of the log itself).
    */
   sandbox?: SandboxOptions;
+  /** delays between attempts of a commit that failed for a reason that can pass (disk full); default 100 ms doubling to 5 s */
+  commitRetry?: BackoffSettings;
 }
 
-export interface SandboxOptions {
-  /** the only directory the database may read or write besides its own file (the Parquet archive) */
-  archiveDir: string;
-  /** DuckDB memory_limit, e.g. "512MB"; a query past it fails instead of starving the process */
-  memoryLimit?: string;
-  /** DuckDB worker threads; fewer leaves a core for ingest on a small machine */
-  threads?: number;
+/** What the log says of itself (readiness, metrics). */
+export interface LogHealth {
+  head: number;
+  queueDepth: number;
+  paused: boolean;
+  /** true while commits fail for a reason that can pass (disk full, database invalidated): producers are paused */
+  degraded: boolean;
+  /** the last commit failure, while degraded */
+  reason: string | null;
+  /** ms since the epoch when the log became degraded */
+  degradedSince: number | null;
+  /** failed attempts since the last commit that succeeded */
+  failedCommits: number;
+  /** ms since the epoch of the last commit that succeeded (of the open, before the first) */
+  lastCommitAt: number;
+  /** how many times the database was closed and opened again to recover */
+  reopens: number;
 }
+
+/** Emitted as 'recovered' when a commit succeeds after the log was degraded. */
+export interface RecoveredEvent {
+  /** how long commits failed */
+  downMs: number;
+  failedCommits: number;
+  reopens: number;
+}
+
+const DEFAULT_COMMIT_RETRY: BackoffSettings = { initialMs: 100, maxMs: 5000 };
 
 export interface CommitInfo {
   /** first and last offset of the frames of this append (first > last when it appended none) */
@@ -60,30 +84,17 @@ export interface ReadOptions {
   signal?: AbortSignal;
 }
 
-/**
- * The second wall of the SQL sandbox (the first is the statement check in storage/query.ts). The order
- * matters: allowed_directories before external access is turned off, lock_configuration last.
- */
-async function applySandbox(conn: DuckDBConnection, sb: SandboxOptions): Promise<void> {
-  const dir = resolve(sb.archiveDir);
-  mkdirSync(dir, { recursive: true });
-  const quote = (s: string) => `'${s.replaceAll("'", "''")}'`;
-  await conn.run(`SET allowed_directories=[${quote(dir + sep)}]`);
-  await conn.run(`SET enable_external_access=false`);
-  if (sb.memoryLimit) await conn.run(`SET memory_limit=${quote(sb.memoryLimit)}`);
-  if (sb.threads) await conn.run(`SET threads=${Math.max(1, Math.floor(sb.threads))}`);
-  await conn.run(`SET lock_configuration=true`);
-}
-
 interface Batch {
   frames: Frame[];
   cursors: Map<string, number>;
   waiters: { resolve: (c: CommitInfo) => void; reject: (e: unknown) => void; first: number; count: number }[];
   since: number;
   urgent: boolean;
+  /** commit time of the last attempt (a FATAL commit error can follow a durable commit: see reopen) */
+  loggedAt: number;
 }
 
-const newBatch = (): Batch => ({ frames: [], cursors: new Map(), waiters: [], since: 0, urgent: false });
+const newBatch = (): Batch => ({ frames: [], cursors: new Map(), waiters: [], since: 0, urgent: false, loggedAt: 0 });
 
 /** Why a frame cannot be stored (its ts is not a BIGINT of microseconds, its quality not a uint32), or null. */
 function unstorable(f: Frame): string | null {
@@ -108,13 +119,21 @@ export class EventLog extends EventEmitter {
   private headWaiters: { offset: number; resolve: () => void }[] = [];
   private resumeWaiters: (() => void)[] = [];
   private readonly consumerSet = new Set<{ readonly name: string; status(): ConsumerStatus }>();
+  /** a batch whose commit failed for a reason that can pass: committed before anything newer */
+  private retryBatch: Batch | null = null;
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private reopenNeeded = false;
+  private failedCommits = 0;
+  private degradedReason: string | null = null;
+  private degradedSince: number | null = null;
+  private lastCommitAt = Date.now();
+  private reopens = 0;
 
   private constructor(
     readonly path: string,
-    private readonly instance: DuckDBInstance,
-    private readonly conn: DuckDBConnection,
-    private readonly appender: DuckDBAppender,
+    private db: Database,
     tuning: LogTuning,
+    private readonly opts: LogOptions,
   ) {
     super();
     this.tuning = tuning;
@@ -122,34 +141,29 @@ export class EventLog extends EventEmitter {
   }
 
   static async open(opts: LogOptions): Promise<EventLog> {
-    const { path, sandbox: _sandbox, ...rest } = opts;
+    const { path, sandbox: _sandbox, commitRetry: _retry, ...rest } = opts;
     const tuning = TypeValue.Default(LogTuning, rest) as LogTuning;
     if (tuning.lowWater >= tuning.highWater) tuning.lowWater = Math.floor(tuning.highWater / 2);
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
-    const instance = await DuckDBInstance.create(path);
-    const conn = await instance.connect();
-    if (opts.sandbox) await applySandbox(conn, opts.sandbox);
-    await conn.run(LOG_DDL);
-    await conn.run(`CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value BIGINT NOT NULL)`);
-    await conn.run(`CREATE TABLE IF NOT EXISTS cursors (name VARCHAR PRIMARY KEY, "offset" BIGINT NOT NULL, updated_at BIGINT NOT NULL)`);
-    const appender = await conn.createAppender("log");
-    const log = new EventLog(path, instance, conn, appender, tuning);
+    const log = new EventLog(path, await openDatabase(path, opts.sandbox), tuning, opts);
     await log.recover();
+    // with no ring every read goes to the database
+    log.ringLow = log.ring.length > 0 ? log.headOffset + 1 : Number.POSITIVE_INFINITY;
     return log;
   }
 
+  /** Reads head, cursors and the latest value per tag from the database (at open and after a reopen). */
   private async recover(): Promise<void> {
-    const meta = await this.conn.runAndReadAll(`SELECT value FROM meta WHERE key = 'head'`);
-    const max = await this.conn.runAndReadAll(`SELECT coalesce(max("offset"), 0) FROM log`);
+    const { conn } = this.db;
+    const meta = await conn.runAndReadAll(`SELECT value FROM meta WHERE key = 'head'`);
+    const max = await conn.runAndReadAll(`SELECT coalesce(max("offset"), 0) FROM log`);
     const metaHead = meta.getRows().length ? Number(meta.getRows()[0]![0]) : 0;
     // Both are written in the same transaction, so they agree; the max guards a head row lost by hand.
     this.headOffset = Math.max(metaHead, Number(max.getRows()[0]![0]));
-    // with no ring every read goes to the database
-    this.ringLow = this.ring.length > 0 ? this.headOffset + 1 : Number.POSITIVE_INFINITY;
-    for (const [name, offset] of (await this.conn.runAndReadAll(`SELECT name, "offset" FROM cursors`)).getRows()) {
+    for (const [name, offset] of (await conn.runAndReadAll(`SELECT name, "offset" FROM cursors`)).getRows()) {
       this.cursors.set(String(name), Number(offset));
     }
-    const latest = await this.conn.runAndReadAll(
+    const latest = await conn.runAndReadAll(
       `SELECT ${LOG_COLUMNS} FROM log WHERE kind = ${KIND_CODE.data}
        QUALIFY row_number() OVER (PARTITION BY tag ORDER BY "offset" DESC) = 1`,
     );
@@ -210,13 +224,45 @@ export class EventLog extends EventEmitter {
     return this.paused;
   }
 
+  /** True while commits fail for a reason that can pass (disk full ...): appends wait, producers are paused. */
+  get isDegraded(): boolean {
+    return this.degradedReason !== null;
+  }
+
+  /**
+   * Bumped each time the database is closed and opened again (after DuckDB invalidated it): a
+   * connection from `connect()` made under an older generation is dead and must be replaced.
+   */
+  get generation(): number {
+    return this.reopens;
+  }
+
+  health(): LogHealth {
+    return {
+      head: this.headOffset,
+      queueDepth: this.queued,
+      paused: this.paused,
+      degraded: this.degradedReason !== null,
+      reason: this.degradedReason,
+      degradedSince: this.degradedSince,
+      failedCommits: this.failedCommits,
+      lastCommitAt: this.lastCommitAt,
+      reopens: this.reopens,
+    };
+  }
+
   /**
    * Appends frames; resolves when they are committed (durable), with their offsets. The log takes
    * ownership of the frame objects: it adds `offset` and `loggedAt` to them at commit.
    * With `cursor`, the cursor is set in the same transaction as the frames.
+   * While the log is degraded, appends wait for the recovery, up to `highWater` queued frames; past
+   * that they are refused with LogDegradedError.
    */
   append(frames: readonly Frame[], opts?: { cursor?: { name: string; offset: number }; urgent?: boolean }): Promise<CommitInfo> {
     if (this.closed) return Promise.reject(new LogClosedError());
+    if (this.degradedReason !== null && frames.length > 0 && this.queued + frames.length > this.tuning.highWater) {
+      return Promise.reject(new LogDegradedError(this.degradedReason));
+    }
     // A frame the table cannot store would fail the whole group commit, other producers' frames with it:
     // it is refused here, with this append alone.
     for (let i = 0; i < frames.length; i++) {
@@ -256,17 +302,19 @@ export class EventLog extends EventEmitter {
     return this.latestByTag;
   }
 
-  /** Resolves at once unless producers are paused; then when the queue drains below the low-water mark. */
+  /** Resolves at once unless producers are paused; then when the queue drains below the low-water mark and commits succeed. */
   waitForCapacity(): Promise<void> {
     if (!this.paused) return Promise.resolve();
     return new Promise((resolve) => this.resumeWaiters.push(resolve));
   }
 
   private checkWater(): void {
-    if (!this.paused && this.queued >= this.tuning.highWater) {
+    // a degraded log keeps producers paused whatever its queue: their frames could only wait or be refused
+    const full = this.queued >= this.tuning.highWater || this.degradedReason !== null;
+    if (!this.paused && full) {
       this.paused = true;
       this.tell("pause");
-    } else if (this.paused && this.queued <= this.tuning.lowWater) {
+    } else if (this.paused && this.queued <= this.tuning.lowWater && this.degradedReason === null) {
       this.paused = false;
       const waiters = this.resumeWaiters;
       this.resumeWaiters = [];
@@ -276,10 +324,11 @@ export class EventLog extends EventEmitter {
   }
 
   private schedule(): void {
-    if (this.committing) return; // the running commit picks up the pending batch when it ends
+    // the running commit picks up the pending batch when it ends; a failed one waits for its retry
+    if (this.committing || this.retryTimer) return;
     const b = this.pending;
-    if (b.waiters.length === 0) return;
-    if (b.urgent || b.frames.length >= this.tuning.batchSize || this.tuning.maxDelayMs === 0 || this.closed) {
+    if (b.waiters.length === 0 && !this.retryBatch) return;
+    if (this.retryBatch || b.urgent || b.frames.length >= this.tuning.batchSize || this.tuning.maxDelayMs === 0 || this.closed) {
       if (this.timer) clearTimeout(this.timer);
       this.timer = null;
       this.committing = this.commit();
@@ -287,42 +336,86 @@ export class EventLog extends EventEmitter {
       const wait = Math.max(0, this.tuning.maxDelayMs - (performance.now() - b.since));
       this.timer = setTimeout(() => {
         this.timer = null;
-        if (!this.committing) this.committing = this.commit();
+        if (!this.committing && !this.retryTimer) this.committing = this.commit();
       }, wait);
     }
   }
 
   private async commit(): Promise<void> {
-    const b = this.pending;
-    this.pending = newBatch();
-    const n = b.frames.length;
-    const first = this.headOffset + 1;
+    let b = this.retryBatch;
+    this.retryBatch = null;
+    if (!b) {
+      b = this.pending;
+      this.pending = newBatch();
+    }
     const started = performance.now();
-    // one commit time for the row and the in-memory frame, so a tail and a replay agree
-    const loggedAt = Date.now() * 1000;
+    let inDoubtCommitted = false;
     try {
-      await this.conn.run("BEGIN TRANSACTION");
-      try {
-        appendFrames(this.appender, b.frames, first, loggedAt);
-        this.appender.flushSync();
-        if (n > 0) await this.conn.run(`INSERT OR REPLACE INTO meta VALUES ('head', ${first + n - 1})`);
-        const now = Date.now() * 1000;
-        for (const [name, offset] of b.cursors) {
-          await this.conn.run(`INSERT OR REPLACE INTO cursors VALUES ($name, $offset, $now)`, {
-            name,
-            offset: BigInt(offset),
-            now: BigInt(now),
-          });
-        }
-        await this.conn.run("COMMIT");
-      } catch (e) {
-        this.appender.clear();
-        await this.conn.run("ROLLBACK").catch(() => undefined);
-        throw e;
+      if (this.reopenNeeded) inDoubtCommitted = await this.reopen(b);
+      if (!inDoubtCommitted) {
+        // one commit time for the row and the in-memory frame, so a tail and a replay agree
+        b.loggedAt = Date.now() * 1000;
+        await this.writeBatch(b, this.headOffset + 1);
       }
     } catch (cause) {
+      this.commitFailed(b, cause);
+      return;
+    }
+    this.committed(b, started);
+    this.afterCommit();
+  }
+
+  /** One transaction: the frames at offsets `first`..., the head and the cursors. */
+  private async writeBatch(b: Batch, first: number): Promise<void> {
+    const { conn, appender } = this.db;
+    const n = b.frames.length;
+    await conn.run("BEGIN TRANSACTION");
+    try {
+      appendFrames(appender, b.frames, first, b.loggedAt);
+      appender.flushSync();
+      if (n > 0) await conn.run(`INSERT OR REPLACE INTO meta VALUES ('head', ${first + n - 1})`);
+      const now = Date.now() * 1000;
+      for (const [name, offset] of b.cursors) {
+        await conn.run(`INSERT OR REPLACE INTO cursors VALUES ($name, $offset, $now)`, { name, offset: BigInt(offset), now: BigInt(now) });
+      }
+      await conn.run("COMMIT");
+    } catch (e) {
+      appender.clear();
+      await conn.run("ROLLBACK").catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /**
+   * Closes the invalidated instance and opens the same file again (same sandbox), then re-reads head,
+   * cursors and latest values. DuckDB reports "COMMIT succeeded and is durable, but the autocheckpoint
+   * failed" as a FATAL error: the batch that got it may be in the file. True when it is (the head moved
+   * by exactly its frames), so that it is not written twice; its offsets are the ones it got then.
+   */
+  private async reopen(b: Batch): Promise<boolean> {
+    const before = this.headOffset;
+    closeDatabase(this.db);
+    this.db = await openDatabase(this.path, this.opts.sandbox);
+    this.reopenNeeded = false;
+    this.reopens++;
+    await this.recover();
+    this.tell("reopen", this.reopens);
+    const n = b.frames.length;
+    if (this.headOffset === before) return false;
+    if (n > 0 && this.headOffset === before + n) {
+      this.headOffset = before; // committed() moves it, as for any commit
+      return true;
+    }
+    // Not this batch's doing (the file was changed by someone else): offsets follow the file.
+    throw new CommitError(`after reopening, the head is ${this.headOffset}, expected ${before} or ${before + n}`);
+  }
+
+  private commitFailed(b: Batch, cause: unknown): void {
+    const n = b.frames.length;
+    // while the instance awaits its reopen, any failure (of the reopen itself) is one of the storage
+    if (this.closed || !(isStorageFailure(cause) || this.reopenNeeded)) {
       // Nothing of this batch is committed and its offsets are not used: the log stays gapless.
-      const err = new CommitError(`commit of ${n} frames failed: ${(cause as Error).message}`, { cause });
+      const err = cause instanceof CommitError ? cause : new CommitError(`commit of ${n} frames failed: ${(cause as Error).message}`, { cause });
       for (const w of b.waiters) w.reject(err);
       this.queued -= n;
       this.checkWater();
@@ -332,7 +425,31 @@ export class EventLog extends EventEmitter {
       this.afterCommit();
       return;
     }
+    // The storage failed, not the batch (disk full ...): keep it, pause producers, retry with backoff.
+    // Nobody is told "committed" until it is; offsets are assigned again at the attempt that succeeds.
+    this.retryBatch = b;
+    this.failedCommits++;
+    if (needsReopen(cause)) this.reopenNeeded = true;
+    const reason = firstLine(cause);
+    const wasDegraded = this.degradedReason !== null;
+    this.degradedReason = reason;
+    this.degradedSince ??= Date.now();
+    this.checkWater();
+    if (!wasDegraded) this.tell("degraded", reason);
+    if (this.listenerCount("error") > 0) this.tell("error", new CommitError(`commit of ${n} frames failed (retried): ${reason}`, { cause }));
+    this.committing = null;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.schedule();
+    }, backoffDelay(this.failedCommits, this.opts.commitRetry ?? DEFAULT_COMMIT_RETRY));
+  }
+
+  private committed(b: Batch, started: number): void {
+    const n = b.frames.length;
+    const first = this.headOffset + 1;
+    const loggedAt = b.loggedAt;
     this.headOffset = first + n - 1;
+    this.lastCommitAt = Date.now();
     for (const [name, offset] of b.cursors) this.cursors.set(name, offset);
     const cap = this.ring.length;
     for (let i = 0; i < n; i++) {
@@ -345,6 +462,7 @@ export class EventLog extends EventEmitter {
     if (cap > 0) this.ringLow = Math.max(this.ringLow, this.headOffset - cap + 1);
     for (const w of b.waiters) w.resolve({ first: first + w.first, last: first + w.first + w.count - 1 });
     this.queued -= n;
+    if (this.degradedReason !== null) this.recovered();
     this.checkWater();
     const done = performance.now();
     if (n > 0) {
@@ -357,7 +475,14 @@ export class EventLog extends EventEmitter {
       } satisfies CommitEvent);
       this.wakeHeadWaiters();
     }
-    this.afterCommit();
+  }
+
+  private recovered(): void {
+    const event: RecoveredEvent = { downMs: Date.now() - (this.degradedSince ?? Date.now()), failedCommits: this.failedCommits, reopens: this.reopens };
+    this.degradedReason = null;
+    this.degradedSince = null;
+    this.failedCommits = 0;
+    this.tell("recovered", event);
   }
 
   private afterCommit(): void {
@@ -416,7 +541,7 @@ export class EventLog extends EventEmitter {
             if (!kinds || kinds.has(f.kind)) page.push(f);
           }
         } else {
-          conn ??= await this.instance.connect();
+          conn ??= await this.db.instance.connect();
           const upto = Math.min(end, this.ringLow - 1);
           const kindSql = kinds ? `AND kind IN (${[...kinds].map((k) => KIND_CODE[k]).join(",")})` : "";
           const cols = (
@@ -456,7 +581,7 @@ export class EventLog extends EventEmitter {
 
   /** A connection to the same database, for read paths (queries, exports). Close it when done. */
   connect(): Promise<DuckDBConnection> {
-    return this.instance.connect();
+    return this.db.instance.connect();
   }
 
   /** Commits what is pending, then closes the database. Appends after close are refused. */
@@ -465,7 +590,10 @@ export class EventLog extends EventEmitter {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    while (this.committing || this.pending.waiters.length) {
+    // a failed batch gets one more attempt now; if it fails again its appends are rejected (closed)
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    while (this.committing || this.pending.waiters.length || this.retryBatch) {
       if (!this.committing) this.committing = this.commit();
       await this.committing;
     }
@@ -473,8 +601,6 @@ export class EventLog extends EventEmitter {
     this.headWaiters = [];
     for (const w of this.resumeWaiters) w();
     this.resumeWaiters = [];
-    this.appender.closeSync();
-    this.conn.closeSync();
-    this.instance.closeSync();
+    closeDatabase(this.db);
   }
 }

@@ -1,0 +1,91 @@
+// Opening the log's DuckDB instance (sandbox, tables, appender), shared by the first open and by the
+// reopen after DuckDB invalidated the instance, and telling apart the commit failures that can pass
+// (the disk is full, the instance was invalidated) from those that cannot (a bad batch).
+import { mkdirSync } from "node:fs";
+import { resolve, sep } from "node:path";
+import { DuckDBInstance, type DuckDBAppender, type DuckDBConnection } from "@duckdb/node-api";
+import { LOG_DDL } from "./codec.ts";
+
+export interface SandboxOptions {
+  /** the only directory the database may read or write besides its own file (the Parquet archive) */
+  archiveDir: string;
+  /** DuckDB memory_limit, e.g. "512MB"; a query past it fails instead of starving the process */
+  memoryLimit?: string;
+  /** DuckDB worker threads; fewer leaves a core for ingest on a small machine */
+  threads?: number;
+}
+
+/** The writer's handles on one DuckDB instance. */
+export interface Database {
+  instance: DuckDBInstance;
+  conn: DuckDBConnection;
+  appender: DuckDBAppender;
+}
+
+/**
+ * The second wall of the SQL sandbox (the first is the statement check in storage/query.ts). The order
+ * matters: allowed_directories before external access is turned off, lock_configuration last.
+ */
+async function applySandbox(conn: DuckDBConnection, sb: SandboxOptions): Promise<void> {
+  const dir = resolve(sb.archiveDir);
+  mkdirSync(dir, { recursive: true });
+  const quote = (s: string) => `'${s.replaceAll("'", "''")}'`;
+  await conn.run(`SET allowed_directories=[${quote(dir + sep)}]`);
+  await conn.run(`SET enable_external_access=false`);
+  if (sb.memoryLimit) await conn.run(`SET memory_limit=${quote(sb.memoryLimit)}`);
+  if (sb.threads) await conn.run(`SET threads=${Math.max(1, Math.floor(sb.threads))}`);
+  await conn.run(`SET lock_configuration=true`);
+}
+
+/** Opens (or creates) the log database at `path`; the instance is closed again if any step fails. */
+export async function openDatabase(path: string, sandbox?: SandboxOptions): Promise<Database> {
+  const instance = await DuckDBInstance.create(path);
+  let conn: DuckDBConnection | null = null;
+  try {
+    conn = await instance.connect();
+    if (sandbox) await applySandbox(conn, sandbox);
+    await conn.run(LOG_DDL);
+    await conn.run(`CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value BIGINT NOT NULL)`);
+    await conn.run(`CREATE TABLE IF NOT EXISTS cursors (name VARCHAR PRIMARY KEY, "offset" BIGINT NOT NULL, updated_at BIGINT NOT NULL)`);
+    return { instance, conn, appender: await conn.createAppender("log") };
+  } catch (e) {
+    conn?.closeSync();
+    instance.closeSync();
+    throw e;
+  }
+}
+
+/** Closes every handle, ignoring errors (an invalidated instance may refuse to flush). */
+export function closeDatabase(db: Database): void {
+  for (const close of [() => db.appender.closeSync(), () => db.conn.closeSync(), () => db.instance.closeSync()]) {
+    try {
+      close();
+    } catch {
+      // nothing more can be done with a broken handle; the next open starts clean
+    }
+  }
+}
+
+/**
+ * A failure of the storage rather than of the batch: the same frames can commit once it passes.
+ * Seen with a full disk (DuckDB 1.5): `IO Error: Could not write file ...: No space left on device`,
+ * then `FATAL Error: Transaction COMMIT succeeded and is durable, but the autocheckpoint failed`, then
+ * `database has been invalidated` for every later statement.
+ */
+export function isStorageFailure(err: unknown): boolean {
+  return /No space left|IO Error|FATAL|invalidated|Could not write|Disk quota|Read-only file system/i.test(messageOf(err));
+}
+
+/** DuckDB refuses every statement until the instance is closed and opened again. */
+export function needsReopen(err: unknown): boolean {
+  return /FATAL|invalidated|Reopen the database/i.test(messageOf(err));
+}
+
+/** The first line of an error's message (DuckDB appends the original error on later lines). */
+export function firstLine(err: unknown): string {
+  return messageOf(err).split("\n")[0]!;
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
