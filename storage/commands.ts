@@ -14,6 +14,7 @@ import { LOG_COLUMNS, KIND_CODE, rowToFrame, type LogRow } from "./codec.ts";
 import { consume, type ConsumerLogger, type ConsumerStatus, type LogConsumer } from "./consumer.ts";
 import type { EventLog } from "./log.ts";
 import type { BackoffSettings } from "./time.ts";
+import { closeQuietly } from "./database.ts";
 
 export interface SubmitCommand {
   tag: string;
@@ -85,6 +86,8 @@ export class CommandBus extends EventEmitter {
   private startHead = Number.MAX_SAFE_INTEGER;
   private polling: ReturnType<typeof setInterval> | null = null;
   private conn: Promise<DuckDBConnection> | null = null;
+  /** the log's generation `conn` was made under: a reopen of the database makes it dead */
+  private connGeneration = 0;
   private sqlQueue: Promise<unknown> = Promise.resolve();
   private readonly onConsumerError = (name: string) => {
     if (name === this.name) this.pollWhileRetrying();
@@ -324,9 +327,22 @@ export class CommandBus extends EventEmitter {
 
   /** One connection for lookups, its queries run one at a time. */
   private sql(text: string, params: Record<string, string | bigint>): Promise<LogRow[]> {
-    this.conn ??= this.log.connect();
     const run = this.sqlQueue.then(async () => {
-      const conn = await this.conn!; // set just above; stop() clears it only after the follower ended
+      if (this.conn && this.connGeneration !== this.log.generation) {
+        // the log reopened its database (it had been invalidated): this connection is dead
+        const old = this.conn;
+        this.conn = null;
+        closeQuietly(await old.catch(() => null));
+      }
+      if (!this.conn) {
+        this.connGeneration = this.log.generation;
+        // a failed connect is not kept: the next lookup tries again
+        this.conn = this.log.connect().catch((e) => {
+          this.conn = null;
+          throw e;
+        });
+      }
+      const conn = await this.conn;
       return (await conn.runAndReadAll(text, params)).getRows() as unknown as LogRow[];
     });
     this.sqlQueue = run.catch(() => undefined);

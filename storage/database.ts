@@ -57,12 +57,15 @@ export async function openDatabase(path: string, sandbox?: SandboxOptions): Prom
 
 /** Closes every handle, ignoring errors (an invalidated instance may refuse to flush). */
 export function closeDatabase(db: Database): void {
-  for (const close of [() => db.appender.closeSync(), () => db.conn.closeSync(), () => db.instance.closeSync()]) {
-    try {
-      close();
-    } catch {
-      // nothing more can be done with a broken handle; the next open starts clean
-    }
+  for (const h of [db.appender, db.conn, db.instance]) closeQuietly(h);
+}
+
+/** Closes a handle of a possibly invalidated instance: it is dropped either way. */
+export function closeQuietly(h: { closeSync(): void } | null | undefined): void {
+  try {
+    h?.closeSync();
+  } catch {
+    // nothing more can be done with a broken handle; the next open starts clean
   }
 }
 

@@ -6,6 +6,7 @@ import { JSDuckDBValueConverter, StatementType, type DuckDBConnection, type Duck
 import type { Variable } from "../schemas/config.ts";
 import type { EventLog } from "./log.ts";
 import { QueryRefused, QueryError, QueryTimeout } from "./errors.ts";
+import { closeQuietly } from "./database.ts";
 import { createScopeTagsSql, createViews, fillTagCatalog, mainSchema, QUERY_VIEWS, refreshArchiveView, SCOPE_TAGS, scopedViewsSql, type ReadScope } from "./views.ts";
 
 export interface QueryEngineOptions {
@@ -64,6 +65,8 @@ export class QueryEngine {
   private hidden = new Set<string>();
   private stopped = false;
   private readonly running = new Set<DuckDBConnection>();
+  /** the log's generation the connections were made under (storage/log.ts `generation`) */
+  private generation = 0;
 
   constructor(
     private readonly log: EventLog,
@@ -77,6 +80,7 @@ export class QueryEngine {
 
   /** Creates the views and the catalog table. */
   async start(tags: readonly Variable[] = []): Promise<void> {
+    this.generation = this.log.generation;
     this.admin = await this.log.connect();
     await createViews(this.admin, this.opts.archiveDir ?? null);
     await fillTagCatalog(this.admin, tags);
@@ -85,12 +89,28 @@ export class QueryEngine {
 
   /** Replaces the `tags` catalog (on config reload). */
   async setCatalog(tags: readonly Variable[]): Promise<void> {
+    await this.reconnectIfReopened();
     await fillTagCatalog(this.requireAdmin(), tags);
   }
 
   /** Re-reads the archive folder into `frames_all`/`data_all` (after an archive run). */
   async refreshArchive(): Promise<void> {
+    await this.reconnectIfReopened();
     await refreshArchiveView(this.requireAdmin(), this.opts.archiveDir ?? null);
+  }
+
+  /**
+   * After the log reopened its database (it had been invalidated, e.g. by a full disk), every connection
+   * made before is dead: the pools are dropped and the admin connection made again. The views and the
+   * tag catalog are tables of the database file, so they are still there.
+   */
+  private async reconnectIfReopened(): Promise<void> {
+    if (this.generation === this.log.generation || this.stopped || !this.admin) return;
+    this.generation = this.log.generation;
+    for (const pool of this.idle.values()) for (const c of pool) closeQuietly(c);
+    this.idle.clear();
+    closeQuietly(this.admin);
+    this.admin = await this.log.connect();
   }
 
   private requireAdmin(): DuckDBConnection {
@@ -153,6 +173,7 @@ export class QueryEngine {
    * the documented views (or its own CTEs) and allowed table functions. Throws QueryRefused.
    */
   async check(sql: string, conn?: DuckDBConnection): Promise<void> {
+    if (!conn) await this.reconnectIfReopened();
     (await this.prepareChecked(sql, conn)).destroySync();
   }
 
@@ -244,6 +265,7 @@ export class QueryEngine {
     const key = JSON.stringify([scope.tenant, scope.tags]);
     const timeoutMs = Math.min(ro.timeoutMs ?? this.timeoutMs, this.timeoutMs);
     const maxRows = Math.min(ro.maxRows ?? this.maxRows, this.maxRows);
+    await this.reconnectIfReopened();
     const conn = await this.acquire(scope, key);
     let timedOut = false;
     let done = false;
