@@ -85,6 +85,14 @@ export const GatewayConfig = Type.Object(
       },
       { default: {}, additionalProperties: false },
     ),
+    health: Type.Object(
+      {
+        consumerLagFrames: Type.Integer({ minimum: 1, default: 100_000, description: "a log consumer further behind the head makes /readyz degraded" }),
+        consumerLagSeconds: Type.Number({ minimum: 0.1, default: 60, description: "a log consumer whose oldest unhandled frame is older makes /readyz degraded" }),
+        commitStallSeconds: Type.Number({ minimum: 0.1, default: 10, description: "frames queued and no commit for this long: commits stalled (/readyz degraded)" }),
+      },
+      { default: {} },
+    ),
     drivers: Type.Object(
       {
         backoffBaseMs: Type.Integer({ minimum: 1, default: 1000 }),

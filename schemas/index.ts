@@ -7,3 +7,4 @@ export * from "./catalog.ts";
 export * from "./errors.ts";
 export * from "./validate.ts";
 export * from "./command.ts";
+export * from "./health.ts";

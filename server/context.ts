@@ -16,6 +16,8 @@ export interface GatewayContext {
   pool: EndpointPool;
   metrics: Metrics;
   logger: Logger;
+  /** the services the gateway started, in start order (for the readiness document); set by the gateway */
+  services?: () => readonly Service[];
 }
 
 /**

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import pino, { type Logger } from "pino";
 import { builtinDrivers, CommandExecutor, DriverManager, EndpointPool, markPreviousRunUncertain } from "../drivers/index.ts";
 import { Catalog, type EventFrame } from "../schemas/index.ts";
-import { CommandBus, EventLog } from "../storage/index.ts";
+import { CommandBus, EventLog, type RecoveredEvent } from "../storage/index.ts";
 import { createApi } from "./api/index.ts";
 import { loadConfig, type Config } from "./config.ts";
 import type { GatewayContext, Service } from "./context.ts";
@@ -48,6 +48,8 @@ export class Gateway {
     commands.start();
     const ctx: GatewayContext = { config, log, catalog: new Catalog(config.tags), drivers, commands, pool: new EndpointPool(), metrics, logger };
     const gw = new Gateway(ctx);
+    ctx.services = () => gw.started;
+    gw.watchLog();
     try {
       await gw.startAll();
     } catch (e) {
@@ -55,6 +57,17 @@ export class Gateway {
       throw e;
     }
     return gw;
+  }
+
+  /** Every log failure is one log line: consumers' errors (each retried), and the writer degrading and recovering. */
+  private watchLog(): void {
+    const { log, logger } = this.ctx;
+    log.on("consumerError", (name: string, err: unknown) => logger.error({ err, consumer: name }, `log consumer ${name} failed; retrying`));
+    log.on("degraded", (reason: string) =>
+      logger.error({ reason, queued: log.queueDepth }, "event log degraded: commits fail, producers paused, retrying (see storage/README.md, 'Disk full')"),
+    );
+    log.on("reopen", (generation: number) => logger.warn({ generation }, "event log database reopened after DuckDB invalidated it"));
+    log.on("recovered", (e: RecoveredEvent) => logger.warn({ ...e, head: log.head }, "event log recovered: commits succeed again"));
   }
 
   private async startServices(factories: typeof services): Promise<void> {

@@ -2,7 +2,9 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { DRIVER_STATES, type DriverManager } from "../drivers/index.ts";
 import type { AckFrame, CmdFrame, EventFrame, Logged } from "../schemas/index.ts";
-import type { CommandBus, CommitEvent, EventLog } from "../storage/index.ts";
+import type { CommandBus, CommitEvent, ConsumerState, ConsumerStatus, EventLog } from "../storage/index.ts";
+
+const CONSUMER_STATES: readonly ConsumerState[] = ["starting", "running", "retrying", "stopped"];
 
 export class Metrics {
   readonly registry = new Registry();
@@ -52,6 +54,35 @@ export class Metrics {
       this.commitLatency.observe(c.latencyMs);
     });
     log.on("error", () => this.commitErrors.inc());
+    new Gauge({ name: "edge_log_degraded", help: "1 while commits fail for a reason that can pass (disk full ...); producers are paused", registers: [this.registry], collect() { this.set(log.isDegraded ? 1 : 0); } });
+    new Gauge({ name: "edge_log_reopens", help: "Times the log's database was reopened after DuckDB invalidated it", registers: [this.registry], collect() { this.set(log.generation); } });
+    this.watchConsumers(log);
+  }
+
+  /** Per log consumer (storage/consumer.ts), read from log.consumers() at each scrape. */
+  private watchConsumers(log: EventLog): void {
+    const registers = [this.registry];
+    const labelNames = ["consumer"] as const;
+    // a consumer that stopped leaves log.consumers(): its series leave with it (reset before each collect)
+    const each = (g: Gauge<"consumer">, value: (c: ConsumerStatus) => number) => {
+      g.reset();
+      for (const c of log.consumers()) g.set({ consumer: c.name }, value(c));
+    };
+    new Gauge({ name: "edge_consumer_lag", help: "Committed frames a log consumer has not handled yet", labelNames, registers, collect() { each(this, (c) => c.lagFrames); } });
+    new Gauge({ name: "edge_consumer_lag_seconds", help: "Age of the oldest frame a log consumer has not handled yet (s)", labelNames, registers, collect() { each(this, (c) => c.lagSeconds); } });
+    // counted from the log's event, one per failure: exact, and kept when the consumer stops
+    const errors = new Counter({ name: "edge_consumer_errors_total", help: "Read or handler errors of log consumers (each retried)", labelNames, registers });
+    log.on("consumerError", (name: string) => errors.inc({ consumer: name }));
+    new Gauge({
+      name: "edge_consumer_state",
+      help: "1 for the log consumer's current state",
+      labelNames: ["consumer", "state"],
+      registers,
+      collect() {
+        this.reset();
+        for (const c of log.consumers()) for (const s of CONSUMER_STATES) this.set({ consumer: c.name, state: s }, s === c.state ? 1 : 0);
+      },
+    });
   }
 
   watchCommands(bus: CommandBus): void {
