@@ -15,6 +15,7 @@ import { consume, type ConsumerLogger, type ConsumerStatus, type LogConsumer } f
 import type { EventLog } from "./log.ts";
 import type { BackoffSettings } from "./time.ts";
 import { closeQuietly } from "./database.ts";
+import { LogDegradedError } from "./errors.ts";
 
 export interface SubmitCommand {
   tag: string;
@@ -189,8 +190,13 @@ export class CommandBus extends EventEmitter {
   /**
    * Appends the CmdFrame and resolves when it is committed (not executed). If a command with the
    * same id is already in the log (or being appended), resolves with that first command instead.
+   * Rejects with LogDegradedError while the log is degraded (storage/README.md, "Disk full").
    */
   submit(c: SubmitCommand): Promise<Logged<CmdFrame>> {
+    // Someone waits to answer a request: while commits fail (disk full ...) a clear refusal now, with
+    // nothing recorded, beats an answer held for the length of the outage. Frames already queued stay.
+    const reason = this.log.health().reason;
+    if (reason !== null) return Promise.reject(new LogDegradedError(reason));
     const id = c.id ?? crypto.randomUUID();
     const inFlight = this.submitting.get(id);
     if (inFlight) return inFlight;

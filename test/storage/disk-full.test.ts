@@ -74,8 +74,14 @@ describe("disk full", () => {
 
     // An append past what the log may hold while degraded is refused, clearly. Made in the same tick as
     // the check: a reopen may succeed for a moment before the next checkpoint fails again.
-    const flood = await waitFor(() => log.isDegraded && { p: log.append(Array.from({ length: 2001 }, (_, i) => reading(1_000_000 + i))) }, "the log to degrade on the full disk", 60_000);
-    await expect(flood.p).rejects.toBeInstanceOf(LogDegradedError);
+    const refused = await waitFor(
+      () => log.isDegraded && { flood: log.append(Array.from({ length: 2001 }, (_, i) => reading(1_000_000 + i))), command: commands.submit({ tag: "sp", value: 2, origin: "rest", actor: "test", tenant: "t" }) },
+      "the log to degrade on the full disk",
+      60_000,
+    );
+    await expect(refused.flood).rejects.toBeInstanceOf(LogDegradedError);
+    // a command someone waits to answer is refused at once, nothing recorded, rather than held for the outage
+    await expect(refused.command).rejects.toBeInstanceOf(LogDegradedError);
     expect(events[0]).toMatch(/^degraded: .*(No space left on device|autocheckpoint failed|invalidated)/);
     expect(pausedWhenDegraded).toBe(true);
     // the producer is held at waitForCapacity instead of appending into a dead log: the queue stays
