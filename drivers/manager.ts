@@ -354,6 +354,8 @@ class Supervisor implements FrameSink {
         if (ms <= 0) return;
         this.lastActivity = performance.now();
         watchdog = setInterval(() => {
+          // a driver waiting at the log's capacity (backpressure, a full disk) is held by us, not hung
+          if (this.mgr.log.isPaused) this.lastActivity = performance.now();
           if (performance.now() - this.lastActivity > ms) reject(new HangError(`no frame or heartbeat for ${ms} ms (hung)`));
         }, Math.max(10, Math.min(1000, ms / 4)));
       });

@@ -269,8 +269,10 @@ export class LogConsumer {
           this.lastErrorAt = Date.now();
           this.setState("retrying");
           const waitMs = backoffDelay(attempt, this.opts.retry ?? DEFAULT_CONSUMER_RETRY);
-          this.opts.logger?.error({ err: e, consumer: this.name, position: this.position, retryInMs: waitMs }, `log consumer ${this.name} failed; retrying from offset ${this.position + 1}`);
-          this.log.tellConsumerError(this.name, e);
+          // one line per failure: where the gateway listens to the log's consumerError, it logs it
+          if (!this.log.tellConsumerError(this.name, e)) {
+            this.opts.logger?.error({ err: e, consumer: this.name, position: this.position, retryInMs: waitMs }, `log consumer ${this.name} failed; retrying from offset ${this.position + 1}`);
+          }
           await delay(waitMs, stop);
         } finally {
           stop.removeEventListener("abort", onStop);

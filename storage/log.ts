@@ -211,8 +211,10 @@ export class EventLog extends EventEmitter {
   }
 
   /** Emits 'consumerError' (name, error): one place where the gateway logs and counts every consumer's failures. */
-  tellConsumerError(name: string, err: unknown): void {
+  tellConsumerError(name: string, err: unknown): boolean {
+    const heard = this.listenerCount("consumerError") > 0;
     this.tell("consumerError", name, err);
+    return heard;
   }
 
   /** Frames accepted but not yet committed. */

@@ -29,7 +29,7 @@ export function exceptionQuality(code: number): number {
     case 1:
       return Quality.Bad_NotSupported; // the device does not implement this function
     case 2:
-      return Quality.Bad_NodeIdUnknown; // no such address on the device: the map is wrong
+      return Quality.Bad_ConfigurationError; // no such address on the device: the map is wrong (not Bad_NodeIdUnknown, which a UA client reads as "no such node")
     case 3:
       return Quality.Bad_OutOfRange;
     case 4:

@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { Elysia } from "elysia";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { ACK_CODE_INFO, ACK_CODES, checkWrite, CommandView, WriteBody, type AckFrame, type CmdFrame, type Logged, type Value, type WriteNotDone } from "../../schemas/index.ts";
-import type { CommandRecord } from "../../storage/index.ts";
+import { CommitError, LogClosedError, LogDegradedError, type CommandRecord } from "../../storage/index.ts";
 import { AuthError, authorizeWrite, authPlugin, TokenVerifier, type Principal } from "../auth/index.ts";
 import type { GatewayContext } from "../context.ts";
 import { readableTags } from "./query.ts";
@@ -134,6 +134,12 @@ export function commandsApi(ctx: GatewayContext) {
       set.status = e.status;
       if (e instanceof CommandRejected || e.status === 403) metrics.writeRefused.inc({ reason: e.code });
       return { error: e.code, message: e.message, ...(e instanceof CommandRejected && e.field ? { field: e.field } : {}) };
+    }
+    if (e instanceof LogDegradedError || e instanceof CommitError || e instanceof LogClosedError) {
+      // the command could not be recorded, so nothing was written: say why, never a 500
+      set.status = 503;
+      metrics.writeRefused.inc({ reason: "log_unavailable" });
+      return { error: "log_unavailable", message: `the write was not recorded and not executed: ${e.message}` };
     }
     throw e;
   };

@@ -106,7 +106,7 @@ describe("Modbus driver", () => {
     await waitFor(() => latest("p/float32")?.value === 99.25, "the new float32 value", 10_000);
   });
 
-  it("gives Bad_NodeIdUnknown frames for exactly the tags of a read that gets exception 2, while other groups stay Good", async () => {
+  it("gives Bad_ConfigurationError frames (the map is wrong, not no-such-node) for exactly the tags of a read that gets exception 2, while other groups stay Good", async () => {
     const good = variable(points[0]!, "plc", "good");
     const beyond = [
       variable({ tag: "x/missing-a", type: "int16", area: "holding", address: 2000, raw: 0 }, "plc", "bad"),
@@ -116,7 +116,7 @@ describe("Modbus driver", () => {
     mgr.add(entry("plc", { groups: { good: 20, bad: 20 } }), endpointOf(plc.port), [good, ...beyond]);
     for (const t of beyond) {
       const f = await waitFor(() => latest(t.tag), `a frame of ${t.tag}`, 15_000);
-      expect(f.quality).toBe(Quality.Bad_NodeIdUnknown);
+      expect(f.quality).toBe(Quality.Bad_ConfigurationError);
       expect(f.value).toBeNull();
     }
     const head = log.head;
