@@ -126,7 +126,8 @@ describe("opcua server", () => {
     expect((await read(s, "plant/line/temp", AttributeIds.Description)).value.value.text).toBe("Line temperature");
     const path = await s.translateBrowsePath({ startingNode: `${ns}plant/line/temp`, relativePath: { elements: [{ targetName: { name: "EngineeringUnits" } }] } as never });
     const eu = await s.read({ nodeId: path.targets![0]!.targetId, attributeId: AttributeIds.Value });
-    expect(eu.value.value.displayName.text).toBe("degC");
+    expect(eu.value.value.displayName.text).toBe("°C");
+    expect(eu.value.value.unitId).toBe(0x43454c); // UNECE "CEL"
   }, 30_000);
 
   it("reads each tag's latest value from the log with its source timestamp", async () => {
