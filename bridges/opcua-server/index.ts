@@ -77,7 +77,10 @@ export class OpcuaServerBridge {
       securityModes: securityModes(cfg),
       allowAnonymous: cfg.allowAnonymous,
       userManager: userManager(cfg),
-      serverCapabilities: { maxSessions: cfg.maxSessions },
+      // minSupportedSampleRate: node-opcua folds the changes of an exception-based node over this window
+      // (default 100 ms) for a client asking for sampling 0; the configured minimum (0 by default)
+      // delivers every change the log has, e.g. 11.9 then 11.8 within one window
+      serverCapabilities: { maxSessions: cfg.maxSessions, minSupportedSampleRate: cfg.minimumSamplingIntervalMs },
       maxConnectionsPerEndpoint: cfg.maxConnections,
       isAuditing: false,
     });

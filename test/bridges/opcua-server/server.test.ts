@@ -77,10 +77,11 @@ beforeAll(async () => {
       "  - { tag: plant/status, driver: still, type: uint16, description: Status word }",
       "  - { tag: boiler/setpoint, driver: plc, type: float32, address: { area: holding, address: 20 }, access: RW, unit: degC, min: 20, max: 120 }",
       "  - { tag: boiler/temperature, driver: plc, type: float32, address: { area: holding, address: 0 }, unit: degC }",
+      "  - { tag: tank/level, driver: plc, type: int16, address: { area: holding, address: 23 }, scale: 0.1, access: RW, unit: '%', min: 0, max: 100 }",
     ].join("\n"),
   });
   url = `opc.tcp://127.0.0.1:${port}/UA/edge`;
-  await waitFor(() => t.gw.ctx.log.latest().size >= 13, "a value for every tag", 20_000).catch((e) => { console.log([...t.gw.ctx.log.latest().keys()], t.gw.ctx.drivers.status?.()); throw e; });
+  await waitFor(() => t.gw.ctx.log.latest().size >= 14, "a value for every tag", 20_000).catch((e) => { console.log([...t.gw.ctx.log.latest().keys()], t.gw.ctx.drivers.status?.()); throw e; });
 }, 60_000);
 
 afterEach(async () => {
@@ -189,6 +190,14 @@ describe("opcua server", () => {
     expect(cmds.at(-1)).toMatchObject({ tag: "boiler/setpoint", origin: "opcua", actor: "operator", tenant: "default" });
     // the node shows what the PLC reports, read back through the driver
     await waitFor(async () => Math.abs(((await read(s, "boiler/setpoint")).value.value as number) - 55.5) < 1e-4, "the setpoint read back from the PLC");
+  }, 30_000);
+
+  it("writes a scaled int16 tag in engineering units: 42.5 reaches the PLC as raw 425 and reads back as 42.5", async () => {
+    const s = await open("operator");
+    expect((await read(s, "tank/level", AttributeIds.DataType)).value.value.value).toBe(DataType.Double);
+    expect((await write(s, "tank/level", DataType.Double, 42.5)).name).toBe("Good");
+    expect(plc.get("holding", 23, { type: "int16" })).toBe(425);
+    await waitFor(async () => (await read(s, "tank/level")).value.value === 42.5, "42.5 read back from the PLC");
   }, 30_000);
 
   it("answers BadOutOfRange for a value beyond the tag's max, without a command", async () => {
