@@ -208,6 +208,24 @@ describe("opcua server address space", () => {
     await m.terminate();
   }, 20_000);
 
+  it("adds read-only EngineeringUnits and EURange to a tag that gets a unit, and drops EngineeringUnits when the unit goes", async () => {
+    const s = await open(operator);
+    const before = catalog.all();
+    const withUnit = (unit?: string) => before.map((t) => (t.tag === "line/count" ? { ...t, unit, max: 50 } : t));
+    try {
+      catalog.replace(withUnit("kg"));
+      const euId = await propertyId(s, "line/count", "EngineeringUnits");
+      expect((await read(s, euId)).value.value.unitId).toBe(commonCodeToUInt("KGM"));
+      expect((await read(s, await propertyId(s, "line/count", "EURange"))).value.value.high).toBe(50);
+      const status = await s.write({ nodeId: euId, attributeId: AttributeIds.Value, value: { value: { dataType: DataType.ExtensionObject, value: (await read(s, euId)).value.value } } });
+      expect(status.name).toBe("BadNotWritable");
+      catalog.replace(withUnit(undefined));
+      expect((await read(s, euId)).statusCode.name).toBe("BadNodeIdUnknown");
+    } finally {
+      catalog.replace(before);
+    }
+  }, 20_000);
+
   it("gives EngineeringUnits the UNECE code as UnitId, and UnitId -1 to a unit it does not know", async () => {
     const s = await open();
     const unit = async (name: string) => (await read(s, await propertyId(s, name, "EngineeringUnits"))).value.value;
