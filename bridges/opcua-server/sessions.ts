@@ -12,6 +12,9 @@ export interface SessionLimits {
   maxSessionTimeoutMs: number;
 }
 
+/** What node-opcua grants a client that asks for 0 (no preference). */
+const DEFAULT_SESSION_TIMEOUT_MS = 30_000;
+
 /** One warning per this many ms at most while sessions are being refused (a retrying client floods). */
 const REFUSAL_LOG_EVERY_MS = 5000;
 
@@ -35,7 +38,7 @@ export class SessionGuard {
     server.on("request", (request) => {
       // the listener runs before the CreateSession handler reads the request (base_server on_request)
       if (request instanceof CreateSessionRequest) {
-        const asked = request.requestedSessionTimeout || limits.maxSessionTimeoutMs;
+        const asked = request.requestedSessionTimeout || DEFAULT_SESSION_TIMEOUT_MS;
         request.requestedSessionTimeout = Math.min(asked, limits.maxSessionTimeoutMs);
       }
     });

@@ -221,6 +221,14 @@ describe("opcua server", () => {
     expect(plc.get("holding", 20, { type: "float32" })).not.toBeCloseTo(60, 4);
   }, 30_000);
 
+  it("exposes sessions and subscriptions in the gateway's /metrics", async () => {
+    await open();
+    const text = await (await fetch(`${t.url}/metrics`)).text();
+    expect(text).toMatch(/^edge_opcua_sessions [1-9]/m);
+    expect(text).toMatch(/^edge_opcua_subscriptions \d/m);
+    expect(text).toContain("edge_opcua_sessions_refused_total");
+  }, 30_000);
+
   it("refuses a session with a wrong password", async () => {
     await expect(connect(url, { pkiDir: pki.path, user: { name: "operator", password: "wrong" } })).rejects.toThrow(/BadUserAccessDenied|BadIdentityTokenRejected|BadIdentityTokenInvalid/);
   }, 30_000);
