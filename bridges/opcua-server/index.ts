@@ -113,7 +113,12 @@ export class OpcuaServerBridge {
     });
     this.applyCatalog(catalog.all());
     catalog.on("change", this.onCatalogChange);
-    await server.start();
+    try {
+      await server.start();
+    } catch (err) {
+      await this.stop(); // the consumer and the catalog listener must not outlive a server that never listened
+      throw err;
+    }
     this.startupMs = performance.now() - t0;
     this.logger.info({ url: this.endpointUrl, tags: this.tree.size, startupMs: Math.round(this.startupMs), pki: this.pki.dir }, "opcua server listening");
   }
@@ -121,7 +126,9 @@ export class OpcuaServerBridge {
   private readonly onCatalogChange = (tags: Variable[]) => {
     try {
       const { added, removed, updated, rebuilt } = this.applyCatalog(tags);
-      this.logger.info({ added: added.length, removed: removed.length, updated: updated.length, rebuilt }, "opcua address space updated");
+      this.logger.info({ added: added.length, removed: removed.length, updated: updated.length }, "opcua address space updated");
+      // clients cache a node's DataType, so a new one is a new node: their monitored items on it ended
+      if (rebuilt.length) this.logger.warn({ tags: rebuilt }, "opcua: nodes re-created with a new DataType; clients must monitor them again");
     } catch (err) {
       this.logger.error({ err }, "opcua address space update failed");
     }
