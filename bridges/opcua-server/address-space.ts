@@ -116,8 +116,10 @@ export class TagTree {
     for (const t of tags) {
       if (this.nodes.has(t.tag)) continue;
       this.add(t);
-      if (!changes.rebuilt.includes(t.tag)) changes.added.push(t.tag);
+      changes.added.push(t.tag);
     }
+    const rebuilt = new Set(changes.rebuilt);
+    changes.added = changes.added.filter((name) => !rebuilt.has(name));
     return changes;
   }
 
@@ -127,7 +129,9 @@ export class TagTree {
     node.setDescription(t.description ?? t.tag);
     node.accessLevel = ACCESS[t.access];
     node.userAccessLevel = ACCESS[t.access];
-    if (!isNumericType(n.type)) return;
+    // a property write sets SemanticsChanged on the next notification: only when units or range changed
+    const old = n.tag;
+    if (!isNumericType(n.type) || (t.unit === old.unit && t.min === old.min && t.max === old.max)) return;
     const eu = node.getPropertyByName("EngineeringUnits") as UAVariable | null;
     if (t.unit) {
       this.setProperty(node, "EngineeringUnits", "EUInformation", extension(engineeringUnits(t.unit)), eu);
