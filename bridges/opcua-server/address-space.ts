@@ -1,21 +1,24 @@
 // The tag tree: one folder per segment of the tag path, one variable per tag (its DataType, access
-// level, description, engineering unit), kept in step with the catalog without restarting the server.
+// level, description, engineering unit), kept in step with the catalog without restarting the server:
+// an edit updates the node in place (monitored items keep running); only a new DataType re-creates it.
 // Values are pushed in from the log (setValueFromSource); writes are handed to `onWrite`.
 import {
+  DataType,
   DataValue,
   makeAccessLevelFlag,
-  makeEUInformation,
+  Range,
   StatusCodes,
+  Variant,
   type ISessionContext,
   type Namespace,
   type RolePermissionTypeOptions,
   type StatusCode,
   type UAObject,
   type UAVariable,
-  type Variant,
 } from "node-opcua";
-import type { DataFrame, Variable } from "../../schemas/index.ts";
-import { isNumericType, toStatusCode, toVariant, TYPE_MISMATCH, UA_TYPE, WAITING } from "./values.ts";
+import type { DataFrame, DataType as TagType, Variable } from "../../schemas/index.ts";
+import { engineeringUnits } from "./units.ts";
+import { isNumericType, servedType, toStatusCode, toVariant, TYPE_MISMATCH, UA_TYPE, WAITING } from "./values.ts";
 
 /** Executes a write; resolves with the StatusCode to answer the client. Never rejects. */
 export type WriteHandler = (tag: Variable, value: Variant, context: ISessionContext | null) => Promise<StatusCode>;
@@ -29,8 +32,20 @@ export interface TagTreeOptions {
 interface TagNode {
   tag: Variable;
   node: UAVariable;
+  /** the type it is served as (servedType): a change of it re-creates the node */
+  type: TagType;
   /** the folder path it hangs in ("" for the root) */
   folder: string;
+}
+
+/** What a catalog change did to the tree. */
+export interface TreeChanges {
+  added: string[];
+  removed: string[];
+  /** description, access, unit or limits changed in place */
+  updated: string[];
+  /** served DataType changed: deleted and created again under the same NodeId */
+  rebuilt: string[];
 }
 
 const ACCESS: Record<Variable["access"], number> = {
@@ -38,9 +53,14 @@ const ACCESS: Record<Variable["access"], number> = {
   W: makeAccessLevelFlag("CurrentWrite"),
   RW: makeAccessLevelFlag("CurrentRead | CurrentWrite"),
 };
+const READ_ONLY = makeAccessLevelFlag("CurrentRead");
 
-/** What makes a node different enough to be rebuilt on a catalog change. */
-const shape = (t: Variable) => JSON.stringify([t.type, t.access, t.unit, t.description, t.min, t.max]);
+/** The attributes and properties an edit can change in place. */
+const shape = (t: Variable) => JSON.stringify([t.access, t.unit, t.description, t.min, t.max]);
+
+/** An AnalogItem's EURange: the tag's write limits, open-ended when absent. */
+const euRange = (t: Variable) => new Range({ low: t.min ?? -1e308, high: t.max ?? 1e308 });
+const extension = (value: unknown) => new Variant({ dataType: DataType.ExtensionObject, value });
 
 /**
  * node-opcua calls the set function with the DataValue only; the session (who writes) is known in
@@ -72,36 +92,82 @@ export class TagTree {
     return this.nodes.has(tag);
   }
 
-  /** Brings the tree to `tags`: adds new tags, removes missing ones, rebuilds changed ones. Returns the tags (re)built. */
-  sync(tags: readonly Variable[]): { added: string[]; removed: string[] } {
+  /** Brings the tree to `tags`: adds new tags, removes missing ones, updates edited ones in place. */
+  sync(tags: readonly Variable[]): TreeChanges {
     const wanted = new Map(tags.map((t) => [t.tag, t]));
-    const added: string[] = [];
-    const removed: string[] = [];
+    const changes: TreeChanges = { added: [], removed: [], updated: [], rebuilt: [] };
     for (const [name, n] of this.nodes) {
       const t = wanted.get(name);
-      if (!t || shape(t) !== shape(n.tag)) {
+      if (!t) {
         this.remove(name);
-        removed.push(name);
+        changes.removed.push(name);
+      } else if (servedType(t) !== n.type) {
+        // clients cache a node's DataType: a new one is a new node (its monitored items end, see README)
+        this.remove(name);
+        changes.rebuilt.push(name);
       } else {
+        if (shape(t) !== shape(n.tag)) {
+          this.update(n, t);
+          changes.updated.push(name);
+        }
         n.tag = t; // tenant, limits used by writes come from the newest catalog
       }
     }
     for (const t of tags) {
       if (this.nodes.has(t.tag)) continue;
       this.add(t);
-      added.push(t.tag);
+      changes.added.push(t.tag);
     }
-    return { added, removed: removed.filter((r) => !wanted.has(r)) };
+    const rebuilt = new Set(changes.rebuilt);
+    changes.added = changes.added.filter((name) => !rebuilt.has(name));
+    return changes;
+  }
+
+  /** Description, access level, EngineeringUnits and EURange of an existing node, without re-creating it. */
+  private update(n: TagNode, t: Variable): void {
+    const node = n.node;
+    node.setDescription(t.description ?? t.tag);
+    node.accessLevel = ACCESS[t.access];
+    node.userAccessLevel = ACCESS[t.access];
+    // a property write sets SemanticsChanged on the next notification: only when units or range changed
+    const old = n.tag;
+    if (!isNumericType(n.type) || (t.unit === old.unit && t.min === old.min && t.max === old.max)) return;
+    const eu = node.getPropertyByName("EngineeringUnits") as UAVariable | null;
+    if (t.unit) {
+      this.setProperty(node, "EngineeringUnits", "EUInformation", extension(engineeringUnits(t.unit)), eu);
+      this.setProperty(node, "EURange", "Range", extension(euRange(t)), node.getPropertyByName("EURange") as UAVariable | null);
+    } else if (eu) {
+      // EngineeringUnits is optional in AnalogItemType (EURange is mandatory and stays)
+      this.ns.addressSpace.deleteNode(eu);
+    }
+  }
+
+  /** Sets a property's value, adding it (read-only) when the node does not have it yet. */
+  private setProperty(node: UAVariable, name: string, dataType: string, value: Variant, existing: UAVariable | null): void {
+    if (existing) {
+      existing.setValueFromSource(value, StatusCodes.Good);
+      return;
+    }
+    this.ns.addVariable({
+      propertyOf: node,
+      browseName: { name, namespaceIndex: 0 },
+      typeDefinition: "PropertyType",
+      dataType,
+      value,
+      accessLevel: READ_ONLY,
+      userAccessLevel: READ_ONLY,
+      minimumSamplingInterval: 0,
+    });
   }
 
   /** Publishes a committed reading to the variable (and so to every monitored item on it). */
   setValue(f: DataFrame): void {
     const n = this.nodes.get(f.tag);
     if (!n) return;
-    const variant = toVariant(n.tag.type, f.value);
+    const variant = toVariant(n.type, f.value);
     const date = new Date(f.ts / 1000);
     if (variant) n.node.setValueFromSource(variant, toStatusCode(f.quality), date);
-    else n.node.setValueFromSource(toVariant(n.tag.type, null)!, TYPE_MISMATCH, date);
+    else n.node.setValueFromSource(toVariant(n.type, null)!, TYPE_MISMATCH, date);
   }
 
   private folderFor(path: string): UAObject {
@@ -138,13 +204,14 @@ export class TagTree {
     const leaf = tag.tag.slice(cut + 1);
     const parent = this.folderFor(folder);
     const accessLevel = ACCESS[tag.access];
+    const type = servedType(tag);
     const common = {
       nodeId: `s=${tag.tag}`,
       browseName: leaf,
       displayName: leaf,
       description: tag.description ?? tag.tag,
       organizedBy: parent,
-      dataType: UA_TYPE[tag.type] as number, // builtin DataType enum values are their ns=0 NodeIds
+      dataType: UA_TYPE[type] as number, // builtin DataType enum values are their ns=0 NodeIds
       accessLevel,
       userAccessLevel: accessLevel,
       minimumSamplingInterval: this.opts.minimumSamplingInterval,
@@ -153,16 +220,19 @@ export class TagTree {
     // A numeric tag with a unit is an AnalogItem: its EngineeringUnits (and EURange from min/max)
     // are what SCADA clients display; other tags are plain BaseDataVariables.
     const node =
-      tag.unit && isNumericType(tag.type)
-        ? this.ns.addAnalogDataItem({
-            ...common,
-            engineeringUnits: makeEUInformation(tag.unit, tag.unit, tag.unit),
-            engineeringUnitsRange: { low: tag.min ?? -1e308, high: tag.max ?? 1e308 },
-          })
+      tag.unit && isNumericType(type)
+        ? this.ns.addAnalogDataItem({ ...common, engineeringUnits: engineeringUnits(tag.unit), engineeringUnitsRange: euRange(tag) })
         : this.ns.addVariable(common);
-    node.setValueFromSource(toVariant(tag.type, null)!, WAITING);
+    // node-opcua creates properties writable by anyone (no role permissions): they describe the tag
+    // and only the catalog changes them
+    for (const p of node.getProperties()) {
+      const prop = p as UAVariable;
+      prop.accessLevel = READ_ONLY;
+      prop.userAccessLevel = READ_ONLY;
+    }
+    node.setValueFromSource(toVariant(type, null)!, WAITING);
     this.bindWrites(node, tag.tag);
-    this.nodes.set(tag.tag, { tag, node, folder });
+    this.nodes.set(tag.tag, { tag, node, type, folder });
     if (folder) this.folders.get(folder)!.tags++; // folderFor created it
   }
 

@@ -51,7 +51,12 @@ export const OpcuaServerConfig = Type.Object(
     writeTimeoutMs: Type.Integer({ minimum: 1, default: 10_000, description: "how long a UA write waits for the PLC's acknowledgement (then Bad_Timeout)" }),
     commandTtlMs: Type.Integer({ minimum: 1, default: 30_000, description: "a command not executed by then is never executed" }),
     minimumSamplingIntervalMs: Type.Integer({ minimum: 0, default: 0, description: "0: monitored items report every change the log delivers" }),
-    maxSessions: Type.Integer({ minimum: 1, default: 20 }),
+    maxSessions: Type.Integer({ minimum: 1, default: 20, description: "sessions open at once; more are refused with BadTooManySessions (logged, counted)" }),
+    maxSessionTimeoutMs: Type.Integer({
+      minimum: 100,
+      default: 60_000,
+      description: "cap on the session timeout a client asks for: a client that vanishes without closing holds its session this long at most",
+    }),
     maxConnections: Type.Integer({ minimum: 1, default: 50, description: "simultaneous TCP connections (secure channels)" }),
   },
   { additionalProperties: false },

@@ -1,15 +1,23 @@
 // The built-in OPC UA server (bridge): address space from the tag catalog, values from the log
 // (latest per tag at start, then the live tail), UA writes turned into commands. Options: config.ts;
-// security (PKI, users, roles): security.ts; the tag tree: address-space.ts.
+// security (PKI, users, roles): security.ts; the tag tree: address-space.ts; session limits: sessions.ts.
+// Contract: README.md beside this file.
 import { OPCUAServer, type UAObject } from "node-opcua";
 import type { Logger } from "pino";
+import type { Registry } from "prom-client";
 import type { Catalog, DataFrame, Variable } from "../../schemas/index.ts";
+import type { ComponentStatus } from "../../server/context.ts";
 import type { CommandBus } from "../../storage/commands.ts";
+import { consume, type LogConsumer } from "../../storage/consumer.ts";
 import type { EventLog } from "../../storage/index.ts";
-import { TagTree } from "./address-space.ts";
+import { TagTree, type TreeChanges } from "./address-space.ts";
 import { parseOpcuaConfig, type OpcuaServerConfig } from "./config.ts";
 import { certificateRoleResolver, pkiFolders, securityModes, securityPolicies, tagRolePermissions, userManager, type Pki } from "./security.ts";
+import { SessionGuard } from "./sessions.ts";
 import { commandWriter } from "./writes.ts";
+
+/** A consumer this many seconds behind the log makes the service "degraded" (SCADA sees old values). */
+const LAG_DEGRADED_SECONDS = 5;
 
 /** What the bridge needs from the gateway (a structural subset of the gateway's context). */
 export interface OpcuaServerDeps {
@@ -18,6 +26,8 @@ export interface OpcuaServerDeps {
   catalog: Catalog;
   commands: CommandBus;
   logger: Logger;
+  /** the gateway's metrics (sessions, subscriptions, refused sessions are registered on it) */
+  metrics?: { registry: Registry };
 }
 
 export class OpcuaServerBridge {
@@ -26,8 +36,8 @@ export class OpcuaServerBridge {
   private server: OPCUAServer | null = null;
   private tree: TagTree | null = null;
   private pki: Pki | null = null;
-  private readonly stopper = new AbortController();
-  private following: Promise<void> | null = null;
+  private consumer: LogConsumer | null = null;
+  private sessions: SessionGuard | null = null;
   private readonly logger: Logger;
   /** ms from start() to listening, for the benchmark and the log */
   startupMs = 0;
@@ -67,11 +77,16 @@ export class OpcuaServerBridge {
       securityModes: securityModes(cfg),
       allowAnonymous: cfg.allowAnonymous,
       userManager: userManager(cfg),
-      serverCapabilities: { maxSessions: cfg.maxSessions },
+      // minSupportedSampleRate: node-opcua folds the changes of an exception-based node over this window
+      // (default 100 ms) for a client asking for sampling 0; the configured minimum (0 by default)
+      // delivers every change the log has, e.g. 11.9 then 11.8 within one window
+      serverCapabilities: { maxSessions: cfg.maxSessions, minSupportedSampleRate: cfg.minimumSamplingIntervalMs },
       maxConnectionsPerEndpoint: cfg.maxConnections,
       isAuditing: false,
     });
     this.server = server;
+    this.sessions = new SessionGuard(server, cfg, this.logger);
+    if (this.deps.metrics) this.sessions.register(this.deps.metrics.registry);
     server.roleResolvers.push(certificateRoleResolver(cfg));
     await server.initialize();
     // initialize() created the address space; the assertion holds from here on
@@ -83,31 +98,48 @@ export class OpcuaServerBridge {
       minimumSamplingInterval: cfg.minimumSamplingIntervalMs,
       onWrite: commandWriter({ commands: this.deps.commands, writeTimeoutMs: cfg.writeTimeoutMs, commandTtlMs: cfg.commandTtlMs, logger: this.logger }),
     });
-    // head and latest() are read in the same synchronous step: every frame after `from` comes from the tail
-    const from = log.head + 1;
+    // The consumer fixes its start at the head in start(), and latest() is read in the same synchronous
+    // step: every frame after it comes from the tail. A latest-value server needs no cursor: after a
+    // restart the latest values come from log.latest() again.
+    this.consumer = consume(log, {
+      name: "opcua-server",
+      from: "head",
+      kinds: ["data"],
+      handler: (page) => {
+        const tree = this.tree;
+        if (tree) for (const f of page) this.publish(tree, f as DataFrame);
+      },
+      logger: this.logger,
+    });
     this.applyCatalog(catalog.all());
-    this.following = this.follow(from);
     catalog.on("change", this.onCatalogChange);
-    await server.start();
+    try {
+      await server.start();
+    } catch (err) {
+      await this.stop(); // the consumer and the catalog listener must not outlive a server that never listened
+      throw err;
+    }
     this.startupMs = performance.now() - t0;
     this.logger.info({ url: this.endpointUrl, tags: this.tree.size, startupMs: Math.round(this.startupMs), pki: this.pki.dir }, "opcua server listening");
   }
 
   private readonly onCatalogChange = (tags: Variable[]) => {
     try {
-      const { added, removed } = this.applyCatalog(tags);
-      this.logger.info({ added: added.length, removed: removed.length }, "opcua address space updated");
+      const { added, removed, updated, rebuilt } = this.applyCatalog(tags);
+      this.logger.info({ added: added.length, removed: removed.length, updated: updated.length }, "opcua address space updated");
+      // clients cache a node's DataType, so a new one is a new node: their monitored items on it ended
+      if (rebuilt.length) this.logger.warn({ tags: rebuilt }, "opcua: nodes re-created with a new DataType; clients must monitor them again");
     } catch (err) {
       this.logger.error({ err }, "opcua address space update failed");
     }
   };
 
-  private applyCatalog(tags: readonly Variable[]): { added: string[]; removed: string[] } {
+  private applyCatalog(tags: readonly Variable[]): TreeChanges {
     const tree = this.tree;
-    if (!tree) return { added: [], removed: [] };
+    if (!tree) return { added: [], removed: [], updated: [], rebuilt: [] };
     const changes = tree.sync(tags);
     const latest = this.deps.log.latest();
-    for (const name of changes.added) {
+    for (const name of [...changes.added, ...changes.rebuilt]) {
       const f = latest.get(name);
       if (f) this.publish(tree, f);
     }
@@ -123,29 +155,32 @@ export class OpcuaServerBridge {
     }
   }
 
-  /** A latest-value server needs no cursor: after a restart the latest values come from log.latest(). */
-  private async follow(from: number): Promise<void> {
-    const signal = this.stopper.signal;
-    while (!signal.aborted) {
-      try {
-        for await (const page of this.deps.log.follow({ from, kinds: ["data"], signal })) {
-          const tree = this.tree;
-          if (!tree) return;
-          for (const f of page) this.publish(tree, f as DataFrame);
-          from = page[page.length - 1]!.offset + 1;
-        }
-        return; // the log closed or we were stopped
-      } catch (err) {
-        this.logger.error({ err }, "opcua: reading the log failed; retrying");
-        await new Promise((r) => setTimeout(r, 1000));
-      }
-    }
+  /** Sessions, subscriptions and the log consumer, for the readiness document. */
+  status(): ComponentStatus {
+    const reasons: string[] = [];
+    const c = this.consumer?.status();
+    const g = this.sessions;
+    if (!this.server || !c) return { state: "down", reasons: ["not started"] };
+    if (c.state === "retrying") reasons.push(`reading the log fails (retrying): ${c.lastError}`);
+    if (c.lagSeconds > LAG_DEGRADED_SECONDS) reasons.push(`values lag the log by ${Math.round(c.lagSeconds)} s`);
+    const sessions = g?.sessions ?? 0;
+    if (sessions >= this.config.maxSessions) reasons.push(`all ${this.config.maxSessions} sessions in use: new clients are refused`);
+    return {
+      state: reasons.length ? "degraded" : "ok",
+      reasons,
+      url: this.endpointUrl,
+      tags: this.tagCount,
+      sessions,
+      maxSessions: this.config.maxSessions,
+      subscriptions: g?.subscriptions ?? 0,
+      sessionsRefused: g?.refusedTotal ?? 0,
+      consumer: { state: c.state, position: c.position, lagFrames: c.lagFrames, lagSeconds: c.lagSeconds, errors: c.errors, lastError: c.lastError },
+    };
   }
 
   async stop(): Promise<void> {
     this.deps.catalog.off("change", this.onCatalogChange);
-    this.stopper.abort();
-    await this.following;
+    await this.consumer?.stop();
     const server = this.server;
     this.server = null;
     this.tree = null;

@@ -2,12 +2,22 @@
 // integers as node-opcua's [high, low] pairs (never through a lossy double), qualities as StatusCodes.
 import { UA_DATATYPE_NAME } from "../../schemas/opcua.ts";
 import { coerceInt64, coerceStatusCode, DataType, Int64ToBigInt, UInt64ToBigInt, Variant, VariantArrayType, type StatusCode } from "node-opcua";
-import type { DataType as TagType, Value } from "../../schemas/index.ts";
+import type { DataType as TagType, Value, Variable } from "../../schemas/index.ts";
 import { Quality } from "../../schemas/quality.ts";
 
 export const UA_TYPE = Object.fromEntries(Object.entries(UA_DATATYPE_NAME).map(([t, name]) => [t, DataType[name]])) as Record<TagType, DataType>;
 
 export const isNumericType = (t: TagType) => t !== "bool" && t !== "string";
+
+const isIntegerType = (t: TagType) => isNumericType(t) && t !== "float32" && t !== "float64";
+
+/**
+ * The type a tag is served as. The log holds engineering values: an integer tag with scale or offset
+ * (raw 119 x 0.1 = 11.9) is served as Double, so that the fraction reaches clients and writes can carry it.
+ */
+export function servedType(tag: Pick<Variable, "type" | "scale" | "offset">): TagType {
+  return isIntegerType(tag.type) && (tag.scale !== 1 || tag.offset !== 0) ? "float64" : tag.type;
+}
 
 const NULL_VARIANT = new Variant({ dataType: DataType.Null });
 

@@ -4,15 +4,17 @@ import { parseOpcuaConfig } from "../../../bridges/opcua-server/config.ts";
 import { hashPassword, userManager } from "../../../bridges/opcua-server/security.ts";
 
 describe("opcua config", () => {
-  it("fills the defaults: both policies, all modes, no anonymous, port 4840", () => {
+  it("fills the defaults: both policies, all modes, no anonymous, port 4840, 20 sessions held 60 s at most", () => {
     const c = parseOpcuaConfig({});
     expect(c).toMatchObject({ port: 4840, allowAnonymous: false, securityPolicies: ["None", "Basic256Sha256"], securityModes: ["None", "Sign", "SignAndEncrypt"], writeTimeoutMs: 10_000 });
+    expect(c).toMatchObject({ maxSessions: 20, maxSessionTimeoutMs: 60_000 });
   });
 
   it("refuses a bad value with the file and the path inside the opcua section", () => {
     expect(() => parseOpcuaConfig({ users: [{ name: "a", passwordHash: "x".repeat(30), rights: ["admin"] }] })).toThrow(/^gateway\.yml at opcua\.users\[0\]\.rights\[0\]/);
     expect(() => parseOpcuaConfig({ securityPolicies: ["Basic128Rsa15"] })).toThrow(/opcua\.securityPolicies\[0\]/);
     expect(() => parseOpcuaConfig({ colour: "red" })).toThrow(/gateway\.yml/);
+    expect(() => parseOpcuaConfig({ maxSessionTimeoutMs: 10 })).toThrow(/opcua\.maxSessionTimeoutMs/);
   });
 
   it("refuses a user given twice", () => {

@@ -77,10 +77,11 @@ beforeAll(async () => {
       "  - { tag: plant/status, driver: still, type: uint16, description: Status word }",
       "  - { tag: boiler/setpoint, driver: plc, type: float32, address: { area: holding, address: 20 }, access: RW, unit: degC, min: 20, max: 120 }",
       "  - { tag: boiler/temperature, driver: plc, type: float32, address: { area: holding, address: 0 }, unit: degC }",
+      "  - { tag: tank/level, driver: plc, type: int16, address: { area: holding, address: 23 }, scale: 0.1, access: RW, unit: '%', min: 0, max: 100 }",
     ].join("\n"),
   });
   url = `opc.tcp://127.0.0.1:${port}/UA/edge`;
-  await waitFor(() => t.gw.ctx.log.latest().size >= 13, "a value for every tag", 20_000).catch((e) => { console.log([...t.gw.ctx.log.latest().keys()], t.gw.ctx.drivers.status?.()); throw e; });
+  await waitFor(() => t.gw.ctx.log.latest().size >= 14, "a value for every tag", 20_000).catch((e) => { console.log([...t.gw.ctx.log.latest().keys()], t.gw.ctx.drivers.status?.()); throw e; });
 }, 60_000);
 
 afterEach(async () => {
@@ -126,7 +127,8 @@ describe("opcua server", () => {
     expect((await read(s, "plant/line/temp", AttributeIds.Description)).value.value.text).toBe("Line temperature");
     const path = await s.translateBrowsePath({ startingNode: `${ns}plant/line/temp`, relativePath: { elements: [{ targetName: { name: "EngineeringUnits" } }] } as never });
     const eu = await s.read({ nodeId: path.targets![0]!.targetId, attributeId: AttributeIds.Value });
-    expect(eu.value.value.displayName.text).toBe("degC");
+    expect(eu.value.value.displayName.text).toBe("°C");
+    expect(eu.value.value.unitId).toBe(0x43454c); // UNECE "CEL"
   }, 30_000);
 
   it("reads each tag's latest value from the log with its source timestamp", async () => {
@@ -190,6 +192,14 @@ describe("opcua server", () => {
     await waitFor(async () => Math.abs(((await read(s, "boiler/setpoint")).value.value as number) - 55.5) < 1e-4, "the setpoint read back from the PLC");
   }, 30_000);
 
+  it("writes a scaled int16 tag in engineering units: 42.5 reaches the PLC as raw 425 and reads back as 42.5", async () => {
+    const s = await open("operator");
+    expect((await read(s, "tank/level", AttributeIds.DataType)).value.value.value).toBe(DataType.Double);
+    expect((await write(s, "tank/level", DataType.Double, 42.5)).name).toBe("Good");
+    expect(plc.get("holding", 23, { type: "int16" })).toBe(425);
+    await waitFor(async () => (await read(s, "tank/level")).value.value === 42.5, "42.5 read back from the PLC");
+  }, 30_000);
+
   it("answers BadOutOfRange for a value beyond the tag's max, without a command", async () => {
     const s = await open("operator");
     const head = t.gw.ctx.log.head;
@@ -209,6 +219,14 @@ describe("opcua server", () => {
     const anon = await open();
     expect((await write(anon, "boiler/setpoint", DataType.Float, 60)).name).toBe("BadUserAccessDenied");
     expect(plc.get("holding", 20, { type: "float32" })).not.toBeCloseTo(60, 4);
+  }, 30_000);
+
+  it("exposes sessions and subscriptions in the gateway's /metrics", async () => {
+    await open();
+    const text = await (await fetch(`${t.url}/metrics`)).text();
+    expect(text).toMatch(/^edge_opcua_sessions [1-9]/m);
+    expect(text).toMatch(/^edge_opcua_subscriptions \d/m);
+    expect(text).toContain("edge_opcua_sessions_refused_total");
   }, 30_000);
 
   it("refuses a session with a wrong password", async () => {

@@ -1,0 +1,88 @@
+// Session limits: clients that vanish without closing (child processes killed with SIGKILL) hold their
+// sessions for at most the configured cap, and the refusals meanwhile are counted.
+import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { join } from "node:path";
+import { AttributeIds } from "node-opcua";
+import pino from "pino";
+import { Registry } from "prom-client";
+import { createOpcuaServer, type OpcuaServerBridge } from "../../../bridges/opcua-server/index.ts";
+import { Catalog } from "../../../schemas/index.ts";
+import { CommandBus } from "../../../storage/commands.ts";
+import { EventLog } from "../../../storage/index.ts";
+import { freePort, tempDir, waitFor } from "../../helpers/index.ts";
+import { connect } from "./helpers.ts";
+
+const MAX_SESSIONS = 3;
+const CAP_MS = 2000;
+const operator = { name: "operator", password: "op-secret" };
+const dir = tempDir("edge-opcua-sessions-");
+const pkiDir = join(dir.path, "client-pki");
+const registry = new Registry();
+let log: EventLog;
+let commands: CommandBus;
+let bridge: OpcuaServerBridge;
+
+beforeAll(async () => {
+  log = await EventLog.open({ path: join(dir.path, "data", "log.duckdb") });
+  commands = new CommandBus(log);
+  const passwordHash = await Bun.password.hash(operator.password, { algorithm: "bcrypt", cost: 4 });
+  bridge = createOpcuaServer({
+    config: {
+      gateway: {
+        opcua: {
+          port: await freePort(), hostname: "127.0.0.1", allowAnonymous: true, maxSessions: MAX_SESSIONS, maxSessionTimeoutMs: CAP_MS,
+          users: [{ name: operator.name, passwordHash, rights: ["read", "write"] }],
+        },
+        dataDir: join(dir.path, "data"),
+        gatewayId: "test",
+      },
+    },
+    log, catalog: new Catalog([]), commands, logger: pino({ level: "silent" }), metrics: { registry },
+  });
+  await bridge.start();
+  // the client certificate is created once here, not by each child at the same time
+  await (await connect(bridge.endpointUrl, { pkiDir })).close();
+}, 30_000);
+
+afterAll(async () => {
+  await bridge?.stop();
+  await log?.close();
+  dir.cleanup();
+});
+
+/** A child process holding one session; resolves once its session is open. */
+async function sessionHolder(): Promise<Bun.Subprocess<"ignore", "pipe", "inherit">> {
+  const child = Bun.spawn([process.execPath, join(import.meta.dir, "session-holder.ts"), bridge.endpointUrl, pkiDir], { stdout: "pipe", stderr: "inherit" });
+  const reader = child.stdout.getReader();
+  let out = "";
+  while (!out.includes("ready")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`session holder exited before its session was open: ${out}`);
+    out += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  return child;
+}
+
+describe("opcua server sessions", () => {
+  it(`lets a new session in at most ${CAP_MS} ms (maxSessionTimeoutMs) after ${MAX_SESSIONS} clients were killed holding every session`, async () => {
+    const children = await Promise.all(Array.from({ length: MAX_SESSIONS }, () => sessionHolder()));
+    expect(bridge.status().sessions).toBe(MAX_SESSIONS);
+    for (const c of children) c.kill("SIGKILL");
+    await Promise.all(children.map((c) => c.exited));
+    const killedAt = performance.now();
+    // the vanished clients' sessions still count: an authenticated session is refused, and counted
+    await expect(connect(bridge.endpointUrl, { pkiDir, user: operator })).rejects.toThrow(/BadTooManySessions/);
+    expect(bridge.status()).toMatchObject({ state: "degraded", sessionsRefused: 1 });
+    expect(await registry.metrics()).toContain('edge_opcua_sessions_refused_total{reason="BadTooManySessions"} 1');
+    const conn = await waitFor(() => connect(bridge.endpointUrl, { pkiDir, user: operator }).catch(() => null), "a session after the cap", CAP_MS + 5000, 200);
+    const waitedMs = performance.now() - killedAt;
+    try {
+      expect((await conn.session.read({ nodeId: "ns=0;i=2259", attributeId: AttributeIds.Value })).statusCode.name).toBe("Good"); // Server_ServerStatus_State
+      // the cap plus the server's session watchdog period (1 s) and the client's connect
+      expect(waitedMs).toBeLessThan(CAP_MS + 2500);
+    } finally {
+      await conn.close();
+    }
+  }, 30_000);
+});
