@@ -1,16 +1,22 @@
-// A client that opens a session asking for a 20-minute session timeout, says "ready" on stdout and
-// then does nothing: the sessions test kills it with SIGKILL, as a client that vanishes without closing.
-// Usage: bun session-holder.ts <endpoint url> <client pki dir>
+// Clients that each open a session asking for a 20-minute session timeout, say "ready" on stdout and
+// then do nothing: the sessions test kills the process with SIGKILL, as clients that vanish without closing.
+// Usage: bun session-holder.ts <endpoint url> <client pki dir> [clients, default 1]
 import { OPCUAClient, OPCUACertificateManager } from "node-opcua";
 
-const [url, pkiDir] = process.argv.slice(2) as [string, string];
-const client = OPCUAClient.create({
-  endpointMustExist: false,
-  connectionStrategy: { maxRetry: 0 },
-  clientCertificateManager: new OPCUACertificateManager({ rootFolder: pkiDir, automaticallyAcceptUnknownCertificate: true }),
-  requestedSessionTimeout: 20 * 60_000,
-});
-await client.connect(url);
-await client.createSession();
+const [url, pkiDir, count = "1"] = process.argv.slice(2) as [string, string, string?];
+const certificates = new OPCUACertificateManager({ rootFolder: pkiDir, automaticallyAcceptUnknownCertificate: true });
+// one connection and one session per client, as separate SCADA stations would have
+await Promise.all(
+  Array.from({ length: Number(count) }, async () => {
+    const client = OPCUAClient.create({
+      endpointMustExist: false,
+      connectionStrategy: { maxRetry: 0 },
+      clientCertificateManager: certificates,
+      requestedSessionTimeout: 20 * 60_000,
+    });
+    await client.connect(url);
+    await client.createSession();
+  }),
+);
 process.stdout.write("ready\n");
 setInterval(() => undefined, 1 << 30);
