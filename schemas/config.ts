@@ -81,7 +81,10 @@ export const GatewayConfig = Type.Object(
         jwksFile: Type.Optional(Type.String({ description: "JWKS file of public keys (EdDSA Ed25519 or RS256), relative to the config directory" })),
         issuer: Type.Optional(Type.String({ description: "required iss claim" })),
         audience: Type.Optional(Type.String({ description: "required aud claim" })),
-        clockToleranceSec: Type.Integer({ minimum: 0, maximum: 300, default: 30 }),
+        clockToleranceSec: Type.Integer({ minimum: 0, maximum: 300, default: 30, description: "clock skew allowed on exp, nbf and iat (an iat further in the future is refused)" }),
+        maxTokenLifetimeSec: Type.Optional(
+          Type.Integer({ minimum: 1, description: "longest lifetime a token may have (exp - iat, or exp - now without iat); unset: no bound" }),
+        ),
       },
       { default: {}, additionalProperties: false },
     ),

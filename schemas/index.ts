@@ -6,5 +6,6 @@ export * from "./config.ts";
 export * from "./catalog.ts";
 export * from "./errors.ts";
 export * from "./validate.ts";
+export * from "./redact.ts";
 export * from "./command.ts";
 export * from "./health.ts";

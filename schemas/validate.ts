@@ -2,6 +2,7 @@
 import type { Static, TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { ConfigError } from "./errors.ts";
+import { gotValue } from "./redact.ts";
 
 /** JSON pointer "/tags/3/address" -> "tags[3].address" (prefixed by `base`). */
 export function readablePath(pointer: string, base = ""): string {
@@ -17,6 +18,6 @@ export function readablePath(pointer: string, base = ""): string {
 export function parseWithSchema<T extends TSchema>(schema: T, value: unknown, file: string, basePath = ""): Static<T> {
   const v = Value.Default(schema, structuredClone(value ?? {}));
   const first = Value.Errors(schema, v).First();
-  if (first) throw new ConfigError(file, readablePath(first.path, basePath), `${first.message}; got ${JSON.stringify(first.value)?.slice(0, 80)}`);
+  if (first) throw new ConfigError(file, readablePath(first.path, basePath), `${first.message}; got ${gotValue(first.path, first.value)}`);
   return v as Static<T>;
 }

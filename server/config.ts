@@ -6,7 +6,7 @@ import { join, resolve } from "node:path";
 import type { TSchema, Static } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { parseDocument } from "yaml";
-import { ConfigError, DriversFile, EndpointsFile, GatewayConfig, readablePath, VariablesFile, type Variable } from "../schemas/index.ts";
+import { ConfigError, DriversFile, EndpointsFile, GatewayConfig, gotValue, readablePath, redactSecrets, VariablesFile, type Variable } from "../schemas/index.ts";
 
 export interface Config {
   dir: string;
@@ -42,7 +42,7 @@ function loadYaml<T extends TSchema>(dir: string, name: string, schema: T, requi
     if (doc.errors.length) {
       const e = doc.errors[0]!;
       const pos = e.linePos?.[0];
-      throw new ConfigError(file, pos ? `line ${pos.line}, column ${pos.col}` : "", `not valid YAML: ${e.message.split("\n")[0]}`);
+      throw new ConfigError(file, pos ? `line ${pos.line}, column ${pos.col}` : "", `not valid YAML: ${redactSecrets(e.message.split("\n")[0]!)}`);
     }
     raw = doc.toJS() ?? {};
   } else if (required) {
@@ -51,7 +51,7 @@ function loadYaml<T extends TSchema>(dir: string, name: string, schema: T, requi
   const value = Value.Default(schema, raw);
   const first = Value.Errors(schema, value).First();
   if (first) {
-    throw new ConfigError(file, readablePath(first.path), `${first.message}; got ${JSON.stringify(first.value)?.slice(0, 80)}`);
+    throw new ConfigError(file, readablePath(first.path), `${first.message}; got ${gotValue(first.path, first.value)}`);
   }
   return value as Static<T>;
 }

@@ -1,15 +1,17 @@
 // Hot reload: the config directory is watched; an edit is loaded and validated as a whole. A bad edit
 // is refused with the file and path (log line + `config.rejected` event frame) and the running config
 // stays. A good one replaces the tag catalog (bridges follow its 'change' event) and restarts only the
-// drivers whose entry, endpoint or tags changed. Of gateway.yml only `modbusSlave.map` applies live
-// (the slave rebuilds its register map on the catalog's 'change'); ports, the data directory and the
-// rest of gateway.yml need a restart.
+// drivers whose entry, endpoint or tags changed. Of gateway.yml `modbusSlave.map` applies live (the
+// slave rebuilds its register map on the catalog's 'change') and so does `auth` (the verifier every
+// route asks is replaced whole: a removed JWKS key or a rotated secret stops working at once; the
+// secret and JWKS files are watched too); ports, the data directory and the rest need a restart.
 import { watch, type FSWatcher } from "node:fs";
-import { join } from "node:path";
+import { join, relative, resolve } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { parseEndpointUrl, type Endpoint } from "../drivers/index.ts";
 import { parseModbusSlaveConfig } from "../bridges/modbus-slave/index.ts";
-import { ConfigError, type DriverEntry, type GatewayConfig, type Variable } from "../schemas/index.ts";
+import { authOf, TokenVerifier } from "./auth/index.ts";
+import { ConfigError, redactSecrets, type DriverEntry, type GatewayConfig, type Variable } from "../schemas/index.ts";
 import { loadConfig, type Config } from "./config.ts";
 import type { GatewayContext, Service } from "./context.ts";
 import { tagValidators } from "./validators.ts";
@@ -43,12 +45,15 @@ export interface ReloadResult {
   driversAdded: string[];
   driversRemoved: string[];
   tags: number;
+  /** the auth key material (secret, JWKS, issuer, audience, lifetime bound) changed and applies now */
+  authKeysChanged: boolean;
 }
 
 /** Loads the config directory again and applies it; never throws. */
 export async function reloadConfig(ctx: GatewayContext): Promise<ReloadResult> {
-  const result: ReloadResult = { ok: false, driversRestarted: [], driversAdded: [], driversRemoved: [], tags: ctx.catalog.size };
+  const result: ReloadResult = { ok: false, driversRestarted: [], driversAdded: [], driversRemoved: [], tags: ctx.catalog.size, authKeysChanged: false };
   let next: Config;
+  let verifier: TokenVerifier;
   let edited: GatewayConfig; // gateway.yml as now on disk
   try {
     next = loadConfig(ctx.config.dir, tagValidators);
@@ -57,8 +62,11 @@ export async function reloadConfig(ctx: GatewayContext): Promise<ReloadResult> {
     // the slave rebuilds its map from this section against the new tags on the catalog's 'change': check
     // it here, before anything is applied, so a bad map (overlap, unknown or removed tag) refuses the edit
     parseModbusSlaveConfig(next.gateway.modbusSlave, join(next.dir, "gateway.yml"), new Map(next.tags.map((t) => [t.tag, t])));
+    // the new keys are read before anything applies: an unreadable secret or JWKS refuses the edit
+    verifier = TokenVerifier.fromConfig(next.gateway.auth, next.dir);
   } catch (e) {
-    result.error = e instanceof ConfigError ? e.message : `config reload failed: ${(e as Error).message}`;
+    // the message goes to the log and to an event any reader can query: no secret value in it
+    result.error = redactSecrets(e instanceof ConfigError ? e.message : `config reload failed: ${(e as Error).message}`);
     ctx.logger.error({ error: result.error }, "configuration edit refused; the running configuration stays");
     ctx.drivers.appendEvent({ kind: "event", type: "config.rejected", source: "gateway", ts: Date.now() * 1000, data: { error: result.error } });
     return result;
@@ -84,6 +92,7 @@ export async function reloadConfig(ctx: GatewayContext): Promise<ReloadResult> {
   if (!isDeepStrictEqual(edited, next.gateway)) ctx.logger.warn("gateway.yml changed: ports, data directory and log tuning apply after a restart");
   ctx.config = next;
   ctx.catalog.replace(next.tags);
+  result.authKeysChanged = authOf(ctx).replace(verifier);
   result.ok = true;
   result.tags = next.tags.length;
   ctx.logger.info(result, "configuration reloaded");
@@ -91,13 +100,19 @@ export async function reloadConfig(ctx: GatewayContext): Promise<ReloadResult> {
   return result;
 }
 
-/** The running gateway section with the parts of the edited one that apply live: the Modbus slave's map. */
+/** The running gateway section with the parts of the edited one that apply live: the Modbus slave's map and auth. */
 function liveGateway(running: GatewayConfig, edited: GatewayConfig): GatewayConfig {
   const { map } = edited.modbusSlave as { map?: unknown }; // the slave's schema owns `map` (bridges/modbus-slave/config.ts)
   const modbusSlave: Record<string, unknown> = { ...running.modbusSlave };
   if (map === undefined) delete modbusSlave.map;
   else modbusSlave.map = map;
-  return { ...running, modbusSlave: modbusSlave as GatewayConfig["modbusSlave"] };
+  return { ...running, auth: edited.auth, modbusSlave: modbusSlave as GatewayConfig["modbusSlave"] };
+}
+
+/** The key files of `auth:` (as names within the config directory): an edit of them reloads too. */
+function authFiles(ctx: GatewayContext): Set<string> {
+  const { hs256SecretFile, jwksFile } = ctx.config.gateway.auth;
+  return new Set([hs256SecretFile, jwksFile].filter((f): f is string => !!f).map((f) => relative(ctx.config.dir, resolve(ctx.config.dir, f))));
 }
 
 /** Watches the config directory and reloads after edits settle. */
@@ -109,7 +124,7 @@ export function configWatcher(ctx: GatewayContext, settleMs = 300): Service {
     name: "config-watcher",
     async start() {
       watcher = watch(ctx.config.dir, (_event, file) => {
-        if (file && !/\.ya?ml$/.test(String(file))) return;
+        if (file && !/\.ya?ml$/.test(String(file)) && !authFiles(ctx).has(String(file))) return;
         if (timer) clearTimeout(timer);
         timer = setTimeout(() => {
           running = running.then(() => reloadConfig(ctx));

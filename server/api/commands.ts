@@ -7,7 +7,7 @@ import { Elysia } from "elysia";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { ACK_CODE_INFO, ACK_CODES, checkWrite, CommandView, WriteBody, type AckFrame, type CmdFrame, type Logged, type Value, type WriteNotDone } from "../../schemas/index.ts";
 import { CommitError, LogClosedError, LogDegradedError, type CommandRecord } from "../../storage/index.ts";
-import { AuthError, authorizeWrite, authPlugin, TokenVerifier, type Principal } from "../auth/index.ts";
+import { AuthError, authOf, authorizeWrite, authPlugin, requireScope, unknownTag, type Principal } from "../auth/index.ts";
 import type { GatewayContext } from "../context.ts";
 import { readableTags } from "./query.ts";
 import { jsonValue } from "./tags.ts";
@@ -126,13 +126,13 @@ function parseWriteBody(text: string): WriteBody {
 const sameValue = (a: Value, b: Value) => (typeof a === "bigint" || typeof b === "bigint" ? String(a) === String(b) : a === b);
 
 export function commandsApi(ctx: GatewayContext) {
-  const verifier = TokenVerifier.fromConfig(ctx.config.gateway.auth, ctx.config.dir);
+  const verifier = authOf(ctx);
   const { metrics } = ctx;
 
-  const fail = (set: { status?: number | string }, e: unknown) => {
+  const fail = (set: { status?: number | string }, e: unknown, isWrite = false) => {
     if (e instanceof AuthError || e instanceof CommandRejected) {
       set.status = e.status;
-      if (e instanceof CommandRejected || e.status === 403) metrics.writeRefused.inc({ reason: e.code });
+      if (isWrite && (e instanceof CommandRejected || e.status !== 401)) metrics.writeRefused.inc({ reason: e.code });
       return { error: e.code, message: e.message, ...(e instanceof CommandRejected && e.field ? { field: e.field } : {}) };
     }
     if (e instanceof LogDegradedError || e instanceof CommitError || e instanceof LogClosedError) {
@@ -143,9 +143,13 @@ export function commandsApi(ctx: GatewayContext) {
     }
     throw e;
   };
-  const authenticate = async (principal: () => Promise<Principal>): Promise<Principal> => {
-    if (!verifier.isConfigured) throw new AuthError(401, "invalid_token", "gateway.yml configures no auth keys (auth.hs256Secret or auth.jwksFile): writes are refused");
-    return principal();
+  /** A verified token holding `scope`; checked before anything of the request is looked up, so the answer does not depend on it. */
+  const authenticate = async (principal: () => Promise<Principal>, scope: "read" | "write"): Promise<Principal> => {
+    if (!verifier.isConfigured) throw new AuthError(401, "invalid_token", "gateway.yml configures no auth keys (auth.hs256Secret or auth.jwksFile): commands are refused");
+    const who = await principal();
+    const denied = requireScope(who, scope);
+    if (denied) throw denied;
+    return who;
   };
   /** The tags whose commands a token may see (its `tags` claim over the catalog), null: every tag; the tenant is checked on the command. */
   const commandTags = (who: Principal) => readableTags(ctx, { sub: who.sub, tenant: null, tags: who.tags });
@@ -158,7 +162,7 @@ export function commandsApi(ctx: GatewayContext) {
         try {
           const started = performance.now();
           const startedMicros = Date.now() * 1000;
-          const who = await authenticate(principal);
+          const who = await authenticate(principal, "write");
           const cfg = ctx.config.gateway.commands;
           const body = parseWriteBody(await readBody(request, cfg.maxBodyBytes));
           let name: string;
@@ -168,7 +172,7 @@ export function commandsApi(ctx: GatewayContext) {
             throw new CommandRejected(400, "invalid_tag", "the tag in the path is not valid percent-encoding");
           }
           const tag = ctx.catalog.get(name);
-          if (!tag) throw new CommandRejected(404, "unknown_tag", `no tag '${name}'`);
+          if (!tag) throw unknownTag(name);
           const denied = authorizeWrite(who, tag);
           if (denied) throw denied;
           const checked = checkWrite(tag, body.value);
@@ -207,7 +211,7 @@ export function commandsApi(ctx: GatewayContext) {
           set.status = answer.status;
           return answer.body;
         } catch (e) {
-          return fail(set, e);
+          return fail(set, e, true);
         }
       },
       {
@@ -233,7 +237,7 @@ export function commandsApi(ctx: GatewayContext) {
       "/api/commands/:id",
       async ({ params, set, principal }) => {
         try {
-          const who = await authenticate(principal);
+          const who = await authenticate(principal, "read");
           const rec = await ctx.commands.record(params.id);
           // another tenant's command, or one on a tag the token's patterns do not cover, is reported
           // as absent, not as forbidden: ids do not leak
@@ -244,13 +248,13 @@ export function commandsApi(ctx: GatewayContext) {
           return fail(set, e);
         }
       },
-      { detail: { summary: "A command with its ack (status and audit)" } },
+      { detail: { summary: "A command with its ack (status and audit; JWT scope read)" } },
     )
     .get(
       "/api/commands",
       async ({ query, set, principal }) => {
         try {
-          const who = await authenticate(principal);
+          const who = await authenticate(principal, "read");
           let sinceMicros: number | undefined;
           if (query.since !== undefined && query.since !== "") {
             const n = Number(query.since);
@@ -267,6 +271,6 @@ export function commandsApi(ctx: GatewayContext) {
           return fail(set, e);
         }
       },
-      { detail: { summary: "Commands of the token's tenant on the tags its `tags` claim covers, newest first (?tag=&since=&limit=)" } },
+      { detail: { summary: "Commands of the token's tenant on the tags its `tags` claim covers, newest first (?tag=&since=&limit=; JWT scope read)" } },
     );
 }

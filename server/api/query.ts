@@ -7,7 +7,7 @@
 import { Elysia, t } from "elysia";
 import { consume, delay, QueryError, QueryRefused, QueryTimeout, jsonStringify, type EventLog, type LogConsumer } from "../../storage/index.ts";
 import type { Logged } from "../../schemas/index.ts";
-import { AuthError, tagMatcher, TokenVerifier } from "../auth/index.ts";
+import { AuthError, authOf, requireScope, tagMatcher, type LiveVerifier } from "../auth/index.ts";
 import type { GatewayContext } from "../context.ts";
 import { historyOf } from "../history.ts";
 import { CONTENT_TYPE, encodeResult, pickFormat } from "./query-format.ts";
@@ -17,18 +17,21 @@ export interface Reader {
   sub: string;
   tenant: string | null;
   tags: string[] | null;
+  /** when the credentials expire (epoch ms); a stream ends then. Absent: they do not expire */
+  expiresAtMs?: number;
 }
 
 /** Checks a request's credentials and says who reads. Throws AuthError. */
 export type ReadAuthorizer = (authorization: string | undefined) => Promise<Reader>;
 
 /** The gateway's read check: a valid JWT with scope `read`; tenant filtering when tenants are configured. */
-export function jwtReadAuthorizer(ctx: GatewayContext, verifier = TokenVerifier.fromConfig(ctx.config.gateway.auth, ctx.config.dir)): ReadAuthorizer {
+export function jwtReadAuthorizer(ctx: GatewayContext, verifier: LiveVerifier = authOf(ctx)): ReadAuthorizer {
   return async (authorization) => {
     if (!verifier.isConfigured) throw new AuthError(401, "invalid_token", "gateway.yml configures no auth keys (auth.hs256Secret or auth.jwksFile): reads are refused");
     const p = await verifier.verifyHeader(authorization);
-    if (!p.scopes.includes("read")) throw new AuthError(403, "insufficient_scope", "the token has no 'read' scope");
-    return { sub: p.sub, tenant: tenantsConfigured(ctx) ? p.tenant : null, tags: p.tags };
+    const denied = requireScope(p, "read");
+    if (denied) throw denied;
+    return { sub: p.sub, tenant: tenantsConfigured(ctx) ? p.tenant : null, tags: p.tags, expiresAtMs: p.exp * 1000 };
   };
 }
 
@@ -229,17 +232,22 @@ export function queryApi(ctx: GatewayContext, authorize: ReadAuthorizer = jwtRea
       }),
       async open(ws) {
         const data = ws.data as unknown as { query: { from?: number; tags?: string; token?: string }; headers: Record<string, string | undefined> };
-        const stream: Stream = { closed: false, consumer: null };
+        const stream: Stream = { closed: false, consumer: null, timer: null, recheck: null };
         streams.set(ws.id, stream);
+        const authorization = data.headers.authorization ?? (data.query.token ? `Bearer ${data.query.token}` : undefined);
         let who: Reader;
         try {
-          who = await authorize(data.headers.authorization ?? (data.query.token ? `Bearer ${data.query.token}` : undefined));
+          who = await authorize(authorization);
         } catch (e) {
-          ws.send(JSON.stringify({ error: (e as AuthError).code ?? "unauthorized", message: (e as Error).message }));
-          ws.close(4401, "unauthorized");
+          endStream(ws, stream, e, "unauthorized");
           return;
         }
         if (stream.closed) return; // the client left while its token was checked
+        // the stream lives as long as its credentials: it ends at the token's exp, and when a reload
+        // changes the keys and the token no longer verifies (a removed key, a rotated secret)
+        if (who.expiresAtMs !== undefined) expireAt(ws, stream, who.expiresAtMs);
+        stream.recheck = () => void authorize(authorization).catch((e) => endStream(ws, stream, e, "credentials revoked"));
+        authOf(ctx).on("change", stream.recheck);
         const keep = frameFilter(ctx, who, patternsParam(data.query.tags));
         const from = data.query.from ?? log.head + 1;
         ws.send(JSON.stringify({ hello: { from, head: log.head } }));
@@ -270,8 +278,7 @@ export function queryApi(ctx: GatewayContext, authorize: ReadAuthorizer = jwtRea
         const stream = streams.get(ws.id);
         streams.delete(ws.id);
         if (!stream) return;
-        stream.closed = true;
-        void stream.consumer?.stop();
+        releaseStream(ctx, stream);
       },
     });
 }
@@ -279,10 +286,48 @@ export function queryApi(ctx: GatewayContext, authorize: ReadAuthorizer = jwtRea
 /** Bytes a stream client may have unsent before its next page waits (bounded memory per client). */
 const STREAM_BUFFER_BYTES = 4 * 1024 * 1024;
 
-/** One WebSocket stream: its consumer (null until the token is checked). */
+/** One WebSocket stream: its consumer (null until the token is checked), its expiry timer and key-change listener. */
 interface Stream {
   closed: boolean;
   consumer: LogConsumer | null;
+  timer: ReturnType<typeof setTimeout> | null;
+  recheck: (() => void) | null;
+}
+
+/** WebSocket close code of a stream whose credentials are refused, expired or revoked (4000-4999: the application's). */
+export const STREAM_CLOSE_UNAUTHORIZED = 4401;
+
+/** setTimeout's longest delay (2^31 - 1 ms, about 24.8 days): a longer one fires at once. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+type StreamSocket = { id: string; send(data: string): unknown; close(code?: number, reason?: string): unknown };
+
+/** Ends the stream at `atMs` (its token's exp): a last message saying why, then close 4401 "token expired". */
+function expireAt(ws: StreamSocket, stream: Stream, atMs: number): void {
+  const wait = atMs - Date.now();
+  stream.timer = setTimeout(
+    () => (wait > MAX_TIMER_MS ? expireAt(ws, stream, atMs) : endStream(ws, stream, new AuthError(401, "token_expired", "the token has expired"), "token expired")),
+    Math.max(0, Math.min(wait, MAX_TIMER_MS)),
+  );
+}
+
+/** Tells the client why its credentials end the stream, and closes it with STREAM_CLOSE_UNAUTHORIZED. */
+function endStream(ws: StreamSocket, stream: Stream, e: unknown, reason: string): void {
+  if (stream.closed) return;
+  const code = e instanceof AuthError ? e.code : "unauthorized";
+  try {
+    ws.send(JSON.stringify({ error: code, message: e instanceof Error ? e.message : String(e) }));
+    ws.close(STREAM_CLOSE_UNAUTHORIZED, reason);
+  } catch {
+    // the socket is already gone: its close handler releases the stream
+  }
+}
+
+function releaseStream(ctx: GatewayContext, stream: Stream): void {
+  stream.closed = true;
+  if (stream.timer) clearTimeout(stream.timer);
+  if (stream.recheck) authOf(ctx).off("change", stream.recheck);
+  void stream.consumer?.stop();
 }
 
 const streams = new Map<string, Stream>();

@@ -4,7 +4,7 @@
 // Without any auth key it stays open: the local demo and console list the plant without a token.
 import { Elysia } from "elysia";
 import { qualityName, type Value } from "../../schemas/index.ts";
-import { AuthError, TokenVerifier } from "../auth/index.ts";
+import { AuthError, authOf } from "../auth/index.ts";
 import type { GatewayContext } from "../context.ts";
 import { jwtReadAuthorizer, readableTags } from "./query.ts";
 
@@ -12,7 +12,7 @@ import { jwtReadAuthorizer, readableTags } from "./query.ts";
 export const jsonValue = (v: Value): number | boolean | string | null => (typeof v === "bigint" ? v.toString() : v);
 
 export function tagsApi(ctx: GatewayContext) {
-  const verifier = TokenVerifier.fromConfig(ctx.config.gateway.auth, ctx.config.dir);
+  const verifier = authOf(ctx); // asked at each request: a reload that adds or removes keys applies at once
   const authorize = jwtReadAuthorizer(ctx, verifier);
   return new Elysia({ name: "tags" }).get(
     "/api/tags",

@@ -2,6 +2,7 @@
 // from a JWKS file. The accepted algorithms are pinned per key type, so a token cannot choose how it
 // is checked: `alg: none` is refused, and an HS256 token is only ever checked against the HS secret
 // (never against a public key: the classic HS/RS confusion).
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import { createLocalJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JSONWebKeySet } from "jose";
@@ -16,14 +17,30 @@ export interface Principal {
   scopes: string[];
   /** tag patterns from the `tags` claim; null when the token does not restrict tags */
   tags: string[] | null;
+  /** the token's `exp`, epoch seconds: a stream opened with it ends then */
+  exp: number;
 }
 
-/** A refusal with its HTTP status: 401 the token is not valid, 403 it is valid but not allowed. */
+export type AuthErrorCode =
+  | "missing_token"
+  | "invalid_token"
+  | "token_expired"
+  | "token_lifetime"
+  | "bad_signature"
+  | "alg_refused"
+  | "insufficient_scope"
+  | "forbidden"
+  | "unknown_tag";
+
+/**
+ * A refusal with its HTTP status: 401 the token is not valid, 403 it is valid but lacks a scope, 404 the
+ * tag is not one the token can see (another tenant's tags answer exactly as unknown ones: no enumeration).
+ */
 export class AuthError extends Error {
   override name = "AuthError";
   constructor(
-    readonly status: 401 | 403,
-    readonly code: "missing_token" | "invalid_token" | "token_expired" | "bad_signature" | "alg_refused" | "insufficient_scope" | "forbidden",
+    readonly status: 401 | 403 | 404,
+    readonly code: AuthErrorCode,
     message: string,
   ) {
     super(message);
@@ -39,6 +56,8 @@ export class TokenVerifier {
     private readonly hs: Uint8Array | null,
     private readonly jwks: ReturnType<typeof createLocalJWKSet> | null,
     private readonly cfg: AuthConfig,
+    /** a digest of the key material (secret and JWKS): tells a reload whether the keys changed */
+    readonly fingerprint: string,
   ) {}
 
   /** Reads the secret / JWKS files named in gateway.yml `auth:` (relative to the config directory). */
@@ -55,6 +74,7 @@ export class TokenVerifier {
       if (secret.length < 32) throw new ConfigError(file, "auth.hs256SecretFile", "the secret must have at least 32 characters");
     }
     let jwks: ReturnType<typeof createLocalJWKSet> | null = null;
+    const digest = createHash("sha256").update(JSON.stringify({ secret, issuer: cfg.issuer, audience: cfg.audience, max: cfg.maxTokenLifetimeSec }));
     if (cfg.jwksFile) {
       let set: JSONWebKeySet;
       try {
@@ -68,8 +88,9 @@ export class TokenVerifier {
         if (k.kty !== "RSA" && !(k.kty === "OKP" && k.crv === "Ed25519")) throw new ConfigError(file, "auth.jwksFile", `keys[${i}]: only RSA (RS256) and Ed25519 (EdDSA) keys are accepted, got kty ${k.kty}`);
       }
       jwks = createLocalJWKSet(set);
+      digest.update(JSON.stringify(set));
     }
-    return new TokenVerifier(secret === null ? null : new TextEncoder().encode(secret), jwks, cfg);
+    return new TokenVerifier(secret === null ? null : new TextEncoder().encode(secret), jwks, cfg, digest.digest("hex"));
   }
 
   get isConfigured(): boolean {
@@ -114,8 +135,26 @@ export class TokenVerifier {
     } catch (e) {
       throw mapJoseError(e);
     }
+    checkLifetime(payload, this.cfg);
     return principalOf(payload);
   }
+}
+
+/**
+ * Bounds jose leaves open: an `iat` in the future (beyond the clock tolerance) is a token minted by a
+ * wrong clock or forged to outlive its issuer's policy; with `maxTokenLifetimeSec`, a token living
+ * longer (exp - iat, or exp - now without iat) is refused, so `exp` in year 3000 cannot be a key.
+ */
+function checkLifetime(p: JWTPayload, cfg: AuthConfig): void {
+  const now = Math.floor(Date.now() / 1000);
+  const exp = p.exp!; // requiredClaims: jose checked it is a number
+  if (p.iat !== undefined && p.iat > now + cfg.clockToleranceSec) {
+    throw new AuthError(401, "invalid_token", `claim iat: issued ${p.iat - now} s in the future (clock tolerance ${cfg.clockToleranceSec} s)`);
+  }
+  const max = cfg.maxTokenLifetimeSec;
+  if (max === undefined) return;
+  const lifetime = exp - (p.iat ?? now);
+  if (lifetime > max) throw new AuthError(401, "token_lifetime", `the token lives ${lifetime} s; auth.maxTokenLifetimeSec allows at most ${max} s`);
 }
 
 function mapJoseError(e: unknown): AuthError {
@@ -137,7 +176,7 @@ function principalOf(p: JWTPayload): Principal {
     if (!Array.isArray(p.tags) || !p.tags.every((t) => typeof t === "string")) throw new AuthError(401, "invalid_token", "claim tags: an array of tag patterns is required");
     tags = p.tags as string[];
   }
-  return { sub: p.sub, tenant: p.tenant, scopes, tags };
+  return { sub: p.sub, tenant: p.tenant, scopes, tags, exp: p.exp! };
 }
 
 /** Tag patterns: `*` matches within one path segment, `**` across segments; anything else literally. */
@@ -168,10 +207,23 @@ export function coversTag(patterns: readonly string[] | null, tag: string): bool
   return tagMatcher(patterns)(tag);
 }
 
-/** Whether the principal may write `tag` of `tenant`: write scope, same tenant, tag within its patterns. */
+/** The refusal of a tag a principal cannot see: the same words as for a tag that does not exist. */
+export const unknownTag = (name: string) => new AuthError(404, "unknown_tag", `no tag '${name}'`);
+
+/** Whether the principal holds `scope` (403 insufficient_scope when not). */
+export function requireScope(p: Principal, scope: "read" | "write"): AuthError | null {
+  return p.scopes.includes(scope) ? null : new AuthError(403, "insufficient_scope", `the token has no '${scope}' scope`);
+}
+
+/**
+ * Whether the principal may write `tag`: write scope, same tenant, tag within its patterns. Another
+ * tenant's tag, or one its patterns do not cover, is answered as unknown (404), as a tag that does
+ * not exist: a tenant cannot learn the names of others' tags. Callers check the scope before they
+ * look the tag up, so the answer to a token without `write` does not depend on the tag either.
+ */
 export function authorizeWrite(p: Principal, tag: { tag: string; tenant: string }): AuthError | null {
-  if (!p.scopes.includes("write")) return new AuthError(403, "insufficient_scope", "the token has no 'write' scope");
-  if (p.tenant !== tag.tenant) return new AuthError(403, "forbidden", `tag '${tag.tag}' belongs to another tenant`);
-  if (!coversTag(p.tags, tag.tag)) return new AuthError(403, "forbidden", `the token's tag patterns do not cover '${tag.tag}'`);
+  const denied = requireScope(p, "write");
+  if (denied) return denied;
+  if (p.tenant !== tag.tenant || !coversTag(p.tags, tag.tag)) return unknownTag(tag.tag);
   return null;
 }
