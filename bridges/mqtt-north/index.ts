@@ -8,6 +8,7 @@ import type { Registry } from "prom-client";
 import type { Logger } from "pino";
 import type { Catalog } from "../../schemas/catalog.ts";
 import { ConfigError } from "../../schemas/errors.ts";
+import { redactUrl } from "../../schemas/redact.ts";
 import type { CommandBus } from "../../storage/commands.ts";
 import type { EventLog } from "../../storage/log.ts";
 import { parseMqttNorthConfig, type MqttNorthConfig } from "./config.ts";
@@ -69,6 +70,7 @@ function connectReason(err: Error & { code?: unknown }): string {
 export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
   const file = deps.file ?? join(deps.configDir, "gateway.yml");
   const cfg = parseMqttNorthConfig(deps.section, file);
+  const brokerUrl = redactUrl(cfg.url); // for log lines and /readyz: the URL may carry user:password@
   if (!cfg.enabled) return null;
   const tls = { ca: readPem(cfg, "ca", deps.configDir, file), cert: readPem(cfg, "cert", deps.configDir, file), key: readPem(cfg, "key", deps.configDir, file) };
   const logger = deps.logger.child({ bridge: "mqtt-north" });
@@ -95,7 +97,7 @@ export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
     get client() {
       return client;
     },
-    status: () => uplinkStatus({ connected: client?.connected ?? false, connectionSince, consumer: publisher.status(), inflight: publisher.inflight, url: cfg.url }),
+    status: () => uplinkStatus({ connected: client?.connected ?? false, connectionSince, consumer: publisher.status(), inflight: publisher.inflight, url: brokerUrl }),
     async start() {
       const opts: IClientOptions = {
         protocolVersion: cfg.protocolVersion,
@@ -125,14 +127,14 @@ export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
         connectionSince = Date.now();
         failures = 0;
         c.options.reconnectPeriod = cfg.reconnectMinMs;
-        logger.info({ url: cfg.url, sessionPresent: ack.sessionPresent, cursor: publisher.acked }, "mqtt uplink connected");
+        logger.info({ url: brokerUrl, sessionPresent: ack.sessionPresent, cursor: publisher.acked }, "mqtt uplink connected");
         c.publish(statusTopic, status("online"), { qos: 1, retain: true }, () => undefined);
         updateGauges();
         publisher.notify();
       });
       c.on("close", () => {
         if (wasConnected) {
-          logger.warn({ url: cfg.url, cursor: publisher.acked }, "mqtt uplink disconnected; frames wait in the log");
+          logger.warn({ url: brokerUrl, cursor: publisher.acked }, "mqtt uplink disconnected; frames wait in the log");
           connectionSince = Date.now();
         }
         wasConnected = false;
@@ -143,7 +145,7 @@ export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
       c.on("error", (err: Error & { code?: unknown }) => {
         if (err.code === undefined && /reason code/i.test(err.message)) publisher.refuseOldest(err.message);
         metrics.connectErrors.inc({ reason: connectReason(err) });
-        logger.error({ url: cfg.url, code: err.code, cursor: publisher.acked }, `mqtt uplink: connection to ${cfg.url} failed: ${err.message}; cursor kept, retrying`);
+        logger.error({ url: brokerUrl, code: err.code, cursor: publisher.acked }, `mqtt uplink: connection to ${brokerUrl} failed: ${err.message}; cursor kept, retrying`);
       });
       publisher.start(c);
       gaugeTimer = setInterval(updateGauges, 1000);

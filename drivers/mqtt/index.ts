@@ -18,7 +18,7 @@
 import { decode } from "@msgpack/msgpack";
 import { hostname } from "node:os";
 import mqtt, { type IPublishPacket, type MqttClient } from "mqtt";
-import type { DataFrame, Variable } from "../../schemas/index.ts";
+import { redactUrl, type DataFrame, type Variable } from "../../schemas/index.ts";
 import { DRIVER_API_VERSION, type Driver, type DriverInit, type FrameSink } from "../contract.ts";
 import type { Endpoint } from "../endpoint.ts";
 import { DriverConfigError, DriverError } from "../errors.ts";
@@ -149,7 +149,7 @@ export class MqttSourceDriver implements Driver {
           if (e === ACK_DEFERRED) return;
           signal.removeEventListener("abort", onAbort);
           client.off("error", onError);
-          reject(new DriverError(this.id, `broker ${url}: ${e.message}`, { cause: e }));
+          reject(new DriverError(this.id, `broker ${redactUrl(url)}: ${e.message}`, { cause: e }));
         };
         signal.addEventListener("abort", onAbort, { once: true });
         client.on("error", onError);
@@ -194,7 +194,7 @@ export class MqttSourceDriver implements Driver {
       if (this.lost && !client.connected) {
         // the broker went away: Bad frames for our tags would need last values; let the manager restart us
         const err: Error = this.lost;
-        throw new DriverError(this.id, `lost the broker ${this.url}: ${err.message}`);
+        throw new DriverError(this.id, `lost the broker ${redactUrl(this.url)}: ${err.message}`);
       }
     }
   }
