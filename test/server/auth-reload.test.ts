@@ -118,3 +118,24 @@ describe("reload of auth keys", () => {
     expect(await reloadConfig(t.gw.ctx)).toMatchObject({ ok: true, authKeysChanged: false });
   });
 });
+
+describe("watching the key files", () => {
+  it("applies an edit of the auth.hs256SecretFile without a YAML edit", async () => {
+    const g = await startGateway({
+      "gateway.yml": "auth: { hs256SecretFile: secret.txt }\n",
+      "secret.txt": `${HS_SECRET}\n`,
+      "drivers.yml": "drivers: [{ id: sim, type: simulator, enabled: false }]\n",
+      "variables.yml": "tags:\n  - { tag: a, driver: sim, type: float64 }\n",
+    });
+    try {
+      const list = async (tok: string) => (await fetch(`${g.url}/api/tags`, { headers: { authorization: `Bearer ${tok}` } })).status;
+      const old = await token(null);
+      expect(await list(old)).toBe(200);
+      writeFileSync(join(g.dir, "config", "secret.txt"), `${NEW_SECRET}\n`);
+      await waitFor(async () => (await list(old)) === 401, "the old secret refused after the file changed", 5000);
+      expect(await list(await token(null, { key: secretKey(NEW_SECRET) }))).toBe(200);
+    } finally {
+      await g.stop();
+    }
+  });
+});

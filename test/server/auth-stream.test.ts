@@ -1,6 +1,7 @@
 // A WebSocket stream lives as long as its token: at the token's exp the gateway sends the reason and
 // closes with 4401 "token expired", and no frame is delivered after that.
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { decodeJwt } from "jose";
 import type { Frame } from "../../schemas/index.ts";
 import { STREAM_CLOSE_UNAUTHORIZED } from "../../server/api/query.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
@@ -31,7 +32,7 @@ async function openStream(expiresIn: number) {
   };
   ws.onclose = (e) => (s.closed = { code: e.code, reason: e.reason, atMs: Date.now() });
   await waitFor(() => s.hello, "the stream's hello");
-  return { ws, s, expMs: (Math.floor(Date.now() / 1000) + expiresIn) * 1000 };
+  return { ws, s, expMs: decodeJwt(tok).exp! * 1000 };
 }
 
 describe("/api/stream and its token's expiry", () => {
