@@ -1,5 +1,6 @@
 // Setpoint writes over REST: PUT /api/tags/:tag appends a CmdFrame (origin rest, actor = JWT sub) and
-// waits for its AckFrame; GET /api/commands/:id and GET /api/commands give status and audit from the log.
+// waits for its AckFrame (scope write); GET /api/commands/:id and GET /api/commands give status and audit
+// from the log (scope read). A tag or command the token cannot see answers as one that does not exist (404).
 // Every refusal leaves before anything is appended, as JSON { error, message, field? } with its status.
 // A write's answer follows its ack's code through ACK_CODE_INFO (schemas/acks.ts), never its text.
 import { createHash } from "node:crypto";

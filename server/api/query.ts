@@ -1,7 +1,8 @@
 // History over HTTP: POST /api/query (sandboxed SQL, JSON/CSV/Arrow), GET /api/tags/:tag/history
 // (time buckets for charts), GET /api/frames (replay by offset) and the WebSocket /api/stream (live
 // frames from an offset, gapless: one supervised LogConsumer per connection, so a read error is retried,
-// not the end of the stream). Every route needs a JWT with the `read` scope; when the catalog
+// not the end of the stream; it ends at its token's exp, or when a reload revokes its key: close 4401
+// with the reason). Every route needs a JWT with the `read` scope; when the catalog
 // has more than one tenant, a token sees only its tenant's tags, and a token with a `tags` claim only
 // the catalog tags its patterns cover (in SQL as the list of those tags, resolved per request).
 import { Elysia, t } from "elysia";

@@ -1,7 +1,8 @@
 // JWT verification (jose) for writes: HS256 with a shared secret, or EdDSA / RS256 with public keys
 // from a JWKS file. The accepted algorithms are pinned per key type, so a token cannot choose how it
 // is checked: `alg: none` is refused, and an HS256 token is only ever checked against the HS secret
-// (never against a public key: the classic HS/RS confusion).
+// (never against a public key: the classic HS/RS confusion). Lifetime bounds beyond jose's: an `iat` in
+// the future is refused, and `auth.maxTokenLifetimeSec` caps exp - iat.
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
