@@ -12,6 +12,8 @@ export class CommandRefused extends Error {
   constructor(
     readonly code: "invalid_payload" | "refused_retained",
     message: string,
+    /** the client's id when the payload has one, so that the client can match the answer */
+    readonly id: string | null = null,
   ) {
     super(message);
   }
@@ -35,14 +37,6 @@ export interface PacketInfo {
 
 const MAX_ID_LENGTH = 200;
 
-function optionalTime(body: Record<string, unknown>, field: "ts" | "ttlMs" | "expiresAt"): number | undefined {
-  const v = body[field];
-  if (v === undefined) return undefined;
-  // JSON.parse gives Infinity for 1e400: a life without end must never get through
-  if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) throw new CommandRefused("invalid_payload", `${field}: a finite positive number of milliseconds is required, got ${JSON.stringify(v) ?? String(v)}`);
-  return v;
-}
-
 /** The user property `k` (the first when repeated). */
 function userProperty(packet: PacketInfo, k: string): string | undefined {
   const v = packet.properties?.userProperties?.[k];
@@ -51,23 +45,33 @@ function userProperty(packet: PacketInfo, k: string): string | undefined {
 
 /** Parses and checks a command message; throws CommandRefused naming the field. */
 export function parseCommand(payload: Buffer, packet: PacketInfo): CommandBody {
-  // a retained command would run again at every gateway start (and for every new subscriber)
-  if (packet.retain) throw new CommandRefused("refused_retained", "retained commands are refused: publish commands with retain false");
   let parsed: unknown;
   try {
     parsed = JSON.parse(payload.toString("utf8"));
   } catch (e) {
     throw new CommandRefused("invalid_payload", `payload is not JSON: ${(e as Error).message}`);
   }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed) || !("value" in parsed)) throw new CommandRefused("invalid_payload", "expected a JSON object with a 'value'");
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new CommandRefused("invalid_payload", "expected a JSON object with a 'value'");
   const body = parsed as Record<string, unknown>;
   if (body.id !== undefined && (typeof body.id !== "string" || body.id.length === 0 || body.id.length > MAX_ID_LENGTH)) throw new CommandRefused("invalid_payload", `id: a string of 1 to ${MAX_ID_LENGTH} characters is required`);
-  const ts = optionalTime(body, "ts");
-  const expiresAt = optionalTime(body, "expiresAt");
-  if (ts === undefined && expiresAt === undefined) throw new CommandRefused("invalid_payload", "ts: the publication time (ms since the epoch) is required, or expiresAt; a command's life counts from its publication");
+  const id = (body.id as string | undefined) ?? null;
+  const refuse = (code: CommandRefused["code"], message: string) => new CommandRefused(code, message, id);
+  // a retained command would run again at every gateway start (and for every new subscriber)
+  if (packet.retain) throw refuse("refused_retained", "retained commands are refused: publish commands with retain false");
+  if (!("value" in body)) throw refuse("invalid_payload", "value: required");
+  const time = (field: "ts" | "ttlMs" | "expiresAt"): number | undefined => {
+    const v = body[field];
+    if (v === undefined) return undefined;
+    // JSON.parse gives Infinity for 1e400: a life without end must never get through
+    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) throw refuse("invalid_payload", `${field}: a finite positive number of milliseconds is required, got ${JSON.stringify(v) ?? String(v)}`);
+    return v;
+  };
+  const ts = time("ts");
+  const expiresAt = time("expiresAt");
+  if (ts === undefined && expiresAt === undefined) throw refuse("invalid_payload", "ts: the publication time (ms since the epoch) is required, or expiresAt; a command's life counts from its publication");
   const auth = userProperty(packet, "token") ?? userProperty(packet, "authorization");
   const token = auth?.replace(/^Bearer\s+/i, "") ?? (typeof body.token === "string" ? body.token : undefined);
-  return { value: body.value, id: body.id as string | undefined, ts, ttlMs: optionalTime(body, "ttlMs"), expiresAt, token };
+  return { value: body.value, id: id ?? undefined, ts, ttlMs: time("ttlMs"), expiresAt, token };
 }
 
 /**

@@ -131,7 +131,7 @@ export function startMqttCommands(d: MqttCommandsDeps): { stop(): Promise<void> 
     try {
       body = parseCommand(payload, packet);
     } catch (e) {
-      if (e instanceof CommandRefused) throw refused(null, e.code, e.message);
+      if (e instanceof CommandRefused) throw refused(e.id, e.code, e.message);
       throw e;
     }
     const id = body.id ?? null;
