@@ -76,13 +76,15 @@ export function parseCommand(payload: Buffer, packet: PacketInfo): CommandBody {
 
 /**
  * When the command stops being valid (ms since the epoch): the earliest of publication + ttlMs
- * (default `ttlMs`), publication + maxTtlMs, the payload's expiresAt, and receipt + the MQTT 5 message
+ * (default `ttlMs` when the payload has no expiresAt), publication + maxTtlMs, the payload's expiresAt, and receipt + the MQTT 5 message
  * expiry interval left. A publication time in the future counts as now, so a wrong clock cannot
  * stretch a command's life past maxTtlMs from now.
  */
 export function commandExpiry(c: Pick<CommandBody, "ts" | "ttlMs" | "expiresAt">, packet: PacketInfo, nowMs: number, limits: { ttlMs: number; maxTtlMs: number }): number {
   const published = Math.min(c.ts ?? nowMs, nowMs);
-  let expiry = published + Math.min(c.ttlMs ?? limits.ttlMs, limits.maxTtlMs);
+  // an expiresAt without ttlMs says the life itself: the default ttlMs does not shorten it
+  const ttl = c.ttlMs ?? (c.expiresAt !== undefined ? limits.maxTtlMs : limits.ttlMs);
+  let expiry = published + Math.min(ttl, limits.maxTtlMs);
   if (c.expiresAt !== undefined) expiry = Math.min(expiry, c.expiresAt);
   const left = packet.properties?.messageExpiryInterval;
   if (typeof left === "number" && Number.isFinite(left)) expiry = Math.min(expiry, nowMs + left * 1000);
