@@ -22,14 +22,23 @@ export const services: ServiceFactory[] = [
   (ctx) => createMqttNorth({ log: ctx.log, catalog: ctx.catalog, registry: ctx.metrics.registry, logger: ctx.logger, gatewayId: ctx.config.gateway.gatewayId, section: ctx.config.gateway.mqtt, configDir: ctx.config.dir, commands: ctx.commands, ...mqttCommandAuth(ctx) }),
 ];
 
-/** MQTT commands checked as REST checks a write: the same verifier (auth:), scope, tenant and tag claims. */
-function mqttCommandAuth(ctx: GatewayContext): { authorizeCommand?: CommandAuthorizer } {
-  const verifier = TokenVerifier.fromConfig(ctx.config.gateway.auth, ctx.config.dir);
-  if (!verifier.isConfigured) return {};
+/**
+ * MQTT commands checked as REST checks a write: the same verifier (auth:), scope, tenant and tag claims.
+ * The verifier is rebuilt when a reload replaced the auth: section, so MQTT follows key changes.
+ */
+function mqttCommandAuth(ctx: GatewayContext): { authorizeCommand: CommandAuthorizer } {
+  let built: { auth: unknown; verifier: TokenVerifier } | null = null;
+  const verifier = () => {
+    const auth = ctx.config.gateway.auth;
+    if (built?.auth !== auth) built = { auth, verifier: TokenVerifier.fromConfig(auth, ctx.config.dir) };
+    return built.verifier;
+  };
   return {
     authorizeCommand: async (token, target) => {
       try {
-        const who = await verifier.verify(token);
+        const v = verifier();
+        if (!v.isConfigured) return { ok: false, code: "unauthorized", reason: "gateway.yml configures no auth keys (auth.hs256Secret or auth.jwksFile): JWT commands are refused" };
+        const who = await v.verify(token);
         const denied = authorizeWrite(who, target);
         return denied ? { ok: false, code: "forbidden", reason: denied.message } : { ok: true, sub: who.sub };
       } catch (e) {
