@@ -1,23 +1,36 @@
 // MQTT commands: a JSON message on {tenant}/cmd/{tag} (config mqtt.commands.topic: a template with
-// {tenant} ending in '#', whose match is the tag) asks to write a tag. The broker authenticates the
-// client but does not tell us who it was, so a command must prove its tenant with the tenant's shared
-// token (config mqtt.commands.tokens), as MQTT 5 user property `token` or JSON field `token`; the actor
-// recorded in the CmdFrame is `mqtt:<actor>` (user property `actor`, field `actor`, else the tenant).
-// The value is checked (checkWrite), submitted to the command bus, and the result is published on
-// {tenant}/ack/{tag}: {id, ok, status, code, error?, offset?}, `code` the ack's code (schemas/acks.ts) or a
-// refusal before the log (unauthorized, invalid_payload, refused_*); a timeout says the outcome is
-// unknown. Commands are idempotent by id: a redelivery (QoS 1) of the same id returns the first
-// command's result instead of writing twice.
-import { timingSafeEqual } from "node:crypto";
+// {tenant} ending in '#', whose match is the tag) asks to write a tag. The broker does not tell us who
+// published, so a command proves it with a JWT checked exactly as REST checks one (scope `write`, the
+// topic's tenant, the token's `tags`): the bridge gets that check as `authorize` from the composition
+// root (server/services.ts), never importing server/. Per-tenant static tokens only with
+// mqtt.commands.staticTokens: true. The actor recorded in the CmdFrame is `mqtt:<sub>` of the token.
+// The message is checked (command-message.ts: not retained, publication time, life, id), the value is
+// checked (checkWrite), the command goes through the command bus with its real expiry (so the executor
+// acks a command that waited past its life in a broker session `expired` and never writes it), and the
+// result is published on {tenant}/ack/{tag}: {id, ok, status, code, error?, offset?}. Ids are scoped by
+// tenant and actor: a redelivery (QoS 1) returns the first command's result; the same id with another
+// tag or value is refused with `idempotency_conflict`.
+import { createHash, timingSafeEqual } from "node:crypto";
 import type { MqttClient } from "mqtt";
 import type { Logger } from "pino";
 import type { Catalog } from "../../schemas/catalog.ts";
 import { checkWrite } from "../../schemas/command.ts";
 import { ACK_CODE_INFO, type AckCode } from "../../schemas/acks.ts";
+import type { Value } from "../../schemas/frames.ts";
 import type { CommandBus } from "../../storage/commands.ts";
 import type { MqttNorthConfig } from "./config.ts";
 import type { UplinkMetrics } from "./metrics.ts";
 import { fillTopic } from "./payload.ts";
+import { CommandRefused, commandExpiry, parseCommand, scopedCommandId, type PacketInfo } from "./command-message.ts";
+
+/** The verdict on a command's token for a tag of a tenant: who it is, or why not. */
+export type CommandAuthorization = { ok: true; sub: string } | { ok: false; code: "unauthorized" | "forbidden"; reason: string };
+
+/**
+ * Checks a JWT for writing `tag` of `tenant` (the topic's tenant): the same verification and claims as
+ * REST. Given by the composition root; absent when the gateway has no auth keys (JWTs then refused).
+ */
+export type CommandAuthorizer = (token: string, target: { tag: string; tenant: string }) => Promise<CommandAuthorization>;
 
 export interface MqttCommandsDeps {
   client: MqttClient;
@@ -27,23 +40,27 @@ export interface MqttCommandsDeps {
   logger: Logger;
   metrics: UplinkMetrics;
   gatewayId: string;
+  authorize?: CommandAuthorizer;
 }
 
 export interface CommandAnswer {
+  /** the id the client sent (else the command's id); null when the message could not be read */
   id: string | null;
+  /** the command's id in the log (GET /api/commands/:id), once recorded */
+  command?: string;
   ok: boolean;
   status: "ok" | "error" | "expired" | "timeout" | "refused";
   error?: string;
-  /** an AckCode (schemas/acks.ts), or `unauthorized` / `invalid_payload` for a message refused before the check */
-  code: AckCode | "unauthorized" | "invalid_payload" | "internal_error";
+  /** an AckCode (schemas/acks.ts), or a refusal before the log (README "Commands") */
+  code: AckCode | "unauthorized" | "forbidden" | "invalid_payload" | "refused_retained" | "idempotency_conflict";
   offset?: number;
 }
 
-const sameSecret = (a: string, b: string) => {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-};
+const sha256 = (s: string) => createHash("sha256").update(s).digest();
+/** Constant time whatever the lengths: the digests compared always have 32 bytes. */
+const sameSecret = (a: string, b: string) => timingSafeEqual(sha256(a), sha256(b));
+
+const sameValue = (a: Value, b: Value) => (typeof a === "bigint" || typeof b === "bigint" ? String(a) === String(b) : a === b);
 
 /** The subscription of each tenant, and the topic prefix before the tag (what '#' matches). */
 export function commandFilters(cc: MqttNorthConfig["commands"], gatewayId: string): { tenant: string; filter: string; prefix: string }[] {
@@ -59,17 +76,46 @@ function commandTopic(filters: readonly { tenant: string; prefix: string }[], to
   return null;
 }
 
+/** A refusal or an answer that ends a command's handling early. */
+class Answered extends Error {
+  override name = "Answered";
+  constructor(readonly answer: CommandAnswer) {
+    super(answer.error ?? answer.code);
+  }
+}
+
+const refused = (id: string | null, code: CommandAnswer["code"], error: string) => new Answered({ id, ok: false, status: "refused", code, error });
+
+/**
+ * Who sent the command: a static token of the topic's tenant (only with staticTokens: true, compared
+ * in constant time; actor `mqtt:tenant-token:<tenant>`), else a JWT checked by `authorize` (actor `mqtt:<sub>`).
+ */
+async function authenticate(cc: MqttNorthConfig["commands"], authorize: CommandAuthorizer | undefined, token: string | undefined, target: { tag: string; tenant: string }, id: string | null): Promise<string> {
+  if (!token) throw refused(id, "unauthorized", "a token is required: MQTT 5 user property 'token' or 'authorization', or the payload's 'token'");
+  const staticToken = cc.staticTokens ? cc.tokens[target.tenant] : undefined;
+  if (staticToken !== undefined && sameSecret(token, staticToken)) return `mqtt:tenant-token:${target.tenant}`;
+  if (!authorize) throw refused(id, "unauthorized", "the gateway has no auth keys (auth.hs256Secret or auth.jwksFile): JWT commands are refused");
+  const verdict = await authorize(token, target);
+  if (!verdict.ok) throw refused(id, verdict.code, verdict.reason);
+  return `mqtt:${verdict.sub}`;
+}
+
 export function startMqttCommands(d: MqttCommandsDeps): { stop(): Promise<void> } {
   const cc = d.config.commands;
   const subs = commandFilters(cc, d.gatewayId);
-  const filters = subs.map((s) => s.filter);
+  // retain as published (MQTT 5): a retained publication is flagged also when we are subscribed live
   const subscribe = () =>
-    d.client.subscribe(filters, { qos: 1 }, (err) => {
-      if (err) d.logger.error({ err: err.message, filters }, "mqtt commands: subscribe failed");
-    });
+    d.client.subscribe(
+      subs.map((s) => s.filter),
+      { qos: 1, ...(d.config.protocolVersion === 5 ? { rap: true } : {}) },
+      (err) => {
+        if (err) d.logger.error({ err: err.message, filters: subs.map((s) => s.filter) }, "mqtt commands: subscribe failed");
+      },
+    );
   // with a persistent session the broker keeps the subscription; subscribing again on connect is harmless
   d.client.on("connect", subscribe);
   if (d.client.connected) subscribe();
+  if (!d.authorize && !cc.staticTokens) d.logger.warn("mqtt commands enabled but auth: configures no keys and staticTokens is off: every command is refused");
 
   const answer = (tenant: string, tag: string, a: CommandAnswer) => {
     d.metrics.commands.inc({ result: a.status });
@@ -78,51 +124,55 @@ export function startMqttCommands(d: MqttCommandsDeps): { stop(): Promise<void> 
     d.client.publish(topic, JSON.stringify(a), { qos: 1 }, () => undefined);
   };
 
-  const onMessage = async (topic: string, payload: Buffer, packet: { properties?: { userProperties?: Record<string, string | string[]> } }) => {
+  /** Checks the command and executes it; the answer to publish. Throws Answered for a refusal. */
+  const handle = async (tenant: string, tag: string, payload: Buffer, packet: PacketInfo): Promise<CommandAnswer> => {
+    const receivedMs = Date.now();
+    let body;
+    try {
+      body = parseCommand(payload, packet);
+    } catch (e) {
+      if (e instanceof CommandRefused) throw refused(e.id, e.code, e.message);
+      throw e;
+    }
+    const id = body.id ?? null;
+    const actor = await authenticate(cc, d.authorize, body.token, { tag, tenant }, id);
+    const variable = d.catalog.get(tag);
+    // a tag of another tenant is answered as an unknown one: a tenant cannot list another's tags
+    if (!variable || variable.tenant !== tenant) throw refused(id, "refused_unknown_tag", "no such tag");
+    const checked = checkWrite(variable, body.value);
+    if (!checked.ok) throw refused(id, `refused_${checked.code}` satisfies AckCode, checked.message);
+    const expiresAt = commandExpiry(body, packet, receivedMs, cc);
+    // a command already past its life is still recorded, with its real expiry: the executor acks it expired
+    const ttlMs = expiresAt - Date.now();
+    const cmdId = body.id === undefined ? undefined : scopedCommandId(tenant, actor, body.id);
+    const cmd = await d.bus.submit({ tag, value: checked.value, origin: "mqtt", actor, tenant, ttlMs, ...(cmdId ? { id: cmdId } : {}) });
+    if (cmd.origin !== "mqtt" || cmd.tag !== tag || !sameValue(cmd.value, checked.value)) {
+      throw refused(id, "idempotency_conflict", `id '${id}' was used for a different command (${cmd.tag} = ${String(cmd.value)}); use a new id`);
+    }
+    const ack = await d.bus.waitForAck(cmd.id, cc.timeoutMs);
+    if (!ack) {
+      // the command is in the log and its driver may still execute it: nobody can tell yet
+      const error = `no ack within ${cc.timeoutMs} ms: ${ACK_CODE_INFO.timeout_outcome_unknown.text}; the ack will be in the log (GET /api/commands/${cmd.id})`;
+      return { id: id ?? cmd.id, command: cmd.id, ok: false, status: "timeout", code: "timeout_outcome_unknown", error, offset: cmd.offset };
+    }
+    return { id: id ?? cmd.id, command: cmd.id, ok: ack.ok, status: ack.status, code: ack.code, ...(ack.error ? { error: ack.error } : {}), offset: cmd.offset };
+  };
+
+  const onMessage = async (topic: string, payload: Buffer, packet: PacketInfo) => {
     const m = commandTopic(subs, topic);
     if (!m) return;
-    const { tenant, tag } = m;
-    let body: Record<string, unknown>;
     try {
-      const parsed = JSON.parse(payload.toString("utf8")) as unknown;
-      if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed) || !("value" in parsed)) throw new Error("expected an object with a 'value'");
-      body = parsed as Record<string, unknown>;
+      answer(m.tenant, m.tag, await handle(m.tenant, m.tag, payload, packet));
     } catch (e) {
-      d.logger.warn({ topic }, `mqtt commands: payload on ${topic} refused: ${(e as Error).message}`);
-      return answer(tenant, tag, { id: null, ok: false, status: "refused", code: "invalid_payload", error: `payload is not a JSON command: ${(e as Error).message}` });
-    }
-    const up = packet.properties?.userProperties ?? {};
-    const prop = (k: string) => (Array.isArray(up[k]) ? (up[k] as string[])[0] : (up[k] as string | undefined));
-    const id = typeof body.id === "string" && body.id.length > 0 ? body.id : undefined;
-    const token = prop("token") ?? (typeof body.token === "string" ? body.token : undefined);
-    const expected = cc.tokens[tenant];
-    if (!expected || !token || !sameSecret(token, expected)) {
-      d.logger.warn({ topic, tenant }, `mqtt commands: command for '${tag}' refused: missing or wrong token for tenant '${tenant}'`);
-      return answer(tenant, tag, { id: id ?? null, ok: false, status: "refused", code: "unauthorized", error: `no valid token for tenant '${tenant}'` });
-    }
-    const variable = d.catalog.get(tag);
-    if (variable && variable.tenant !== tenant) {
-      return answer(tenant, tag, { id: id ?? null, ok: false, status: "refused", code: "refused_unknown_tag", error: "no such tag" });
-    }
-    const checked = checkWrite(variable, body.value);
-    if (!checked.ok) return answer(tenant, tag, { id: id ?? null, ok: false, status: "refused", code: `refused_${checked.code}` satisfies AckCode, error: checked.message });
-    let ttlMs = typeof body.ttlMs === "number" && body.ttlMs > 0 ? body.ttlMs : cc.ttlMs;
-    if (typeof body.expiresAt === "number") ttlMs = Math.max(0, body.expiresAt - Date.now());
-    const actor = `mqtt:${prop("actor") ?? (typeof body.actor === "string" ? body.actor : tenant)}`;
-    try {
-      const { cmd, ack } = await d.bus.execute({ tag, value: checked.value, origin: "mqtt", actor, tenant, ttlMs, ...(id ? { id } : {}) }, cc.timeoutMs);
-      if (!ack) {
-        // the command is in the log and its driver may still execute it: nobody can tell yet
-        const error = `no ack within ${cc.timeoutMs} ms: ${ACK_CODE_INFO.timeout_outcome_unknown.text}; the ack will be in the log (GET /api/commands/${cmd.id})`;
-        return answer(tenant, tag, { id: cmd.id, ok: false, status: "timeout", code: "timeout_outcome_unknown", error, offset: cmd.offset });
+      if (e instanceof Answered) {
+        d.logger.warn({ topic, code: e.answer.code }, `mqtt commands: command on ${topic} refused: ${e.answer.error}`);
+        return answer(m.tenant, m.tag, e.answer);
       }
-      answer(tenant, tag, { id: cmd.id, ok: ack.ok, status: ack.status, code: ack.code, ...(ack.error ? { error: ack.error } : {}), offset: cmd.offset });
-    } catch (e) {
       d.logger.error({ err: e, topic }, "mqtt commands: submitting the command failed");
-      answer(tenant, tag, { id: id ?? null, ok: false, status: "error", code: "internal_error", error: (e as Error).message });
+      answer(m.tenant, m.tag, { id: null, ok: false, status: "error", code: "internal_error", error: (e as Error).message });
     }
   };
-  const listener = (topic: string, payload: Buffer, packet: unknown) => void onMessage(topic, payload, packet as never).catch(() => undefined);
+  const listener = (topic: string, payload: Buffer, packet: unknown) => void onMessage(topic, payload, packet as PacketInfo).catch(() => undefined);
   d.client.on("message", listener);
   return {
     async stop() {

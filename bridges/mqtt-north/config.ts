@@ -12,12 +12,17 @@ export const MqttCommandsConfig = Type.Object(
     topic: Type.String({ default: "{tenant}/cmd/#", pattern: "^[^+#]*\\{tenant\\}[^+#]*/#$", description: "subscription per tenant: a template with {tenant} (and {device}) ending in '/#'; the tag is what '#' matches" }),
     ackTopic: Type.String({ default: "{tenant}/ack/{tag}", description: "where the result of each command is published" }),
     tenants: Type.Array(Type.String({ minLength: 1 }), { default: ["default"], description: "tenants whose cmd topics are subscribed" }),
-    tokens: Type.Record(Type.String(), Type.String({ minLength: 8 }), {
+    staticTokens: Type.Boolean({
+      default: false,
+      description: "also accept the per-tenant shared secrets of `tokens` (never expire, write every tag of the tenant); off: JWTs only, verified as on REST",
+    }),
+    tokens: Type.Record(Type.String(), Type.String({ minLength: 16 }), {
       default: {},
-      description: "tenant -> shared secret; a command must carry it as user property 'token' or field 'token'",
+      description: "tenant -> shared secret (at least 16 characters), used only with staticTokens: true",
     }),
     timeoutMs: Type.Integer({ minimum: 100, default: 10_000, description: "how long to wait for the driver's ack" }),
-    ttlMs: Type.Integer({ minimum: 100, default: 30_000, description: "default time to live of a command" }),
+    ttlMs: Type.Integer({ minimum: 100, default: 30_000, description: "life of a command without ttlMs, counted from its publication time (ts)" }),
+    maxTtlMs: Type.Integer({ minimum: 100, default: 300_000, description: "longest life of a command from its publication, whatever ttlMs / expiresAt / message expiry ask" }),
   },
   { default: {}, additionalProperties: false },
 );
@@ -68,5 +73,16 @@ export function parseMqttNorthConfig(section: unknown, file = "gateway.yml"): Mq
   const cfg = parseWithSchema(MqttNorthConfig, section ?? {}, file, "mqtt");
   if (cfg.reconnectMaxMs < cfg.reconnectMinMs) throw new ConfigError(file, "mqtt.reconnectMaxMs", `must be at least reconnectMinMs (${cfg.reconnectMinMs})`);
   if ((cfg.cert === undefined) !== (cfg.key === undefined)) throw new ConfigError(file, cfg.cert ? "mqtt.key" : "mqtt.cert", "cert and key go together");
+  checkCommandsConfig(cfg.commands, file);
   return cfg;
+}
+
+/** Static tokens are an explicit choice: tokens without staticTokens (an old config) would be silently unused. */
+function checkCommandsConfig(cc: MqttNorthConfig["commands"], file: string): void {
+  const withTokens = Object.keys(cc.tokens);
+  if (!cc.staticTokens && withTokens.length > 0) {
+    throw new ConfigError(file, "mqtt.commands.tokens", "static tokens are accepted only with mqtt.commands.staticTokens: true (they never expire; JWTs from auth: are the default)");
+  }
+  if (cc.staticTokens && withTokens.length === 0) throw new ConfigError(file, "mqtt.commands.tokens", "staticTokens: true needs a token for at least one tenant");
+  if (cc.ttlMs > cc.maxTtlMs) throw new ConfigError(file, "mqtt.commands.ttlMs", `must be at most maxTtlMs (${cc.maxTtlMs})`);
 }

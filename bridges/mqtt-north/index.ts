@@ -15,10 +15,11 @@ import { parseMqttNorthConfig, type MqttNorthConfig } from "./config.ts";
 import { UplinkMetrics } from "./metrics.ts";
 import { fillTopic } from "./payload.ts";
 import { Publisher } from "./publisher.ts";
-import { startMqttCommands } from "./commands.ts";
+import { startMqttCommands, type CommandAuthorizer } from "./commands.ts";
 import { uplinkStatus, type UplinkStatus } from "./status.ts";
 
 export { parseMqttNorthConfig, MqttNorthConfig } from "./config.ts";
+export type { CommandAuthorizer, CommandAuthorization } from "./commands.ts";
 
 export interface MqttNorthDeps {
   log: EventLog;
@@ -33,6 +34,8 @@ export interface MqttNorthDeps {
   /** file named in config errors */
   file?: string;
   commands?: CommandBus;
+  /** checks a command's JWT as REST does (server/services.ts); absent: JWT commands are refused */
+  authorizeCommand?: CommandAuthorizer;
 }
 
 export interface MqttNorth {
@@ -153,7 +156,7 @@ export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
         if (!deps.commands) {
           logger.warn("mqtt commands enabled but the gateway has no command bus; commands are not subscribed");
         } else {
-          commands = startMqttCommands({ client: c, config: cfg, catalog: deps.catalog, bus: deps.commands, logger, metrics, gatewayId: deps.gatewayId });
+          commands = startMqttCommands({ client: c, config: cfg, catalog: deps.catalog, bus: deps.commands, logger, metrics, gatewayId: deps.gatewayId, ...(deps.authorizeCommand ? { authorize: deps.authorizeCommand } : {}) });
         }
       }
     },
