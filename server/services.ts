@@ -6,7 +6,8 @@ import { demoPlcService } from "./demo/plc.ts";
 import { createModbusSlave } from "../bridges/modbus-slave/index.ts";
 import { createOpcuaServer } from "../bridges/opcua-server/index.ts";
 import { createMqttNorth, type CommandAuthorizer } from "../bridges/mqtt-north/index.ts";
-import { AuthError, authorizeWrite, TokenVerifier } from "./auth/index.ts";
+import { AuthError, authorizeWrite } from "./auth/index.ts";
+import { verifyToken } from "./auth/live.ts";
 
 export type ServiceFactory = (ctx: GatewayContext) => Service | null | Promise<Service | null>;
 
@@ -23,28 +24,16 @@ export const services: ServiceFactory[] = [
 ];
 
 /**
- * MQTT commands checked as REST checks a write: the same verifier (auth:), scope, tenant and tag claims.
- * The verifier is rebuilt when a reload replaced the auth: section, so MQTT follows key changes.
+ * MQTT commands checked as REST checks a write: the same live verifier (the keys a reload swaps in for
+ * REST are the ones MQTT uses, at the same instant), scope, tenant and tag claims.
  */
 function mqttCommandAuth(ctx: GatewayContext): { authorizeCommand: CommandAuthorizer } {
-  let built: { auth: unknown; verifier: TokenVerifier } | null = null;
-  const verifier = () => {
-    const auth = ctx.config.gateway.auth;
-    if (built?.auth !== auth) built = { auth, verifier: TokenVerifier.fromConfig(auth, ctx.config.dir) };
-    return built.verifier;
-  };
   return {
     authorizeCommand: async (token, target) => {
-      try {
-        const v = verifier();
-        if (!v.isConfigured) return { ok: false, code: "unauthorized", reason: "gateway.yml configures no auth keys (auth.hs256Secret or auth.jwksFile): JWT commands are refused" };
-        const who = await v.verify(token);
-        const denied = authorizeWrite(who, target);
-        return denied ? { ok: false, code: "forbidden", reason: denied.message } : { ok: true, sub: who.sub };
-      } catch (e) {
-        if (e instanceof AuthError) return { ok: false, code: e.status === 403 ? "forbidden" : "unauthorized", reason: e.message };
-        throw e;
-      }
+      const who = await verifyToken(ctx, token);
+      if (who instanceof AuthError) return { ok: false, code: who.status === 403 ? "forbidden" : "unauthorized", reason: who.message };
+      const denied = authorizeWrite(who, target);
+      return denied ? { ok: false, code: "forbidden", reason: denied.message } : { ok: true, sub: who.sub };
     },
   };
 }
