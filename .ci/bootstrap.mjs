@@ -69,7 +69,9 @@ function runBun(args) {
  * SIGTERM ourselves, instead of leaving an orphaned gateway holding every port.
  */
 function forwardStops(child) {
+  let forwarded = false;
   const forward = (sig) => {
+    forwarded = true;
     if (child.exitCode === null && child.signalCode === null) child.kill(sig);
   };
   for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(sig, () => forward(sig));
@@ -77,7 +79,8 @@ function forwardStops(child) {
   const watch = setInterval(() => {
     if (process.ppid === parent) return;
     clearInterval(watch);
-    forward("SIGTERM");
+    // after a Ctrl-C the shell dies too: the gateway has its signal already, another would count twice
+    if (!forwarded) forward("SIGTERM");
   }, 250);
   watch.unref();
 }
