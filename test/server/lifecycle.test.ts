@@ -1,5 +1,5 @@
 // The stop, end to end through `npm start`, as a terminal and a service manager do it: Ctrl-C (SIGINT
-// to the whole process group) and SIGTERM to the npm process alone. Afterwards no process of the tree
+// to the whole process group), SIGTERM to the npm process alone, and SIGKILL to the bootstrap. Afterwards no process
 // is left, no port listens, and the log opens without replaying a WAL (the stop checkpointed it).
 import { afterAll, describe, expect, it } from "bun:test";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -117,6 +117,18 @@ describe("npm start lifecycle", () => {
   it("stops cleanly on SIGTERM to the npm process alone: the gateway is not orphaned", async () => {
     const s = await npmStart();
     s.npm.kill("SIGTERM");
+    await expectCleanStop(s);
+  }, 120_000);
+
+  it("stops cleanly when the bootstrap between npm and the gateway is killed outright (SIGKILL)", async () => {
+    const s = await npmStart();
+    const gateway = Number(/"pid":(\d+)/.exec(s.output())?.[1]);
+    // field 4 of /proc/<pid>/stat is the parent: the bootstrap (node .ci/bootstrap.mjs)
+    const bootstrap = Number(readFileSync(`/proc/${gateway}/stat`, "utf8").split(") ")[1]!.split(" ")[1]);
+    expect(readFileSync(`/proc/${bootstrap}/cmdline`, "utf8")).toContain(".ci/bootstrap.mjs");
+    process.kill(bootstrap, "SIGKILL");
+    // npm and its shell end with the bootstrap; the gateway, re-parented, must not stay behind
+    await waitFor(() => s.output().includes('"reason":"launcher exited"'), "the gateway to notice its launcher is gone", 10_000);
     await expectCleanStop(s);
   }, 120_000);
 });
