@@ -74,7 +74,7 @@ function forwardStops(child) {
     forwarded = true;
     if (child.exitCode === null && child.signalCode === null) child.kill(sig);
   };
-  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(sig, () => forward(sig));
+  for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => forward(sig));
   const parent = process.ppid;
   const watch = setInterval(() => {
     if (process.ppid === parent) return;

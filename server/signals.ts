@@ -3,7 +3,8 @@
 // Also: stop when the launcher that started us is gone (`npm start` killed), so no gateway is orphaned.
 import type { Logger } from "pino";
 
-export const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+// not SIGHUP: a handler would override the ignore that `nohup` sets, and stop a gateway meant to outlive its terminal
+export const STOP_SIGNALS = ["SIGINT", "SIGTERM"] as const;
 export type StopSignal = (typeof STOP_SIGNALS)[number];
 
 export interface StopSignalsOptions {
