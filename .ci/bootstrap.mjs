@@ -56,9 +56,33 @@ function ensureDebian() {
 }
 
 function runBun(args) {
-  const child = spawn(bunBin, args, { stdio: "inherit", cwd: root });
-  for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => child.kill(sig));
+  // EDGE_STOP_WITH_PARENT: the gateway stops by itself if this process dies without forwarding (SIGKILL)
+  const child = spawn(bunBin, args, { stdio: "inherit", cwd: root, env: { ...process.env, EDGE_STOP_WITH_PARENT: String(process.pid) } });
+  forwardStops(child);
   child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+}
+
+/**
+ * Stop signals reach Bun however `npm start` is stopped. A signal to this process is passed on (the
+ * gateway counts copies of one Ctrl-C arriving together once: server/signals.ts). `npm` passes SIGTERM
+ * only to the `sh -c` it runs, which dies without passing it on: so when our parent is gone we send
+ * SIGTERM ourselves, instead of leaving an orphaned gateway holding every port.
+ */
+function forwardStops(child) {
+  let forwarded = false;
+  const forward = (sig) => {
+    forwarded = true;
+    if (child.exitCode === null && child.signalCode === null) child.kill(sig);
+  };
+  for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => forward(sig));
+  const parent = process.ppid;
+  const watch = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(watch);
+    // after a Ctrl-C the shell dies too: the gateway has its signal already, another would count twice
+    if (!forwarded) forward("SIGTERM");
+  }, 250);
+  watch.unref();
 }
 
 function runTests(args) {

@@ -5,6 +5,7 @@ import { join, resolve } from "node:path";
 import pino from "pino";
 import { ConfigError } from "../schemas/index.ts";
 import { Gateway } from "./gateway.ts";
+import { handleStopSignals, watchParent } from "./signals.ts";
 
 const logger = pino({ name: "edge", level: process.env.EDGE_LOG_LEVEL ?? "info" });
 
@@ -27,22 +28,25 @@ process.on("unhandledRejection", (err) => {
   gateway?.ctx.metrics.processErrors.inc();
 });
 
+// installed before the start: a Ctrl-C during the start stops cleanly once the start has settled
+const starting = Gateway.start({ configDir: configDir(), logger });
+const signals = handleStopSignals({
+  logger,
+  stop: async () => {
+    const gw = await starting.catch(() => undefined);
+    await gw?.stop();
+  },
+});
+const launcher = Number(process.env.EDGE_STOP_WITH_PARENT);
+if (Number.isInteger(launcher) && launcher > 1) watchParent(launcher, () => signals.request("launcher exited"));
+
 try {
-  gateway = await Gateway.start({ configDir: configDir(), logger });
+  gateway = await starting;
 } catch (e) {
   if (e instanceof ConfigError) logger.fatal(`configuration refused: ${e.message}`);
   else logger.fatal({ err: e }, "gateway failed to start");
   process.exit(1);
 }
-const gw = gateway;
-logger.info(`gateway ready: http://localhost:${gw.httpPort}/api/tags`);
+logger.info(`gateway ready: http://localhost:${gateway.httpPort}/api/tags`);
 // machine-readable line for harnesses that start the gateway as a child process
-if (process.env.EDGE_READY_FD === "stdout") console.log(JSON.stringify({ ready: true, http: gw.httpPort }));
-
-for (const sig of ["SIGINT", "SIGTERM"] as const) {
-  process.once(sig, async () => {
-    logger.info({ signal: sig }, "shutting down");
-    await gw.stop();
-    process.exit(0);
-  });
-}
+if (process.env.EDGE_READY_FD === "stdout") console.log(JSON.stringify({ ready: true, http: gateway.httpPort }));

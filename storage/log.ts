@@ -603,6 +603,10 @@ export class EventLog extends EventEmitter {
     this.headWaiters = [];
     for (const w of this.resumeWaiters) w();
     this.resumeWaiters = [];
+    // fold the WAL into the database file now, while the writer still owns it: the next open replays
+    // nothing, and the file alone is the whole log. (DuckDB also checkpoints when the last handle
+    // closes, but not while another connection, such as a reader's, is still open.)
+    await this.db.conn.run("CHECKPOINT").catch(() => undefined);
     closeDatabase(this.db);
   }
 }

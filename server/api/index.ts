@@ -1,6 +1,7 @@
 // The HTTP API: one Elysia plugin per area, composed here.
 import { Elysia } from "elysia";
 import type { GatewayContext } from "../context.ts";
+import { backupApi } from "./backup.ts";
 import { commandsApi } from "./commands.ts";
 import { healthApi } from "./health.ts";
 import { queryApi } from "./query.ts";
@@ -8,7 +9,7 @@ import { tagsApi } from "./tags.ts";
 
 export type ApiPlugin = (ctx: GatewayContext) => Elysia<any, any, any, any, any, any, any>;
 
-export const apiPlugins: ApiPlugin[] = [healthApi, tagsApi, commandsApi, (ctx) => queryApi(ctx)];
+export const apiPlugins: ApiPlugin[] = [healthApi, tagsApi, commandsApi, (ctx) => queryApi(ctx), backupApi];
 
 export function createApi(ctx: GatewayContext) {
   const app = new Elysia().onError(({ code, error, set }) => {
