@@ -1,5 +1,5 @@
 // User SQL over the log: one SELECT, checked three ways (statement count, DuckDB's statement type,
-// and the parsed tree: only the documented views and a few table functions), run on its own
+// and the parsed tree, storage/sql-gate.ts: only the documented views, visible CTEs, a few table functions), run on its own
 // connection with a deadline (interrupted past it) and a row limit, its result streamed chunk by chunk.
 // The instance's sandbox settings (storage/log.ts `sandbox`) are the wall behind these checks.
 import { JSDuckDBValueConverter, StatementType, type DuckDBConnection, type DuckDBPreparedStatement, type DuckDBType } from "@duckdb/node-api";
@@ -7,7 +7,8 @@ import type { Variable } from "../schemas/config.ts";
 import type { EventLog } from "./log.ts";
 import { QueryRefused, QueryError, QueryTimeout } from "./errors.ts";
 import { closeQuietly } from "./database.ts";
-import { createScopeTagsSql, createViews, fillTagCatalog, mainSchema, QUERY_VIEWS, refreshArchiveView, SCOPE_TAGS, scopedViewsSql, type ReadScope } from "./views.ts";
+import { createScopeTagsSql, createViews, fillTagCatalog, mainSchema, refreshArchiveView, SCOPE_TAGS, scopedViewsSql, type ReadScope } from "./views.ts";
+import { SqlGate } from "./sql-gate.ts";
 
 export interface QueryEngineOptions {
   /** the archive folder (Parquet), or null when there is none */
@@ -50,11 +51,6 @@ export interface QueryResult {
   readonly rowCount: number;
 }
 
-/** Table functions a SELECT may call: pure generators, no I/O. */
-const ALLOWED_TABLE_FUNCTIONS = new Set(["range", "generate_series", "unnest"]);
-/** Table references that name no data outside the query itself. */
-const ALLOWED_REF_TYPES = new Set(["BASE_TABLE", "JOIN", "SUBQUERY", "TABLE_FUNCTION", "EXPRESSION_LIST", "EMPTY", "PIVOT", "COLUMN_DATA"]);
-
 export class QueryEngine {
   private readonly timeoutMs: number;
   private readonly maxRows: number;
@@ -62,7 +58,7 @@ export class QueryEngine {
   private readonly maxScopes: number;
   private readonly idle = new Map<string, DuckDBConnection[]>();
   private admin: DuckDBConnection | null = null;
-  private hidden = new Set<string>();
+  private gate: SqlGate | null = null;
   private stopped = false;
   private readonly running = new Set<DuckDBConnection>();
   /** the log's generation the connections were made under (storage/log.ts `generation`) */
@@ -84,7 +80,7 @@ export class QueryEngine {
     this.admin = await this.log.connect();
     await createViews(this.admin, this.opts.archiveDir ?? null);
     await fillTagCatalog(this.admin, tags);
-    await this.loadHidden();
+    this.gate = await SqlGate.fromInstance(this.admin);
   }
 
   /** Replaces the `tags` catalog (on config reload). */
@@ -116,17 +112,6 @@ export class QueryEngine {
   private requireAdmin(): DuckDBConnection {
     if (!this.admin) throw new QueryError("the query engine is not started");
     return this.admin;
-  }
-
-  /** Names of every table and view a CTE must not shadow (a CTE named `log` would otherwise be a way around). */
-  private async loadHidden(): Promise<void> {
-    const r = await this.requireAdmin().runAndReadAll(
-      `SELECT table_name FROM duckdb_tables() UNION SELECT view_name FROM duckdb_views() WHERE NOT internal`,
-    );
-    this.hidden = new Set(r.getRows().map((x) => String(x[0]).toLowerCase()));
-    for (const v of QUERY_VIEWS) this.hidden.delete(v);
-    // only in the temp catalog of scoped connections, so not listed above
-    this.hidden.add(SCOPE_TAGS.table);
   }
 
   /** A connection whose temp views show only `scope`; pooled per scope (a connection's views never change). */
@@ -188,8 +173,8 @@ export class QueryEngine {
     }
     if (extracted.count !== 1) throw new QueryRefused(`exactly one statement is accepted, got ${extracted.count}`);
     // The tree first: it refuses files and hidden tables before DuckDB binds (and so touches) anything.
-    const tree = await this.parseTree(c, sql);
-    this.checkTree(tree);
+    if (!this.gate) throw new QueryError("the query engine is not started");
+    await this.gate.check(c, sql);
     let prepared;
     try {
       prepared = await extracted.prepare(0);
@@ -202,57 +187,6 @@ export class QueryEngine {
       throw new QueryRefused(`only SELECT is accepted, got ${StatementType[type] ?? type}`);
     }
     return prepared;
-  }
-
-  private async parseTree(c: DuckDBConnection, sql: string): Promise<unknown> {
-    const r = await c.runAndReadAll(`SELECT json_serialize_sql($1::VARCHAR)`, [sql]);
-    const out = JSON.parse(String(r.getRows()[0]![0])) as { error: boolean; error_message?: string; statements?: unknown[] };
-    if (out.error) {
-      // json_serialize_sql only serializes SELECTs: SET, COPY, PRAGMA, SHOW ... land here
-      throw new QueryRefused(`only a plain SELECT is accepted (${out.error_message ?? "not a SELECT"})`);
-    }
-    return out.statements;
-  }
-
-  private checkTree(tree: unknown): void {
-    const ctes = new Set<string>();
-    const refs: { kind: "table" | "function" | "ref"; name: string; schema: string }[] = [];
-    const walk = (n: unknown): void => {
-      if (Array.isArray(n)) return n.forEach(walk);
-      if (!n || typeof n !== "object") return;
-      const o = n as Record<string, unknown>;
-      if (o.cte_map && typeof o.cte_map === "object") {
-        for (const e of ((o.cte_map as { map?: { key: string }[] }).map ?? [])) ctes.add(String(e.key).toLowerCase());
-      }
-      // a table reference has `sample` and `alias` (a SELECT node has `sample` only; an expression has `class`)
-      if ("sample" in o && "alias" in o && !("class" in o) && typeof o.type === "string") {
-        if (!ALLOWED_REF_TYPES.has(o.type)) refs.push({ kind: "ref", name: o.type, schema: "" });
-        if (o.type === "BASE_TABLE") {
-          refs.push({ kind: "table", name: String(o.table_name).toLowerCase(), schema: `${o.catalog_name ?? ""}${o.schema_name ?? ""}` });
-        }
-        if (o.type === "TABLE_FUNCTION") {
-          const f = o.function as Record<string, unknown> | undefined;
-          refs.push({ kind: "function", name: String(f?.function_name ?? "").toLowerCase(), schema: `${f?.catalog ?? ""}${f?.schema ?? ""}` });
-        }
-      }
-      for (const v of Object.values(o)) walk(v);
-    };
-    walk(tree);
-    for (const c of ctes) if (this.hidden.has(c)) throw new QueryRefused(`a CTE may not be named '${c}' (an internal table)`);
-    const views = new Set<string>(QUERY_VIEWS);
-    for (const r of refs) {
-      if (r.kind === "ref") throw new QueryRefused(`${r.name} is not accepted in a query`);
-      if (r.kind === "function") {
-        if (r.schema || !ALLOWED_TABLE_FUNCTIONS.has(r.name)) {
-          throw new QueryRefused(`table function ${r.name}() is not allowed; only ${[...ALLOWED_TABLE_FUNCTIONS].join(", ")}`);
-        }
-        continue;
-      }
-      if (r.schema) throw new QueryRefused(`qualified names are not accepted (${r.schema}.${r.name}); use the views ${QUERY_VIEWS.join(", ")}`);
-      if (!views.has(r.name) && !ctes.has(r.name)) {
-        throw new QueryRefused(`unknown table '${r.name}'; queries read the views ${QUERY_VIEWS.join(", ")}`);
-      }
-    }
   }
 
   /**
