@@ -4,9 +4,13 @@
 // visible at that point or to one of the documented views; anything else (a file path, a system view,
 // a qualified name) would be resolved by DuckDB as a catalog entry or a replacement scan (a file read)
 // and is refused. Functions are checked against an allow-list taken from the running instance.
+// Second layer, independent of the walk: DuckDB's own bound plan of the query (json_serialize_plan, no
+// execution) may scan only the tables behind the views, the archive through the views' own Parquet scan
+// (ARCHIVE_SCAN_MARKER) and the allowed generators; a name the walk got wrong shows up there as a file
+// or a system function and is refused before the query runs.
 import type { DuckDBConnection } from "@duckdb/node-api";
-import { QueryRefused } from "./errors.ts";
-import { QUERY_VIEWS, SCOPE_TAGS } from "./views.ts";
+import { QueryError, QueryRefused } from "./errors.ts";
+import { ARCHIVE_SCAN_MARKER, QUERY_VIEWS, SCOPE_TAGS } from "./views.ts";
 
 /** Table functions a SELECT may call: pure generators, no I/O, no catalog. */
 export const ALLOWED_TABLE_FUNCTIONS: ReadonlySet<string> = new Set(["range", "generate_series", "unnest"]);
@@ -43,6 +47,12 @@ const DENIED_MACRO_BODY = /duckdb_|pg_|current_|getvariable|\bFROM\b|setting/i;
 /** Window functions proper (not aggregates over a window): fixed by the grammar, no name resolution. */
 const WINDOW_FUNCTIONS = ["row_number", "rank", "rank_dense", "dense_rank", "percent_rank", "cume_dist", "ntile", "lag", "lead", "first_value", "last_value", "nth_value", "fill"];
 
+/** Tables the views read (in the log's database); the scope table lives in each connection's temp catalog. */
+const VIEW_BASE_TABLES = new Set(["log", "meta", "tag_catalog"]);
+
+/** Plan operators that write, change the session or run other statements: never part of a SELECT's plan. */
+const FORBIDDEN_OPERATOR = /COPY|EXPORT|PRAGMA|SET|RESET|ATTACH|DETACH|LOAD|INSERT|UPDATE|DELETE|MERGE|CREATE|ALTER|DROP|VACUUM|TRANSACTION|EXECUTE|PREPARE|EXPLAIN/;
+
 type Node = Record<string, unknown>;
 
 /** What a name means at one point of the tree: the CTE names visible there (lowercase). */
@@ -64,6 +74,8 @@ export class SqlGate {
   constructor(
     private readonly functions: ReadonlySet<string>,
     private readonly internal: ReadonlySet<string> = new Set(),
+    /** the log database's catalog name (current_database()) */
+    private readonly database = "log",
   ) {}
 
   /**
@@ -92,7 +104,8 @@ export class SqlGate {
     for (const v of QUERY_VIEWS) internal.delete(v);
     // only in the temp catalog of scoped connections, so not listed above
     internal.add(SCOPE_TAGS.table);
-    return new SqlGate(names, internal);
+    const db = await conn.runAndReadAll(`SELECT current_database()`);
+    return new SqlGate(names, internal, String(db.getRows()[0]![0]));
   }
 
   /** Parses `sql` on `conn` and checks its tree. Throws QueryRefused with the reason. */
@@ -104,6 +117,51 @@ export class SqlGate {
       throw new QueryRefused(`only a plain SELECT is accepted (${out.error_message ?? "not a SELECT"})`);
     }
     this.checkTree(out.statements ?? []);
+    await this.checkPlan(conn, sql);
+  }
+
+  /**
+   * The second layer: binds and plans `sql` on `conn` (its scope's temp views included) without running
+   * it, and checks every scan DuckDB resolved. Throws QueryRefused, or QueryError for a query DuckDB
+   * cannot bind (its binder message).
+   */
+  async checkPlan(conn: DuckDBConnection, sql: string): Promise<void> {
+    const r = await conn.runAndReadAll(`SELECT json_serialize_plan($1::VARCHAR)`, [sql]);
+    const out = JSON.parse(String(r.getRows()[0]![0])) as { error: boolean; error_message?: string; plans?: unknown[] };
+    if (out.error) throw new QueryError(String(out.error_message ?? "the query cannot be planned").split("\n")[0]!);
+    this.checkOperators(out.plans ?? []);
+  }
+
+  private checkOperators(n: unknown): void {
+    if (Array.isArray(n)) return n.forEach((x) => this.checkOperators(x));
+    if (!isObject(n)) return;
+    if (typeof n.type === "string" && n.type.startsWith("LOGICAL_")) {
+      if (FORBIDDEN_OPERATOR.test(n.type)) throw new QueryRefused(`the plan of the query holds ${n.type}: not a plain SELECT`);
+      if (n.type === "LOGICAL_GET") this.checkScan(n);
+    }
+    for (const v of Object.values(n)) this.checkOperators(v);
+  }
+
+  /** One scan of the bound plan: a view's base table, the views' archive scan, or a generator. */
+  private checkScan(n: Node): void {
+    const name = lower(n.name);
+    const data = isObject(n.function_data) ? n.function_data : {};
+    if (name === "seq_scan") {
+      const table = lower(data.table);
+      const ok =
+        (lower(data.catalog) === this.database.toLowerCase() && lower(data.schema) === "main" && VIEW_BASE_TABLES.has(table)) ||
+        (lower(data.catalog) === SCOPE_TAGS.catalog && table === SCOPE_TAGS.table);
+      if (ok) return;
+      throw new QueryRefused(`the query would read the table '${table}', which no documented view reads`);
+    }
+    if (name === "read_parquet") {
+      const file = isObject(data.parquet_options) && isObject(data.parquet_options.file_options) ? data.parquet_options.file_options : {};
+      if (file.filename === true && file.filename_column === ARCHIVE_SCAN_MARKER) return;
+      // the files are not named: a glob the query made up would list what exists
+      throw new QueryRefused(`the query would read Parquet files other than through the views frames_all/data_all`);
+    }
+    if (ALLOWED_TABLE_FUNCTIONS.has(name)) return;
+    throw new QueryRefused(`the query would call ${name}, which is not allowed (files, settings and the catalog are out of reach)`);
   }
 
   /** Checks parsed statements (json_serialize_sql's `statements`). Throws QueryRefused. */

@@ -1,5 +1,6 @@
 // The documented SQL views over the log (the only names user SQL may read, see storage/README.md):
 // typed value columns, TIMESTAMP columns, and `*_all` views that include the Parquet archive.
+import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
@@ -10,6 +11,14 @@ export const QUERY_VIEWS = ["frames", "data", "commands", "acks", "events", "tag
 
 /** Raw columns of the hot table and of every archive file, in this order. */
 const RAW = `"offset", kind, ts, tag, vtype, num, str, quality, source, body, logged_at`;
+
+/**
+ * The name of the file-name column the archive views ask read_parquet for: made up per process and
+ * never shown (the views project it away). The plan check (storage/sql-gate.ts) accepts a Parquet scan
+ * only when it carries this name, i.e. when the engine's own view made it: a file name that slipped
+ * through the statement check is a replacement scan, which cannot set it.
+ */
+export const ARCHIVE_SCAN_MARKER = `__archive_${randomBytes(12).toString("hex")}`;
 
 const sqlString = (s: string) => `'${s.replaceAll("'", "''")}'`;
 
@@ -87,7 +96,7 @@ export async function refreshArchiveView(conn: DuckDBConnection, archiveDir: str
   const dir = archiveDir ? resolve(archiveDir) : null;
   const cold =
     dir && archiveFiles(dir).length
-      ? `SELECT ${RAW} FROM read_parquet(${sqlString(join(dir, "day=*", "*.parquet"))}, hive_partitioning = false) WHERE "offset" <= ${archived}`
+      ? `SELECT ${RAW} FROM read_parquet(${sqlString(join(dir, "day=*", "*.parquet"))}, hive_partitioning = false, filename = ${sqlString(ARCHIVE_SCAN_MARKER)}) WHERE "offset" <= ${archived}`
       : null;
   await conn.run(`CREATE OR REPLACE VIEW ${m}.log_all AS ${cold ? `${cold} UNION ALL ` : ""}${hot}`);
   for (const v of viewsOver(`${m}.log_all`, "_all", m)) await conn.run(v);
