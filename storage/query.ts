@@ -163,7 +163,7 @@ export class QueryEngine {
   }
 
   /** `check`, keeping the prepared statement so that the query is not parsed and bound twice. */
-  private async prepareChecked(sql: string, conn?: DuckDBConnection): Promise<DuckDBPreparedStatement> {
+  private async prepareChecked(sql: string, conn?: DuckDBConnection, scope?: ReadScope): Promise<DuckDBPreparedStatement> {
     const c = conn ?? this.requireAdmin();
     let extracted;
     try {
@@ -174,7 +174,7 @@ export class QueryEngine {
     if (extracted.count !== 1) throw new QueryRefused(`exactly one statement is accepted, got ${extracted.count}`);
     // The tree first: it refuses files and hidden tables before DuckDB binds (and so touches) anything.
     if (!this.gate) throw new QueryError("the query engine is not started");
-    await this.gate.check(c, sql);
+    await this.gate.check(c, sql, scope);
     let prepared;
     try {
       prepared = await extracted.prepare(0);
@@ -227,7 +227,7 @@ export class QueryEngine {
     };
     let result;
     try {
-      result = await (await this.prepareChecked(sql, conn)).stream();
+      result = await (await this.prepareChecked(sql, conn, scope)).stream();
     } catch (e) {
       return fail(e);
     }

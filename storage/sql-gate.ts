@@ -10,7 +10,7 @@
 // or a system function and is refused before the query runs.
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { QueryError, QueryRefused } from "./errors.ts";
-import { ARCHIVE_SCAN_MARKER, QUERY_VIEWS, SCOPE_TAGS } from "./views.ts";
+import { ARCHIVE_SCAN_MARKER, QUERY_VIEWS, SCOPE_TAGS, type ReadScope } from "./views.ts";
 
 /** Table functions a SELECT may call: pure generators, no I/O, no catalog. */
 export const ALLOWED_TABLE_FUNCTIONS: ReadonlySet<string> = new Set(["range", "generate_series", "unnest"]);
@@ -54,6 +54,74 @@ const VIEW_BASE_TABLES = new Set(["log", "meta", "tag_catalog"]);
 const FORBIDDEN_OPERATOR = /COPY|EXPORT|PRAGMA|SET|RESET|ATTACH|DETACH|LOAD|INSERT|UPDATE|DELETE|MERGE|CREATE|ALTER|DROP|VACUUM|TRANSACTION|EXECUTE|PREPARE|EXPLAIN/;
 
 type Node = Record<string, unknown>;
+
+const UNSCOPED: ReadScope = { tenant: null, tags: null };
+
+/** The scope filters a plan node sits under. */
+interface Guard {
+  tenant: boolean;
+  tags: boolean;
+  /** inside a scope filter's own list (its catalog scan is the filter, not data shown) */
+  list: boolean;
+}
+const NO_GUARD: Guard = { tenant: false, tags: false, list: false };
+
+/**
+ * Walks an unoptimized plan. A scoped view is `SELECT * FROM <view> WHERE tag IN (<tenant's tags>) AND
+ * tag IN (<the connection's list>)`, planned as a FILTER on the marks of a chain of MARK joins whose
+ * right sides are those lists. Every scan of raw rows (the hot table, the archive) and of the catalog
+ * must sit on the left of such a chain for each restriction of the reader's scope: a name that DuckDB
+ * resolved to an unscoped object, whatever the walk thought, fails here.
+ */
+class PlanWalk {
+  constructor(
+    private readonly gate: SqlGate,
+    private readonly scope: ReadScope,
+  ) {}
+
+  visit(n: unknown, g: Guard): void {
+    if (Array.isArray(n)) return n.forEach((x) => this.visit(x, g));
+    if (!isObject(n)) return;
+    if (typeof n.type === "string" && n.type.startsWith("LOGICAL_")) return this.operator(n, g);
+    for (const v of Object.values(n)) this.visit(v, g);
+  }
+
+  private operator(n: Node, g: Guard): void {
+    const type = String(n.type);
+    if (FORBIDDEN_OPERATOR.test(type)) throw new QueryRefused(`the plan of the query holds ${type}: not a plain SELECT`);
+    if (type === "LOGICAL_GET") {
+      this.gate.checkScan(n);
+      const restricted = this.scope.tenant !== null || this.scope.tags !== null;
+      if (restricted && !g.list && this.gate.isTenantData(n) && !((this.scope.tenant === null || g.tenant) && (this.scope.tags === null || g.tags))) {
+        throw new QueryRefused(`the query would read rows outside the reader's scope (not through the documented views)`);
+      }
+    }
+    if (type === "LOGICAL_FILTER" && this.scopeFilter(n, g)) return;
+    for (const v of Object.values(n)) this.visit(v, g);
+  }
+
+  /** A scope filter: visits its parts with the guards it gives and answers true; false when `n` is not one. */
+  private scopeFilter(n: Node, g: Guard): boolean {
+    const marks = list(n.expressions).filter((e) => isObject(e) && e.type === "BOUND_REF" && e.alias === "SUBQUERY").length;
+    const chain: Node[] = [];
+    let left: unknown = list(n.children)[0];
+    while (isObject(left) && left.type === "LOGICAL_COMPARISON_JOIN" && left.join_type === "MARK") {
+      chain.push(left);
+      left = list(left.children)[0];
+    }
+    if (chain.length === 0 || marks !== list(n.expressions).length || marks < chain.length) return false;
+    const inner = { ...g };
+    for (const j of chain) {
+      const right = list(j.children)[1];
+      if (this.gate.isScopeList(right, "tenant", this.scope)) inner.tenant = true;
+      else if (this.gate.isScopeList(right, "tags", this.scope)) inner.tags = true;
+      else return false;
+    }
+    for (const j of chain) this.visit(list(j.children)[1], { ...g, list: true });
+    this.visit(left, inner);
+    return true;
+  }
+}
 
 /** What a name means at one point of the tree: the CTE names visible there (lowercase). */
 type Scope = ReadonlySet<string>;
@@ -108,8 +176,12 @@ export class SqlGate {
     return new SqlGate(names, internal, String(db.getRows()[0]![0]));
   }
 
-  /** Parses `sql` on `conn` and checks its tree. Throws QueryRefused with the reason. */
-  async check(conn: DuckDBConnection, sql: string): Promise<void> {
+  /**
+   * Parses `sql` on `conn` and checks its tree, then DuckDB's plan of it. `scope`: the reader's scope the
+   * connection's temp views were made for (every raw-row scan must sit under its filter). Throws
+   * QueryRefused with the reason.
+   */
+  async check(conn: DuckDBConnection, sql: string, scope: ReadScope = UNSCOPED): Promise<void> {
     const r = await conn.runAndReadAll(`SELECT json_serialize_sql($1::VARCHAR)`, [sql]);
     const out = JSON.parse(String(r.getRows()[0]![0])) as { error: boolean; error_message?: string; statements?: unknown[] };
     if (out.error) {
@@ -117,7 +189,7 @@ export class SqlGate {
       throw new QueryRefused(`only a plain SELECT is accepted (${out.error_message ?? "not a SELECT"})`);
     }
     this.checkTree(out.statements ?? []);
-    await this.checkPlan(conn, sql);
+    await this.checkPlan(conn, sql, scope);
   }
 
   /**
@@ -125,25 +197,16 @@ export class SqlGate {
    * it, and checks every scan DuckDB resolved. Throws QueryRefused, or QueryError for a query DuckDB
    * cannot bind (its binder message).
    */
-  async checkPlan(conn: DuckDBConnection, sql: string): Promise<void> {
+  async checkPlan(conn: DuckDBConnection, sql: string, scope: ReadScope = UNSCOPED): Promise<void> {
     const r = await conn.runAndReadAll(`SELECT json_serialize_plan($1::VARCHAR)`, [sql]);
     const out = JSON.parse(String(r.getRows()[0]![0])) as { error: boolean; error_message?: string; plans?: unknown[] };
     if (out.error) throw new QueryError(String(out.error_message ?? "the query cannot be planned").split("\n")[0]!);
-    this.checkOperators(out.plans ?? []);
-  }
-
-  private checkOperators(n: unknown): void {
-    if (Array.isArray(n)) return n.forEach((x) => this.checkOperators(x));
-    if (!isObject(n)) return;
-    if (typeof n.type === "string" && n.type.startsWith("LOGICAL_")) {
-      if (FORBIDDEN_OPERATOR.test(n.type)) throw new QueryRefused(`the plan of the query holds ${n.type}: not a plain SELECT`);
-      if (n.type === "LOGICAL_GET") this.checkScan(n);
-    }
-    for (const v of Object.values(n)) this.checkOperators(v);
+    // the plan is not optimized: the scoped views' filters are still where the views put them
+    new PlanWalk(this, scope).visit(out.plans ?? [], NO_GUARD);
   }
 
   /** One scan of the bound plan: a view's base table, the views' archive scan, or a generator. */
-  private checkScan(n: Node): void {
+  checkScan(n: Node): void {
     const name = lower(n.name);
     const data = isObject(n.function_data) ? n.function_data : {};
     if (name === "seq_scan") {
@@ -228,11 +291,30 @@ export class SqlGate {
     throw new QueryRefused(`unknown table '${name}'; queries read the views ${QUERY_VIEWS.join(", ")} (or their own CTEs, where visible)`);
   }
 
+  /** Whether a scan reads the log's raw rows or the catalog (data of some tenant), as opposed to meta or the scope's list. */
+  isTenantData(n: Node): boolean {
+    const name = lower(n.name);
+    const data = isObject(n.function_data) ? n.function_data : {};
+    return name === "read_parquet" || (name === "seq_scan" && lower(data.catalog) === this.database.toLowerCase() && ["log", "tag_catalog"].includes(lower(data.table)));
+  }
+
+  /** Whether a plan subtree is the scope filter's list for `kind`: the tenant's catalog tags, or the connection's tag list. */
+  isScopeList(n: unknown, kind: "tenant" | "tags", scope: ReadScope): boolean {
+    const text = JSON.stringify(n);
+    // one scan under plain equality: the views' `SELECT tag FROM <list> [WHERE tenant = '<tenant>']`
+    if ((text.match(/"LOGICAL_GET"/g) ?? []).length !== 1 || /CONJUNCTION|COMPARE_(?!EQUAL")|LOGICAL_(?!GET|PROJECTION|FILTER)/.test(text)) return false;
+    if (kind === "tags") return text.includes(`"catalog":"${SCOPE_TAGS.catalog}"`) && text.includes(`"table":"${SCOPE_TAGS.table}"`);
+    return text.includes(`"table":"tag_catalog"`) && scope.tenant !== null && text.includes(`"value":${JSON.stringify(scope.tenant)}`);
+  }
+
   private expression(n: Node, scope: Scope): void {
     const cls = String(n.class);
     if (cls === "FUNCTION" || cls === "WINDOW") {
       const name = lower(n.function_name);
-      if (n.schema || n.catalog) throw new QueryRefused(`qualified function names are not accepted (${name})`);
+      // the parser itself qualifies some built-ins (a list literal is main.list_value); `main` of no
+      // catalog or of `system` holds the built-ins, whose names are checked below
+      const builtIn = (!n.schema || n.schema === "main") && (!n.catalog || n.catalog === "system");
+      if (!builtIn) throw new QueryRefused(`qualified function names are not accepted (${name})`);
       if (!this.functions.has(name)) throw new QueryRefused(`function ${name}() is not allowed in a query`);
     } else if (!PLAIN_EXPR_CLASSES.has(cls)) {
       throw new QueryRefused(`${cls} expressions are not accepted in a query`);

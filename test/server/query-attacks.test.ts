@@ -174,7 +174,8 @@ function attacks(): [string, string][] {
     ["nextval", `SELECT nextval('s')`],
     ["txid_current", `SELECT txid_current()`],
     ["getenv", `SELECT getenv('HOME')`],
-    ["qualified function", `SELECT main.abs(1)`],
+    ["function qualified with the log's catalog", `SELECT "log".main.abs(1)`],
+    ["function qualified with the temp catalog", `SELECT temp.main.abs(1)`],
     ["system-qualified current_setting", `SELECT system.main.current_setting('allowed_directories')`],
     ["current_setting inside a lambda", `SELECT list_transform([1], x -> current_setting('allowed_directories'))`],
     // internal tables, system views, qualified names
