@@ -3,7 +3,7 @@
 // escape attempt must answer a 4xx JSON error (never 200 or 500), read no secret and write no file;
 // allowed queries used in tricky ways must never return a row of the other tenant.
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import type { Frame } from "../../schemas/index.ts";
 import { archiveDirOf, historyOf } from "../../server/history.ts";
@@ -17,6 +17,7 @@ const FOREIGN_TAG = "zz_foreign_tag";
 const FOREIGN_VALUE = 7777777.5;
 const SECRET = "PLANTED-SECRET-4f1c9b";
 const HOT_PER_TAG = 100;
+const PAST = new Date("2020-01-01T00:00:00Z");
 const ARCHIVED_PER_TAG = 200;
 
 let g: TestGateway;
@@ -74,6 +75,8 @@ beforeAll(async () => {
   mkdirSync(archive, { recursive: true });
   writeFileSync(secretIn, `secret\n${SECRET}\n`);
   writeFileSync(secretOut, `${SECRET}\n`);
+  // an access time older than the file: with relatime (the default mount) any read moves it
+  for (const f of [secretIn, secretOut]) utimesSync(f, PAST, statSync(f).mtime);
   filesBefore = listFiles(g.dir);
 });
 afterAll(async () => g.stop());
@@ -238,9 +241,10 @@ describe("POST /api/query refuses escapes", () => {
     });
   }
 
-  it("has at least 100 cases, and none wrote or removed a file", () => {
+  it("has at least 100 cases, and none wrote or removed a file or read a planted secret", () => {
     expect(attacks().length).toBeGreaterThanOrEqual(100);
     expect(listFiles(g.dir)).toEqual(filesBefore);
+    for (const f of [secretIn, secretOut]) expect(statSync(f).atime.getTime(), f).toBe(PAST.getTime());
   });
 });
 
