@@ -4,16 +4,11 @@
 // visible at that point or to one of the documented views; anything else (a file path, a system view,
 // a qualified name) would be resolved by DuckDB as a catalog entry or a replacement scan (a file read)
 // and is refused. Functions are checked against an allow-list taken from the running instance.
-// Second layer, independent of the walk: DuckDB's own bound plan of the query (json_serialize_plan, no
-// execution) may scan only the tables behind the views, the archive through the views' own Parquet scan
-// (ARCHIVE_SCAN_MARKER) and the allowed generators; a name the walk got wrong shows up there as a file
-// or a system function and is refused before the query runs.
+// Then the second layer (storage/sql-plan.ts) checks DuckDB's own plan of the query.
 import type { DuckDBConnection } from "@duckdb/node-api";
-import { QueryError, QueryRefused } from "./errors.ts";
-import { ARCHIVE_SCAN_MARKER, QUERY_VIEWS, SCOPE_TAGS, type ReadScope } from "./views.ts";
-
-/** Table functions a SELECT may call: pure generators, no I/O, no catalog. */
-export const ALLOWED_TABLE_FUNCTIONS: ReadonlySet<string> = new Set(["range", "generate_series", "unnest"]);
+import { QueryRefused } from "./errors.ts";
+import { ALLOWED_TABLE_FUNCTIONS, isObject, list, lower, PlanCheck, type Node } from "./sql-plan.ts";
+import { QUERY_VIEWS, SCOPE_TAGS, type ReadScope } from "./views.ts";
 
 /** Table references that name no data by themselves (their children are walked). */
 const PLAIN_REF_TYPES = new Set(["JOIN", "SUBQUERY", "EXPRESSION_LIST", "EMPTY", "PIVOT"]);
@@ -47,88 +42,10 @@ const DENIED_MACRO_BODY = /duckdb_|pg_|current_|getvariable|\bFROM\b|setting/i;
 /** Window functions proper (not aggregates over a window): fixed by the grammar, no name resolution. */
 const WINDOW_FUNCTIONS = ["row_number", "rank", "rank_dense", "dense_rank", "percent_rank", "cume_dist", "ntile", "lag", "lead", "first_value", "last_value", "nth_value", "fill"];
 
-/** Tables the views read (in the log's database); the scope table lives in each connection's temp catalog. */
-const VIEW_BASE_TABLES = new Set(["log", "meta", "tag_catalog"]);
-
-/** Plan operators that write, change the session or run other statements: never part of a SELECT's plan. */
-const FORBIDDEN_OPERATOR = /COPY|EXPORT|PRAGMA|SET|RESET|ATTACH|DETACH|LOAD|INSERT|UPDATE|DELETE|MERGE|CREATE|ALTER|DROP|VACUUM|TRANSACTION|EXECUTE|PREPARE|EXPLAIN/;
-
-type Node = Record<string, unknown>;
-
-const UNSCOPED: ReadScope = { tenant: null, tags: null };
-
-/** The scope filters a plan node sits under. */
-interface Guard {
-  tenant: boolean;
-  tags: boolean;
-  /** inside a scope filter's own list (its catalog scan is the filter, not data shown) */
-  list: boolean;
-}
-const NO_GUARD: Guard = { tenant: false, tags: false, list: false };
-
-/**
- * Walks an unoptimized plan. A scoped view is `SELECT * FROM <view> WHERE tag IN (<tenant's tags>) AND
- * tag IN (<the connection's list>)`, planned as a FILTER on the marks of a chain of MARK joins whose
- * right sides are those lists. Every scan of raw rows (the hot table, the archive) and of the catalog
- * must sit on the left of such a chain for each restriction of the reader's scope: a name that DuckDB
- * resolved to an unscoped object, whatever the walk thought, fails here.
- */
-class PlanWalk {
-  constructor(
-    private readonly gate: SqlGate,
-    private readonly scope: ReadScope,
-  ) {}
-
-  visit(n: unknown, g: Guard): void {
-    if (Array.isArray(n)) return n.forEach((x) => this.visit(x, g));
-    if (!isObject(n)) return;
-    if (typeof n.type === "string" && n.type.startsWith("LOGICAL_")) return this.operator(n, g);
-    for (const v of Object.values(n)) this.visit(v, g);
-  }
-
-  private operator(n: Node, g: Guard): void {
-    const type = String(n.type);
-    if (FORBIDDEN_OPERATOR.test(type)) throw new QueryRefused(`the plan of the query holds ${type}: not a plain SELECT`);
-    if (type === "LOGICAL_GET") {
-      this.gate.checkScan(n);
-      const restricted = this.scope.tenant !== null || this.scope.tags !== null;
-      if (restricted && !g.list && this.gate.isTenantData(n) && !((this.scope.tenant === null || g.tenant) && (this.scope.tags === null || g.tags))) {
-        throw new QueryRefused(`the query would read rows outside the reader's scope (not through the documented views)`);
-      }
-    }
-    if (type === "LOGICAL_FILTER" && this.scopeFilter(n, g)) return;
-    for (const v of Object.values(n)) this.visit(v, g);
-  }
-
-  /** A scope filter: visits its parts with the guards it gives and answers true; false when `n` is not one. */
-  private scopeFilter(n: Node, g: Guard): boolean {
-    const marks = list(n.expressions).filter((e) => isObject(e) && e.type === "BOUND_REF" && e.alias === "SUBQUERY").length;
-    const chain: Node[] = [];
-    let left: unknown = list(n.children)[0];
-    while (isObject(left) && left.type === "LOGICAL_COMPARISON_JOIN" && left.join_type === "MARK") {
-      chain.push(left);
-      left = list(left.children)[0];
-    }
-    if (chain.length === 0 || marks !== list(n.expressions).length || marks < chain.length) return false;
-    const inner = { ...g };
-    for (const j of chain) {
-      const right = list(j.children)[1];
-      if (this.gate.isScopeList(right, "tenant", this.scope)) inner.tenant = true;
-      else if (this.gate.isScopeList(right, "tags", this.scope)) inner.tags = true;
-      else return false;
-    }
-    for (const j of chain) this.visit(list(j.children)[1], { ...g, list: true });
-    this.visit(left, inner);
-    return true;
-  }
-}
 
 /** What a name means at one point of the tree: the CTE names visible there (lowercase). */
 type Scope = ReadonlySet<string>;
 
-const lower = (v: unknown) => String(v ?? "").toLowerCase();
-const isObject = (v: unknown): v is Node => !!v && typeof v === "object" && !Array.isArray(v);
-const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
 export class SqlGate {
   private readonly views: ReadonlySet<string> = new Set(QUERY_VIEWS);
@@ -142,8 +59,8 @@ export class SqlGate {
   constructor(
     private readonly functions: ReadonlySet<string>,
     private readonly internal: ReadonlySet<string> = new Set(),
-    /** the log database's catalog name (current_database()) */
-    private readonly database = "log",
+    /** the second layer; its database is the log's catalog name (current_database()) */
+    private readonly plan = new PlanCheck("log"),
   ) {}
 
   /**
@@ -173,7 +90,7 @@ export class SqlGate {
     // only in the temp catalog of scoped connections, so not listed above
     internal.add(SCOPE_TAGS.table);
     const db = await conn.runAndReadAll(`SELECT current_database()`);
-    return new SqlGate(names, internal, String(db.getRows()[0]![0]));
+    return new SqlGate(names, internal, new PlanCheck(String(db.getRows()[0]![0])));
   }
 
   /**
@@ -181,7 +98,7 @@ export class SqlGate {
    * connection's temp views were made for (every raw-row scan must sit under its filter). Throws
    * QueryRefused with the reason.
    */
-  async check(conn: DuckDBConnection, sql: string, scope: ReadScope = UNSCOPED): Promise<void> {
+  async check(conn: DuckDBConnection, sql: string, scope: ReadScope = { tenant: null, tags: null }): Promise<void> {
     const r = await conn.runAndReadAll(`SELECT json_serialize_sql($1::VARCHAR)`, [sql]);
     const out = JSON.parse(String(r.getRows()[0]![0])) as { error: boolean; error_message?: string; statements?: unknown[] };
     if (out.error) {
@@ -189,42 +106,7 @@ export class SqlGate {
       throw new QueryRefused(`only a plain SELECT is accepted (${out.error_message ?? "not a SELECT"})`);
     }
     this.checkTree(out.statements ?? []);
-    await this.checkPlan(conn, sql, scope);
-  }
-
-  /**
-   * The second layer: binds and plans `sql` on `conn` (its scope's temp views included) without running
-   * it, and checks every scan DuckDB resolved. Throws QueryRefused, or QueryError for a query DuckDB
-   * cannot bind (its binder message).
-   */
-  async checkPlan(conn: DuckDBConnection, sql: string, scope: ReadScope = UNSCOPED): Promise<void> {
-    const r = await conn.runAndReadAll(`SELECT json_serialize_plan($1::VARCHAR)`, [sql]);
-    const out = JSON.parse(String(r.getRows()[0]![0])) as { error: boolean; error_message?: string; plans?: unknown[] };
-    if (out.error) throw new QueryError(String(out.error_message ?? "the query cannot be planned").split("\n")[0]!);
-    // the plan is not optimized: the scoped views' filters are still where the views put them
-    new PlanWalk(this, scope).visit(out.plans ?? [], NO_GUARD);
-  }
-
-  /** One scan of the bound plan: a view's base table, the views' archive scan, or a generator. */
-  checkScan(n: Node): void {
-    const name = lower(n.name);
-    const data = isObject(n.function_data) ? n.function_data : {};
-    if (name === "seq_scan") {
-      const table = lower(data.table);
-      const ok =
-        (lower(data.catalog) === this.database.toLowerCase() && lower(data.schema) === "main" && VIEW_BASE_TABLES.has(table)) ||
-        (lower(data.catalog) === SCOPE_TAGS.catalog && table === SCOPE_TAGS.table);
-      if (ok) return;
-      throw new QueryRefused(`the query would read the table '${table}', which no documented view reads`);
-    }
-    if (name === "read_parquet") {
-      const file = isObject(data.parquet_options) && isObject(data.parquet_options.file_options) ? data.parquet_options.file_options : {};
-      if (file.filename === true && file.filename_column === ARCHIVE_SCAN_MARKER) return;
-      // the files are not named: a glob the query made up would list what exists
-      throw new QueryRefused(`the query would read Parquet files other than through the views frames_all/data_all`);
-    }
-    if (ALLOWED_TABLE_FUNCTIONS.has(name)) return;
-    throw new QueryRefused(`the query would call ${name}, which is not allowed (files, settings and the catalog are out of reach)`);
+    await this.plan.check(conn, sql, scope);
   }
 
   /** Checks parsed statements (json_serialize_sql's `statements`). Throws QueryRefused. */
@@ -289,22 +171,6 @@ export class SqlGate {
     if (n.at_clause) throw new QueryRefused(`AT (time travel) is not accepted on '${name}'`);
     if (scope.has(name) || this.views.has(name)) return;
     throw new QueryRefused(`unknown table '${name}'; queries read the views ${QUERY_VIEWS.join(", ")} (or their own CTEs, where visible)`);
-  }
-
-  /** Whether a scan reads the log's raw rows or the catalog (data of some tenant), as opposed to meta or the scope's list. */
-  isTenantData(n: Node): boolean {
-    const name = lower(n.name);
-    const data = isObject(n.function_data) ? n.function_data : {};
-    return name === "read_parquet" || (name === "seq_scan" && lower(data.catalog) === this.database.toLowerCase() && ["log", "tag_catalog"].includes(lower(data.table)));
-  }
-
-  /** Whether a plan subtree is the scope filter's list for `kind`: the tenant's catalog tags, or the connection's tag list. */
-  isScopeList(n: unknown, kind: "tenant" | "tags", scope: ReadScope): boolean {
-    const text = JSON.stringify(n);
-    // one scan under plain equality: the views' `SELECT tag FROM <list> [WHERE tenant = '<tenant>']`
-    if ((text.match(/"LOGICAL_GET"/g) ?? []).length !== 1 || /CONJUNCTION|COMPARE_(?!EQUAL")|LOGICAL_(?!GET|PROJECTION|FILTER)/.test(text)) return false;
-    if (kind === "tags") return text.includes(`"catalog":"${SCOPE_TAGS.catalog}"`) && text.includes(`"table":"${SCOPE_TAGS.table}"`);
-    return text.includes(`"table":"tag_catalog"`) && scope.tenant !== null && text.includes(`"value":${JSON.stringify(scope.tenant)}`);
   }
 
   private expression(n: Node, scope: Scope): void {

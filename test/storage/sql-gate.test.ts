@@ -148,10 +148,14 @@ describe("plan check without the walk (a walk mistake cannot read another tenant
       `SELECT * FROM (VALUES (1, 'a'), (2, 'b')) v(n, t) NATURAL JOIN (SELECT 'a' AS t) w`,
       `SELECT * FROM data EXCEPT SELECT * FROM data WHERE value > 10 INTERSECT SELECT * FROM data`,
       `SELECT uuid(), random(), current_date, today(), now()`,
+      // correlated subqueries: decorrelated plans keep the scope filters where the views put them
+      `SELECT (SELECT count(*) FROM data x WHERE x.tag = d.tag) FROM data d`,
+      `SELECT * FROM data d WHERE EXISTS (SELECT 1 FROM frames_all f WHERE f."offset" = d."offset" + 2)`,
+      `SELECT * FROM tags t, LATERAL (SELECT max(value) FROM data d WHERE d.tag = t.tag) m`,
     ];
     SqlGate.prototype.checkTree = checkTree;
     try {
-      for (const sql of queries) for (const ro of [acme, {}]) await q.all(sql, ro).catch((e) => Promise.reject(new Error(`${sql}: ${e}`)));
+      for (const sql of queries) for (const ro of [acme, { ...acme, tags: ["a"] }, {}]) await q.all(sql, ro).catch((e) => Promise.reject(new Error(`${sql}: ${e}`)));
     } finally {
       SqlGate.prototype.checkTree = () => undefined;
     }
