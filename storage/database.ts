@@ -23,7 +23,7 @@ export interface Database {
 }
 
 /**
- * The second wall of the SQL sandbox (the first is the statement check in storage/query.ts). The order
+ * The instance-level wall of the SQL sandbox (the others are the parse-tree gate, storage/sql-gate.ts, and the plan check, storage/sql-plan.ts; see storage/README.md). The order
  * matters: allowed_directories before external access is turned off, lock_configuration last.
  */
 async function applySandbox(conn: DuckDBConnection, sb: SandboxOptions): Promise<void> {
