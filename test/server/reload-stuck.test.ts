@@ -5,17 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ModbusTcpServer } from "../../server/demo/modbus-server.ts";
-import type { EventLog } from "../../storage/index.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { waitFor } from "../helpers/index.ts";
 import { HS_SECRET, startPlc, token } from "./commands-fixture.ts";
-
-/** The data of every event frame of `type` in the log so far. */
-export async function eventsOf(log: EventLog, type: string): Promise<Record<string, unknown>[]> {
-  const found: Record<string, unknown>[] = [];
-  for await (const f of log.read({ from: 1, kinds: ["event"] })) if (f.kind === "event" && f.type === type) found.push(f.data ?? {});
-  return found;
-}
+import { nextEvent } from "./config-fixture.ts";
 
 let plc: ModbusTcpServer;
 let t: TestGateway;
@@ -41,12 +34,9 @@ describe("hot reload after a bad edit", () => {
   it("refuses a bad endpoint URL with config.rejected (file + path), then applies the next good edit: a write over the new max is refused", async () => {
     const config = join(t.dir, "config");
     writeFileSync(join(config, "endpoints.yml"), endpoints(`tpc://127.0.0.1:${plc.port}`));
-    const [rejected] = await waitFor(async () => {
-      const found = await eventsOf(t.gw.ctx.log, "config.rejected");
-      return found.length > 0 && found;
-    }, "the config.rejected event");
+    const rejected = await nextEvent(t.gw.ctx.log, "config.rejected");
     expect(rejected).toMatchObject({ file: join(config, "endpoints.yml"), path: "endpoints.plc.url" });
-    expect(String(rejected!.error)).toContain("unsupported scheme 'tpc'");
+    expect(String(rejected.error)).toContain("unsupported scheme 'tpc'");
     expect(t.gw.ctx.drivers.status()[0]?.state).toBe("Active");
 
     writeFileSync(join(config, "endpoints.yml"), endpoints(`tcp://127.0.0.1:${plc.port}`));
