@@ -138,8 +138,17 @@ export function configWatcher(ctx: GatewayContext, settleMs = 300): Service {
   let watcher: FSWatcher | null = null;
   let timer: ReturnType<typeof setTimeout> | null = null;
   let running: Promise<unknown> = Promise.resolve();
+  let reloads = 0;
+  let refused: { error: string; at: string } | null = null; // the files on disk are not what runs
+  const reload = async () => {
+    const r = await reloadConfig(ctx);
+    reloads++;
+    refused = r.ok ? null : { error: r.error ?? "refused", at: new Date().toISOString() };
+  };
   return {
     name: "config-watcher",
+    // a refused edit leaves the gateway doing its job with the previous config: ok, with the refusal as a detail
+    status: () => ({ state: "ok", reasons: [], reloads, lastRefused: refused }),
     async start() {
       watcher = watch(ctx.config.dir, (_event, file) => {
         if (file && !/\.ya?ml$/.test(String(file)) && !authFiles(ctx).has(String(file))) return;
@@ -147,7 +156,7 @@ export function configWatcher(ctx: GatewayContext, settleMs = 300): Service {
         timer = setTimeout(() => {
           // one reload at a time, and a failed one must not poison the chain: every later edit would be
           // dropped until a restart (reloadConfig never throws; the catch is the belt to its braces)
-          running = running.then(() => reloadConfig(ctx)).catch((err) => ctx.logger.error({ err }, "config reload failed"));
+          running = running.then(reload).catch((err) => ctx.logger.error({ err }, "config reload failed"));
         }, settleMs);
       });
       watcher.on("error", (err) => ctx.logger.error({ err }, "config watch failed"));

@@ -38,12 +38,15 @@ describe("hot reload after a bad edit", () => {
     expect(rejected).toMatchObject({ file: join(config, "endpoints.yml"), path: "endpoints.plc.url" });
     expect(String(rejected.error)).toContain("unsupported scheme 'tpc'");
     expect(t.gw.ctx.drivers.status()[0]?.state).toBe("Active");
+    const watcher = async () => ((await (await fetch(`${t.url}/readyz`)).json()) as { components: { services: Record<string, { lastRefused: { error: string } | null }> } }).components.services["config-watcher"];
+    await waitFor(async () => (await watcher())?.lastRefused?.error.includes("endpoints.plc.url"), "/readyz to show the refused edit");
 
     writeFileSync(join(config, "endpoints.yml"), endpoints(`tcp://127.0.0.1:${plc.port}`));
     writeFileSync(join(config, "variables.yml"), variables(100));
     await waitFor(() => t.gw.ctx.catalog.get("line1/sp/temp")?.max === 100, "the tightened max applied", 10_000);
     await waitFor(() => t.gw.ctx.drivers.status()[0]?.state === "Active", "the Modbus driver Active again", 20_000);
 
+    expect((await watcher())?.lastRefused).toBeNull();
     const res = await fetch(`${t.url}/api/tags/line1/sp/temp`, {
       method: "PUT",
       headers: { "content-type": "application/json", authorization: `Bearer ${await token(null)}` },
