@@ -23,11 +23,19 @@ function checkEndpoints(config: Config, problems: Problems): void {
   }
 }
 
-/** A DriverConfigError's own words, without the "driver 'id': path: " its message starts with. */
-function driverProblem(file: string, index: number, e: DriverConfigError): ConfigError {
+/** Where a driver's problem with one of its tags belongs: the drivers word the path "tag '<name>' <field>". */
+function tagPlace(config: Config, driverPath: string): { file: string; path: string } | null {
+  const m = /^tag '(.+)' ?(.*)$/.exec(driverPath);
+  const i = m ? config.tags.findIndex((t) => t.tag === m[1]) : -1;
+  return m && i >= 0 ? { file: "variables.yml", path: `tags[${i}]${m[2] ? `.${m[2]}` : ""}` } : null;
+}
+
+/** A DriverConfigError as a ConfigError at its place: variables.yml for a tag, else the driver's entry (values arrive redacted: drivers/validate.ts). */
+function driverProblem(config: Config, index: number, e: DriverConfigError): ConfigError {
   const prefix = `driver '${e.driverId}': ${e.path ? `${e.path}: ` : ""}`;
   const detail = e.message.startsWith(prefix) ? e.message.slice(prefix.length) : e.message;
-  return new ConfigError(file, `drivers[${index}]${e.path ? `.${e.path}` : ""}`, detail);
+  const { file, path } = tagPlace(config, e.path) ?? { file: "drivers.yml", path: `drivers[${index}]${e.path ? `.${e.path}` : ""}` };
+  return new ConfigError(join(config.dir, file), path, detail);
 }
 
 async function checkDrivers(config: Config, factories: ReadonlyMap<string, DriverFactory>, problems: Problems): Promise<void> {
@@ -44,7 +52,7 @@ async function checkDrivers(config: Config, factories: ReadonlyMap<string, Drive
         const tags = config.tags.filter((t) => t.driver === d.id);
         await factory().init({ id: d.id, config: structuredClone(d.config), tags, dataDir: config.gateway.dataDir });
       } catch (e) {
-        throw e instanceof DriverConfigError ? driverProblem(file, i, e) : e;
+        throw e instanceof DriverConfigError ? driverProblem(config, i, e) : e;
       }
     });
   }

@@ -4,9 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError } from "../../schemas/index.ts";
+import { checkConfig } from "../../server/config-check.ts";
 import { reloadConfig } from "../../server/reload.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
-import { tempDir } from "../helpers/index.ts";
+import { tempDir, writeConfig } from "../helpers/index.ts";
 import { eventsOf, nextEvent } from "./config-fixture.ts";
 
 const SHORT_SECRET = "only-20-characters!!";
@@ -83,4 +84,25 @@ describe("config mistakes refused on reload", () => {
       }
     });
   }
+});
+
+describe("driver config problems", () => {
+  it("places a driver's problem with a tag in variables.yml, and never echoes a password's value", async () => {
+    const dir = tempDir();
+    try {
+      const cfg = writeConfig(join(dir.path, "config"), {
+        "endpoints.yml": `endpoints:\n  ua: { url: "opc.tcp://127.0.0.1:4840" }\n`,
+        "drivers.yml": `drivers:\n  - { id: ua, type: opcua, endpoint: ua }\n  - { id: ua2, type: opcua, endpoint: ua, config: { user: { name: op, password: 12345678 } } }\n`,
+        "variables.yml": `tags:\n  - { tag: a/ok, driver: ua2, type: float64, address: { nodeId: "ns=2;s=A" } }\n  - { tag: a/temp, driver: ua, type: float64 }\n`,
+      });
+      const { config, problems } = await checkConfig(cfg);
+      expect(config).toBeUndefined();
+      const found = problems.map((p) => ({ file: p.file, path: p.path }));
+      expect(found).toContainEqual({ file: join(cfg, "variables.yml"), path: "tags[1].address.nodeId" });
+      expect(found).toContainEqual({ file: join(cfg, "drivers.yml"), path: "drivers[1].config.user.password" });
+      expect(problems.map((p) => p.message).join("\n")).not.toContain("12345678");
+    } finally {
+      dir.cleanup();
+    }
+  });
 });
