@@ -36,6 +36,21 @@ export function parseEndpointUrl(url: string): EndpointUrl {
   };
 }
 
+/**
+ * Schemes a built-in driver can serve today. tls+tcp:// and serial:// parse (the architecture names them)
+ * but no transport exists yet: refusing them at config load beats a driver looping in Error/Backoff.
+ */
+export const SERVED_SCHEMES: readonly Scheme[] = ["tcp", "opc.tcp", "mqtt", "mqtts", "sim"];
+
+/** parseEndpointUrl, refusing a scheme no driver serves yet ("not supported yet"). */
+export function parseServedEndpointUrl(url: string): EndpointUrl {
+  const parsed = parseEndpointUrl(url);
+  if (!SERVED_SCHEMES.includes(parsed.scheme)) {
+    throw new EndpointError(`'${url}': scheme '${parsed.scheme}' is not supported yet (supported: ${SERVED_SCHEMES.join(", ")})`);
+  }
+  return parsed;
+}
+
 interface PoolEntry {
   refs: number;
   value: Promise<unknown>;

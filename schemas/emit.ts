@@ -1,5 +1,7 @@
 // Emits the JSON Schema files for editors (schemas/json/*.schema.json) from the TypeBox schemas:
-// `bun schemas/emit.ts`. The files are committed; test/schemas/emit.test.ts fails when they drift.
+// `bun schemas/emit.ts`. The files are committed; test/schemas/emit.test.ts fails when they drift, and
+// test/schemas/shipped-configs.test.ts checks (with ajv) that they accept every config the repo ships.
+// They describe the files as written, before the loader applies defaults and `${ENV}` references.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { TSchema } from "@sinclair/typebox";
@@ -22,8 +24,33 @@ function plain(schema: TSchema): Record<string, unknown> {
   );
 }
 
+// `${NAME}` / `${NAME:-default}`: replaced by the loader before validation (server/config.ts substituteEnv)
+const ENV_REFERENCE = { type: "string", pattern: "^\\$\\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\\}$", description: "an environment variable reference, replaced at load" };
+
+/**
+ * A config schema as its files are written: a field with a default may be left out (TypeBox lists every
+ * property as required, defaults being applied before it validates), and a constrained string may be an
+ * environment reference (the demo's `hs256Secret: "${EDGE_JWT_SECRET:-}"` is 20 characters as written).
+ */
+function asWritten(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(asWritten);
+  if (!node || typeof node !== "object") return node;
+  const out: Record<string, unknown> = Object.fromEntries(Object.entries(node).map(([k, v]) => [k, asWritten(v)]));
+  const props = out.properties as Record<string, { default?: unknown }> | undefined;
+  if (Array.isArray(out.required) && props) {
+    const required = (out.required as string[]).filter((k) => props[k]?.default === undefined);
+    if (required.length) out.required = required;
+    else delete out.required;
+  }
+  if (out.type === "string" && (out.minLength !== undefined || out.pattern !== undefined)) {
+    const { description, default: dflt, ...constrained } = out;
+    return { anyOf: [constrained, ENV_REFERENCE], ...(description === undefined ? {} : { description }), ...(dflt === undefined ? {} : { default: dflt }) };
+  }
+  return out;
+}
+
 function file(schema: TSchema, title: string): Record<string, unknown> {
-  return { $schema: DRAFT, title, ...plain(schema) };
+  return { $schema: DRAFT, title, ...(asWritten(plain(schema)) as Record<string, unknown>) };
 }
 
 /** File name -> JSON Schema document, in a stable order. */

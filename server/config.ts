@@ -1,10 +1,12 @@
 // Loads and validates the configuration files of a config directory: gateway.yml (optional),
 // endpoints.yml, drivers.yml, variables.yml. A file that fails validation is refused with a
 // ConfigError naming the file, the path inside it and what was expected; nothing half-loaded runs.
+// `loadConfig` checks the files against their schemas and each other; `loadGatewayConfig` (start, hot
+// reload, `edgectl check`) adds what only the drivers and bridges know (server/config-check.ts).
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { TSchema, Static } from "@sinclair/typebox";
-import { Value } from "@sinclair/typebox/value";
+import { Value, ValueErrorType, type ValueError } from "@sinclair/typebox/value";
 import { parseDocument } from "yaml";
 import { ConfigError, DriversFile, EndpointsFile, GatewayConfig, gotValue, readablePath, redactSecrets, VariablesFile, type Variable } from "../schemas/index.ts";
 
@@ -18,6 +20,21 @@ export interface Config {
 
 /** Extra checks a driver type contributes (e.g. Modbus register overlaps): problems with a path. */
 export type TagValidator = (driverId: string, tags: readonly Variable[]) => { tag: string; field: string; message: string }[];
+
+/** Problems collected so far; `fail` records one and goes on, so that a check lists them all. */
+export type Problems = ConfigError[];
+
+/**
+ * Runs `check`, recording a ConfigError it throws as a problem. Anything else is a bug of a validator,
+ * recorded against `file` rather than crashing a check or a reload.
+ */
+export async function collect(problems: Problems, file: string, path: string, check: () => unknown): Promise<void> {
+  try {
+    await check();
+  } catch (e) {
+    problems.push(e instanceof ConfigError ? e : new ConfigError(file, path, (e as Error).message ?? String(e)));
+  }
+}
 
 /**
  * `${NAME}` and `${NAME:-default}` in a config file are replaced by the environment variable, so one
@@ -34,26 +51,54 @@ export function substituteEnv(text: string, file: string): string {
   });
 }
 
-function loadYaml<T extends TSchema>(dir: string, name: string, schema: T, required: boolean): Static<T> {
+/** What was expected, in words: a union lists its alternatives instead of TypeBox's "Expected union value". */
+function expected(error: ValueError): string {
+  if (error.type !== ValueErrorType.Union) return error.message;
+  const alternatives = error.errors.map((it) => it.First()).filter((e): e is ValueError => e !== undefined);
+  const literals = alternatives.filter((e) => e.type === ValueErrorType.Literal).map((e) => JSON.stringify((e.schema as unknown as { const: unknown }).const));
+  if (alternatives.length > 0 && literals.length === alternatives.length) return `Expected one of ${literals.join(", ")}`;
+  const phrases = alternatives.map((e) => expected(e).replace(/^Expected /, ""));
+  return phrases.length ? `Expected ${[...new Set(phrases)].join(" or ")}` : error.message;
+}
+
+/** Every schema problem of a value, one per path, secret values redacted (schemas/redact.ts). */
+export function schemaProblems(schema: TSchema, value: unknown, file: string, basePath = ""): ConfigError[] {
+  const byPath = new Map<string, ConfigError>();
+  for (const e of Value.Errors(schema, value)) {
+    const path = readablePath(e.path, basePath);
+    if (byPath.has(path)) continue;
+    byPath.set(path, new ConfigError(file, path, `${expected(e)}; got ${gotValue(e.path, e.value)}`));
+  }
+  return [...byPath.values()];
+}
+
+function loadYaml<T extends TSchema>(dir: string, name: string, schema: T, required: boolean, problems: Problems): Static<T> | undefined {
   const file = join(dir, name);
   let raw: unknown = {};
   if (existsSync(file)) {
-    const doc = parseDocument(substituteEnv(readFileSync(file, "utf8"), file), { prettyErrors: true });
+    let text: string;
+    try {
+      text = substituteEnv(readFileSync(file, "utf8"), file);
+    } catch (e) {
+      problems.push(e instanceof ConfigError ? e : new ConfigError(file, "", `cannot read: ${(e as Error).message}`));
+      return undefined;
+    }
+    const doc = parseDocument(text, { prettyErrors: true });
     if (doc.errors.length) {
       const e = doc.errors[0]!;
       const pos = e.linePos?.[0];
-      throw new ConfigError(file, pos ? `line ${pos.line}, column ${pos.col}` : "", `not valid YAML: ${redactSecrets(e.message.split("\n")[0]!)}`);
+      problems.push(new ConfigError(file, pos ? `line ${pos.line}, column ${pos.col}` : "", `not valid YAML: ${redactSecrets(e.message.split("\n")[0]!)}`));
+      return undefined;
     }
     raw = doc.toJS() ?? {};
   } else if (required) {
-    throw new ConfigError(file, "", "file not found");
+    problems.push(new ConfigError(file, "", "file not found"));
+    return undefined;
   }
   const value = Value.Default(schema, raw);
-  const first = Value.Errors(schema, value).First();
-  if (first) {
-    throw new ConfigError(file, readablePath(first.path), `${first.message}; got ${gotValue(first.path, first.value)}`);
-  }
-  return value as Static<T>;
+  const found = schemaProblems(schema, value, file);
+  problems.push(...found);
+  return found.length ? undefined : (value as Static<T>);
 }
 
 const envInt = (name: string): number | undefined => {
@@ -74,42 +119,65 @@ function applyEnv(g: GatewayConfig): void {
   if (process.env.EDGE_GATEWAY_ID) g.gatewayId = process.env.EDGE_GATEWAY_ID;
 }
 
-export function loadConfig(dir: string, validators: ReadonlyMap<string, TagValidator> = new Map()): Config {
-  const abs = resolve(dir);
-  if (!existsSync(abs)) throw new ConfigError(abs, "", "config directory not found");
-  const gateway = loadYaml(abs, "gateway.yml", GatewayConfig, false);
-  applyEnv(gateway);
-  gateway.dataDir = resolve(gateway.dataDir); // relative to the working directory, like ./data
-  const { endpoints } = loadYaml(abs, "endpoints.yml", EndpointsFile, false);
-  const { drivers } = loadYaml(abs, "drivers.yml", DriversFile, true);
-  const { tags } = loadYaml(abs, "variables.yml", VariablesFile, true);
-
-  const driversFile = join(abs, "drivers.yml");
-  const varsFile = join(abs, "variables.yml");
+/** References between the files: ids unique, endpoints and drivers known, min below max, per-type tag checks. */
+function crossCheck(config: Config, validators: ReadonlyMap<string, TagValidator>, problems: Problems): void {
+  const { dir, endpoints, drivers, tags } = config;
+  const driversFile = join(dir, "drivers.yml");
+  const varsFile = join(dir, "variables.yml");
   const ids = new Set<string>();
   drivers.forEach((d, i) => {
-    if (ids.has(d.id)) throw new ConfigError(driversFile, `drivers[${i}].id`, `duplicate driver id '${d.id}'`);
+    if (ids.has(d.id)) problems.push(new ConfigError(driversFile, `drivers[${i}].id`, `duplicate driver id '${d.id}'`));
     ids.add(d.id);
     if (d.endpoint !== undefined && !(d.endpoint in endpoints)) {
-      throw new ConfigError(driversFile, `drivers[${i}].endpoint`, `unknown endpoint '${d.endpoint}' (defined: ${Object.keys(endpoints).join(", ") || "none"})`);
+      problems.push(new ConfigError(driversFile, `drivers[${i}].endpoint`, `unknown endpoint '${d.endpoint}' (defined: ${Object.keys(endpoints).join(", ") || "none"})`));
     }
   });
   const seen = new Map<string, number>();
   tags.forEach((t, i) => {
-    if (seen.has(t.tag)) throw new ConfigError(varsFile, `tags[${i}].tag`, `duplicate tag '${t.tag}' (first at tags[${seen.get(t.tag)}])`);
-    seen.set(t.tag, i);
-    if (!ids.has(t.driver)) throw new ConfigError(varsFile, `tags[${i}].driver`, `unknown driver '${t.driver}'`);
-    if (t.min !== undefined && t.max !== undefined && t.min > t.max) throw new ConfigError(varsFile, `tags[${i}]`, `min ${t.min} is above max ${t.max}`);
+    if (seen.has(t.tag)) problems.push(new ConfigError(varsFile, `tags[${i}].tag`, `duplicate tag '${t.tag}' (first at tags[${seen.get(t.tag)}])`));
+    else seen.set(t.tag, i);
+    if (!ids.has(t.driver)) problems.push(new ConfigError(varsFile, `tags[${i}].driver`, `unknown driver '${t.driver}'`));
+    if (t.min !== undefined && t.max !== undefined && t.min > t.max) problems.push(new ConfigError(varsFile, `tags[${i}]`, `min ${t.min} is above max ${t.max}`));
   });
   for (const d of drivers) {
     const validate = validators.get(d.type);
     if (!validate) continue;
-    const own = tags.filter((t) => t.driver === d.id);
-    const problem = validate(d.id, own)[0];
-    if (problem) {
+    for (const problem of validate(d.id, tags.filter((t) => t.driver === d.id))) {
       const i = tags.findIndex((t) => t.tag === problem.tag);
-      throw new ConfigError(varsFile, `tags[${i}]${problem.field ? `.${problem.field}` : ""}`, problem.message);
+      problems.push(new ConfigError(varsFile, `tags[${i}]${problem.field ? `.${problem.field}` : ""}`, problem.message));
     }
   }
-  return { dir: abs, gateway, endpoints, drivers, tags };
+}
+
+/**
+ * The files checked against their schemas and each other, with every problem found (a file that fails
+ * its schema stops the checks that depend on it). `config` is set only when there is no problem.
+ */
+export function readConfig(dir: string, validators: ReadonlyMap<string, TagValidator> = new Map()): { config?: Config; problems: Problems } {
+  const abs = resolve(dir);
+  if (!existsSync(abs)) return { problems: [new ConfigError(abs, "", "config directory not found")] };
+  const problems: Problems = [];
+  const gateway = loadYaml(abs, "gateway.yml", GatewayConfig, false, problems);
+  if (gateway) {
+    try {
+      applyEnv(gateway);
+    } catch (e) {
+      problems.push(e as ConfigError);
+    }
+    gateway.dataDir = resolve(gateway.dataDir); // relative to the working directory, like ./data
+  }
+  const endpoints = loadYaml(abs, "endpoints.yml", EndpointsFile, false, problems)?.endpoints;
+  const drivers = loadYaml(abs, "drivers.yml", DriversFile, true, problems)?.drivers;
+  const tags = loadYaml(abs, "variables.yml", VariablesFile, true, problems)?.tags;
+  if (!gateway || !endpoints || !drivers || !tags || problems.length) return { problems };
+  const config: Config = { dir: abs, gateway, endpoints, drivers, tags };
+  crossCheck(config, validators, problems);
+  return problems.length ? { problems } : { config, problems };
+}
+
+/** The files checked against their schemas and each other; throws the first problem (ConfigError). */
+export function loadConfig(dir: string, validators: ReadonlyMap<string, TagValidator> = new Map()): Config {
+  const { config, problems } = readConfig(dir, validators);
+  if (!config) throw problems[0]!; // no config means at least one problem
+  return config;
 }

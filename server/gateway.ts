@@ -6,13 +6,13 @@ import { builtinDrivers, CommandExecutor, DriverManager, EndpointPool, markPrevi
 import { Catalog, type EventFrame } from "../schemas/index.ts";
 import { CommandBus, EventLog, type RecoveredEvent } from "../storage/index.ts";
 import { createApi } from "./api/index.ts";
-import { loadConfig, type Config } from "./config.ts";
+import type { Config } from "./config.ts";
+import { loadGatewayConfig } from "./config-check.ts";
 import type { GatewayContext, Service } from "./context.ts";
 import { archiveDirOf } from "./history.ts";
 import { Metrics } from "./metrics.ts";
 import { driverSpecs } from "./reload.ts";
 import { earlyServices, services } from "./services.ts";
-import { tagValidators } from "./validators.ts";
 
 export interface GatewayOptions {
   configDir: string;
@@ -32,7 +32,7 @@ export class Gateway {
   }
 
   static async start(opts: GatewayOptions): Promise<Gateway> {
-    const config: Config = loadConfig(opts.configDir, tagValidators);
+    const config: Config = await loadGatewayConfig(opts.configDir);
     const logger = opts.logger ?? pino({ name: config.gateway.gatewayId, level: process.env.EDGE_LOG_LEVEL ?? "info" });
     const q = config.gateway.query;
     // the SQL sandbox is a property of the database instance (see storage/README.md), so it is set at open

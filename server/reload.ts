@@ -1,20 +1,20 @@
-// Hot reload: the config directory is watched; an edit is loaded and validated as a whole. A bad edit
-// is refused with the file and path (log line + `config.rejected` event frame) and the running config
-// stays. A good one replaces the tag catalog (bridges follow its 'change' event) and restarts only the
+// Hot reload: the config directory is watched; an edit is loaded and validated as a whole, with the
+// same checks as at start (server/config-check.ts). A bad edit is refused with the file and path (log
+// line + `config.rejected` event frame) and the running config stays; the next edit is loaded afresh.
+// A good one replaces the tag catalog (bridges follow its 'change' event) and restarts only the
 // drivers whose entry, endpoint or tags changed. Of gateway.yml `modbusSlave.map` applies live (the
 // slave rebuilds its register map on the catalog's 'change') and so does `auth` (the verifier every
 // route asks is replaced whole: a removed JWKS key or a rotated secret stops working at once; the
 // secret and JWKS files are watched too); ports, the data directory and the rest need a restart.
 import { watch, type FSWatcher } from "node:fs";
-import { join, relative, resolve } from "node:path";
+import { relative, resolve } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { parseEndpointUrl, type Endpoint } from "../drivers/index.ts";
-import { parseModbusSlaveConfig } from "../bridges/modbus-slave/index.ts";
 import { authOf, TokenVerifier } from "./auth/index.ts";
 import { ConfigError, redactSecrets, type DriverEntry, type GatewayConfig, type Variable } from "../schemas/index.ts";
-import { loadConfig, type Config } from "./config.ts";
+import type { Config } from "./config.ts";
+import { loadGatewayConfig } from "./config-check.ts";
 import type { GatewayContext, Service } from "./context.ts";
-import { tagValidators } from "./validators.ts";
 
 interface DriverSpec {
   entry: DriverEntry;
@@ -49,30 +49,57 @@ export interface ReloadResult {
   authKeysChanged: boolean;
 }
 
+/** Records a refused edit: log line and `config.rejected` event (file and path, never a secret's value). */
+function refuse(ctx: GatewayContext, result: ReloadResult, e: unknown): ReloadResult {
+  const where = e instanceof ConfigError ? { file: e.file, path: e.path } : { file: ctx.config.dir, path: "" };
+  // the message goes to the log and to an event any reader can query: no secret value in it
+  result.error = redactSecrets(e instanceof ConfigError ? e.message : `config reload failed: ${(e as Error)?.message ?? String(e)}`);
+  ctx.logger.error({ error: result.error, ...where }, "configuration edit refused; the running configuration stays");
+  ctx.drivers.appendEvent({ kind: "event", type: "config.rejected", source: "gateway", ts: Date.now() * 1000, data: { error: result.error, ...where } });
+  return result;
+}
+
 /** Loads the config directory again and applies it; never throws. */
 export async function reloadConfig(ctx: GatewayContext): Promise<ReloadResult> {
   const result: ReloadResult = { ok: false, driversRestarted: [], driversAdded: [], driversRemoved: [], tags: ctx.catalog.size, authKeysChanged: false };
   let next: Config;
-  let verifier: TokenVerifier;
   let edited: GatewayConfig; // gateway.yml as now on disk
+  let verifier: TokenVerifier;
+  let before: Map<string, DriverSpec>;
+  let after: Map<string, DriverSpec>;
   try {
-    next = loadConfig(ctx.config.dir, tagValidators);
+    // the same checks as at start: schemas, references, endpoint URLs, driver configs, and the Modbus
+    // slave's map against the new tags (the slave rebuilds it on the catalog's 'change'), all before
+    // anything is applied
+    next = await loadGatewayConfig(ctx.config.dir);
     edited = next.gateway;
     next.gateway = liveGateway(ctx.config.gateway, edited);
-    // the slave rebuilds its map from this section against the new tags on the catalog's 'change': check
-    // it here, before anything is applied, so a bad map (overlap, unknown or removed tag) refuses the edit
-    parseModbusSlaveConfig(next.gateway.modbusSlave, join(next.dir, "gateway.yml"), new Map(next.tags.map((t) => [t.tag, t])));
+    before = driverSpecs(ctx, ctx.config);
+    after = driverSpecs(ctx, next);
     // the new keys are read before anything applies: an unreadable secret or JWKS refuses the edit
     verifier = TokenVerifier.fromConfig(next.gateway.auth, next.dir);
   } catch (e) {
-    // the message goes to the log and to an event any reader can query: no secret value in it
-    result.error = redactSecrets(e instanceof ConfigError ? e.message : `config reload failed: ${(e as Error).message}`);
-    ctx.logger.error({ error: result.error }, "configuration edit refused; the running configuration stays");
-    ctx.drivers.appendEvent({ kind: "event", type: "config.rejected", source: "gateway", ts: Date.now() * 1000, data: { error: result.error } });
-    return result;
+    return refuse(ctx, result, e);
   }
-  const before = driverSpecs(ctx, ctx.config);
-  const after = driverSpecs(ctx, next);
+  try {
+    await apply(ctx, before, after, result);
+  } catch (e) {
+    // a driver that fails to stop or start is the supervisor's business; the catalog and config still move on
+    ctx.logger.error({ err: e }, "applying the configuration edit failed part-way");
+  }
+  if (!isDeepStrictEqual(edited, next.gateway)) ctx.logger.warn("gateway.yml changed: ports, data directory and log tuning apply after a restart");
+  ctx.config = next;
+  ctx.catalog.replace(next.tags);
+  result.authKeysChanged = authOf(ctx).replace(verifier);
+  result.ok = true;
+  result.tags = next.tags.length;
+  ctx.logger.info(result, "configuration reloaded");
+  ctx.drivers.appendEvent({ kind: "event", type: "config.reloaded", source: "gateway", ts: Date.now() * 1000, data: { ...result } });
+  return result;
+}
+
+/** Restarts the drivers whose spec changed, removes and adds the others. */
+async function apply(ctx: GatewayContext, before: Map<string, DriverSpec>, after: Map<string, DriverSpec>, result: ReloadResult): Promise<void> {
   for (const [id, spec] of before) {
     const n = after.get(id);
     if (!n) {
@@ -89,15 +116,6 @@ export async function reloadConfig(ctx: GatewayContext): Promise<ReloadResult> {
     ctx.drivers.add(spec.entry, spec.endpoint, spec.tags);
     result.driversAdded.push(id);
   }
-  if (!isDeepStrictEqual(edited, next.gateway)) ctx.logger.warn("gateway.yml changed: ports, data directory and log tuning apply after a restart");
-  ctx.config = next;
-  ctx.catalog.replace(next.tags);
-  result.authKeysChanged = authOf(ctx).replace(verifier);
-  result.ok = true;
-  result.tags = next.tags.length;
-  ctx.logger.info(result, "configuration reloaded");
-  ctx.drivers.appendEvent({ kind: "event", type: "config.reloaded", source: "gateway", ts: Date.now() * 1000, data: { ...result } });
-  return result;
 }
 
 /** The running gateway section with the parts of the edited one that apply live: the Modbus slave's map and auth. */
@@ -120,14 +138,25 @@ export function configWatcher(ctx: GatewayContext, settleMs = 300): Service {
   let watcher: FSWatcher | null = null;
   let timer: ReturnType<typeof setTimeout> | null = null;
   let running: Promise<unknown> = Promise.resolve();
+  let reloads = 0;
+  let refused: { error: string; at: string } | null = null; // the files on disk are not what runs
+  const reload = async () => {
+    const r = await reloadConfig(ctx);
+    reloads++;
+    refused = r.ok ? null : { error: r.error ?? "refused", at: new Date().toISOString() };
+  };
   return {
     name: "config-watcher",
+    // a refused edit leaves the gateway doing its job with the previous config: ok, with the refusal as a detail
+    status: () => ({ state: "ok", reasons: [], reloads, lastRefused: refused }),
     async start() {
       watcher = watch(ctx.config.dir, (_event, file) => {
         if (file && !/\.ya?ml$/.test(String(file)) && !authFiles(ctx).has(String(file))) return;
         if (timer) clearTimeout(timer);
         timer = setTimeout(() => {
-          running = running.then(() => reloadConfig(ctx));
+          // one reload at a time, and a failed one must not poison the chain: every later edit would be
+          // dropped until a restart (reloadConfig never throws; the catch is the belt to its braces)
+          running = running.then(reload).catch((err) => ctx.logger.error({ err }, "config reload failed"));
         }, settleMs);
       });
       watcher.on("error", (err) => ctx.logger.error({ err }, "config watch failed"));

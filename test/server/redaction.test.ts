@@ -86,9 +86,11 @@ describe("secrets in the config", () => {
     expect(typo.error).toContain("hs256secret");
     writeFileSync(gw_yml, gatewayYml(`{ hs256Secret: "${PLANTED.rotated}" }`));
     expect((await reloadConfig(gw.ctx)).ok).toBe(true);
-    // accepted, then refused by the driver's own schema when it restarts: the refusal is an event too
+    // refused at reload by the driver's own config check (server/config-check.ts, issue #18): the refusal is an event too
     writeFileSync(join(cfgDir(), "drivers.yml"), driversYml(`["${PLANTED.arrayPw}"]`));
-    expect((await reloadConfig(gw.ctx)).ok).toBe(true);
+    const driverConfig = await reloadConfig(gw.ctx);
+    expect(driverConfig.ok).toBe(false);
+    expect(driverConfig.error).toContain("config.password");
     await waitFor(async () => (await eventText()).includes("config.password"), "the driver's config refusal in the event log", 10_000);
 
     // the event log as a reader sees it over SQL, with a token of the rotated secret

@@ -1,0 +1,87 @@
+// The checks of a configuration that only the drivers and bridges can make: endpoint URLs (parsed, and
+// refused when no driver serves the scheme yet), driver types, each driver's `config:` block (the
+// driver's own init(), which by contract does no I/O), and the bridge and auth sections of gateway.yml.
+// `loadGatewayConfig` is THE config load of the gateway: used at start, by hot reload and by `edgectl check`.
+import { join } from "node:path";
+import { builtinDrivers, DriverConfigError, parseServedEndpointUrl, type DriverFactory } from "../drivers/index.ts";
+import { parseModbusSlaveConfig } from "../bridges/modbus-slave/index.ts";
+import { parseMqttNorthConfig } from "../bridges/mqtt-north/config.ts";
+import { parseOpcuaConfig } from "../bridges/opcua-server/config.ts";
+import { ConfigError } from "../schemas/index.ts";
+import { TokenVerifier } from "./auth/verify.ts";
+import { collect, readConfig, type Config, type Problems } from "./config.ts";
+import { tagValidators } from "./validators.ts";
+
+function checkEndpoints(config: Config, problems: Problems): void {
+  const file = join(config.dir, "endpoints.yml");
+  for (const [id, ep] of Object.entries(config.endpoints)) {
+    try {
+      parseServedEndpointUrl(ep.url);
+    } catch (e) {
+      problems.push(new ConfigError(file, `endpoints.${id}.url`, (e as Error).message));
+    }
+  }
+}
+
+/** Where a driver's problem with one of its tags belongs: the drivers word the path "tag '<name>' <field>". */
+function tagPlace(config: Config, driverPath: string): { file: string; path: string } | null {
+  const m = /^tag '(.+)' ?(.*)$/.exec(driverPath);
+  const i = m ? config.tags.findIndex((t) => t.tag === m[1]) : -1;
+  return m && i >= 0 ? { file: "variables.yml", path: `tags[${i}]${m[2] ? `.${m[2]}` : ""}` } : null;
+}
+
+/** A DriverConfigError as a ConfigError at its place: variables.yml for a tag, else the driver's entry (values arrive redacted: drivers/validate.ts). */
+function driverProblem(config: Config, index: number, e: DriverConfigError): ConfigError {
+  const prefix = `driver '${e.driverId}': ${e.path ? `${e.path}: ` : ""}`;
+  const detail = e.message.startsWith(prefix) ? e.message.slice(prefix.length) : e.message;
+  const { file, path } = tagPlace(config, e.path) ?? { file: "drivers.yml", path: `drivers[${index}]${e.path ? `.${e.path}` : ""}` };
+  return new ConfigError(join(config.dir, file), path, detail);
+}
+
+async function checkDrivers(config: Config, factories: ReadonlyMap<string, DriverFactory>, problems: Problems): Promise<void> {
+  const file = join(config.dir, "drivers.yml");
+  for (const [i, d] of config.drivers.entries()) {
+    const factory = factories.get(d.type);
+    if (!factory) {
+      problems.push(new ConfigError(file, `drivers[${i}].type`, `unknown driver type '${d.type}' (known: ${[...factories.keys()].join(", ")})`));
+      continue;
+    }
+    // a fresh instance, never connected: init() parses and validates its config without I/O
+    await collect(problems, file, `drivers[${i}].config`, async () => {
+      try {
+        const tags = config.tags.filter((t) => t.driver === d.id);
+        await factory().init({ id: d.id, config: structuredClone(d.config), tags, dataDir: config.gateway.dataDir });
+      } catch (e) {
+        throw e instanceof DriverConfigError ? driverProblem(config, i, e) : e;
+      }
+    });
+  }
+}
+
+/** The bridges' and auth sections of gateway.yml, validated by their owners' parsers. */
+async function checkGatewaySections(config: Config, problems: Problems): Promise<void> {
+  const file = join(config.dir, "gateway.yml");
+  const g = config.gateway;
+  const tags = new Map(config.tags.map((t) => [t.tag, t]));
+  await collect(problems, file, "modbusSlave", () => parseModbusSlaveConfig(g.modbusSlave, file, tags));
+  if (g.opcua.enabled) await collect(problems, file, "opcua", () => parseOpcuaConfig(g.opcua, file));
+  await collect(problems, file, "mqtt", () => parseMqttNorthConfig(g.mqtt, file));
+  await collect(problems, file, "auth", () => TokenVerifier.fromConfig(g.auth, config.dir));
+}
+
+/** Every problem of a config directory (empty: the gateway would start with it). Never throws. */
+export async function checkConfig(dir: string, factories: ReadonlyMap<string, DriverFactory> = builtinDrivers): Promise<{ config?: Config; problems: Problems }> {
+  const { config, problems } = readConfig(dir, tagValidators);
+  if (!config) return { problems };
+  checkEndpoints(config, problems);
+  await checkDrivers(config, factories, problems);
+  await checkGatewaySections(config, problems);
+  return problems.length ? { problems } : { config, problems };
+}
+
+/** The config load of the gateway (start, hot reload): every check; throws the first problem (ConfigError). */
+export async function loadGatewayConfig(dir: string, factories: ReadonlyMap<string, DriverFactory> = builtinDrivers): Promise<Config> {
+  const { config, problems } = await checkConfig(dir, factories);
+  if (!config) throw problems[0]!; // no config means at least one problem
+  return config;
+}

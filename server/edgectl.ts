@@ -1,0 +1,114 @@
+// edgectl: the gateway's command line for integrators (`npm run edgectl -- <command>`). Small on purpose:
+// check a config without starting anything, mint an API token, hash an OPC UA password, ask a running
+// gateway how it is. Later issues add plugin commands here.
+import { existsSync } from "node:fs";
+import { relative, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import type { Readiness } from "../schemas/index.ts";
+import { checkConfig } from "./config-check.ts";
+import { tokenCommand } from "./token.ts";
+import { hashPasswordCommand } from "../bridges/opcua-server/hash-password.ts";
+
+export const EDGECTL_USAGE = `usage: npm run edgectl -- <command> [options]
+
+commands:
+  check [--config DIR]    validate a config directory (every file, endpoint URL, driver and its config
+                          block, bridge sections) without starting anything; one line per problem,
+                          "file: path: message"; exit 0 when valid, 1 otherwise
+                          (DIR default: $EDGE_CONFIG_DIR, else ./config)
+  token [options]         mint an HS256 token for the API (token --help for the options)
+  hash-password [pw]      hash a password for gateway.yml opcua.users[].passwordHash (or pw on stdin)
+  status [--url URL]      a running gateway's readiness (GET /readyz), printed readably; exit 0 when
+                          ready, 1 when not ready or unreachable
+                          (URL default: http://127.0.0.1:$EDGE_HTTP_PORT, else port 8080)
+  help, --help            this text`;
+
+const shortPath = (file: string) => {
+  const rel = relative(process.cwd(), file);
+  return rel && !rel.startsWith("..") ? rel : file;
+};
+
+async function check(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: "string" } } });
+  const dir = values.config ?? process.env.EDGE_CONFIG_DIR ?? (existsSync("config") ? "config" : undefined);
+  if (!dir) {
+    console.error("check: which config directory? give --config DIR (or set EDGE_CONFIG_DIR)");
+    return 2;
+  }
+  const { config, problems } = await checkConfig(dir);
+  for (const p of problems) console.log(`${shortPath(p.file)}: ${p.path ? `${p.path}: ` : ""}${p.detail}`);
+  if (!config) {
+    console.error(`${problems.length} problem${problems.length === 1 ? "" : "s"} in ${shortPath(resolve(dir))}`);
+    return 1;
+  }
+  const enabled = config.drivers.filter((d) => d.enabled).length;
+  console.log(`ok: ${shortPath(config.dir)}: ${Object.keys(config.endpoints).length} endpoints, ${enabled} of ${config.drivers.length} drivers enabled, ${config.tags.length} tags`);
+  return 0;
+}
+
+/** The readiness document as lines for a terminal. */
+export function formatReadiness(doc: Readiness): string {
+  const { log, drivers, consumers, services } = doc.components;
+  const lines = [`${doc.gatewayId}: ${doc.status.toUpperCase()} (checked ${doc.checkedAt})`];
+  lines.push(`  log        ${log.state.padEnd(9)} head ${log.head}, queued ${log.queueDepth}${log.degraded ? `, degraded: ${log.reason}` : ""}`);
+  for (const d of drivers.drivers) lines.push(`  driver     ${d.id.padEnd(12)} ${d.type.padEnd(10)} ${d.state}${d.lastError ? `  (${d.lastError})` : ""}`);
+  for (const c of consumers.consumers) lines.push(`  consumer   ${c.name.padEnd(20)} ${c.state.padEnd(9)} lag ${c.lagFrames} frames, ${c.lagSeconds.toFixed(1)} s`);
+  for (const [name, s] of Object.entries(services)) lines.push(`  service    ${name.padEnd(20)} ${s.state}`);
+  for (const r of doc.reasons) lines.push(`  - ${r}`);
+  return lines.join("\n");
+}
+
+async function status(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { url: { type: "string" } } });
+  const base = (values.url ?? `http://127.0.0.1:${process.env.EDGE_HTTP_PORT || 8080}`).replace(/\/+$/, "");
+  let res: Response;
+  try {
+    res = await fetch(`${base}/readyz`, { signal: AbortSignal.timeout(5000) });
+  } catch (e) {
+    console.error(`status: no answer from ${base}/readyz: ${(e as Error).message}`);
+    return 1;
+  }
+  if (res.status !== 200 && res.status !== 503) {
+    console.error(`status: ${base}/readyz answered HTTP ${res.status}`);
+    return 1;
+  }
+  console.log(formatReadiness((await res.json()) as Readiness));
+  return res.status === 200 ? 0 : 1;
+}
+
+const commands: Record<string, (args: string[]) => Promise<number>> = {
+  check,
+  token: tokenCommand,
+  "hash-password": (args) => hashPasswordCommand(args),
+  status,
+};
+
+/** Runs one command line; returns the exit code. Bad options are one line on stderr, never a stack trace. */
+export async function edgectl(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+    console.log(EDGECTL_USAGE);
+    return name === undefined ? 2 : 0;
+  }
+  const command = commands[name];
+  if (!command) {
+    console.error(`edgectl: unknown command '${name}'\n\n${EDGECTL_USAGE}`);
+    return 2;
+  }
+  if (name !== "token" && name !== "hash-password" && (args.includes("--help") || args.includes("-h"))) {
+    console.log(EDGECTL_USAGE);
+    return 0;
+  }
+  try {
+    return await command(args);
+  } catch (e) {
+    // parseArgs refuses unknown options with a TypeError carrying a code; say it in one line
+    if ((e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+      console.error(`${name}: ${(e as Error).message} (see --help)`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+if (import.meta.main) process.exit(await edgectl(process.argv.slice(2)));

@@ -1,0 +1,108 @@
+// Each config mistake an integrator makes is refused at start and on reload with the file and the path,
+// by the one validated load (server/config-check.ts); the running configuration stays on a refused reload.
+import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ConfigError } from "../../schemas/index.ts";
+import { checkConfig } from "../../server/config-check.ts";
+import { reloadConfig } from "../../server/reload.ts";
+import { startGateway, type TestGateway } from "../helpers/gateway.ts";
+import { tempDir, writeConfig } from "../helpers/index.ts";
+import { eventsOf, nextEvent } from "./config-fixture.ts";
+
+const SHORT_SECRET = "only-20-characters!!";
+const good: Record<string, string> = {
+  "gateway.yml": "watchConfig: false",
+  "endpoints.yml": `endpoints:\n  plc1: { url: "tcp://127.0.0.1:9" }\n`,
+  "drivers.yml": `drivers:\n  - { id: sim, type: simulator, config: { intervalMs: 50 } }\n`,
+  "variables.yml": `tags:\n  - { tag: a/temp, driver: sim, type: float64 }\n`,
+};
+
+interface Mistake {
+  what: string;
+  file: string;
+  text: string;
+  path: string;
+  says: string;
+}
+const mistakes: Mistake[] = [
+  { what: "an unknown URL scheme (tpc://)", file: "endpoints.yml", text: `endpoints:\n  plc1: { url: "tpc://127.0.0.1:502" }\n`, path: "endpoints.plc1.url", says: "unsupported scheme 'tpc'" },
+  { what: "a URL without a scheme", file: "endpoints.yml", text: `endpoints:\n  plc1: { url: "127.0.0.1:502" }\n`, path: "endpoints.plc1.url", says: "is not a URL (expected e.g. tcp://" },
+  { what: "a tls+tcp:// endpoint", file: "endpoints.yml", text: `endpoints:\n  plc1: { url: "tls+tcp://plc:802" }\n`, path: "endpoints.plc1.url", says: "scheme 'tls+tcp' is not supported yet" },
+  { what: "a serial:// endpoint", file: "endpoints.yml", text: `endpoints:\n  plc1: { url: "serial:///dev/ttyUSB0?baud=9600" }\n`, path: "endpoints.plc1.url", says: "scheme 'serial' is not supported yet" },
+  { what: "an unknown driver type", file: "drivers.yml", text: `drivers:\n  - { id: sim, type: modbuss }\n`, path: "drivers[0].type", says: "unknown driver type 'modbuss' (known: simulator, modbus" },
+  { what: "a bad driver config block", file: "drivers.yml", text: `drivers:\n  - { id: sim, type: simulator, config: { intervalMs: fast } }\n`, path: "drivers[0].config.intervalMs", says: "Expected" },
+  { what: "a short hs256Secret", file: "gateway.yml", text: `watchConfig: false\nauth: { hs256Secret: "${SHORT_SECRET}" }`, path: "auth.hs256Secret", says: "string length greater or equal to 32" },
+];
+
+describe("config mistakes refused at start", () => {
+  for (const m of mistakes) {
+    it(`refuses ${m.what} with ${m.file} and ${m.path}`, async () => {
+      const dir = tempDir();
+      try {
+        const err = await startGateway({ ...good, [m.file]: m.text }, { keepDir: dir.path }).then(
+          async (t) => (await t.stop(), null),
+          (e: unknown) => e,
+        );
+        expect(err).toBeInstanceOf(ConfigError);
+        const e = err as ConfigError;
+        expect({ file: e.file, path: e.path }).toEqual({ file: join(dir.path, "config", m.file), path: m.path });
+        expect(e.detail).toContain(m.says);
+        expect(e.message).not.toContain(SHORT_SECRET);
+      } finally {
+        dir.cleanup();
+      }
+    });
+  }
+});
+
+describe("config mistakes refused on reload", () => {
+  let t: TestGateway;
+  beforeAll(async () => {
+    t = await startGateway(good);
+  });
+  afterAll(async () => {
+    await t?.stop();
+  });
+
+  for (const m of mistakes) {
+    it(`refuses ${m.what} with config.rejected naming ${m.file} and ${m.path}, and keeps the running config`, async () => {
+      const file = join(t.dir, "config", m.file);
+      const running = t.gw.ctx.config;
+      writeFileSync(file, m.file === "gateway.yml" ? `${m.text}\ndataDir: ${running.gateway.dataDir}\nhttp: { host: 127.0.0.1, port: 0 }\n` : m.text);
+      try {
+        const before = (await eventsOf(t.gw.ctx.log, "config.rejected")).length;
+        const r = await reloadConfig(t.gw.ctx);
+        expect(r.ok).toBe(false);
+        expect(r.error).toContain(m.says);
+        expect(t.gw.ctx.config).toBe(running);
+        const event = await nextEvent(t.gw.ctx.log, "config.rejected", before);
+        expect(event).toMatchObject({ file, path: m.path });
+        expect(JSON.stringify(event)).not.toContain(SHORT_SECRET);
+      } finally {
+        writeFileSync(file, m.file === "gateway.yml" ? `${good["gateway.yml"]}\ndataDir: ${running.gateway.dataDir}\nhttp: { host: 127.0.0.1, port: 0 }\nopcua: { enabled: false }\nmodbusSlave: { enabled: false }\n` : good[m.file]!);
+      }
+    });
+  }
+});
+
+describe("driver config problems", () => {
+  it("places a driver's problem with a tag in variables.yml, and never echoes a password's value", async () => {
+    const dir = tempDir();
+    try {
+      const cfg = writeConfig(join(dir.path, "config"), {
+        "endpoints.yml": `endpoints:\n  ua: { url: "opc.tcp://127.0.0.1:4840" }\n`,
+        "drivers.yml": `drivers:\n  - { id: ua, type: opcua, endpoint: ua }\n  - { id: ua2, type: opcua, endpoint: ua, config: { user: { name: op, password: 12345678 } } }\n`,
+        "variables.yml": `tags:\n  - { tag: a/ok, driver: ua2, type: float64, address: { nodeId: "ns=2;s=A" } }\n  - { tag: a/temp, driver: ua, type: float64 }\n`,
+      });
+      const { config, problems } = await checkConfig(cfg);
+      expect(config).toBeUndefined();
+      const found = problems.map((p) => ({ file: p.file, path: p.path }));
+      expect(found).toContainEqual({ file: join(cfg, "variables.yml"), path: "tags[1].address.nodeId" });
+      expect(found).toContainEqual({ file: join(cfg, "drivers.yml"), path: "drivers[1].config.user.password" });
+      expect(problems.map((p) => p.message).join("\n")).not.toContain("12345678");
+    } finally {
+      dir.cleanup();
+    }
+  });
+});
