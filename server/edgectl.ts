@@ -8,6 +8,8 @@ import type { Readiness } from "../schemas/index.ts";
 import { checkConfig } from "./config-check.ts";
 import { tokenCommand } from "./token.ts";
 import { hashPasswordCommand } from "../bridges/opcua-server/hash-password.ts";
+import { requestBackup } from "./api/backup.ts";
+import { BackupError } from "../storage/backup.ts";
 
 export const EDGECTL_USAGE = `usage: npm run edgectl -- <command> [options]
 
@@ -21,6 +23,10 @@ commands:
   status [--url URL]      a running gateway's readiness (GET /readyz), printed readably; exit 0 when
                           ready, 1 when not ready or unreachable
                           (URL default: http://127.0.0.1:$EDGE_HTTP_PORT, else port 8080)
+  backup [--url URL] [--token JWT]
+                          an online backup of a running gateway's log and archive (POST /api/backup,
+                          a token with scope "admin"; JWT default: $EDGE_TOKEN); prints where it was
+                          written; restore: deploy/README.md
   help, --help            this text`;
 
 const shortPath = (file: string) => {
@@ -60,7 +66,7 @@ export function formatReadiness(doc: Readiness): string {
 
 async function status(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { url: { type: "string" } } });
-  const base = (values.url ?? `http://127.0.0.1:${process.env.EDGE_HTTP_PORT || 8080}`).replace(/\/+$/, "");
+  const base = baseUrl(values.url);
   let res: Response;
   try {
     res = await fetch(`${base}/readyz`, { signal: AbortSignal.timeout(5000) });
@@ -76,11 +82,31 @@ async function status(args: string[]): Promise<number> {
   return res.status === 200 ? 0 : 1;
 }
 
+const baseUrl = (url: string | undefined) => (url ?? `http://127.0.0.1:${process.env.EDGE_HTTP_PORT || 8080}`).replace(/\/+$/, "");
+
+async function backup(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { url: { type: "string" }, token: { type: "string" } } });
+  const token = values.token ?? process.env.EDGE_TOKEN;
+  if (!token) {
+    console.error('backup: a token with scope "admin" is needed: --token JWT or EDGE_TOKEN (mint one with: npm run edgectl -- token --scope admin ...)');
+    return 2;
+  }
+  try {
+    const r = await requestBackup(baseUrl(values.url), token);
+    console.log(JSON.stringify(r, null, 2));
+    return 0;
+  } catch (e) {
+    console.error(`backup: ${e instanceof BackupError ? e.message : `no answer from ${baseUrl(values.url)}: ${(e as Error).message}`}`);
+    return 1;
+  }
+}
+
 const commands: Record<string, (args: string[]) => Promise<number>> = {
   check,
   token: tokenCommand,
   "hash-password": (args) => hashPasswordCommand(args),
   status,
+  backup,
 };
 
 /** Runs one command line; returns the exit code. Bad options are one line on stderr, never a stack trace. */

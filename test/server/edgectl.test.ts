@@ -116,6 +116,41 @@ describe("edgectl status", () => {
   }, 30_000);
 });
 
+describe("edgectl backup", () => {
+  let t: TestGateway;
+  beforeAll(async () => {
+    t = await startGateway({
+      "gateway.yml": `auth: { hs256Secret: "${SECRET}" }`,
+      "drivers.yml": `drivers:\n  - { id: sim, type: simulator, config: { intervalMs: 20 } }\n`,
+      "variables.yml": `tags:\n  - { tag: a/temp, driver: sim, type: float64 }\n`,
+    });
+    await waitFor(() => t.gw.ctx.log.head > 20, "some frames");
+  });
+  afterAll(async () => {
+    await t?.stop();
+  });
+
+  it("writes an online backup of a running gateway with an admin token and prints where", async () => {
+    const token = (await edgectl("token", "--secret", SECRET, "--sub", "ops", "--tenant", "default", "--scope", "admin")).out.trim();
+    const r = await edgectl("backup", "--url", t.url, "--token", token);
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.out) as { path: string; head: number };
+    expect(out.path).toStartWith(join(t.dir, "data", "backups"));
+    expect(out.head).toBeGreaterThan(20);
+    expect(await Bun.file(join(out.path, "log.duckdb")).exists()).toBe(true);
+  }, 30_000);
+
+  it("refuses without a token, and reports the gateway's refusal of a token without the admin scope in one line", async () => {
+    expect((await edgectl("backup", "--url", t.url)).code).toBe(2);
+    const reader = (await edgectl("token", "--secret", SECRET, "--sub", "ops", "--tenant", "default", "--scope", "read")).out.trim();
+    const r = await edgectl("backup", "--url", t.url, "--token", reader);
+    expect(r.code).toBe(1);
+    expect(r.err.trim().split("\n")).toHaveLength(1);
+    expect(r.err).toContain("403");
+  }, 30_000);
+});
+
 describe("help", () => {
   it("prints edgectl's commands for --help", async () => {
     const r = await edgectl("--help");
