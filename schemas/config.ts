@@ -5,6 +5,15 @@ import { Type, type Static } from "@sinclair/typebox";
 const Id = Type.String({ pattern: "^[A-Za-z0-9_.-]+$", minLength: 1, maxLength: 64 });
 const TagName = Type.String({ pattern: "^[A-Za-z0-9_.:/-]+$", minLength: 1, maxLength: 200 });
 
+/** Default bind address of every listener (HTTP, OPC UA server, Modbus slave): this machine only. */
+export const LOOPBACK = "127.0.0.1";
+/** True for an address that only this machine can reach (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, "");
+  return h === "localhost" || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || /^::ffff:127\./.test(h);
+}
+const BIND_HELP = "interface to listen on: 127.0.0.1 (default) = this machine only; 0.0.0.0 = every interface (see the README before opening it)";
+
 // ---- gateway.yml: ports, data directory, log tuning -------------------------------------------
 export const LogTuning = Type.Object({
   batchSize: Type.Integer({ minimum: 1, maximum: 100_000, default: 5000, description: "frames per commit, at most" }),
@@ -20,15 +29,30 @@ export const GatewayConfig = Type.Object(
     gatewayId: Type.String({ default: "edge-1", minLength: 1 }),
     watchConfig: Type.Boolean({ default: true, description: "reload endpoints/drivers/variables.yml when they change" }),
     dataDir: Type.String({ default: "./data" }),
-    http: Type.Object({ host: Type.String({ default: "0.0.0.0" }), port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }) }, { default: {} }),
+    // Every listener binds to loopback unless the config opens it (README: "Listening interfaces").
+    http: Type.Object(
+      {
+        host: Type.String({ default: LOOPBACK, description: BIND_HELP }),
+        port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+      },
+      { default: {} },
+    ),
     // Bridge sections: the port lives here; the rest is validated by the bridge's own schema
     // (bridges/<name>/config.ts), so a bridge owns its options.
     opcua: Type.Object(
-      { enabled: Type.Boolean({ default: true }), port: Type.Integer({ minimum: 0, maximum: 65535, default: 4840 }) },
+      {
+        enabled: Type.Boolean({ default: true }),
+        host: Type.String({ default: LOOPBACK, description: BIND_HELP }),
+        port: Type.Integer({ minimum: 0, maximum: 65535, default: 4840 }),
+      },
       { default: {}, additionalProperties: true },
     ),
     modbusSlave: Type.Object(
-      { enabled: Type.Boolean({ default: true }), port: Type.Integer({ minimum: 0, maximum: 65535, default: 5020 }) },
+      {
+        enabled: Type.Boolean({ default: true }),
+        host: Type.String({ default: LOOPBACK, description: BIND_HELP }),
+        port: Type.Integer({ minimum: 0, maximum: 65535, default: 5020 }),
+      },
       { default: {}, additionalProperties: true },
     ),
     // validated in full by bridges/mqtt-north/config.ts
@@ -85,6 +109,15 @@ export const GatewayConfig = Type.Object(
         maxTokenLifetimeSec: Type.Optional(
           Type.Integer({ minimum: 1, description: "longest lifetime a token may have (exp - iat, or exp - now without iat); unset: no bound" }),
         ),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    metrics: Type.Object(
+      {
+        tagLabels: Type.Boolean({
+          default: false,
+          description: "label per-tag counters of /metrics with the tag name (edge_write_total{tag}); off: /metrics names no tag",
+        }),
       },
       { default: {}, additionalProperties: false },
     ),

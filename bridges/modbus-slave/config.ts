@@ -25,6 +25,8 @@ const ON_BAD_HELP =
   "hold = serve the last usable value (0 if none); zero = serve 0";
 export type OnBad = Static<ReturnType<typeof onBad>>;
 
+const ADDRESS_PATTERN = "^[0-9.]+(/[0-9]{1,2})?$|^[0-9a-fA-F:]+$";
+
 export const MapEntry = Type.Object(
   {
     tag: Type.String({ minLength: 1, description: "tag of variables.yml" }),
@@ -46,14 +48,20 @@ export type MapEntry = Static<typeof MapEntry>;
 export const ModbusSlaveConfig = Type.Object(
   {
     enabled: Type.Boolean({ default: true }),
-    host: Type.String({ default: "0.0.0.0" }),
+    host: Type.String({ default: "127.0.0.1", description: "interface to listen on; 0.0.0.0: every interface" }),
     port: Type.Integer({ minimum: 0, maximum: 65535, default: 5020 }),
     maxConnections: Type.Integer({ minimum: 1, maximum: 10_000, default: 64, description: "further connections are closed at once" }),
     idleTimeoutMs: Type.Integer({ minimum: 100, default: 60_000, description: "a connection silent this long is closed" }),
     writeTimeoutMs: Type.Integer({ minimum: 1, default: 5000, description: "longest a write waits for the PLC's ack; then exception 0B (outcome unknown)" }),
     allowlist: Type.Optional(
-      Type.Array(Type.String({ pattern: "^[0-9.]+(/[0-9]{1,2})?$|^[0-9a-fA-F:]+$" }), {
+      Type.Array(Type.String({ pattern: ADDRESS_PATTERN }), {
         description: "client addresses (IPv4, IPv4/prefix or IPv6) allowed to connect; absent: everyone",
+      }),
+    ),
+    writeAllowlist: Type.Optional(
+      Type.Array(Type.String({ pattern: ADDRESS_PATTERN }), {
+        description:
+          "client addresses (IPv4, IPv4/prefix or IPv6) whose writes (FC 5, 6, 15, 16, 23) become commands; absent: every write is refused with exception 01 (illegal function)",
       }),
     ),
     unmapped: Type.Union([Type.Literal("zero"), Type.Literal("exception")], {

@@ -45,6 +45,7 @@ function exposeStats(slave: ModbusSlave, registry: Registry): void {
   gauge("edge_modbus_slave_refused_connections_total", "Connections refused (allowlist, limit)", () => s.refused);
   gauge("edge_modbus_slave_bad_frames_total", "Malformed frames (connection closed)", () => s.badFrames);
   gauge("edge_modbus_slave_writes_total", "Values written by masters (commands)", () => s.writes);
+  gauge("edge_modbus_slave_writes_denied_total", "Write requests refused with exception 01: client not in writeAllowlist", () => s.writesDenied);
   new Gauge({
     name: "edge_modbus_slave_exceptions_total",
     help: "Exception responses by code",

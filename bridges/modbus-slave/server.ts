@@ -69,6 +69,8 @@ export interface SlaveStats {
   exceptions: Record<number, number>;
   badFrames: number;
   writes: number;
+  /** write requests refused because the client is not in `writeAllowlist` (exception 01) */
+  writesDenied: number;
 }
 
 interface Conn {
@@ -81,6 +83,10 @@ interface Conn {
   out: Uint8Array[];
   outBytes: number;
   closed: boolean;
+  /** the client matches `writeAllowlist` (checked once, at connect) */
+  mayWrite: boolean;
+  /** its first refused write was logged (one line per connection, not per request) */
+  deniedLogged: boolean;
 }
 
 /** Pipelined bytes kept for a connection whose write is in progress; beyond this the client is flooding. */
@@ -98,14 +104,17 @@ const refusalCode: Record<WriteRefusal, number> = {
 export class ModbusSlave {
   /** replaced whole by remap(); requests and the log tail use whichever image is current */
   private current: RegisterImage;
-  readonly stats: SlaveStats = { connections: 0, refused: 0, requests: 0, exceptions: {}, badFrames: 0, writes: 0 };
+  readonly stats: SlaveStats = { connections: 0, refused: 0, requests: 0, exceptions: {}, badFrames: 0, writes: 0, writesDenied: 0 };
   private listener: TCPSocketListener<Conn> | null = null;
   private tail: LogConsumer | null = null;
   private readonly allow: ((ip: string) => boolean) | null;
+  /** null: no `writeAllowlist`, so no client may write (safe default) */
+  private readonly allowWrite: ((ip: string) => boolean) | null;
 
   constructor(private readonly opts: SlaveOptions) {
     this.current = new RegisterImage(opts.entries, opts.config.unmapped);
     this.allow = opts.config.allowlist ? compileAllowlist(opts.config.allowlist) : null;
+    this.allowWrite = opts.config.writeAllowlist ? compileAllowlist(opts.config.writeAllowlist) : null;
   }
 
   get image(): RegisterImage {
@@ -212,7 +221,8 @@ export class ModbusSlave {
   // ---- connections ----------------------------------------------------------------------------
   private onOpen(s: Socket<Conn>, idleS: number): void {
     const ip = normalizeIp(s.remoteAddress);
-    s.data = { ip, pending: null, busy: false, out: [], outBytes: 0, closed: false };
+    const mayWrite = this.allowWrite?.(ip) ?? false;
+    s.data = { ip, pending: null, busy: false, out: [], outBytes: 0, closed: false, mayWrite, deniedLogged: false };
     if ((this.allow && !this.allow(ip)) || this.stats.connections >= this.opts.config.maxConnections) {
       this.stats.refused++;
       this.opts.logger?.warn({ ip }, "modbus slave: connection refused (allowlist or connection limit)");
@@ -372,8 +382,24 @@ export class ModbusSlave {
     }
   }
 
+  /**
+   * A Modbus master carries no credentials, so a write is only taken from an address of `writeAllowlist`.
+   * Exception 01 (illegal function): for this client, writing is not a function the slave offers; 02/03
+   * would send an operator looking for a wrong address or value.
+   */
+  private denyWrite(c: Conn): never {
+    this.stats.writesDenied++;
+    if (!c.deniedLogged) {
+      c.deniedLogged = true;
+      const why = this.allowWrite ? "the client is not in modbusSlave.writeAllowlist" : "modbusSlave.writeAllowlist is not set";
+      this.opts.logger?.warn({ ip: c.ip }, `modbus slave: write refused with exception 01 (${why}); further refusals on this connection are not logged`);
+    }
+    throw new ModbusException(ExceptionCode.IllegalFunction, `writes from ${c.ip} are not allowed (modbusSlave.writeAllowlist)`);
+  }
+
   /** checkWrite for every value first (nothing executes if one is refused), then the commands, then their acks. */
   private async write(c: Conn, unit: number, req: Request & { fc: 5 | 6 | 15 | 16 }): Promise<void> {
+    if (!c.mayWrite) this.denyWrite(c);
     const isBits = req.fc === 5 || req.fc === 15;
     const values = isBits ? (req as { bits: boolean[] }).bits.map((b) => (b ? 1 : 0)) : (req as { words: Uint16Array }).words;
     const plans = this.current.planWrite(unit, isBits ? "coil" : "holding", req.address, values);

@@ -27,8 +27,10 @@ export const OpcuaServerConfig = Type.Object(
   {
     enabled: Type.Boolean({ default: true }),
     port: Type.Integer({ minimum: 0, maximum: 65535, default: 4840 }),
-    host: Type.Optional(Type.String({ description: "interface to listen on (default: all)" })),
-    hostname: Type.Optional(Type.String({ description: "host name advertised in endpoint URLs and the server certificate" })),
+    host: Type.String({ default: "127.0.0.1", description: "interface to listen on; 0.0.0.0: every IPv4 interface, '::' every interface" }),
+    hostname: Type.Optional(
+      Type.String({ description: "host name advertised in endpoint URLs and the server certificate; default: `host` when it is loopback, else this machine's name" }),
+    ),
     resourcePath: Type.String({ default: "/UA/edge", description: "path of the endpoint URL: opc.tcp://host:port<resourcePath>" }),
     rootFolder: Type.String({ default: "Tags", minLength: 1, description: "folder under Objects holding the tag tree" }),
     securityPolicies: Type.Array(SecurityPolicyName, { default: ["None", "Basic256Sha256"], minItems: 1 }),

@@ -5,7 +5,7 @@
 import { OPCUAServer, type UAObject } from "node-opcua";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
-import type { Catalog, DataFrame, Variable } from "../../schemas/index.ts";
+import { isLoopbackHost, type Catalog, type DataFrame, type Variable } from "../../schemas/index.ts";
 import type { ComponentStatus } from "../../server/context.ts";
 import type { CommandBus } from "../../storage/commands.ts";
 import { consume, type LogConsumer } from "../../storage/consumer.ts";
@@ -67,8 +67,9 @@ export class OpcuaServerBridge {
     this.pki = pkiFolders(cfg, this.deps.config.gateway.dataDir);
     const server = new OPCUAServer({
       port: cfg.port,
-      ...(cfg.host ? { host: cfg.host } : {}),
-      ...(cfg.hostname ? { hostname: cfg.hostname } : {}),
+      host: cfg.host,
+      // on loopback, advertise the address itself: this machine's name may resolve to another interface
+      ...(cfg.hostname || isLoopbackHost(cfg.host) ? { hostname: cfg.hostname ?? cfg.host } : {}),
       resourcePath: cfg.resourcePath,
       buildInfo: { productName: `edge-gateway ${this.deps.config.gateway.gatewayId}`, manufacturerName: "edge-gateway" },
       serverCertificateManager: this.pki.server,

@@ -26,6 +26,7 @@ beforeAll(async () => {
       `  enabled: true`,
       `  host: 127.0.0.1`,
       `  port: ${slavePort}`,
+      `  writeAllowlist: [127.0.0.1]`,
       `  map:`,
       `    - { tag: line1/boiler/setpoint, area: holding, address: 0 }`,
       `    - { tag: line1/tank/level_setpoint, area: holding, address: 2, scale: 0.1 }`,

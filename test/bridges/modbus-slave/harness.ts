@@ -50,7 +50,7 @@ export async function startSlave(opts: {
   bus.start();
   const port = await freePort();
   const slave = createModbusSlave({
-    config: { dir: tmp.path, gateway: { modbusSlave: { enabled: true, host: "127.0.0.1", port, ...opts.slave } } },
+    config: { dir: tmp.path, gateway: { modbusSlave: { enabled: true, host: "127.0.0.1", port, writeAllowlist: ["127.0.0.1"], ...opts.slave } } },
     log,
     catalog,
     commands: bus,
