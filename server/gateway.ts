@@ -11,6 +11,7 @@ import { loadGatewayConfig } from "./config-check.ts";
 import type { GatewayContext, Service } from "./context.ts";
 import { archiveDirOf } from "./history.ts";
 import { Metrics } from "./metrics.ts";
+import { openDoorEvent, openDoors } from "./open-doors.ts";
 import { driverSpecs } from "./reload.ts";
 import { earlyServices, services } from "./services.ts";
 
@@ -38,7 +39,7 @@ export class Gateway {
     // the SQL sandbox is a property of the database instance (see storage/README.md), so it is set at open
     const sandbox = { archiveDir: archiveDirOf(config.gateway.dataDir), memoryLimit: q.memoryLimit, ...(q.threads ? { threads: q.threads } : {}) };
     const log = await EventLog.open({ path: join(config.gateway.dataDir, "log.duckdb"), ...config.gateway.log, sandbox });
-    const metrics = new Metrics();
+    const metrics = new Metrics({ tagLabels: config.gateway.metrics.tagLabels });
     metrics.watchLog(log);
     const drivers = new DriverManager({ log, factories: builtinDrivers, settings: config.gateway.drivers, dataDir: config.gateway.dataDir });
     metrics.watchDrivers(drivers);
@@ -111,7 +112,17 @@ export class Gateway {
     const app = createApi(this.ctx);
     app.listen({ port: config.gateway.http.port, hostname: config.gateway.http.host });
     this.http = app;
-    logger.info({ port: this.httpPort }, "http listening");
+    logger.info({ host: config.gateway.http.host, port: this.httpPort }, "http listening");
+    this.warnOpenDoors();
+  }
+
+  /** One warning line and one `security.open_door` event per thing the config leaves open (server/open-doors.ts). */
+  private warnOpenDoors(): void {
+    const ts = Date.now() * 1000;
+    for (const d of openDoors(this.ctx.config)) {
+      this.ctx.logger.warn({ door: d.door, fix: d.fix }, `open door: ${d.message}`);
+      this.ctx.drivers.appendEvent(openDoorEvent(d, ts));
+    }
   }
 
   /** Stops HTTP, bridges, drivers, then flushes and closes the log. Safe to call twice. */

@@ -1,10 +1,17 @@
 // Prometheus metrics of the gateway (prom-client), one registry per gateway instance.
+// No tag name appears in a label unless `metrics.tagLabels` is set: /metrics answers without a token, and
+// the tag catalog is the plant's map (README, "Listening interfaces").
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { DRIVER_STATES, type DriverManager } from "../drivers/index.ts";
 import type { AckFrame, CmdFrame, EventFrame, Logged } from "../schemas/index.ts";
 import type { CommandBus, CommitEvent, ConsumerState, ConsumerStatus, EventLog } from "../storage/index.ts";
 
 const CONSUMER_STATES: readonly ConsumerState[] = ["starting", "running", "retrying", "stopped"];
+
+export interface MetricsOptions {
+  /** label per-tag series with the tag name (gateway.yml `metrics.tagLabels`) */
+  tagLabels?: boolean;
+}
 
 export class Metrics {
   readonly registry = new Registry();
@@ -24,8 +31,10 @@ export class Metrics {
   readonly mqttSourceRefused = new Counter({ name: "edge_mqtt_source_refused_total", help: "Device messages the MQTT source driver refused (acknowledged, not stored), by reason", labelNames: ["driver", "reason"], registers: [this.registry] });
   readonly driverState = new Gauge({ name: "edge_driver_state", help: "1 for the driver's current state", labelNames: ["driver", "state"], registers: [this.registry] });
   readonly processErrors = new Counter({ name: "edge_uncaught_errors_total", help: "Exceptions caught at the process boundary", registers: [this.registry] });
-  readonly writeTotal = new Counter({ name: "edge_write_total", help: "Commands (setpoint writes) committed to the log", labelNames: ["tag", "origin"], registers: [this.registry] });
-  readonly writeErrors = new Counter({ name: "edge_write_error_total", help: "Commands acked with an error or expired", labelNames: ["tag"], registers: [this.registry] });
+  /** labels: origin, and tag when `tagLabels` */
+  readonly writeTotal: Counter<string>;
+  /** labels: tag when `tagLabels`, none otherwise */
+  readonly writeErrors: Counter<string>;
   readonly writeRefused = new Counter({ name: "edge_write_refused_total", help: "Write requests refused before the log (auth, validation)", labelNames: ["reason"], registers: [this.registry] });
   readonly ackLatency = new Histogram({
     name: "edge_write_ack_latency_ms",
@@ -40,7 +49,11 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor() {
+  constructor(private readonly opts: MetricsOptions = {}) {
+    const tag = opts.tagLabels ? ["tag"] : [];
+    const registers = [this.registry];
+    this.writeTotal = new Counter({ name: "edge_write_total", help: "Commands (setpoint writes) committed to the log", labelNames: [...tag, "origin"], registers });
+    this.writeErrors = new Counter({ name: "edge_write_error_total", help: "Commands acked with an error or expired", labelNames: tag, registers });
     collectDefaultMetrics({ register: this.registry, prefix: "edge_process_" });
   }
 
@@ -86,9 +99,10 @@ export class Metrics {
   }
 
   watchCommands(bus: CommandBus): void {
-    bus.on("command", (c: Logged<CmdFrame>) => this.writeTotal.inc({ tag: c.tag, origin: c.origin }));
+    const tagged = this.opts.tagLabels ? (tag: string) => ({ tag }) : () => ({});
+    bus.on("command", (c: Logged<CmdFrame>) => this.writeTotal.inc({ ...tagged(c.tag), origin: c.origin }));
     bus.on("ack", (a: Logged<AckFrame>, c: Logged<CmdFrame> | undefined) => {
-      if (!a.ok) this.writeErrors.inc({ tag: a.tag });
+      if (!a.ok) this.writeErrors.inc(tagged(a.tag));
       if (c) this.ackLatency.observe(Math.max(0, (a.loggedAt - c.loggedAt) / 1000));
     });
   }

@@ -38,9 +38,10 @@ describe("config loading", () => {
   it("applies the schema defaults to a minimal config", () => {
     writeConfig(cfg, good);
     const c = loadConfig(cfg);
-    expect(c.gateway.http).toEqual({ host: "0.0.0.0", port: 8080 });
-    expect(c.gateway.opcua.port).toBe(4840);
-    expect(c.gateway.modbusSlave.port).toBe(5020);
+    expect(c.gateway.http).toEqual({ host: "127.0.0.1", port: 8080 });
+    expect(c.gateway.opcua).toMatchObject({ host: "127.0.0.1", port: 4840 });
+    expect(c.gateway.modbusSlave).toMatchObject({ host: "127.0.0.1", port: 5020 });
+    expect(c.gateway.metrics).toEqual({ tagLabels: false });
     expect(c.gateway.demo).toEqual({ enabled: false, port: 5021 });
     expect(c.gateway.dataDir).toBe(resolve("./data"));
     expect(c.gateway.log).toEqual({ batchSize: 5000, maxDelayMs: 10, highWater: 100_000, lowWater: 50_000, tailFrames: 200_000 });
