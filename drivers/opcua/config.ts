@@ -45,7 +45,8 @@ export const OpcuaClientConfig = Type.Object(
     ),
     trustServerCertificate: Type.Boolean({
       default: false,
-      description: "accept any server certificate (else an unknown one lands in <pkiDir>/rejected until copied into <pkiDir>/trusted/certs)",
+      description:
+        "accept an untrusted server certificate for this driver only, in memory: nothing is written to <pkiDir>/trusted, so other drivers on the same pkiDir stay strict (without it, an unknown certificate lands in <pkiDir>/rejected until moved into <pkiDir>/trusted/certs by hand)",
     }),
     sessionTimeoutMs: Type.Integer({ minimum: 1000, default: 60_000 }),
     connectAttempts: Type.Integer({

@@ -138,6 +138,17 @@ export class OpcuaClientDriver implements Driver {
     return this.refused.size ? this.tags.filter((m) => !this.refused.has(m.tag.tag)) : this.tags;
   }
 
+  /** Server-certificate trust decisions of the session as driver events (logged by the gateway, kept in the log). */
+  private reportTrust(tx: FrameSink, shared: SharedSession): void {
+    for (const n of shared.takeTrustNotes()) {
+      const reason =
+        n.kind === "accepted_untrusted"
+          ? `untrusted server certificate ${n.thumbprint} accepted for driver '${this.id}' only (trustServerCertificate); nothing written to ${n.pkiDir}/trusted`
+          : `server certificate ${n.thumbprint} is trusted (found in ${n.pkiDir}/trusted/certs${n.wasRefused ? ", where someone moved it after it was refused" : ""})`;
+      tx.event(`opcua.certificate_${n.kind}`, { thumbprint: n.thumbprint, pkiDir: n.pkiDir, reason });
+    }
+  }
+
   /** Sends each refused tag's Bad frame and an event naming it (at every start of the read loop). */
   private async reportRefused(tx: FrameSink, refusals: readonly (Refusal & { tag: MappedTag })[]): Promise<void> {
     if (!refusals.length) return;
@@ -172,6 +183,7 @@ export class OpcuaClientDriver implements Driver {
     const shared = this.lease?.value;
     if (!shared) throw new DriverError(this.id, "readLoop before connect");
     const { client } = shared;
+    this.reportTrust(tx, shared);
     const pending: DataFrame[] = [];
     let closed: Error | null = null;
     let wake: () => void = () => undefined;

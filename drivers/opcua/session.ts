@@ -17,6 +17,7 @@ import {
 import { settlesWithin } from "../../storage/time.ts";
 import type { Endpoint } from "../endpoint.ts";
 import type { OpcuaClientConfig } from "./config.ts";
+import { driverCertificateManager, type TrustNote } from "./trust.ts";
 
 /** One application name for every client: the certificate in the PKI folder carries its URI. */
 export const CLIENT_APPLICATION_NAME = "edge-gateway";
@@ -90,6 +91,8 @@ export class SharedSession {
     readonly client: OPCUAClient,
     readonly session: ClientSession,
     onBroken: () => void,
+    /** server-certificate trust decisions (drivers/opcua/trust.ts) not reported yet */
+    private readonly trustNotes: TrustNote[] = [],
   ) {
     client.on("connection_lost", () => (this.isConnected = false));
     client.on("connection_reestablished", () => (this.isConnected = true));
@@ -99,6 +102,11 @@ export class SharedSession {
       // closed without our asking: the next driver to connect must get a new client
       if (!this.isClosing) onBroken();
     });
+  }
+
+  /** The trust decisions since the last call (a driver reports them as events). */
+  takeTrustNotes(): TrustNote[] {
+    return this.trustNotes.splice(0);
   }
 
   /** Closes the session and the client, each bounded: a server that is gone must not hold the caller. */
@@ -118,7 +126,7 @@ export function explainConnectError(err: Error, cfg: OpcuaClientConfig): string 
     return `the server refused the client certificate (${code}): it must trust ${clientCertificateFile(pkiDir)} (on most servers: move it from rejected/ to trusted/)`;
   }
   if (/certificate/i.test(m) && /server/i.test(m) && /(untrusted|not trusted|reject|invalid)/i.test(m)) {
-    return `the server's certificate is not trusted: copy it from ${join(pkiDir, "rejected")} to ${join(pkiDir, "trusted", "certs")} or set trustServerCertificate (${m.split("\n")[0]})`;
+    return `the server's certificate is not trusted: copy it from ${join(pkiDir, "rejected")} to ${join(pkiDir, "trusted", "certs")} or set trustServerCertificate for this driver only (${m.split("\n")[0]})`;
   }
   if (/BadIdentityToken|BadUserAccessDenied|user token policy/i.test(m)) {
     return `the server refused the user ${cfg.user ? `'${cfg.user.name}'` : "anonymous"}: ${m.split("\n")[0]}`;
@@ -135,12 +143,14 @@ export function explainConnectError(err: Error, cfg: OpcuaClientConfig): string 
 export async function openSession(endpoint: Pick<Endpoint, "url" | "timeoutMs">, cfg: OpcuaClientConfig, onBroken: () => void): Promise<SharedSession> {
   const pkiDir = clientPkiDir(cfg);
   await ensureClientCertificate(pkiDir);
+  const notes: TrustNote[] = [];
   const client = OPCUAClient.create({
     applicationName: CLIENT_APPLICATION_NAME,
     endpointMustExist: false,
     securityPolicy: cfg.securityPolicy === "None" ? SecurityPolicy.None : SecurityPolicy.Basic256Sha256,
     securityMode: MessageSecurityMode[cfg.securityMode],
-    clientCertificateManager: new OPCUACertificateManager({ rootFolder: pkiDir, automaticallyAcceptUnknownCertificate: cfg.trustServerCertificate }),
+    // never node-opcua's automaticallyAcceptUnknownCertificate: it writes to the shared trusted/ folder
+    clientCertificateManager: driverCertificateManager(pkiDir, cfg.trustServerCertificate, (n) => notes.push(n)),
     requestedSessionTimeout: cfg.sessionTimeoutMs,
     keepSessionAlive: true,
     connectionStrategy: { maxRetry: cfg.connectAttempts - 1, initialDelay: 250, maxDelay: cfg.reconnectMaxDelayMs },
@@ -152,7 +162,7 @@ export async function openSession(endpoint: Pick<Endpoint, "url" | "timeoutMs">,
     // the first connection above was bounded by connectAttempts
     client.connectionStrategy.maxRetry = cfg.reconnect ? -1 : 0;
     const session = await client.createSession(identity(cfg));
-    return new SharedSession(client, session, onBroken);
+    return new SharedSession(client, session, onBroken, notes);
   } catch (err) {
     await settlesWithin(client.disconnect(), 2000);
     throw err;
