@@ -3,6 +3,8 @@
 import { Type, type Static } from "@sinclair/typebox";
 
 const Id = Type.String({ pattern: "^[A-Za-z0-9_.-]+$", minLength: 1, maxLength: 64 });
+/** What a tag name may hold (also checked on tag names in request paths). */
+export const TAG_NAME_PATTERN = "^[A-Za-z0-9_.:/-]{1,200}$";
 const TagName = Type.String({ pattern: "^[A-Za-z0-9_.:/-]+$", minLength: 1, maxLength: 200 });
 
 /** Default bind address of every listener (HTTP, OPC UA server, Modbus slave): this machine only. */

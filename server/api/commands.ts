@@ -10,6 +10,7 @@ import { ACK_CODE_INFO, ACK_CODES, checkWrite, CommandView, WriteBody, type AckF
 import { CommitError, LogClosedError, LogDegradedError, type CommandRecord } from "../../storage/index.ts";
 import { AuthError, authOf, authorizeWrite, authPlugin, requireScope, unknownTag, type Principal } from "../auth/index.ts";
 import type { GatewayContext } from "../context.ts";
+import { parseTimeParam } from "./params.ts";
 import { readableTags } from "./query.ts";
 import { jsonValue } from "./tags.ts";
 
@@ -256,13 +257,9 @@ export function commandsApi(ctx: GatewayContext) {
       async ({ query, set, principal }) => {
         try {
           const who = await authenticate(principal, "read");
-          let sinceMicros: number | undefined;
-          if (query.since !== undefined && query.since !== "") {
-            const n = Number(query.since);
-            const ms = Number.isFinite(n) ? n : Date.parse(query.since);
-            if (!Number.isFinite(ms)) throw new CommandRejected(400, "invalid_query", "since: expected an ISO time or milliseconds since the epoch", "since");
-            sinceMicros = ms * 1000;
-          }
+          // bounded to 1970..9999: 1e308 would make an Infinity that no BigInt takes
+          const sinceMs = parseTimeParam(query.since, "since");
+          const sinceMicros = sinceMs === undefined ? undefined : sinceMs * 1000;
           const limit = query.limit === undefined ? 100 : Number(query.limit);
           if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new CommandRejected(400, "invalid_query", "limit: expected an integer 1..1000", "limit");
           const tags = commandTags(who);

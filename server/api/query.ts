@@ -11,6 +11,7 @@ import type { Logged } from "../../schemas/index.ts";
 import { AuthError, authOf, requireScope, tagMatcher, type LiveVerifier } from "../auth/index.ts";
 import type { GatewayContext } from "../context.ts";
 import { historyOf } from "../history.ts";
+import { InvalidParam, parseDurationParam, parseTagParam, parseTimeParam } from "./params.ts";
 import { CONTENT_TYPE, encodeResult, pickFormat } from "./query-format.ts";
 
 /** Who reads: the tenant whose tags they see (null: every tenant) and their tag patterns (null: every tag). */
@@ -40,26 +41,6 @@ const tenantsConfigured = (ctx: GatewayContext) => new Set(ctx.catalog.all().map
 
 const Agg = t.Union([t.Literal("avg"), t.Literal("min"), t.Literal("max"), t.Literal("last"), t.Literal("first"), t.Literal("count"), t.Literal("sum")]);
 const AGG_SQL = { avg: "avg(value)", min: "min(value)", max: "max(value)", sum: "sum(value)", count: "count(*)", last: "arg_max(value, ts_us)", first: "arg_min(value, ts_us)" };
-
-/** `5s`, `1m`, `250ms`, `1h`, `1d`, or plain milliseconds. */
-export function parseDurationMs(s: string): number | null {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(s.trim());
-  if (!m) return null;
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? "ms") as "ms"];
-  return Number(m[1]) * unit;
-}
-
-/** An ISO date or epoch milliseconds. */
-function parseTimeMs(s: string | undefined, fallback: number, field: string): number {
-  if (s === undefined || s === "") return fallback;
-  const n = /^\d+$/.test(s) ? Number(s) : Date.parse(s);
-  if (!Number.isFinite(n)) throw new BadRequest(`${field}: expected an ISO date or epoch milliseconds, got '${s}'`);
-  return n;
-}
-
-class BadRequest extends Error {
-  override name = "BadRequest";
-}
 
 const sqlString = (s: string) => `'${s.replaceAll("'", "''")}'`;
 
@@ -92,10 +73,11 @@ function mayRead(ctx: GatewayContext, who: Reader, tag: string): boolean {
 
 /** Maps any failure of a route to a status and a JSON body with a reason. */
 function failure(e: unknown, set: { status?: number | string }) {
-  if (e instanceof AuthError) return ((set.status = e.status), { error: e.code, message: e.message });
-  if (e instanceof QueryRefused) return ((set.status = 403), { error: "query_refused", message: e.message });
-  if (e instanceof QueryTimeout) return ((set.status = 408), { error: "query_timeout", message: e.message });
-  if (e instanceof QueryError || e instanceof BadRequest) return ((set.status = 400), { error: "invalid_query", message: e.message });
+  if (e instanceof AuthError) return ((set.status = e.status), { error: e.code, message: e.message, field: null });
+  if (e instanceof QueryRefused) return ((set.status = 403), { error: "query_refused", message: e.message, field: "sql" });
+  if (e instanceof QueryTimeout) return ((set.status = 408), { error: "query_timeout", message: e.message, field: null });
+  if (e instanceof QueryError) return ((set.status = 400), { error: "invalid_query", message: e.message, field: "sql" });
+  // InvalidParam and the rest: the API's onError (one shape, { error, message, field })
   throw e;
 }
 
@@ -163,17 +145,17 @@ export function queryApi(ctx: GatewayContext, authorize: ReadAuthorizer = jwtRea
       async ({ params, query, headers, set }) => {
         try {
           const who = await authorize(headers.authorization);
-          const tag = decodeURIComponent(params.tag);
+          // Elysia has decoded the path once already: a second decode would turn %25 into an error
+          const tag = parseTagParam(params.tag);
           // another tenant's tag, or one the token's patterns do not cover, does not exist for this reader
-          if (!mayRead(ctx, who, tag)) return ((set.status = 404), { error: "unknown_tag", message: `no tag '${tag}'` });
-          const to = parseTimeMs(query.to, Date.now(), "to");
-          const from = parseTimeMs(query.from, to - 3_600_000, "from");
-          if (from >= to) throw new BadRequest(`from must be before to`);
-          const stepMs = query.step === undefined ? Math.max(1000, Math.ceil((to - from) / 500 / 1000) * 1000) : parseDurationMs(query.step);
-          if (!stepMs || stepMs < 1) throw new BadRequest(`step: expected a duration such as 250ms, 10s, 1m, 1h, got '${query.step}'`);
-          if ((to - from) / stepMs > 100_000) throw new BadRequest(`step: ${stepMs} ms over this range gives more than 100000 buckets`);
+          if (!mayRead(ctx, who, tag)) return ((set.status = 404), { error: "unknown_tag", message: `no tag '${tag}'`, field: "tag" });
+          const to = parseTimeParam(query.to, "to", Date.now());
+          const from = parseTimeParam(query.from, "from", Math.max(0, to - 3_600_000));
+          if (from >= to) throw new InvalidParam("from", "must be before to");
+          const stepMs = query.step === undefined ? Math.max(1000, Math.ceil((to - from) / 500 / 1000) * 1000) : parseDurationParam(query.step, "step");
+          if ((to - from) / stepMs > 100_000) throw new InvalidParam("step", `${stepMs} ms over this range gives more than 100000 buckets`);
           const agg = query.agg ?? "avg";
-          const sql = `SELECT epoch_ms(time_bucket(INTERVAL ${Math.round(stepMs * 1000)} MICROSECONDS, ts, make_timestamp(${from * 1000}))) AS t, ${AGG_SQL[agg]} AS v
+          const sql = `SELECT epoch_ms(time_bucket(to_microseconds(${Math.round(stepMs * 1000)}::BIGINT), ts, make_timestamp(${from * 1000}))) AS t, ${AGG_SQL[agg]} AS v
             FROM data_all WHERE tag = ${sqlString(tag)} AND ts_us >= ${from * 1000} AND ts_us < ${to * 1000} GROUP BY 1 ORDER BY 1`;
           const r = await engine().engine.all(sql, { tenant: who.tenant, tags: readableTags(ctx, who) });
           return {
@@ -218,7 +200,7 @@ export function queryApi(ctx: GatewayContext, authorize: ReadAuthorizer = jwtRea
       },
       {
         query: t.Object({
-          after: t.Optional(t.Integer({ minimum: 0, description: "last offset already seen (0: from the start)" })),
+          after: t.Optional(t.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: "last offset already seen (0: from the start)" })),
           limit: t.Optional(t.Integer({ minimum: 1, maximum: 10_000 })),
           tags: t.Optional(t.String({ description: "comma-separated tag patterns: * within one path segment, ** across segments" })),
         }),
@@ -227,7 +209,8 @@ export function queryApi(ctx: GatewayContext, authorize: ReadAuthorizer = jwtRea
     )
     .ws("/api/stream", {
       query: t.Object({
-        from: t.Optional(t.Numeric({ minimum: 1, description: "first offset wanted (default: only new frames)" })),
+        // an integer offset: 1.5 or 1e300 is refused at the upgrade (400), never a stream closed 1011
+        from: t.Optional(t.Numeric({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, multipleOf: 1, description: "first offset wanted (default: only new frames)" })),
         tags: t.Optional(t.String({ description: "comma-separated tag patterns: * within one path segment, ** across segments" })),
         token: t.Optional(t.String({ description: "JWT, for clients that cannot set an Authorization header" })),
       }),
