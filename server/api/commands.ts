@@ -135,13 +135,14 @@ export function commandsApi(ctx: GatewayContext) {
     if (e instanceof AuthError || e instanceof CommandRejected) {
       set.status = e.status;
       if (isWrite && (e instanceof CommandRejected || e.status !== 401)) metrics.writeRefused.inc({ reason: e.code });
-      return { error: e.code, message: e.message, ...(e instanceof CommandRejected && e.field ? { field: e.field } : {}) };
+      // the API's one error shape (server/api/params.ts): field null when no parameter is at fault
+      return { error: e.code, message: e.message, field: (e instanceof CommandRejected && e.field) || null };
     }
     if (e instanceof LogDegradedError || e instanceof CommitError || e instanceof LogClosedError) {
       // the command could not be recorded, so nothing was written: say why, never a 500
       set.status = 503;
       metrics.writeRefused.inc({ reason: "log_unavailable" });
-      return { error: "log_unavailable", message: `the write was not recorded and not executed: ${e.message}` };
+      return { error: "log_unavailable", message: `the write was not recorded and not executed: ${e.message}`, field: null };
     }
     throw e;
   };
@@ -244,7 +245,7 @@ export function commandsApi(ctx: GatewayContext) {
           // another tenant's command, or one on a tag the token's patterns do not cover, is reported
           // as absent, not as forbidden: ids do not leak
           const tags = commandTags(who);
-          if (!rec || rec.cmd.tenant !== who.tenant || (tags !== null && !tags.includes(rec.cmd.tag))) throw new CommandRejected(404, "unknown_command", `no command '${params.id}'`);
+          if (!rec || rec.cmd.tenant !== who.tenant || (tags !== null && !tags.includes(rec.cmd.tag))) throw new CommandRejected(404, "unknown_command", `no command '${params.id}'`, "id");
           return commandView(rec);
         } catch (e) {
           return fail(set, e);

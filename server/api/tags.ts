@@ -27,7 +27,7 @@ export function tagsApi(ctx: GatewayContext) {
         } catch (e) {
           if (!(e instanceof AuthError)) throw e;
           set.status = e.status;
-          return { error: e.code, message: e.message };
+          return { error: e.code, message: e.message, field: null };
         }
       }
       const latest = ctx.log.latest();

@@ -43,6 +43,9 @@ const CASES: Case[] = [
   { path: "/api/commands?limit=-5", field: "limit" },
   { path: "/api/commands?limit=abc", field: "limit" },
   { path: "/api/commands?limit=100000", field: "limit" },
+  // GET /api/commands/:id
+  { path: "/api/commands/%25", field: "id" },
+  { path: "/api/commands/nope", field: "id" },
   // GET /api/tags/:tag/history
   { path: "/api/tags/%25/history", field: "tag" },
   { path: "/api/tags/%E0%A4%A/history", field: "tag" },
