@@ -103,8 +103,8 @@ describe("another tenant's tag answers as an unknown one", () => {
     const head = g.gw.ctx.log.head;
     const foreign = await put("globex/sp", "read write");
     const unknown = await put("globex/nope", "read write");
-    expect(foreign).toEqual({ status: 404, body: { error: "unknown_tag", message: "no tag 'globex/sp'" } });
-    expect(unknown).toEqual({ status: 404, body: { error: "unknown_tag", message: "no tag 'globex/nope'" } });
+    expect(foreign).toEqual({ status: 404, body: { error: "unknown_tag", message: "no tag 'globex/sp'", field: null } });
+    expect(unknown).toEqual({ status: 404, body: { error: "unknown_tag", message: "no tag 'globex/nope'", field: null } });
     expect(g.gw.ctx.log.head).toBe(head); // nothing recorded
   });
 
@@ -115,8 +115,8 @@ describe("another tenant's tag answers as an unknown one", () => {
   });
 
   it("answers the history of another tenant's tag with the 404 unknown_tag of a tag that does not exist", async () => {
-    expect(await history("globex/sp")).toEqual({ status: 404, body: { error: "unknown_tag", message: "no tag 'globex/sp'" } });
-    expect(await history("globex/nope")).toEqual({ status: 404, body: { error: "unknown_tag", message: "no tag 'globex/nope'" } });
+    expect(await history("globex/sp")).toEqual({ status: 404, body: { error: "unknown_tag", message: "no tag 'globex/sp'", field: "tag" } });
+    expect(await history("globex/nope")).toEqual({ status: 404, body: { error: "unknown_tag", message: "no tag 'globex/nope'", field: "tag" } });
     await waitFor(async () => (await history("acme/sp")).status === 200, "the own tenant's history");
   });
 });

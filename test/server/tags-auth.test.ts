@@ -45,7 +45,7 @@ const getJson = async (path: string, headers: Record<string, string> = {}) => {
 
 describe("GET /api/tags with auth configured", () => {
   it("refuses a request without a token with 401 and a JSON reason", async () => {
-    expect(await getJson("/api/tags")).toEqual({ status: 401, body: { error: "missing_token", message: expect.any(String) } });
+    expect(await getJson("/api/tags")).toEqual({ status: 401, body: { error: "missing_token", message: expect.any(String), field: null } });
   });
 
   it("refuses a token signed with another secret with 401", async () => {
@@ -92,9 +92,9 @@ describe("GET /api/commands with a tags claim", () => {
     expect(await getJson("/api/commands/c-line1", line1)).toMatchObject({ status: 200, body: { id: "c-line1", tag: "line1/boiler/temp" } });
     expect(await getJson("/api/commands/c-line2", whole)).toMatchObject({ status: 200, body: { id: "c-line2" } });
     const uncovered = await getJson("/api/commands/c-line2", line1);
-    expect(uncovered).toEqual({ status: 404, body: { error: "unknown_command", message: "no command 'c-line2'" } });
+    expect(uncovered).toEqual({ status: 404, body: { error: "unknown_command", message: "no command 'c-line2'", field: "id" } });
     const otherTenant = await getJson("/api/commands/c-other", whole);
-    expect(otherTenant).toEqual({ status: 404, body: { error: "unknown_command", message: "no command 'c-other'" } });
+    expect(otherTenant).toEqual({ status: 404, body: { error: "unknown_command", message: "no command 'c-other'", field: "id" } });
   });
 });
 
