@@ -4,7 +4,7 @@
 import { isLoopbackHost, type EventFrame } from "../schemas/index.ts";
 import type { Config } from "./config.ts";
 
-export type DoorId = "http_reads_open" | "opcua_anonymous" | "modbus_slave_exposed" | "modbus_slave_writes_without_credentials";
+export type DoorId = "http_reads_open" | "metrics_tag_labels" | "opcua_anonymous" | "modbus_slave_exposed" | "modbus_slave_writes_without_credentials";
 
 export interface OpenDoor {
   door: DoorId;
@@ -43,6 +43,14 @@ export function openDoors(config: Config): OpenDoor[] {
       door: "http_reads_open",
       message: `no auth keys configured: GET /api/tags answers anyone who reaches http://${g.http.host}:${g.http.port} (writes and SQL are refused)`,
       fix: "set auth.hs256Secret (or hs256SecretFile / jwksFile) in gateway.yml",
+      details: { host: g.http.host, port: g.http.port },
+    });
+  }
+  if (g.metrics.tagLabels) {
+    doors.push({
+      door: "metrics_tag_labels",
+      message: `metrics.tagLabels is on: GET /metrics (no token needed) names every tag written, on http://${g.http.host}:${g.http.port}`,
+      fix: "set metrics.tagLabels: false, or keep /metrics behind a reverse proxy",
       details: { host: g.http.host, port: g.http.port },
     });
   }

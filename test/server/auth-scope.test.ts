@@ -92,11 +92,11 @@ describe("the read scope", () => {
 describe("another tenant's tag answers as an unknown one", () => {
   const put = async (tag: string, scope: string) => {
     const r = await fetch(`${g.url}/api/tags/${tag}`, { method: "PUT", headers: { authorization: await bearer(scope), "content-type": "application/json" }, body: JSON.stringify({ value: 1 }) });
-    return { status: r.status, body: (await r.json()) as { error: string; message: string } };
+    return { status: r.status, body: (await r.json()) as { error: string; message: string; field: string | null } };
   };
   const history = async (tag: string) => {
     const r = await fetch(`${g.url}/api/tags/${encodeURIComponent(tag)}/history`, { headers: { authorization: await bearer("read") } });
-    return { status: r.status, body: (await r.json()) as { error: string; message: string } };
+    return { status: r.status, body: (await r.json()) as { error: string; message: string; field: string | null } };
   };
 
   it("answers a write to another tenant's tag with the 404 unknown_tag of a tag that does not exist", async () => {

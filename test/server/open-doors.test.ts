@@ -119,15 +119,16 @@ describe("open-door warnings", () => {
     expect(events.map((e) => e.data?.door)).toEqual(["http_reads_open"]);
   }, 30_000);
 
-  it("warns for every open door: reads without keys, anonymous OPC UA, Modbus slave beyond loopback, Modbus writes without credentials", async () => {
+  it("warns for every open door: reads without keys, tag names in /metrics, anonymous OPC UA, Modbus slave beyond loopback, Modbus writes without credentials", async () => {
     const g = await start((p) =>
       [
         `http: { port: 0 }`,
+        `metrics: { tagLabels: true }`,
         `opcua: { port: ${p.opcua}, allowAnonymous: true, securityModes: [None], securityPolicies: [None] }`,
         `modbusSlave: { host: 0.0.0.0, port: ${p.modbus}, writeAllowlist: [10.0.0.0/8] }`,
       ].join("\n"),
     );
-    const doors = ["http_reads_open", "opcua_anonymous", "modbus_slave_exposed", "modbus_slave_writes_without_credentials"];
+    const doors = ["http_reads_open", "metrics_tag_labels", "opcua_anonymous", "modbus_slave_exposed", "modbus_slave_writes_without_credentials"];
     expect(doorWarnings(g.lines).map((l) => l.door)).toEqual(doors);
     const events = await doorEvents(g.gw, 4);
     expect(events.map((e) => e.data?.door)).toEqual(doors);
