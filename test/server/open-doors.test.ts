@@ -152,7 +152,8 @@ describe("the demo config", () => {
         demoYml
           .replace(/^demo:\n/m, `demo:\n  port: ${plcPort}\n`)
           .replace(/^opcua:\n/m, `opcua:\n  port: ${p.opcua}\n`)
-          .replace(/^modbusSlave:\n/m, `modbusSlave:\n  port: ${p.modbus}\n`) + "\nhttp: { port: 0 }",
+          .replace(/^modbusSlave:\n/m, `modbusSlave:\n  port: ${p.modbus}\n`)
+          .replace(/^http:\n/m, "http:\n  port: 0\n"),
       {
         "endpoints.yml": readFileSync(join(demoDir, "endpoints.yml"), "utf8").replace(/127\.0\.0\.1:\$\{EDGE_DEMO_PLC_PORT:-5021\}/, `127.0.0.1:${plcPort}`),
         "drivers.yml": readFileSync(join(demoDir, "drivers.yml"), "utf8"),
