@@ -66,7 +66,7 @@ describe("tag paths that cannot be a tag", () => {
   it("answer 400 invalid_tag for bad percent-encoding with raw slashes", async () => {
     const r = await fetch(`${g.url}/api/tags/line1/%E0%A4%A/history`, { headers: auth });
     expect(r.status).toBe(400);
-    expect(await r.json()).toEqual({ error: "invalid_tag", message: expect.stringContaining("percent-encoding") });
+    expect(await r.json()).toEqual({ error: "invalid_tag", message: expect.stringContaining("percent-encoding"), field: "tag" });
   });
 
   it("answer 404 unknown_tag to a write on a tag not in the catalog, written either way", async () => {
