@@ -123,6 +123,9 @@ export type WriteBody = Static<typeof WriteBody>;
 
 const JsonValue = Type.Union([Type.Number(), Type.Boolean(), Type.String(), Type.Null()]);
 
+// Unsafe keeps the static type: Elysia's response typing loses the members of a union built by map
+const Code = Type.Unsafe<AckCode>(AckCode);
+
 export const CommandView = Type.Object(
   {
     id: Type.String(),
@@ -135,12 +138,12 @@ export const CommandView = Type.Object(
     expiresAt: Type.String(),
     offset: Type.Number(),
     status: Type.Union([Type.Literal("pending"), Type.Literal("ok"), Type.Literal("error"), Type.Literal("expired")]),
-    code: Type.Union([AckCode, Type.Literal("pending")], { description: "the ack's code (schemas/acks.ts), or pending while the command has no ack" }),
+    code: Type.Unsafe<AckCode | "pending">(Type.Union([...AckCode.anyOf, Type.Literal("pending")], { description: "the ack's code (schemas/acks.ts), or pending while the command has no ack" })),
     ack: Type.Union([
       Type.Object({
         ok: Type.Boolean(),
         status: Type.String(),
-        code: AckCode,
+        code: Code,
         error: Type.Optional(Type.String({ description: "for people; programs use code" })),
         ts: Type.String(),
         source: Type.String(),
@@ -155,7 +158,11 @@ export const CommandView = Type.Object(
 export type CommandView = Static<typeof CommandView>;
 
 export const ApiError = Type.Object(
-  { error: Type.String({ description: "machine-readable code" }), message: Type.String(), field: Type.Optional(Type.String()) },
+  {
+    error: Type.String({ description: "machine-readable code" }),
+    message: Type.String({ description: "one line for people" }),
+    field: Type.Optional(Type.Union([Type.String(), Type.Null()], { description: "the query or path parameter or body property at fault; null when no input is" })),
+  },
   { $id: "ApiError" },
 );
 export type ApiError = Static<typeof ApiError>;
@@ -165,7 +172,7 @@ export const WriteNotDone = Type.Object(
   {
     error: Type.String({ description: "class: command_expired | not_written | write_refused | write_failed | outcome_unknown" }),
     message: Type.String(),
-    code: AckCode,
+    code: Code,
     applied: Type.Union([Type.Boolean(), Type.Literal("unknown")], { description: "could the device have taken the value: false never, unknown read it back" }),
     command: CommandView,
   },

@@ -1,7 +1,7 @@
 // The composition root: config -> log -> drivers -> bridges -> HTTP. Started in that order, stopped in
 // reverse, so that on shutdown the writer flushes after every producer has stopped.
 import { join } from "node:path";
-import pino, { type Logger } from "pino";
+import type { Logger } from "pino";
 import { builtinDrivers, CommandExecutor, DriverManager, EndpointPool, markPreviousRunUncertain } from "../drivers/index.ts";
 import { Catalog, type EventFrame } from "../schemas/index.ts";
 import { CommandBus, EventLog, type RecoveredEvent } from "../storage/index.ts";
@@ -10,6 +10,7 @@ import type { Config } from "./config.ts";
 import { loadGatewayConfig } from "./config-check.ts";
 import type { GatewayContext, Service } from "./context.ts";
 import { archiveDirOf } from "./history.ts";
+import { createLogger, routeOpcuaLogs } from "./logging.ts";
 import { Metrics } from "./metrics.ts";
 import { openDoorEvent, openDoors } from "./open-doors.ts";
 import { driverSpecs } from "./reload.ts";
@@ -34,7 +35,9 @@ export class Gateway {
 
   static async start(opts: GatewayOptions): Promise<Gateway> {
     const config: Config = await loadGatewayConfig(opts.configDir);
-    const logger = opts.logger ?? pino({ name: config.gateway.gatewayId, level: process.env.EDGE_LOG_LEVEL ?? "info" });
+    const logger = opts.logger ?? createLogger({ name: config.gateway.gatewayId });
+    // node-opcua prints its own lines otherwise: into the same stream, not in the same format
+    routeOpcuaLogs(logger);
     const q = config.gateway.query;
     // the SQL sandbox is a property of the database instance (see storage/README.md), so it is set at open
     const sandbox = { archiveDir: archiveDirOf(config.gateway.dataDir), memoryLimit: q.memoryLimit, ...(q.threads ? { threads: q.threads } : {}) };

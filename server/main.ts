@@ -2,23 +2,25 @@
 // EDGE_CONFIG_DIR or ./config) it runs the embedded demo: a simulated plant polled over Modbus TCP.
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import pino from "pino";
 import { ConfigError } from "../schemas/index.ts";
 import { Gateway } from "./gateway.ts";
+import { createLogger } from "./logging.ts";
 import { handleStopSignals, watchParent } from "./signals.ts";
 
 const USAGE = `usage: npm start -- [--config DIR]      (or: bun server/main.ts [--config DIR])
 Starts the gateway with the config directory DIR (default: $EDGE_CONFIG_DIR, else ./config when it has
 drivers.yml, else the embedded demo: a simulated plant polled over Modbus TCP).
 Environment: EDGE_DATA_DIR, EDGE_HTTP_PORT, EDGE_OPCUA_PORT, EDGE_MODBUS_SLAVE_PORT, EDGE_JWT_SECRET,
-EDGE_LOG_LEVEL. Check a config without starting: npm run edgectl -- check --config DIR`;
+EDGE_LOG_LEVEL, EDGE_LOG_FORMAT (json | pretty; default pretty on a terminal, JSON otherwise).
+Check a config without starting: npm run edgectl -- check --config DIR`;
 
 if (process.argv.includes("--help") || process.argv.includes("-h")) {
   console.log(USAGE);
   process.exit(0);
 }
 
-const logger = pino({ name: "edge", level: process.env.EDGE_LOG_LEVEL ?? "info" });
+// pretty on a terminal, JSON lines otherwise (EDGE_LOG_FORMAT=json|pretty overrides): see logging.ts
+const logger = createLogger({ name: "edge" });
 
 function configDir(): string {
   const i = process.argv.indexOf("--config");

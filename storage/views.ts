@@ -28,16 +28,18 @@ const sqlString = (s: string) => `'${s.replaceAll("'", "''")}'`;
  * shadow the unqualified names, and inside a temp view even `main.` would resolve to the temp catalog.
  */
 function viewsOver(src: string, suffix: string, m: string): string[] {
+  // `seq` is the offset under a name that needs no quotes (`offset` is an SQL keyword); it comes last in
+  // every view, so that columns read by position (CSV, SELECT *) keep theirs
   const frames = `
 CREATE OR REPLACE VIEW ${m}.frames${suffix} AS SELECT
   "offset", CASE kind WHEN 1 THEN 'data' WHEN 2 THEN 'cmd' WHEN 3 THEN 'ack' ELSE 'event' END AS kind,
   make_timestamp(ts) AS ts, ts AS ts_us, tag,
   CASE vtype WHEN 0 THEN 'null' WHEN 1 THEN 'number' WHEN 2 THEN 'bool' WHEN 3 THEN 'int64' ELSE 'string' END AS value_type,
   num AS value, CASE WHEN vtype = 2 THEN num = 1 END AS value_bool, CASE WHEN vtype = 3 THEN TRY_CAST(str AS BIGINT) END AS value_int,
-  str AS value_text, quality, quality < 1073741824 AS good, source, body, make_timestamp(logged_at) AS logged_at
+  str AS value_text, quality, quality < 1073741824 AS good, source, body, make_timestamp(logged_at) AS logged_at, "offset" AS seq
 FROM ${src}`;
   const data = `
-CREATE OR REPLACE VIEW ${m}.data${suffix} AS SELECT "offset", ts, ts_us, tag, value_type, value, value_bool, value_int, value_text, quality, good, source, logged_at
+CREATE OR REPLACE VIEW ${m}.data${suffix} AS SELECT "offset", ts, ts_us, tag, value_type, value, value_bool, value_int, value_text, quality, good, source, logged_at, seq
 FROM ${m}.frames${suffix} WHERE kind = 'data'`;
   return [frames, data];
 }
@@ -46,14 +48,14 @@ const staticViews = (m: string) => [
   ...viewsOver(`${m}.log`, "", m),
   `CREATE OR REPLACE VIEW ${m}.commands AS SELECT "offset", ts, ts_us, json_extract_string(body, '$.id') AS id, tag, value_type, value, value_bool, value_int, value_text,
     source AS origin, json_extract_string(body, '$.actor') AS actor, json_extract_string(body, '$.tenant') AS tenant,
-    make_timestamp(TRY_CAST(json_extract(body, '$.expiresAt') AS BIGINT)) AS expires_at, logged_at
+    make_timestamp(TRY_CAST(json_extract(body, '$.expiresAt') AS BIGINT)) AS expires_at, logged_at, seq
   FROM ${m}.frames WHERE kind = 'cmd'`,
   `CREATE OR REPLACE VIEW ${m}.acks AS SELECT "offset", ts, ts_us, json_extract_string(body, '$.cmd') AS cmd, tag,
     TRY_CAST(json_extract(body, '$.ok') AS BOOLEAN) AS ok, json_extract_string(body, '$.status') AS status,
-    json_extract_string(body, '$.error') AS error, source, logged_at
+    json_extract_string(body, '$.error') AS error, source, logged_at, seq
   FROM ${m}.frames WHERE kind = 'ack'`,
   `CREATE OR REPLACE VIEW ${m}.events AS SELECT "offset", ts, ts_us, json_extract_string(body, '$.type') AS type, source, tag,
-    json_extract(body, '$.data') AS data, logged_at
+    json_extract(body, '$.data') AS data, logged_at, seq
   FROM ${m}.frames WHERE kind = 'event'`,
   `CREATE OR REPLACE VIEW ${m}.tags AS SELECT tag, driver, type, unit, description, access, tenant FROM ${m}.tag_catalog`,
 ];

@@ -5,6 +5,7 @@
 // backup of a running gateway can only be asked of it, over HTTP.
 import { join } from "node:path";
 import { Elysia, t } from "elysia";
+import { errorAnswers } from "../../schemas/api.ts";
 import { backupLog, backupName, BackupError, type BackupResult } from "../../storage/backup.ts";
 import { AuthError, authPlugin, TokenVerifier, type Principal } from "../auth/index.ts";
 import type { GatewayContext } from "../context.ts";
@@ -18,7 +19,6 @@ const BackupAnswer = t.Object({
   bytes: t.Number(),
   durationMs: t.Number(),
 });
-const Refusal = t.Object({ error: t.String(), message: t.String() });
 
 /** Where the gateway writes its backups. */
 export const backupsDirOf = (dataDir: string) => join(dataDir, "backups");
@@ -45,24 +45,24 @@ export function backupApi(ctx: GatewayContext) {
         const who = await authorize(principal);
         if (running) {
           set.status = 409;
-          return { error: "backup_running", message: "a backup is running; ask again when it has finished" };
+          return { error: "backup_running", message: "a backup is running; ask again when it has finished", field: null };
         }
         running = backupGateway(ctx);
         const result = await running.finally(() => (running = null));
         ctx.logger.info({ ...result, by: who.sub }, "backup written");
         return result;
       } catch (e) {
-        if (e instanceof AuthError) return ((set.status = e.status), { error: e.code, message: e.message });
+        if (e instanceof AuthError) return ((set.status = e.status), { error: e.code, message: e.message, field: null });
         if (e instanceof BackupError) {
           ctx.logger.error({ err: e }, "backup failed");
-          return ((set.status = 500), { error: "backup_failed", message: e.message });
+          return ((set.status = 500), { error: "backup_failed", message: e.message, field: null });
         }
         throw e;
       }
     },
     {
-      response: { 200: BackupAnswer, 401: Refusal, 403: Refusal, 409: Refusal, 500: Refusal },
-      detail: { summary: "Consistent online backup of the log (database and archive) under <dataDir>/backups; needs the 'admin' scope" },
+      response: { 200: BackupAnswer, ...errorAnswers(401, 403, 409, 500) },
+      detail: { tags: ["operations"], summary: "Consistent online backup of the log (database and archive) under <dataDir>/backups; needs the 'admin' scope" },
     },
   );
 }

@@ -4,9 +4,10 @@
 // Every refusal leaves before anything is appended, as JSON { error, message, field? } with its status.
 // A write's answer follows its ack's code through ACK_CODE_INFO (schemas/acks.ts), never its text.
 import { createHash } from "node:crypto";
-import { Elysia } from "elysia";
+import { Elysia, t } from "elysia";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
-import { ACK_CODE_INFO, ACK_CODES, checkWrite, CommandView, WriteBody, type AckFrame, type CmdFrame, type Logged, type Value, type WriteNotDone } from "../../schemas/index.ts";
+import { documented, documentedErrors, errorAnswers } from "../../schemas/api.ts";
+import { ACK_CODE_INFO, ACK_CODES, ApiError, checkWrite, CommandView, WriteBody, WriteNotDone, type AckFrame, type CmdFrame, type Logged, type Value } from "../../schemas/index.ts";
 import { CommitError, LogClosedError, LogDegradedError, type CommandRecord } from "../../storage/index.ts";
 import { AuthError, authOf, authorizeWrite, authPlugin, requireScope, unknownTag, type Principal } from "../auth/index.ts";
 import type { GatewayContext } from "../context.ts";
@@ -160,7 +161,7 @@ export function commandsApi(ctx: GatewayContext) {
   return new Elysia({ name: "commands" })
     .use(authPlugin(verifier))
     .put(
-      "/api/tags/*",
+      "/api/tags/:tag",
       async ({ params, request, headers, set, principal }) => {
         try {
           const started = performance.now();
@@ -168,12 +169,8 @@ export function commandsApi(ctx: GatewayContext) {
           const who = await authenticate(principal, "write");
           const cfg = ctx.config.gateway.commands;
           const body = parseWriteBody(await readBody(request, cfg.maxBodyBytes));
-          let name: string;
-          try {
-            name = decodeURIComponent(params["*"]);
-          } catch {
-            throw new CommandRejected(400, "invalid_tag", "the tag in the path is not valid percent-encoding");
-          }
+          // decoded once by the router; raw slashes were folded into this segment (tag-path.ts)
+          const name = params.tag;
           const tag = ctx.catalog.get(name);
           if (!tag) throw unknownTag(name);
           const denied = authorizeWrite(who, tag);
@@ -218,20 +215,31 @@ export function commandsApi(ctx: GatewayContext) {
         }
       },
       {
+        // the body is read by hand (readBody) to cap its size before it is buffered; its schema is documented below
         parse: "none",
+        params: t.Object({ tag: t.String({ description: "the tag, with raw slashes or percent-encoded" }) }),
+        headers: t.Object({
+          "idempotency-key": t.Optional(t.String({ description: "1 to 200 characters: a retry with the same key returns the first command instead of writing twice" })),
+        }),
         detail: {
+          tags: ["tags"],
           summary: "Write a setpoint",
+          requestBody: { required: true, ...documented('{"value": ..., "ttlMs"?}', { "application/json": WriteBody }) },
           description:
             'Body {"value": ..., "ttlMs"?}. Bearer JWT with sub, tenant and scope "write". The answer follows the ack\'s `code` (schemas/acks.ts): ' +
             `${codesByStatus()}. 200 carries the command with its ack; 202 means no ack within commands.ackTimeoutMs (poll the Location header); ` +
             "every other status after the command was recorded has { error, message, code, applied, command }: 409 never written, 502 the device refused, " +
             "504 outcome unknown: the value may or may not have been applied, read the tag back before retrying. Refusals before anything is recorded: { error, message, field? }.",
           responses: {
-            200: { description: "written: the command with its ack (code ok)" },
-            202: { description: "recorded, no ack yet within commands.ackTimeoutMs: poll Location (GET /api/commands/:id)" },
-            409: { description: "recorded, never written: expired, driver_not_running, device_busy, not_supported" },
-            502: { description: "the device refused the write (device_error, device_address_error, readback_mismatch, internal_error)" },
-            504: { description: "outcome unknown (timeout_outcome_unknown, outcome_unknown_restart): read the tag back before retrying" },
+            200: documented("written: the command with its ack (code ok)", { "application/json": CommandView }),
+            202: documented("recorded, no ack yet within commands.ackTimeoutMs: poll Location (GET /api/commands/:id)", { "application/json": CommandView }),
+            ...documentedErrors({ 400: "invalid body, value or Idempotency-Key (field names it)", 401: "no or bad token", 413: "body over commands.maxBodyBytes", 503: "the log cannot record the write: nothing was written" }),
+            403: documented("scope, tenant or tag claim refuses it, the tag is read-only, or (recorded) the ack refuses it", { "application/json": t.Union([ApiError, WriteNotDone]) }),
+            404: documented("no such tag for this token, or (recorded) the ack says unknown tag", { "application/json": t.Union([ApiError, WriteNotDone]) }),
+            409: documented("recorded, never written: expired, driver_not_running, device_busy, not_supported; or idempotency_conflict", { "application/json": t.Union([WriteNotDone, ApiError]) }),
+            422: documented("recorded and refused for the tag by its driver", { "application/json": WriteNotDone }),
+            502: documented("the device refused the write (device_error, device_address_error, readback_mismatch, internal_error)", { "application/json": WriteNotDone }),
+            504: documented("outcome unknown (timeout_outcome_unknown, outcome_unknown_restart): read the tag back before retrying", { "application/json": WriteNotDone }),
           },
         },
       },
@@ -251,7 +259,11 @@ export function commandsApi(ctx: GatewayContext) {
           return fail(set, e);
         }
       },
-      { detail: { summary: "A command with its ack (status and audit; JWT scope read)" } },
+      {
+        params: t.Object({ id: t.String() }),
+        response: { 200: CommandView, ...errorAnswers(401, 403, 404, 503) },
+        detail: { tags: ["commands"], summary: "A command with its ack (status and audit; JWT scope read)" },
+      },
     )
     .get(
       "/api/commands",
@@ -270,6 +282,14 @@ export function commandsApi(ctx: GatewayContext) {
           return fail(set, e);
         }
       },
-      { detail: { summary: "Commands of the token's tenant on the tags its `tags` claim covers, newest first (?tag=&since=&limit=; JWT scope read)" } },
+      {
+        query: t.Object({
+          tag: t.Optional(t.String({ description: "only this tag" })),
+          since: t.Optional(t.String({ description: "ISO time or epoch milliseconds" })),
+          limit: t.Optional(t.String({ description: "1..1000 (default 100)" })),
+        }),
+        response: { 200: t.Array(CommandView), ...errorAnswers(400, 401, 403, 503) },
+        detail: { tags: ["commands"], summary: "Commands of the token's tenant on the tags its `tags` claim covers, newest first (JWT scope read)" },
+      },
     );
 }

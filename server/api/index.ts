@@ -1,11 +1,16 @@
-// The HTTP API: one Elysia plugin per area, composed here.
+// The HTTP API: one Elysia plugin per area, composed here, with the OpenAPI document of them all
+// (openapi.ts, docs-page.ts), one error shape { error, message, field } for every refusal (params.ts),
+// and one rule for tag paths on every route (tag-path.ts).
 import { Elysia } from "elysia";
 import type { GatewayContext } from "../context.ts";
 import { backupApi } from "./backup.ts";
 import { commandsApi } from "./commands.ts";
+import { docsPage } from "./docs-page.ts";
 import { healthApi } from "./health.ts";
+import { API_DOCS, OPENAPI_JSON, openapiPlugin } from "./openapi.ts";
 import { InvalidParam, validationError, type ApiError } from "./params.ts";
 import { queryApi } from "./query.ts";
+import { canonicalTagUrl, InvalidTagPath } from "./tag-path.ts";
 import { tagsApi } from "./tags.ts";
 
 export type ApiPlugin = (ctx: GatewayContext) => Elysia<any, any, any, any, any, any, any>;
@@ -13,29 +18,50 @@ export type ApiPlugin = (ctx: GatewayContext) => Elysia<any, any, any, any, any,
 export const apiPlugins: ApiPlugin[] = [healthApi, tagsApi, commandsApi, (ctx) => queryApi(ctx), backupApi];
 
 export function createApi(ctx: GatewayContext) {
-  // every error leaves as JSON in one shape, { error, message, field } (server/api/params.ts); nothing
-  // escapes to crash the process
-  const app = new Elysia().onError(({ code, error, set, request }): ApiError => {
-    if (code === "NOT_FOUND") {
-      set.status = 404;
-      return { error: "not_found", message: "no such route", field: null };
-    }
-    if (code === "VALIDATION") {
-      set.status = 400;
-      return validationError(error, request);
-    }
-    if (code === "PARSE") {
-      set.status = 400;
-      return { error: "invalid_body", message: "body is not valid JSON", field: "body" };
-    }
-    if (error instanceof InvalidParam) {
-      set.status = 400;
-      return { error: "invalid_request", message: error.message, field: error.field };
-    }
-    ctx.logger.error({ err: error }, "request failed");
-    set.status = typeof set.status === "number" && set.status >= 400 ? set.status : 500;
-    return { error: "internal", message: error instanceof Error ? error.message : String(error), field: null };
-  });
+  const app = new Elysia();
+  app
+    .onRequest(({ request }) => {
+      // `/api/tags/line1/boiler/temp/history` and `/api/tags/line1%2Fboiler%2Ftemp/history` are one route:
+      // raw slashes are folded into the one encoded segment the routes declare, then routed again
+      // (the re-dispatched request's context has no `server`: no route uses it)
+      try {
+        const to = canonicalTagUrl(request.method, request.url);
+        if (to !== null) return app.handle(new Request(to, request));
+      } catch (e) {
+        if (!(e instanceof InvalidTagPath)) throw e;
+        return Response.json({ error: "invalid_tag", message: e.message, field: "tag" } satisfies ApiError, { status: 400 });
+      }
+    })
+    // every error leaves as JSON in one shape, { error, message, field } (server/api/params.ts); nothing
+    // escapes to crash the process
+    .onError(({ code, error, set, request }): ApiError => {
+      if (code === "NOT_FOUND") {
+        set.status = 404;
+        return { error: "not_found", message: `no such route (the routes are listed at ${OPENAPI_JSON})`, field: null };
+      }
+      if (code === "VALIDATION" && error.type !== "response") {
+        set.status = 400;
+        return validationError(error, request);
+      }
+      if (code === "PARSE") {
+        set.status = 400;
+        return { error: "invalid_body", message: "body is not valid JSON", field: "body" };
+      }
+      if (error instanceof InvalidParam) {
+        set.status = 400;
+        return { error: "invalid_request", message: error.message, field: error.field };
+      }
+      ctx.logger.error({ err: error }, "request failed");
+      if (code === "VALIDATION") {
+        // an answer that does not match its documented schema is the gateway's bug, not the client's
+        set.status = 500;
+        return { error: "internal", message: "the answer did not match its documented schema", field: null };
+      }
+      set.status = typeof set.status === "number" && set.status >= 400 ? set.status : 500;
+      return { error: "internal", message: error instanceof Error ? error.message : String(error), field: null };
+    });
+  app.use(openapiPlugin());
+  app.use(docsPage(API_DOCS, OPENAPI_JSON, async () => (await app.handle(new Request(`http://localhost${OPENAPI_JSON}`))).json()));
   for (const plugin of apiPlugins) app.use(plugin(ctx));
   return app;
 }

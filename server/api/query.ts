@@ -7,6 +7,7 @@
 // the catalog tags its patterns cover (in SQL as the list of those tags, resolved per request).
 import { Elysia, t } from "elysia";
 import { consume, delay, QueryError, QueryRefused, QueryTimeout, jsonStringify, type EventLog, type LogConsumer } from "../../storage/index.ts";
+import { documented, documentedErrors, errorAnswers, FramesAnswer, HistoryAnswer, QueryAnswer, QueryBody } from "../../schemas/api.ts";
 import type { Logged } from "../../schemas/index.ts";
 import { AuthError, authOf, requireScope, tagMatcher, type LiveVerifier } from "../auth/index.ts";
 import type { GatewayContext } from "../context.ts";
@@ -131,13 +132,16 @@ export function queryApi(ctx: GatewayContext, authorize: ReadAuthorizer = jwtRea
         }
       },
       {
-        body: t.Object({
-          sql: t.String({ minLength: 1, maxLength: 100_000, description: "one SELECT over the views frames, data, commands, acks, events, tags, frames_all, data_all" }),
-          format: t.Optional(t.Union([t.Literal("json"), t.Literal("csv"), t.Literal("arrow")])),
-          limit: t.Optional(t.Integer({ minimum: 1, description: "row limit (at most query.maxRows)" })),
-          timeoutMs: t.Optional(t.Integer({ minimum: 1, description: "time limit (at most query.timeoutMs)" })),
-        }),
-        detail: { summary: "Read-only SQL over the log (JWT scope read). JSON by default; CSV or Arrow IPC stream by format or Accept." },
+        body: QueryBody,
+        detail: {
+          tags: ["history"],
+          summary: "Read-only SQL over the log (JWT scope read). JSON by default; CSV or Arrow IPC stream by format or Accept.",
+          description: "Example: `SELECT seq, ts, tag, value FROM data WHERE tag = 'line1/boiler/temperature' ORDER BY seq DESC LIMIT 10` (`seq` is the log offset; `\"offset\"` quoted also works).",
+          responses: {
+            200: documented("the result, streamed", { "application/json": QueryAnswer, "text/csv": null, "application/vnd.apache.arrow.stream": null }),
+            ...documentedErrors({ 400: "invalid SQL or request", 401: "no or bad token", 403: "scope missing, or a statement the sandbox refuses", 408: "over the time limit" }),
+          },
+        },
       },
     )
     .get(
@@ -145,7 +149,8 @@ export function queryApi(ctx: GatewayContext, authorize: ReadAuthorizer = jwtRea
       async ({ params, query, headers, set }) => {
         try {
           const who = await authorize(headers.authorization);
-          // Elysia has decoded the path once already: a second decode would turn %25 into an error
+          // decoded once by the router (a second decode would turn %25 into an error); raw slashes were
+          // folded into this one segment before routing (tag-path.ts)
           const tag = parseTagParam(params.tag);
           // another tenant's tag, or one the token's patterns do not cover, does not exist for this reader
           if (!mayRead(ctx, who, tag)) return ((set.status = 404), { error: "unknown_tag", message: `no tag '${tag}'`, field: "tag" });
@@ -172,9 +177,15 @@ export function queryApi(ctx: GatewayContext, authorize: ReadAuthorizer = jwtRea
         }
       },
       {
-        params: t.Object({ tag: t.String() }),
-        query: t.Object({ from: t.Optional(t.String()), to: t.Optional(t.String()), step: t.Optional(t.String()), agg: t.Optional(Agg) }),
-        detail: { summary: "Time-bucketed aggregate of one tag (avg|min|max|last|first|sum|count), archive included" },
+        params: t.Object({ tag: t.String({ description: "the tag, with raw slashes or percent-encoded" }) }),
+        query: t.Object({
+          from: t.Optional(t.String({ description: "ISO time or epoch milliseconds (default: to - 1 h)" })),
+          to: t.Optional(t.String({ description: "ISO time or epoch milliseconds (default: now)" })),
+          step: t.Optional(t.String({ description: "bucket width: 250ms, 10s, 1m, 1h, 1d (default: about 500 buckets)" })),
+          agg: t.Optional(Agg),
+        }),
+        response: { 200: HistoryAnswer, ...errorAnswers(400, 401, 403, 404, 408) },
+        detail: { tags: ["history"], summary: "Time-bucketed aggregate of one tag (avg|min|max|last|first|sum|count), archive included" },
       },
     )
     .get(
@@ -204,7 +215,14 @@ export function queryApi(ctx: GatewayContext, authorize: ReadAuthorizer = jwtRea
           limit: t.Optional(t.Integer({ minimum: 1, maximum: 10_000 })),
           tags: t.Optional(t.String({ description: "comma-separated tag patterns: * within one path segment, ** across segments" })),
         }),
-        detail: { summary: "Committed frames after an offset (pull replay); `next` is the offset to pass as after" },
+        detail: {
+          tags: ["history"],
+          summary: "Committed frames after an offset (pull replay); `next` is the offset to pass as after",
+          responses: {
+            200: documented("a page of frames", { "application/json": FramesAnswer }),
+            ...documentedErrors({ 400: "invalid query string", 401: "no or bad token", 403: "scope missing" }),
+          },
+        },
       },
     )
     .ws("/api/stream", {

@@ -3,6 +3,8 @@
 // reader sees only the tags the read routes would show it (its tenant's, covered by its `tags` claim).
 // Without any auth key it stays open: the local demo and console list the plant without a token.
 import { Elysia } from "elysia";
+import { Type } from "@sinclair/typebox";
+import { errorAnswers, TagView } from "../../schemas/api.ts";
 import { qualityName, type Value } from "../../schemas/index.ts";
 import { AuthError, authOf } from "../auth/index.ts";
 import type { GatewayContext } from "../context.ts";
@@ -51,6 +53,9 @@ export function tagsApi(ctx: GatewayContext) {
           };
         });
     },
-    { detail: { summary: "The tag catalog with latest values (JWT scope read when auth is configured; open otherwise)" } },
+    {
+      response: { 200: Type.Array(TagView), ...errorAnswers(401, 403) },
+      detail: { tags: ["tags"], summary: "The tag catalog with latest values (JWT scope read when auth is configured; open otherwise)" },
+    },
   );
 }

@@ -32,15 +32,17 @@ const READ_ROUTES: Record<string, (auth: string) => Promise<Response>> = {
   "GET /api/commands": (auth) => fetch(`${g.url}/api/commands`, { headers: { authorization: auth } }),
   "GET /api/commands/:id": (auth) => fetch(`${g.url}/api/commands/nope`, { headers: { authorization: auth } }),
 };
-const WRITE_ROUTES = ["PUT /api/tags/*"];
+const WRITE_ROUTES = ["PUT /api/tags/:tag"];
 /** Routes that need the `admin` scope (tested with their own feature: test/server/backup.test.ts). */
 const ADMIN_ROUTES = ["POST /api/backup"];
+/** Open too: the API's own description (routes and schemas, no data). */
+const DOCUMENTATION_ROUTES = ["GET /api/openapi.json", "GET /api/docs"];
 /**
  * Open without a token, by decision: liveness and readiness are for the orchestrator (no tag values),
  * /metrics for the scraper (its defaults, tag names in labels included, belong to the safe-defaults
  * work; see server/auth/README.md).
  */
-const OPERATIONAL_ROUTES = ["GET /healthz", "GET /readyz", "GET /metrics"];
+const OPERATIONAL_ROUTES = ["GET /healthz", "GET /readyz", "GET /metrics", ...DOCUMENTATION_ROUTES];
 
 /** Opens /api/stream with `auth`; resolves with the error it was sent and its close code. */
 function streamAnswer(auth: string): Promise<{ error: string | null; code: number }> {

@@ -120,7 +120,7 @@ describe("plan check without the walk (a walk mistake cannot read another tenant
     ["a settings table function", () => `SELECT * FROM duckdb_settings()`],
     ["a text file", () => `SELECT * FROM read_text('${archive}/../log.duckdb')`],
     ["a glob", () => `SELECT * FROM glob('${archive}/**')`],
-    ["a scoped view next to the hot table", () => `SELECT * FROM data UNION ALL SELECT "offset", NULL, ts, tag, NULL, num, NULL, NULL, NULL, quality, NULL, source, NULL FROM log`],
+    ["a scoped view next to the hot table", () => `SELECT * FROM data UNION ALL SELECT "offset", NULL, ts, tag, NULL, num, NULL, NULL, NULL, quality, NULL, source, NULL, "offset" FROM log`],
     ["a forged scope filter that lets every row through", () => `SELECT * FROM log WHERE tag IN (SELECT tag FROM tag_catalog WHERE tenant = 'acme') OR true`],
   ])("refuses %s for a tenant-scoped reader", async (_, sql) => {
     await expect(q.all(sql(), acme)).rejects.toThrow(QueryRefused);
