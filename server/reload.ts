@@ -35,8 +35,19 @@ export function driverSpecs(ctx: GatewayContext, config: Config): Map<string, Dr
   return specs;
 }
 
+/**
+ * What of a tag its driver reads with. Description, unit, write limits and tenant are the catalog's (bridges,
+ * checkWrite and the executor read them from the catalog), so editing them does not restart the driver: a
+ * restart would mark every tag of the PLC Bad for a poll, for a changed description.
+ */
+const readSide = ({ description: _d, unit: _u, min: _min, max: _max, tenant: _t, ...rest }: Variable) => rest;
+
 const sameSpec = (a: DriverSpec, b: DriverSpec) =>
-  isDeepStrictEqual(a.entry, b.entry) && isDeepStrictEqual(a.tags, b.tags) && a.endpoint?.url === b.endpoint?.url && a.endpoint?.timeoutMs === b.endpoint?.timeoutMs;
+  isDeepStrictEqual(a.entry, b.entry) &&
+  a.tags.length === b.tags.length &&
+  a.tags.every((t, i) => isDeepStrictEqual(readSide(t), readSide(b.tags[i]!))) &&
+  a.endpoint?.url === b.endpoint?.url &&
+  a.endpoint?.timeoutMs === b.endpoint?.timeoutMs;
 
 export interface ReloadResult {
   ok: boolean;

@@ -29,6 +29,26 @@ describe("config reload", () => {
     }
   });
 
+  it("applies an edit of a tag's description, unit and limits without restarting its driver, so no tag turns Bad", async () => {
+    const t = await startGateway({ "drivers.yml": drivers, "variables.yml": vars(["a/one"]), "gateway.yml": "watchConfig: false" });
+    try {
+      await waitFor(() => t.gw.ctx.drivers.status()[0]?.state === "Active", "the driver Active");
+      const before = t.gw.ctx.log.head;
+      writeFileSync(join(t.dir, "config", "variables.yml"), `tags:\n  - { tag: a/one, driver: sim, type: float64, description: "edited", unit: degC, min: 0, max: 10 }\n`);
+      const r = await reloadConfig(t.gw.ctx);
+      expect(r).toMatchObject({ ok: true, driversRestarted: [] });
+      expect(t.gw.ctx.catalog.get("a/one")).toMatchObject({ description: "edited", unit: "degC", max: 10 });
+      expect(t.gw.ctx.drivers.status()[0]?.restarts).toBe(0);
+      await waitFor(() => t.gw.ctx.log.head > before + 5, "more readings");
+      for await (const f of t.gw.ctx.log.read({ from: before + 1, kinds: ["data"] })) expect(f.kind === "data" && f.quality).toBe(0);
+      // a change of what the driver reads with (here the type) still restarts it
+      writeFileSync(join(t.dir, "config", "variables.yml"), `tags:\n  - { tag: a/one, driver: sim, type: float32 }\n`);
+      expect(await reloadConfig(t.gw.ctx)).toMatchObject({ ok: true, driversRestarted: ["sim"] });
+    } finally {
+      await t.stop();
+    }
+  });
+
   it("refuses a bad edit with the file and path, and keeps the running configuration", async () => {
     const t = await startGateway({ "drivers.yml": drivers, "variables.yml": vars(["a/one"]), "gateway.yml": "watchConfig: false" });
     try {

@@ -6,17 +6,18 @@ import { OPCUAClient, OPCUACertificateManager } from "node-opcua";
 const [url, pkiDir, count = "1"] = process.argv.slice(2) as [string, string, string?];
 const certificates = new OPCUACertificateManager({ rootFolder: pkiDir, automaticallyAcceptUnknownCertificate: true });
 // one connection and one session per client, as separate SCADA stations would have
-await Promise.all(
-  Array.from({ length: Number(count) }, async () => {
-    const client = OPCUAClient.create({
-      endpointMustExist: false,
-      connectionStrategy: { maxRetry: 0 },
-      clientCertificateManager: certificates,
-      requestedSessionTimeout: 20 * 60_000,
-    });
-    await client.connect(url);
-    await client.createSession();
-  }),
-);
+async function holdOne(): Promise<void> {
+  const client = OPCUAClient.create({
+    endpointMustExist: false,
+    connectionStrategy: { maxRetry: 0 },
+    clientCertificateManager: certificates,
+    requestedSessionTimeout: 20 * 60_000,
+  });
+  await client.connect(url);
+  await client.createSession();
+}
+// the first alone: clients that start together would each try to create the client certificate
+await holdOne();
+await Promise.all(Array.from({ length: Number(count) - 1 }, holdOne));
 process.stdout.write("ready\n");
 setInterval(() => undefined, 1 << 30);
