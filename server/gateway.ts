@@ -9,7 +9,7 @@ import { createApi } from "./api/index.ts";
 import type { Config } from "./config.ts";
 import { loadGatewayConfig } from "./config-check.ts";
 import type { GatewayContext, Service } from "./context.ts";
-import { archiveDirOf } from "./history.ts";
+import { archiveDirOf, interruptQueries } from "./history.ts";
 import { createLogger, routeOpcuaLogs } from "./logging.ts";
 import { Metrics } from "./metrics.ts";
 import { openDoorEvent, openDoors } from "./open-doors.ts";
@@ -132,6 +132,8 @@ export class Gateway {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       const { logger } = this.ctx;
+      // open query requests would hold the HTTP stop below for their whole deadline
+      await interruptQueries(this.ctx);
       await Promise.resolve(this.http?.stop()).catch(() => undefined);
       for (const svc of this.started.reverse()) {
         await svc.stop().catch((err) => logger.error({ err, service: svc.name }, "service stop failed"));

@@ -23,11 +23,28 @@ export function historyOf(ctx: GatewayContext): History | null {
   return byContext.get(ctx) ?? null;
 }
 
+/**
+ * Refuses new and waiting queries and interrupts running ones (until DuckDB lets them go, a few seconds
+ * at most): the gateway calls it first when it stops, since stopping HTTP waits for open requests.
+ */
+export async function interruptQueries(ctx: GatewayContext): Promise<void> {
+  await historyOf(ctx)?.engine.drain();
+}
+
 export function historyService(ctx: GatewayContext): Service {
   const { config, log, logger, metrics, catalog } = ctx;
   const g = config.gateway;
   const archiveDir = archiveDirOf(g.dataDir);
-  const engine = new QueryEngine(log, { archiveDir, timeoutMs: g.query.timeoutMs, maxRows: g.query.maxRows });
+  const q = g.query;
+  const engine = new QueryEngine(log, {
+    archiveDir,
+    timeoutMs: q.timeoutMs,
+    maxRows: q.maxRows,
+    maxResultBytes: q.maxResultBytes,
+    maxConcurrent: q.maxConcurrent || undefined,
+    maxQueued: q.maxQueued,
+    niceQueries: q.niceQueries,
+  });
   const reg = metrics.registry;
   const archivedFrames = new Counter({ name: "edge_archive_frames_total", help: "Frames moved out of the hot table (to Parquet when archiving is on)", registers: [reg] });
   const archiveRunning = new Gauge({ name: "edge_archive_running", help: "1 while a retention/archive run is in progress", registers: [reg] });

@@ -1,8 +1,9 @@
 // Public entry of storage: the event log.
 export { EventLog, type CommitEvent, type CommitInfo, type LogOptions, type ReadOptions, type LogHealth, type RecoveredEvent } from "./log.ts";
 export type { SandboxOptions } from "./database.ts";
-export { LogClosedError, CommitError, FrameError, LogDegradedError, QueryRefused, QueryError, QueryTimeout } from "./errors.ts";
+export { LogClosedError, CommitError, FrameError, LogDegradedError, QueryRefused, QueryError, QueryTimeout, QueryBusy, QueryStopping, ResultTooLarge } from "./errors.ts";
 export { QueryEngine, type QueryEngineOptions, type QueryResult, type RunOptions, type Column } from "./query.ts";
+export { QuerySlots, defaultQuerySlots } from "./query-slots.ts";
 export { QUERY_VIEWS } from "./views.ts";
 export { jsonStringify } from "./codec.ts";
 export { CommandBus, DEFAULT_TTL_MS, type SubmitCommand, type CommandRecord, type ListCommands } from "./commands.ts";

@@ -1,11 +1,18 @@
 // User SQL over the log: one SELECT, checked three ways (statement count, DuckDB's statement type,
 // and the parsed tree, storage/sql-gate.ts: only the documented views, visible CTEs, a few table functions), run on its own
-// connection with a deadline (interrupted past it) and a row limit, its result streamed chunk by chunk.
+// connection, a bounded number at a time (storage/query-slots.ts), with a deadline that interrupts until
+// DuckDB lets go (storage/query-execution.ts), a row limit and a byte budget (storage/result-budget.ts),
+// its result streamed chunk by chunk.
 // The instance's sandbox settings (storage/log.ts `sandbox`) are the wall behind these checks.
-import { JSDuckDBValueConverter, StatementType, type DuckDBConnection, type DuckDBPreparedStatement, type DuckDBType } from "@duckdb/node-api";
+import { StatementType, type DuckDBConnection, type DuckDBResult, type DuckDBPreparedStatement, type DuckDBType } from "@duckdb/node-api";
 import type { Variable } from "../schemas/config.ts";
 import type { EventLog } from "./log.ts";
-import { QueryRefused, QueryError, QueryTimeout } from "./errors.ts";
+import { QueryRefused, QueryError, QueryStopping, QueryTimeout, ResultTooLarge } from "./errors.ts";
+import { QueryExecution } from "./query-execution.ts";
+import { PoolPriority } from "./query-priority.ts";
+import { defaultQuerySlots, QuerySlots } from "./query-slots.ts";
+import { checkVectorInternals, convertWithin } from "./result-budget.ts";
+import { settlesWithin } from "./time.ts";
 import { closeQuietly } from "./database.ts";
 import { createScopeTagsSql, createViews, fillTagCatalog, mainSchema, refreshArchiveView, SCOPE_TAGS, scopedViewsSql, type ReadScope } from "./views.ts";
 import { SqlGate } from "./sql-gate.ts";
@@ -21,12 +28,21 @@ export interface QueryEngineOptions {
   poolSize?: number;
   /** reader scopes whose idle connections are kept (least recently used beyond it are closed) */
   maxScopes?: number;
+  /** default and maximum bytes per result (measured before rows become JS values; the result says when it was cut) */
+  maxResultBytes?: number;
+  /** queries running inside DuckDB at once (default: leave one N-API pool thread to the log writer, storage/query-slots.ts) */
+  maxConcurrent?: number;
+  /** queries waiting for a slot, at most; more are refused at once with QueryBusy */
+  maxQueued?: number;
+  /** nice value of the threads queries run on (storage/query-priority.ts); 0 leaves them alone */
+  niceQueries?: number;
 }
 
 export interface RunOptions {
   /** stricter limits than the engine's, never looser */
   timeoutMs?: number;
   maxRows?: number;
+  maxResultBytes?: number;
   /** when set, every view shows only this tenant's tags */
   tenant?: string | null;
   /** when set, every view shows only these tags (rows without a tag are hidden); [] shows none */
@@ -60,7 +76,12 @@ export class QueryEngine {
   private admin: DuckDBConnection | null = null;
   private gate: SqlGate | null = null;
   private stopped = false;
-  private readonly running = new Set<DuckDBConnection>();
+  private draining: Promise<void> | null = null;
+  private readonly maxResultBytes: number;
+  private readonly slots: QuerySlots;
+  private readonly priority: PoolPriority;
+  /** queries holding a slot (in DuckDB, or their result being read) */
+  private readonly running = new Set<QueryExecution>();
   /** the log's generation the connections were made under (storage/log.ts `generation`) */
   private generation = 0;
 
@@ -72,6 +93,9 @@ export class QueryEngine {
     this.maxRows = opts.maxRows ?? 1_000_000;
     this.poolSize = opts.poolSize ?? 4;
     this.maxScopes = opts.maxScopes ?? 16;
+    this.maxResultBytes = opts.maxResultBytes ?? 64 * 1024 * 1024;
+    this.slots = new QuerySlots(opts.maxConcurrent ?? defaultQuerySlots(), opts.maxQueued ?? 32);
+    this.priority = new PoolPriority(opts.niceQueries ?? 5);
   }
 
   /** Creates the views and the catalog table. */
@@ -81,6 +105,7 @@ export class QueryEngine {
     await createViews(this.admin, this.opts.archiveDir ?? null);
     await fillTagCatalog(this.admin, tags);
     this.gate = await SqlGate.fromInstance(this.admin);
+    await checkVectorInternals(this.admin);
   }
 
   /** Replaces the `tags` catalog (on config reload). */
@@ -190,8 +215,10 @@ export class QueryEngine {
   }
 
   /**
-   * Checks and starts `sql`; the returned batches stream the result. The connection goes back to the
-   * pool when the batches are consumed (or abandoned through `return()`).
+   * Checks and starts `sql`; the returned batches stream the result. It waits for a query slot first
+   * (its deadline counting), and ends at its deadline with QueryTimeout whatever DuckDB is doing. The
+   * connection and the slot go back when the batches are consumed (or abandoned through `return()`)
+   * and DuckDB has really stopped.
    */
   async run(sql: string, ro: RunOptions = {}): Promise<QueryResult> {
     if (this.stopped) throw new QueryError("the query engine is stopped");
@@ -199,35 +226,36 @@ export class QueryEngine {
     const key = JSON.stringify([scope.tenant, scope.tags]);
     const timeoutMs = Math.min(ro.timeoutMs ?? this.timeoutMs, this.timeoutMs);
     const maxRows = Math.min(ro.maxRows ?? this.maxRows, this.maxRows);
-    await this.reconnectIfReopened();
-    const conn = await this.acquire(scope, key);
-    let timedOut = false;
-    let done = false;
-    const interrupt = () => {
-      if (!done) conn.interrupt();
-    };
-    const timer = setTimeout(() => {
-      timedOut = true;
-      interrupt();
-    }, timeoutMs);
-    ro.signal?.addEventListener("abort", interrupt, { once: true });
-    const finish = () => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      ro.signal?.removeEventListener("abort", interrupt);
-      this.running.delete(conn);
-      this.release(key, conn);
-    };
-    this.running.add(conn);
-    const fail = (e: unknown): never => {
-      finish();
-      if (timedOut) throw new QueryTimeout(timeoutMs);
-      throw e instanceof QueryRefused || e instanceof QueryError ? e : classify(e);
-    };
-    let result;
+    const maxBytes = Math.min(ro.maxResultBytes ?? this.maxResultBytes, this.maxResultBytes);
+    const deadlineAt = performance.now() + timeoutMs;
+    const expired = () => new QueryTimeout(timeoutMs);
+    const aborted = () => new QueryError("the query was cancelled (the client left)");
+    const slot = await this.slots.acquire(deadlineAt, expired, ro.signal, aborted);
+    this.priority.apply();
+    let conn: DuckDBConnection;
     try {
-      result = await (await this.prepareChecked(sql, conn, scope)).stream();
+      await this.reconnectIfReopened();
+      conn = await this.acquire(scope, key);
+    } catch (e) {
+      slot.release();
+      throw e;
+    }
+    const ex: QueryExecution = new QueryExecution(conn, deadlineAt - performance.now(), expired, ro.signal, aborted, () => {
+      this.running.delete(ex);
+      this.release(key, conn);
+      slot.release();
+    });
+    this.running.add(ex);
+    const fail = (e: unknown): never => {
+      ex.finish();
+      const reason = ex.stopReason;
+      if (reason) throw reason;
+      throw e instanceof QueryRefused || e instanceof QueryError || e instanceof ResultTooLarge ? e : classify(e);
+    };
+    let result: DuckDBResult;
+    try {
+      const prepared = await ex.call(() => this.prepareChecked(sql, conn, scope));
+      result = await ex.call(() => prepared.stream());
     } catch (e) {
       return fail(e);
     }
@@ -235,29 +263,30 @@ export class QueryEngine {
       const t = result.columnType(i);
       return { name, type: t.toString(), duckdbType: t };
     });
-    const state = { truncated: false, rowCount: 0 };
+    const state = { truncated: false, rowCount: 0, bytes: 0 };
     const batches = async function* (): AsyncGenerator<unknown[][]> {
       try {
         while (state.rowCount < maxRows) {
-          const chunk = await result.fetchChunk();
-          // an interrupt can end a stream as if it were complete: the flag tells the truth
-          if (timedOut) throw new QueryTimeout(timeoutMs);
+          const chunk = await ex.call(() => result.fetchChunk());
           if (!chunk || chunk.rowCount === 0) return;
-          let rows = chunk.convertRows(JSDuckDBValueConverter) as unknown[][];
-          if (state.rowCount + rows.length > maxRows) {
-            rows = rows.slice(0, maxRows - state.rowCount);
-            state.truncated = true;
-          }
+          // measured before converting: a value past the budget never becomes a JS string
+          const fit = convertWithin(chunk, maxBytes - state.bytes, maxBytes);
+          if (fit.oversized) throw new ResultTooLarge(columns[fit.oversized.column]!.name, fit.oversized.bytes, maxBytes);
+          let rows = fit.rows;
+          if (state.rowCount + rows.length > maxRows) rows = rows.slice(0, maxRows - state.rowCount);
+          state.truncated ||= fit.cut || rows.length < fit.rows.length;
           state.rowCount += rows.length;
-          yield rows;
+          state.bytes += fit.bytes;
+          if (rows.length) yield rows;
+          if (state.truncated) return;
         }
         // exactly maxRows so far: truncated only if DuckDB has more
-        const more = await result.fetchChunk();
+        const more = await ex.call(() => result.fetchChunk());
         if (more && more.rowCount > 0) state.truncated = true;
       } catch (e) {
         fail(e);
       } finally {
-        finish();
+        ex.finish();
       }
     };
     return {
@@ -280,16 +309,44 @@ export class QueryEngine {
     return { columns: r.columns.map((c) => c.name), rows, truncated: r.truncated };
   }
 
-  /** Interrupts running queries and closes every connection. */
+  /** Slots in use and waiting queries (metrics, readiness). */
+  get load(): { running: number; queued: number; limit: number; maxQueued: number } {
+    return this.slots.stats;
+  }
+
+  /**
+   * Refuses waiting and new queries and interrupts the running ones until DuckDB has let each go (at
+   * most STOP_WAIT_MS). The gateway calls it before it stops HTTP, which waits for open requests.
+   */
+  drain(): Promise<void> {
+    this.draining ??= (async () => {
+      this.stopped = true;
+      const stopping = new QueryStopping();
+      this.slots.close(stopping);
+      const running = [...this.running];
+      for (const ex of running) ex.cancel(stopping);
+      await settlesWithin(Promise.all(running.map((ex) => ex.settled)), STOP_WAIT_MS);
+      // a consumer that never reads again (a stalled client) would hold its connection: give it back now
+      for (const ex of running) ex.finish();
+    })();
+    return this.draining;
+  }
+
+  /**
+   * drain(), then closes every connection. Closing a connection under a running query crashes the
+   * process (DuckDB), so one whose query did not stop in time is left open rather than closed.
+   */
   async stop(): Promise<void> {
-    this.stopped = true;
-    for (const c of this.running) c.interrupt();
+    await this.drain();
     for (const pool of this.idle.values()) for (const c of pool) c.closeSync();
     this.idle.clear();
     this.admin?.closeSync();
     this.admin = null;
   }
 }
+
+/** How long stop() waits for interrupted queries to leave DuckDB. */
+const STOP_WAIT_MS = 5000;
 
 const firstLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split("\n")[0]!;
 

@@ -6,7 +6,7 @@
 // has more than one tenant, a token sees only its tenant's tags, and a token with a `tags` claim only
 // the catalog tags its patterns cover (in SQL as the list of those tags, resolved per request).
 import { Elysia, t } from "elysia";
-import { consume, delay, QueryError, QueryRefused, QueryTimeout, jsonStringify, type EventLog, type LogConsumer } from "../../storage/index.ts";
+import { consume, delay, QueryBusy, QueryError, QueryRefused, QueryStopping, QueryTimeout, ResultTooLarge, jsonStringify, type EventLog, type LogConsumer } from "../../storage/index.ts";
 import { documented, documentedErrors, errorAnswers, FramesAnswer, HistoryAnswer, QueryAnswer, QueryBody } from "../../schemas/api.ts";
 import type { Logged } from "../../schemas/index.ts";
 import { AuthError, authOf, requireScope, tagMatcher, type LiveVerifier } from "../auth/index.ts";
@@ -76,7 +76,17 @@ function mayRead(ctx: GatewayContext, who: Reader, tag: string): boolean {
 function failure(e: unknown, set: { status?: number | string }) {
   if (e instanceof AuthError) return ((set.status = e.status), { error: e.code, message: e.message, field: null });
   if (e instanceof QueryRefused) return ((set.status = 403), { error: "query_refused", message: e.message, field: "sql" });
+  if (e instanceof QueryStopping) return ((set.status = 503), { error: "gateway_stopping", message: e.message, field: null });
   if (e instanceof QueryTimeout) return ((set.status = 408), { error: "query_timeout", message: e.message, field: null });
+  if (e instanceof QueryBusy) {
+    set.status = 429;
+    (set as { headers?: Record<string, string> }).headers ??= {};
+    (set as { headers: Record<string, string> }).headers["retry-after"] = String(e.retryAfterSec);
+    return { error: "too_many_queries", message: e.message, field: null, retryAfterSec: e.retryAfterSec };
+  }
+  if (e instanceof ResultTooLarge) {
+    return ((set.status = 422), { error: "result_value_too_large", message: e.message, field: "sql", column: e.column, bytes: e.bytes, maxBytes: e.maxBytes });
+  }
   if (e instanceof QueryError) return ((set.status = 400), { error: "invalid_query", message: e.message, field: "sql" });
   // InvalidParam and the rest: the API's onError (one shape, { error, message, field })
   throw e;
@@ -113,13 +123,13 @@ export function queryApi(ctx: GatewayContext, authorize: ReadAuthorizer = jwtRea
   return new Elysia({ name: "query" })
     .post(
       "/api/query",
-      async ({ body, headers, set }) => {
+      async ({ body, headers, set, request }) => {
         const started = performance.now();
         const h = engine();
         try {
           const who = await authorize(headers.authorization);
           const format = pickFormat(body.format, headers.accept);
-          const result = await h.engine.run(body.sql, { tenant: who.tenant, tags: readableTags(ctx, who), maxRows: body.limit, timeoutMs: body.timeoutMs });
+          const result = await h.engine.run(body.sql, { tenant: who.tenant, tags: readableTags(ctx, who), maxRows: body.limit, timeoutMs: body.timeoutMs, signal: request.signal });
           const stream = await encodeResult(result, format);
           h.queries.inc({ result: "ok" });
           const timed = stream.pipeThrough(
@@ -139,7 +149,15 @@ export function queryApi(ctx: GatewayContext, authorize: ReadAuthorizer = jwtRea
           description: "Example: `SELECT seq, ts, tag, value FROM data WHERE tag = 'line1/boiler/temperature' ORDER BY seq DESC LIMIT 10` (`seq` is the log offset; `\"offset\"` quoted also works).",
           responses: {
             200: documented("the result, streamed", { "application/json": QueryAnswer, "text/csv": null, "application/vnd.apache.arrow.stream": null }),
-            ...documentedErrors({ 400: "invalid SQL or request", 401: "no or bad token", 403: "scope missing, or a statement the sandbox refuses", 408: "over the time limit" }),
+            ...documentedErrors({
+              400: "invalid SQL or request",
+              401: "no or bad token",
+              403: "scope missing, or a statement the sandbox refuses",
+              408: "over the time limit (waiting for a query slot included)",
+              422: "a single value larger than query.maxResultBytes (column, bytes, maxBytes in the body)",
+              429: "every query slot and queue place taken (Retry-After header; retryAfterSec in the body)",
+              503: "the gateway is stopping",
+            }),
           },
         },
       },
@@ -184,7 +202,7 @@ export function queryApi(ctx: GatewayContext, authorize: ReadAuthorizer = jwtRea
           step: t.Optional(t.String({ description: "bucket width: 250ms, 10s, 1m, 1h, 1d (default: about 500 buckets)" })),
           agg: t.Optional(Agg),
         }),
-        response: { 200: HistoryAnswer, ...errorAnswers(400, 401, 403, 404, 408) },
+        response: { 200: HistoryAnswer, ...errorAnswers(400, 401, 403, 404, 408, 422, 429, 503) },
         detail: { tags: ["history"], summary: "Time-bucketed aggregate of one tag (avg|min|max|last|first|sum|count), archive included" },
       },
     )

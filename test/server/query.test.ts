@@ -11,8 +11,10 @@ const T0 = Date.UTC(2024, 0, 1) * 1000;
 let g: TestGateway;
 let auth: Record<string, string>;
 
+// two slots: this file checks that a light query is answered while a heavy one runs (no ingest here;
+// with the default, one slot on 2 cores, the light one would wait for the heavy one: see storage/query-slots.ts)
 const files = {
-  "gateway.yml": `auth: { hs256Secret: "${HS_SECRET}" }\nquery: { timeoutMs: 20000, maxRows: 5000000 }\n`,
+  "gateway.yml": `auth: { hs256Secret: "${HS_SECRET}" }\nquery: { timeoutMs: 20000, maxRows: 5000000, maxConcurrent: 2 }\n`,
   "drivers.yml": "drivers: [{ id: sim, type: simulator, enabled: false }]\n",
   "variables.yml": `tags:
   - { tag: a, driver: sim, type: float64, tenant: acme }

@@ -1,0 +1,143 @@
+// User queries isolated from ingest (issue #17): a bounded number at a time, a bounded queue refused
+// at once beyond it, deadlines that hold whether a query runs or waits, commits flowing while heavy
+// queries run, and a result budget in bytes measured before rows become JS values.
+import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { join } from "node:path";
+import { EventLog, QueryBusy, QueryEngine, QueryStopping, QueryTimeout, ResultTooLarge } from "../../storage/index.ts";
+import { tempDir } from "../helpers/index.ts";
+
+const HEAVY = `SELECT sum(range) FROM range(1000000000000)`;
+
+let tmp: ReturnType<typeof tempDir>;
+let log: EventLog;
+
+beforeAll(async () => {
+  tmp = tempDir();
+  // the gateway's defaults: DuckDB threads 1, memory_limit 1GB (schemas/config.ts query.*)
+  log = await EventLog.open({ path: join(tmp.path, "log.duckdb"), sandbox: { archiveDir: join(tmp.path, "archive"), threads: 1, memoryLimit: "1GB" } });
+  await log.append([{ kind: "data", tag: "a", value: 1, ts: Date.now() * 1000, quality: 0, source: "t" }]);
+});
+
+afterAll(async () => {
+  await log.close();
+  tmp.cleanup();
+});
+
+async function engine(opts: ConstructorParameters<typeof QueryEngine>[1] = {}): Promise<QueryEngine> {
+  const q = new QueryEngine(log, { archiveDir: join(tmp.path, "archive"), ...opts });
+  await q.start([]);
+  return q;
+}
+
+const settle = <T>(p: Promise<T>) => p.then(() => null, (e: unknown) => e);
+
+describe("query slots", () => {
+  it("refuses a query at once with QueryBusy and a Retry-After when every slot and queue place is taken", async () => {
+    const q = await engine({ maxConcurrent: 1, maxQueued: 1, timeoutMs: 2000 });
+    const running = settle(q.all(HEAVY));
+    const waiting = settle(q.all(HEAVY));
+    const started = performance.now();
+    const refused = await settle(q.all(`SELECT 1`));
+    expect(performance.now() - started).toBeLessThan(200);
+    expect(refused).toBeInstanceOf(QueryBusy);
+    expect((refused as QueryBusy).retryAfterSec).toBeGreaterThanOrEqual(1);
+    expect((refused as QueryBusy).retryAfterSec).toBeLessThanOrEqual(2);
+    expect(await running).toBeInstanceOf(QueryTimeout);
+    expect(await waiting).toBeInstanceOf(QueryTimeout);
+    await q.stop();
+  });
+
+  it("times out a waiting query at its own deadline without ever starting it", async () => {
+    const q = await engine({ maxConcurrent: 1, timeoutMs: 3000 });
+    const running = settle(q.all(HEAVY));
+    const started = performance.now();
+    const err = await settle(q.all(`SELECT 1`, { timeoutMs: 300 }));
+    expect(err).toBeInstanceOf(QueryTimeout);
+    expect(performance.now() - started).toBeLessThan(1300);
+    expect(q.load.queued).toBe(0);
+    await q.stop();
+    expect(await running).toBeInstanceOf(QueryStopping);
+  });
+
+  it("ends 20 concurrent heavy queries within their deadline + 1 s while commits keep flowing", async () => {
+    const q = await engine({ timeoutMs: 1000 });
+    const latencies: number[] = [];
+    let ingesting = true;
+    const ingest = (async () => {
+      while (ingesting) {
+        const s = performance.now();
+        await log.append([{ kind: "data", tag: "a", value: latencies.length, ts: Date.now() * 1000, quality: 0, source: "t" }]);
+        latencies.push(performance.now() - s);
+        await Bun.sleep(10);
+      }
+    })();
+    const started = performance.now();
+    const ends = await Promise.all(Array.from({ length: 20 }, () => settle(q.all(HEAVY)).then((e) => ({ e, ms: performance.now() - started }))));
+    const during = latencies.length;
+    ingesting = false;
+    await ingest;
+    for (const { e, ms } of ends) {
+      expect(e).toBeInstanceOf(QueryTimeout);
+      expect(ms).toBeLessThan(1000 + 1000);
+    }
+    // before the fix: no commit at all while the queries ran (the pool threads were all theirs)
+    expect(during).toBeGreaterThan(5);
+    console.log(`commits while 20 heavy queries ran: ${during}, latency max ${Math.max(...latencies).toFixed(0)} ms`);
+    expect(Math.max(...latencies)).toBeLessThan(1000);
+    await q.stop();
+  });
+
+  it("stops within a few seconds while heavy queries run and wait, refusing the waiting ones", async () => {
+    const q = await engine({ timeoutMs: 60_000 });
+    const queries = Array.from({ length: 6 }, () => settle(q.all(HEAVY)));
+    await Bun.sleep(200);
+    const started = performance.now();
+    await q.stop();
+    expect(performance.now() - started).toBeLessThan(3000);
+    for (const e of await Promise.all(queries)) expect(e).toBeInstanceOf(QueryStopping);
+  });
+});
+
+describe("result budget in bytes", () => {
+  let q: QueryEngine;
+  beforeAll(async () => {
+    q = await engine({ maxResultBytes: 100_000 });
+  });
+  afterAll(() => q.stop());
+
+  it("refuses a single value larger than the budget, naming its column, without copying it into JS", async () => {
+    const before = process.memoryUsage().heapUsed;
+    const err = await settle(q.all(`SELECT 1 AS n, repeat('x', 50000000) AS huge`));
+    expect(err).toBeInstanceOf(ResultTooLarge);
+    expect((err as ResultTooLarge).column).toBe("huge");
+    expect((err as ResultTooLarge).bytes).toBeGreaterThan(50_000_000);
+    expect(process.memoryUsage().heapUsed - before).toBeLessThan(20_000_000);
+  });
+
+  it("cuts a result at the budget and says so", async () => {
+    const r = await q.all(`SELECT range AS i, repeat('y', 100) AS s FROM range(100000)`);
+    expect(r.truncated).toBe(true);
+    expect(r.rows.length).toBeGreaterThan(100);
+    expect(r.rows.length).toBeLessThan(1000);
+    expect(r.rows.map((x) => x[0])).toEqual(Array.from({ length: r.rows.length }, (_, i) => BigInt(i)));
+    expect(JSON.stringify(r.rows, (_k, v) => (typeof v === "bigint" ? Number(v) : v)).length).toBeLessThan(100_000);
+  });
+
+  it("counts the strings inside lists", async () => {
+    const r = await q.all(`SELECT [repeat('z', 1000), repeat('z', 1000)] AS l FROM range(1000)`);
+    expect(r.truncated).toBe(true);
+    expect(r.rows.length).toBeLessThan(60);
+  });
+
+  it("counts a NULL string as empty (its raw bytes are garbage)", async () => {
+    const r = await q.all(`SELECT CASE WHEN range % 2 = 0 THEN NULL ELSE 'x' END AS s FROM range(5000)`);
+    expect(r.truncated).toBe(false);
+    expect(r.rows.length).toBe(5000);
+  });
+
+  it("leaves a result within the budget whole", async () => {
+    const r = await q.all(`SELECT range AS i FROM range(1000)`);
+    expect(r.truncated).toBe(false);
+    expect(r.rows.length).toBe(1000);
+  });
+});
