@@ -1,12 +1,15 @@
 // POST /api/query under load while a driver ingests (issue #17): 20 heavy queries each answered 408 within
 // its deadline + 1 s, the simulator's frames committed throughout and none lost, 429 with Retry-After
 // when the queue is full, the byte budget over HTTP, and a stop that does not wait for the queries.
-import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { afterAll, beforeAll, describe, expect, it, setDefaultTimeout } from "bun:test";
 import { historyOf } from "../../server/history.ts";
 import type { CommitEvent } from "../../storage/index.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { waitFor } from "../helpers/index.ts";
 import { HS_SECRET, token } from "./commands-fixture.ts";
+
+// gateways start and stop here: generous on a loaded 2-core machine (each test takes 0.3-2.5 s alone)
+setDefaultTimeout(20_000);
 
 const HEAVY = `SELECT sum(range) FROM range(1000000000000)`;
 

@@ -1,10 +1,13 @@
 // User queries isolated from ingest (issue #17): a bounded number at a time, a bounded queue refused
 // at once beyond it, deadlines that hold whether a query runs or waits, commits flowing while heavy
 // queries run, and a result budget in bytes measured before rows become JS values.
-import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { afterAll, beforeAll, describe, expect, it, setDefaultTimeout } from "bun:test";
 import { join } from "node:path";
 import { EventLog, QueryBusy, QueryEngine, QueryStopping, QueryTimeout, ResultTooLarge } from "../../storage/index.ts";
 import { tempDir } from "../helpers/index.ts";
+
+// each test takes 0.3-2.3 s alone: generous on a loaded 2-core machine
+setDefaultTimeout(15_000);
 
 const HEAVY = `SELECT sum(range) FROM range(1000000000000)`;
 
