@@ -82,8 +82,8 @@ export const GatewayConfig = Type.Object(
         niceQueries: Type.Integer({
           minimum: 0,
           maximum: 19,
-          default: 5,
-          description: "CPU priority (nice) of the N-API pool threads queries run on, below the JS thread that ingests (0: unchanged; Linux)",
+          default: 10,
+          description: "CPU priority (nice) of a thread while it runs a user query, below the threads that ingest (0: unchanged; Linux)",
         }),
         maxResultBytes: Type.Integer({ minimum: 1024, default: 64 * 1024 * 1024, description: "bytes per result, at most (the result is cut and says so; a single larger value is refused with 422)" }),
       },

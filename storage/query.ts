@@ -9,7 +9,7 @@ import type { Variable } from "../schemas/config.ts";
 import type { EventLog } from "./log.ts";
 import { QueryRefused, QueryError, QueryStopping, QueryTimeout, ResultTooLarge } from "./errors.ts";
 import { QueryExecution } from "./query-execution.ts";
-import { PoolPriority } from "./query-priority.ts";
+import { QueryPriority } from "./query-priority.ts";
 import { defaultQuerySlots, QuerySlots } from "./query-slots.ts";
 import { checkVectorInternals, convertWithin } from "./result-budget.ts";
 import { settlesWithin } from "./time.ts";
@@ -34,7 +34,7 @@ export interface QueryEngineOptions {
   maxConcurrent?: number;
   /** queries waiting for a slot, at most; more are refused at once with QueryBusy */
   maxQueued?: number;
-  /** nice value of the threads queries run on (storage/query-priority.ts); 0 leaves them alone */
+  /** nice value of a pool thread while it runs a query (storage/query-priority.ts); 0 leaves them alone */
   niceQueries?: number;
 }
 
@@ -79,7 +79,7 @@ export class QueryEngine {
   private draining: Promise<void> | null = null;
   private readonly maxResultBytes: number;
   private readonly slots: QuerySlots;
-  private readonly priority: PoolPriority;
+  private readonly priority: QueryPriority;
   /** queries holding a slot (in DuckDB, or their result being read) */
   private readonly running = new Set<QueryExecution>();
   /** the log's generation the connections were made under (storage/log.ts `generation`) */
@@ -95,7 +95,7 @@ export class QueryEngine {
     this.maxScopes = opts.maxScopes ?? 16;
     this.maxResultBytes = opts.maxResultBytes ?? 64 * 1024 * 1024;
     this.slots = new QuerySlots(opts.maxConcurrent ?? defaultQuerySlots(), opts.maxQueued ?? 32);
-    this.priority = new PoolPriority(opts.niceQueries ?? 5);
+    this.priority = new QueryPriority(opts.niceQueries ?? 10);
   }
 
   /** Creates the views and the catalog table. */
@@ -231,18 +231,20 @@ export class QueryEngine {
     const expired = () => new QueryTimeout(timeoutMs);
     const aborted = () => new QueryError("the query was cancelled (the client left)");
     const slot = await this.slots.acquire(deadlineAt, expired, ro.signal, aborted);
-    this.priority.apply();
+    this.priority.queryStarted();
     let conn: DuckDBConnection;
     try {
       await this.reconnectIfReopened();
       conn = await this.acquire(scope, key);
     } catch (e) {
+      this.priority.queryEnded();
       slot.release();
       throw e;
     }
     const ex: QueryExecution = new QueryExecution(conn, deadlineAt - performance.now(), expired, ro.signal, aborted, () => {
       this.running.delete(ex);
       this.release(key, conn);
+      this.priority.queryEnded();
       slot.release();
     });
     this.running.add(ex);

@@ -2,9 +2,10 @@
 // at once beyond it, deadlines that hold whether a query runs or waits, commits flowing while heavy
 // queries run, and a result budget in bytes measured before rows become JS values.
 import { afterAll, beforeAll, describe, expect, it, setDefaultTimeout } from "bun:test";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { EventLog, QueryBusy, QueryEngine, QueryStopping, QueryTimeout, ResultTooLarge } from "../../storage/index.ts";
-import { tempDir } from "../helpers/index.ts";
+import { tempDir, waitFor } from "../helpers/index.ts";
 
 // each test takes 0.3-2.3 s alone: generous on a loaded 2-core machine
 setDefaultTimeout(15_000);
@@ -98,6 +99,32 @@ describe("query slots", () => {
     await q.stop();
     expect(performance.now() - started).toBeLessThan(3000);
     for (const e of await Promise.all(queries)) expect(e).toBeInstanceOf(QueryStopping);
+  });
+});
+
+/** nice values of the N-API pool threads of this process (Linux /proc; field 19 of stat) */
+function poolNices(): number[] {
+  const out: number[] = [];
+  for (const t of readdirSync("/proc/self/task")) {
+    try {
+      if (!/^Bun Pool/.test(readFileSync(`/proc/self/task/${t}/comm`, "utf8"))) continue;
+      const stat = readFileSync(`/proc/self/task/${t}/stat`, "utf8");
+      out.push(Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]));
+    } catch {
+      // thread gone
+    }
+  }
+  return out;
+}
+
+describe("query priority", () => {
+  it("lowers the priority of the thread running a heavy query and gives it back when the query ends", async () => {
+    const q = await engine({ timeoutMs: 1000, niceQueries: 7 });
+    const query = settle(q.all(HEAVY));
+    await waitFor(() => poolNices().includes(7), "a pool thread at nice 7", 900);
+    expect(await query).toBeInstanceOf(QueryTimeout);
+    await waitFor(() => !poolNices().includes(7), "every pool thread back at its priority", 2000);
+    await q.stop();
   });
 });
 
