@@ -1,11 +1,13 @@
 // POST /api/query under load while a driver ingests (issue #17): 20 heavy queries each answered 408 within
 // its deadline + 1 s, the simulator's frames committed throughout and none lost, 429 with Retry-After
-// when the queue is full, the byte budget over HTTP, and a stop that does not wait for the queries.
+// when the queue is full, the byte budget over HTTP, and a stop (in process, and SIGTERM to a gateway
+// process) that does not wait for the queries.
 import { afterAll, beforeAll, describe, expect, it, setDefaultTimeout } from "bun:test";
 import { historyOf } from "../../server/history.ts";
-import type { CommitEvent } from "../../storage/index.ts";
+import { join } from "node:path";
+import { EventLog, type CommitEvent } from "../../storage/index.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
-import { waitFor } from "../helpers/index.ts";
+import { freePort, tempDir, waitFor, writeConfig } from "../helpers/index.ts";
 import { HS_SECRET, token } from "./commands-fixture.ts";
 
 // gateways start and stop here: generous on a loaded 2-core machine (each test takes 0.3-2.5 s alone)
@@ -115,3 +117,53 @@ describe("stopping the gateway", () => {
 });
 
 const historyLoad = (g: TestGateway) => historyOf(g.gw.ctx)?.engine.load ?? { running: 0, queued: 0, limit: 0, maxQueued: 0 };
+
+describe("SIGTERM", () => {
+  it("ends the gateway process within a few seconds while 20 heavy queries run or wait, its frames committed", async () => {
+    const tmp = tempDir();
+    const port = await freePort();
+    const f = files("timeoutMs: 60000");
+    writeConfig(join(tmp.path, "config"), {
+      ...f,
+      "gateway.yml": `${f["gateway.yml"]}dataDir: ${join(tmp.path, "data")}\nhttp: { host: 127.0.0.1, port: ${port} }\nopcua: { enabled: false }\nmodbusSlave: { enabled: false }\n`,
+    });
+    const proc = Bun.spawn([process.execPath, join(import.meta.dir, "../../server/main.ts"), "--config", join(tmp.path, "config")], {
+      stdout: "ignore",
+      stderr: "ignore",
+      env: { ...process.env, EDGE_LOG_LEVEL: "silent" },
+    });
+    try {
+      const url = `http://127.0.0.1:${port}`;
+      await waitFor(() => fetch(`${url}/healthz`).then((r) => r.ok, () => false), "the gateway process answering");
+      const g = { url } as TestGateway;
+      const queries = Array.from({ length: 20 }, () => post(g, { sql: HEAVY }).then((r) => r.status, () => "closed"));
+      // the simulator has committed frames and the queries are in
+      await waitFor(async () => {
+        const r = await post(g, { sql: `SELECT count(*) FROM data WHERE tag = 'load/count'`, timeoutMs: 100 }).catch(() => null);
+        return r?.status === 429 || r?.status === 408;
+      }, "the queries running and waiting");
+      const started = performance.now();
+      proc.kill("SIGTERM");
+      const code = await proc.exited;
+      expect(performance.now() - started).toBeLessThan(5000);
+      expect(code).toBe(0);
+      expect((await Promise.all(queries)).every((s) => s === 503 || s === "closed")).toBe(true);
+      // reopened: the simulator's counter is in the log, gapless
+      const log = await EventLog.open({ path: join(tmp.path, "data", "log.duckdb") });
+      try {
+        const values: number[] = [];
+        // Good readings only: the stop marks the tag Bad with one more frame (the quality model)
+        for await (const page of log.pages({ from: 1 })) {
+          for (const fr of page) if (fr.kind === "data" && fr.tag === "load/count" && fr.quality === 0) values.push(Number(fr.value));
+        }
+        expect(values.length).toBeGreaterThan(10);
+        expect(values).toEqual(Array.from({ length: values.length }, (_, i) => values[0]! + i));
+      } finally {
+        await log.close();
+      }
+    } finally {
+      proc.kill("SIGKILL");
+      tmp.cleanup();
+    }
+  });
+});
