@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it, setDefaultTimeout } from "bun:test";
 import { historyOf } from "../../server/history.ts";
 import { join } from "node:path";
+import { tableFromIPC } from "apache-arrow";
 import { EventLog, type CommitEvent } from "../../storage/index.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { freePort, tempDir, waitFor, writeConfig } from "../helpers/index.ts";
@@ -81,6 +82,34 @@ describe("POST /api/query while the simulator ingests", () => {
     const body = JSON.parse(text) as { rows: unknown[]; truncated: boolean };
     expect(body.truncated).toBe(true);
     expect(body.rows.length).toBeGreaterThan(100);
+  });
+});
+
+describe("POST /api/query at the byte budget in CSV and Arrow", () => {
+  let g: TestGateway;
+  beforeAll(async () => {
+    g = await startGateway(files("maxResultBytes: 100000"));
+  });
+  afterAll(() => g.stop());
+  const sql = `SELECT range AS i, repeat('y', 100) AS s FROM range(100000)`;
+
+  it("ends a CSV result with whole lines at the cut", async () => {
+    const r = await post(g, { sql, format: "csv" });
+    expect(r.status).toBe(200);
+    const lines = (await r.text()).split("\n");
+    expect(lines.at(-1)).toBe("");
+    expect(lines[0]).toBe("i,s");
+    expect(lines.length - 2).toBeGreaterThan(100);
+    expect(lines.length - 2).toBeLessThan(100_000);
+    expect(lines.slice(1, -1).every((l, k) => l === `${k},${"y".repeat(100)}`)).toBe(true);
+  });
+
+  it("ends an Arrow stream that reads back whole at the cut", async () => {
+    const r = await post(g, { sql, format: "arrow" });
+    expect(r.status).toBe(200);
+    const table = tableFromIPC(new Uint8Array(await r.arrayBuffer()));
+    expect(table.numRows).toBeGreaterThan(100);
+    expect(table.numRows).toBeLessThan(100_000);
   });
 });
 
