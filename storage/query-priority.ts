@@ -27,13 +27,14 @@ export class QueryPriority {
   private readonly lowered = new Set<number>();
   private timer: ReturnType<typeof setInterval> | null = null;
   private running = 0;
+  private released = false;
 
   constructor(private readonly nice: number) {}
 
   /** A query starts running in DuckDB. */
   queryStarted(): void {
     this.running++;
-    if (this.timer || !this.isSupported || this.nice <= 0) return;
+    if (this.timer || this.released || !this.isSupported || this.nice <= 0) return;
     this.sample();
     this.timer = setInterval(() => this.sample(), SAMPLE_MS);
     this.timer.unref?.();
@@ -44,6 +45,18 @@ export class QueryPriority {
     this.running = Math.max(0, this.running - 1);
     if (this.running > 0 || !this.timer) return;
     clearInterval(this.timer);
+    this.timer = null;
+    for (const tid of [...this.lowered]) this.restore(tid);
+  }
+
+  /**
+   * Every lowered thread gets its normal priority back and none is lowered again: at stop, so that the
+   * interrupted queries get the CPU they need to notice the interrupt (a niced thread on a busy machine
+   * can take seconds to run the few instructions that end its query).
+   */
+  release(): void {
+    this.released = true;
+    if (this.timer) clearInterval(this.timer);
     this.timer = null;
     for (const tid of [...this.lowered]) this.restore(tid);
   }

@@ -323,6 +323,7 @@ export class QueryEngine {
   drain(): Promise<void> {
     this.draining ??= (async () => {
       this.stopped = true;
+      this.priority.release();
       const stopping = new QueryStopping();
       this.slots.close(stopping);
       const running = [...this.running];
