@@ -10,6 +10,7 @@ import { tokenCommand } from "./token.ts";
 import { hashPasswordCommand } from "../bridges/opcua-server/hash-password.ts";
 import { requestBackup } from "./api/backup.ts";
 import { BackupError } from "../storage/backup.ts";
+import { DISCOVER_USAGE, discoverCommand } from "./discover/command.ts";
 
 export const EDGECTL_USAGE = `usage: npm run edgectl -- <command> [options]
 
@@ -27,6 +28,7 @@ commands:
                           an online backup of a running gateway's log and archive (POST /api/backup,
                           a token with scope "admin"; JWT default: $EDGE_TOKEN); prints where it was
                           written; restore: deploy/README.md
+${DISCOVER_USAGE}
   help, --help            this text`;
 
 const shortPath = (file: string) => {
@@ -107,6 +109,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   "hash-password": (args) => hashPasswordCommand(args),
   status,
   backup,
+  discover: discoverCommand,
 };
 
 /** Runs one command line; returns the exit code. Bad options are one line on stderr, never a stack trace. */

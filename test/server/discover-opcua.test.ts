@@ -1,0 +1,139 @@
+// `discover opcua` against a node-opcua server started in the test with a known address space:
+// folders, Double/Int32/Boolean/String variables, an AnalogItem with a unit, a read-only and a
+// writable variable, an array and a DateTime (skipped). The generated files validate and, loaded as
+// they are by a gateway, poll those nodes Good with the server's values.
+import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { DataType, OPCUAServer, standardUnits, Variant, VariantArrayType, type UAObject } from "node-opcua";
+import YAML from "yaml";
+import { checkConfig } from "../../server/config-check.ts";
+import { edgectl } from "../../server/edgectl.ts";
+import { discoverOpcua } from "../../server/discover/opcua.ts";
+import { DISCOVERED_FILES, writeFiles, type DiscoveredFiles } from "../../server/discover/files.ts";
+import { Quality } from "../../schemas/quality.ts";
+import { startGateway, type TestGateway } from "../helpers/gateway.ts";
+import { freePort, tempDir, waitFor } from "../helpers/index.ts";
+
+let server: OPCUAServer;
+let url = "";
+const dir = tempDir("edge-discover-opcua-");
+const pkiDir = join(dir.path, "pki");
+
+async function startPlant(port: number): Promise<OPCUAServer> {
+  const s = new OPCUAServer({ port, hostname: "127.0.0.1", resourcePath: "/UA/plant", allowAnonymous: true, isAuditing: false });
+  await s.initialize();
+  const as = s.engine.addressSpace!;
+  const ns = as.getOwnNamespace();
+  const plant = ns.addFolder(as.rootFolder.objects, { browseName: "Plant", nodeId: "s=Plant" });
+  const boiler: UAObject = ns.addObject({ organizedBy: plant, browseName: "Boiler", nodeId: "s=Plant.Boiler" });
+  const add = (name: string, dataType: DataType, value: unknown, opts: { writable?: boolean; array?: boolean } = {}) => {
+    const v = ns.addVariable({
+      componentOf: boiler,
+      browseName: name,
+      nodeId: `s=Plant.Boiler.${name}`,
+      dataType,
+      valueRank: opts.array ? 1 : -1,
+      accessLevel: opts.writable ? "CurrentRead | CurrentWrite" : "CurrentRead",
+      userAccessLevel: opts.writable ? "CurrentRead | CurrentWrite" : "CurrentRead",
+      minimumSamplingInterval: 0,
+    });
+    v.setValueFromSource(new Variant({ dataType, value, arrayType: opts.array ? VariantArrayType.Array : VariantArrayType.Scalar }));
+    return v;
+  };
+  add("Pressure", DataType.Double, 3.25);
+  add("Count", DataType.Int32, 42);
+  add("Running", DataType.Boolean, true);
+  add("Name", DataType.String, "Boiler 1");
+  add("Setpoint", DataType.Double, 70, { writable: true });
+  add("History", DataType.Double, [1, 2, 3], { array: true });
+  add("Started", DataType.DateTime, new Date());
+  ns.addAnalogDataItem({
+    componentOf: boiler,
+    browseName: "Temperature",
+    nodeId: "s=Plant.Boiler.Temperature",
+    dataType: "Double",
+    engineeringUnitsRange: { low: 0, high: 200 },
+    engineeringUnits: standardUnits.degree_celsius,
+    value: new Variant({ dataType: DataType.Double, value: 81.5 }),
+    minimumSamplingInterval: 0,
+  });
+  await s.start();
+  return s;
+}
+
+beforeAll(async () => {
+  const port = await freePort();
+  server = await startPlant(port);
+  url = `opc.tcp://127.0.0.1:${port}/UA/plant`;
+}, 30_000);
+
+afterAll(async () => {
+  await server?.shutdown(0).catch(() => undefined);
+  dir.cleanup();
+}, 30_000);
+
+/** runs f with console output swallowed (the command prints what it wrote) */
+async function quiet<T>(f: () => Promise<T>): Promise<T> {
+  const { log, error } = console;
+  console.log = console.error = () => undefined;
+  try {
+    return await f();
+  } finally {
+    Object.assign(console, { log, error });
+  }
+}
+
+type Tag = { tag: string; type: string; access?: string; unit?: string; address: { nodeId: string } };
+
+describe("discover opcua", () => {
+  let files = {} as DiscoveredFiles;
+  let tags: Tag[] = [];
+  let gw: TestGateway | undefined;
+  afterAll(async () => await gw?.stop(), 30_000);
+
+  it("drafts one tag per scalar variable with its browse path, node id, type, unit and access", async () => {
+    const r = await discoverOpcua({ url, driverId: "boiler", pkiDir, timeoutMs: 20_000 });
+    files = r.files;
+    tags = (YAML.parse(files["variables.yml"]) as { tags: Tag[] }).tags;
+    const byName = new Map(tags.map((t) => [t.tag, t]));
+    expect(byName.get("boiler/Plant/Boiler/Pressure")).toMatchObject({ type: "float64", access: "R", address: { nodeId: "ns=1;s=Plant.Boiler.Pressure" } });
+    expect(byName.get("boiler/Plant/Boiler/Count")).toMatchObject({ type: "int32" });
+    expect(byName.get("boiler/Plant/Boiler/Running")).toMatchObject({ type: "bool" });
+    expect(byName.get("boiler/Plant/Boiler/Name")).toMatchObject({ type: "string" });
+    expect(byName.get("boiler/Plant/Boiler/Setpoint")).toMatchObject({ type: "float64", access: "RW" });
+    expect(byName.get("boiler/Plant/Boiler/Temperature")).toMatchObject({ type: "float64", unit: "°C", address: { nodeId: "ns=1;s=Plant.Boiler.Temperature" } });
+    // the AnalogItem's properties are not tags; the array and the DateTime are skipped and said so
+    expect(tags.map((t) => t.tag).sort()).toEqual(["Count", "Name", "Pressure", "Running", "Setpoint", "Temperature"].map((n) => `boiler/Plant/Boiler/${n}`));
+    expect(r.skipped.map((s) => s.path).sort()).toEqual(["Plant/Boiler/History", "Plant/Boiler/Started"]);
+    expect(files["variables.yml"]).toContain("# skipped Plant/Boiler/History");
+    expect(YAML.parse(files["drivers.yml"])).toEqual({ drivers: [{ id: "boiler", type: "opcua", endpoint: "boiler", enabled: true, config: { mode: "subscription", pkiDir } }] });
+    expect(YAML.parse(files["endpoints.yml"]).endpoints.boiler.url).toBe(url);
+  }, 30_000);
+
+  it("writes, through `edgectl discover opcua`, files that pass the config check as they are", async () => {
+    const out = join(dir.path, "out");
+    const args = ["discover", "opcua", url, "--driver", "boiler", "--pki-dir", pkiDir, "--out", out];
+    expect(await quiet(() => edgectl(args))).toBe(0);
+    for (const name of DISCOVERED_FILES) expect(readFileSync(join(out, name), "utf8").split("\n").slice(1)).toEqual(files[name].split("\n").slice(1));
+    const { problems } = await checkConfig(out);
+    expect(problems.map((p) => `${p.file}: ${p.path}: ${p.detail}`)).toEqual([]);
+    // a second run does not overwrite what an integrator may have edited
+    expect(await quiet(() => edgectl(args))).toBe(1);
+    expect(() => writeFiles(out, files)).toThrow(/exist.*--force/);
+  }, 30_000);
+
+  it("makes a gateway started on the generated files read every discovered node Good with the server's values", async () => {
+    const generated = Object.fromEntries(DISCOVERED_FILES.map((n) => [n, readFileSync(join(dir.path, "out", n), "utf8")]));
+    gw = await startGateway(generated);
+    const latest = (tag: string) => gw!.gw.ctx.log.latest().get(`boiler/Plant/Boiler/${tag}`);
+    const want: Record<string, unknown> = { Pressure: 3.25, Count: 42, Running: true, Name: "Boiler 1", Setpoint: 70, Temperature: 81.5 };
+    await waitFor(() => Object.keys(want).every((k) => latest(k)?.quality === Quality.Good), "every discovered tag Good", 20_000);
+    for (const [k, v] of Object.entries(want)) expect(latest(k)!.value as unknown).toEqual(v);
+  }, 40_000);
+
+  it("says which server it could not reach", async () => {
+    const port = await freePort();
+    await expect(discoverOpcua({ url: `opc.tcp://127.0.0.1:${port}`, pkiDir, timeoutMs: 5000 })).rejects.toThrow(new RegExp(`cannot connect to opc.tcp://127.0.0.1:${port}|no session with`));
+  }, 20_000);
+});
