@@ -14,6 +14,7 @@ import { DISCOVERED_FILES, writeFiles, type DiscoveredFiles } from "../../server
 import { Quality } from "../../schemas/quality.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { freePort, tempDir, waitFor } from "../helpers/index.ts";
+import { silenced } from "./discover-fixture.ts";
 
 let server: OPCUAServer;
 let url = "";
@@ -73,17 +74,6 @@ afterAll(async () => {
   dir.cleanup();
 }, 30_000);
 
-/** runs f with console output swallowed (the command prints what it wrote) */
-async function quiet<T>(f: () => Promise<T>): Promise<T> {
-  const { log, error } = console;
-  console.log = console.error = () => undefined;
-  try {
-    return await f();
-  } finally {
-    Object.assign(console, { log, error });
-  }
-}
-
 type Tag = { tag: string; type: string; access?: string; unit?: string; address: { nodeId: string } };
 
 describe("discover opcua", () => {
@@ -114,12 +104,12 @@ describe("discover opcua", () => {
   it("writes, through `edgectl discover opcua`, files that pass the config check as they are", async () => {
     const out = join(dir.path, "out");
     const args = ["discover", "opcua", url, "--driver", "boiler", "--pki-dir", pkiDir, "--out", out];
-    expect(await quiet(() => edgectl(args))).toBe(0);
+    expect(await silenced(() => edgectl(args))).toBe(0);
     for (const name of DISCOVERED_FILES) expect(readFileSync(join(out, name), "utf8").split("\n").slice(1)).toEqual(files[name].split("\n").slice(1));
     const { problems } = await checkConfig(out);
     expect(problems.map((p) => `${p.file}: ${p.path}: ${p.detail}`)).toEqual([]);
     // a second run does not overwrite what an integrator may have edited
-    expect(await quiet(() => edgectl(args))).toBe(1);
+    expect(await silenced(() => edgectl(args))).toBe(1);
     expect(() => writeFiles(out, files)).toThrow(/exist.*--force/);
   }, 30_000);
 
