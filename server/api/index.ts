@@ -5,6 +5,7 @@ import { Elysia } from "elysia";
 import type { GatewayContext } from "../context.ts";
 import { backupApi } from "./backup.ts";
 import { commandsApi } from "./commands.ts";
+import { discoverApi } from "./discover.ts";
 import { docsPage } from "./docs-page.ts";
 import { healthApi } from "./health.ts";
 import { API_DOCS, OPENAPI_JSON, openapiPlugin } from "./openapi.ts";
@@ -15,7 +16,7 @@ import { tagsApi } from "./tags.ts";
 
 export type ApiPlugin = (ctx: GatewayContext) => Elysia<any, any, any, any, any, any, any>;
 
-export const apiPlugins: ApiPlugin[] = [healthApi, tagsApi, commandsApi, (ctx) => queryApi(ctx), backupApi];
+export const apiPlugins: ApiPlugin[] = [healthApi, tagsApi, commandsApi, (ctx) => queryApi(ctx), backupApi, discoverApi];
 
 export function createApi(ctx: GatewayContext) {
   const app = new Elysia();

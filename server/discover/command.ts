@@ -3,7 +3,7 @@
 // line on stderr naming the option.
 import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
-import { DiscoverError, writeFiles } from "./files.ts";
+import { DiscoverError, DiscoverOptionError, writeFiles } from "./files.ts";
 import { discoverModbus, parseUnits, type ProbeArea } from "./modbus.ts";
 import { discoverOpcua } from "./opcua.ts";
 
@@ -25,7 +25,7 @@ export const DISCOVER_USAGE = `  discover opcua <opc.tcp://host:port/path> [opti
 const int = (name: string, v: string | undefined): number | undefined => {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isFinite(n)) throw new DiscoverError(`--${name}: '${v}' is not a number`);
+  if (!Number.isFinite(n)) throw new DiscoverOptionError(`--${name}: '${v}' is not a number`);
   return n;
 };
 
@@ -51,8 +51,8 @@ async function opcua(args: string[]): Promise<number> {
     },
   });
   const [url] = positionals;
-  if (!url || positionals.length > 1) throw new DiscoverError("discover opcua: give one server URL (e.g. opc.tcp://10.0.0.5:4840)");
-  if (!values.user && (values.password || values["password-env"])) throw new DiscoverError("discover opcua: --password/--password-env need --user");
+  if (!url || positionals.length > 1) throw new DiscoverOptionError("discover opcua: give one server URL (e.g. opc.tcp://10.0.0.5:4840)");
+  if (!values.user && (values.password || values["password-env"])) throw new DiscoverOptionError("discover opcua: --password/--password-env need --user");
   const password = values.password ?? (values["password-env"] ? process.env[values["password-env"]] : undefined);
   const r = await discoverOpcua({
     url,
@@ -91,11 +91,11 @@ async function modbus(args: string[]): Promise<number> {
     },
   });
   const [url] = positionals;
-  if (!url || positionals.length > 1) throw new DiscoverError("discover modbus: give one endpoint URL (e.g. tcp://10.0.0.5:502)");
-  if (!values.units) throw new DiscoverError("discover modbus: --units is required (e.g. --units 1-10)");
+  if (!url || positionals.length > 1) throw new DiscoverOptionError("discover modbus: give one endpoint URL (e.g. tcp://10.0.0.5:502)");
+  if (!values.units) throw new DiscoverOptionError("discover modbus: --units is required (e.g. --units 1-10)");
   const areas = (values.areas ?? "holding").split(",").map((a) => a.trim());
   const wrong = areas.find((a) => a !== "holding" && a !== "input");
-  if (wrong !== undefined) throw new DiscoverError(`--areas: '${wrong}' is not holding or input`);
+  if (wrong !== undefined) throw new DiscoverOptionError(`--areas: '${wrong}' is not holding or input`);
   const r = await discoverModbus({
     url,
     units: parseUnits(values.units),

@@ -18,6 +18,11 @@ export class DiscoverError extends Error {
   override name = "DiscoverError";
 }
 
+/** The options asked for cannot be: nothing was sent to the device. */
+export class DiscoverOptionError extends DiscoverError {
+  override name = "DiscoverOptionError";
+}
+
 const flow = (v: unknown) => YAML.stringify(v, { collectionStyle: "flow", lineWidth: 0 }).trim();
 const comment = (text: string) => `# ${text.replace(/\n/g, " ")}`;
 

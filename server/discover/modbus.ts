@@ -7,7 +7,7 @@
 import { parseEndpointUrl } from "../../drivers/endpoint.ts";
 import { ModbusConnection, ModbusConnectionError, ModbusExceptionError, ModbusTimeoutError } from "../../drivers/modbus/client.ts";
 import { delay } from "../../storage/time.ts";
-import { DiscoverError, renderFiles, type DiscoveredFiles, type FragmentLine } from "./files.ts";
+import { DiscoverError, DiscoverOptionError, renderFiles, type DiscoveredFiles, type FragmentLine } from "./files.ts";
 
 export type ProbeArea = "holding" | "input";
 
@@ -26,6 +26,7 @@ export interface ModbusDiscoverOptions {
   /** requests in all, at most (default 5000); the draft says when the bound cut the probe */
   maxRequests?: number;
   driverId?: string;
+  /** aborted: the probe stops after the request in flight and drafts what it found */
   signal?: AbortSignal;
 }
 
@@ -58,7 +59,7 @@ export function parseUnits(spec: string): number[] {
     const m = /^(\d+)(?:-(\d+))?$/.exec(part);
     const lo = m ? Number(m[1]) : NaN;
     const hi = m?.[2] !== undefined ? Number(m[2]) : lo;
-    if (!m || lo > 255 || hi > 255 || lo > hi) throw new DiscoverError(`--units: '${part}' is not a unit id or range of unit ids (0-255, e.g. 1-10,12)`);
+    if (!m || lo > 255 || hi > 255 || lo > hi) throw new DiscoverOptionError(`--units: '${part}' is not a unit id or range of unit ids (0-255, e.g. 1-10,12)`);
     for (let u = lo; u <= hi; u++) out.add(u);
   }
   return [...out];
@@ -81,10 +82,11 @@ class PoliteLink {
   ) {}
 
   async read(unitId: number, area: ProbeArea, start: number, count: number): Promise<void> {
-    if (this.signal?.aborted) throw new DiscoverError("discover modbus: stopped (time limit reached)");
-    if (this.requests >= this.maxRequests) throw new BudgetSpent();
+    // the time limit (signal) cuts the probe as the request budget does: what was found is kept
+    if (this.signal?.aborted || this.requests >= this.maxRequests) throw new BudgetSpent();
     const wait = this.lastAt + this.gapMs - Date.now();
     if (wait > 0) await delay(wait, this.signal);
+    if (this.signal?.aborted) throw new BudgetSpent();
     this.requests++;
     try {
       await this.conn.readRegisters(unitId, area, start, count);
@@ -139,18 +141,23 @@ export function toRanges(area: ProbeArea, addrs: readonly number[]): Range[] {
   return ranges;
 }
 
-async function probeUnit(link: PoliteLink, unitId: number, o: Required<Pick<ModbusDiscoverOptions, "areas" | "maxAddress" | "blockSize">>): Promise<UnitFinding> {
-  const reason = await answers(link, unitId);
-  if (reason) return { unitId, answered: false, reason, ranges: [] };
-  const ranges: Range[] = [];
+/** Fills `u` as the probe goes, so that a probe cut by a limit keeps what it had found. */
+async function probeUnit(link: PoliteLink, u: UnitFinding, o: Required<Pick<ModbusDiscoverOptions, "areas" | "maxAddress" | "blockSize">>): Promise<void> {
+  u.reason = "not probed: the request or time limit came first";
+  const reason = await answers(link, u.unitId);
+  if (reason) return void (u.reason = reason);
+  u.answered = true;
+  delete u.reason;
   for (const area of o.areas) {
     const addrs: number[] = [];
-    for (let start = 0; start <= o.maxAddress; start += o.blockSize) {
-      await readable(link, unitId, area, start, Math.min(o.blockSize, o.maxAddress - start + 1), addrs);
+    try {
+      for (let start = 0; start <= o.maxAddress; start += o.blockSize) {
+        await readable(link, u.unitId, area, start, Math.min(o.blockSize, o.maxAddress - start + 1), addrs);
+      }
+    } finally {
+      u.ranges.push(...toRanges(area, addrs));
     }
-    ranges.push(...toRanges(area, addrs));
   }
-  return { unitId, answered: true, ranges };
 }
 
 function checkOptions(o: ModbusDiscoverOptions): { host: string; port: number } {
@@ -158,19 +165,19 @@ function checkOptions(o: ModbusDiscoverOptions): { host: string; port: number } 
     try {
       return parseEndpointUrl(o.url);
     } catch (e) {
-      throw new DiscoverError(`discover modbus: ${(e as Error).message}`);
+      throw new DiscoverOptionError(`discover modbus: ${(e as Error).message}`);
     }
   })();
-  if (ep.scheme !== "tcp") throw new DiscoverError(`discover modbus: '${o.url}': only tcp://host:port is probed (the scheme is ${ep.scheme})`);
-  if (!o.units.length) throw new DiscoverError("discover modbus: --units: no unit id to probe");
+  if (ep.scheme !== "tcp") throw new DiscoverOptionError(`discover modbus: '${o.url}': only tcp://host:port is probed (the scheme is ${ep.scheme})`);
+  if (!o.units.length) throw new DiscoverOptionError("discover modbus: --units: no unit id to probe");
   const bad = (what: string, v: number | undefined, lo: number, hi: number) => {
-    if (v !== undefined && !(Number.isInteger(v) && v >= lo && v <= hi)) throw new DiscoverError(`discover modbus: ${what} must be an integer from ${lo} to ${hi} (got ${v})`);
+    if (v !== undefined && !(Number.isInteger(v) && v >= lo && v <= hi)) throw new DiscoverOptionError(`discover modbus: ${what} must be an integer from ${lo} to ${hi} (got ${v})`);
   };
   bad("--max-address", o.maxAddress, 0, 65535);
   bad("--block", o.blockSize, 1, 125);
   bad("--timeout-ms", o.timeoutMs, 1, 60_000);
   bad("--max-requests", o.maxRequests, 1, 1_000_000);
-  if (o.rate !== undefined && !(o.rate > 0)) throw new DiscoverError(`discover modbus: --rate must be a positive number of requests per second (got ${o.rate})`);
+  if (o.rate !== undefined && !(o.rate > 0)) throw new DiscoverOptionError(`discover modbus: --rate must be a positive number of requests per second (got ${o.rate})`);
   return { host: ep.host, port: ep.port ?? 502 };
 }
 
@@ -212,7 +219,11 @@ export async function discoverModbus(o: ModbusDiscoverOptions): Promise<ModbusDi
   const units: UnitFinding[] = [];
   let truncated = false;
   try {
-    for (const unitId of o.units) units.push(await probeUnit(link, unitId, settings));
+    for (const unitId of o.units) {
+      const u: UnitFinding = { unitId, answered: false, ranges: [] };
+      units.push(u);
+      await probeUnit(link, u, settings);
+    }
   } catch (e) {
     if (e instanceof BudgetSpent) truncated = true;
     else if (e instanceof ModbusConnectionError) throw new DiscoverError(`discover modbus: ${o.url}: ${e.message}`);
@@ -220,6 +231,6 @@ export async function discoverModbus(o: ModbusDiscoverOptions): Promise<ModbusDi
   } finally {
     conn.close();
   }
-  const { files, tags } = draft(o, driverId, units, timeoutMs, truncated ? `, probe cut after ${link.requests} requests (--max-requests)` : "");
+  const { files, tags } = draft(o, driverId, units, timeoutMs, truncated ? `, probe cut after ${link.requests} requests (request or time limit)` : "");
   return { files, units, tags, requests: link.requests, truncated };
 }

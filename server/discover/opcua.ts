@@ -19,9 +19,9 @@ import {
 } from "node-opcua";
 import type { DataType as TagType, Variable } from "../../schemas/index.ts";
 import { OpcuaClientConfig } from "../../drivers/opcua/config.ts";
-import { explainConnectError, openSession } from "../../drivers/opcua/session.ts";
+import { clientPkiDir, explainConnectError, openSession } from "../../drivers/opcua/session.ts";
 import { deadline } from "../../storage/time.ts";
-import { DiscoverError, renderFiles, tagSegment, type DiscoveredFiles, type FragmentLine } from "./files.ts";
+import { DiscoverError, DiscoverOptionError, renderFiles, tagSegment, type DiscoveredFiles, type FragmentLine } from "./files.ts";
 
 export interface OpcuaDiscoverOptions {
   url: string;
@@ -38,7 +38,10 @@ export interface OpcuaDiscoverOptions {
   securityPolicy?: "None" | "Basic256Sha256";
   securityMode?: "None" | "Sign" | "SignAndEncrypt";
   user?: { name: string; password?: string; passwordEnv?: string };
+  /** the client PKI folder, written into the driver entry (default: the driver's default, see dataDir) */
   pkiDir?: string;
+  /** the gateway data directory whose pki/opcua-client is used when pkiDir is not given */
+  dataDir?: string;
   trustServerCertificate?: boolean;
 }
 
@@ -225,9 +228,9 @@ export async function discoverOpcua(o: OpcuaDiscoverOptions): Promise<OpcuaDisco
   const timeoutMs = o.timeoutMs ?? 60_000;
   let cfg: OpcuaClientConfig;
   try {
-    cfg = Value.Parse(OpcuaClientConfig, { ...driverConfig(o, driverId), user: o.user, connectAttempts: 1, reconnect: false });
+    cfg = Value.Parse(OpcuaClientConfig, { ...driverConfig(o, driverId), pkiDir: clientPkiDir(o, o.dataDir), user: o.user, connectAttempts: 1, reconnect: false });
   } catch (e) {
-    throw new DiscoverError(`discover opcua: bad options: ${(e as Error).message}`);
+    throw new DiscoverOptionError(`discover opcua: bad options: ${(e as Error).message}`);
   }
   const endpoint = { url: o.url, timeoutMs: Math.min(timeoutMs, 10_000) };
   const opening = openSession(endpoint, cfg, () => undefined).catch((e: Error) => e);

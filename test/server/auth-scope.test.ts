@@ -33,8 +33,8 @@ const READ_ROUTES: Record<string, (auth: string) => Promise<Response>> = {
   "GET /api/commands/:id": (auth) => fetch(`${g.url}/api/commands/nope`, { headers: { authorization: auth } }),
 };
 const WRITE_ROUTES = ["PUT /api/tags/:tag"];
-/** Routes that need the `admin` scope (tested with their own feature: test/server/backup.test.ts). */
-const ADMIN_ROUTES = ["POST /api/backup"];
+/** Routes that need the `admin` scope (tested with their own feature: test/server/backup.test.ts, discover-api.test.ts). */
+const ADMIN_ROUTES = ["POST /api/backup", "POST /api/discover/opcua", "POST /api/discover/modbus"];
 /** Open too: the API's own description (routes and schemas, no data). */
 const DOCUMENTATION_ROUTES = ["GET /api/openapi.json", "GET /api/docs"];
 /**

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { DataType, OPCUAServer, standardUnits, Variant, VariantArrayType, type UAObject } from "node-opcua";
+import type { OPCUAServer } from "node-opcua";
 import YAML from "yaml";
 import { checkConfig } from "../../server/config-check.ts";
 import { edgectl } from "../../server/edgectl.ts";
@@ -14,54 +14,12 @@ import { DISCOVERED_FILES, writeFiles, type DiscoveredFiles } from "../../server
 import { Quality } from "../../schemas/quality.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { freePort, tempDir, waitFor } from "../helpers/index.ts";
-import { silenced } from "./discover-fixture.ts";
+import { silenced, startPlant } from "./discover-fixture.ts";
 
 let server: OPCUAServer;
 let url = "";
 const dir = tempDir("edge-discover-opcua-");
 const pkiDir = join(dir.path, "pki");
-
-async function startPlant(port: number): Promise<OPCUAServer> {
-  const s = new OPCUAServer({ port, hostname: "127.0.0.1", resourcePath: "/UA/plant", allowAnonymous: true, isAuditing: false });
-  await s.initialize();
-  const as = s.engine.addressSpace!;
-  const ns = as.getOwnNamespace();
-  const plant = ns.addFolder(as.rootFolder.objects, { browseName: "Plant", nodeId: "s=Plant" });
-  const boiler: UAObject = ns.addObject({ organizedBy: plant, browseName: "Boiler", nodeId: "s=Plant.Boiler" });
-  const add = (name: string, dataType: DataType, value: unknown, opts: { writable?: boolean; array?: boolean } = {}) => {
-    const v = ns.addVariable({
-      componentOf: boiler,
-      browseName: name,
-      nodeId: `s=Plant.Boiler.${name}`,
-      dataType,
-      valueRank: opts.array ? 1 : -1,
-      accessLevel: opts.writable ? "CurrentRead | CurrentWrite" : "CurrentRead",
-      userAccessLevel: opts.writable ? "CurrentRead | CurrentWrite" : "CurrentRead",
-      minimumSamplingInterval: 0,
-    });
-    v.setValueFromSource(new Variant({ dataType, value, arrayType: opts.array ? VariantArrayType.Array : VariantArrayType.Scalar }));
-    return v;
-  };
-  add("Pressure", DataType.Double, 3.25);
-  add("Count", DataType.Int32, 42);
-  add("Running", DataType.Boolean, true);
-  add("Name", DataType.String, "Boiler 1");
-  add("Setpoint", DataType.Double, 70, { writable: true });
-  add("History", DataType.Double, [1, 2, 3], { array: true });
-  add("Started", DataType.DateTime, new Date());
-  ns.addAnalogDataItem({
-    componentOf: boiler,
-    browseName: "Temperature",
-    nodeId: "s=Plant.Boiler.Temperature",
-    dataType: "Double",
-    engineeringUnitsRange: { low: 0, high: 200 },
-    engineeringUnits: standardUnits.degree_celsius,
-    value: new Variant({ dataType: DataType.Double, value: 81.5 }),
-    minimumSamplingInterval: 0,
-  });
-  await s.start();
-  return s;
-}
 
 beforeAll(async () => {
   const port = await freePort();
