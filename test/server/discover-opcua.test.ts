@@ -80,6 +80,14 @@ describe("discover opcua", () => {
     for (const [k, v] of Object.entries(want)) expect(latest(k)!.value as unknown).toEqual(v);
   }, 40_000);
 
+  it("stops at its depth and node bounds and says the browse was cut", async () => {
+    const shallow = await discoverOpcua({ url, pkiDir, maxDepth: 2 });
+    expect(shallow).toMatchObject({ tags: 0, browsed: 2, truncated: true });
+    expect(shallow.files["variables.yml"]).toContain("browse cut by maxDepth/maxNodes");
+    const few = await discoverOpcua({ url, pkiDir, maxNodes: 4 });
+    expect(few).toMatchObject({ browsed: 4, tags: 2, truncated: true });
+  }, 30_000);
+
   it("says which server it could not reach", async () => {
     const port = await freePort();
     await expect(discoverOpcua({ url: `opc.tcp://127.0.0.1:${port}`, pkiDir, timeoutMs: 5000 })).rejects.toThrow(new RegExp(`cannot connect to opc.tcp://127.0.0.1:${port}|no session with`));
