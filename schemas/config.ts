@@ -59,6 +59,8 @@ export const GatewayConfig = Type.Object(
     ),
     // validated in full by bridges/mqtt-north/config.ts
     mqtt: Type.Object({ enabled: Type.Boolean({ default: false }) }, { default: {}, additionalProperties: true, description: "MQTT uplink (mqtt-north)" }),
+    // validated in full by bridges/nats/config.ts
+    nats: Type.Object({ enabled: Type.Boolean({ default: false }) }, { default: {}, additionalProperties: true, description: "NATS JetStream bridge (bridges/nats)" }),
     demo: Type.Object(
       {
         enabled: Type.Boolean({ default: false, description: "start the simulated plant (a Modbus TCP PLC on loopback)" }),

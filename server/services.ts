@@ -6,6 +6,7 @@ import { demoPlcService } from "./demo/plc.ts";
 import { createModbusSlave } from "../bridges/modbus-slave/index.ts";
 import { createOpcuaServer } from "../bridges/opcua-server/index.ts";
 import { createMqttNorth, type CommandAuthorizer } from "../bridges/mqtt-north/index.ts";
+import { createNatsBridge } from "../bridges/nats/index.ts";
 import { AuthError, authorizeWrite } from "./auth/index.ts";
 import { verifyToken } from "./auth/live.ts";
 
@@ -21,6 +22,7 @@ export const services: ServiceFactory[] = [
   (ctx) => createModbusSlave({ ...ctx, get config() { return ctx.config; }, registry: ctx.metrics.registry }), // getter: the map follows reloads
   (ctx) => (ctx.config.gateway.opcua.enabled ? createOpcuaServer(ctx) : null),
   (ctx) => createMqttNorth({ log: ctx.log, catalog: ctx.catalog, registry: ctx.metrics.registry, logger: ctx.logger, gatewayId: ctx.config.gateway.gatewayId, section: ctx.config.gateway.mqtt, configDir: ctx.config.dir, commands: ctx.commands, ...mqttCommandAuth(ctx) }),
+  (ctx) => createNatsBridge({ log: ctx.log, catalog: ctx.catalog, registry: ctx.metrics.registry, logger: ctx.logger, gatewayId: ctx.config.gateway.gatewayId, section: ctx.config.gateway.nats }),
 ];
 
 /**

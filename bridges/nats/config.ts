@@ -1,0 +1,53 @@
+// Config of the NATS JetStream bridge: the `nats:` section of gateway.yml. schemas/config.ts keeps the
+// section permissive; this schema validates it fully, so an error names gateway.yml and the path.
+import { Type, type Static } from "@sinclair/typebox";
+import { parseWithSchema } from "../../schemas/validate.ts";
+import { ConfigError } from "../../schemas/errors.ts";
+
+export const NatsStreamConfig = Type.Object(
+  {
+    provision: Type.Boolean({ default: false, description: "create the stream at start when missing (edgectl nats provision does it by hand)" }),
+    replicas: Type.Integer({ minimum: 1, maximum: 5, default: 1 }),
+    maxAgeSec: Type.Integer({ minimum: 0, default: 7 * 86_400, description: "oldest message kept (0: no limit)" }),
+    maxBytes: Type.Integer({ minimum: -1, default: -1, description: "stream size bound in bytes (-1: none)" }),
+    duplicateWindowSec: Type.Integer({ minimum: 1, default: 86_400, description: "how long message ids are remembered: longer than the longest replay" }),
+  },
+  { default: {}, additionalProperties: false },
+);
+
+export const NatsConfig = Type.Object(
+  {
+    enabled: Type.Boolean({ default: false }),
+    servers: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, default: ["nats://127.0.0.1:4222"], description: "seed servers of the cluster" }),
+    user: Type.Optional(Type.String()),
+    pass: Type.Optional(Type.String()),
+    token: Type.Optional(Type.String()),
+    stream: Type.String({ minLength: 1, pattern: "^[A-Za-z0-9_-]+$", default: "EDGE", description: "JetStream stream the frames go to" }),
+    subjectPrefix: Type.String({ minLength: 1, pattern: "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$", default: "edge", description: "first subject tokens" }),
+    payload: Type.Union([Type.Literal("json"), Type.Literal("msgpack")], { default: "msgpack" }),
+    batch: Type.Object(
+      {
+        maxFrames: Type.Integer({ minimum: 1, maximum: 100_000, default: 1000, description: "frames per message" }),
+        maxBytes: Type.Integer({ minimum: 256, default: 512 * 1024, description: "approximate payload bound (below the server's max_payload, 1 MB by default)" }),
+        maxDelayMs: Type.Integer({ minimum: 0, default: 5, description: "longest a frame waits for its batch to fill" }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    maxInflight: Type.Integer({ minimum: 1, maximum: 10_000, default: 64, description: "messages published and not yet acknowledged" }),
+    ackTimeoutMs: Type.Integer({ minimum: 50, default: 5000, description: "how long to wait for JetStream's ack before the publish is retried" }),
+    retryMinMs: Type.Integer({ minimum: 10, default: 200 }),
+    retryMaxMs: Type.Integer({ minimum: 10, default: 10_000 }),
+    commitEveryMs: Type.Integer({ minimum: 1, default: 100, description: "how often the acknowledged offset is stored as the cursor" }),
+    cursor: Type.String({ default: "nats", description: "name of this bridge's cursor in the log" }),
+    streamConfig: NatsStreamConfig,
+  },
+  { additionalProperties: false },
+);
+export type NatsConfig = Static<typeof NatsConfig>;
+
+/** Validates the `nats:` section; throws ConfigError("…/gateway.yml", "nats.<path>", …). */
+export function parseNatsConfig(section: unknown, file = "gateway.yml"): NatsConfig {
+  const cfg = parseWithSchema(NatsConfig, section ?? {}, file, "nats");
+  if (cfg.retryMaxMs < cfg.retryMinMs) throw new ConfigError(file, "nats.retryMaxMs", `must be at least retryMinMs (${cfg.retryMinMs})`);
+  return cfg;
+}

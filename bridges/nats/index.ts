@@ -1,0 +1,126 @@
+// The NATS JetStream bridge: a consumer of the log with its own cursor that mirrors data frames into a
+// JetStream stream, every offset exactly once (see publisher.ts and README.md). Off unless `nats.enabled`.
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import type { Registry } from "prom-client";
+import type { Logger } from "pino";
+import type { Catalog } from "../../schemas/catalog.ts";
+import type { EventLog } from "../../storage/log.ts";
+import { delay, backoffDelay } from "../../storage/time.ts";
+import { parseNatsConfig, type NatsConfig } from "./config.ts";
+import { NatsMetrics } from "./metrics.ts";
+import { provisionStream } from "./provision.ts";
+import { NatsPublisher } from "./publisher.ts";
+import { natsStatus, type NatsStatus } from "./status.ts";
+
+export { parseNatsConfig, type NatsConfig } from "./config.ts";
+export { provisionStream } from "./provision.ts";
+
+export interface NatsBridgeDeps {
+  log: EventLog;
+  catalog: Catalog;
+  registry: Registry;
+  logger: Logger;
+  gatewayId: string;
+  /** the raw `nats:` section of gateway.yml */
+  section: unknown;
+  file?: string;
+}
+
+export interface NatsBridge {
+  name: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  status(): NatsStatus;
+  readonly publisher: NatsPublisher;
+}
+
+const STOP_DRAIN_MS = 2000;
+
+/** Connects to the cluster; never gives up (the log buffers meanwhile). */
+export function natsConnect(cfg: NatsConfig, name: string): Promise<NatsConnection> {
+  return connect({
+    servers: cfg.servers,
+    name,
+    ...(cfg.user !== undefined ? { user: cfg.user, pass: cfg.pass } : {}),
+    ...(cfg.token !== undefined ? { token: cfg.token } : {}),
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: cfg.retryMinMs,
+    waitOnFirstConnect: true,
+    timeout: 2000,
+  });
+}
+
+/** Creates the bridge, or null when `nats.enabled` is false. Validates the section (ConfigError). */
+export function createNatsBridge(deps: NatsBridgeDeps): NatsBridge | null {
+  const cfg = parseNatsConfig(deps.section, deps.file ?? "gateway.yml");
+  if (!cfg.enabled) return null;
+  const logger = deps.logger.child({ bridge: "nats" });
+  const metrics = new NatsMetrics(deps.registry);
+  const publisher = new NatsPublisher({ log: deps.log, catalog: deps.catalog, logger, metrics, gatewayId: deps.gatewayId, config: cfg });
+  let nc: NatsConnection | null = null;
+  let js: JetStreamClient | null = null;
+  let jsm: JetStreamManager | null = null;
+  let connected = false;
+  let connectionSince = Date.now();
+  let gaugeTimer: ReturnType<typeof setInterval> | null = null;
+  const stopping = new AbortController();
+
+  const updateGauges = () => {
+    const s = publisher.status();
+    metrics.lag.set({ consumer: cfg.cursor }, s.lagFrames);
+    metrics.lagSeconds.set({ consumer: cfg.cursor }, s.lagSeconds);
+    metrics.connected.set(connected ? 1 : 0);
+  };
+
+  const watch = async (c: NatsConnection) => {
+    for await (const s of c.status()) {
+      if (s.type === "disconnect" || s.type === "reconnect") {
+        connected = s.type === "reconnect";
+        connectionSince = Date.now();
+        logger.warn({ event: s.type, cursor: publisher.acked }, `nats bridge: ${s.type === "reconnect" ? "reconnected" : "disconnected; frames wait in the log"}`);
+        publisher.notify();
+      }
+    }
+  };
+
+  /** Connects in the background (retrying), provisions the stream when asked, then lets the publisher publish. */
+  const link = async () => {
+    for (let attempt = 0; !stopping.signal.aborted; attempt++) {
+      try {
+        const c = await natsConnect(cfg, `edge-${deps.gatewayId}`);
+        if (stopping.signal.aborted) return void (await c.close());
+        const m = await jetstreamManager(c, { checkAPI: false });
+        if (cfg.streamConfig.provision) logger.info(await provisionStream(m, cfg), "nats bridge: stream provisioned");
+        nc = c;
+        jsm = m;
+        js = jetstream(c);
+        connected = true;
+        connectionSince = Date.now();
+        void watch(c);
+        publisher.notify();
+        return;
+      } catch (e) {
+        logger.error({ err: (e as Error).message, servers: cfg.servers }, "nats bridge: cannot connect or provision; retrying");
+        await delay(backoffDelay(attempt + 1, { initialMs: cfg.retryMinMs, maxMs: cfg.retryMaxMs }), stopping.signal);
+      }
+    }
+  };
+
+  return {
+    name: "nats",
+    publisher,
+    status: () => natsStatus({ connected, connectionSince, consumer: publisher.status(), inflight: publisher.inflight, servers: cfg.servers.join(",") }),
+    async start() {
+      void link();
+      publisher.start({ js: () => js, jsm: () => jsm });
+      gaugeTimer = setInterval(updateGauges, 1000);
+    },
+    async stop() {
+      stopping.abort();
+      if (gaugeTimer) clearInterval(gaugeTimer);
+      await publisher.stop(STOP_DRAIN_MS);
+      await nc?.close().catch(() => undefined);
+    },
+  };
+}

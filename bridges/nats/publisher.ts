@@ -1,0 +1,340 @@
+// Store and forward into JetStream: a durable log consumer (storage/consumer.ts) with manual progress,
+// modelled on bridges/mqtt-north/publisher.ts. Frames are cut into messages (a batch of one tenant's
+// frames, at most batch.maxFrames / maxBytes, or sooner when the log is idle for batch.maxDelayMs); each
+// message covers the offsets first..last and carries Nats-Msg-Id = gateway:first-last. At most
+// maxInflight messages await JetStream's ack; the consumer's position moves only over the contiguous
+// acknowledged prefix, and is stored as the cursor. While NATS is away nothing more is read (the log is
+// the buffer, memory stays flat).
+//
+// Exactly once, the two halves:
+// - in this process, a failed publish (timeout, "no responders" / "jetstream is not enabled" during a
+//   leader election, a dropped connection) is retried with the SAME message (same offsets, same id) until
+//   JetStream acks it; if the first attempt was stored after all, the stream's duplicate window drops the
+//   retry. Boundaries never change for a message that may have been stored.
+// - after a restart (the cursor is stored every commitEveryMs, so it may be behind what JetStream holds,
+//   and the old process's cuts are unknown), the bridge asks the stream for this gateway's last message
+//   (last_by_subj on {prefix}.*.{gateway}.>) and resumes after its Edge-Last offset: no message of the old
+//   process is cut again differently. Messages are published in offset order and retried in order, so
+//   the stream holds a prefix of the gateway's offsets (see README "Guarantees" for the one exception).
+import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import { headers as natsHeaders } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import type { Catalog } from "../../schemas/catalog.ts";
+import type { DataFrame, Logged } from "../../schemas/frames.ts";
+import { LogConsumer, Rewind, type ConsumerContext, type ConsumerStatus } from "../../storage/consumer.ts";
+import type { EventLog } from "../../storage/log.ts";
+import { backoffDelay, delay } from "../../storage/time.ts";
+import { PayloadEncoder } from "../mqtt-north/payload.ts";
+import type { NatsConfig } from "./config.ts";
+import type { NatsMetrics } from "./metrics.ts";
+import { batchSubject, frameSubject, gatewaySubjects, messageId } from "./subjects.ts";
+
+/** A message handed to JetStream and not yet acknowledged (or a run of offsets with nothing to publish). */
+interface Inflight {
+  first: number;
+  last: number;
+  frames: number;
+  subject: string;
+  payload: Uint8Array | null;
+  settled: boolean;
+  error: Error | null;
+}
+
+interface OpenBatch {
+  frames: Logged<DataFrame>[];
+  first: number;
+  last: number;
+  tenant: string;
+  bytes: number;
+  since: number;
+}
+
+export interface NatsPublisherDeps {
+  log: EventLog;
+  catalog: Catalog;
+  logger: Logger;
+  metrics: NatsMetrics;
+  gatewayId: string;
+  config: NatsConfig;
+}
+
+/** The JetStream side the publisher needs (a connection may be replaced; the getter gives the current one). */
+export interface JetStreamLink {
+  js(): JetStreamClient | null;
+  jsm(): JetStreamManager | null;
+}
+
+const PAGE_FRAMES = 5000;
+
+export class NatsPublisher {
+  private window: Inflight[] = [];
+  private failed = false;
+  private wakeUp: (() => void) | null = null;
+  private batch: OpenBatch | null = null;
+  private pendingFrame: Logged | null = null;
+  private ctx: ConsumerContext | null = null;
+  /** false until the stream was asked where the previous process stopped */
+  private resumed = false;
+  private link: JetStreamLink | null = null;
+  private draining = false;
+  private readonly encoder: PayloadEncoder;
+  readonly consumer: LogConsumer;
+
+  constructor(private readonly d: NatsPublisherDeps) {
+    const cfg = d.config;
+    this.encoder = new PayloadEncoder(cfg.payload);
+    this.consumer = new LogConsumer(d.log, {
+      name: cfg.cursor,
+      from: "cursor",
+      progress: "manual",
+      pageSize: PAGE_FRAMES,
+      commitEveryMs: cfg.commitEveryMs,
+      commitEveryFrames: Math.max(cfg.batch.maxFrames, Math.floor((cfg.maxInflight * cfg.batch.maxFrames) / 4)),
+      retry: { initialMs: cfg.retryMinMs, maxMs: cfg.retryMaxMs },
+      handler: (page, ctx) => this.handle(page, ctx),
+      idle: { afterMs: () => this.batchDueInMs(), run: (ctx) => this.flush(ctx) },
+      beforePass: (_from, ctx) => this.recover(ctx),
+      logger: d.logger,
+    });
+  }
+
+  /** Every offset up to here is in the stream (contiguously acknowledged). */
+  get acked(): number {
+    return this.consumer.handledUpTo;
+  }
+
+  get inflight(): number {
+    let n = 0;
+    for (const m of this.window) if (!m.settled) n++;
+    return n;
+  }
+
+  status(): ConsumerStatus {
+    return this.consumer.status();
+  }
+
+  notify(): void {
+    const w = this.wakeUp;
+    this.wakeUp = null;
+    w?.();
+  }
+
+  start(link: JetStreamLink): void {
+    this.link = link;
+    this.consumer.start();
+  }
+
+  /** Publishes nothing more, waits (at most timeoutMs) for the acks in flight, stores the cursor. */
+  async stop(timeoutMs: number): Promise<void> {
+    this.draining = true;
+    this.notify();
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), timeoutMs);
+    while (this.inflight > 0 && !ctl.signal.aborted) await this.wait(ctl.signal);
+    clearTimeout(timer);
+    if (this.inflight > 0) this.d.logger.warn({ inflight: this.inflight, cursor: this.acked }, "nats bridge: stopping with unacknowledged messages; they are published again after the restart");
+    await this.consumer.stop();
+  }
+
+  private async handle(page: Logged[], ctx: ConsumerContext): Promise<void> {
+    this.ctx = ctx;
+    for (let i = 0; i < page.length; i++) {
+      if (this.add(page[i]!)) await this.flush(ctx);
+    }
+    if (this.d.config.batch.maxDelayMs === 0 && this.batch) await this.flush(ctx);
+  }
+
+  private batchDueInMs(): number | null {
+    const b = this.batch;
+    return b ? Math.max(0, b.since + this.d.config.batch.maxDelayMs - performance.now()) : null;
+  }
+
+  /**
+   * Before every read pass: the open batch is dropped (read again), the window settles, and every message
+   * of it that failed is published again, in order, with its own id, until JetStream acks it. Then the
+   * pass starts again after the window (Rewind) and nothing of the window is cut differently.
+   */
+  private async recover(ctx: ConsumerContext): Promise<void> {
+    this.ctx = ctx;
+    this.batch = null;
+    this.pendingFrame = null;
+    const from = this.acked;
+    while (!ctx.signal.aborted && this.window.some((m) => !m.settled)) await this.wait(ctx.signal);
+    if (ctx.signal.aborted) return;
+    if (!this.resumed) await this.resumeAfterStream(ctx);
+    for (const m of this.window) {
+      if (m.error) await this.republish(m, ctx.signal);
+      if (ctx.signal.aborted) return;
+    }
+    this.failed = false;
+    this.advance();
+    this.window = [];
+    if (this.acked !== from) throw new Rewind();
+  }
+
+  /** After a restart: offsets the previous process already put in the stream are skipped, not cut anew. */
+  private async resumeAfterStream(ctx: ConsumerContext): Promise<void> {
+    const jsm = await this.connected(ctx.signal);
+    if (!jsm) return;
+    const cfg = this.d.config;
+    // throws while the stream is unreachable: the consumer counts it and retries with backoff
+    const last = await jsm.streams.getMessage(cfg.stream, { last_by_subj: gatewaySubjects(cfg.subjectPrefix, this.d.gatewayId) });
+    const lastOffset = Number(last?.header?.get("Edge-Last") ?? 0);
+    this.resumed = true;
+    if (lastOffset > this.acked) {
+      this.d.logger.info({ cursor: this.acked, streamLast: lastOffset }, "nats bridge: the stream already holds offsets after the cursor; resuming after them");
+      ctx.handled(lastOffset);
+    }
+  }
+
+  private async connected(signal: AbortSignal): Promise<JetStreamManager | null> {
+    for (let attempt = 0; !signal.aborted; attempt++) {
+      const jsm = this.link?.jsm();
+      if (jsm) return jsm;
+      await delay(backoffDelay(attempt, { initialMs: this.d.config.retryMinMs, maxMs: this.d.config.retryMaxMs }), signal);
+    }
+    return null;
+  }
+
+  /** Publishes a failed message again with the same id until it is acknowledged (or the stop). */
+  private async republish(m: Inflight, signal: AbortSignal): Promise<void> {
+    for (let attempt = 0; !signal.aborted; attempt++) {
+      await delay(backoffDelay(attempt, { initialMs: this.d.config.retryMinMs, maxMs: this.d.config.retryMaxMs }), signal);
+      const js = this.link?.js();
+      if (!js || signal.aborted) continue;
+      try {
+        await js.publish(m.subject, m.payload!, this.publishOptions(m));
+        m.error = null;
+        this.succeeded(m);
+        return;
+      } catch (e) {
+        this.countError(e as Error);
+      }
+    }
+  }
+
+  private wait(signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        signal.removeEventListener("abort", done);
+        if (this.wakeUp === done) this.wakeUp = null;
+        resolve();
+      };
+      const prev = this.wakeUp;
+      this.wakeUp = prev ? () => (prev(), done()) : done;
+      signal.addEventListener("abort", done, { once: true });
+    });
+  }
+
+  private add(f: Logged): boolean {
+    let b = this.batch;
+    if (f.kind !== "data") {
+      if (!b) b = this.batch = { frames: [], first: f.offset, last: f.offset, tenant: "", bytes: 0, since: performance.now() };
+      b.last = f.offset;
+      return false;
+    }
+    const tenant = this.d.catalog.get(f.tag)?.tenant ?? "default";
+    if (b && b.frames.length > 0 && b.tenant !== tenant) {
+      this.pendingFrame = f;
+      return true;
+    }
+    if (!b) b = this.batch = { frames: [], first: f.offset, last: f.offset, tenant, bytes: 0, since: performance.now() };
+    b.tenant = tenant;
+    b.frames.push(f as Logged<DataFrame>);
+    b.last = f.offset;
+    b.bytes += f.tag.length + (typeof f.value === "string" ? f.value.length : 24) + 48;
+    return b.frames.length >= this.d.config.batch.maxFrames || b.bytes >= this.d.config.batch.maxBytes;
+  }
+
+  private async flush(ctx: ConsumerContext): Promise<void> {
+    this.ctx = ctx;
+    const b = this.batch;
+    this.batch = null;
+    if (b) await this.send(b, ctx.signal);
+    const p = this.pendingFrame;
+    if (p) {
+      this.pendingFrame = null;
+      if (this.add(p)) await this.flush(ctx);
+    }
+  }
+
+  private async send(b: OpenBatch, signal: AbortSignal): Promise<void> {
+    const m: Inflight = { first: b.first, last: b.last, frames: b.frames.length, subject: "", payload: null, settled: false, error: null };
+    if (b.frames.length === 0) {
+      m.settled = true;
+      this.window.push(m);
+      this.advance();
+      return;
+    }
+    while (!signal.aborted && !this.failed && (this.draining || this.window.length >= this.d.config.maxInflight || !this.link?.js())) await this.waitOrPoll(signal);
+    if (this.failed || signal.aborted) throw new Rewind();
+    const cfg = this.d.config;
+    const single = cfg.batch.maxFrames === 1;
+    m.subject = single ? frameSubject(cfg.subjectPrefix, b.tenant, this.d.gatewayId, b.frames[0]!.tag) : batchSubject(cfg.subjectPrefix, b.tenant, this.d.gatewayId);
+    m.payload = single ? this.encoder.frame(b.frames[0]!) : this.encoder.batch(this.d.gatewayId, b.frames, b.first, b.last);
+    this.window.push(m);
+    // js() checked just above, in the same tick
+    this.link!.js()!.publish(m.subject, m.payload, this.publishOptions(m)).then(
+      () => this.settle(m, null),
+      (e: Error) => this.settle(m, e),
+    );
+  }
+
+  /** Waits for a wake-up, or 100 ms (the connection coming back is not an event the publisher hears). */
+  private async waitOrPoll(signal: AbortSignal): Promise<void> {
+    const ctl = new AbortController();
+    const onAbort = () => ctl.abort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    const t = setTimeout(() => ctl.abort(), 100);
+    await this.wait(ctl.signal);
+    clearTimeout(t);
+    signal.removeEventListener("abort", onAbort);
+  }
+
+  private publishOptions(m: Inflight) {
+    const h = natsHeaders();
+    h.set("Edge-Gateway", this.d.gatewayId);
+    h.set("Edge-First", String(m.first));
+    h.set("Edge-Last", String(m.last));
+    h.set("Content-Type", this.encoder.contentType);
+    return { msgID: messageId(this.d.gatewayId, m.first, m.last), timeout: this.d.config.ackTimeoutMs, headers: h };
+  }
+
+  private settle(m: Inflight, err: Error | null): void {
+    if (m.settled) return;
+    m.settled = true;
+    if (err) {
+      m.error = err;
+      this.countError(err);
+      this.d.logger.warn({ err: err.message, offsets: `${m.first}-${m.last}` }, `nats bridge: publish of offsets ${m.first}-${m.last} failed: ${err.message}; retried with the same id, cursor kept at ${this.acked}`);
+      if (!this.failed) {
+        this.failed = true;
+        this.consumer.rewind();
+      }
+    } else this.succeeded(m);
+    this.advance();
+    this.notify();
+  }
+
+  private countError(err: Error): void {
+    this.d.metrics.publishErrors.inc({ reason: (err.name || err.message).slice(0, 60) });
+  }
+
+  private succeeded(m: Inflight): void {
+    const mt = this.d.metrics;
+    mt.messages.inc();
+    mt.frames.inc(m.frames);
+    mt.bytes.inc(m.payload?.length ?? 0);
+  }
+
+  /** Reports the acknowledged head of the window as handled (in order; a failure stops it). */
+  private advance(): void {
+    const w = this.window;
+    let i = 0;
+    while (i < w.length && w[i]!.settled && !w[i]!.error) i++;
+    if (i === 0) return;
+    this.ctx?.handled(w[i - 1]!.last);
+    w.splice(0, i);
+  }
+}
