@@ -161,7 +161,8 @@ export async function readStream(nc: NatsConnection, stream: string, timeoutMs =
   const lastSeq = info.state.last_seq;
   const out: StreamContents = { offsets: [], messages: 0 };
   if (info.state.messages === 0) return out;
-  const consumer = await jetstream(nc).consumers.get(stream);
+  // after a failover the first consumer request may time out while the cluster settles: ask again
+  const consumer = await waitFor(() => jetstream(nc).consumers.get(stream), `an ordered consumer on ${stream}`, timeoutMs, 200);
   const msgs = await consumer.consume();
   const timer = setTimeout(() => void msgs.stop(), timeoutMs);
   for await (const m of msgs) {

@@ -92,6 +92,7 @@ describe("nats bridge (single node)", () => {
     } finally {
       clearInterval(ingest);
     }
+    await log.append(frames(1)); // appends commit in order: after this one, the head stays put
     await waitFor(() => bridge.publisher.acked >= log.head, "the outage replayed", 20_000);
     const got = await readStream(nc, "EDGE");
     expect(exactlyOnce(got.offsets, log.head)).toBe("");
