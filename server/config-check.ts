@@ -5,6 +5,7 @@
 import { join } from "node:path";
 import { builtinDrivers, DriverConfigError, parseServedEndpointUrl, type DriverFactory } from "../drivers/index.ts";
 import { parseModbusSlaveConfig } from "../bridges/modbus-slave/index.ts";
+import { parseNatsConfig } from "../bridges/nats/config.ts";
 import { parseMqttNorthConfig } from "../bridges/mqtt-north/config.ts";
 import { parseOpcuaConfig } from "../bridges/opcua-server/config.ts";
 import { ConfigError } from "../schemas/index.ts";
@@ -66,6 +67,7 @@ async function checkGatewaySections(config: Config, problems: Problems): Promise
   await collect(problems, file, "modbusSlave", () => parseModbusSlaveConfig(g.modbusSlave, file, tags));
   if (g.opcua.enabled) await collect(problems, file, "opcua", () => parseOpcuaConfig(g.opcua, file));
   await collect(problems, file, "mqtt", () => parseMqttNorthConfig(g.mqtt, file));
+  await collect(problems, file, "nats", () => parseNatsConfig(g.nats, file));
   await collect(problems, file, "auth", () => TokenVerifier.fromConfig(g.auth, config.dir));
 }
 

@@ -2,7 +2,7 @@
 // check a config without starting anything, mint an API token, hash an OPC UA password, ask a running
 // gateway how it is. Later issues add plugin commands here.
 import { existsSync } from "node:fs";
-import { relative, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import type { Readiness } from "../schemas/index.ts";
 import { checkConfig } from "./config-check.ts";
@@ -11,6 +11,7 @@ import { hashPasswordCommand } from "../bridges/opcua-server/hash-password.ts";
 import { requestBackup } from "./api/backup.ts";
 import { BackupError } from "../storage/backup.ts";
 import { DISCOVER_USAGE, discoverCommand } from "./discover/command.ts";
+import { provisionCommand } from "../bridges/nats/index.ts";
 
 export const EDGECTL_USAGE = `usage: npm run edgectl -- <command> [options]
 
@@ -29,6 +30,10 @@ commands:
                           a token with scope "admin"; JWT default: $EDGE_TOKEN); prints where it was
                           written; restore: deploy/README.md
 ${DISCOVER_USAGE}
+  nats provision [--config DIR]
+                          create or check the JetStream stream of gateway.yml's nats: section (subjects,
+                          replicas, max age/bytes, duplicate window); idempotent: prints created,
+                          updated or unchanged; exit 0 when the stream is as configured
   help, --help            this text`;
 
 const shortPath = (file: string) => {
@@ -36,9 +41,11 @@ const shortPath = (file: string) => {
   return rel && !rel.startsWith("..") ? rel : file;
 };
 
+const configDir = (given: string | undefined) => given ?? process.env.EDGE_CONFIG_DIR ?? (existsSync("config") ? "config" : undefined);
+
 async function check(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: "string" } } });
-  const dir = values.config ?? process.env.EDGE_CONFIG_DIR ?? (existsSync("config") ? "config" : undefined);
+  const dir = configDir(values.config);
   if (!dir) {
     console.error("check: which config directory? give --config DIR (or set EDGE_CONFIG_DIR)");
     return 2;
@@ -103,6 +110,29 @@ async function backup(args: string[]): Promise<number> {
   }
 }
 
+async function nats(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, options: { config: { type: "string" } }, allowPositionals: true });
+  if (positionals.join(" ") !== "provision") {
+    console.error("nats: the subcommand is 'provision' (see --help)");
+    return 2;
+  }
+  const dir = configDir(values.config);
+  if (!dir) {
+    console.error("nats provision: which config directory? give --config DIR (or set EDGE_CONFIG_DIR)");
+    return 2;
+  }
+  const { config, problems } = await checkConfig(dir);
+  for (const p of problems) console.error(`${shortPath(p.file)}: ${p.path ? `${p.path}: ` : ""}${p.detail}`);
+  if (!config) return 1;
+  try {
+    console.log(await provisionCommand(config.gateway.nats, join(config.dir, "gateway.yml")));
+    return 0;
+  } catch (e) {
+    console.error(`nats provision: ${(e as Error).message}`);
+    return 1;
+  }
+}
+
 const commands: Record<string, (args: string[]) => Promise<number>> = {
   check,
   token: tokenCommand,
@@ -110,6 +140,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   status,
   backup,
   discover: discoverCommand,
+  nats,
 };
 
 /** Runs one command line; returns the exit code. Bad options are one line on stderr, never a stack trace. */

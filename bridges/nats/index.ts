@@ -37,18 +37,34 @@ export interface NatsBridge {
 
 const STOP_DRAIN_MS = 2000;
 
-/** Connects to the cluster; never gives up (the log buffers meanwhile). */
-export function natsConnect(cfg: NatsConfig, name: string): Promise<NatsConnection> {
+/**
+ * Connects to the cluster. The bridge never gives up (the log buffers meanwhile); a one-shot command
+ * (edgectl) passes `once` and gets an error when no server answers.
+ */
+export function natsConnect(cfg: NatsConfig, name: string, once = false): Promise<NatsConnection> {
   return connect({
     servers: cfg.servers,
     name,
     ...(cfg.user !== undefined ? { user: cfg.user, pass: cfg.pass } : {}),
     ...(cfg.token !== undefined ? { token: cfg.token } : {}),
-    maxReconnectAttempts: -1,
+    maxReconnectAttempts: once ? 0 : -1,
     reconnectTimeWait: cfg.retryMinMs,
-    waitOnFirstConnect: true,
-    timeout: 2000,
+    waitOnFirstConnect: !once,
+    timeout: once ? 5000 : 2000,
   });
+}
+
+/** `edgectl nats provision`: creates or checks the stream of a gateway's `nats:` section; one line out. */
+export async function provisionCommand(section: unknown, file: string): Promise<string> {
+  const cfg = parseNatsConfig(section, file);
+  const nc = await natsConnect(cfg, "edgectl", true);
+  try {
+    const r = await provisionStream(await jetstreamManager(nc), cfg);
+    const s = cfg.streamConfig;
+    return `${r.action}: stream ${r.stream} on ${cfg.servers.join(",")}, subjects ${r.subjects.join(" ")}, replicas ${s.replicas}, max age ${s.maxAgeSec} s, max bytes ${s.maxBytes}, duplicate window ${s.duplicateWindowSec} s`;
+  } finally {
+    await nc.close();
+  }
 }
 
 /** Creates the bridge, or null when `nats.enabled` is false. Validates the section (ConfigError). */

@@ -74,7 +74,7 @@ async function failover(): Promise<void> {
     await log.commitCursor("failover", log.head);
     const startAt = log.head;
     const registry = new Registry();
-    const b = natsBridge(cluster.servers, "failover", "msgpack", registry, over);
+    const b = natsBridge(cluster.servers, "failover", "json", registry, over);
     await b.start();
     let longestPauseMs = 0;
     let lastAcked = b.publisher.acked;
@@ -114,16 +114,24 @@ async function failover(): Promise<void> {
 
 try {
   for (let i = 0; i < BACKLOG; i += 5000) await log.append(mkFrames(Math.min(5000, BACKLOG - i), i));
-  const mqtt = await drainMqtt("bench-mqtt");
-  const packed = await drainNats("bench-nats-msgpack", "msgpack");
+  // the machine is shared: the two bridges alternate, twice each, and each keeps its best run
   const nc = await single.connect();
-  await (await jetstreamManager(nc)).streams.purge("EDGE");
-  const json = await drainNats("bench-nats-json", "json");
+  const purge = async () => void (await (await jetstreamManager(nc)).streams.purge("EDGE").catch(() => undefined));
+  let mqtt = 0;
+  let json = 0;
+  for (const round of [1, 2]) {
+    mqtt = Math.max(mqtt, await drainMqtt(`bench-mqtt-${round}`));
+    await purge();
+    json = Math.max(json, await drainNats(`bench-nats-json-${round}`, "json"));
+  }
+  await purge();
+  const packed = await drainNats("bench-nats-msgpack", "msgpack");
+  await purge();
   await nc.close();
-  rows.push({ metric: `MQTT uplink drain, QoS 1, batches of ${BATCH} (JSON), same backlog`, value: mqtt, unit: "frames/s" });
-  rows.push({ metric: `NATS drain into a single-node stream, acknowledged, batches of ${BATCH} (msgpack)`, value: packed, unit: "frames/s", baseline: mqtt, ratio: packed / mqtt });
-  rows.push({ metric: `NATS drain, batches of ${BATCH} (JSON, the MQTT payload)`, value: json, unit: "frames/s", baseline: mqtt, ratio: json / mqtt });
-  rows.push({ metric: `projected NATS drain of 18M frames (1 h at 5k/s), msgpack (measured on ${BACKLOG.toLocaleString("en-US")})`, value: 18e6 / packed, unit: "s" });
+  rows.push({ metric: `MQTT uplink drain, QoS 1, batches of ${BATCH} (JSON), same backlog (best of 2)`, value: mqtt, unit: "frames/s" });
+  rows.push({ metric: `NATS drain into a single-node stream, acknowledged, batches of ${BATCH} (JSON, default; best of 2)`, value: json, unit: "frames/s", baseline: mqtt, ratio: json / mqtt });
+  rows.push({ metric: `NATS drain, batches of ${BATCH} (msgpack)`, value: packed, unit: "frames/s", baseline: mqtt, ratio: packed / mqtt });
+  rows.push({ metric: `projected NATS drain of 18M frames (1 h at 5k/s), JSON (measured on ${BACKLOG.toLocaleString("en-US")})`, value: 18e6 / json, unit: "s" });
   await failover();
   report("nats", rows);
 } finally {
