@@ -1,7 +1,7 @@
 // The NATS JetStream bridge: a consumer of the log with its own cursor that mirrors data frames into a
 // JetStream stream, every offset exactly once (see publisher.ts and README.md). Off unless `nats.enabled`.
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
 import type { Registry } from "prom-client";
 import type { Logger } from "pino";
 import type { Catalog } from "../../schemas/catalog.ts";
@@ -76,7 +76,6 @@ export function createNatsBridge(deps: NatsBridgeDeps): NatsBridge | null {
   const publisher = new NatsPublisher({ log: deps.log, catalog: deps.catalog, logger, metrics, gatewayId: deps.gatewayId, config: cfg });
   let nc: NatsConnection | null = null;
   let js: JetStreamClient | null = null;
-  let jsm: JetStreamManager | null = null;
   let connected = false;
   let connectionSince = Date.now();
   let gaugeTimer: ReturnType<typeof setInterval> | null = null;
@@ -109,7 +108,6 @@ export function createNatsBridge(deps: NatsBridgeDeps): NatsBridge | null {
         const m = await jetstreamManager(c, { checkAPI: false });
         if (cfg.streamConfig.provision) logger.info(await provisionStream(m, cfg), "nats bridge: stream provisioned");
         nc = c;
-        jsm = m;
         js = jetstream(c);
         connected = true;
         connectionSince = Date.now();
@@ -129,7 +127,7 @@ export function createNatsBridge(deps: NatsBridgeDeps): NatsBridge | null {
     status: () => natsStatus({ connected, connectionSince, consumer: publisher.status(), inflight: publisher.inflight, servers: cfg.servers.join(",") }),
     async start() {
       void link();
-      publisher.start({ js: () => js, jsm: () => jsm });
+      publisher.start({ nc: () => nc, js: () => js });
       gaugeTimer = setInterval(updateGauges, 1000);
     },
     async stop() {

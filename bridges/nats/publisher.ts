@@ -12,12 +12,11 @@
 //   JetStream acks it; if the first attempt was stored after all, the stream's duplicate window drops the
 //   retry. Boundaries never change for a message that may have been stored.
 // - after a restart (the cursor is stored every commitEveryMs, so it may be behind what JetStream holds,
-//   and the old process's cuts are unknown), the bridge asks the stream for this gateway's last message
-//   (last_by_subj on {prefix}.*.{gateway}.>) and resumes after its Edge-Last offset: no message of the old
-//   process is cut again differently. Messages are published in offset order and retried in order, so
-//   the stream holds a prefix of the gateway's offsets (see README "Guarantees" for the one exception).
-import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
-import { headers as natsHeaders } from "@nats-io/transport-node";
+//   and the old process's cuts are unknown), the bridge reads the headers of this gateway's messages
+//   past the cursor back from the stream (recorded.ts) and cuts those offsets again exactly as they were
+//   (same ids: JetStream answers duplicate); only offsets no stored message covers are cut anew.
+import type { JetStreamClient } from "@nats-io/jetstream";
+import { headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { Catalog } from "../../schemas/catalog.ts";
 import type { DataFrame, Logged } from "../../schemas/frames.ts";
@@ -27,7 +26,8 @@ import { backoffDelay, delay } from "../../storage/time.ts";
 import { PayloadEncoder } from "../mqtt-north/payload.ts";
 import type { NatsConfig } from "./config.ts";
 import type { NatsMetrics } from "./metrics.ts";
-import { batchSubject, frameSubject, gatewaySubjects, messageId } from "./subjects.ts";
+import { recordedAfter, type OffsetRange } from "./recorded.ts";
+import { batchSubject, frameSubject, messageId } from "./subjects.ts";
 
 /** A message handed to JetStream and not yet acknowledged (or a run of offsets with nothing to publish). */
 interface Inflight {
@@ -60,8 +60,8 @@ export interface NatsPublisherDeps {
 
 /** The JetStream side the publisher needs (a connection may be replaced; the getter gives the current one). */
 export interface JetStreamLink {
+  nc(): NatsConnection | null;
   js(): JetStreamClient | null;
-  jsm(): JetStreamManager | null;
 }
 
 const PAGE_FRAMES = 5000;
@@ -73,8 +73,8 @@ export class NatsPublisher {
   private batch: OpenBatch | null = null;
   private pendingFrame: Logged | null = null;
   private ctx: ConsumerContext | null = null;
-  /** false until the stream was asked where the previous process stopped */
-  private resumed = false;
+  /** messages of a previous process past the cursor, still to be cut again exactly as they were */
+  private recorded: OffsetRange[] = [];
   private link: JetStreamLink | null = null;
   private draining = false;
   private readonly encoder: PayloadEncoder;
@@ -141,11 +141,13 @@ export class NatsPublisher {
     for (let i = 0; i < page.length; i++) {
       if (this.add(page[i]!)) await this.flush(ctx);
     }
-    if (this.d.config.batch.maxDelayMs === 0 && this.batch) await this.flush(ctx);
+    // a recorded message is never cut short (its frames are all in the log: the next page has the rest)
+    if (this.d.config.batch.maxDelayMs === 0 && this.batch && this.recorded.length === 0) await this.flush(ctx);
   }
 
   private batchDueInMs(): number | null {
     const b = this.batch;
+    if (this.recorded.length) return null;
     return b ? Math.max(0, b.since + this.d.config.batch.maxDelayMs - performance.now()) : null;
   }
 
@@ -158,10 +160,10 @@ export class NatsPublisher {
     this.ctx = ctx;
     this.batch = null;
     this.pendingFrame = null;
+    this.recorded = [];
     const from = this.acked;
     while (!ctx.signal.aborted && this.window.some((m) => !m.settled)) await this.wait(ctx.signal);
     if (ctx.signal.aborted) return;
-    if (!this.resumed) await this.resumeAfterStream(ctx);
     for (const m of this.window) {
       if (m.error) await this.republish(m, ctx.signal);
       if (ctx.signal.aborted) return;
@@ -170,27 +172,40 @@ export class NatsPublisher {
     this.advance();
     this.window = [];
     if (this.acked !== from) throw new Rewind();
+    // every pass asks the stream what it holds past the acknowledged offset (one look-up when nothing)
+    await this.resumeAfterStream(ctx);
   }
 
-  /** After a restart: offsets the previous process already put in the stream are skipped, not cut anew. */
+  /** After a restart: the messages a previous process stored past the cursor are cut again as they were. */
   private async resumeAfterStream(ctx: ConsumerContext): Promise<void> {
-    const jsm = await this.connected(ctx.signal);
-    if (!jsm) return;
-    const cfg = this.d.config;
+    const nc = await this.connected(ctx.signal);
+    if (!nc) return;
+    const from = this.acked;
+    const since = await this.loggedAtMs(from + 1);
     // throws while the stream is unreachable: the consumer counts it and retries with backoff
-    const last = await jsm.streams.getMessage(cfg.stream, { last_by_subj: gatewaySubjects(cfg.subjectPrefix, this.d.gatewayId) });
-    const lastOffset = Number(last?.header?.get("Edge-Last") ?? 0);
-    this.resumed = true;
-    if (lastOffset > this.acked) {
-      this.d.logger.info({ cursor: this.acked, streamLast: lastOffset }, "nats bridge: the stream already holds offsets after the cursor; resuming after them");
-      ctx.handled(lastOffset);
-    }
+    this.recorded = await recordedAfter(nc, this.d.config, this.d.gatewayId, from, since);
+    const n = this.recorded.length;
+    if (n) this.d.logger.info({ cursor: from, messages: n, upTo: this.recorded[n - 1]!.last }, "nats bridge: the stream already holds messages past the cursor; they are published again with their own ids");
+    if (since !== null || n === 0) return;
+    // the log no longer has the frame after the cursor: only the stream's last message is known, skip to it
+    const upTo = this.recorded[0]!.last;
+    this.recorded = [];
+    ctx.handled(upTo);
+    throw new Rewind();
   }
 
-  private async connected(signal: AbortSignal): Promise<JetStreamManager | null> {
+  /** Commit time (ms) of the frame at `offset`, null when the log has no such frame (yet, or any more). */
+  private async loggedAtMs(offset: number): Promise<number | null> {
+    const mem = this.d.log.loggedAtOf(offset);
+    if (mem !== undefined) return mem / 1000;
+    for await (const f of this.d.log.read({ from: offset, to: offset })) return f.loggedAt / 1000;
+    return null;
+  }
+
+  private async connected(signal: AbortSignal): Promise<NatsConnection | null> {
     for (let attempt = 0; !signal.aborted; attempt++) {
-      const jsm = this.link?.jsm();
-      if (jsm) return jsm;
+      const nc = this.link?.nc();
+      if (nc) return nc;
       await delay(backoffDelay(attempt, { initialMs: this.d.config.retryMinMs, maxMs: this.d.config.retryMaxMs }), signal);
     }
     return null;
@@ -227,24 +242,56 @@ export class NatsPublisher {
     });
   }
 
+  /** Adds a frame to the open batch; true when the batch must be published now. */
   private add(f: Logged): boolean {
+    const cut = this.recorded[0];
+    if (cut && f.offset >= cut.first) return this.addRecorded(f, cut);
     let b = this.batch;
     if (f.kind !== "data") {
-      if (!b) b = this.batch = { frames: [], first: f.offset, last: f.offset, tenant: "", bytes: 0, since: performance.now() };
+      // nothing to publish, but the cursor moves over it together with the batch that holds it
+      if (!b) b = this.batch = this.open(f.offset, "");
       b.last = f.offset;
       return false;
     }
     const tenant = this.d.catalog.get(f.tag)?.tenant ?? "default";
     if (b && b.frames.length > 0 && b.tenant !== tenant) {
+      // a batch never mixes tenants (their subjects, and the server's permissions, differ)
       this.pendingFrame = f;
       return true;
     }
-    if (!b) b = this.batch = { frames: [], first: f.offset, last: f.offset, tenant, bytes: 0, since: performance.now() };
+    if (!b) b = this.batch = this.open(f.offset, tenant);
     b.tenant = tenant;
-    b.frames.push(f as Logged<DataFrame>);
+    this.push(b, f as Logged<DataFrame>);
+    return b.frames.length >= this.d.config.batch.maxFrames || b.bytes >= this.d.config.batch.maxBytes;
+  }
+
+  /** A frame inside a message a previous process stored: the batch is exactly that message's offsets. */
+  private addRecorded(f: Logged, cut: OffsetRange): boolean {
+    let b = this.batch;
+    if (b && b.first < cut.first) {
+      // what precedes the recorded message goes out first, as a message of its own
+      this.pendingFrame = f;
+      return true;
+    }
+    if (!b) b = this.batch = this.open(f.offset, "");
+    if (f.kind === "data") {
+      if (b.frames.length === 0) b.tenant = this.d.catalog.get(f.tag)?.tenant ?? "default";
+      this.push(b, f as Logged<DataFrame>);
+    }
+    b.last = f.offset;
+    if (f.offset < cut.last) return false;
+    this.recorded.shift();
+    return true;
+  }
+
+  private open(offset: number, tenant: string): OpenBatch {
+    return { frames: [], first: offset, last: offset, tenant, bytes: 0, since: performance.now() };
+  }
+
+  private push(b: OpenBatch, f: Logged<DataFrame>): void {
+    b.frames.push(f);
     b.last = f.offset;
     b.bytes += f.tag.length + (typeof f.value === "string" ? f.value.length : 24) + 48;
-    return b.frames.length >= this.d.config.batch.maxFrames || b.bytes >= this.d.config.batch.maxBytes;
   }
 
   private async flush(ctx: ConsumerContext): Promise<void> {

@@ -6,8 +6,14 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { tempDir, waitFor } from "../../helpers/index.ts";
 import { exactlyOnce, NatsCluster, readStream } from "../../helpers/nats.ts";
-import { batchSubject, decodeTag, encodeTag, frameSubject } from "../../../bridges/nats/subjects.ts";
-import { frames, makeBridge, openLog } from "./harness.ts";
+import { headers } from "@nats-io/transport-node";
+import { jetstream } from "@nats-io/jetstream";
+import { batchSubject, decodeTag, encodeTag, frameSubject, messageId } from "../../../bridges/nats/subjects.ts";
+import { parseNatsConfig, provisionStream } from "../../../bridges/nats/index.ts";
+import { PayloadEncoder } from "../../../bridges/mqtt-north/payload.ts";
+import type { DataFrame, Logged } from "../../../schemas/frames.ts";
+import type { EventLog } from "../../../storage/index.ts";
+import { frames, makeBridge, natsSection, openLog } from "./harness.ts";
 
 let nats: NatsCluster;
 let nc: NatsConnection;
@@ -43,7 +49,35 @@ describe("nats subjects", () => {
   });
 });
 
+/** Publishes offsets first..last of `log` as a previous process of gateway gw-1 would have. */
+async function publishAsPreviousProcess(log: EventLog, first: number, last: number): Promise<void> {
+  const page: Logged<DataFrame>[] = [];
+  for await (const f of log.read({ from: first, to: last })) page.push(f as Logged<DataFrame>);
+  const h = headers();
+  h.set("Edge-First", String(first));
+  h.set("Edge-Last", String(last));
+  h.set("Content-Type", "application/json");
+  const body = new PayloadEncoder("json").batch("gw-1", page, first, last);
+  await jetstream(nc).publish(batchSubject("edge", "default", "gw-1"), body, { msgID: messageId("gw-1", first, last), headers: h });
+}
+
 describe("nats bridge (single node)", () => {
+  it("after a restart, publishes again exactly the messages a previous process stored past the cursor, and fills their gaps", async () => {
+    const log = await openLog(tmpLog());
+    await log.append(frames(1000));
+    await provisionStream(await jetstreamManager(nc), parseNatsConfig(natsSection(nats.servers)));
+    // the previous process: cursor stored at 0, then [1-100] stored, [101-250] failing (an election) when
+    // it died, [251-300] and a short [301-337] (cut by the idle flush) already stored
+    for (const [a, b] of [[1, 100], [251, 300], [301, 337]] as const) await publishAsPreviousProcess(log, a, b);
+    const bridge = makeBridge(log, nats.servers);
+    await bridge.start();
+    await waitFor(() => bridge.publisher.acked >= 1000, "1,000 frames acknowledged");
+    const got = await readStream(nc, "EDGE");
+    expect(exactlyOnce(got.offsets, 1000)).toBe("");
+    await bridge.stop();
+    await log.close();
+  });
+
   it("publishes every frame in offset order, batched, with the gateway's range ids", async () => {
     const log = await openLog(tmpLog());
     await log.append(frames(5000));
