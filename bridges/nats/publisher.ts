@@ -214,7 +214,8 @@ export class NatsPublisher {
   /** Publishes a failed message again with the same id until it is acknowledged (or the stop). */
   private async republish(m: Inflight, signal: AbortSignal): Promise<void> {
     for (let attempt = 0; !signal.aborted; attempt++) {
-      await delay(backoffDelay(attempt, { initialMs: this.d.config.retryMinMs, maxMs: this.d.config.retryMaxMs }), signal);
+      // the first retry goes at once (the window may hold many messages that failed together), then backoff
+      if (attempt > 0) await delay(backoffDelay(attempt, { initialMs: this.d.config.retryMinMs, maxMs: this.d.config.retryMaxMs }), signal);
       const js = this.link?.js();
       if (!js || signal.aborted) continue;
       try {
