@@ -78,7 +78,7 @@ describe("nats bridge (single node)", () => {
     await log.close();
   });
 
-  it("publishes every frame in offset order, batched, with the gateway's range ids", async () => {
+  it("publishes every frame once, in offset order, in batches of many frames", async () => {
     const log = await openLog(tmpLog());
     await log.append(frames(5000));
     const bridge = makeBridge(log, nats.servers);
