@@ -20,7 +20,7 @@ import type { Value } from "../../schemas/frames.ts";
 import type { CommandBus } from "../../storage/commands.ts";
 import type { MqttNorthConfig } from "./config.ts";
 import type { UplinkMetrics } from "./metrics.ts";
-import { fillTopic } from "./payload.ts";
+import { fillTopic } from "./topics.ts";
 import { CommandRefused, commandExpiry, parseCommand, scopedCommandId, type PacketInfo } from "./command-message.ts";
 
 /** The verdict on a command's token for a tag of a tenant: who it is, or why not. */

@@ -13,7 +13,7 @@ import type { CommandBus } from "../../storage/commands.ts";
 import type { EventLog } from "../../storage/log.ts";
 import { parseMqttNorthConfig, type MqttNorthConfig } from "./config.ts";
 import { UplinkMetrics } from "./metrics.ts";
-import { fillTopic } from "./payload.ts";
+import { fillTopic } from "./topics.ts";
 import { Publisher } from "./publisher.ts";
 import { startMqttCommands, type CommandAuthorizer } from "./commands.ts";
 import { uplinkStatus, type UplinkStatus } from "./status.ts";

@@ -15,7 +15,8 @@ import type { EventLog } from "../../storage/log.ts";
 import { delay } from "../../storage/time.ts";
 import type { MqttNorthConfig } from "./config.ts";
 import type { UplinkMetrics } from "./metrics.ts";
-import { fillTopic, PayloadEncoder } from "./payload.ts";
+import { PayloadEncoder } from "../../schemas/wire.ts";
+import { fillTopic } from "./topics.ts";
 
 /** A message published and not yet acknowledged, or a run of frames with nothing to publish. */
 interface Inflight {

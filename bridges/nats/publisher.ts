@@ -23,7 +23,7 @@ import type { DataFrame, Logged } from "../../schemas/frames.ts";
 import { LogConsumer, Rewind, type ConsumerContext, type ConsumerStatus } from "../../storage/consumer.ts";
 import type { EventLog } from "../../storage/log.ts";
 import { backoffDelay, delay } from "../../storage/time.ts";
-import { PayloadEncoder } from "../mqtt-north/payload.ts";
+import { PayloadEncoder } from "../../schemas/wire.ts";
 import type { NatsConfig } from "./config.ts";
 import type { NatsMetrics } from "./metrics.ts";
 import { recordedAfter, type OffsetRange } from "./recorded.ts";

@@ -9,7 +9,7 @@ import mqtt from "mqtt";
 import pino from "pino";
 import { Registry } from "prom-client";
 import { createMqttNorth } from "../../bridges/mqtt-north/index.ts";
-import { PayloadEncoder } from "../../bridges/mqtt-north/payload.ts";
+import { PayloadEncoder } from "../../schemas/wire.ts";
 import { Catalog } from "../../schemas/catalog.ts";
 import type { DataFrame, Logged } from "../../schemas/frames.ts";
 import { EventLog } from "../../storage/index.ts";

@@ -2,7 +2,7 @@
 // (JSON numbers are doubles), MessagePack as int64; the encoder's fast path must not change either.
 import { describe, expect, it } from "bun:test";
 import { decode } from "@msgpack/msgpack";
-import { PayloadEncoder } from "../../../bridges/mqtt-north/payload.ts";
+import { PayloadEncoder } from "../../../schemas/wire.ts";
 import type { DataFrame, Logged } from "../../../schemas/frames.ts";
 
 const frame = (offset: number, value: DataFrame["value"]): Logged<DataFrame> => ({ kind: "data", tag: `t/${offset}`, value, ts: 1_700_000_000_000_000 + offset, quality: 0, source: "sim", offset, loggedAt: 0 });

@@ -10,7 +10,7 @@ import { headers } from "@nats-io/transport-node";
 import { jetstream } from "@nats-io/jetstream";
 import { batchSubject, decodeTag, encodeTag, frameSubject, messageId } from "../../../bridges/nats/subjects.ts";
 import { parseNatsConfig, provisionStream } from "../../../bridges/nats/index.ts";
-import { PayloadEncoder } from "../../../bridges/mqtt-north/payload.ts";
+import { PayloadEncoder } from "../../../schemas/wire.ts";
 import type { DataFrame, Logged } from "../../../schemas/frames.ts";
 import type { EventLog } from "../../../storage/index.ts";
 import { frames, makeBridge, natsSection, openLog } from "./harness.ts";

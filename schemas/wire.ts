@@ -1,8 +1,8 @@
-// Wire format of the uplink. One frame: {offset, tag, value, ts, quality} (ts in microseconds since the
+// Wire format of the uplinks (MQTT and NATS: one codec, so the cloud reads both the same way). One frame: {offset, tag, value, ts, quality} (ts in microseconds since the
 // Unix epoch, quality an OPC UA StatusCode). A batch: {gateway, first, last, frames: [...]}, the frames in
 // offset order. JSON carries 64-bit integers as decimal strings; MessagePack as int64.
 import { Encoder } from "@msgpack/msgpack";
-import type { DataFrame, Logged } from "../../schemas/frames.ts";
+import type { DataFrame, Logged } from "./frames.ts";
 
 export type PayloadFormat = "json" | "msgpack";
 
@@ -57,9 +57,4 @@ export class PayloadEncoder {
     for (let i = 0; i < frames.length; i++) wire[i] = toWire(frames[i]!, this.isJson);
     return this.encode({ gateway, first, last, frames: wire } satisfies WireBatch);
   }
-}
-
-/** Fills {tenant}, {device} and {tag} in a topic template. */
-export function fillTopic(template: string, vars: { tenant?: string; device?: string; tag?: string }): string {
-  return template.replace(/\{(tenant|device|tag)\}/g, (_m, k: "tenant" | "device" | "tag") => vars[k] ?? "");
 }
