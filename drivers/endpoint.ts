@@ -1,10 +1,11 @@
-// Endpoints are URLs (tcp://host:502, serial:///dev/ttyUSB0?baud=9600, tls+tcp://..., opc.tcp://...).
+// Endpoints are URLs (tcp://host:502, serial:///dev/ttyUSB0?baud=9600, rtu+tcp://host:4001, tls+tcp://...,
+// opc.tcp://...).
 // Connections are pooled per URL: two drivers on one URL share one connection, opened on first
 // acquire and closed when the last lease is released.
 import { EndpointError } from "./errors.ts";
 
-export type Scheme = "tcp" | "tls+tcp" | "serial" | "opc.tcp" | "mqtt" | "mqtts" | "sim";
-const SCHEMES: readonly string[] = ["tcp", "tls+tcp", "serial", "opc.tcp", "mqtt", "mqtts", "sim"];
+export type Scheme = "tcp" | "tls+tcp" | "serial" | "rtu+tcp" | "opc.tcp" | "mqtt" | "mqtts" | "sim";
+const SCHEMES: readonly string[] = ["tcp", "tls+tcp", "serial", "rtu+tcp", "opc.tcp", "mqtt", "mqtts", "sim"];
 
 export interface EndpointUrl {
   url: string;
@@ -26,7 +27,7 @@ export function parseEndpointUrl(url: string): EndpointUrl {
   if (!SCHEMES.includes(scheme)) throw new EndpointError(`'${url}': unsupported scheme '${scheme}' (one of ${SCHEMES.join(", ")})`);
   if (scheme !== "serial" && scheme !== "sim" && !u.hostname) throw new EndpointError(`'${url}': missing host`);
   const port = u.port ? Number(u.port) : undefined;
-  return {
+  const parsed: EndpointUrl = {
     url,
     scheme: scheme as Scheme,
     host: u.hostname.replace(/^\[|\]$/g, ""),
@@ -34,13 +35,44 @@ export function parseEndpointUrl(url: string): EndpointUrl {
     path: decodeURIComponent(u.pathname),
     query: Object.fromEntries(u.searchParams),
   };
+  if (scheme === "serial") lineSettings(parsed); // a wrong baud rate or parity is a config error, not a driver loop
+  if (scheme === "rtu+tcp" && port === undefined) throw new EndpointError(`'${url}': missing port (a serial device server's TCP port, e.g. rtu+tcp://10.0.0.9:4001)`);
+  return parsed;
+}
+
+/** Settings of a serial line: `serial:///dev/ttyUSB0?baud=19200&parity=even&stop=1&data=8`. */
+export interface LineSettings {
+  baud: number;
+  parity: "none" | "even" | "odd";
+  dataBits: 7 | 8;
+  stopBits: 1 | 2;
+}
+
+const SERIAL_OPTIONS = ["baud", "parity", "stop", "data"];
+const BAUD_RATES = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400];
+
+/** The line settings of a serial:// URL (default 19200 8E1, the Modbus serial line spec's default). */
+export function lineSettings(ep: EndpointUrl): LineSettings {
+  const bad = (what: string) => new EndpointError(`'${ep.url}': ${what}`);
+  if (!ep.path || ep.path === "/") throw bad("missing device path (e.g. serial:///dev/ttyUSB0?baud=19200)");
+  const unknown = Object.keys(ep.query).filter((k) => !SERIAL_OPTIONS.includes(k));
+  if (unknown.length) throw bad(`unknown option '${unknown[0]}' (known: ${SERIAL_OPTIONS.join(", ")})`);
+  const { baud = "19200", parity = "even", stop, data = "8" } = ep.query;
+  if (!BAUD_RATES.includes(Number(baud))) throw bad(`baud=${baud} is not a standard rate (one of ${BAUD_RATES.join(", ")})`);
+  if (parity !== "none" && parity !== "even" && parity !== "odd") throw bad(`parity=${parity} (one of none, even, odd)`);
+  if (data !== "7" && data !== "8") throw bad(`data=${data} (7 or 8 data bits)`);
+  // the spec keeps 11 bits per character: no parity takes 2 stop bits unless told otherwise
+  const stopBits = stop ?? (parity === "none" ? "2" : "1");
+  if (stopBits !== "1" && stopBits !== "2") throw bad(`stop=${stopBits} (1 or 2 stop bits)`);
+  return { baud: Number(baud), parity, dataBits: Number(data) as 7 | 8, stopBits: Number(stopBits) as 1 | 2 };
 }
 
 /**
- * Schemes a built-in driver can serve today. tls+tcp:// and serial:// parse (the architecture names them)
- * but no transport exists yet: refusing them at config load beats a driver looping in Error/Backoff.
+ * Schemes a built-in driver can serve today (serial:// and rtu+tcp:// by the Modbus driver, as RTU).
+ * tls+tcp:// parses (the architecture names it) but no transport exists yet: refusing it at config load
+ * beats a driver looping in Error/Backoff.
  */
-export const SERVED_SCHEMES: readonly Scheme[] = ["tcp", "opc.tcp", "mqtt", "mqtts", "sim"];
+export const SERVED_SCHEMES: readonly Scheme[] = ["tcp", "serial", "rtu+tcp", "opc.tcp", "mqtt", "mqtts", "sim"];
 
 /** parseEndpointUrl, refusing a scheme no driver serves yet ("not supported yet"). */
 export function parseServedEndpointUrl(url: string): EndpointUrl {

@@ -43,9 +43,23 @@ export class ModbusExceptionError extends Error {
   }
 }
 
+/** What the driver needs of a Modbus link: TCP (ModbusConnection) or an RTU line (rtu.ts). */
+export interface ModbusLink {
+  read(unitId: number, area: Area, start: number, count: number): Promise<number[] | boolean[]>;
+  readRegisters(unitId: number, area: "holding" | "input", start: number, count: number): Promise<number[]>;
+  readBits(unitId: number, area: "coil" | "discrete", start: number, count: number): Promise<boolean[]>;
+  writeRegisters(unitId: number, address: number, values: number[]): Promise<void>;
+  writeCoils(unitId: number, address: number, values: boolean[]): Promise<void>;
+  /** false after a write to the unit got no answer, until the link has answered again (see abandon) */
+  isProven(unitId: number): boolean;
+  /** called after a write got no answer, so that nothing queued behind it is sent or answered late */
+  abandon(unitId: number): void;
+  close(): void;
+}
+
 type Callback<T> = (err: (Error & { modbusCode?: number; errno?: string }) | null, res: T) => void;
 
-export class ModbusConnection {
+export class ModbusConnection implements ModbusLink {
   private client: ModbusRTU | null = null;
   private opening: Promise<ModbusRTU> | null = null;
   /** false from an abandoned write until a request has been answered on the connection opened since */
@@ -64,8 +78,9 @@ export class ModbusConnection {
   /**
    * true unless a write got no answer and no request has been answered since on a new connection. A
    * hung device's kernel still accepts a new TCP connection, so being connected again proves nothing.
+   * Connection-wide: behind a TCP gateway every unit shares the abandoned connection.
    */
-  get isProven(): boolean {
+  isProven(_unitId?: number): boolean {
     return this.proven;
   }
 
@@ -73,7 +88,7 @@ export class ModbusConnection {
    * Drops the connection after an unanswered write, so that nothing more is queued behind it (a
    * request already in the device's receive buffer may still be executed: nobody can take it back).
    */
-  abandon(): void {
+  abandon(_unitId?: number): void {
     this.proven = false;
     this.discard();
   }

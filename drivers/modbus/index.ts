@@ -1,4 +1,4 @@
-// The Modbus TCP driver: polls a device's registers and coils in groups at their own rates (reads
+// The Modbus driver (TCP, RTU on a serial line, RTU over TCP): polls a device's registers and coils in groups at their own rates (reads
 // merged per unit/area, see plan.ts), turns them into frames, and writes setpoints (FC5/6/15/16)
 // with a read-back. Device errors become Bad-quality frames for exactly the tags of the failed read;
 // a connection failure makes every tag of the driver Bad (whatever was read last); a connection that
@@ -11,17 +11,48 @@ import { Quality } from "../../schemas/index.ts";
 import { decodeRegisters, encodeRegisters, RegisterCodecError } from "../../schemas/registers.ts";
 import { delay } from "../../storage/time.ts";
 import { DRIVER_API_VERSION, type Driver, type DriverInit, type FrameSink, type WriteResult } from "../contract.ts";
-import type { Endpoint, Lease } from "../endpoint.ts";
+import { lineSettings, type Endpoint, type Lease } from "../endpoint.ts";
 import { DriverConfigError, DriverError } from "../errors.ts";
 import { toEngineering, toRaw } from "../mapping.ts";
 import { parseDriverConfig } from "../validate.ts";
-import { ModbusConnectError, ModbusConnection, ModbusConnectionError, ModbusExceptionError, ModbusTimeoutError } from "./client.ts";
+import { ModbusConnectError, ModbusConnection, ModbusConnectionError, ModbusExceptionError, ModbusTimeoutError, type ModbusLink } from "./client.ts";
+import { RtuLine } from "./rtu.ts";
+import { RtuFrameError, silenceMs } from "./rtu-frame.ts";
+import { openSerialLink, openTcpLink } from "./serial-port.ts";
 import { ModbusConfig } from "./config.ts";
 import { isBitArea, planReads, slotOf, type ReadBlock, type Slot } from "./plan.ts";
 import { validateModbusTags } from "./validate.ts";
 
 export { validateModbusTags } from "./validate.ts";
 export { ModbusConnectError, ModbusConnectionError, ModbusExceptionError, ModbusTimeoutError } from "./client.ts";
+export { RtuCrcError, RtuFrameError } from "./rtu-frame.ts";
+
+/**
+ * The pool key and opener of an endpoint's link. An RTU line is keyed by the line itself (the device
+ * path, or the device server's address), so that every driver and unit id on it shares one line and
+ * its one-request-at-a-time schedule whatever the URL's options say (the first opener's settings win).
+ */
+function linkOf(endpoint: Endpoint): { key: string; open: () => Promise<ModbusLink> } | string {
+  const { host, timeoutMs } = endpoint;
+  switch (endpoint.scheme) {
+    case "tcp": {
+      const port = endpoint.port ?? 502;
+      return { key: endpoint.url, open: async () => new ModbusConnection(host, port, timeoutMs) };
+    }
+    case "serial": {
+      const settings = lineSettings(endpoint);
+      const path = endpoint.path;
+      return { key: `serial://${path}`, open: async () => new RtuLine({ name: path, timeoutMs, silenceMs: silenceMs(settings), open: () => openSerialLink(path, settings) }) };
+    }
+    case "rtu+tcp": {
+      const port = endpoint.port ?? 502;
+      // the device server keeps the serial timing itself; the TCP side needs no silence
+      return { key: `rtu+tcp://${host}:${port}`, open: async () => new RtuLine({ name: `${host}:${port}`, timeoutMs, silenceMs: 0, settleMs: 0, open: () => openTcpLink(host, port, timeoutMs) }) };
+    }
+    default:
+      return `the modbus driver serves tcp://, serial:// and rtu+tcp://, not ${endpoint.scheme}://`;
+  }
+}
 
 /** Quality of the tags of a read that failed with this exception code. */
 export function exceptionQuality(code: number): number {
@@ -50,14 +81,14 @@ export class ModbusDriver implements Driver {
   private groups: { name: string; intervalMs: number; blocks: ReadBlock[] }[] = [];
   /** every read of every group: a connection failure makes all of them Bad */
   private allBlocks: ReadBlock[] = [];
-  private lease: Lease<ModbusConnection> | null = null;
+  private lease: Lease<ModbusLink> | null = null;
   /** quality last sent per tag, so that a lasting failure is logged once, not at every poll */
   private readonly lastQuality = new Map<string, number>();
   private readonly lastExceptionEvent = new Map<string, number>();
   private connectionFailures = 0;
 
   meta() {
-    return { name: "modbus", kind: "source" as const, apiVersion: DRIVER_API_VERSION, features: ["read", "write", "tcp"] };
+    return { name: "modbus", kind: "source" as const, apiVersion: DRIVER_API_VERSION, features: ["read", "write", "tcp", "rtu"] };
   }
 
   init(init: DriverInit): void {
@@ -73,15 +104,10 @@ export class ModbusDriver implements Driver {
 
   /** Takes the shared connection of the endpoint URL; it opens lazily, so an offline device shows as Bad frames. */
   async connect(endpoint: Endpoint | undefined): Promise<void> {
-    if (!endpoint) throw new DriverConfigError(this.id, "endpoint", "the modbus driver needs an endpoint (tcp://host:502)");
-    if (endpoint.scheme !== "tcp") throw new DriverConfigError(this.id, "endpoint", `only tcp:// is supported, got ${endpoint.scheme}://`);
-    const { host, timeoutMs } = endpoint;
-    const port = endpoint.port ?? 502;
-    this.lease = await endpoint.pool.acquire(
-      endpoint.url,
-      async () => new ModbusConnection(host, port, timeoutMs),
-      (c) => c.close(),
-    );
+    if (!endpoint) throw new DriverConfigError(this.id, "endpoint", "the modbus driver needs an endpoint (tcp://host:502, serial:///dev/ttyUSB0?baud=19200, rtu+tcp://host:4001)");
+    const link = linkOf(endpoint);
+    if (typeof link === "string") throw new DriverConfigError(this.id, "endpoint", link);
+    this.lease = await endpoint.pool.acquire(link.key, link.open, (c) => c.close());
   }
 
   async readLoop(tx: FrameSink, signal: AbortSignal): Promise<void> {
@@ -104,7 +130,7 @@ export class ModbusDriver implements Driver {
     if (failure && !signal.aborted) throw failure;
   }
 
-  private async pollGroup(conn: ModbusConnection, tx: FrameSink, signal: AbortSignal, blocks: ReadBlock[], intervalMs: number): Promise<void> {
+  private async pollGroup(conn: ModbusLink, tx: FrameSink, signal: AbortSignal, blocks: ReadBlock[], intervalMs: number): Promise<void> {
     let next = performance.now();
     while (!signal.aborted) {
       for (const b of blocks) {
@@ -126,7 +152,7 @@ export class ModbusDriver implements Driver {
   }
 
   /** One read request -> the frames of its tags (Good values, or Bad for all of them). */
-  private async readBlock(conn: ModbusConnection, tx: FrameSink, b: ReadBlock): Promise<DataFrame[]> {
+  private async readBlock(conn: ModbusLink, tx: FrameSink, b: ReadBlock): Promise<DataFrame[]> {
     let data: number[] | boolean[];
     try {
       data = await conn.read(b.unitId, b.area, b.start, b.count);
@@ -161,6 +187,7 @@ export class ModbusDriver implements Driver {
   private failBlock(tx: FrameSink, b: ReadBlock, e: unknown): DataFrame[] {
     let quality: number = Quality.Bad_CommunicationError;
     if (e instanceof ModbusTimeoutError) quality = Quality.Bad_Timeout;
+    else if (e instanceof RtuFrameError) quality = Quality.Bad_CommunicationError; // a garbled answer: this read only
     else if (e instanceof ModbusExceptionError) {
       quality = exceptionQuality(e.code);
       this.exceptionEvent(tx, b, e.code);
@@ -209,20 +236,20 @@ export class ModbusDriver implements Driver {
   async write(cmd: CmdFrame, tag: Variable): Promise<WriteResult> {
     const conn = this.lease?.value;
     if (!conn) return { ok: false, code: "driver_not_running", error: "not connected" };
-    if (!conn.isProven) {
+    const s = slotOf(tag, this.cfg.unitId);
+    if (!conn.isProven(s.unitId)) {
       return { ok: false, code: "device_busy", error: "not written: an earlier write to this device got no answer; writes resume once the new connection has answered a request" };
     }
-    const s = slotOf(tag, this.cfg.unitId);
     if (s.area === "input" || s.area === "discrete") return { ok: false, code: "refused_not_writable", error: `${s.area} ${s.address} is read-only` };
     const progress = { sent: false };
     try {
       return await this.writeSlot(conn, s, tag, cmd.value, progress);
     } catch (e) {
-      return this.writeFailure(conn, e, progress.sent);
+      return this.writeFailure(conn, s.unitId, e, progress.sent);
     }
   }
 
-  private async writeSlot(conn: ModbusConnection, s: Slot, tag: Variable, value: Value, progress: { sent: boolean }): Promise<WriteResult> {
+  private async writeSlot(conn: ModbusLink, s: Slot, tag: Variable, value: Value, progress: { sent: boolean }): Promise<WriteResult> {
     if (s.area === "coil") {
       const on = value === true || value === 1 || value === "true";
       progress.sent = true;
@@ -249,14 +276,15 @@ export class ModbusDriver implements Driver {
   }
 
   /** The ack code of a failed write: whether the request may have reached the device decides. */
-  private writeFailure(conn: ModbusConnection, e: unknown, sent: boolean): WriteResult {
+  private writeFailure(conn: ModbusLink, unitId: number, e: unknown, sent: boolean): WriteResult {
     const message = e instanceof Error ? e.message : String(e);
     if (e instanceof ModbusExceptionError) return { ok: false, code: e.code === 2 ? "device_address_error" : "device_error", error: message };
     if (e instanceof RegisterCodecError) return { ok: false, code: "refused_type_mismatch", error: message };
     if (e instanceof ModbusConnectError) return { ok: false, code: "device_error", error: `not written: ${message}` };
-    if (e instanceof ModbusTimeoutError || e instanceof ModbusConnectionError) {
-      // whatever was sent may sit in the device's queue: drop the connection, prove the next one
-      conn.abandon();
+    if (e instanceof ModbusTimeoutError || e instanceof ModbusConnectionError || e instanceof RtuFrameError) {
+      // whatever was sent may sit in the device's queue (or was executed and its answer garbled): drop
+      // the connection, prove the next one
+      conn.abandon(unitId);
       const code: AckCode = sent ? "timeout_outcome_unknown" : "device_busy";
       const outcome = sent ? "the value may or may not have been applied (read the tag back before retrying)" : "not written";
       return { ok: false, code, error: `${message}: ${outcome}` };

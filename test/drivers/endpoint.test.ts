@@ -1,6 +1,7 @@
 // Endpoint URLs and the connection pool shared by drivers on the same URL.
 import { describe, expect, it } from "bun:test";
 import { EndpointError, EndpointPool, parseEndpointUrl } from "../../drivers/index.ts";
+import { lineSettings } from "../../drivers/endpoint.ts";
 
 describe("parseEndpointUrl", () => {
   it("parses a Modbus TCP endpoint", () => {
@@ -8,9 +9,27 @@ describe("parseEndpointUrl", () => {
   });
 
   it("parses a serial line with its settings in the query", () => {
-    const e = parseEndpointUrl("serial:///dev/ttyUSB0?baud=9600&parity=even&stopBits=1");
+    const e = parseEndpointUrl("serial:///dev/ttyUSB0?baud=9600&parity=even&stop=1");
     expect(e).toMatchObject({ scheme: "serial", host: "", port: undefined, path: "/dev/ttyUSB0" });
-    expect(e.query).toEqual({ baud: "9600", parity: "even", stopBits: "1" });
+    expect(e.query).toEqual({ baud: "9600", parity: "even", stop: "1" });
+    expect(lineSettings(e)).toEqual({ baud: 9600, parity: "even", dataBits: 8, stopBits: 1 });
+  });
+
+  it("defaults a serial line to 19200 8E1, and no parity to two stop bits, as the Modbus serial spec does", () => {
+    expect(lineSettings(parseEndpointUrl("serial:///dev/ttyS0"))).toEqual({ baud: 19200, parity: "even", dataBits: 8, stopBits: 1 });
+    expect(lineSettings(parseEndpointUrl("serial:///dev/ttyS0?parity=none"))).toEqual({ baud: 19200, parity: "none", dataBits: 8, stopBits: 2 });
+  });
+
+  it("refuses a serial line with a wrong setting, naming the option and the values it takes", () => {
+    expect(() => parseEndpointUrl("serial:///dev/ttyS0?baud=9601")).toThrow("'serial:///dev/ttyS0?baud=9601': baud=9601 is not a standard rate (one of 1200,");
+    expect(() => parseEndpointUrl("serial:///dev/ttyS0?parity=mark")).toThrow("parity=mark (one of none, even, odd)");
+    expect(() => parseEndpointUrl("serial:///dev/ttyS0?stopBits=1")).toThrow("unknown option 'stopBits' (known: baud, parity, stop, data)");
+    expect(() => parseEndpointUrl("serial://?baud=9600")).toThrow("missing device path");
+  });
+
+  it("parses RTU over TCP and wants its port", () => {
+    expect(parseEndpointUrl("rtu+tcp://10.0.0.9:4001")).toMatchObject({ scheme: "rtu+tcp", host: "10.0.0.9", port: 4001 });
+    expect(() => parseEndpointUrl("rtu+tcp://10.0.0.9")).toThrow("missing port");
   });
 
   it("parses an OPC UA endpoint with its path", () => {
@@ -29,7 +48,7 @@ describe("parseEndpointUrl", () => {
 
   it("refuses an unsupported scheme, naming it and the supported ones", () => {
     expect(() => parseEndpointUrl("http://plc:80")).toThrow(EndpointError);
-    expect(() => parseEndpointUrl("http://plc:80")).toThrow("'http://plc:80': unsupported scheme 'http' (one of tcp, tls+tcp, serial, opc.tcp, mqtt, mqtts, sim)");
+    expect(() => parseEndpointUrl("http://plc:80")).toThrow("'http://plc:80': unsupported scheme 'http' (one of tcp, tls+tcp, serial, rtu+tcp, opc.tcp, mqtt, mqtts, sim)");
   });
 
   it("refuses a network endpoint without a host", () => {

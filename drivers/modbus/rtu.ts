@@ -1,0 +1,227 @@
+// One Modbus RTU line (a serial device, or a TCP connection to a serial device server) shared by every
+// driver and unit id on it. Half duplex: one request is outstanding at a time; queued requests are
+// served round robin between unit ids, so that a unit with many reads (or a dead unit that costs a
+// timeout each time) cannot starve the others. Timeouts, CRC errors and exceptions belong to the
+// request's unit alone; only a link that is gone fails every unit. After any answer the line keeps
+// the 3.5-character silence before the next request; after a request that got no answer it has waited
+// the timeout, then keeps the silence and drops whatever arrived since, so that a late answer is never
+// taken for the next request's. A link that is gone (pty closed, USB adapter unplugged, device server
+// down) is reopened on the next request, no sooner than a backoff after the last failed open.
+import { backoffDelay, delay, type BackoffSettings } from "../../storage/time.ts";
+import { ModbusConnectError, ModbusConnectionError, ModbusExceptionError, ModbusTimeoutError, type ModbusLink } from "./client.ts";
+import type { Area } from "./plan.ts";
+import { decodeAnswer, encodeRequest, expectedLength, RtuFrameError, type RtuRequest } from "./rtu-frame.ts";
+import type { ByteLink } from "./serial-port.ts";
+
+export interface RtuLineOptions {
+  /** for error messages: the device path or host:port */
+  name: string;
+  open: () => Promise<ByteLink>;
+  timeoutMs: number;
+  /** inter-frame silence (rtu-frame.ts silenceMs; 0 behind a device server, which keeps it itself) */
+  silenceMs: number;
+  /** quiet time after opening, during which bytes left in the device from earlier are dropped */
+  settleMs?: number;
+  reopen?: BackoffSettings;
+}
+
+interface Pending {
+  unitId: number;
+  req: RtuRequest;
+  resolve(data: number[] | boolean[]): void;
+  reject(e: Error): void;
+}
+
+/** The longest RTU frame is 256 bytes; more without a complete frame is noise. */
+const MAX_FRAME = 256;
+
+export class RtuLine implements ModbusLink {
+  private readonly queues = new Map<number, Pending[]>();
+  /** unit ids in the order they first queued; `turn` is the index the round robin looks at next */
+  private readonly units: number[] = [];
+  private turn = 0;
+  private pumping = false;
+  private link: ByteLink | null = null;
+  private openFailures = 0;
+  private reopenAt = 0;
+  /** performance.now() before which nothing may be sent */
+  private quietUntil = 0;
+  private readonly rx = Buffer.alloc(MAX_FRAME + 64);
+  private rxLength = 0;
+  private onFrame: ((e: Error | null) => void) | null = null;
+  private expecting: RtuRequest | null = null;
+  private readonly unproven = new Set<number>();
+  private closed = false;
+  /** requests sent per unit (for the fairness benchmark and metrics) */
+  readonly sentPerUnit = new Map<number, number>();
+
+  constructor(private readonly o: RtuLineOptions) {}
+
+  get isOpen(): boolean {
+    return this.link !== null;
+  }
+
+  isProven(unitId: number): boolean {
+    return !this.unproven.has(unitId);
+  }
+
+  /**
+   * After a write to `unitId` got no answer: its later writes are refused until it answers a request.
+   * Nothing is queued in a serial device, so the line itself needs no new connection: it has waited
+   * out the timeout and will drop any late answer before the next request.
+   */
+  abandon(unitId: number): void {
+    this.unproven.add(unitId);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.dropLink();
+    for (const q of this.queues.values()) for (const p of q.splice(0)) p.reject(new ModbusConnectionError(`${this.o.name}: line closed`));
+  }
+
+  /** Queues a request for `unitId` and resolves with its data (or rejects with a named Modbus error). */
+  request(unitId: number, req: RtuRequest): Promise<number[] | boolean[]> {
+    if (this.closed) return Promise.reject(new ModbusConnectionError(`${this.o.name}: line closed`));
+    return new Promise((resolve, reject) => {
+      let q = this.queues.get(unitId);
+      if (!q) {
+        q = [];
+        this.queues.set(unitId, q);
+        this.units.push(unitId);
+      }
+      q.push({ unitId, req, resolve, reject });
+      void this.pump();
+    });
+  }
+
+  /** Round robin: the next unit after the one served last that has a request queued. */
+  private next(): Pending | undefined {
+    const n = this.units.length;
+    for (let i = 0; i < n; i++) {
+      const k = (this.turn + i) % n;
+      const p = this.queues.get(this.units[k]!)!.shift();
+      if (p) {
+        this.turn = k + 1;
+        return p;
+      }
+    }
+    return undefined;
+  }
+
+  private async pump(): Promise<void> {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      for (let p = this.next(); p; p = this.next()) {
+        try {
+          p.resolve(await this.run(p));
+          this.unproven.delete(p.unitId);
+        } catch (e) {
+          if (e instanceof ModbusExceptionError) this.unproven.delete(p.unitId); // an answer all the same
+          p.reject(e as Error);
+        }
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private async ensureOpen(): Promise<ByteLink> {
+    if (this.link) return this.link;
+    const wait = this.reopenAt - performance.now();
+    if (wait > 0) throw new ModbusConnectError(`${this.o.name}: not open (the last attempt failed; next in ${Math.ceil(wait)} ms)`);
+    let link: ByteLink;
+    try {
+      link = await this.o.open();
+    } catch (e) {
+      this.openFailures++;
+      this.reopenAt = performance.now() + backoffDelay(this.openFailures, this.o.reopen ?? { initialMs: 100, maxMs: 5000 });
+      throw new ModbusConnectError(`${this.o.name}: ${(e as Error).message}`);
+    }
+    if (this.closed) {
+      link.close();
+      throw new ModbusConnectionError(`${this.o.name}: line closed`);
+    }
+    this.openFailures = 0;
+    this.link = link;
+    link.onData = (b) => this.receive(b);
+    link.onClose = (why) => {
+      if (this.link !== link) return;
+      this.link = null;
+      this.onFrame?.(new ModbusConnectionError(`${this.o.name}: ${why.message}`));
+    };
+    // bytes a pty or an adapter kept from an earlier session arrive now and are dropped (no request is waiting)
+    this.quietUntil = Math.max(this.quietUntil, performance.now() + (this.o.settleMs ?? 20));
+    return link;
+  }
+
+  private dropLink(): void {
+    const link = this.link;
+    this.link = null;
+    link?.close();
+  }
+
+  private receive(b: Buffer): void {
+    const req = this.expecting;
+    if (!req) return; // nobody asked: stale or late bytes
+    const room = this.rx.length - this.rxLength;
+    b.copy(this.rx, this.rxLength, 0, Math.min(room, b.length));
+    this.rxLength += Math.min(room, b.length);
+    const want = expectedLength(req, this.rx, this.rxLength);
+    if (want !== undefined && this.rxLength >= want) this.onFrame?.(null);
+    else if (this.rxLength > MAX_FRAME) this.onFrame?.(new RtuFrameError(`${this.rxLength} bytes without a complete answer`));
+  }
+
+  /** Sends one request and waits for its answer, its timeout, or the end of the link. */
+  private async run(p: Pending): Promise<number[] | boolean[]> {
+    const link = await this.ensureOpen();
+    const wait = this.quietUntil - performance.now();
+    if (wait > 0) await delay(wait);
+    if (this.link !== link) throw new ModbusConnectionError(`${this.o.name}: the line closed`);
+    this.rxLength = 0; // whatever arrived during the silence is not an answer to this request
+    this.expecting = p.req;
+    const outcome = await new Promise<Error | null | "timeout">((resolve) => {
+      const timer = setTimeout(() => resolve("timeout"), this.o.timeoutMs);
+      this.onFrame = (e) => {
+        clearTimeout(timer);
+        resolve(e);
+      };
+      try {
+        link.write(encodeRequest(p.unitId, p.req));
+        this.sentPerUnit.set(p.unitId, (this.sentPerUnit.get(p.unitId) ?? 0) + 1);
+      } catch (e) {
+        this.onFrame(new ModbusConnectionError(`${this.o.name}: ${(e as Error).message}`));
+      }
+    });
+    this.onFrame = null;
+    this.expecting = null;
+    this.quietUntil = performance.now() + this.o.silenceMs;
+    if (outcome === "timeout") throw new ModbusTimeoutError(`unit ${p.unitId}: no answer within ${this.o.timeoutMs} ms`);
+    if (outcome instanceof ModbusConnectionError) throw outcome;
+    if (outcome) throw outcome;
+    const answer = decodeAnswer(p.unitId, p.req, this.rx.subarray(0, this.rxLength));
+    if (!answer.ok) throw new ModbusExceptionError(answer.exception);
+    return answer.data;
+  }
+
+  readRegisters(unitId: number, area: "holding" | "input", start: number, count: number): Promise<number[]> {
+    return this.request(unitId, { fc: area === "holding" ? 3 : 4, address: start, count }) as Promise<number[]>;
+  }
+
+  readBits(unitId: number, area: "coil" | "discrete", start: number, count: number): Promise<boolean[]> {
+    return this.request(unitId, { fc: area === "coil" ? 1 : 2, address: start, count }) as Promise<boolean[]>;
+  }
+
+  read(unitId: number, area: Area, start: number, count: number): Promise<number[] | boolean[]> {
+    return area === "coil" || area === "discrete" ? this.readBits(unitId, area, start, count) : this.readRegisters(unitId, area, start, count);
+  }
+
+  async writeRegisters(unitId: number, address: number, values: number[]): Promise<void> {
+    await this.request(unitId, values.length === 1 ? { fc: 6, address, value: values[0]! } : { fc: 16, address, values });
+  }
+
+  async writeCoils(unitId: number, address: number, values: boolean[]): Promise<void> {
+    await this.request(unitId, values.length === 1 ? { fc: 5, address, value: values[0]! } : { fc: 15, address, values });
+  }
+}

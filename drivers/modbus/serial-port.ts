@@ -1,0 +1,165 @@
+// Byte links an RTU line runs over: a serial device (a tty or a pty) and a TCP socket to a serial
+// device server. Under Bun the `serialport` package crashes the process on open (uv_poll_init is not
+// implemented, measured with 13.0.0), so a serial device is put in raw mode with its line settings by
+// `stty` and read through a tty.ReadStream on an fs file descriptor (fs.createReadStream fails with
+// EAGAIN and Bun.file(fd).stream() with ESPIPE on a tty). Writes are synchronous: an RTU request is a
+// few bytes, far below the tty's output buffer.
+import { closeSync, constants, openSync, realpathSync, writeSync } from "node:fs";
+import { connect, type Socket } from "node:net";
+import { ReadStream } from "node:tty";
+import type { LineSettings } from "../endpoint.ts";
+
+/** A stream of bytes both ways; `onClose` fires once when the link is gone (unplugged, peer closed). */
+export interface ByteLink {
+  readonly name: string;
+  write(bytes: Uint8Array): void;
+  close(): void;
+  onData: (bytes: Buffer) => void;
+  onClose: (why: Error) => void;
+}
+
+export class SerialOpenError extends Error {
+  override name = "SerialOpenError";
+}
+
+/** `stty` arguments for raw transparent I/O: no echo, no line editing, no flow control. */
+export function sttyRawArgs(path: string): string[] {
+  return ["-F", path, "raw", "-echo", "clocal", "cread", "-crtscts", "-ixon", "-ixoff"];
+}
+
+/** `stty` arguments for the line's settings (baud, data bits, stop bits, parity). */
+export function sttyLineArgs(path: string, s: LineSettings): string[] {
+  const parity = s.parity === "none" ? ["-parenb"] : ["parenb", s.parity === "odd" ? "parodd" : "-parodd"];
+  return ["-F", path, String(s.baud), `cs${s.dataBits}`, s.stopBits === 2 ? "cstopb" : "-cstopb", ...parity];
+}
+
+async function stty(args: string[]): Promise<string | null> {
+  const p = Bun.spawn(["stty", ...args], { stdout: "ignore", stderr: "pipe" });
+  if ((await p.exited) === 0) return null;
+  return (await new Response(p.stderr).text()).trim() || `exit ${p.exitCode}`;
+}
+
+/** A pseudo-terminal has no baud rate and refuses parity (measured: `stty parenb` fails on /dev/pts). */
+function isPty(path: string): boolean {
+  try {
+    return realpathSync(path).startsWith("/dev/pts/");
+  } catch {
+    return false;
+  }
+}
+
+abstract class BaseLink implements ByteLink {
+  onData: (bytes: Buffer) => void = () => undefined;
+  onClose: (why: Error) => void = () => undefined;
+  private closed = false;
+  constructor(readonly name: string) {}
+  abstract write(bytes: Uint8Array): void;
+  protected abstract release(): void;
+
+  /** Ends the link once, telling the owner why (a close it asked for is not news to it). */
+  protected gone(why: Error, tell: boolean): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.release();
+    } catch {
+      // already released by the OS
+    }
+    if (tell) this.onClose(why);
+  }
+
+  close(): void {
+    this.gone(new Error("closed"), false);
+  }
+}
+
+class SerialLink extends BaseLink {
+  constructor(
+    name: string,
+    private readonly fd: number,
+    private readonly stream: ReadStream,
+  ) {
+    super(name);
+    stream.on("data", (b: Buffer) => this.onData(b));
+    // EIO when the other end of a pty closes or a USB adapter is unplugged
+    stream.on("error", (e: Error) => this.gone(e, true));
+    stream.on("end", () => this.gone(new Error(`${name}: the device closed`), true));
+  }
+
+  write(bytes: Uint8Array): void {
+    try {
+      writeSync(this.fd, bytes);
+    } catch (e) {
+      this.gone(e as Error, true);
+      throw e;
+    }
+  }
+
+  protected release(): void {
+    this.stream.removeAllListeners("data");
+    this.stream.on("error", () => undefined);
+    this.stream.destroy(); // closes the fd
+  }
+}
+
+/** Opens a serial device with its line settings; bytes that were waiting in it are dropped by the line. */
+export async function openSerialLink(path: string, s: LineSettings): Promise<ByteLink> {
+  const raw = await stty(sttyRawArgs(path));
+  if (raw !== null) throw new SerialOpenError(`${path}: stty raw failed: ${raw}`);
+  const line = await stty(sttyLineArgs(path, s));
+  if (line !== null && !isPty(path)) throw new SerialOpenError(`${path}: cannot set ${s.baud} baud, ${s.dataBits} data bits, parity ${s.parity}, ${s.stopBits} stop bits: ${line}`);
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDWR | constants.O_NOCTTY);
+  } catch (e) {
+    throw new SerialOpenError(`${path}: ${(e as Error).message}`);
+  }
+  try {
+    return new SerialLink(path, fd, new ReadStream(fd));
+  } catch (e) {
+    closeSync(fd);
+    throw new SerialOpenError(`${path}: ${(e as Error).message}`);
+  }
+}
+
+class TcpLink extends BaseLink {
+  constructor(
+    name: string,
+    private readonly socket: Socket,
+  ) {
+    super(name);
+    socket.on("data", (b: Buffer) => this.onData(b));
+    socket.on("error", (e) => this.gone(e, true));
+    socket.on("close", () => this.gone(new Error(`${name}: connection closed by the device server`), true));
+  }
+
+  write(bytes: Uint8Array): void {
+    this.socket.write(bytes);
+  }
+
+  protected release(): void {
+    this.socket.removeAllListeners("data");
+    this.socket.on("error", () => undefined);
+    this.socket.destroy();
+  }
+}
+
+/** A TCP connection to a serial device server that passes RTU frames through unchanged. */
+export async function openTcpLink(host: string, port: number, timeoutMs: number): Promise<ByteLink> {
+  const name = `${host}:${port}`;
+  return await new Promise<ByteLink>((resolve, reject) => {
+    const socket = connect({ host, port, noDelay: true });
+    const timer = setTimeout(() => fail(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
+    const fail = (e: Error) => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(new SerialOpenError(`connect to ${name}: ${e.message}`));
+    };
+    socket.once("error", fail);
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      socket.off("error", fail);
+      resolve(new TcpLink(name, socket));
+    });
+  });
+}
