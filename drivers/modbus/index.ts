@@ -46,8 +46,11 @@ function linkOf(endpoint: Endpoint): { key: string; open: () => Promise<ModbusLi
     }
     case "rtu+tcp": {
       const port = endpoint.port ?? 502;
-      // the device server keeps the serial timing itself; the TCP side needs no silence
-      return { key: `rtu+tcp://${host}:${port}`, open: async () => new RtuLine({ name: `${host}:${port}`, timeoutMs, silenceMs: 0, settleMs: 0, open: () => openTcpLink(host, port, timeoutMs) }) };
+      // a transparent device server forwards bytes as they come: keep the silence of a 19200 8E1 line
+      // between frames, or the slave behind it may read two requests as one (measured with pymodbus
+      // behind socat: without it, the second unit's requests were never answered)
+      const silence = silenceMs({ baud: 19200, parity: "even", dataBits: 8, stopBits: 1 });
+      return { key: `rtu+tcp://${host}:${port}`, open: async () => new RtuLine({ name: `${host}:${port}`, timeoutMs, silenceMs: silence, settleMs: 0, open: () => openTcpLink(host, port, timeoutMs) }) };
     }
     default:
       return `the modbus driver serves tcp://, serial:// and rtu+tcp://, not ${endpoint.scheme}://`;

@@ -1,12 +1,15 @@
 // Byte links an RTU line runs over: a serial device (a tty or a pty) and a TCP socket to a serial
 // device server. Under Bun the `serialport` package crashes the process on open (uv_poll_init is not
 // implemented, measured with 13.0.0), so a serial device is put in raw mode with its line settings by
-// `stty` and read through a tty.ReadStream on an fs file descriptor (fs.createReadStream fails with
-// EAGAIN and Bun.file(fd).stream() with ESPIPE on a tty). Writes are synchronous: an RTU request is a
-// few bytes, far below the tty's output buffer.
+// `stty`, written with fs.writeSync on a file descriptor (an RTU request is a few bytes, far below the
+// tty's output buffer) and read by a `cat` child process whose stdout pipe Bun reads event-driven.
+// Not a tty.ReadStream, which reads well alone (measured) but each one seems to hold a thread of the
+// pool Bun shares with native add-ons: with two open in one process DuckDB's commits stopped
+// completing, with three a line's reads timed out (Bun 1.4.5). fs.createReadStream fails with EAGAIN
+// and Bun.file(fd).stream() with ESPIPE on a tty.
 import { closeSync, constants, openSync, realpathSync, writeSync } from "node:fs";
 import { connect, type Socket } from "node:net";
-import { ReadStream } from "node:tty";
+import type { Subprocess } from "bun";
 import type { LineSettings } from "../endpoint.ts";
 
 /** A stream of bytes both ways; `onClose` fires once when the link is gone (unplugged, peer closed). */
@@ -77,13 +80,22 @@ class SerialLink extends BaseLink {
   constructor(
     name: string,
     private readonly fd: number,
-    private readonly stream: ReadStream,
+    private readonly reader: Subprocess<"ignore", "pipe", "pipe">,
   ) {
     super(name);
-    stream.on("data", (b: Buffer) => this.onData(b));
-    // EIO when the other end of a pty closes or a USB adapter is unplugged
-    stream.on("error", (e: Error) => this.gone(e, true));
-    stream.on("end", () => this.gone(new Error(`${name}: the device closed`), true));
+    void this.pipe();
+  }
+
+  /** Bytes from `cat` until it ends: EIO when a pty's other end closes or a USB adapter is unplugged. */
+  private async pipe(): Promise<void> {
+    const r = this.reader.stdout.getReader();
+    try {
+      for (let c = await r.read(); !c.done; c = await r.read()) this.onData(Buffer.from(c.value));
+    } catch {
+      // the pipe broke: same as its end
+    }
+    const why = (await new Response(this.reader.stderr).text().catch(() => "")).trim();
+    this.gone(new Error(`${this.name}: ${why || "the device closed"}`), true);
   }
 
   write(bytes: Uint8Array): void {
@@ -96,9 +108,8 @@ class SerialLink extends BaseLink {
   }
 
   protected release(): void {
-    this.stream.removeAllListeners("data");
-    this.stream.on("error", () => undefined);
-    this.stream.destroy(); // closes the fd
+    this.reader.kill();
+    closeSync(this.fd);
   }
 }
 
@@ -115,7 +126,7 @@ export async function openSerialLink(path: string, s: LineSettings): Promise<Byt
     throw new SerialOpenError(`${path}: ${(e as Error).message}`);
   }
   try {
-    return new SerialLink(path, fd, new ReadStream(fd));
+    return new SerialLink(path, fd, Bun.spawn(["cat", path], { stdin: "ignore", stdout: "pipe", stderr: "pipe" }));
   } catch (e) {
     closeSync(fd);
     throw new SerialOpenError(`${path}: ${(e as Error).message}`);

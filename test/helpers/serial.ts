@@ -1,9 +1,11 @@
 // Real serial lines for tests: a socat pty pair (two linked pseudo-terminals, what a null-modem cable
 // between two ports would be), Debian's pymodbus RTU slave on one end, and a TCP bridge to a pty for
-// RTU over TCP (what a serial device server does).
+// RTU over TCP (what a serial device server does), and a slave written here that injects faults.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { crc16 } from "../../drivers/modbus/rtu-frame.ts";
+import { openSerialLink, type ByteLink } from "../../drivers/modbus/serial-port.ts";
 import { freePort, waitFor } from "./index.ts";
 
 export interface PtyPair {
@@ -55,4 +57,90 @@ export async function tcpToPty(path: string): Promise<{ port: number; stop(): Pr
     5000,
   );
   return { port, stop: () => stopProcess(p) };
+}
+
+/** How a unit of the test slave answers: normally, not at all, or with a corrupted CRC. */
+export type UnitBehaviour = "ok" | "silent" | "corrupt-crc";
+
+/**
+ * A Modbus RTU slave written for the tests, on the device end of a pty pair: holding registers only
+ * (FC3 reads, FC6/FC16 writes), unit u's register i holding u*100+i until written, and a behaviour
+ * per unit that a test switches at will to inject faults.
+ */
+export class RtuTestSlave {
+  readonly registers = new Map<number, number[]>();
+  readonly behaviour = new Map<number, UnitBehaviour>();
+  /** requests seen per unit, answered or not */
+  readonly seen = new Map<number, number>();
+  /** every request in arrival order: unit, function, performance.now() */
+  readonly requests: { unit: number; fc: number; at: number }[] = [];
+  private buf = Buffer.alloc(0);
+
+  private constructor(private readonly link: ByteLink) {
+    link.onData = (b) => this.receive(b);
+  }
+
+  static async open(path: string, units: number[]): Promise<RtuTestSlave> {
+    const s = new RtuTestSlave(await openSerialLink(path, { baud: 19200, parity: "even", dataBits: 8, stopBits: 1 }));
+    for (const u of units) {
+      s.registers.set(u, Array.from({ length: 100 }, (_, i) => u * 100 + i));
+      s.behaviour.set(u, "ok");
+    }
+    return s;
+  }
+
+  close(): void {
+    this.link.close();
+  }
+
+  private receive(b: Buffer): void {
+    this.buf = Buffer.concat([this.buf, b]);
+    for (;;) {
+      const n = this.requestLength();
+      if (n === undefined || this.buf.length < n) return;
+      const frame = this.buf.subarray(0, n);
+      this.buf = this.buf.subarray(n);
+      const crc = crc16(frame, n - 2);
+      if (frame[n - 2] !== (crc & 0xff) || frame[n - 1] !== crc >>> 8) {
+        this.buf = Buffer.alloc(0); // out of step: drop everything, as a slave does after a bad frame
+        return;
+      }
+      this.answer(frame);
+    }
+  }
+
+  private requestLength(): number | undefined {
+    if (this.buf.length < 2) return undefined;
+    if (this.buf[1] === 16 || this.buf[1] === 15) return this.buf.length < 7 ? undefined : 9 + this.buf[6]!;
+    return 8;
+  }
+
+  private answer(f: Buffer): void {
+    const unit = f[0]!;
+    this.seen.set(unit, (this.seen.get(unit) ?? 0) + 1);
+    this.requests.push({ unit, fc: f[1]!, at: performance.now() });
+    const regs = this.registers.get(unit);
+    const how = this.behaviour.get(unit);
+    if (!regs || how === "silent") return;
+    const fc = f[1]!;
+    const address = f.readUInt16BE(2);
+    let body: number[];
+    if (fc === 3) {
+      const count = f.readUInt16BE(4);
+      if (address + count > regs.length) body = [unit, fc | 0x80, 2];
+      else body = [unit, fc, count * 2, ...regs.slice(address, address + count).flatMap((w) => [w >> 8, w & 0xff])];
+    } else if (fc === 6) {
+      regs[address] = f.readUInt16BE(4);
+      body = [...f.subarray(0, 6)];
+    } else if (fc === 16) {
+      const count = f.readUInt16BE(4);
+      for (let i = 0; i < count; i++) regs[address + i] = f.readUInt16BE(7 + 2 * i);
+      body = [...f.subarray(0, 6)];
+    } else body = [unit, fc | 0x80, 1];
+    const out = Buffer.alloc(body.length + 2);
+    out.set(body);
+    const crc = crc16(out, body.length);
+    out.writeUInt16LE(how === "corrupt-crc" ? crc ^ 0x5a5a : crc, body.length);
+    this.link.write(out);
+  }
 }
