@@ -1,0 +1,57 @@
+// The RTU line's scheduling on a real pty pair: one request at a time, round robin between units.
+import { afterEach, beforeEach, describe, expect, it } from "bun:test";
+import { closeSync, openSync, writeSync } from "node:fs";
+import { ModbusTimeoutError } from "../../../drivers/modbus/client.ts";
+import { RtuLine } from "../../../drivers/modbus/rtu.ts";
+import { openSerialLink } from "../../../drivers/modbus/serial-port.ts";
+import { tempDir } from "../../helpers/index.ts";
+import { ptyPair, RtuTestSlave, type PtyPair } from "../../helpers/serial.ts";
+
+let dir: ReturnType<typeof tempDir>;
+let pair: PtyPair;
+let slave: RtuTestSlave;
+let line: RtuLine;
+
+beforeEach(async () => {
+  dir = tempDir();
+  pair = await ptyPair(dir.path);
+  slave = await RtuTestSlave.open(pair.b, [1, 2]);
+  line = new RtuLine({ name: pair.a, timeoutMs: 150, silenceMs: 2, open: () => openSerialLink(pair.a, { baud: 19200, parity: "even", dataBits: 8, stopBits: 1 }) });
+});
+
+afterEach(async () => {
+  line.close();
+  slave.close();
+  await pair.stop();
+  dir.cleanup();
+});
+
+describe("RTU line", () => {
+  it("serves queued requests round robin between units, whatever order they were queued in", async () => {
+    const reads = [...Array.from({ length: 6 }, () => line.readRegisters(1, "holding", 0, 1)), ...Array.from({ length: 3 }, () => line.readRegisters(2, "holding", 0, 1))];
+    expect(await Promise.all(reads)).toEqual([...Array(6).fill([100]), ...Array(3).fill([200])]);
+    expect(slave.requests.map((r) => r.unit)).toEqual([1, 2, 1, 2, 1, 2, 1, 1, 1]);
+  });
+
+  it("never has two requests on the line: each is sent after the previous one's answer and the silence", async () => {
+    await Promise.all([1, 2, 1, 2].map((u) => line.readRegisters(u, "holding", 0, 1)));
+    const gaps = slave.requests.slice(1).map((r, i) => r.at - slave.requests[i]!.at);
+    for (const g of gaps) expect(g).toBeGreaterThanOrEqual(2);
+  });
+
+  it("times out a silent unit's request alone, then serves the next unit's request", async () => {
+    slave.behaviour.set(2, "silent");
+    const [dead, alive] = await Promise.allSettled([line.readRegisters(2, "holding", 0, 1), line.readRegisters(1, "holding", 0, 1)]);
+    expect(dead.status === "rejected" && dead.reason).toBeInstanceOf(ModbusTimeoutError);
+    expect(alive).toEqual({ status: "fulfilled", value: [100] });
+  });
+
+  it("drops bytes that arrive while no request waits (stale bytes in the device from an earlier session)", async () => {
+    await line.readRegisters(1, "holding", 0, 1);
+    const fd = openSync(pair.b, "r+");
+    writeSync(fd, Buffer.from([1, 3, 2, 0xde, 0xad])); // a late, partial answer nobody asked for
+    closeSync(fd);
+    await Bun.sleep(20);
+    expect(await line.readRegisters(1, "holding", 1, 1)).toEqual([101]);
+  });
+});
