@@ -1,0 +1,152 @@
+// `bun run bench rtu`: Modbus RTU on a pty pair (socat) against Debian's pymodbus RTU slave. Requests/s
+// of 10-register reads through the full driver (line, framer, manager, log) next to a bare
+// modbus-serial RTU client (its RTUBufferedPort fed from the same pty) in the same run, and the share
+// of the line two units get when one of them has four times as many reads queued (round robin).
+// A pty has no baud rate, so the rows measure software overhead; the inter-frame silence is real time.
+import { EventEmitter } from "node:events";
+import { join } from "node:path";
+import { Value as TypeValue } from "@sinclair/typebox/value";
+import ModbusRTU from "modbus-serial";
+import { builtinDrivers, DriverManager, EndpointPool, parseEndpointUrl } from "../../drivers/index.ts";
+import { RtuLine } from "../../drivers/modbus/rtu.ts";
+import { openSerialLink, type ByteLink } from "../../drivers/modbus/serial-port.ts";
+import { Variable, type DataFrame } from "../../schemas/index.ts";
+import { EventLog } from "../../storage/index.ts";
+import { tempDir } from "../helpers/index.ts";
+import { ptyPair, pymodbusRtuServer } from "../helpers/serial.ts";
+import { report, type BenchRow } from "./report.ts";
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const SETTINGS = { baud: 115200, parity: "even", dataBits: 8, stopBits: 1 } as const;
+
+const dir = tempDir("bench-rtu-");
+const pair = await ptyPair(dir.path);
+const server = await pymodbusRtuServer(pair.b, [1, 2]);
+
+/** modbus-serial's RTUBufferedPort with its SerialPort (which crashes Bun on open) swapped for a pty link. */
+async function bareClient(): Promise<ModbusRTU> {
+  // fenced here: RTUBufferedPort's `_client` is internal to modbus-serial 8.0.x (a path without types)
+  const internal = "modbus-serial/ports/rtubufferedport.js";
+  const { default: RTUBufferedPort } = (await import(internal)) as { default: new (path: string, o: object) => { _client: EventEmitter } };
+  const port = new RTUBufferedPort(pair.a, { baudRate: SETTINGS.baud }); // constructed, never opened
+  const fake = new (class extends EventEmitter {
+    link: ByteLink | null = null;
+    get isOpen() {
+      return this.link !== null;
+    }
+    open(cb: (e: Error | null) => void) {
+      openSerialLink(pair.a, SETTINGS).then((l) => {
+        this.link = l;
+        l.onData = (b) => this.emit("data", b);
+        cb(null);
+      }, cb);
+    }
+    close(cb: () => void) {
+      this.link?.close();
+      this.link = null;
+      cb();
+    }
+    write(b: Buffer) {
+      this.link!.write(b);
+    }
+  })();
+  for (const ev of ["data", "error", "close"]) for (const l of port._client.listeners(ev)) fake.on(ev, l as (...a: unknown[]) => void);
+  port._client = fake;
+  const c = new ModbusRTU(port as never);
+  await new Promise<void>((resolve, reject) => c.open((e: Error | null) => (e ? reject(e) : resolve())));
+  c.setTimeout(1000);
+  c.setID(1);
+  await Bun.sleep(50); // pymodbus is listening; stale bytes settle
+  return c;
+}
+
+async function timed(run: () => Promise<unknown>): Promise<number> {
+  const until = performance.now() + SECONDS * 1000;
+  const t0 = performance.now();
+  let n = 0;
+  while (performance.now() < until) {
+    await run();
+    n++;
+  }
+  return n / ((performance.now() - t0) / 1000);
+}
+
+async function bare(): Promise<number> {
+  const c = await bareClient();
+  for (let i = 0; i < 20; i++) await c.readHoldingRegisters(0, 10); // warm up
+  const rate = await timed(() => c.readHoldingRegisters(0, 10));
+  await new Promise<void>((r) => c.close(() => r()));
+  return rate;
+}
+
+async function lineOnly(silenceMs: number): Promise<number> {
+  const line = new RtuLine({ name: pair.a, timeoutMs: 1000, silenceMs, open: () => openSerialLink(pair.a, SETTINGS) });
+  for (let i = 0; i < 20; i++) await line.readRegisters(1, "holding", 0, 10);
+  const rate = await timed(() => line.readRegisters(1, "holding", 0, 10));
+  line.close();
+  return rate;
+}
+
+const tag = (name: string, driver: string, group: string, address: number) =>
+  TypeValue.Default(Variable, { tag: name, driver, type: "uint16", group, address: { area: "holding", address } }) as Variable;
+
+/**
+ * Drivers polling as fast as they can on one line for SECONDS; reads per second per driver, counted
+ * from the log (each read gives one frame per tag, `tagsPerRead` tags).
+ */
+async function throughDrivers(drivers: { id: string; unitId: number; groups: number; tagsPerRead: number }[]): Promise<Map<string, number>> {
+  const d = tempDir("bench-rtu-log-");
+  const log = await EventLog.open({ path: join(d.path, "log.duckdb") });
+  const pool = new EndpointPool();
+  const mgr = new DriverManager({ log, factories: builtinDrivers, settings: { watchdogMs: 0 } });
+  const url = `serial://${pair.a}?baud=${SETTINGS.baud}&parity=even&stop=1&data=8`;
+  for (const dr of drivers) {
+    const vars = Array.from({ length: dr.groups }, (_, g) => Array.from({ length: dr.tagsPerRead }, (_, i) => tag(`${dr.id}/g${g}/${i}`, dr.id, `g${g}`, g * 20 + i))).flat();
+    const groups = Object.fromEntries(Array.from({ length: dr.groups }, (_, g) => [`g${g}`, 0]));
+    mgr.add({ id: dr.id, type: "modbus", enabled: true, endpoint: "line", config: { unitId: dr.unitId, groups } }, { ...parseEndpointUrl(url), id: "line", timeoutMs: 1000, pool }, vars);
+  }
+  while (log.head < 200) await Bun.sleep(20); // warm up
+  const h0 = log.head;
+  const t0 = performance.now();
+  await Bun.sleep(SECONDS * 1000);
+  const h1 = log.head;
+  const s = (performance.now() - t0) / 1000;
+  await mgr.stop();
+  const frames = new Map<string, number>();
+  for await (const f of log.read({ from: h0 + 1, kinds: ["data"] })) {
+    if (f.offset > h1) break;
+    frames.set((f as DataFrame).source, (frames.get((f as DataFrame).source) ?? 0) + 1);
+  }
+  await log.close();
+  d.cleanup();
+  const perRead = new Map(drivers.map((dr) => [dr.id, dr.tagsPerRead]));
+  return new Map([...frames].map(([id, n]) => [id, n / perRead.get(id)! / s]));
+}
+
+// a failed run must not leave socat and pymodbus running (they would hold the runner's pipes open)
+process.on("uncaughtException", (e) => {
+  console.error(e);
+  void Promise.all([server.stop(), pair.stop()]).finally(() => process.exit(1));
+});
+const rows: BenchRow[] = [];
+const bareRate = await bare();
+rows.push({ metric: "bare modbus-serial RTU client (RTUBufferedPort on the pty), 10-register reads", value: bareRate, unit: "req/s" });
+const driverRate = (await throughDrivers([{ id: "u1", unitId: 1, groups: 1, tagsPerRead: 10 }])).get("u1") ?? 0;
+rows.push({ metric: `driver into the log, ${SETTINGS.baud} baud silence (1.75 ms), vs bare`, value: driverRate, unit: "req/s", baseline: bareRate, ratio: driverRate / bareRate });
+const line0 = await lineOnly(0);
+rows.push({ metric: "RTU line alone without the inter-frame silence, vs bare", value: line0, unit: "req/s", baseline: bareRate, ratio: line0 / bareRate });
+const lineSilence = await lineOnly(1.75);
+rows.push({ metric: "RTU line alone with 1.75 ms silence, vs bare", value: lineSilence, unit: "req/s", baseline: bareRate, ratio: lineSilence / bareRate });
+const fair = await throughDrivers([
+  { id: "busy", unitId: 1, groups: 4, tagsPerRead: 1 },
+  { id: "light", unitId: 2, groups: 1, tagsPerRead: 1 },
+]);
+const busy = fair.get("busy") ?? 0;
+const light = fair.get("light") ?? 0;
+rows.push({ metric: "fairness: unit 2 (1 read queued) vs unit 1 (4 reads queued) on one line", value: light, unit: "req/s", baseline: busy, ratio: light / busy });
+
+report("rtu", rows);
+await server.stop();
+await pair.stop();
+dir.cleanup();
+process.exit(0);
