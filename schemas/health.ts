@@ -13,6 +13,17 @@ export const ComponentHealth = Type.Object(
   { additionalProperties: true },
 );
 
+/**
+ * What a part of the gateway says of itself (Service.status(), bridges' status()): "ok" working,
+ * "degraded" working with a problem an operator should know, "down" not doing its job; `reasons` are
+ * sentences for people; the other fields are details. The TypeScript face of ComponentHealth.
+ */
+export interface ComponentStatus {
+  state: HealthState;
+  reasons: string[];
+  [detail: string]: unknown;
+}
+
 export const LogHealthDoc = Type.Object({
   state: HealthState,
   reasons: Type.Array(Type.String()),

@@ -20,16 +20,9 @@ export interface GatewayContext {
   services?: () => readonly Service[];
 }
 
-/**
- * What a part of the gateway says of itself in the readiness document (GET /readyz): "ok" working,
- * "degraded" working with a problem an operator should know (retrying, lagging, a peer away), "down"
- * not doing its job. `reasons` are sentences for people; the other fields are details (counts, lag ...).
- */
-export interface ComponentStatus {
-  state: "ok" | "degraded" | "down";
-  reasons: string[];
-  [detail: string]: unknown;
-}
+// Services report the shared ComponentStatus of schemas/health.ts (bridges import it from there, not from server/).
+export type { ComponentStatus } from "../schemas/health.ts";
+import type { ComponentStatus } from "../schemas/health.ts";
 
 /** A long-running part wired by the gateway (a bridge, the demo PLC ...), started in order, stopped in reverse. */
 export interface Service {

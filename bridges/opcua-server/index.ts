@@ -6,7 +6,7 @@ import { OPCUAServer, type UAObject } from "node-opcua";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { isLoopbackHost, type Catalog, type DataFrame, type Variable } from "../../schemas/index.ts";
-import type { ComponentStatus } from "../../server/context.ts";
+import type { ComponentStatus } from "../../schemas/health.ts";
 import type { CommandBus } from "../../storage/commands.ts";
 import { consume, type LogConsumer } from "../../storage/consumer.ts";
 import type { EventLog } from "../../storage/index.ts";
