@@ -156,8 +156,9 @@ export interface StreamContents {
 
 /** Reads every message of `stream` (an ordered consumer) and decodes the bridge's batches (msgpack or JSON). */
 export async function readStream(nc: NatsConnection, stream: string, timeoutMs = 15_000): Promise<StreamContents> {
-  const jsm = await jetstreamManager(nc);
-  const info = await jsm.streams.info(stream);
+  // after a failover the cluster may not answer API requests for a few seconds: ask again until it does
+  const jsm = await waitFor(() => jetstreamManager(nc), "the JetStream API", 2 * timeoutMs, 200);
+  const info = await waitFor(() => jsm.streams.info(stream), `the info of stream ${stream}`, 2 * timeoutMs, 200);
   const lastSeq = info.state.last_seq;
   const out: StreamContents = { offsets: [], messages: 0 };
   if (info.state.messages === 0) return out;
