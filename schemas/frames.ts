@@ -31,6 +31,7 @@ export const Origin = Type.Union([
   Type.Literal("opcua"),
   Type.Literal("modbus"),
   Type.Literal("rule"),
+  Type.Literal("nats"),
 ]);
 export type Origin = Static<typeof Origin>;
 

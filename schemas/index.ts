@@ -9,3 +9,4 @@ export * from "./validate.ts";
 export * from "./redact.ts";
 export * from "./command.ts";
 export * from "./health.ts";
+export * from "./alarms.ts";
