@@ -4,6 +4,7 @@
 //   node .ci/bootstrap.mjs test [args]         install (with the Debian servers the tests use), then
 //                                              `bun test`, ending with the line "N passed, N failed"
 //   node .ci/bootstrap.mjs x <bin> [args]      install, then `bun x <bin> [args]`
+// `npm start`, `npm test` and `npm run bench` also build the operations console (console/build.mjs) when its sources changed.
 // Bun comes from the npm registry at the version pinned in package.json (engines.bun), into .bun/.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -53,6 +54,17 @@ function ensureDebian() {
   sh("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...missing], {
     env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
   });
+}
+
+/** The console the gateway serves at /: rebuilt only when its sources changed (console/build.mjs). */
+async function ensureConsole() {
+  const { ensureConsoleBuilt } = await import("../console/build.mjs");
+  try {
+    ensureConsoleBuilt({ bun: bunBin });
+  } catch (e) {
+    console.error(`bootstrap: ${e.message}`);
+    process.exit(1);
+  }
 }
 
 function runBun(args) {
@@ -106,10 +118,14 @@ function runTests(args) {
 const [cmd, ...rest] = process.argv.slice(2);
 ensureBun();
 ensureDeps();
-if (cmd === "run") runBun(rest);
-else if (cmd === "x") runBun(["x", ...rest]);
+if (cmd === "run") {
+  // the gateway serves the console, and the console benchmark loads it; edgectl and token need none
+  if (["server/main.ts", "test/bench/run.ts"].includes(rest[0])) await ensureConsole();
+  runBun(rest);
+} else if (cmd === "x") runBun(["x", ...rest]);
 else if (cmd === "test") {
   ensureDebian();
+  await ensureConsole();
   runTests(rest);
 } else {
   console.error("usage: node .ci/bootstrap.mjs run <file> | test [args] | x <bin> [args]");

@@ -26,6 +26,24 @@ export const LogTuning = Type.Object({
 });
 export type LogTuning = Static<typeof LogTuning>;
 
+// ---- gateway.yml console: the operations console and its users ----------------------------------
+export const ConsoleRole = Type.Union([Type.Literal("viewer"), Type.Literal("operator"), Type.Literal("admin")], {
+  description: "viewer: read; operator: read and write setpoints; admin: also drivers and configuration",
+});
+export type ConsoleRole = Static<typeof ConsoleRole>;
+
+export const ConsoleUser = Type.Object(
+  {
+    name: Type.String({ pattern: "^[A-Za-z0-9_.@-]+$", minLength: 1, maxLength: 64, description: "the login name (recorded as the actor of writes)" }),
+    passwordHash: Type.String({ pattern: "^\\$(argon2id|argon2i|argon2d|2[aby])\\$", description: "from `npm run edgectl -- hash-password` (never the password itself)" }),
+    role: ConsoleRole,
+    tenant: Type.String({ minLength: 1, default: "default", description: "the tenant whose tags the user sees and writes" }),
+    tags: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: "tag patterns the user may see (* within a segment, ** across); absent: all of the tenant's" })),
+  },
+  { additionalProperties: false },
+);
+export type ConsoleUser = Static<typeof ConsoleUser>;
+
 export const GatewayConfig = Type.Object(
   {
     gatewayId: Type.String({ default: "edge-1", minLength: 1 }),
@@ -126,6 +144,14 @@ export const GatewayConfig = Type.Object(
         maxTokenLifetimeSec: Type.Optional(
           Type.Integer({ minimum: 1, description: "longest lifetime a token may have (exp - iat, or exp - now without iat); unset: no bound" }),
         ),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    console: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true, description: "serve the operations console at / (the API stays under /api)" }),
+        sessionTtlSec: Type.Integer({ minimum: 60, maximum: 86_400, default: 900, description: "lifetime of a console login's token; the console renews it while the user is active" }),
+        users: Type.Array(ConsoleUser, { default: [], description: "who may log in to the console (none by default)" }),
       },
       { default: {}, additionalProperties: false },
     ),

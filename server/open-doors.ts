@@ -38,7 +38,8 @@ export function authKeysConfigured(auth: Config["gateway"]["auth"]): boolean {
 export function openDoors(config: Config): OpenDoor[] {
   const g = config.gateway;
   const doors: OpenDoor[] = [];
-  if (!authKeysConfigured(g.auth)) {
+  // console users make the gateway sign its own tokens: reads need one then (server/auth/session.ts)
+  if (!authKeysConfigured(g.auth) && g.console.users.length === 0) {
     doors.push({
       door: "http_reads_open",
       message: `no auth keys configured: GET /api/tags answers anyone who reaches http://${g.http.host}:${g.http.port} (writes and SQL are refused)`,

@@ -1,6 +1,7 @@
 // The HTTP API: one Elysia plugin per area, composed here, with the OpenAPI document of them all
 // (openapi.ts, docs-page.ts), one error shape { error, message, field } for every refusal (params.ts),
-// and one rule for tag paths on every route (tag-path.ts).
+// and one rule for tag paths on every route (tag-path.ts). A GET that no route answers outside /api is the
+// operations console's (../console-static.ts): the console never shadows a route.
 import { Elysia } from "elysia";
 import type { GatewayContext } from "../context.ts";
 import { backupApi } from "./backup.ts";
@@ -9,14 +10,16 @@ import { discoverApi } from "./discover.ts";
 import { docsPage } from "./docs-page.ts";
 import { healthApi } from "./health.ts";
 import { API_DOCS, OPENAPI_JSON, openapiPlugin } from "./openapi.ts";
+import { loginApi } from "./login.ts";
 import { InvalidParam, validationError, type ApiError } from "./params.ts";
 import { queryApi } from "./query.ts";
+import { serveConsole } from "../console-static.ts";
 import { canonicalTagUrl, InvalidTagPath } from "./tag-path.ts";
 import { tagsApi } from "./tags.ts";
 
 export type ApiPlugin = (ctx: GatewayContext) => Elysia<any, any, any, any, any, any, any>;
 
-export const apiPlugins: ApiPlugin[] = [healthApi, tagsApi, commandsApi, (ctx) => queryApi(ctx), backupApi, discoverApi];
+export const apiPlugins: ApiPlugin[] = [healthApi, tagsApi, commandsApi, (ctx) => queryApi(ctx), backupApi, discoverApi, (ctx) => loginApi(ctx)];
 
 export function createApi(ctx: GatewayContext) {
   const app = new Elysia();
@@ -35,8 +38,10 @@ export function createApi(ctx: GatewayContext) {
     })
     // every error leaves as JSON in one shape, { error, message, field } (server/api/params.ts); nothing
     // escapes to crash the process
-    .onError(({ code, error, set, request }): ApiError => {
+    .onError(async ({ code, error, set, request }): Promise<ApiError | Response> => {
       if (code === "NOT_FOUND") {
+        const page = ctx.config.gateway.console.enabled ? await serveConsole(request) : null;
+        if (page) return page;
         set.status = 404;
         return { error: "not_found", message: `no such route (the routes are listed at ${OPENAPI_JSON})`, field: null };
       }

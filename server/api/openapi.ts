@@ -117,6 +117,7 @@ export function openapiPlugin() {
         { name: "history", description: "SQL over the log, time buckets, replay by offset, live stream" },
         { name: "health", description: "liveness, readiness, Prometheus metrics" },
         { name: "operations", description: "backup of the log" },
+        { name: "auth", description: "console logins (users of gateway.yml console.users)" },
       ],
       components: {
         securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" } },

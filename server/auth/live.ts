@@ -4,16 +4,22 @@
 // new ones, never a mix). Open streams are told ('change') so they re-check their token.
 import { EventEmitter } from "node:events";
 import type { GatewayContext } from "../context.ts";
+import { ConsoleSessions } from "./session.ts";
 import { AuthError, TokenVerifier, type Principal } from "./verify.ts";
 
 export class LiveVerifier extends EventEmitter {
-  constructor(private current: TokenVerifier) {
+  constructor(
+    private current: TokenVerifier,
+    /** console logins (session.ts): tokens the gateway signs for gateway.yml `console.users` */
+    readonly sessions: ConsoleSessions,
+  ) {
     super();
     this.setMaxListeners(0); // one listener per open stream
   }
 
+  /** Whether any token can verify: configured keys, or console users (whose tokens the gateway signs). */
   get isConfigured(): boolean {
-    return this.current.isConfigured;
+    return this.current.isConfigured || this.sessions.isEnabled;
   }
 
   get fingerprint(): string {
@@ -29,11 +35,12 @@ export class LiveVerifier extends EventEmitter {
   }
 
   verify(token: string): Promise<Principal> {
-    return this.current.verify(token);
+    return this.sessions.owns(token) ? this.sessions.verify(token) : this.current.verify(token);
   }
 
   verifyHeader(authorization: string | undefined | null): Promise<Principal> {
-    return this.current.verifyHeader(authorization);
+    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? "")?.[1];
+    return bearer && this.sessions.owns(bearer) ? this.sessions.verify(bearer) : this.current.verifyHeader(authorization);
   }
 }
 
@@ -43,7 +50,7 @@ const byContext = new WeakMap<GatewayContext, LiveVerifier>();
 export function authOf(ctx: GatewayContext): LiveVerifier {
   let live = byContext.get(ctx);
   if (!live) {
-    live = new LiveVerifier(TokenVerifier.fromConfig(ctx.config.gateway.auth, ctx.config.dir));
+    live = new LiveVerifier(TokenVerifier.fromConfig(ctx.config.gateway.auth, ctx.config.dir), new ConsoleSessions(() => ctx.config.gateway.console));
     byContext.set(ctx, live);
   }
   return live;
@@ -57,7 +64,7 @@ export function authOf(ctx: GatewayContext): LiveVerifier {
  */
 export async function verifyToken(ctx: GatewayContext, token: string): Promise<Principal | AuthError> {
   const live = authOf(ctx);
-  if (!live.isConfigured) return new AuthError(401, "invalid_token", "gateway.yml configures no auth keys (auth.hs256Secret or auth.jwksFile)");
+  if (!live.isConfigured) return new AuthError(401, "invalid_token", "gateway.yml configures no auth keys (auth.hs256Secret or auth.jwksFile) and no console users");
   try {
     return await live.verify(token);
   } catch (e) {

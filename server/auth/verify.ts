@@ -158,7 +158,7 @@ function checkLifetime(p: JWTPayload, cfg: AuthConfig): void {
   if (lifetime > max) throw new AuthError(401, "token_lifetime", `the token lives ${lifetime} s; auth.maxTokenLifetimeSec allows at most ${max} s`);
 }
 
-function mapJoseError(e: unknown): AuthError {
+export function mapJoseError(e: unknown): AuthError {
   if (e instanceof errors.JWTExpired) return new AuthError(401, "token_expired", "the token has expired");
   if (e instanceof errors.JWSSignatureVerificationFailed) return new AuthError(401, "bad_signature", "the token's signature does not verify");
   if (e instanceof errors.JWKSNoMatchingKey) return new AuthError(401, "bad_signature", "no key of the JWKS matches the token");
@@ -167,7 +167,7 @@ function mapJoseError(e: unknown): AuthError {
   return new AuthError(401, "invalid_token", `the token is not valid: ${(e as Error).message}`);
 }
 
-function principalOf(p: JWTPayload): Principal {
+export function principalOf(p: JWTPayload): Principal {
   if (typeof p.sub !== "string" || !p.sub) throw new AuthError(401, "invalid_token", "claim sub: a non-empty string is required");
   if (typeof p.tenant !== "string" || !p.tenant) throw new AuthError(401, "invalid_token", "claim tenant: a non-empty string is required");
   const scope = p.scope ?? p.scp;

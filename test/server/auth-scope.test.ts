@@ -42,7 +42,9 @@ const DOCUMENTATION_ROUTES = ["GET /api/openapi.json", "GET /api/docs"];
  * /metrics for the scraper (its defaults, tag names in labels included, belong to the safe-defaults
  * work; see server/auth/README.md).
  */
-const OPERATIONAL_ROUTES = ["GET /healthz", "GET /readyz", "GET /metrics", ...DOCUMENTATION_ROUTES];
+/** The console's login: open by nature (password, rate-limited), and its refresh takes a console token (test/server/login.test.ts). */
+const LOGIN_ROUTES = ["POST /api/login", "POST /api/login/refresh"];
+const OPERATIONAL_ROUTES = ["GET /healthz", "GET /readyz", "GET /metrics", ...DOCUMENTATION_ROUTES, ...LOGIN_ROUTES];
 
 /** Opens /api/stream with `auth`; resolves with the error it was sent and its close code. */
 function streamAnswer(auth: string): Promise<{ error: string | null; code: number }> {

@@ -1,0 +1,5 @@
+// SvelteKit's ambient types for the console.
+declare global {
+  namespace App {}
+}
+export {};

@@ -1,0 +1,35 @@
+// The console's pages, in the order of the navigation. One list: the layout draws the menu from it, and a
+// page that is not built yet renders <Placeholder> with its `later` text. A new page adds one entry here
+// (or drops its `later`) and a folder under src/routes/.
+export interface NavEntry {
+  href: string;
+  label: string;
+  /** one line for the menu's tooltip and the page header */
+  summary: string;
+  /** not built yet: what the page will show, and which issue brings it */
+  later?: string;
+  /** only shown to these roles (default: everyone) */
+  roles?: Role[];
+}
+
+export type Role = "viewer" | "operator" | "admin";
+
+export const NAV: NavEntry[] = [
+  { href: "/", label: "Overview", summary: "Throughput, commit latency, log, uplink and drivers at a glance" },
+  { href: "/devices", label: "Devices", summary: "Each driver's state, last error and what to do, restarts, poll statistics" },
+  { href: "/tags", label: "Tags", summary: "Live values with quality, filters and a trend per tag" },
+  { href: "/write", label: "Write", summary: "Setpoints: checked, confirmed, acknowledged", later: "A write dialog per writable tag that checks type and limits, asks for confirmation and shows the ack and the read-back value (issue #19, write page)." },
+  { href: "/history", label: "History & SQL", summary: "SQL over the log, charts and downloads", later: "An SQL editor with examples and the view list, results as a table and a chart, CSV / Parquet / Arrow downloads (issue #19, history page)." },
+  { href: "/commands", label: "Commands", summary: "Who wrote what, when, from where, and the result", later: "The commands audit: every setpoint with its origin, actor and ack, with filters (issue #19, commands page)." },
+  { href: "/bridges", label: "Bridges", summary: "MQTT uplink, OPC UA server, Modbus slave", later: "MQTT uplink lag and backlog, OPC UA sessions and client certificates to trust, Modbus slave requests and exceptions (issue #19, bridges page)." },
+  { href: "/config", label: "Configuration", summary: "The config files, validated as you type", later: "The config files with an editor that validates against the schemas, shows the diff and the check, and applies with hot reload (issue #19, configuration page)." },
+  { href: "/modbus", label: "Modbus inspector", summary: "Registers decoded in every type and byte/word order", later: "Read a register range through the gateway and see it decoded in every type and byte/word order side by side, then copy the YAML (issue #19, Modbus inspector)." },
+  { href: "/alarms", label: "Alarms", summary: "Active alarms, acknowledge and shelve", later: "Alarms arrive with the alarms issue, on this layout." },
+  { href: "/rules", label: "Rules", summary: "Derived tags and scripts", later: "Rules arrive with the rules issue, on this layout." },
+  { href: "/plugins", label: "Plugins", summary: "Loaded plugins, upload and hot swap", later: "Plugins arrive with the plugins issue, on this layout." },
+];
+
+/** The entry of a path: exact match, else the longest prefix (so /tags/x belongs to Tags). */
+export function navEntryOf(path: string): NavEntry | undefined {
+  return NAV.find((e) => e.href === path) ?? [...NAV].sort((a, b) => b.href.length - a.href.length).find((e) => e.href !== "/" && path.startsWith(e.href + "/"));
+}
