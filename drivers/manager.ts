@@ -65,8 +65,8 @@ interface RunEnd {
 }
 
 /** Why a supervisor is being stopped, as the quality its tags get. */
-export type StopReason = "removed" | "stopped";
-const STOP_QUALITY: Record<StopReason, number> = { removed: Quality.Bad_OutOfService, stopped: Quality.Bad_NoCommunication };
+export type StopReason = "removed" | "stopped" | "paused";
+const STOP_QUALITY: Record<StopReason, number> = { removed: Quality.Bad_OutOfService, stopped: Quality.Bad_NoCommunication, paused: Quality.Bad_OutOfService };
 
 /**
  * At gateway start, before any driver or bridge: a tag whose latest committed value is Good was read
@@ -457,6 +457,32 @@ export class DriverManager extends EventEmitter {
     if (!sup) return;
     this.supervisors.delete(id);
     await sup.shutdown("removed");
+  }
+
+  /**
+   * An operator's restart (or resume after a pause): the running instance is shut down and a new one
+   * started with the same entry, endpoint and tags; its counters carry over, restarts + 1. A supervisor
+   * stops once only (its abort signal), so a restart is a new one. False for an unknown id.
+   */
+  async restart(id: string): Promise<boolean> {
+    const old = this.supervisors.get(id);
+    if (!old) return false;
+    await old.shutdown("stopped");
+    if (this.supervisors.get(id) !== old) return true; // a reload or another restart replaced it meanwhile
+    const next = new Supervisor(old.entry, old.endpoint, old.tags, this.factories.get(old.entry.type), this);
+    next.status.restarts = old.status.restarts + 1;
+    next.status.errors = old.status.errors;
+    this.supervisors.set(id, next);
+    next.start();
+    return true;
+  }
+
+  /** An operator's pause: the driver stops (state Shutdown, its tags Bad_OutOfService) and stays listed until resumed (restart). */
+  async pause(id: string): Promise<boolean> {
+    const sup = this.supervisors.get(id);
+    if (!sup) return false;
+    await sup.shutdown("paused");
+    return true;
   }
 
   status(): DriverStatus[] {

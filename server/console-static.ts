@@ -11,6 +11,7 @@ export const CONSOLE_BUILD_DIR = join(import.meta.dir, "..", "console", "build")
 
 const IMMUTABLE = "public, max-age=31536000, immutable";
 const FALLBACK = "200.html";
+const ASSET = /\.(m?js|css|map|png|jpe?g|gif|svg|ico|webp|avif|woff2?|ttf|json|txt|webmanifest|wasm)$/i;
 
 const SECURITY_HEADERS = { "x-content-type-options": "nosniff", "x-frame-options": "DENY", "referrer-policy": "no-referrer" };
 
@@ -60,8 +61,9 @@ export async function serveConsole(request: Request, buildDir = CONSOLE_BUILD_DI
     if (!file.startsWith(buildDir + sep)) return text(400, "bad path");
     if (await Bun.file(file).exists()) return await fileResponse(request, file, name.startsWith("_app/immutable/") ? IMMUTABLE : "no-cache");
   }
-  // a missing script or image is a 404, never the HTML page (a browser would try to run it as JS)
-  if (rel.startsWith("_app/") || /\.[a-z0-9]{1,5}$/i.test(rel)) return text(404, `no such file: /${rel}`);
+  // a missing script or image is a 404, never the HTML page (a browser would try to run it as JS); other
+  // paths are the app's routes, tag names with dots included (/tags/line1/meter.kwh)
+  if (rel.startsWith("_app/") || ASSET.test(rel)) return text(404, `no such file: /${rel}`);
   return await fileResponse(request, join(buildDir, FALLBACK), "no-cache");
 }
 

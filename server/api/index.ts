@@ -10,7 +10,9 @@ import { discoverApi } from "./discover.ts";
 import { docsPage } from "./docs-page.ts";
 import { healthApi } from "./health.ts";
 import { API_DOCS, OPENAPI_JSON, openapiPlugin } from "./openapi.ts";
+import { driversApi } from "./drivers.ts";
 import { loginApi } from "./login.ts";
+import { overviewApi } from "./overview.ts";
 import { InvalidParam, validationError, type ApiError } from "./params.ts";
 import { queryApi } from "./query.ts";
 import { serveConsole } from "../console-static.ts";
@@ -19,7 +21,7 @@ import { tagsApi } from "./tags.ts";
 
 export type ApiPlugin = (ctx: GatewayContext) => Elysia<any, any, any, any, any, any, any>;
 
-export const apiPlugins: ApiPlugin[] = [healthApi, tagsApi, commandsApi, (ctx) => queryApi(ctx), backupApi, discoverApi, (ctx) => loginApi(ctx)];
+export const apiPlugins: ApiPlugin[] = [healthApi, tagsApi, commandsApi, (ctx) => queryApi(ctx), backupApi, discoverApi, (ctx) => loginApi(ctx), overviewApi, driversApi];
 
 export function createApi(ctx: GatewayContext) {
   const app = new Elysia();

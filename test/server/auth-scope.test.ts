@@ -31,10 +31,12 @@ const READ_ROUTES: Record<string, (auth: string) => Promise<Response>> = {
   "POST /api/query": (auth) => fetch(`${g.url}/api/query`, { method: "POST", headers: { authorization: auth, "content-type": "application/json" }, body: JSON.stringify({ sql: "SELECT 1 AS x" }) }),
   "GET /api/commands": (auth) => fetch(`${g.url}/api/commands`, { headers: { authorization: auth } }),
   "GET /api/commands/:id": (auth) => fetch(`${g.url}/api/commands/nope`, { headers: { authorization: auth } }),
+  "GET /api/overview": (auth) => fetch(`${g.url}/api/overview`, { headers: { authorization: auth } }),
+  "GET /api/drivers": (auth) => fetch(`${g.url}/api/drivers`, { headers: { authorization: auth } }),
 };
 const WRITE_ROUTES = ["PUT /api/tags/:tag"];
 /** Routes that need the `admin` scope (tested with their own feature: test/server/backup.test.ts, discover-api.test.ts). */
-const ADMIN_ROUTES = ["POST /api/backup", "POST /api/discover/opcua", "POST /api/discover/modbus"];
+const ADMIN_ROUTES = ["POST /api/backup", "POST /api/discover/opcua", "POST /api/discover/modbus", "POST /api/drivers/:id/restart", "POST /api/drivers/:id/pause", "POST /api/drivers/:id/resume"];
 /** Open too: the API's own description (routes and schemas, no data). */
 const DOCUMENTATION_ROUTES = ["GET /api/openapi.json", "GET /api/docs"];
 /**

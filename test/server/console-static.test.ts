@@ -57,6 +57,8 @@ describe("serveConsole", () => {
     const page = (await get("/tags/line1/boiler/temperature"))!;
     expect(page.status).toBe(200);
     expect(await page.text()).toBe("<html>fallback</html>");
+    // a tag name with a dot is a route, not a missing file
+    expect(await (await get("/tags/line1/meter.kwh"))!.text()).toBe("<html>fallback</html>");
     expect((await get("/_app/immutable/chunks/gone.js"))!.status).toBe(404);
     expect((await get("/favicon.png"))!.status).toBe(404);
   });
