@@ -5,7 +5,7 @@
 // root (server/services.ts), never importing server/. Per-tenant static tokens only with
 // mqtt.commands.staticTokens: true. The actor recorded in the CmdFrame is `mqtt:<sub>` of the token.
 // The message is checked (command-message.ts: not retained, publication time, life, id), the value is
-// checked (checkWrite), the command goes through the command bus with its real expiry (so the executor
+// checked (storage/command-intake.ts: checkWrite), the command goes through the command bus with its real expiry (so the executor
 // acks a command that waited past its life in a broker session `expired` and never writes it), and the
 // result is published on {tenant}/ack/{tag}: {id, ok, status, code, error?, offset?}. Ids are scoped by
 // tenant and actor: a redelivery (QoS 1) returns the first command's result; the same id with another
@@ -14,23 +14,14 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { MqttClient } from "mqtt";
 import type { Logger } from "pino";
 import type { Catalog } from "../../schemas/catalog.ts";
-import { checkWrite } from "../../schemas/command.ts";
-import { ACK_CODE_INFO, type AckCode } from "../../schemas/acks.ts";
-import type { Value } from "../../schemas/frames.ts";
 import type { CommandBus } from "../../storage/commands.ts";
+import { answerCommand, recordCommand } from "../../storage/command-intake.ts";
 import type { MqttNorthConfig } from "./config.ts";
 import type { UplinkMetrics } from "./metrics.ts";
 import { fillTopic } from "./topics.ts";
-import { CommandRefused, commandExpiry, parseCommand, scopedCommandId, type PacketInfo } from "./command-message.ts";
+import { Answered, CommandRefused, commandExpiry, parseCommand, refused, type CommandAnswer, type CommandAuthorizer, type PacketInfo } from "../../schemas/command-message.ts";
 
-/** The verdict on a command's token for a tag of a tenant: who it is, or why not. */
-export type CommandAuthorization = { ok: true; sub: string } | { ok: false; code: "unauthorized" | "forbidden"; reason: string };
-
-/**
- * Checks a JWT for writing `tag` of `tenant` (the topic's tenant): the same verification and claims as
- * REST. Given by the composition root; absent when the gateway has no auth keys (JWTs then refused).
- */
-export type CommandAuthorizer = (token: string, target: { tag: string; tenant: string }) => Promise<CommandAuthorization>;
+export type { CommandAnswer, CommandAuthorization, CommandAuthorizer } from "../../schemas/command-message.ts";
 
 export interface MqttCommandsDeps {
   client: MqttClient;
@@ -43,24 +34,9 @@ export interface MqttCommandsDeps {
   authorize?: CommandAuthorizer;
 }
 
-export interface CommandAnswer {
-  /** the id the client sent (else the command's id); null when the message could not be read */
-  id: string | null;
-  /** the command's id in the log (GET /api/commands/:id), once recorded */
-  command?: string;
-  ok: boolean;
-  status: "ok" | "error" | "expired" | "timeout" | "refused";
-  error?: string;
-  /** an AckCode (schemas/acks.ts), or a refusal before the log (README "Commands") */
-  code: AckCode | "unauthorized" | "forbidden" | "invalid_payload" | "refused_retained" | "idempotency_conflict";
-  offset?: number;
-}
-
 const sha256 = (s: string) => createHash("sha256").update(s).digest();
 /** Constant time whatever the lengths: the digests compared always have 32 bytes. */
 const sameSecret = (a: string, b: string) => timingSafeEqual(sha256(a), sha256(b));
-
-const sameValue = (a: Value, b: Value) => (typeof a === "bigint" || typeof b === "bigint" ? String(a) === String(b) : a === b);
 
 /** The subscription of each tenant, and the topic prefix before the tag (what '#' matches). */
 export function commandFilters(cc: MqttNorthConfig["commands"], gatewayId: string): { tenant: string; filter: string; prefix: string }[] {
@@ -75,16 +51,6 @@ function commandTopic(filters: readonly { tenant: string; prefix: string }[], to
   for (const f of filters) if (topic.length > f.prefix.length && topic.startsWith(f.prefix)) return { tenant: f.tenant, tag: topic.slice(f.prefix.length) };
   return null;
 }
-
-/** A refusal or an answer that ends a command's handling early. */
-class Answered extends Error {
-  override name = "Answered";
-  constructor(readonly answer: CommandAnswer) {
-    super(answer.error ?? answer.code);
-  }
-}
-
-const refused = (id: string | null, code: CommandAnswer["code"], error: string) => new Answered({ id, ok: false, status: "refused", code, error });
 
 /**
  * Who sent the command: a static token of the topic's tenant (only with staticTokens: true, compared
@@ -136,26 +102,9 @@ export function startMqttCommands(d: MqttCommandsDeps): { stop(): Promise<void> 
     }
     const id = body.id ?? null;
     const actor = await authenticate(cc, d.authorize, body.token, { tag, tenant }, id);
-    const variable = d.catalog.get(tag);
-    // a tag of another tenant is answered as an unknown one: a tenant cannot list another's tags
-    if (!variable || variable.tenant !== tenant) throw refused(id, "refused_unknown_tag", "no such tag");
-    const checked = checkWrite(variable, body.value);
-    if (!checked.ok) throw refused(id, `refused_${checked.code}` satisfies AckCode, checked.message);
     const expiresAt = commandExpiry(body, packet, receivedMs, cc);
-    // a command already past its life is still recorded, with its real expiry: the executor acks it expired
-    const ttlMs = expiresAt - Date.now();
-    const cmdId = body.id === undefined ? undefined : scopedCommandId(tenant, actor, body.id);
-    const cmd = await d.bus.submit({ tag, value: checked.value, origin: "mqtt", actor, tenant, ttlMs, ...(cmdId ? { id: cmdId } : {}) });
-    if (cmd.origin !== "mqtt" || cmd.tag !== tag || !sameValue(cmd.value, checked.value)) {
-      throw refused(id, "idempotency_conflict", `id '${id}' was used for a different command (${cmd.tag} = ${String(cmd.value)}); use a new id`);
-    }
-    const ack = await d.bus.waitForAck(cmd.id, cc.timeoutMs);
-    if (!ack) {
-      // the command is in the log and its driver may still execute it: nobody can tell yet
-      const error = `no ack within ${cc.timeoutMs} ms: ${ACK_CODE_INFO.timeout_outcome_unknown.text}; the ack will be in the log (GET /api/commands/${cmd.id})`;
-      return { id: id ?? cmd.id, command: cmd.id, ok: false, status: "timeout", code: "timeout_outcome_unknown", error, offset: cmd.offset };
-    }
-    return { id: id ?? cmd.id, command: cmd.id, ok: ack.ok, status: ack.status, code: ack.code, ...(ack.error ? { error: ack.error } : {}), offset: cmd.offset };
+    const cmd = await recordCommand(d.bus, d.catalog, { origin: "mqtt", tenant, tag, value: body.value, clientId: body.id, actor, expiresAt });
+    return await answerCommand(d.bus, cmd, body.id, cc.timeoutMs);
   };
 
   const onMessage = async (topic: string, payload: Buffer, packet: PacketInfo) => {

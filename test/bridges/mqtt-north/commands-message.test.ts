@@ -1,7 +1,7 @@
 // The checks of an MQTT command message before anything is recorded (bridges/mqtt-north/command-message.ts):
 // publication time required, life bounded and counted from publication, retained refused, ids scoped.
 import { describe, expect, it } from "bun:test";
-import { CommandRefused, commandExpiry, parseCommand, scopedCommandId } from "../../../bridges/mqtt-north/command-message.ts";
+import { CommandRefused, commandExpiry, parseCommand, scopedCommandId } from "../../../schemas/command-message.ts";
 
 const limits = { ttlMs: 30_000, maxTtlMs: 60_000 };
 const now = 1_800_000_000_000;

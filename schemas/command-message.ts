@@ -1,10 +1,12 @@
-// What an MQTT command message says, checked before anything is recorded: its JSON body, the token it
-// carries, its id scoped by tenant and actor, and its life counted from publication. A broker session
+// What a command message from a broker says (MQTT commands, NATS commands), checked before anything is
+// recorded: its JSON body, the token it carries, its id scoped by tenant and actor, and its life counted
+// from publication. Pure (no I/O); the shared intake into the log is storage/command-intake.ts. A broker session
 // can hold a command for a day (sessionExpirySec) and a retained one is delivered again at every
 // subscription, so the time a message reaches us says nothing about its age: the publisher must say
 // when it published (`ts`) or until when the command is valid (`expiresAt`), and the MQTT 5 message
 // expiry interval (decremented by the broker while the message waits) shortens its life further.
 import { createHash } from "node:crypto";
+import type { AckCode } from "./acks.ts";
 
 /** A refusal before the log: the code published in the answer and the reason. */
 export class CommandRefused extends Error {
@@ -96,6 +98,39 @@ export function commandExpiry(c: Pick<CommandBody, "ts" | "ttlMs" | "expiresAt">
  * redelivery finds its first command), and ids of different tenants or actors never meet, so one cannot
  * block another's command by using its id first (as REST's Idempotency-Key, server/api/commands.ts).
  */
-export function scopedCommandId(tenant: string, actor: string, clientId: string): string {
-  return `mqtt-${createHash("sha256").update(`${tenant}\u0000${actor}\u0000${clientId}`).digest("hex").slice(0, 32)}`;
+export function scopedCommandId(tenant: string, actor: string, clientId: string, origin: "mqtt" | "nats" = "mqtt"): string {
+  return `${origin}-${createHash("sha256").update(`${tenant}\u0000${actor}\u0000${clientId}`).digest("hex").slice(0, 32)}`;
 }
+
+/** The verdict on a command's token for a tag of a tenant: who it is, or why not. */
+export type CommandAuthorization = { ok: true; sub: string } | { ok: false; code: "unauthorized" | "forbidden"; reason: string };
+
+/**
+ * Checks a JWT for writing `tag` of `tenant` (the subject's or topic's tenant): the same verification and
+ * claims as REST. Given by the composition root; absent when the gateway has no auth keys (JWTs then refused).
+ */
+export type CommandAuthorizer = (token: string, target: { tag: string; tenant: string }) => Promise<CommandAuthorization>;
+
+/** The answer published to a broker command's sender (MQTT ack topic, NATS ack subject). */
+export interface CommandAnswer {
+  /** the id the client sent (else the command's id); null when the message could not be read */
+  id: string | null;
+  /** the command's id in the log (GET /api/commands/:id), once recorded */
+  command?: string;
+  ok: boolean;
+  status: "ok" | "error" | "expired" | "timeout" | "refused";
+  error?: string;
+  /** an AckCode (schemas/acks.ts), or a refusal before the log */
+  code: AckCode | "unauthorized" | "forbidden" | "invalid_payload" | "refused_retained" | "idempotency_conflict";
+  offset?: number;
+}
+
+/** A refusal or an answer that ends a command's handling early. */
+export class Answered extends Error {
+  override name = "Answered";
+  constructor(readonly answer: CommandAnswer) {
+    super(answer.error ?? answer.code);
+  }
+}
+
+export const refused = (id: string | null, code: CommandAnswer["code"], error: string): Answered => new Answered({ id, ok: false, status: "refused", code, error });
