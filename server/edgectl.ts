@@ -125,7 +125,7 @@ async function nats(args: string[]): Promise<number> {
   for (const p of problems) console.error(`${shortPath(p.file)}: ${p.path ? `${p.path}: ` : ""}${p.detail}`);
   if (!config) return 1;
   try {
-    console.log(await provisionCommand(config.gateway.nats, join(config.dir, "gateway.yml")));
+    console.log(await provisionCommand(config.gateway.nats, join(config.dir, "gateway.yml"), config.gateway.gatewayId));
     return 0;
   } catch (e) {
     console.error(`nats provision: ${(e as Error).message}`);

@@ -21,15 +21,15 @@ export const services: ServiceFactory[] = [
   (ctx) => (ctx.config.gateway.watchConfig ? configWatcher(ctx) : null),
   (ctx) => createModbusSlave({ ...ctx, get config() { return ctx.config; }, registry: ctx.metrics.registry }), // getter: the map follows reloads
   (ctx) => (ctx.config.gateway.opcua.enabled ? createOpcuaServer(ctx) : null),
-  (ctx) => createMqttNorth({ log: ctx.log, catalog: ctx.catalog, registry: ctx.metrics.registry, logger: ctx.logger, gatewayId: ctx.config.gateway.gatewayId, section: ctx.config.gateway.mqtt, configDir: ctx.config.dir, commands: ctx.commands, ...mqttCommandAuth(ctx) }),
-  (ctx) => createNatsBridge({ log: ctx.log, catalog: ctx.catalog, registry: ctx.metrics.registry, logger: ctx.logger, gatewayId: ctx.config.gateway.gatewayId, section: ctx.config.gateway.nats }),
+  (ctx) => createMqttNorth({ log: ctx.log, catalog: ctx.catalog, registry: ctx.metrics.registry, logger: ctx.logger, gatewayId: ctx.config.gateway.gatewayId, section: ctx.config.gateway.mqtt, configDir: ctx.config.dir, commands: ctx.commands, ...brokerCommandAuth(ctx) }),
+  (ctx) => createNatsBridge({ log: ctx.log, catalog: ctx.catalog, registry: ctx.metrics.registry, logger: ctx.logger, gatewayId: ctx.config.gateway.gatewayId, section: ctx.config.gateway.nats, commands: ctx.commands, ...brokerCommandAuth(ctx) }),
 ];
 
 /**
  * MQTT commands checked as REST checks a write: the same live verifier (the keys a reload swaps in for
  * REST are the ones MQTT uses, at the same instant), scope, tenant and tag claims.
  */
-function mqttCommandAuth(ctx: GatewayContext): { authorizeCommand: CommandAuthorizer } {
+function brokerCommandAuth(ctx: GatewayContext): { authorizeCommand: CommandAuthorizer } {
   return {
     authorizeCommand: async (token, target) => {
       const who = await verifyToken(ctx, token);

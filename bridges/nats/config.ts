@@ -15,6 +15,23 @@ export const NatsStreamConfig = Type.Object(
   { default: {}, additionalProperties: false },
 );
 
+export const NatsCommandsConfig = Type.Object(
+  {
+    enabled: Type.Boolean({ default: false, description: "take commands from a durable JetStream consumer on this gateway's command subjects" }),
+    stream: Type.String({ minLength: 1, pattern: "^[A-Za-z0-9_-]+$", default: "EDGE_CMD", description: "JetStream stream holding commands and their answers (subjects {subjectPrefix}.>)" }),
+    subjectPrefix: Type.String({ minLength: 1, pattern: "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$", default: "edge-cmd", description: "first subject tokens of commands and answers; must not lie under the frames' subjectPrefix (a subject belongs to one stream)" }),
+    consumer: Type.Optional(Type.String({ minLength: 1, pattern: "^[A-Za-z0-9_-]+$", description: "durable consumer name (default cmd-{gatewayId}, encoded)" })),
+    ackWaitMs: Type.Integer({ minimum: 100, default: 30_000, description: "JetStream redelivers a command not acknowledged within this time (after a gateway crash)" }),
+    maxAckPending: Type.Integer({ minimum: 1, maximum: 10_000, default: 64, description: "commands delivered and not yet answered" }),
+    timeoutMs: Type.Integer({ minimum: 1, default: 10_000, description: "wait for the command's ack before answering timeout_outcome_unknown" }),
+    ttlMs: Type.Integer({ minimum: 1, default: 30_000, description: "life of a command whose message gives no ttlMs or expiresAt, from its ts" }),
+    maxTtlMs: Type.Integer({ minimum: 1, default: 300_000, description: "longest life a command may ask for" }),
+    maxAgeSec: Type.Integer({ minimum: 0, default: 86_400, description: "commands and answers kept in the stream (0: no limit)" }),
+  },
+  { default: {}, additionalProperties: false },
+);
+export type NatsCommandsConfig = Static<typeof NatsCommandsConfig>;
+
 export const NatsConfig = Type.Object(
   {
     enabled: Type.Boolean({ default: false }),
@@ -40,6 +57,7 @@ export const NatsConfig = Type.Object(
     commitEveryMs: Type.Integer({ minimum: 1, default: 100, description: "how often the acknowledged offset is stored as the cursor" }),
     cursor: Type.String({ default: "nats", description: "name of this bridge's cursor in the log" }),
     streamConfig: NatsStreamConfig,
+    commands: NatsCommandsConfig,
   },
   { additionalProperties: false },
 );
@@ -49,5 +67,11 @@ export type NatsConfig = Static<typeof NatsConfig>;
 export function parseNatsConfig(section: unknown, file = "gateway.yml"): NatsConfig {
   const cfg = parseWithSchema(NatsConfig, section ?? {}, file, "nats");
   if (cfg.retryMaxMs < cfg.retryMinMs) throw new ConfigError(file, "nats.retryMaxMs", `must be at least retryMinMs (${cfg.retryMinMs})`);
+  const cc = cfg.commands;
+  if (cc.maxTtlMs < cc.ttlMs) throw new ConfigError(file, "nats.commands.maxTtlMs", `must be at least ttlMs (${cc.ttlMs})`);
+  if (cc.stream === cfg.stream) throw new ConfigError(file, "nats.commands.stream", `must differ from the frames' stream '${cfg.stream}'`);
+  // JetStream refuses two streams with overlapping subjects, and the bridge's restart look-up reads every subject under its prefix
+  const [a, b] = [`${cc.subjectPrefix}.`, `${cfg.subjectPrefix}.`];
+  if (a.startsWith(b) || b.startsWith(a)) throw new ConfigError(file, "nats.commands.subjectPrefix", `'${cc.subjectPrefix}' overlaps the frames' subjectPrefix '${cfg.subjectPrefix}'; use another first token (default edge-cmd)`);
   return cfg;
 }

@@ -1,20 +1,24 @@
 // The NATS JetStream bridge: a consumer of the log with its own cursor that mirrors data frames into a
-// JetStream stream, every offset exactly once (see publisher.ts and README.md). Off unless `nats.enabled`.
+// JetStream stream, every offset exactly once (see publisher.ts and README.md), and with nats.commands
+// takes commands from the fleet (commands.ts). Off unless `nats.enabled`.
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
 import type { Registry } from "prom-client";
 import type { Logger } from "pino";
 import type { Catalog } from "../../schemas/catalog.ts";
+import type { CommandAuthorizer } from "../../schemas/command-message.ts";
+import type { CommandBus } from "../../storage/commands.ts";
 import type { EventLog } from "../../storage/log.ts";
 import { delay, backoffDelay } from "../../storage/time.ts";
 import { parseNatsConfig, type NatsConfig } from "./config.ts";
 import { NatsMetrics } from "./metrics.ts";
-import { provisionStream } from "./provision.ts";
+import { startNatsCommands, type NatsCommands } from "./commands.ts";
+import { provisionCommands, provisionStream } from "./provision.ts";
 import { NatsPublisher } from "./publisher.ts";
 import { natsStatus, type NatsStatus } from "./status.ts";
 
 export { parseNatsConfig, type NatsConfig } from "./config.ts";
-export { provisionStream } from "./provision.ts";
+export { provisionCommands, provisionStream } from "./provision.ts";
 
 export interface NatsBridgeDeps {
   log: EventLog;
@@ -25,6 +29,10 @@ export interface NatsBridgeDeps {
   /** the raw `nats:` section of gateway.yml */
   section: unknown;
   file?: string;
+  /** the command bus (needed with nats.commands.enabled) */
+  commands?: CommandBus;
+  /** checks a command's JWT as REST does (server/services.ts); absent: every command is refused */
+  authorizeCommand?: CommandAuthorizer;
 }
 
 export interface NatsBridge {
@@ -54,14 +62,24 @@ export function natsConnect(cfg: NatsConfig, name: string, once = false): Promis
   });
 }
 
-/** `edgectl nats provision`: creates or checks the stream of a gateway's `nats:` section; one line out. */
-export async function provisionCommand(section: unknown, file: string): Promise<string> {
+/**
+ * `edgectl nats provision`: creates or checks the stream of a gateway's `nats:` section, and with
+ * nats.commands.enabled the command stream and the gateway's consumer; one line each.
+ */
+export async function provisionCommand(section: unknown, file: string, gatewayId: string): Promise<string> {
   const cfg = parseNatsConfig(section, file);
   const nc = await natsConnect(cfg, "edgectl", true);
   try {
-    const r = await provisionStream(await jetstreamManager(nc), cfg);
+    const jsm = await jetstreamManager(nc);
+    const r = await provisionStream(jsm, cfg);
     const s = cfg.streamConfig;
-    return `${r.action}: stream ${r.stream} on ${cfg.servers.join(",")}, subjects ${r.subjects.join(" ")}, replicas ${s.replicas}, max age ${s.maxAgeSec} s, max bytes ${s.maxBytes}, duplicate window ${s.duplicateWindowSec} s`;
+    const lines = [`${r.action}: stream ${r.stream} on ${cfg.servers.join(",")}, subjects ${r.subjects.join(" ")}, replicas ${s.replicas}, max age ${s.maxAgeSec} s, max bytes ${s.maxBytes}, duplicate window ${s.duplicateWindowSec} s`];
+    if (cfg.commands.enabled) {
+      const c = await provisionCommands(jsm, cfg, gatewayId);
+      lines.push(`${c.stream.action}: command stream ${c.stream.stream}, subjects ${c.stream.subjects.join(" ")}, max age ${cfg.commands.maxAgeSec} s`);
+      lines.push(`${c.consumer.action}: command consumer ${c.consumer.name} on ${c.consumer.filter}, ack wait ${cfg.commands.ackWaitMs} ms, max ack pending ${cfg.commands.maxAckPending}`);
+    }
+    return lines.join("\n");
   } finally {
     await nc.close();
   }
@@ -71,6 +89,7 @@ export async function provisionCommand(section: unknown, file: string): Promise<
 export function createNatsBridge(deps: NatsBridgeDeps): NatsBridge | null {
   const cfg = parseNatsConfig(deps.section, deps.file ?? "gateway.yml");
   if (!cfg.enabled) return null;
+  if (cfg.commands.enabled && !deps.commands) throw new Error("nats.commands.enabled needs the command bus (a wiring error)");
   const logger = deps.logger.child({ bridge: "nats" });
   const metrics = new NatsMetrics(deps.registry);
   const publisher = new NatsPublisher({ log: deps.log, catalog: deps.catalog, logger, metrics, gatewayId: deps.gatewayId, config: cfg });
@@ -79,6 +98,7 @@ export function createNatsBridge(deps: NatsBridgeDeps): NatsBridge | null {
   let connected = false;
   let connectionSince = Date.now();
   let gaugeTimer: ReturnType<typeof setInterval> | null = null;
+  let commands: NatsCommands | null = null;
   const stopping = new AbortController();
 
   const updateGauges = () => {
@@ -107,6 +127,7 @@ export function createNatsBridge(deps: NatsBridgeDeps): NatsBridge | null {
         if (stopping.signal.aborted) return void (await c.close());
         const m = await jetstreamManager(c, { checkAPI: false });
         if (cfg.streamConfig.provision) logger.info(await provisionStream(m, cfg), "nats bridge: stream provisioned");
+        if (cfg.streamConfig.provision && cfg.commands.enabled) logger.info(await provisionCommands(m, cfg, deps.gatewayId), "nats bridge: command stream and consumer provisioned");
         nc = c;
         js = jetstream(c);
         connected = true;
@@ -124,15 +145,18 @@ export function createNatsBridge(deps: NatsBridgeDeps): NatsBridge | null {
   return {
     name: "nats",
     publisher,
-    status: () => natsStatus({ connected, connectionSince, consumer: publisher.status(), inflight: publisher.inflight, servers: cfg.servers.join(",") }),
+    status: () => natsStatus({ connected, connectionSince, consumer: publisher.status(), inflight: publisher.inflight, servers: cfg.servers.join(","), commands: commands?.problem() ?? null }),
     async start() {
       void link();
       publisher.start({ nc: () => nc, js: () => js });
+      // checked above: the bus is there when commands are enabled
+      if (cfg.commands.enabled) commands = startNatsCommands({ config: cfg, catalog: deps.catalog, bus: deps.commands!, logger, metrics, gatewayId: deps.gatewayId, js: () => js, ...(deps.authorizeCommand ? { authorize: deps.authorizeCommand } : {}) });
       gaugeTimer = setInterval(updateGauges, 1000);
     },
     async stop() {
       stopping.abort();
       if (gaugeTimer) clearInterval(gaugeTimer);
+      await commands?.stop();
       await publisher.stop(STOP_DRAIN_MS);
       await nc?.close().catch(() => undefined);
     },

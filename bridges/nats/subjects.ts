@@ -48,3 +48,23 @@ export const gatewaySubjects = (prefix: string, gateway: string): string => `${p
 
 /** Nats-Msg-Id of a message covering offsets first..last: the same offsets give the same id after any restart. */
 export const messageId = (gateway: string, first: number, last: number): string => `${gateway}:${first}-${last}`;
+
+// Commands (nats.commands, a stream of their own under commands.subjectPrefix):
+//   {cmdPrefix}.{tenant}.{gateway}.cmd.{tag tokens}   a command for a tag of this gateway
+//   {cmdPrefix}.{tenant}.{gateway}.ack.{tag tokens}   the gateway's answer to it
+
+/** What the gateway's durable command consumer filters on: every tenant's commands to this gateway. */
+export const commandFilter = (cmdPrefix: string, gateway: string): string => `${cmdPrefix}.*.${encodeToken(gateway)}.cmd.>`;
+
+export const answerSubject = (cmdPrefix: string, tenant: string, gateway: string, tag: string): string => `${cmdPrefix}.${encodeToken(tenant)}.${encodeToken(gateway)}.ack.${encodeTag(tag)}`;
+
+/** The tenant and tag of a command subject (one that matched commandFilter), or null. */
+export function parseCommandSubject(cmdPrefix: string, subject: string): { tenant: string; tag: string } | null {
+  if (!subject.startsWith(`${cmdPrefix}.`)) return null;
+  const t = subject.slice(cmdPrefix.length + 1).split(".");
+  if (t.length < 4 || t[2] !== "cmd") return null;
+  return { tenant: decodeToken(t[0]!), tag: decodeTag(t.slice(3).join(".")) };
+}
+
+/** The durable consumer's default name: one per gateway (a durable name is one token). */
+export const commandConsumerName = (gateway: string): string => `cmd-${encodeToken(gateway)}`;
