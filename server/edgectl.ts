@@ -32,7 +32,8 @@ commands:
 ${DISCOVER_USAGE}
   nats provision [--config DIR]
                           create or check the JetStream stream of gateway.yml's nats: section (subjects,
-                          replicas, max age/bytes, duplicate window); idempotent: prints created,
+                          replicas, max age/bytes, duplicate window), and with nats.commands the command
+                          stream and this gateway's consumer; idempotent: prints created,
                           updated or unchanged; exit 0 when the stream is as configured
   help, --help            this text`;
 

@@ -26,7 +26,7 @@ export const services: ServiceFactory[] = [
 ];
 
 /**
- * MQTT commands checked as REST checks a write: the same live verifier (the keys a reload swaps in for
+ * Broker commands (MQTT, NATS) checked as REST checks a write: the same live verifier (the keys a reload swaps in for
  * REST are the ones MQTT uses, at the same instant), scope, tenant and tag claims.
  */
 function brokerCommandAuth(ctx: GatewayContext): { authorizeCommand: CommandAuthorizer } {
