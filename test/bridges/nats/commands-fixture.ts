@@ -3,7 +3,10 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { headers } from "@nats-io/transport-node";
 import { jetstream } from "@nats-io/jetstream";
-import { waitFor } from "../../helpers/index.ts";
+import type { ModbusTcpServer } from "../../../server/demo/modbus-server.ts";
+import { tempDir, waitFor } from "../../helpers/index.ts";
+import { NatsCluster } from "../../helpers/nats.ts";
+import { makeKeys, startPlc, type Keys } from "../../server/commands-fixture.ts";
 
 export const GATEWAY = "gw-7";
 export const COMMAND_SUBJECT = (tenant: string, tag: string) => `edge-cmd.${tenant}.${GATEWAY}.cmd.${tag.split("/").join(".")}`;
@@ -51,4 +54,33 @@ export class Cloud {
     await this.publish(tenant, tag, { id, ...body }, token);
     return await this.answerTo(id);
   }
+}
+
+/** Everything outside the gateway: a nats-server, a cloud client, keys, a counting PLC and a temp dir. */
+export interface Fleet {
+  nats: NatsCluster;
+  nc: NatsConnection;
+  cloud: Cloud;
+  keys: Keys;
+  plc: ModbusTcpServer;
+  writes: Map<number, number>;
+  dir: ReturnType<typeof tempDir>;
+  close(): Promise<void>;
+}
+
+export async function startFleet(): Promise<Fleet> {
+  const nats = await NatsCluster.single();
+  const nc = await nats.connect();
+  const keys = await makeKeys();
+  const { plc, writes } = await startPlc();
+  const dir = tempDir();
+  return {
+    nats, nc, cloud: new Cloud(nc), keys, plc, writes, dir,
+    async close() {
+      await nc.close();
+      await nats.close();
+      await plc.stop();
+      dir.cleanup();
+    },
+  };
 }

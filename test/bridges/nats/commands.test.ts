@@ -3,106 +3,89 @@
 // counts the writes it receives. A command published on the gateway's subject is written once and
 // answered on the ack subject with its code; expired, unauthorised and foreign commands are refused.
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
-import type { ModbusTcpServer } from "../../../server/demo/modbus-server.ts";
 import type { CmdFrame, Logged } from "../../../schemas/frames.ts";
 import { provisionCommand } from "../../../bridges/nats/index.ts";
 import { startGateway, type TestGateway } from "../../helpers/gateway.ts";
-import { tempDir, waitFor } from "../../helpers/index.ts";
-import { NatsCluster } from "../../helpers/nats.ts";
-import { configFiles, makeKeys, startPlc, token, unsignedToken, type Keys } from "../../server/commands-fixture.ts";
-import { Cloud, GATEWAY, natsCommandsYaml } from "./commands-fixture.ts";
+import { waitFor } from "../../helpers/index.ts";
+import { configFiles, token, unsignedToken } from "../../server/commands-fixture.ts";
+import { GATEWAY, natsCommandsYaml, startFleet, type Fleet } from "./commands-fixture.ts";
 
-let nats: NatsCluster;
-let nc: NatsConnection;
-let cloud: Cloud;
-let keys: Keys;
-let plc: ModbusTcpServer;
-let writes: Map<number, number>;
-let dir: ReturnType<typeof tempDir>;
+let f: Fleet;
 let t: TestGateway;
 
 beforeAll(async () => {
-  nats = await NatsCluster.single();
-  nc = await nats.connect();
-  cloud = new Cloud(nc);
-  keys = await makeKeys();
-  ({ plc, writes } = await startPlc());
-  dir = tempDir();
-  t = await startGateway(configFiles(dir.path, plc.port, keys, natsCommandsYaml(nats.servers[0]!)), { keepDir: dir.path });
+  f = await startFleet();
+  t = await startGateway(configFiles(f.dir.path, f.plc.port, f.keys, natsCommandsYaml(f.nats.servers[0]!)), { keepDir: f.dir.path });
   await waitFor(() => t.gw.ctx.drivers.status()[0]?.state === "Active", "the Modbus driver to be Active", 20_000);
   // the consumer exists once the bridge provisioned it; commands published after that are delivered
-  const jsm = await jetstreamManager(nc);
+  const jsm = await jetstreamManager(f.nc);
   await waitFor(async () => (await jsm.consumers.info("EDGE_CMD", `cmd-${GATEWAY}`).catch(() => null)) !== null, "the command consumer", 15_000, 50);
 }, 60_000);
 
 afterAll(async () => {
   await t?.stop();
-  await nc?.close();
-  await nats?.close();
-  await plc?.stop();
-  dir?.cleanup();
+  await f?.close();
 });
 
 async function commandFrame(id: string): Promise<Logged<CmdFrame>[]> {
   const out: Logged<CmdFrame>[] = [];
-  for await (const f of t.gw.ctx.log.read({ from: 1, kinds: ["cmd"] })) if (f.kind === "cmd" && f.id === id) out.push(f as Logged<CmdFrame>);
+  for await (const fr of t.gw.ctx.log.read({ from: 1, kinds: ["cmd"] })) if (fr.kind === "cmd" && fr.id === id) out.push(fr as Logged<CmdFrame>);
   return out;
 }
 
 describe("nats commands", () => {
-  it("writes a command published on the gateway's subject to the PLC once, records it with origin nats and publishes its ok ack", async () => {
-    const a = await cloud.send("acme", "line1/sp/temp", { value: 42 }, await token(keys));
+  it("writes a command published on the gateway's subject to the PLC once, records it with origin f.nats and publishes its ok ack", async () => {
+    const a = await f.cloud.send("acme", "line1/sp/temp", { value: 42 }, await token(f.keys));
     expect(a).toMatchObject({ ok: true, status: "ok", code: "ok" });
-    expect(plc.holding[10]).toBe(42);
-    expect(writes.get(10)).toBe(1);
+    expect(f.plc.holding[10]).toBe(42);
+    expect(f.writes.get(10)).toBe(1);
     const [cmd, ...more] = await commandFrame(a.command!);
     expect(more).toHaveLength(0);
     expect(cmd).toMatchObject({ origin: "nats", actor: "nats:alice", tenant: "acme", tag: "line1/sp/temp", value: 42 });
     // answered means acked: nothing waits for redelivery
-    const info = await (await jetstreamManager(nc)).consumers.info("EDGE_CMD", `cmd-${GATEWAY}`);
-    await waitFor(async () => (await (await jetstreamManager(nc)).consumers.info("EDGE_CMD", `cmd-${GATEWAY}`)).num_ack_pending === 0, "no command awaiting its JetStream ack", 5000, 50);
+    const info = await (await jetstreamManager(f.nc)).consumers.info("EDGE_CMD", `cmd-${GATEWAY}`);
+    await waitFor(async () => (await (await jetstreamManager(f.nc)).consumers.info("EDGE_CMD", `cmd-${GATEWAY}`)).num_ack_pending === 0, "no command awaiting its JetStream ack", 5000, 50);
     expect(info.num_pending).toBe(0);
   }, 30_000);
 
-  it("answers the same command id published twice with the first command's result and writes the PLC once", async () => {
-    const before = writes.get(11) ?? 0;
-    const id = cloud.nextId("dup");
-    const jwt = await token(keys);
-    const first = await cloud.send("acme", "line1/sp/speed", { id, value: 7 }, jwt);
-    await cloud.publish("acme", "line1/sp/speed", { id, value: 7 }, jwt);
-    await waitFor(() => cloud.answersTo(id).length >= 2, "the second answer", 10_000, 20);
-    expect(cloud.answersTo(id)[1]).toMatchObject({ code: "ok", command: first.command });
-    expect((writes.get(11) ?? 0) - before).toBe(1);
+  it("answers the same command id published twice with the first command's result and f.writes the PLC once", async () => {
+    const before = f.writes.get(11) ?? 0;
+    const id = f.cloud.nextId("dup");
+    const jwt = await token(f.keys);
+    const first = await f.cloud.send("acme", "line1/sp/speed", { id, value: 7 }, jwt);
+    await f.cloud.publish("acme", "line1/sp/speed", { id, value: 7 }, jwt);
+    await waitFor(() => f.cloud.answersTo(id).length >= 2, "the second answer", 10_000, 20);
+    expect(f.cloud.answersTo(id)[1]).toMatchObject({ code: "ok", command: first.command });
+    expect((f.writes.get(11) ?? 0) - before).toBe(1);
   }, 30_000);
 
   it("records a command already past its life and answers expired, never writing it", async () => {
-    const before = writes.get(10) ?? 0;
-    const a = await cloud.send("acme", "line1/sp/temp", { value: 99, ts: Date.now() - 120_000, ttlMs: 10_000 }, await token(keys));
+    const before = f.writes.get(10) ?? 0;
+    const a = await f.cloud.send("acme", "line1/sp/temp", { value: 99, ts: Date.now() - 120_000, ttlMs: 10_000 }, await token(f.keys));
     expect(a).toMatchObject({ ok: false, code: "expired" });
-    expect(writes.get(10) ?? 0).toBe(before);
+    expect(f.writes.get(10) ?? 0).toBe(before);
   }, 30_000);
 
   it("refuses a command without a token, with an unsigned token, or with another tenant's token, writing nothing", async () => {
-    const before = writes.get(10) ?? 0;
-    expect(await cloud.send("acme", "line1/sp/temp", { value: 5 })).toMatchObject({ ok: false, status: "refused", code: "unauthorized" });
-    expect(await cloud.send("acme", "line1/sp/temp", { value: 5 }, unsignedToken())).toMatchObject({ ok: false, code: "unauthorized" });
-    expect(await cloud.send("acme", "line1/sp/temp", { value: 5 }, await token(keys, { claims: { tenant: "globex" } }))).toMatchObject({ ok: false, code: "forbidden" });
-    expect(await cloud.send("acme", "line1/sp/temp", { value: 5 }, await token(keys, { claims: { scope: "read" } }))).toMatchObject({ ok: false, code: "forbidden" });
-    expect(writes.get(10) ?? 0).toBe(before);
+    const before = f.writes.get(10) ?? 0;
+    expect(await f.cloud.send("acme", "line1/sp/temp", { value: 5 })).toMatchObject({ ok: false, status: "refused", code: "unauthorized" });
+    expect(await f.cloud.send("acme", "line1/sp/temp", { value: 5 }, unsignedToken())).toMatchObject({ ok: false, code: "unauthorized" });
+    expect(await f.cloud.send("acme", "line1/sp/temp", { value: 5 }, await token(f.keys, { claims: { tenant: "globex" } }))).toMatchObject({ ok: false, code: "forbidden" });
+    expect(await f.cloud.send("acme", "line1/sp/temp", { value: 5 }, await token(f.keys, { claims: { scope: "read" } }))).toMatchObject({ ok: false, code: "forbidden" });
+    expect(f.writes.get(10) ?? 0).toBe(before);
   }, 30_000);
 
   it("refuses a tag of another tenant as unknown, a value out of range and a command without id, naming why", async () => {
-    expect(await cloud.send("acme", "other/sp", { value: 1 }, await token(keys))).toMatchObject({ code: "refused_unknown_tag" });
-    expect(await cloud.send("acme", "line1/sp/temp", { value: 900 }, await token(keys))).toMatchObject({ code: "refused_out_of_range" });
-    await cloud.publish("acme", "line1/sp/temp", { value: 1 }, await token(keys));
-    const noId = await waitFor(() => cloud.answers.find((a) => a.body.id === null && a.body.error?.includes("id: required"))?.body, "the refusal of a command without id", 10_000, 20);
+    expect(await f.cloud.send("acme", "other/sp", { value: 1 }, await token(f.keys))).toMatchObject({ code: "refused_unknown_tag" });
+    expect(await f.cloud.send("acme", "line1/sp/temp", { value: 900 }, await token(f.keys))).toMatchObject({ code: "refused_out_of_range" });
+    await f.cloud.publish("acme", "line1/sp/temp", { value: 1 }, await token(f.keys));
+    const noId = await waitFor(() => f.cloud.answers.find((a) => a.body.id === null && a.body.error?.includes("id: required"))?.body, "the refusal of a command without id", 10_000, 20);
     expect(noId.code).toBe("invalid_payload");
   }, 30_000);
 
-  it("provisions the command stream and consumer idempotently with edgectl nats provision", async () => {
-    const section = { enabled: true, servers: nats.servers, streamConfig: { duplicateWindowSec: 600 }, commands: { enabled: true, ackWaitMs: 1500 } };
+  it("provisions the command stream and consumer idempotently with edgectl f.nats provision", async () => {
+    const section = { enabled: true, servers: f.nats.servers, streamConfig: { duplicateWindowSec: 600 }, commands: { enabled: true, ackWaitMs: 1500 } };
     const out = await provisionCommand(section, "gateway.yml", GATEWAY);
     expect(out).toContain(`unchanged: command consumer cmd-${GATEWAY} on edge-cmd.*.${GATEWAY}.cmd.>`);
     expect(out).toContain("unchanged: command stream EDGE_CMD");
