@@ -2,6 +2,7 @@
 // opc.tcp://...).
 // Connections are pooled per URL: two drivers on one URL share one connection, opened on first
 // acquire and closed when the last lease is released.
+import type { TlsFiles } from "../schemas/tls.ts";
 import { EndpointError } from "./errors.ts";
 
 export type Scheme = "tcp" | "tls+tcp" | "serial" | "rtu+tcp" | "opc.tcp" | "mqtt" | "mqtts" | "sim";
@@ -68,11 +69,10 @@ export function lineSettings(ep: EndpointUrl): LineSettings {
 }
 
 /**
- * Schemes a built-in driver can serve today (serial:// and rtu+tcp:// by the Modbus driver, as RTU).
- * tls+tcp:// parses (the architecture names it) but no transport exists yet: refusing it at config load
- * beats a driver looping in Error/Backoff.
+ * Schemes a built-in driver can serve today (serial:// and rtu+tcp:// by the Modbus driver, as RTU;
+ * tls+tcp:// by the Modbus driver, as Modbus/TCP Security).
  */
-export const SERVED_SCHEMES: readonly Scheme[] = ["tcp", "serial", "rtu+tcp", "opc.tcp", "mqtt", "mqtts", "sim"];
+export const SERVED_SCHEMES: readonly Scheme[] = ["tcp", "tls+tcp", "serial", "rtu+tcp", "opc.tcp", "mqtt", "mqtts", "sim"];
 
 /** parseEndpointUrl, refusing a scheme no driver serves yet ("not supported yet"). */
 export function parseServedEndpointUrl(url: string): EndpointUrl {
@@ -157,4 +157,6 @@ export interface Endpoint extends EndpointUrl {
   id: string;
   timeoutMs: number;
   pool: EndpointPool;
+  /** tls+tcp://: certificate files, paths absolute (resolved against the config dir) */
+  tls?: TlsFiles;
 }

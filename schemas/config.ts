@@ -1,6 +1,7 @@
 // The configuration files, as TypeBox schemas with their defaults. server/config.ts loads YAML and
 // validates it against these; schemas/json/*.schema.json are emitted from them for editors.
 import { Type, type Static } from "@sinclair/typebox";
+import { TlsFiles } from "./tls.ts";
 
 const Id = Type.String({ pattern: "^[A-Za-z0-9_.-]+$", minLength: 1, maxLength: 64 });
 /** What a tag name may hold (also checked on tag names in request paths). */
@@ -192,6 +193,7 @@ export const Endpoint = Type.Object(
   {
     url: Type.String({ description: "tcp://host:port, serial:///dev/ttyUSB0?baud=9600, tls+tcp://host:port, opc.tcp://host:port/path" }),
     timeoutMs: Type.Integer({ minimum: 1, default: 1000 }),
+    tls: Type.Optional(TlsFiles),
   },
   // TypeBox's Value.Default only descends into a Record's values when their schema has a default:
   // without this one, timeoutMs would never be defaulted and every endpoint without it refused.

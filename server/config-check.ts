@@ -17,7 +17,8 @@ function checkEndpoints(config: Config, problems: Problems): void {
   const file = join(config.dir, "endpoints.yml");
   for (const [id, ep] of Object.entries(config.endpoints)) {
     try {
-      parseServedEndpointUrl(ep.url);
+      const { scheme } = parseServedEndpointUrl(ep.url);
+      if (ep.tls && scheme !== "tls+tcp") problems.push(new ConfigError(file, `endpoints.${id}.tls`, `TLS settings need a tls+tcp:// URL, not ${scheme}://`));
     } catch (e) {
       problems.push(new ConfigError(file, `endpoints.${id}.url`, (e as Error).message));
     }

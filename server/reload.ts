@@ -10,6 +10,7 @@ import { watch, type FSWatcher } from "node:fs";
 import { relative, resolve } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { parseEndpointUrl, type Endpoint } from "../drivers/index.ts";
+import { resolveTlsFiles } from "../storage/tls.ts";
 import { authOf, TokenVerifier } from "./auth/index.ts";
 import { ConfigError, redactSecrets, type DriverEntry, type GatewayConfig, type Variable } from "../schemas/index.ts";
 import type { Config } from "./config.ts";
@@ -29,7 +30,7 @@ export function driverSpecs(ctx: GatewayContext, config: Config): Map<string, Dr
     if (!d.enabled) continue;
     const ep = d.endpoint ? config.endpoints[d.endpoint] : undefined;
     // d.endpoint is set whenever ep is: ep was looked up by it
-    const endpoint: Endpoint | undefined = ep && { ...parseEndpointUrl(ep.url), id: d.endpoint!, timeoutMs: ep.timeoutMs, pool: ctx.pool };
+    const endpoint: Endpoint | undefined = ep && { ...parseEndpointUrl(ep.url), id: d.endpoint!, timeoutMs: ep.timeoutMs, pool: ctx.pool, ...(ep.tls ? { tls: resolveTlsFiles(ep.tls, config.dir) } : {}) };
     specs.set(d.id, { entry: d, endpoint, tags: config.tags.filter((t) => t.driver === d.id) });
   }
   return specs;

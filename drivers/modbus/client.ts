@@ -6,8 +6,12 @@
 // next request, so that drivers sharing it keep their lease; errors come back as named classes.
 // After a write got no answer the connection is abandoned (its queued request must not be answered
 // late) and the link counts as unproven until a request has made a full round trip on a new one.
+// With TLS settings (tls+tcp://, Modbus/TCP Security) the connection is a TLS socket opened by
+// storage/tls.ts (certificate files read at every attempt) and handed to modbus-serial as its socket.
 import ModbusRTU from "modbus-serial";
+import type { TlsFiles } from "../../schemas/tls.ts";
 import { deadline, TIMED_OUT } from "../../storage/time.ts";
+import { tlsConnect } from "../../storage/tls.ts";
 import type { Area } from "./plan.ts";
 
 export class ModbusTimeoutError extends Error {
@@ -69,6 +73,8 @@ export class ModbusConnection implements ModbusLink {
     readonly host: string,
     readonly port: number,
     readonly timeoutMs: number,
+    /** set: Modbus/TCP Security (TLS) */
+    readonly tls?: TlsFiles,
   ) {}
 
   get isOpen(): boolean {
@@ -103,7 +109,9 @@ export class ModbusConnection implements ModbusLink {
       // a connect that hangs (SYN dropped by a firewall) would otherwise wait for the OS timeout
       let failure: string | null = null;
       try {
-        if ((await deadline(c.connectTCP(this.host, { port: this.port }), this.timeoutMs)) === TIMED_OUT) failure = `timed out after ${this.timeoutMs} ms`;
+        // the handshake has its own deadline and tells which certificate failed and why
+        const socket = this.tls ? await tlsConnect({ host: this.host, port: this.port, timeoutMs: this.timeoutMs, tls: this.tls }) : undefined;
+        if ((await deadline(c.connectTCP(this.host, { port: this.port, ...(socket ? { socket } : {}) }), this.timeoutMs)) === TIMED_OUT) failure = `timed out after ${this.timeoutMs} ms`;
       } catch (e) {
         failure = e instanceof Error ? e.message : String(e);
       }

@@ -39,6 +39,12 @@ function linkOf(endpoint: Endpoint): { key: string; open: () => Promise<ModbusLi
       const port = endpoint.port ?? 502;
       return { key: endpoint.url, open: async () => new ModbusConnection(host, port, timeoutMs) };
     }
+    case "tls+tcp": {
+      // Modbus/TCP Security's registered port; the pool key includes the files, so a reload that changes them opens a new connection
+      const port = endpoint.port ?? 802;
+      const tls = endpoint.tls ?? { rejectUnauthorized: true };
+      return { key: `${endpoint.url}#${JSON.stringify(tls)}`, open: async () => new ModbusConnection(host, port, timeoutMs, tls) };
+    }
     case "serial": {
       const settings = lineSettings(endpoint);
       const path = endpoint.path;
@@ -53,7 +59,7 @@ function linkOf(endpoint: Endpoint): { key: string; open: () => Promise<ModbusLi
       return { key: `rtu+tcp://${host}:${port}`, open: async () => new RtuLine({ name: `${host}:${port}`, timeoutMs, silenceMs: silence, settleMs: 0, open: () => openTcpLink(host, port, timeoutMs) }) };
     }
     default:
-      return `the modbus driver serves tcp://, serial:// and rtu+tcp://, not ${endpoint.scheme}://`;
+      return `the modbus driver serves tcp://, tls+tcp://, serial:// and rtu+tcp://, not ${endpoint.scheme}://`;
   }
 }
 

@@ -39,14 +39,14 @@ describe("edgectl check", () => {
   it("lists every problem as 'file: path: message', one a line, with exit 1, and starts nothing", async () => {
     const cfg = writeConfig(join(dir.path, "bad"), {
       "gateway.yml": `dataDir: ${join(dir.path, "data")}\n`,
-      "endpoints.yml": `endpoints:\n  plc: { url: "tls+tcp://plc:802" }\n`,
+      "endpoints.yml": `endpoints:\n  plc: { url: "tcp://plc:502", tls: { ca: ca.pem } }\n`,
       "drivers.yml": `drivers:\n  - { id: plc, type: modbuss, endpoint: plc }\n  - { id: sim, type: simulator, config: { intervalMs: -5 } }\n`,
       "variables.yml": `tags:\n  - { tag: a/temp, driver: sim, type: float64 }\n`,
     });
     const r = await edgectl("check", "--config", cfg);
     expect(r.code).toBe(1);
     expect(r.out.trim().split("\n")).toEqual([
-      `${join(cfg, "endpoints.yml")}: endpoints.plc.url: 'tls+tcp://plc:802': scheme 'tls+tcp' is not supported yet (supported: tcp, serial, rtu+tcp, opc.tcp, mqtt, mqtts, sim)`,
+      `${join(cfg, "endpoints.yml")}: endpoints.plc.tls: TLS settings need a tls+tcp:// URL, not tcp://`,
       `${join(cfg, "drivers.yml")}: drivers[0].type: unknown driver type 'modbuss' (known: simulator, modbus, opcua, mqtt)`,
       `${join(cfg, "drivers.yml")}: drivers[1].config.intervalMs: Expected number to be greater or equal to 0 (got -5)`,
     ]);
