@@ -18,7 +18,7 @@ function checkEndpoints(config: Config, problems: Problems): void {
   for (const [id, ep] of Object.entries(config.endpoints)) {
     try {
       const { scheme } = parseServedEndpointUrl(ep.url);
-      if (ep.tls && scheme !== "tls+tcp") problems.push(new ConfigError(file, `endpoints.${id}.tls`, `TLS settings need a tls+tcp:// URL, not ${scheme}://`));
+      if (ep.tls && scheme !== "tls+tcp" && scheme !== "mqtts") problems.push(new ConfigError(file, `endpoints.${id}.tls`, `TLS settings need a tls+tcp:// or mqtts:// URL, not ${scheme}://`));
     } catch (e) {
       problems.push(new ConfigError(file, `endpoints.${id}.url`, (e as Error).message));
     }

@@ -19,6 +19,8 @@ export class TlsHandshakeError extends Error {
   constructor(
     message: string,
     readonly reason: TlsFailure,
+    /** the setting whose file is at fault, when one is */
+    readonly field?: "ca" | "cert" | "key",
   ) {
     super(message);
   }
@@ -40,8 +42,11 @@ export interface TlsMaterial {
 
 const WHAT = { ca: "CA file", cert: "client certificate", key: "client key" } as const;
 
-/** Reads the files now (each attempt: a fixed file is picked up); a missing file or an expired client certificate is a TlsHandshakeError naming it. */
-export function readTlsMaterial(t: TlsFiles, nowMs = Date.now()): TlsMaterial {
+/**
+ * Reads the files now (each attempt: a fixed file is picked up); a missing file or a client certificate
+ * out of its validity at `checkAt` (null: not checked) is a TlsHandshakeError naming it.
+ */
+export function readTlsMaterial(t: TlsFiles, checkAt: number | null = Date.now()): TlsMaterial {
   const out: TlsMaterial = {};
   for (const k of ["ca", "cert", "key"] as const) {
     const path = t[k];
@@ -49,11 +54,11 @@ export function readTlsMaterial(t: TlsFiles, nowMs = Date.now()): TlsMaterial {
     try {
       out[k] = readFileSync(path);
     } catch (e) {
-      throw new TlsHandshakeError(`cannot read the ${WHAT[k]} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, "file");
+      throw new TlsHandshakeError(`cannot read the ${WHAT[k]} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, "file", k);
     }
   }
-  if ((out.cert === undefined) !== (out.key === undefined)) throw new TlsHandshakeError(`a client certificate needs both cert and key (only ${out.cert ? `cert ${t.cert}` : `key ${t.key}`} is set)`, "file");
-  if (out.cert) checkClientCertificate(out.cert, t.cert!, nowMs);
+  if ((out.cert === undefined) !== (out.key === undefined)) throw new TlsHandshakeError(`a client certificate needs both cert and key (only ${out.cert ? `cert ${t.cert}` : `key ${t.key}`} is set)`, "file", out.cert ? "key" : "cert");
+  if (out.cert && checkAt !== null) checkClientCertificate(out.cert, t.cert!, checkAt);
   return out;
 }
 
@@ -63,10 +68,10 @@ function checkClientCertificate(pem: Buffer, path: string, nowMs: number): void 
   try {
     x = new X509Certificate(pem);
   } catch (e) {
-    throw new TlsHandshakeError(`the client certificate ${path} is not a PEM certificate: ${(e as Error).message}`, "client_cert_invalid");
+    throw new TlsHandshakeError(`the client certificate ${path} is not a PEM certificate: ${(e as Error).message}`, "client_cert_invalid", "cert");
   }
-  if (Date.parse(x.validTo) < nowMs) throw new TlsHandshakeError(`the client certificate ${path} expired on ${x.validTo}`, "client_cert_invalid");
-  if (Date.parse(x.validFrom) > nowMs) throw new TlsHandshakeError(`the client certificate ${path} is not valid before ${x.validFrom}`, "client_cert_invalid");
+  if (Date.parse(x.validTo) < nowMs) throw new TlsHandshakeError(`the client certificate ${path} expired on ${x.validTo}`, "client_cert_invalid", "cert");
+  if (Date.parse(x.validFrom) > nowMs) throw new TlsHandshakeError(`the client certificate ${path} is not valid before ${x.validFrom}`, "client_cert_invalid", "cert");
 }
 
 const UNKNOWN_CA = new Set(["SELF_SIGNED_CERT_IN_CHAIN", "DEPTH_ZERO_SELF_SIGNED_CERT", "UNABLE_TO_GET_ISSUER_CERT", "UNABLE_TO_GET_ISSUER_CERT_LOCALLY", "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "CERT_UNTRUSTED", "CERT_SIGNATURE_FAILURE"]);

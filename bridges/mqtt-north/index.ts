@@ -1,8 +1,9 @@
 // The MQTT uplink (mqtt-north): a consumer of the log with its own cursor that publishes data frames to
 // an MQTT 5 (or 3.1.1) broker with store and forward, a retained birth/last-will status per gateway, and
 // (optionally) MQTT commands on {tenant}/cmd/{tag}. See README "MQTT uplink" for topics and payloads.
-import { readFileSync } from "node:fs";
-import { isAbsolute, join } from "node:path";
+// TLS certificate files are read again before every reconnect (a fixed file is used at the next try)
+// and a failed handshake is logged and shown in /readyz naming the certificate and why (storage/tls.ts).
+import { join } from "node:path";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import type { Registry } from "prom-client";
 import type { Logger } from "pino";
@@ -11,6 +12,8 @@ import { ConfigError } from "../../schemas/errors.ts";
 import { redactUrl } from "../../schemas/redact.ts";
 import type { CommandBus } from "../../storage/commands.ts";
 import type { EventLog } from "../../storage/log.ts";
+import { explainTlsError, isTlsError, readTlsMaterial, resolveTlsFiles, TlsHandshakeError, type TlsMaterial } from "../../storage/tls.ts";
+import type { TlsFiles } from "../../schemas/tls.ts";
 import { parseMqttNorthConfig, type MqttNorthConfig } from "./config.ts";
 import { UplinkMetrics } from "./metrics.ts";
 import { fillTopic } from "./topics.ts";
@@ -48,14 +51,33 @@ export interface MqttNorth {
   readonly client: MqttClient | null;
 }
 
-function readPem(cfg: MqttNorthConfig, key: "ca" | "cert" | "key", dir: string, file: string): Buffer | undefined {
-  const p = cfg[key];
-  if (!p) return undefined;
-  const path = isAbsolute(p) ? p : join(dir, p);
+/** The uplink's certificate files, absolute. */
+function tlsFilesOf(cfg: MqttNorthConfig, dir: string): TlsFiles {
+  const t: TlsFiles = { rejectUnauthorized: cfg.rejectUnauthorized };
+  for (const k of ["ca", "cert", "key"] as const) if (cfg[k]) t[k] = cfg[k];
+  return resolveTlsFiles(t, dir);
+}
+
+/**
+ * The files' contents; an unreadable file at creation is a ConfigError naming the field. An expired
+ * client certificate is not: it is a connection problem (told at every try) that a new file fixes.
+ */
+function readTlsAtStart(t: TlsFiles, file: string): TlsMaterial {
   try {
-    return readFileSync(path);
+    return readTlsMaterial(t, null); // the client certificate's validity is checked at every reconnect
   } catch (e) {
-    throw new ConfigError(file, `mqtt.${key}`, `cannot read ${path}: ${(e as Error).message}`);
+    if (e instanceof TlsHandshakeError) throw new ConfigError(file, `mqtt.${e.field ?? "cert"}`, e.message);
+    throw e;
+  }
+}
+
+/** host:port of a broker URL (for TLS messages). */
+function brokerAddress(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || (u.protocol === "mqtts:" ? 8883 : 1883)}`;
+  } catch {
+    return url;
   }
 }
 
@@ -75,7 +97,10 @@ export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
   const cfg = parseMqttNorthConfig(deps.section, file);
   const brokerUrl = redactUrl(cfg.url); // for log lines and /readyz: the URL may carry user:password@
   if (!cfg.enabled) return null;
-  const tls = { ca: readPem(cfg, "ca", deps.configDir, file), cert: readPem(cfg, "cert", deps.configDir, file), key: readPem(cfg, "key", deps.configDir, file) };
+  const tlsFiles = tlsFilesOf(cfg, deps.configDir);
+  const tls = readTlsAtStart(tlsFiles, file);
+  /** why the last connection attempt failed (null once connected) */
+  let connectError: string | null = null;
   const logger = deps.logger.child({ bridge: "mqtt-north" });
   const metrics = new UplinkMetrics(deps.registry);
   const publisher = new Publisher({ log: deps.log, catalog: deps.catalog, logger, metrics, gatewayId: deps.gatewayId, config: cfg });
@@ -94,13 +119,23 @@ export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
     metrics.connected.set(client?.connected ? 1 : 0);
   };
 
+  /** Reads the certificate files again into the client's options; a file problem is told and the old ones kept. */
+  const refreshTls = (c: MqttClient) => {
+    try {
+      Object.assign(c.options, readTlsMaterial(tlsFiles));
+    } catch (e) {
+      connectError = (e as Error).message;
+      logger.error({ url: brokerUrl }, `mqtt uplink: ${connectError}; retrying with the certificates read before`);
+    }
+  };
+
   const bridge: MqttNorth = {
     name: "mqtt-north",
     publisher,
     get client() {
       return client;
     },
-    status: () => uplinkStatus({ connected: client?.connected ?? false, connectionSince, consumer: publisher.status(), inflight: publisher.inflight, url: brokerUrl }),
+    status: () => uplinkStatus({ connected: client?.connected ?? false, connectionSince, consumer: publisher.status(), inflight: publisher.inflight, url: brokerUrl, connectError }),
     async start() {
       const opts: IClientOptions = {
         protocolVersion: cfg.protocolVersion,
@@ -128,6 +163,7 @@ export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
       c.on("connect", (ack) => {
         wasConnected = true;
         connectionSince = Date.now();
+        connectError = null;
         failures = 0;
         c.options.reconnectPeriod = cfg.reconnectMinMs;
         logger.info({ url: brokerUrl, sessionPresent: ack.sessionPresent, cursor: publisher.acked }, "mqtt uplink connected");
@@ -143,12 +179,16 @@ export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
         wasConnected = false;
         // backoff: 0.5 s, 1 s, 2 s ... capped; reset on connect
         c.options.reconnectPeriod = Math.min(cfg.reconnectMaxMs, cfg.reconnectMinMs * 2 ** Math.min(failures++, 20));
+        // mqtt.js builds the next TLS socket from c.options: a certificate fixed on disk is used at the next try
+        if (c.options.protocol === "mqtts") refreshTls(c);
         updateGauges();
       });
       c.on("error", (err: Error & { code?: unknown }) => {
         if (err.code === undefined && /reason code/i.test(err.message)) publisher.refuseOldest(err.message);
         metrics.connectErrors.inc({ reason: connectReason(err) });
-        logger.error({ url: brokerUrl, code: err.code, cursor: publisher.acked }, `mqtt uplink: connection to ${brokerUrl} failed: ${err.message}; cursor kept, retrying`);
+        const why = isTlsError(err) ? explainTlsError(err, brokerAddress(cfg.url), tlsFiles).message : err.message;
+        if (!c.connected) connectError = why;
+        logger.error({ url: brokerUrl, code: err.code, cursor: publisher.acked }, `mqtt uplink: connection to ${brokerUrl} failed: ${why}; cursor kept, retrying`);
       });
       publisher.start(c);
       gaugeTimer = setInterval(updateGauges, 1000);

@@ -26,6 +26,8 @@ export interface UplinkFacts {
   consumer: ConsumerStatus;
   inflight: number;
   url: string;
+  /** why the last connection attempt failed (a TLS handshake names the certificate), null once connected */
+  connectError?: string | null;
 }
 
 export function uplinkStatus(f: UplinkFacts): UplinkStatus {
@@ -33,6 +35,7 @@ export function uplinkStatus(f: UplinkFacts): UplinkStatus {
   const reasons: string[] = [];
   const since = new Date(f.connectionSince).toISOString();
   if (!f.connected && c.lagFrames > 0) reasons.push(`broker ${f.url} not connected since ${since}: ${c.lagFrames} frames wait in the log (oldest ${c.lagSeconds.toFixed(1)} s)`);
+  if (!f.connected && f.connectError) reasons.push(`broker ${f.url}: ${f.connectError}`);
   if (c.state === "retrying") reasons.push(`reading the log failed, retrying: ${c.lastError ?? "unknown error"}`);
   return {
     state: reasons.length ? "degraded" : "ok",

@@ -22,6 +22,7 @@ import { redactUrl, type DataFrame, type Variable } from "../../schemas/index.ts
 import { DRIVER_API_VERSION, type Driver, type DriverInit, type FrameSink } from "../contract.ts";
 import type { Endpoint } from "../endpoint.ts";
 import { DriverConfigError, DriverError } from "../errors.ts";
+import { explainTlsError, isTlsError, readTlsMaterial, type TlsMaterial } from "../../storage/tls.ts";
 import { toEngineering } from "../mapping.ts";
 import { parseDriverConfig } from "../validate.ts";
 import { MqttSourceConfig } from "./config.ts";
@@ -102,7 +103,17 @@ export class MqttSourceDriver implements Driver {
     this.sinkReady = new Promise((resolve) => (this.setSink = resolve));
     const v5 = this.cfg.protocolVersion === 5;
     const persistent = this.cfg.sessionExpirySec > 0;
+    const tls = endpoint?.tls;
+    // read at every connect (each restart of the driver): a certificate fixed on disk is used at the next try
+    let material: TlsMaterial = {};
+    try {
+      if (tls) material = readTlsMaterial(tls);
+    } catch (e) {
+      throw new DriverError(this.id, `broker ${redactUrl(url)}: ${(e as Error).message}`, { cause: e });
+    }
     const client = mqtt.connect(url, {
+      ...material,
+      ...(tls ? { rejectUnauthorized: tls.rejectUnauthorized, ...(tls.servername ? { servername: tls.servername } : {}) } : {}),
       protocolVersion: this.cfg.protocolVersion,
       // stable across restarts: the broker keeps the session (subscriptions and unacknowledged messages)
       clientId: this.cfg.clientId ?? `edge-src-${hostname()}-${this.id}`,
@@ -149,7 +160,8 @@ export class MqttSourceDriver implements Driver {
           if (e === ACK_DEFERRED) return;
           signal.removeEventListener("abort", onAbort);
           client.off("error", onError);
-          reject(new DriverError(this.id, `broker ${redactUrl(url)}: ${e.message}`, { cause: e }));
+          const why = isTlsError(e) ? explainTlsError(e, endpoint ? `${endpoint.host}:${endpoint.port ?? 8883}` : redactUrl(url), tls ?? { rejectUnauthorized: true }).message : e.message;
+          reject(new DriverError(this.id, `broker ${redactUrl(url)}: ${why}`, { cause: e }));
         };
         signal.addEventListener("abort", onAbort, { once: true });
         client.on("error", onError);

@@ -2,7 +2,7 @@
 // certificate for localhost/127.0.0.1, the same server key with an expired certificate, and client
 // certificates signed by the CA and by the other CA. openssl 3.0's `x509` cannot backdate, so the
 // expired one is issued by `openssl ca` with explicit start and end dates.
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { connect, type AddressInfo, type Socket } from "node:net";
 import { join } from "node:path";
 import tls from "node:tls";
@@ -72,4 +72,13 @@ export class TlsFront {
     await new Promise<void>((res) => (this.server ? this.server.close(() => res()) : res()));
     this.server = null;
   }
+}
+
+/**
+ * mosquitto.conf lines of a TLS listener on `port` that requires a client certificate signed by ca.pem
+ * and presents live-server.pem (a copy of server.pem or expired.pem: swap it and restart the broker).
+ */
+export function mosquittoTlsListener(dir: string, port: number, cert = "server.pem"): string {
+  copyFileSync(join(dir, cert), join(dir, "live-server.pem"));
+  return [`listener ${port} 127.0.0.1`, `cafile ${join(dir, "ca.pem")}`, `certfile ${join(dir, "live-server.pem")}`, `keyfile ${join(dir, "server.key")}`, "require_certificate true"].join("\n");
 }

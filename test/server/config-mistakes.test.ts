@@ -28,7 +28,7 @@ interface Mistake {
 const mistakes: Mistake[] = [
   { what: "an unknown URL scheme (tpc://)", file: "endpoints.yml", text: `endpoints:\n  plc1: { url: "tpc://127.0.0.1:502" }\n`, path: "endpoints.plc1.url", says: "unsupported scheme 'tpc'" },
   { what: "a URL without a scheme", file: "endpoints.yml", text: `endpoints:\n  plc1: { url: "127.0.0.1:502" }\n`, path: "endpoints.plc1.url", says: "is not a URL (expected e.g. tcp://" },
-  { what: "TLS settings on a tcp:// endpoint", file: "endpoints.yml", text: `endpoints:\n  plc1: { url: "tcp://plc:502", tls: { ca: ca.pem } }\n`, path: "endpoints.plc1.tls", says: "TLS settings need a tls+tcp:// URL, not tcp://" },
+  { what: "TLS settings on a tcp:// endpoint", file: "endpoints.yml", text: `endpoints:\n  plc1: { url: "tcp://plc:502", tls: { ca: ca.pem } }\n`, path: "endpoints.plc1.tls", says: "TLS settings need a tls+tcp:// or mqtts:// URL, not tcp://" },
   { what: "a serial:// endpoint at a non-standard baud rate", file: "endpoints.yml", text: `endpoints:\n  plc1: { url: "serial:///dev/ttyUSB0?baud=9601" }\n`, path: "endpoints.plc1.url", says: "baud=9601 is not a standard rate" },
   { what: "a serial:// endpoint with an unknown option", file: "endpoints.yml", text: `endpoints:\n  plc1: { url: "serial:///dev/ttyUSB0?bauds=9600" }\n`, path: "endpoints.plc1.url", says: "unknown option 'bauds'" },
   { what: "an unknown driver type", file: "drivers.yml", text: `drivers:\n  - { id: sim, type: modbuss }\n`, path: "drivers[0].type", says: "unknown driver type 'modbuss' (known: simulator, modbus" },

@@ -46,7 +46,7 @@ describe("edgectl check", () => {
     const r = await edgectl("check", "--config", cfg);
     expect(r.code).toBe(1);
     expect(r.out.trim().split("\n")).toEqual([
-      `${join(cfg, "endpoints.yml")}: endpoints.plc.tls: TLS settings need a tls+tcp:// URL, not tcp://`,
+      `${join(cfg, "endpoints.yml")}: endpoints.plc.tls: TLS settings need a tls+tcp:// or mqtts:// URL, not tcp://`,
       `${join(cfg, "drivers.yml")}: drivers[0].type: unknown driver type 'modbuss' (known: simulator, modbus, opcua, mqtt)`,
       `${join(cfg, "drivers.yml")}: drivers[1].config.intervalMs: Expected number to be greater or equal to 0 (got -5)`,
     ]);
