@@ -15,6 +15,20 @@ export function delay(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/**
+ * Resolves once performance.now() has reached `atMs`, never before: for waits that are a minimum by
+ * contract (the silence between RTU frames). Bun's timers run on whole milliseconds (measured with
+ * Bun 1.4.5: setTimeout(1.75) and setTimeout(0.5) both fired after ~1.1 ms, setTimeout(1) after
+ * 1.05-1.1, setTimeout(2) after 2.03-2.2), so `delay(1.75)` cuts the wait short. The timer gets the wait
+ * rounded up to whole milliseconds (at most ~1 ms too long, and no CPU spent); should it still fire
+ * early, event-loop turns wait out the rest.
+ */
+export async function sleepUntil(atMs: number): Promise<void> {
+  const left = atMs - performance.now();
+  if (left > 0) await delay(Math.ceil(left));
+  while (performance.now() < atMs) await new Promise<void>((r) => setImmediate(r));
+}
+
 export const TIMED_OUT: unique symbol = Symbol("timed out");
 export const ABORTED: unique symbol = Symbol("aborted");
 

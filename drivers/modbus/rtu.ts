@@ -7,7 +7,7 @@
 // the timeout, then keeps the silence and drops whatever arrived since, so that a late answer is never
 // taken for the next request's. A link that is gone (pty closed, USB adapter unplugged, device server
 // down) is reopened on the next request, no sooner than a backoff after the last failed open.
-import { backoffDelay, delay, type BackoffSettings } from "../../storage/time.ts";
+import { backoffDelay, sleepUntil, type BackoffSettings } from "../../storage/time.ts";
 import { ModbusConnectError, ModbusConnectionError, ModbusExceptionError, ModbusTimeoutError, type ModbusLink } from "./client.ts";
 import type { Area } from "./plan.ts";
 import { decodeAnswer, encodeRequest, expectedLength, RtuFrameError, type RtuRequest } from "./rtu-frame.ts";
@@ -44,8 +44,10 @@ export class RtuLine implements ModbusLink {
   private link: ByteLink | null = null;
   private openFailures = 0;
   private reopenAt = 0;
-  /** performance.now() before which nothing may be sent */
+  /** performance.now() before which nothing may be sent: the last byte seen on the line + the silence */
   private quietUntil = 0;
+  /** performance.now() when the last byte of the current answer arrived */
+  private lastByteAt = 0;
   private readonly rx = Buffer.alloc(MAX_FRAME + 64);
   private rxLength = 0;
   private onFrame: ((e: Error | null) => void) | null = null;
@@ -164,7 +166,12 @@ export class RtuLine implements ModbusLink {
 
   private receive(b: Buffer): void {
     const req = this.expecting;
-    if (!req) return; // nobody asked: stale or late bytes
+    if (!req) {
+      // nobody asked (stale or late bytes): dropped, and the line is not silent until they stop
+      this.quietUntil = Math.max(this.quietUntil, performance.now() + this.o.silenceMs);
+      return;
+    }
+    this.lastByteAt = performance.now();
     const room = this.rx.length - this.rxLength;
     b.copy(this.rx, this.rxLength, 0, Math.min(room, b.length));
     this.rxLength += Math.min(room, b.length);
@@ -176,8 +183,8 @@ export class RtuLine implements ModbusLink {
   /** Sends one request and waits for its answer, its timeout, or the end of the link. */
   private async run(p: Pending): Promise<number[] | boolean[]> {
     const link = await this.ensureOpen();
-    const wait = this.quietUntil - performance.now();
-    if (wait > 0) await delay(wait);
+    // exact, never short: a timer alone would cut a fractional silence (1.75 ms) to ~1.1 ms
+    while (this.quietUntil > performance.now()) await sleepUntil(this.quietUntil);
     if (this.link !== link) throw new ModbusConnectionError(`${this.o.name}: the line closed`);
     this.rxLength = 0; // whatever arrived during the silence is not an answer to this request
     this.expecting = p.req;
@@ -196,7 +203,8 @@ export class RtuLine implements ModbusLink {
     });
     this.onFrame = null;
     this.expecting = null;
-    this.quietUntil = performance.now() + this.o.silenceMs;
+    // the silence runs from the answer's last byte (it was on the wire before we saw it), else from now
+    this.quietUntil = (outcome === null ? this.lastByteAt : performance.now()) + this.o.silenceMs;
     if (outcome === "timeout") throw new ModbusTimeoutError(`unit ${p.unitId}: no answer within ${this.o.timeoutMs} ms`);
     if (outcome instanceof ModbusConnectionError) throw outcome;
     if (outcome) throw outcome;

@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from "bun:test";
 import { closeSync, openSync, writeSync } from "node:fs";
 import { ModbusTimeoutError } from "../../../drivers/modbus/client.ts";
 import { RtuLine } from "../../../drivers/modbus/rtu.ts";
-import { openSerialLink } from "../../../drivers/modbus/serial-port.ts";
+import { openSerialLink, type ByteLink } from "../../../drivers/modbus/serial-port.ts";
 import { tempDir } from "../../helpers/index.ts";
 import { ptyPair, RtuTestSlave, type PtyPair } from "../../helpers/serial.ts";
 
@@ -39,6 +39,38 @@ describe("RTU line", () => {
     // arrival times at the slave: a pty under load may deliver one request late, which shortens the
     // next gap as seen there; the line never sends two without an answer and some silence between
     for (const g of gaps) expect(g).toBeGreaterThanOrEqual(1);
+  });
+
+  it("keeps the whole silence of a fractional length (1.75 ms) between an answer's last byte and the next request, measured at the link", async () => {
+    // Bun's timers run on whole milliseconds: setTimeout(1.75) fired after ~1.1 ms, cutting the silence short
+    const events: { at: number; what: "data" | "write" }[] = [];
+    const open = async (): Promise<ByteLink> => {
+      const link = await openSerialLink(pair.a, { baud: 115200, parity: "even", dataBits: 8, stopBits: 1 });
+      const spy: ByteLink = {
+        name: link.name,
+        write: (b) => (events.push({ at: performance.now(), what: "write" }), link.write(b)),
+        close: () => link.close(),
+        onData: () => undefined,
+        onClose: () => undefined,
+      };
+      link.onData = (b) => (events.push({ at: performance.now(), what: "data" }), spy.onData(b));
+      link.onClose = (e) => spy.onClose(e);
+      return spy;
+    };
+    const fast = new RtuLine({ name: pair.a, timeoutMs: 500, silenceMs: 1.75, open });
+    try {
+      await Promise.all(Array.from({ length: 30 }, (_, i) => fast.readRegisters(1 + (i % 2), "holding", 0, 1)));
+    } finally {
+      fast.close();
+    }
+    const gaps: number[] = [];
+    let lastData = -1;
+    for (const e of events) {
+      if (e.what === "data") lastData = e.at;
+      else if (lastData >= 0) gaps.push(e.at - lastData);
+    }
+    expect(gaps).toHaveLength(29);
+    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(1.75);
   });
 
   it("times out a silent unit's request alone, then serves the next unit's request", async () => {
