@@ -4,14 +4,14 @@
 // certificate each fail with an error naming the certificate and the reason; a gateway whose CA file
 // was wrong recovers once the file is fixed (the files are read at every connection attempt).
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { copyFileSync, mkdirSync } from "node:fs";
+import { copyFileSync } from "node:fs";
 import { join } from "node:path";
 import { ModbusConnection } from "../../drivers/modbus/client.ts";
 import { ModbusTcpServer } from "../../server/demo/modbus-server.ts";
 import { Quality } from "../../schemas/quality.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
-import { freePort, tempDir, waitFor } from "../helpers/index.ts";
-import { makeCertificates, TlsFront } from "./tls-certs.ts";
+import { type tempDir, waitFor } from "../helpers/index.ts";
+import { gatewayDirWithCertificates, TlsFront } from "./tls-certs.ts";
 
 let dir: ReturnType<typeof tempDir>;
 let certs: string;
@@ -21,10 +21,7 @@ let expiredFront: TlsFront;
 let t: TestGateway | null = null;
 
 beforeAll(async () => {
-  dir = tempDir();
-  certs = join(dir.path, "config", "certs");
-  mkdirSync(certs, { recursive: true });
-  makeCertificates(certs);
+  ({ dir, certs } = gatewayDirWithCertificates());
   plc = new ModbusTcpServer({ size: 100 });
   plc.holding[5] = 1234;
   await plc.start();

@@ -4,15 +4,15 @@
 // with an error naming the certificate and why, shown in the driver's state or the uplink's /readyz
 // status; both recover once the certificate is fixed, without a restart (files re-read on reconnect).
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { copyFileSync, mkdirSync } from "node:fs";
+import { copyFileSync } from "node:fs";
 import { join } from "node:path";
 import mqtt from "mqtt";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
-import { freePort, tempDir, waitFor } from "../helpers/index.ts";
+import { freePort, type tempDir, waitFor } from "../helpers/index.ts";
 import { Mosquitto } from "../helpers/mosquitto.ts";
 import { startRig, subscriber } from "../bridges/mqtt-north/harness.ts";
 import { frames } from "../bridges/mqtt-north/harness.ts";
-import { makeCertificates, mosquittoTlsListener } from "./tls-certs.ts";
+import { gatewayDirWithCertificates, mosquittoTlsListener } from "./tls-certs.ts";
 
 let dir: ReturnType<typeof tempDir>;
 let certs: string;
@@ -21,10 +21,7 @@ let tlsPort: number;
 let t: TestGateway | null = null;
 
 beforeAll(async () => {
-  dir = tempDir();
-  certs = join(dir.path, "config", "certs");
-  mkdirSync(certs, { recursive: true });
-  makeCertificates(certs);
+  ({ dir, certs } = gatewayDirWithCertificates());
   tlsPort = await freePort();
   broker = await Mosquitto.start({ extra: mosquittoTlsListener(certs, tlsPort) });
 }, 30_000);

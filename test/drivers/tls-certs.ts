@@ -6,6 +6,7 @@ import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { connect, type AddressInfo, type Socket } from "node:net";
 import { join } from "node:path";
 import tls from "node:tls";
+import { tempDir } from "../helpers/index.ts";
 
 function openssl(dir: string, args: string[]): void {
   const r = Bun.spawnSync(["openssl", ...args], { cwd: dir, stdout: "pipe", stderr: "pipe" });
@@ -81,4 +82,13 @@ export class TlsFront {
 export function mosquittoTlsListener(dir: string, port: number, cert = "server.pem"): string {
   copyFileSync(join(dir, cert), join(dir, "live-server.pem"));
   return [`listener ${port} 127.0.0.1`, `cafile ${join(dir, "ca.pem")}`, `certfile ${join(dir, "live-server.pem")}`, `keyfile ${join(dir, "server.key")}`, "require_certificate true"].join("\n");
+}
+
+/** A temp dir for a gateway whose certificates are made in `config/certs` (the paths the tests' YAML names). */
+export function gatewayDirWithCertificates(): { dir: ReturnType<typeof tempDir>; certs: string } {
+  const dir = tempDir();
+  const certs = join(dir.path, "config", "certs");
+  mkdirSync(certs, { recursive: true });
+  makeCertificates(certs);
+  return { dir, certs };
 }
