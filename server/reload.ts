@@ -48,7 +48,9 @@ const sameSpec = (a: DriverSpec, b: DriverSpec) =>
   a.tags.length === b.tags.length &&
   a.tags.every((t, i) => isDeepStrictEqual(readSide(t), readSide(b.tags[i]!))) &&
   a.endpoint?.url === b.endpoint?.url &&
-  a.endpoint?.timeoutMs === b.endpoint?.timeoutMs;
+  a.endpoint?.timeoutMs === b.endpoint?.timeoutMs &&
+  // other certificate files: a new connection (the same files with new contents are read at the next connect anyway)
+  isDeepStrictEqual(a.endpoint?.tls, b.endpoint?.tls);
 
 export interface ReloadResult {
   ok: boolean;
