@@ -35,7 +35,7 @@ async function commandFrame(id: string): Promise<Logged<CmdFrame>[]> {
 }
 
 describe("nats commands", () => {
-  it("writes a command published on the gateway's subject to the PLC once, records it with origin f.nats and publishes its ok ack", async () => {
+  it("writes a command published on the gateway's subject to the PLC once, records it with origin nats and publishes its ok ack", async () => {
     const a = await f.cloud.send("acme", "line1/sp/temp", { value: 42 }, await token(f.keys));
     expect(a).toMatchObject({ ok: true, status: "ok", code: "ok" });
     expect(f.plc.holding[10]).toBe(42);
@@ -49,7 +49,7 @@ describe("nats commands", () => {
     expect(info.num_pending).toBe(0);
   }, 30_000);
 
-  it("answers the same command id published twice with the first command's result and f.writes the PLC once", async () => {
+  it("answers the same command id published twice with the first command's result and writes the PLC once", async () => {
     const before = f.writes.get(11) ?? 0;
     const id = f.cloud.nextId("dup");
     const jwt = await token(f.keys);
@@ -84,7 +84,7 @@ describe("nats commands", () => {
     expect(noId.code).toBe("invalid_payload");
   }, 30_000);
 
-  it("provisions the command stream and consumer idempotently with edgectl f.nats provision", async () => {
+  it("provisions the command stream and consumer idempotently with edgectl nats provision", async () => {
     const section = { enabled: true, servers: f.nats.servers, streamConfig: { duplicateWindowSec: 600 }, commands: { enabled: true, ackWaitMs: 1500 } };
     const out = await provisionCommand(section, "gateway.yml", GATEWAY);
     expect(out).toContain(`unchanged: command consumer cmd-${GATEWAY} on edge-cmd.*.${GATEWAY}.cmd.>`);
