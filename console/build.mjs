@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Builds the console into console/build/ when its sources changed since the last build: a digest of
-// console/src, the config files and the pinned versions of its dependencies is kept in
+// console/src and console/static, the config files and the pinned versions of its dependencies is kept in
 // build/.source-hash, so `npm start` and `npm test` (through .ci/bootstrap.mjs) cost nothing when
 // nothing changed. Plain JavaScript: it runs under Node (the bootstrap) and under Bun (test harness).
 //   node console/build.mjs [--bun <path to bun>] [--force]
@@ -31,7 +31,7 @@ function filesUnder(dir) {
 /** The digest of everything the build reads. */
 export function sourceHash() {
   const h = createHash("sha256");
-  for (const f of [...filesUnder(join(consoleDir, "src")), ...INPUTS.map((i) => join(consoleDir, i))]) {
+  for (const f of [...filesUnder(join(consoleDir, "src")), ...filesUnder(join(consoleDir, "static")), ...INPUTS.map((i) => join(consoleDir, i))]) {
     h.update(relative(consoleDir, f)).update("\0").update(readFileSync(f)).update("\0");
   }
   const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));

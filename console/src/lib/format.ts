@@ -15,9 +15,12 @@ export function formatAge(ms: number): string {
   return `${Math.round(s / 86400)} d`;
 }
 
+// one formatter for every call: toLocaleTimeString builds a new one each time (tens of µs per cell)
+const TIME = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+
 export function formatTime(ms: number | null): string {
   if (ms === null || !Number.isFinite(ms)) return "—";
-  return new Date(ms).toLocaleTimeString(undefined, { hour12: false });
+  return TIME.format(ms);
 }
 
 export function formatBytes(n: number): string {
