@@ -5,7 +5,8 @@
 // drivers whose entry, endpoint or tags changed. Of gateway.yml `modbusSlave.map` applies live (the
 // slave rebuilds its register map on the catalog's 'change') and so does `auth` (the verifier every
 // route asks is replaced whole: a removed JWKS key or a rotated secret stops working at once; the
-// secret and JWKS files are watched too); ports, the data directory and the rest need a restart.
+// secret and JWKS files are watched too), and `console` (its users: a removed user's login ends at
+// once); ports, the data directory and the rest need a restart.
 import { watch, type FSWatcher } from "node:fs";
 import { relative, resolve } from "node:path";
 import { isDeepStrictEqual } from "node:util";
@@ -102,9 +103,12 @@ export async function reloadConfig(ctx: GatewayContext): Promise<ReloadResult> {
     ctx.logger.error({ err: e }, "applying the configuration edit failed part-way");
   }
   if (!isDeepStrictEqual(edited, next.gateway)) ctx.logger.warn("gateway.yml changed: ports, data directory and log tuning apply after a restart");
+  const consoleUsersChanged = !isDeepStrictEqual(ctx.config.gateway.console.users, next.gateway.console.users);
   ctx.config = next;
   ctx.catalog.replace(next.tags);
   result.authKeysChanged = authOf(ctx).replace(verifier);
+  // open streams re-check their tokens: one of a removed (or re-roled) console user ends now
+  if (consoleUsersChanged && !result.authKeysChanged) authOf(ctx).emit("change");
   result.ok = true;
   result.tags = next.tags.length;
   ctx.logger.info(result, "configuration reloaded");
@@ -132,13 +136,13 @@ async function apply(ctx: GatewayContext, before: Map<string, DriverSpec>, after
   }
 }
 
-/** The running gateway section with the parts of the edited one that apply live: the Modbus slave's map and auth. */
+/** The running gateway section with the parts of the edited one that apply live: the Modbus slave's map, auth and the console's users. */
 function liveGateway(running: GatewayConfig, edited: GatewayConfig): GatewayConfig {
   const { map } = edited.modbusSlave as { map?: unknown }; // the slave's schema owns `map` (bridges/modbus-slave/config.ts)
   const modbusSlave: Record<string, unknown> = { ...running.modbusSlave };
   if (map === undefined) delete modbusSlave.map;
   else modbusSlave.map = map;
-  return { ...running, auth: edited.auth, modbusSlave: modbusSlave as GatewayConfig["modbusSlave"] };
+  return { ...running, auth: edited.auth, console: edited.console, modbusSlave: modbusSlave as GatewayConfig["modbusSlave"] };
 }
 
 /** The key files of `auth:` (as names within the config directory): an edit of them reloads too. */

@@ -2,6 +2,7 @@
 // live throughput, the live tag table and its "only Bad" filter when a device stops, a tag's trend.
 // Timeouts are generous: a page load in chromium takes seconds on a loaded two-core machine.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "bun:test";
+import { waitFor } from "../helpers/index.ts";
 import { startConsoleHarness, type ConsoleHarness } from "./harness.ts";
 
 let h: ConsoleHarness;
@@ -33,6 +34,31 @@ describe("login", () => {
     await dialog.getByRole("button", { name: "Log in" }).click();
     await dialog.getByRole("alert").filter({ hasText: "wrong" }).waitFor();
     await h.shot(page, "login-refused");
+    await page.context().close();
+  }, SLOW);
+});
+
+describe("session end", () => {
+  it("shows the login dialog over the page when the API answers 401, and carries on the same page after the login", async () => {
+    const page = await h.open("operator", "/devices");
+    h.allowErrors(page, /401/);
+    await page.getByTestId("driver-plc").waitFor();
+    await page.evaluate(() => ((window as unknown as { kept: string }).kept = "same document"));
+    // the gateway refuses the session (as it does once the token has expired): the next poll gets 401
+    let refused = 0;
+    await page.route("**/api/drivers", async (route) => {
+      if (refused++ === 0) await route.fulfill({ status: 401, contentType: "application/json", body: JSON.stringify({ error: "token_expired", message: "the token has expired", field: null }) });
+      else await route.continue();
+    });
+    await page.getByRole("dialog").getByText("session has ended").waitFor({ timeout: 15_000 });
+    // the page stays underneath the dialog
+    expect(await page.getByTestId("driver-plc").isVisible()).toBe(true);
+    await h.shot(page, "session-ended-dialog");
+    await h.login(page, "operator");
+    await page.waitForFunction(() => !document.querySelector("[role=dialog]"));
+    await waitFor(() => refused >= 2, "the poll retried after the login");
+    expect(page.url()).toEndWith("/devices");
+    expect(await page.evaluate(() => (window as unknown as { kept?: string }).kept)).toBe("same document");
     await page.context().close();
   }, SLOW);
 });

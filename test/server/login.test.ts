@@ -122,3 +122,20 @@ describe("LoginLimiter", () => {
     expect(l.retryAfterMs("x", "10.0.0.9", 1101)).toBe(0);
   });
 });
+
+describe("a reload that removes a console user", () => {
+  it("ends that user's login at once: its token is refused with 401", async () => {
+    const { reloadConfig } = await import("../../server/reload.ts");
+    const { readFileSync, writeFileSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const tok = await tokenOf("otto", "operator-pw");
+    const auth = { authorization: `Bearer ${tok}` };
+    expect((await fetch(`${g.url}/api/tags`, { headers: auth })).status).toBe(200);
+    const file = join(g.gw.ctx.config.dir, "gateway.yml");
+    writeFileSync(file, readFileSync(file, "utf8").replace(/^ {4}- \{ name: otto.*\n/m, ""));
+    expect((await reloadConfig(g.gw.ctx)).ok).toBe(true);
+    const r = await fetch(`${g.url}/api/tags`, { headers: auth });
+    expect(r.status).toBe(401);
+    expect(((await r.json()) as { message: string }).message).toContain("removed");
+  });
+});

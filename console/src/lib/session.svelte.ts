@@ -2,6 +2,7 @@
 // with: no CSRF surface). A request that meets a 401 asks for a login through `requireLogin()`: the layout
 // shows the login dialog over the page, and the request is retried once the user has logged in again, so
 // an expired session never loses the page the operator was on.
+import { untrack } from "svelte";
 import type { Role } from "./nav.ts";
 
 export interface Session {
@@ -19,13 +20,21 @@ export const session: Session = $state({ token: null, user: null, role: null, ex
 
 let waiters: Array<() => void> = [];
 
-/** Resolves once a user is logged in (at once when one is); opens the login dialog otherwise. */
-export function requireLogin(reason = "Log in to continue"): Promise<void> {
-  if (session.token && session.expiresAt > Date.now()) return Promise.resolve();
-  session.token = null;
-  session.reason = reason;
-  session.loginOpen = true;
-  return new Promise((resolve) => waiters.push(resolve));
+const ASK = "Log in to continue";
+
+/**
+ * Resolves once a user is logged in (at once when one is); opens the login dialog otherwise. Untracked:
+ * pages call it (through api() and LiveStream) inside their $effects, which must not re-run whenever the
+ * session changes. A plain ask never replaces the reason an open dialog already gives (session ended).
+ */
+export function requireLogin(reason = ASK): Promise<void> {
+  return untrack(() => {
+    if (session.token && session.expiresAt > Date.now()) return Promise.resolve();
+    session.token = null;
+    if (!session.loginOpen || reason !== ASK) session.reason = reason;
+    session.loginOpen = true;
+    return new Promise<void>((resolve) => waiters.push(resolve));
+  });
 }
 
 export interface LoginAnswer {
