@@ -74,7 +74,7 @@ try {
   // the 1,000 live tags and the history tag (no value: its driver is off)
   await tags.waitForFunction((n) => Number(document.querySelector("table[data-testid=tags]")?.getAttribute("data-rows")) === n + 1, TAGS, { timeout: 60_000 });
   // every live row in view has a value from the stream before measuring (the table draws only those)
-  await tags.waitForFunction(() => [...document.querySelectorAll('tr[data-tag^="bench/"] [data-testid=value]')].every((c) => /\d/.test(c.textContent ?? "")), undefined, { timeout: 30_000 });
+  await tags.waitForFunction(() => Array.from(document.querySelectorAll('tr[data-tag^="bench/"] [data-testid=value]')).every((c) => /\d/.test(c.textContent ?? "")), undefined, { timeout: 30_000 });
   const deltas = await frameTimes(tags, MEASURE_MS);
   await h.shot(tags, "tags-1000", { fullPage: false });
   const p99 = percentile(deltas, 99);
