@@ -33,3 +33,9 @@ export function formatBytes(n: number): string {
 export function formatRate(n: number): string {
   return n >= 1000 ? `${(n / 1000).toFixed(1)} k/s` : `${n.toFixed(n < 10 ? 1 : 0)} /s`;
 }
+
+/** A driver's state as a colour class: good (Active), uncertain (starting, backing off), bad (the rest). */
+export function driverStateClass(state: string): "good" | "uncertain" | "bad" {
+  if (state === "Active") return "good";
+  return state === "Backoff" || state === "Loading" || state === "Init" || state === "Connected" ? "uncertain" : "bad";
+}
