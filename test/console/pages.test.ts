@@ -15,13 +15,12 @@ afterEach(() => h.checkConsole());
 const SLOW = 60_000;
 
 describe("login", () => {
+  // these pages stay logged in for the tests below (h.as)
   for (const role of ["viewer", "operator", "admin"] as const) {
     it(`logs a ${role} in from the dialog shown on the first visit, and shows who is logged in`, async () => {
-      const page = await h.open(null, "/");
-      await h.shot(page, `login-dialog-${role}`);
-      await h.login(page, role);
+      const page = await h.as(role);
       expect(await page.getByTestId("who").textContent()).toBe(`${role} (${role})`);
-      await page.context().close();
+      await h.shot(page, `logged-in-${role}`);
     }, SLOW);
   }
 
@@ -33,6 +32,7 @@ describe("login", () => {
     await dialog.locator("input[name=password]").fill("wrong");
     await dialog.getByRole("button", { name: "Log in" }).click();
     await dialog.getByRole("alert").filter({ hasText: "wrong" }).waitFor();
+    expect(await page.getByTestId("who").count()).toBe(0);
     await h.shot(page, "login-refused");
     await page.context().close();
   }, SLOW);
@@ -40,7 +40,8 @@ describe("login", () => {
 
 describe("session end", () => {
   it("shows the login dialog over the page when the API answers 401, and carries on the same page after the login", async () => {
-    const page = await h.open("operator", "/devices");
+    const page = await h.as("operator");
+    await h.go(page, "/devices");
     h.allowErrors(page, /401/);
     await page.getByTestId("driver-plc").waitFor();
     await page.evaluate(() => ((window as unknown as { kept: string }).kept = "same document"));
@@ -59,51 +60,54 @@ describe("session end", () => {
     await waitFor(() => refused >= 2, "the poll retried after the login");
     expect(page.url()).toEndWith("/devices");
     expect(await page.evaluate(() => (window as unknown as { kept?: string }).kept)).toBe("same document");
-    await page.context().close();
+    await page.unrouteAll();
   }, SLOW);
 });
 
 describe("overview", () => {
   it("shows a non-zero frames per second figure, live", async () => {
-    const page = await h.open("viewer", "/");
+    const page = await h.as("viewer");
+    await h.go(page, "/");
     await page.waitForFunction(() => Number.parseFloat(document.querySelector("[data-testid=fps]")?.textContent ?? "0") > 0, undefined, { timeout: 15_000 });
     const head1 = Number((await page.getByTestId("head").textContent())!.replace(/\D/g, ""));
     await page.waitForFunction((h1) => Number(document.querySelector("[data-testid=head]")!.textContent!.replace(/\D/g, "")) > h1, head1, { timeout: 10_000 });
     await h.shot(page, "overview");
-    await page.context().close();
   }, SLOW);
 
   it("fits a phone-width screen with the navigation behind a menu button", async () => {
-    const page = await h.open("viewer", "/", { width: 390, height: 800 });
+    const page = await h.as("viewer");
+    await page.setViewportSize({ width: 390, height: 800 });
     const nav = page.getByRole("navigation", { name: "Pages" });
     expect(await nav.isVisible()).toBe(false);
     await page.getByRole("button", { name: "Menu" }).click();
     expect(await nav.isVisible()).toBe(true);
     await h.shot(page, "overview-phone-menu");
     expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1)).toBe(true);
-    await page.context().close();
+    await page.getByRole("button", { name: "Menu" }).click();
+    await page.setViewportSize({ width: 1280, height: 800 });
   }, SLOW);
 });
 
 describe("devices", () => {
   it("shows each driver's state and advice, and restart buttons to an admin only", async () => {
-    const viewer = await h.open("viewer", "/devices");
+    const viewer = await h.as("viewer");
+    await h.go(viewer, "/devices");
     await viewer.getByTestId("driver-plc").waitFor();
     expect(await viewer.getByRole("button", { name: "Restart" }).count()).toBe(0);
-    await viewer.context().close();
-    const admin = await h.open("admin", "/devices");
+    const admin = await h.as("admin");
+    await h.go(admin, "/devices");
     const plc = admin.getByTestId("driver-plc");
     await plc.getByTestId("state").filter({ hasText: "Active" }).waitFor({ timeout: 15_000 });
     await plc.getByRole("button", { name: "Restart" }).click();
     await plc.getByTestId("restarts").filter({ hasText: "1" }).waitFor({ timeout: 10_000 });
     await h.shot(admin, "devices-admin");
-    await admin.context().close();
   }, SLOW);
 });
 
 describe("tags", () => {
   it("updates a value in the table live, and 'only Bad' shows the PLC's tags once the PLC stops", async () => {
-    const page = await h.open("viewer", "/tags");
+    const page = await h.as("viewer");
+    await h.go(page, "/tags");
     const row = page.locator('tr[data-tag="line1/boiler/temperature"] [data-testid=value]');
     await row.waitFor();
     await page.waitForFunction(() => /\d/.test(document.querySelector('tr[data-tag="line1/boiler/temperature"] [data-testid=value]')?.textContent ?? ""), undefined, { timeout: 15_000 });
@@ -120,11 +124,11 @@ describe("tags", () => {
     expect(await page.locator('tr[data-tag="line1/boiler/temperature"] [data-quality]').getAttribute("data-quality")).toBe("bad");
     await h.shot(page, "tags-only-bad");
     await plc.start();
-    await page.context().close();
   }, SLOW);
 
   it("draws a tag's trend with points from the history buckets", async () => {
-    const page = await h.open("viewer", "/tags/demo/ambient/temperature");
+    const page = await h.as("viewer");
+    await h.go(page, "/tags/demo/ambient/temperature");
     const trend = page.locator(".trend");
     await trend.waitFor({ timeout: 15_000 });
     await page.waitForFunction(() => Number(document.querySelector(".trend")?.getAttribute("data-points")) > 0, undefined, { timeout: 15_000 });
@@ -132,6 +136,5 @@ describe("tags", () => {
     await page.getByTestId("preset-1h").click();
     await page.getByTestId("render-ms").waitFor();
     await h.shot(page, "tag-trend");
-    await page.context().close();
   }, SLOW);
 });
