@@ -4,7 +4,7 @@
 import { isLoopbackHost, type EventFrame } from "../schemas/index.ts";
 import type { Config } from "./config.ts";
 
-export type DoorId = "http_reads_open" | "metrics_tag_labels" | "opcua_anonymous" | "modbus_slave_exposed" | "modbus_slave_writes_without_credentials";
+export type DoorId = "http_reads_open" | "console_logins_over_http" | "metrics_tag_labels" | "opcua_anonymous" | "modbus_slave_exposed" | "modbus_slave_writes_without_credentials";
 
 export interface OpenDoor {
   door: DoorId;
@@ -45,6 +45,15 @@ export function openDoors(config: Config): OpenDoor[] {
       message: `no auth keys configured: GET /api/tags answers anyone who reaches http://${g.http.host}:${g.http.port} (writes and SQL are refused)`,
       fix: "set auth.hs256Secret (or hs256SecretFile / jwksFile) in gateway.yml",
       details: { host: g.http.host, port: g.http.port },
+    });
+  }
+  // the gateway speaks plain HTTP: beyond loopback, console passwords and tokens cross the network readable
+  if (g.console.users.length > 0 && !isLoopbackHost(g.http.host)) {
+    doors.push({
+      door: "console_logins_over_http",
+      message: `console logins (${g.console.users.map((u) => u.name).join(", ")}) on http://${g.http.host}:${g.http.port}: passwords and session tokens travel unencrypted to anyone on the path`,
+      fix: "put a TLS reverse proxy in front and keep http.host on 127.0.0.1, and never keep the demo users (their passwords are published)",
+      details: { host: g.http.host, port: g.http.port, users: g.console.users.map((u) => u.name) },
     });
   }
   if (g.metrics.tagLabels) {

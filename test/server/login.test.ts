@@ -139,3 +139,13 @@ describe("a reload that removes a console user", () => {
     expect(((await r.json()) as { message: string }).message).toContain("removed");
   });
 });
+
+describe("open doors", () => {
+  it("warns of console logins over plain HTTP beyond loopback, and not on loopback", async () => {
+    const { openDoors } = await import("../../server/open-doors.ts");
+    const config = g.gw.ctx.config;
+    const on = (host: string) => openDoors({ ...config, gateway: { ...config.gateway, http: { host, port: 8080 } } }).map((d) => d.door);
+    expect(on("0.0.0.0")).toContain("console_logins_over_http");
+    expect(on("127.0.0.1")).not.toContain("console_logins_over_http");
+  });
+});
