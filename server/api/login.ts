@@ -29,6 +29,11 @@ export function loginApi(ctx: GatewayContext, limiter = new LoginLimiter()) {
     .post(
       "/api/login",
       async ({ body, set, request, server }) => {
+        if (!sessions.isEnabled) {
+          // the same for every name: it says nothing about any user, and tells a new user what to do
+          set.status = 401;
+          return { error: "no_console_users", message: "this gateway has no console users: add console.users to gateway.yml (hashes from `npm run edgectl -- hash-password`)", field: null };
+        }
         const address = server?.requestIP(request)?.address ?? "unknown";
         const waitMs = limiter.retryAfterMs(body.user, address);
         if (waitMs > 0) {

@@ -113,6 +113,14 @@ describe("the gateway with the console", () => {
     expect((await fetch(`${g.url}/healthz`)).headers.get("content-type")).toContain("json");
   });
 
+  it("answers a login on a gateway without console users with what to configure", async () => {
+    const r = await fetch(`${g.url}/api/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ user: "admin", password: "admin" }) });
+    expect(r.status).toBe(401);
+    const body = (await r.json()) as { error: string; message: string };
+    expect(body.error).toBe("no_console_users");
+    expect(body.message).toContain("console.users");
+  });
+
   it("answers / with the console (or, without a build, the way to build it), never a JSON 404", async () => {
     const r = await fetch(`${g.url}/`);
     expect([200, 503]).toContain(r.status);
