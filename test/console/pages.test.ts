@@ -2,6 +2,7 @@
 // live throughput, the live tag table and its "only Bad" filter when a device stops, a tag's trend.
 // Timeouts are generous: a page load in chromium takes seconds on a loaded two-core machine.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "bun:test";
+import { authOf } from "../../server/auth/index.ts";
 import { waitFor } from "../helpers/index.ts";
 import { startConsoleHarness, type ConsoleHarness } from "./harness.ts";
 
@@ -124,6 +125,20 @@ describe("tags", () => {
     expect(await page.locator('tr[data-tag="line1/boiler/temperature"] [data-quality]').getAttribute("data-quality")).toBe("bad");
     await h.shot(page, "tags-only-bad");
     await plc.start();
+  }, SLOW);
+
+  it("lists a command written to the tag in its recent commands as it happens, with who and the result", async () => {
+    const page = await h.as("operator");
+    await h.go(page, "/tags/line1/boiler/setpoint");
+    await page.getByText("No command was written to this tag yet").or(page.locator("table.cmds")).first().waitFor({ timeout: 15_000 });
+    const sessions = authOf(h.g.gw.ctx).sessions;
+    const { token } = await sessions.sign(sessions.user("operator")!);
+    const r = await fetch(`${h.g.url}/api/tags/line1/boiler/setpoint`, { method: "PUT", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify({ value: 77 }) });
+    expect(r.status).toBe(200);
+    const row = page.locator("table.cmds tbody tr").filter({ hasText: "operator" }).filter({ hasText: "77" });
+    await row.waitFor({ timeout: 15_000 });
+    expect(await row.textContent()).toContain("ok");
+    await h.shot(page, "tag-commands");
   }, SLOW);
 
   it("draws a tag's trend with points from the history buckets", async () => {
