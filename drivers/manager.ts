@@ -461,7 +461,7 @@ export class DriverManager extends EventEmitter {
 
   /**
    * An operator's restart (or resume after a pause): the running instance is shut down and a new one
-   * started with the same entry, endpoint and tags; its counters carry over, restarts + 1. A supervisor
+   * started with the same entry, endpoint and tags; its counters (frames, errors) carry over, restarts + 1. A supervisor
    * stops once only (its abort signal), so a restart is a new one. False for an unknown id.
    */
   async restart(id: string): Promise<boolean> {
@@ -472,6 +472,8 @@ export class DriverManager extends EventEmitter {
     const next = new Supervisor(old.entry, old.endpoint, old.tags, this.factories.get(old.entry.type), this);
     next.status.restarts = old.status.restarts + 1;
     next.status.errors = old.status.errors;
+    next.status.framesSent = old.status.framesSent;
+    next.status.framesRejected = old.status.framesRejected;
     this.supervisors.set(id, next);
     next.start();
     return true;

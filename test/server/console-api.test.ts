@@ -64,14 +64,15 @@ describe("drivers", () => {
     await waitFor(async () => (await stateOf("sim")) === "Active" && (await qualityOf("a")) === "Good", "sim Active and a Good again");
   });
 
-  it("restarts a driver, counting the restart", async () => {
-    const before = (await get<any[]>("/api/drivers"))[0].restarts;
+  it("restarts a driver, counting the restart and keeping its frame count", async () => {
+    const [{ restarts: before, framesSent }] = await get<any[]>("/api/drivers");
     expect((await post("/api/drivers/sim/restart")).status).toBe(200);
     const after = await waitFor(async () => {
       const d = (await get<any[]>("/api/drivers"))[0];
       return d.state === "Active" ? d : null;
     }, "sim Active after the restart");
     expect(after.restarts).toBe(before + 1);
+    expect(after.framesSent).toBeGreaterThanOrEqual(framesSent);
   });
 
   it("refuses the actions to a token without the admin scope (403) and names an unknown driver (404)", async () => {
