@@ -1,9 +1,11 @@
 // The live store over the WebSocket /api/stream: the latest value of every tag the user may read, with a
 // short numeric history per tag for sparklines. Pages read `live.values` after reading `live.version`
 // (bumped at most once per animation frame, so 1,000 tags changing at 1 Hz cost one render a frame, not
-// one per frame received). A dropped connection resumes from the last offset seen (no gap); a token that
-// ended (close 4401) asks for a login first.
+// one per frame received). The socket and its JSON live in a worker (stream.worker.ts) so that parsing
+// does not take the page's frames. A dropped connection resumes from the last offset seen (no gap); a
+// token that ended (close 4401) asks for a login first.
 import { requireLogin, session } from "./session.svelte.ts";
+import type { DataRow, FromWorker, ToWorker } from "./stream.worker.ts";
 
 export interface LiveValue {
   tag: string;
@@ -37,7 +39,7 @@ export class LiveStream {
   state: "connecting" | "live" | "reconnecting" | "stopped" = $state("connecting");
   /** frames received per second, over the last second */
   rate = $state(0);
-  private ws: WebSocket | null = null;
+  private worker: Worker | null = null;
   private last = 0;
   private stopped = false;
   private retryMs = 500;
@@ -51,6 +53,8 @@ export class LiveStream {
 
   start(): this {
     this.rateTimer = setInterval(() => ((this.rate = this.received), (this.received = 0)), 1000);
+    this.worker = new Worker(new URL("./stream.worker.ts", import.meta.url), { type: "module" });
+    this.worker.onmessage = (e: MessageEvent<FromWorker>) => this.message(e.data);
     void this.connect();
     return this;
   }
@@ -59,10 +63,16 @@ export class LiveStream {
     this.stopped = true;
     this.state = "stopped";
     if (this.rateTimer) clearInterval(this.rateTimer);
-    this.ws?.close(1000);
+    this.send({ type: "close" });
+    this.worker?.terminate();
+    this.worker = null;
   }
 
-  /** Every frame (data, cmd, ack, event) as it arrives; returns the unsubscribe function. */
+  private send(m: ToWorker): void {
+    this.worker?.postMessage(m);
+  }
+
+  /** Every frame other than data (cmd, ack, event) as it arrives; returns the unsubscribe function. */
   onFrame(fn: (f: StreamFrame) => void): () => void {
     this.listeners.add(fn);
     return () => this.listeners.delete(fn);
@@ -81,54 +91,50 @@ export class LiveStream {
   private async connect(): Promise<void> {
     if (this.stopped) return;
     await requireLogin();
+    if (this.stopped) return;
     const q = new URLSearchParams({ token: session.token ?? "" });
     if (this.last) q.set("from", String(this.last + 1));
     if (this.tags) q.set("tags", this.tags);
-    const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/stream?${q}`);
-    this.ws = ws;
-    ws.onmessage = (m) => this.message(String(m.data));
-    ws.onclose = (e) => {
-      if (this.stopped || this.ws !== ws) return;
+    this.send({ type: "connect", url: `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/stream?${q}` });
+  }
+
+  private message(m: FromWorker): void {
+    if (this.stopped) return;
+    if (m.type === "hello") {
+      this.state = "live";
+      this.retryMs = 500;
+      return;
+    }
+    if (m.type === "closed") {
       this.state = "reconnecting";
-      if (e.code === CLOSE_UNAUTHORIZED) {
+      if (m.code === CLOSE_UNAUTHORIZED) {
         session.token = null;
         void requireLogin("Your session has ended: log in again to keep the live values").then(() => this.connect());
         return;
       }
       setTimeout(() => void this.connect(), this.retryMs);
       this.retryMs = Math.min(this.retryMs * 2, 10_000);
-    };
-  }
-
-  private message(text: string): void {
-    const msg = JSON.parse(text) as { hello?: unknown; frames?: StreamFrame[]; last?: number; error?: string };
-    if (msg.hello) {
-      this.state = "live";
-      this.retryMs = 500;
       return;
     }
-    if (!msg.frames) return;
-    for (const f of msg.frames) {
-      this.received++;
-      if (f.kind === "data" && f.tag) this.apply(f);
-      for (const fn of this.listeners) fn(f);
-    }
-    if (msg.last) this.last = msg.last;
+    this.received += m.count;
+    for (const row of m.rows) this.apply(row);
+    for (const f of m.others) for (const fn of this.listeners) fn(f as StreamFrame);
+    if (m.last) this.last = m.last;
     this.bump();
   }
 
-  private apply(f: StreamFrame): void {
-    let v = this.values.get(f.tag!);
+  private apply([tag, value, quality, ts, offset]: DataRow): void {
+    let v = this.values.get(tag);
     if (!v) {
-      v = { tag: f.tag!, value: null, quality: 0, ts: 0, offset: 0, recent: [] };
-      this.values.set(f.tag!, v);
+      v = { tag, value: null, quality: 0, ts: 0, offset: 0, recent: [] };
+      this.values.set(tag, v);
     }
-    v.value = f.value;
-    v.quality = f.quality ?? 0;
-    v.ts = (f.ts ?? 0) / 1000;
-    v.offset = f.offset;
-    if (typeof f.value === "number") {
-      v.recent.push(f.value);
+    v.value = value;
+    v.quality = quality;
+    v.ts = ts;
+    v.offset = offset;
+    if (typeof value === "number") {
+      v.recent.push(value);
       if (v.recent.length > RECENT) v.recent.shift();
     }
   }
