@@ -97,6 +97,7 @@ export class CommandExecutor {
     if (this.marked.has(cmd.id)) return { kind: "ack", code: "outcome_unknown_restart", error: OUTCOME_UNKNOWN, source };
     if (nowMicros() > cmd.expiresAt) return { kind: "ack", code: "expired", error: "command expired before execution", source };
     if (!tag) return { kind: "ack", code: "refused_unknown_tag", error: `unknown tag '${cmd.tag}'`, source };
+    if (tag.driver === undefined) return { kind: "ack", code: "not_supported", error: `tag '${tag.tag}' is computed by the gateway (derived), not written to a device`, source };
     const d = this.opts.drivers.driver(tag.driver);
     if (!d) return { kind: "ack", code: "driver_not_running", error: `driver '${tag.driver}' is not configured`, source };
     if (!d.driver || !RUNNING.has(d.state)) return { kind: "ack", code: "driver_not_running", error: `driver '${tag.driver}' is not running (state ${d.state})`, source };

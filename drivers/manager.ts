@@ -6,12 +6,13 @@
 // Quality follows the driver: when it leaves Connected/Active (crash, hang, Fault, stop, removal)
 // every tag it owns gets a Bad frame at once, in one append, with the reason as quality (see README).
 import { EventEmitter } from "node:events";
-import { isBad, isGood, Quality, type DataFrame, type DriverEntry, type EventFrame, type Frame, type Variable } from "../schemas/index.ts";
+import { AlarmRequest, isBad, isGood, Quality, type DataFrame, type DriverEntry, type EventFrame, type Frame, type Variable } from "../schemas/index.ts";
 import type { EventLog } from "../storage/index.ts";
 import { ABORTED, backoffDelay as retryDelay, deadline, delay, TIMED_OUT } from "../storage/time.ts";
 import { DRIVER_API_VERSION, type Driver, type DriverFactory, type FrameSink } from "./contract.ts";
 import type { Endpoint } from "./endpoint.ts";
 import { DriverConfigError, DriverError } from "./errors.ts";
+import { MappingTable } from "./mapping.ts";
 
 export type DriverState = "Loading" | "Init" | "Connected" | "Active" | "Error" | "Backoff" | "Fault" | "Shutdown";
 export const DRIVER_STATES: readonly DriverState[] = ["Loading", "Init", "Connected", "Active", "Error", "Backoff", "Fault", "Shutdown"];
@@ -98,8 +99,8 @@ class Supervisor implements FrameSink {
   private readonly stop = new AbortController();
   private loop: Promise<void> | null = null;
   private readonly known: ReadonlySet<string>;
-  private readonly lastLogged = new Map<string, number>();
-  private readonly deadband = new Map<string, number>();
+  /** expression, clamp and report by exception of this driver's tags (drivers/mapping.ts) */
+  private readonly mapping: MappingTable;
   /** tags whose last frame (the driver's or a marking) was Bad, with that quality */
   private readonly lastBad = new Map<string, number>();
   private stopQuality: number = Quality.Bad_NoCommunication;
@@ -107,13 +108,22 @@ class Supervisor implements FrameSink {
   constructor(
     readonly entry: DriverEntry,
     readonly endpoint: Endpoint | undefined,
-    readonly tags: readonly Variable[],
+    public tags: readonly Variable[],
     private readonly factory: DriverFactory | undefined,
     private readonly mgr: DriverManager,
   ) {
     this.status = { id: entry.id, type: entry.type, state: "Loading", restarts: 0, errors: 0, framesSent: 0, framesRejected: 0, since: Date.now() };
     this.known = new Set(tags.map((t) => t.tag));
-    for (const t of tags) if (t.deadband > 0) this.deadband.set(t.tag, t.deadband);
+    this.mapping = new MappingTable(tags, {
+      failed: (tag, error) => this.event(AlarmRequest.MappingError, { error }, tag),
+      recovered: (tag) => this.event(AlarmRequest.MappingRecovered, undefined, tag),
+    });
+  }
+
+  /** A live edit of the read-side mapping (expression, clamp, deadband, report by exception): no restart. */
+  remap(tags: readonly Variable[]): void {
+    this.tags = tags;
+    this.mapping.update(tags);
   }
 
   get isPaused(): boolean {
@@ -140,7 +150,10 @@ class Supervisor implements FrameSink {
     return this.known.has(tag);
   }
 
-  /** Counts activity and filters: frames for tags this driver does not own, and changes within the deadband. */
+  /**
+   * Counts activity, refuses frames for tags this driver does not own or that the log cannot store, and
+   * maps the rest (expression, clamp, report by exception: drivers/mapping.ts).
+   */
   private accept(frames: DataFrame[]): DataFrame[] {
     this.lastActivity = performance.now();
     if (this.status.state === "Connected") {
@@ -154,7 +167,7 @@ class Supervisor implements FrameSink {
     // A frame the log cannot store (a timestamp that is not a 64-bit integer of microseconds, a
     // quality that is not a uint32) is refused here, alone: in the log's group commit it would fail
     // every other producer's frames of the same transaction.
-    if (frames.some((f) => !this.known.has(f.tag) || !isStorable(f) || this.isWithinDeadband(f))) {
+    if (frames.some((f) => !this.known.has(f.tag) || !isStorable(f))) {
       out = [];
       for (const f of frames) {
         if (!this.known.has(f.tag)) {
@@ -163,10 +176,10 @@ class Supervisor implements FrameSink {
         } else if (!isStorable(f)) {
           rejected++;
           this.mgr.emit("rejected", this.entry.id, f.tag, "invalid_frame");
-        } else if (!this.isWithinDeadband(f)) out.push(f);
+        } else out.push(f);
       }
     }
-    for (const f of out) if (this.deadband.has(f.tag) && typeof f.value === "number") this.lastLogged.set(f.tag, f.value);
+    out = this.mapping.apply(out, Date.now());
     this.status.framesRejected += rejected;
     this.status.framesSent += out.length;
     // while every tag is Good this is one comparison per frame
@@ -179,13 +192,6 @@ class Supervisor implements FrameSink {
       if (isBad(f.quality)) this.lastBad.set(f.tag, f.quality);
       else this.lastBad.delete(f.tag);
     }
-  }
-
-  private isWithinDeadband(f: DataFrame): boolean {
-    const db = this.deadband.get(f.tag);
-    if (db === undefined || typeof f.value !== "number" || f.quality !== 0) return false;
-    const prev = this.lastLogged.get(f.tag);
-    return prev !== undefined && Math.abs(f.value - prev) < db;
   }
 
   event(type: string, data?: Record<string, unknown>, tag?: string): void {
@@ -218,6 +224,7 @@ class Supervisor implements FrameSink {
       // a tag a reload gave to another driver (already started) is that driver's to report now
       if (this.mgr.isOwnedByAnother(t.tag, this)) continue;
       this.lastBad.set(t.tag, quality);
+      this.mapping.noteLogged(t.tag, null, quality, Date.now());
       frames.push({ kind: "data", tag: t.tag, value: null, ts, quality, source: this.entry.id });
     }
     if (frames.length) this.mgr.log.append(frames).catch((e) => this.mgr.emit("appendError", this.entry.id, e));
@@ -450,6 +457,11 @@ export class DriverManager extends EventEmitter {
     const sup = new Supervisor(entry, endpoint, tags, this.factories.get(entry.type), this);
     this.supervisors.set(entry.id, sup);
     sup.start();
+  }
+
+  /** Applies a read-side mapping edit to a running driver (same driver, address and poll settings). */
+  remap(id: string, tags: readonly Variable[]): void {
+    this.supervisors.get(id)?.remap(tags);
   }
 
   async remove(id: string): Promise<void> {

@@ -245,26 +245,83 @@ export const ModbusAddress = Type.Object(
 );
 export type ModbusAddress = Static<typeof ModbusAddress>;
 
+/** Derived tags: an expression over other tags, computed by bridges/rules/derived.ts. */
+export const DerivedSpec = Type.Object(
+  {
+    expr: Type.String({ minLength: 1, maxLength: 1000, description: "expression over other tags (schemas/expr.ts): `Boiler.T - Boiler.Tret`, `avg(A, B)`" }),
+  },
+  { additionalProperties: false },
+);
+export type DerivedSpec = Static<typeof DerivedSpec>;
+
+export const WindowFn = Type.Union([Type.Literal("avg"), Type.Literal("min"), Type.Literal("max"), Type.Literal("rate"), Type.Literal("total")]);
+/** Windowed aggregates of one input tag, computed by bridges/rules/derived.ts. */
+export const WindowSpec = Type.Object(
+  {
+    fn: WindowFn,
+    tag: TagName,
+    seconds: Type.Number({ exclusiveMinimum: 0, maximum: 86_400 * 7, description: "avg/min/max: the moving window; rate: the span the rate is taken over; total: ignored" }),
+    counterMax: Type.Optional(
+      Type.Number({ exclusiveMinimum: 0, description: "rate: the input is a counter that wraps to 0 after this value (e.g. 65535, 4294967295); a fall is a wrap, not a negative rate" }),
+    ),
+    perSeconds: Type.Number({ exclusiveMinimum: 0, default: 1, description: "rate: units per this many seconds (60: per minute); total: the input's rate unit (3600: the input is per hour)" }),
+  },
+  { additionalProperties: false },
+);
+export type WindowSpec = Static<typeof WindowSpec>;
+
 export const Variable = Type.Object(
   {
     tag: TagName,
-    driver: Id,
+    driver: Type.Optional(Id),
     type: DataType,
     address: Type.Optional(Type.Union([ModbusAddress, Type.Record(Type.String(), Type.Unknown())], { description: "driver-specific address" })),
     group: Type.String({ default: "default", description: "poll group name (the driver sets each group's rate)" }),
     scale: Type.Number({ default: 1 }),
     offset: Type.Number({ default: 0 }),
+    expr: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 1000,
+        description: "engineering value from the raw one, instead of scale/offset: `raw * 0.1 - 40` (read-only tags: a write has no inverse)",
+      }),
+    ),
     unit: Type.Optional(Type.String()),
     description: Type.Optional(Type.String()),
     deadband: Type.Number({ minimum: 0, default: 0, description: "absolute change below which a reading is not logged" }),
+    deadbandPercent: Type.Optional(
+      Type.Number({ minimum: 0, maximum: 100, description: "change below this percent of max - min (both set) or else of the last logged value is not logged" }),
+    ),
+    reportByException: Type.Optional(
+      Type.Boolean({ default: true, description: "log a reading only when its value (beyond the deadband) or quality changed, or maxIntervalMs passed" }),
+    ),
+    maxIntervalMs: Type.Optional(
+      Type.Integer({ minimum: 0, default: 60_000, description: "heartbeat: an unchanged reading is logged again after this long (0: never)" }),
+    ),
+    clamp: Type.Optional(
+      Type.Boolean({ default: false, description: "hold values to [min, max]; a held value is Uncertain_EngineeringUnitsExceeded (limit bits high/low)" }),
+    ),
+    derived: Type.Optional(DerivedSpec),
+    window: Type.Optional(WindowSpec),
     access: Access,
     min: Type.Optional(Type.Number()),
     max: Type.Optional(Type.Number()),
     tenant: Type.String({ default: "default" }),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    // for editors: a tag has a source (the gateway checks exactly one: schemas/tag-checks.ts)
+    anyOf: ["driver", "derived", "window"].map((p) => ({ required: [p], properties: { [p]: {} } })),
+  },
 );
 export type Variable = Static<typeof Variable>;
+
+/** The source name of tags no driver reads (derived tags and windows, computed by bridges/rules/derived.ts). */
+export const DERIVED_SOURCE = "derived";
+/** Who produces a tag's frames: its driver, or the derived-tag consumer. */
+export const tagSource = (t: Pick<Variable, "driver">): string => t.driver ?? DERIVED_SOURCE;
+/** True for a tag computed by the gateway from other tags (derived expression or window). */
+export const isDerived = (t: Pick<Variable, "derived" | "window">): boolean => t.derived !== undefined || t.window !== undefined;
 
 export const VariablesFile = Type.Object(
   { tags: Type.Array(Variable, { default: [] }) },

@@ -10,3 +10,5 @@ export * from "./redact.ts";
 export * from "./command.ts";
 export * from "./health.ts";
 export * from "./alarms.ts";
+export * from "./expr.ts";
+export * from "./tag-checks.ts";

@@ -8,6 +8,7 @@ export const Quality = {
   Good: 0x00000000,
   Uncertain: 0x40000000,
   Uncertain_LastUsableValue: 0x40900000,
+  Uncertain_EngineeringUnitsExceeded: 0x40940000,
   Bad: 0x80000000,
   Bad_CommunicationError: 0x80050000,
   Bad_Timeout: 0x800a0000,

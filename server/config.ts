@@ -8,6 +8,7 @@ import { join, resolve } from "node:path";
 import type { TSchema, Static } from "@sinclair/typebox";
 import { Value, ValueErrorType, type ValueError } from "@sinclair/typebox/value";
 import { parseDocument } from "yaml";
+import { tagProblems } from "../schemas/tag-checks.ts";
 import { ConfigError, DriversFile, EndpointsFile, GatewayConfig, gotValue, readablePath, redactSecrets, VariablesFile, type Variable } from "../schemas/index.ts";
 
 export interface Config {
@@ -136,9 +137,9 @@ function crossCheck(config: Config, validators: ReadonlyMap<string, TagValidator
   tags.forEach((t, i) => {
     if (seen.has(t.tag)) problems.push(new ConfigError(varsFile, `tags[${i}].tag`, `duplicate tag '${t.tag}' (first at tags[${seen.get(t.tag)}])`));
     else seen.set(t.tag, i);
-    if (!ids.has(t.driver)) problems.push(new ConfigError(varsFile, `tags[${i}].driver`, `unknown driver '${t.driver}'`));
     if (t.min !== undefined && t.max !== undefined && t.min > t.max) problems.push(new ConfigError(varsFile, `tags[${i}]`, `min ${t.min} is above max ${t.max}`));
   });
+  for (const p of tagProblems(tags, ids)) problems.push(new ConfigError(varsFile, `tags[${p.index}]${p.field ? `.${p.field}` : ""}`, p.message));
   for (const d of drivers) {
     const validate = validators.get(d.type);
     if (!validate) continue;

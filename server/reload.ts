@@ -40,9 +40,23 @@ export function driverSpecs(ctx: GatewayContext, config: Config): Map<string, Dr
 /**
  * What of a tag its driver reads with. Description, unit, write limits and tenant are the catalog's (bridges,
  * checkWrite and the executor read them from the catalog), so editing them does not restart the driver: a
- * restart would mark every tag of the PLC Bad for a poll, for a changed description.
+ * restart would mark every tag of the PLC Bad for a poll, for a changed description. The read-side mapping
+ * (expression, clamp, deadbands, report by exception) is applied by the manager and changes live (remap).
  */
-const readSide = ({ description: _d, unit: _u, min: _min, max: _max, tenant: _t, ...rest }: Variable) => rest;
+const readSide = ({
+  description: _d,
+  unit: _u,
+  min: _min,
+  max: _max,
+  tenant: _t,
+  expr: _e,
+  clamp: _c,
+  deadband: _db,
+  deadbandPercent: _dbp,
+  reportByException: _rbe,
+  maxIntervalMs: _hb,
+  ...rest
+}: Variable) => rest;
 
 const sameSpec = (a: DriverSpec, b: DriverSpec) =>
   isDeepStrictEqual(a.entry, b.entry) &&
@@ -127,6 +141,8 @@ async function apply(ctx: GatewayContext, before: Map<string, DriverSpec>, after
       await ctx.drivers.remove(id);
       ctx.drivers.add(n.entry, n.endpoint, n.tags);
       result.driversRestarted.push(id);
+    } else {
+      ctx.drivers.remap(id, n.tags);
     }
   }
   for (const [id, spec] of after) {

@@ -4,7 +4,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
-import type { Variable } from "../schemas/config.ts";
+import { tagSource, type Variable } from "../schemas/config.ts";
 
 /** Views user SQL may name; everything else in the database is hidden from it. */
 export const QUERY_VIEWS = ["frames", "data", "commands", "acks", "events", "tags", "frames_all", "data_all"] as const;
@@ -113,7 +113,7 @@ export async function fillTagCatalog(conn: DuckDBConnection, tags: readonly Vari
       const app = await conn.createAppender("tag_catalog");
       for (const t of tags) {
         app.appendVarchar(t.tag);
-        app.appendVarchar(t.driver);
+        app.appendVarchar(tagSource(t));
         app.appendVarchar(t.type);
         if (t.unit === undefined) app.appendNull();
         else app.appendVarchar(t.unit);

@@ -15,8 +15,10 @@ const isIntegerType = (t: TagType) => isNumericType(t) && t !== "float32" && t !
  * The type a tag is served as. The log holds engineering values: an integer tag with scale or offset
  * (raw 119 x 0.1 = 11.9) is served as Double, so that the fraction reaches clients and writes can carry it.
  */
-export function servedType(tag: Pick<Variable, "type" | "scale" | "offset">): TagType {
-  return isIntegerType(tag.type) && (tag.scale !== 1 || tag.offset !== 0) ? "float64" : tag.type;
+export function servedType(tag: Pick<Variable, "type" | "scale" | "offset"> & Partial<Pick<Variable, "expr" | "derived" | "window">>): TagType {
+  // an expression, a derived tag or a window computes fractions from integer inputs too
+  const computed = tag.expr !== undefined || tag.derived !== undefined || tag.window !== undefined;
+  return isIntegerType(tag.type) && (computed || tag.scale !== 1 || tag.offset !== 0) ? "float64" : tag.type;
 }
 
 const NULL_VARIANT = new Variant({ dataType: DataType.Null });

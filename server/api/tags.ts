@@ -5,7 +5,7 @@
 import { Elysia } from "elysia";
 import { Type } from "@sinclair/typebox";
 import { errorAnswers, TagView } from "../../schemas/api.ts";
-import { qualityName, type Value } from "../../schemas/index.ts";
+import { qualityName, tagSource, type Value } from "../../schemas/index.ts";
 import { AuthError, authOf } from "../auth/index.ts";
 import type { GatewayContext } from "../context.ts";
 import { jwtReadAuthorizer, readableTags } from "./query.ts";
@@ -40,7 +40,7 @@ export function tagsApi(ctx: GatewayContext) {
           const f = latest.get(t.tag);
           return {
             tag: t.tag,
-            driver: t.driver,
+            driver: tagSource(t),
             type: t.type,
             unit: t.unit ?? null,
             description: t.description ?? null,
