@@ -12,3 +12,4 @@ export * from "./health.ts";
 export * from "./alarms.ts";
 export * from "./expr.ts";
 export * from "./tag-checks.ts";
+export * from "./mapping.ts";
