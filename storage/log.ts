@@ -304,6 +304,30 @@ export class EventLog extends EventEmitter {
     return this.latestByTag;
   }
 
+  /**
+   * The last data frame of each of `tags` at or before `offset`, from the hot table (a consumer that
+   * resumes from its cursor needs the values as they were there, not the latest ones).
+   */
+  async latestAt(tags: readonly string[], offset: number): Promise<Map<string, Logged<DataFrame>>> {
+    const out = new Map<string, Logged<DataFrame>>();
+    if (tags.length === 0 || offset < 1) return out;
+    const list = tags.map((t) => `'${t.replaceAll("'", "''")}'`).join(", ");
+    const conn = await this.db.instance.connect();
+    try {
+      const rows = await conn.runAndReadAll(
+        `SELECT ${LOG_COLUMNS} FROM log WHERE kind = ${KIND_CODE.data} AND "offset" <= ${Math.floor(offset)} AND tag IN (${list})
+         QUALIFY row_number() OVER (PARTITION BY tag ORDER BY "offset" DESC) = 1`,
+      );
+      for (const row of rows.getRows()) {
+        const f = rowToFrame(row as unknown as LogRow) as Logged<DataFrame>;
+        out.set(f.tag, f);
+      }
+    } finally {
+      conn.closeSync();
+    }
+    return out;
+  }
+
   /** Resolves at once unless producers are paused; then when the queue drains below the low-water mark and commits succeed. */
   waitForCapacity(): Promise<void> {
     if (!this.paused) return Promise.resolve();

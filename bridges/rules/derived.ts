@@ -46,8 +46,14 @@ export class DerivedEngine {
   private table = new MappingTable([], { failed: () => {}, recovered: () => {} });
   private pending: Frame[] = [];
 
-  /** Sets the derived tags of `tags`; inputs never seen are seeded from `latest`, totals restored from it. */
-  configure(tags: readonly Variable[], latest: ReadonlyMap<string, DataFrame>): void {
+  /**
+   * Sets the derived tags of `tags`. Inputs never seen are seeded from `latest` when its frame is at or
+   * before `upTo` (the position reading resumes after): a later one is replayed in order anyway, and
+   * seeding with it would compute an output from a value that did not exist yet; `before` has the value
+   * at `upTo` of such inputs (EventLog.latestAt). Totals are restored
+   * from the output's latest frame (committed with the cursor, so consistent with it).
+   */
+  configure(tags: readonly Variable[], latest: ReadonlyMap<string, Logged<DataFrame>>, upTo: number, before: ReadonlyMap<string, Logged<DataFrame>> = new Map()): void {
     const byInput = new Map<string, Derived[]>();
     const byTag = new Map<string, Derived>();
     const derivedTags = tags.filter(isDerived);
@@ -57,7 +63,8 @@ export class DerivedEngine {
       const names = d.expr ? d.expr.names : [t.window!.tag]; // a derived tag has an expr or a window
       for (const n of names) {
         byInput.set(n, [...(byInput.get(n) ?? []), d]);
-        const seen = latest.get(n);
+        const last = latest.get(n);
+        const seen = last && last.offset <= upTo ? last : before.get(n);
         if (!this.inputs.has(n) && seen) this.inputs.set(n, { value: typeof seen.value === "bigint" ? Number(seen.value) : (seen.value as Scalar | null), quality: seen.quality, ts: seen.ts });
       }
     }
@@ -66,11 +73,19 @@ export class DerivedEngine {
     this.table = new MappingTable(derivedTags, { failed: () => {}, recovered: () => {} });
   }
 
+  /** Inputs of the derived tags of `tags` that have no value yet. */
+  unseenInputs(tags: readonly Variable[]): string[] {
+    const names = new Set<string>();
+    for (const t of tags) if (t.derived) for (const n of compileExpr(t.derived.expr).names) names.add(n);
+    for (const t of tags) if (t.window) names.add(t.window.tag);
+    return [...names].filter((n) => !this.inputs.has(n));
+  }
+
   get size(): number {
     return this.byTag.size;
   }
 
-  private derivedOf(t: Variable, latest: ReadonlyMap<string, DataFrame>): Derived {
+  private derivedOf(t: Variable, latest: ReadonlyMap<string, Logged<DataFrame>>): Derived {
     const old = this.byTag.get(t.tag);
     if (t.derived) {
       const expr = old?.expr?.source === t.derived.expr ? old.expr : compileExpr(t.derived.expr);
@@ -164,9 +179,13 @@ export function createDerivedService(deps: DerivedDeps): DerivedService {
     if (out.length) await ctx.commit(out, page[page.length - 1]!.offset);
   };
   const follow = async (): Promise<void> => {
-    engine.configure(deps.catalog.all(), deps.log.latest());
+    const tags = deps.catalog.all();
+    if (!consumer && !stopped && tags.some(isDerived) && deps.log.cursor(name) === 0) await deps.log.commitCursor(name, deps.log.head);
+    const upTo = consumer ? consumer.handledUpTo : deps.log.cursor(name);
+    const latest = deps.log.latest();
+    const later = engine.unseenInputs(tags).filter((t) => (latest.get(t)?.offset ?? 0) > upTo);
+    engine.configure(tags, latest, upTo, await deps.log.latestAt(later, upTo));
     if (engine.size === 0 || consumer || stopped) return;
-    if (deps.log.cursor(name) === 0) await deps.log.commitCursor(name, deps.log.head);
     consumer = consume(deps.log, { name, handler, kinds: ["data"], pageSize: deps.pageSize ?? 5000, ...(deps.logger ? { logger: deps.logger } : {}) });
   };
   const onChange = () => {
