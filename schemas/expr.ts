@@ -382,3 +382,26 @@ export function compileExpr(source: string, opts: CompileOptions = {}): Compiled
     },
   };
 }
+
+// Compiled expressions are immutable (evaluate only reads its values array), so equal sources share
+// one: a catalog of 10,000 tags holds a few dozen distinct scalings, and a reload recompiles none.
+const compiled = new Map<string, CompiledExpr | ExprSyntaxError>();
+const CACHE_LIMIT = 50_000;
+
+/** compileExpr with a cache by source and names (options other than names take their defaults). */
+export function compileExprCached(source: string, names?: readonly string[]): CompiledExpr {
+  const key = `${names ? names.join(",") : "*"}\n${source}`;
+  let c = compiled.get(key);
+  if (c === undefined) {
+    try {
+      c = compileExpr(source, names ? { names } : {});
+    } catch (e) {
+      if (!(e instanceof ExprSyntaxError)) throw e;
+      c = e;
+    }
+    if (compiled.size >= CACHE_LIMIT) compiled.clear();
+    compiled.set(key, c);
+  }
+  if (c instanceof ExprSyntaxError) throw c;
+  return c;
+}

@@ -2,7 +2,7 @@
 // [min, max], and report by exception (deadband, deadbandPercent, heartbeat). The driver manager runs
 // every driver's frames through one (drivers/manager.ts), the derived-tag consumer its outputs
 // (bridges/rules/derived.ts). Scale/offset stay in the drivers (they need the inverse for writes).
-import { compileExpr, type CompiledExpr, type Scalar } from "./expr.ts";
+import { compileExprCached, type CompiledExpr, type Scalar } from "./expr.ts";
 import type { Variable } from "./config.ts";
 import type { DataFrame, Value } from "./frames.ts";
 import { isBad, isGood, Quality } from "./quality.ts";
@@ -34,6 +34,8 @@ interface TagState {
   range: number;
   maxIntervalMs: number;
   failing: boolean;
+  /** the expression's values array (raw, value), reused: no allocation per reading */
+  scratch: Scalar[];
   /** the last frame logged: undefined before the first */
   lastValue: Value | undefined;
   lastQuality: number;
@@ -46,8 +48,7 @@ const needsState = (t: Variable): boolean =>
 function stateOf(t: Variable, previous: TagState | undefined): TagState {
   const clamp = !!t.clamp;
   const s: TagState = {
-    // compiled once: an edit of 10,000 tags recompiles only the expressions that changed
-    expr: t.expr === undefined ? undefined : previous?.expr?.source === t.expr ? previous.expr : compileExpr(t.expr, { names: MAPPING_NAMES }),
+    expr: t.expr === undefined ? undefined : compileExprCached(t.expr, MAPPING_NAMES),
     isBool: t.type === "bool",
     lo: clamp ? t.min : undefined,
     hi: clamp ? t.max : undefined,
@@ -57,6 +58,7 @@ function stateOf(t: Variable, previous: TagState | undefined): TagState {
     range: t.min !== undefined && t.max !== undefined ? t.max - t.min : 0,
     maxIntervalMs: t.maxIntervalMs ?? DEFAULT_MAX_INTERVAL_MS,
     failing: previous?.failing ?? false,
+    scratch: [0, 0],
     lastValue: undefined,
     lastQuality: 0,
     lastAtMs: 0,
@@ -125,7 +127,8 @@ export class MappingTable {
     if (s.expr !== undefined && !isBad(quality) && value !== null) {
       try {
         const raw: Scalar = typeof value === "boolean" ? value : Number(value);
-        const r = s.expr.evaluate([raw, raw]);
+        s.scratch[0] = s.scratch[1] = raw;
+        const r = s.expr.evaluate(s.scratch);
         value = s.isBool ? !!r : +r;
         if (s.failing) {
           s.failing = false;
@@ -153,7 +156,8 @@ export class MappingTable {
     s.lastValue = value;
     s.lastQuality = quality;
     s.lastAtMs = nowMs;
-    return value === f.value && quality === f.quality ? f : { ...f, value, quality };
+    // a literal of the frame's shape, not a spread: this runs for every mapped reading
+    return value === f.value && quality === f.quality ? f : { kind: "data", tag: f.tag, value, ts: f.ts, quality, source: f.source };
   }
 
   /** Whether `value` differs from the last logged one beyond the deadband (the larger of absolute and percent). */

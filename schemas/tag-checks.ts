@@ -3,7 +3,7 @@
 // each other in a circle, and an expression has no write path. Pure: server/config.ts turns each
 // problem into a ConfigError with the file, and an edit with any problem is refused whole.
 import type { Variable } from "./config.ts";
-import { compileExpr, ExprSyntaxError } from "./expr.ts";
+import { compileExprCached, ExprSyntaxError } from "./expr.ts";
 
 export interface TagProblem {
   /** index in the tags list */
@@ -37,7 +37,7 @@ export function tagProblems(tags: readonly Variable[], drivers: ReadonlySet<stri
     }
     if (t.derived) {
       try {
-        const names = compileExpr(t.derived.expr).names;
+        const names = compileExprCached(t.derived.expr).names;
         inputs.set(t.tag, names);
         for (const n of names) {
           if (n === t.tag) add("derived.expr", `tag '${t.tag}' cannot read itself`);
@@ -62,7 +62,7 @@ export function tagProblems(tags: readonly Variable[], drivers: ReadonlySet<stri
 
 function checkMappingExpr(t: Variable, add: (field: string, message: string) => void): void {
   try {
-    compileExpr(t.expr!, { names: MAPPING_NAMES }); // the caller checked expr is set
+    compileExprCached(t.expr!, MAPPING_NAMES); // the caller checked expr is set
   } catch (e) {
     add("expr", exprProblem(e));
   }

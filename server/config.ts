@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { TSchema, Static } from "@sinclair/typebox";
 import { Value, ValueErrorType, type ValueError } from "@sinclair/typebox/value";
+import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import { parseDocument } from "yaml";
 import { tagProblems } from "../schemas/tag-checks.ts";
 import { ConfigError, DriversFile, EndpointsFile, GatewayConfig, gotValue, readablePath, redactSecrets, VariablesFile, type Variable } from "../schemas/index.ts";
@@ -62,8 +63,17 @@ function expected(error: ValueError): string {
   return phrases.length ? `Expected ${[...new Set(phrases)].join(" or ")}` : error.message;
 }
 
+const checkers = new WeakMap<TSchema, TypeCheck<TSchema>>();
+/** A compiled check of `schema`: about ten times faster than Value.Errors on a 10,000-tag catalog that is valid. */
+function checkerOf(schema: TSchema): TypeCheck<TSchema> {
+  let c = checkers.get(schema);
+  if (!c) checkers.set(schema, (c = TypeCompiler.Compile(schema)));
+  return c;
+}
+
 /** Every schema problem of a value, one per path, secret values redacted (schemas/redact.ts). */
 export function schemaProblems(schema: TSchema, value: unknown, file: string, basePath = ""): ConfigError[] {
+  if (checkerOf(schema).Check(value)) return [];
   const byPath = new Map<string, ConfigError>();
   for (const e of Value.Errors(schema, value)) {
     const path = readablePath(e.path, basePath);
@@ -71,6 +81,26 @@ export function schemaProblems(schema: TSchema, value: unknown, file: string, ba
     byPath.set(path, new ConfigError(file, path, `${expected(e)}; got ${gotValue(e.path, e.value)}`));
   }
   return [...byPath.values()];
+}
+
+/** Files at least this large are parsed by Bun's parser first (parseYamlFast). */
+const FAST_YAML_BYTES = 64 * 1024;
+
+/**
+ * Bun's native YAML parser for large files: a 10,000-tag variables.yml (900 KB) in tens of ms where the
+ * `yaml` package takes seconds (it builds a document with source positions), which a hot reload cannot
+ * afford. Smaller files, a text Bun refuses (for the error's line and column) and any text with a merge
+ * key (`<<`, which Bun merges and YAML 1.2 does not) go to the package. The one known difference left:
+ * Bun takes the last of duplicate keys where the package refuses them (only in files this large).
+ */
+function parseYamlFast(text: string): { ok: true; value: unknown } | { ok: false } {
+  const yaml = (globalThis as { Bun?: { YAML?: { parse(text: string): unknown } } }).Bun?.YAML;
+  if (!yaml || text.length < FAST_YAML_BYTES || text.includes("<<")) return { ok: false };
+  try {
+    return { ok: true, value: yaml.parse(text) };
+  } catch {
+    return { ok: false };
+  }
 }
 
 function loadYaml<T extends TSchema>(dir: string, name: string, schema: T, required: boolean, problems: Problems): Static<T> | undefined {
@@ -84,14 +114,16 @@ function loadYaml<T extends TSchema>(dir: string, name: string, schema: T, requi
       problems.push(e instanceof ConfigError ? e : new ConfigError(file, "", `cannot read: ${(e as Error).message}`));
       return undefined;
     }
-    const doc = parseDocument(text, { prettyErrors: true });
-    if (doc.errors.length) {
+    const fast = parseYamlFast(text);
+    if (fast.ok) raw = fast.value ?? {};
+    const doc = fast.ok ? null : parseDocument(text, { prettyErrors: true });
+    if (doc && doc.errors.length) {
       const e = doc.errors[0]!;
       const pos = e.linePos?.[0];
       problems.push(new ConfigError(file, pos ? `line ${pos.line}, column ${pos.col}` : "", `not valid YAML: ${redactSecrets(e.message.split("\n")[0]!)}`));
       return undefined;
     }
-    raw = doc.toJS() ?? {};
+    if (doc) raw = doc.toJS() ?? {};
   } else if (required) {
     problems.push(new ConfigError(file, "", "file not found"));
     return undefined;

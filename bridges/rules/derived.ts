@@ -6,7 +6,7 @@
 // output is lost or repeated. Quality follows the inputs: a Bad input gives a Bad output (its code, no
 // value), an Uncertain one an Uncertain output. Outputs pass the tag's report by exception like a
 // driver's readings (schemas/mapping.ts). See bridges/rules/README.md.
-import { AlarmRequest, compileExpr, isBad, isDerived, isGood, MappingTable, Quality, tagSource, type Catalog, type CompiledExpr, type DataFrame, type EventFrame, type Frame, type Logged, type Scalar, type Variable } from "../../schemas/index.ts";
+import { AlarmRequest, compileExprCached, isBad, isDerived, isGood, MappingTable, Quality, tagSource, type Catalog, type CompiledExpr, type DataFrame, type EventFrame, type Frame, type Logged, type Scalar, type Variable } from "../../schemas/index.ts";
 import type { ComponentStatus } from "../../schemas/health.ts";
 import { consume, type ConsumerContext, type ConsumerLogger, type EventLog, type LogConsumer } from "../../storage/index.ts";
 import { windowFn, type WindowFn } from "./windows.ts";
@@ -76,7 +76,7 @@ export class DerivedEngine {
   /** Inputs of the derived tags of `tags` that have no value yet. */
   unseenInputs(tags: readonly Variable[]): string[] {
     const names = new Set<string>();
-    for (const t of tags) if (t.derived) for (const n of compileExpr(t.derived.expr).names) names.add(n);
+    for (const t of tags) if (t.derived) for (const n of compileExprCached(t.derived.expr).names) names.add(n);
     for (const t of tags) if (t.window) names.add(t.window.tag);
     return [...names].filter((n) => !this.inputs.has(n));
   }
@@ -88,7 +88,7 @@ export class DerivedEngine {
   private derivedOf(t: Variable, latest: ReadonlyMap<string, Logged<DataFrame>>): Derived {
     const old = this.byTag.get(t.tag);
     if (t.derived) {
-      const expr = old?.expr?.source === t.derived.expr ? old.expr : compileExpr(t.derived.expr);
+      const expr = compileExprCached(t.derived.expr);
       return { tag: t, expr, slots: new Array<Scalar>(expr.names.length).fill(0), failing: old?.failing ?? false };
     }
     const key = JSON.stringify(t.window);
