@@ -9,6 +9,7 @@ import type { TSchema, Static } from "@sinclair/typebox";
 import { Value, ValueErrorType, type ValueError } from "@sinclair/typebox/value";
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import { parseDocument } from "yaml";
+import { applyDefaults } from "../schemas/defaults.ts";
 import { tagProblems } from "../schemas/tag-checks.ts";
 import { ConfigError, DriversFile, EndpointsFile, GatewayConfig, gotValue, readablePath, redactSecrets, VariablesFile, type Variable } from "../schemas/index.ts";
 
@@ -128,7 +129,8 @@ function loadYaml<T extends TSchema>(dir: string, name: string, schema: T, requi
     problems.push(new ConfigError(file, "", "file not found"));
     return undefined;
   }
-  const value = Value.Default(schema, raw);
+  // schemas/defaults.ts: Value.Default's result, a few times faster on a large catalog (hot reload)
+  const value = applyDefaults(schema, raw);
   const found = schemaProblems(schema, value, file);
   problems.push(...found);
   return found.length ? undefined : (value as Static<T>);
