@@ -31,6 +31,14 @@ function hasInnerDefaults(schema: TSchema): boolean {
   return r;
 }
 
+const propertyLists = new WeakMap<TSchema, [string, TSchema][]>();
+/** An object schema's properties as a list, made once (Object.entries per value was most of the cost). */
+function propertiesOf(schema: TSchema): [string, TSchema][] {
+  let p = propertyLists.get(schema);
+  if (!p) propertyLists.set(schema, (p = Object.entries(schema.properties as Record<string, TSchema>)));
+  return p;
+}
+
 const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 /** A copy of parsed YAML/JSON data (plain objects, arrays, scalars): much cheaper than structuredClone. */
 function clone<T>(v: T): T {
@@ -49,7 +57,7 @@ export function applyDefaults(schema: TSchema, value: unknown): unknown {
   if (!hasInnerDefaults(schema)) return value;
   const kind = schema[Kind];
   if (kind === "Object" && isPlainObject(value) && schema.additionalProperties !== true && typeof schema.additionalProperties !== "object") {
-    for (const [key, s] of Object.entries(schema.properties as Record<string, TSchema>)) {
+    for (const [key, s] of propertiesOf(schema)) {
       const v = applyDefaults(s, value[key]);
       if (v !== undefined) value[key] = v;
     }
