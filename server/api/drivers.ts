@@ -64,7 +64,7 @@ export function driversApi(ctx: GatewayContext) {
       ({ headers, set }) =>
         read(headers.authorization, set, () => {
           const tagCount = new Map<string, number>();
-          for (const tag of ctx.catalog.all()) tagCount.set(tag.driver, (tagCount.get(tag.driver) ?? 0) + 1);
+          for (const { driver } of ctx.catalog.all()) if (driver !== undefined) tagCount.set(driver, (tagCount.get(driver) ?? 0) + 1); // derived tags have none
           return ctx.drivers.status().map((d) => ({
             id: d.id,
             type: d.type,
