@@ -127,12 +127,16 @@ async function hotReload(): Promise<{ ms: number[]; cpuMs: number[]; restarted: 
 export async function measure(): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   rows.push({ metric: "mapping: expression `raw * 0.1 - 40`, one evaluation", value: exprNsPerCall(), unit: "ns/call" });
-  const plain = tableFramesPerSecond(UNMAPPED);
-  const mapped = tableFramesPerSecond(MAPPED);
-  rows.push({ metric: `mapping table alone, ${TAGS} tags (expr, clamp, deadband)`, value: mapped, unit: "frames/s", baseline: plain, ratio: mapped / plain });
-  const without = await managerFramesPerSecond(UNMAPPED);
-  const withMapping = await managerFramesPerSecond(MAPPED);
-  rows.push({ metric: `driver -> manager -> log, ${TAGS} mapped tags vs unmapped`, value: withMapping, unit: "frames/s", baseline: without, ratio: withMapping / without });
+  rows.push({ metric: `mapping table alone, ${TAGS} tags (expr, clamp, deadband)`, value: tableFramesPerSecond(MAPPED), unit: "frames/s" });
+  // alternated, best of two each: the machine is shared and a single run swings by 2x
+  const without: number[] = [];
+  const withMapping: number[] = [];
+  for (let round = 0; round < 2; round++) {
+    without.push(await managerFramesPerSecond(UNMAPPED));
+    withMapping.push(await managerFramesPerSecond(MAPPED));
+  }
+  const best = (xs: number[]) => Math.max(...xs);
+  rows.push({ metric: `driver -> manager -> log, ${TAGS} mapped tags vs unmapped (best of 2)`, value: best(withMapping), unit: "frames/s", baseline: best(without), ratio: best(withMapping) / best(without) });
   const r = await hotReload();
   const sorted = [...r.ms].sort((a, b) => a - b);
   rows.push({ metric: `hot reload of ${TAGS} expressions, ingest running (median of ${r.ms.length})`, value: sorted[Math.floor(sorted.length / 2)]!, unit: "ms" });
