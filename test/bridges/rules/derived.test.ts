@@ -8,6 +8,7 @@ import { createDerivedService, type DerivedService } from "../../../bridges/rule
 import { windowFn } from "../../../bridges/rules/windows.ts";
 import { AlarmRequest, Catalog, Quality, Variable, WindowSpec, type DataFrame, type EventFrame, type Logged } from "../../../schemas/index.ts";
 import { EventLog } from "../../../storage/index.ts";
+import { failLogReads } from "../../helpers/faults.ts";
 import { tempDir, waitFor } from "../../helpers/index.ts";
 
 setDefaultTimeout(20_000);
@@ -112,6 +113,28 @@ describe("derived tags", () => {
     expect(await valuesOf("sum", 3)).toEqual([2, 11, 30]);
     await log.append([data("A", 100, 3)]);
     expect(await valuesOf("sum", 4)).toEqual([2, 11, 30, 120]);
+  });
+
+  it("retries a failed read and a failed commit of its outputs from its cursor: each output exactly once", async () => {
+    const tags = [device("A"), v({ tag: "twice", derived: { expr: "A * 2" }, reportByException: false })];
+    await start(tags);
+    const reads = failLogReads(log, 2, (o) => o.kinds?.includes("data") === true);
+    // the next commit of outputs with the cursor fails once, as a full disk would: nothing of it is committed
+    const append = log.append.bind(log);
+    let commitFailures = 0;
+    (log as unknown as { append: typeof log.append }).append = (frames, opts) => {
+      if (opts?.cursor && commitFailures === 0) {
+        commitFailures++;
+        return Promise.reject(new Error("injected commit failure"));
+      }
+      return append(frames, opts);
+    };
+    for (let i = 1; i <= 5; i++) await log.append([data("A", i, i)]);
+    expect(await valuesOf("twice", 5)).toEqual([2, 4, 6, 8, 10]);
+    expect({ reads: reads.thrown, commits: commitFailures }).toEqual({ reads: 2, commits: 1 });
+    await log.append([data("A", 6, 6)]);
+    expect(await valuesOf("twice", 6)).toEqual([2, 4, 6, 8, 10, 12]);
+    reads.restore();
   });
 
   it("starts at the head the first time: a new derived tag is not computed over the whole history", async () => {
