@@ -43,14 +43,11 @@ describe("applyDefaults", () => {
 
   it("fills a 10,000-tag catalog faster than Value.Default", () => {
     const doc = { tags: Array.from({ length: 10_000 }, (_, i) => ({ tag: `s/${i}`, driver: "d", type: "int16", expr: "raw * 2", address: { area: "holding", address: i % 60_000 } })) };
-    const copies = [structuredClone(doc), structuredClone(doc)];
-    let t0 = performance.now();
-    const slow = Value.Default(VariablesFile, copies[0]);
-    const typebox = performance.now() - t0;
-    t0 = performance.now();
-    const fast = applyDefaults(VariablesFile, copies[1]);
-    const ours = performance.now() - t0;
-    expect(fast).toEqual(slow);
+    // best of two each: a GC pause or a busy core must not decide it (typically 3-5x apart)
+    const time = (fill: () => unknown) => Math.min(...[0, 1].map(() => { const t0 = performance.now(); fill(); return performance.now() - t0; }));
+    const typebox = time(() => Value.Default(VariablesFile, structuredClone(doc)));
+    const ours = time(() => applyDefaults(VariablesFile, structuredClone(doc)));
+    expect(applyDefaults(VariablesFile, structuredClone(doc))).toEqual(Value.Default(VariablesFile, structuredClone(doc)));
     expect(ours).toBeLessThan(typebox);
   });
 });
