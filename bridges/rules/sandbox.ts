@@ -314,9 +314,10 @@ export class Sandbox {
       const at = Math.min(msgs.length - 1, Math.max(from, this.currentIndex() ?? from));
       const f: RunFault = { ...fault, at };
       faults.push(f);
+      // the outputs of the messages before it are kept (when an exhausted heap still lets them be read);
+      // the faulting message's own outputs are dropped: a message's outputs apply whole or not at all
+      this.collect(outputs, at);
       if (isLimit(fault.kind)) {
-        // the outputs of the messages before it are kept (when the exhausted heap still lets them be read)
-        this.collect(outputs, at);
         f.rebuilt = true;
         await this.rebuild();
         this.loadBatch(batch);
