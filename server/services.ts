@@ -8,6 +8,7 @@ import { createOpcuaServer } from "../bridges/opcua-server/index.ts";
 import { createMqttNorth, type CommandAuthorizer } from "../bridges/mqtt-north/index.ts";
 import { createNatsBridge } from "../bridges/nats/index.ts";
 import { createDerivedService } from "../bridges/rules/derived.ts";
+import { createRulesService } from "../bridges/rules/scripts.ts";
 import { AuthError, authorizeWrite } from "./auth/index.ts";
 import { verifyToken } from "./auth/live.ts";
 
@@ -26,6 +27,7 @@ export const services: ServiceFactory[] = [
   (ctx) => (ctx.config.gateway.opcua.enabled ? createOpcuaServer(ctx) : null),
   (ctx) => createMqttNorth({ log: ctx.log, catalog: ctx.catalog, registry: ctx.metrics.registry, logger: ctx.logger, gatewayId: ctx.config.gateway.gatewayId, section: ctx.config.gateway.mqtt, configDir: ctx.config.dir, commands: ctx.commands, ...brokerCommandAuth(ctx) }),
   (ctx) => createNatsBridge({ log: ctx.log, catalog: ctx.catalog, registry: ctx.metrics.registry, logger: ctx.logger, gatewayId: ctx.config.gateway.gatewayId, section: ctx.config.gateway.nats, commands: ctx.commands, ...brokerCommandAuth(ctx) }),
+  (ctx) => createRulesService({ log: ctx.log, catalog: ctx.catalog, logger: ctx.logger, configDir: ctx.config.dir, registry: ctx.metrics.registry }),
 ];
 
 /**

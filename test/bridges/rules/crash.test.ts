@@ -1,0 +1,126 @@
+// A rule's command across a gateway crash, on a real gateway process and a real Modbus PLC, counting the
+// writes at the PLC: SIGKILL while the rule runs on its trigger (its command not yet committed) -> after
+// the restart the trigger is run again and the PLC is written once; SIGKILL after the command was
+// committed and taken by the device -> the rule does not run again and the PLC is not written again.
+// A tag outside the rule's write list is never written.
+import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { ModbusTcpServer } from "../../../server/demo/modbus-server.ts";
+import { deadline, TIMED_OUT } from "../../../storage/time.ts";
+import { tempDir, waitFor, writeConfig } from "../../helpers/index.ts";
+import { configFiles, startPlcBehindProxy, token, type HoldingProxy, type Keys } from "../../server/commands-fixture.ts";
+
+let keys: Keys;
+let plc: ModbusTcpServer;
+let writes: Map<number, number>;
+let proxy: HoldingProxy;
+let dir: ReturnType<typeof tempDir>;
+let cfg: string;
+
+// On a rising edge of the process value above 100 the rule writes the setpoint (after working for 1.5 s,
+// the window in which the first gateway is killed); it also tries a tag outside its list.
+const RULE = `export const meta = { triggers: ["line1/pv/temp"], writes: ["line1/sp/temp"], timeLimitMs: 4000 };
+export function onMessage(msg) {
+  if (msg.value > 100 && !state.high) {
+    state.high = true;
+    if (msg.value === 150) { const until = Date.now() + 1500; while (Date.now() < until) {} }
+    sendCommand("line1/sp/temp", msg.value === 150 ? 42 : 43);
+    try { sendCommand("line1/sp/speed", 1) } catch {}
+  } else if (msg.value <= 100) state.high = false;
+}`;
+
+beforeAll(async () => {
+  ({ keys, plc, writes, proxy } = await startPlcBehindProxy());
+  dir = tempDir();
+  const files = configFiles(dir.path, proxy.port, keys, "commands: { ackTimeoutMs: 300, writeTimeoutMs: 120000 }", 60_000);
+  files["gateway.yml"] += `\ndataDir: ${join(dir.path, "data")}\nhttp: { host: 127.0.0.1, port: 0 }\nopcua: { enabled: false }\nmodbusSlave: { enabled: false }\ndemo: { enabled: false }\n`;
+  cfg = writeConfig(join(dir.path, "config"), files);
+  mkdirSync(join(cfg, "rules"));
+  writeFileSync(join(cfg, "rules", "edge.js"), RULE);
+});
+afterAll(async () => {
+  await proxy?.stop();
+  await plc?.stop();
+  dir?.cleanup();
+});
+
+async function spawnGateway() {
+  const child = Bun.spawn([process.execPath, join(import.meta.dir, "..", "..", "..", "server", "main.ts"), "--config", cfg], {
+    stdout: "pipe",
+    stderr: "ignore",
+    env: { ...process.env, EDGE_READY_FD: "stdout", EDGE_LOG_LEVEL: "warn", EDGE_HTTP_PORT: "0" },
+  });
+  let out = "";
+  void (async () => {
+    const decoder = new TextDecoder();
+    const reader = child.stdout.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      out += decoder.decode(value, { stream: true });
+    }
+  })();
+  const port = await waitFor(() => /\{"ready":true,"http":(\d+)\}/.exec(out)?.[1], "the ready line", 30_000);
+  return { child, url: `http://127.0.0.1:${port}` };
+}
+
+async function kill(child: ReturnType<typeof Bun.spawn>) {
+  child.kill("SIGKILL");
+  await child.exited;
+}
+
+describe("rule commands across a gateway crash", () => {
+  it("writes the PLC once when the gateway is killed between a rule's trigger and its command, and never twice after", async () => {
+    const auth = { authorization: `Bearer ${await token(keys, { expiresIn: 600, claims: { scope: "read write", tenant: "acme" } })}` };
+    const ruleCommands = async (url: string) =>
+      ((await (await fetch(`${url}/api/commands?tag=line1/sp/temp`, { headers: auth })).json()) as { actor: string; value: number; status: string }[]).filter((c) => c.actor === "rule:edge");
+
+    // 1: killed while the rule works on its trigger: nothing was committed, the restart runs it again
+    const first = await spawnGateway();
+    try {
+      plc.holding[20] = 150;
+      // the rule's run holds the gateway's event loop for its 1.5 s: a health request left unanswered for
+      // 300 ms says the run is under way (sendCommand comes at its end), and the kill lands inside it
+      await waitFor(async () => (await deadline(fetch(`${first.url}/healthz`), 300)) === TIMED_OUT, "the rule's run under way", 20_000, 1);
+      await kill(first.child);
+      expect(writes.get(10) ?? 0).toBe(0);
+    } finally {
+      if (first.child.exitCode === null) await kill(first.child);
+    }
+    const second = await spawnGateway();
+    try {
+      await waitFor(() => writes.get(10) === 1, "the rule's command written after the restart", 30_000);
+      expect(plc.holding[10]).toBe(42);
+      const cmds = await waitFor(async () => {
+        const c = await ruleCommands(second.url);
+        return c.length === 1 && c[0]!.status === "ok" && c;
+      }, "one acknowledged rule command", 10_000);
+      expect(cmds[0]).toMatchObject({ value: 42, status: "ok" });
+
+      // 2: killed after the command was committed and taken by the device (its answer held back)
+      proxy.hold = true;
+      plc.holding[20] = 50;
+      await Bun.sleep(400);
+      plc.holding[20] = 160;
+      await waitFor(() => writes.get(10) === 2, "the device took the second command", 10_000);
+      await kill(second.child);
+    } finally {
+      if (second.child.exitCode === null) await kill(second.child);
+    }
+    proxy.hold = false;
+    const third = await spawnGateway();
+    try {
+      const cmds = await waitFor(async () => {
+        const c = await ruleCommands(third.url);
+        return c.length === 2 && c.every((x) => x.status !== "pending") && c;
+      }, "both rule commands acknowledged", 30_000);
+      expect(cmds.map((c) => c.value).sort()).toEqual([42, 43]);
+      await Bun.sleep(500); // a repeated run would have written by now
+      expect(writes.get(10)).toBe(2);
+      expect(writes.get(11) ?? 0).toBe(0); // outside the rule's write list
+    } finally {
+      await kill(third.child);
+    }
+  }, 120_000);
+});
