@@ -45,8 +45,8 @@ export type RuleView = Static<typeof RuleView>;
 export const DryRunRequest = Type.Object(
   {
     source: Type.Optional(Type.String({ description: "rule text to try instead of the saved file (for a new rule, the name is only a label)" })),
-    from: Type.Optional(Type.String({ format: "date-time", description: "start of the history replayed (default one hour ago)" })),
-    to: Type.Optional(Type.String({ format: "date-time", description: "end (default now)" })),
+    from: Type.Optional(Type.String({ description: "start of the history replayed: ISO date or epoch ms (default one hour before `to`)" })),
+    to: Type.Optional(Type.String({ description: "end: ISO date or epoch ms (default now)" })),
   },
   { $id: "DryRunRequest", additionalProperties: false },
 );
@@ -69,3 +69,11 @@ export const DryRunResult = Type.Object(
   { $id: "DryRunResult" },
 );
 export type DryRunResult = Static<typeof DryRunResult>;
+
+export const RuleDetail = Type.Object(
+  { ...RuleView.properties, source: Type.Union([Type.String(), Type.Null()], { description: "the file's text (null: the file is gone)" }) },
+  { $id: "RuleDetail" },
+);
+
+export const PutRuleBody = Type.Object({ source: Type.String({ description: "the rule's JavaScript text (rules/<name>.js)" }) }, { $id: "PutRuleBody", additionalProperties: false });
+export type PutRuleBody = Static<typeof PutRuleBody>;

@@ -36,6 +36,8 @@ export interface Refusal {
 
 export interface Converted {
   frames: Frame[];
+  /** for each frame, the index of the message whose run produced it (-1: the timer) */
+  producedBy: number[];
   refusals: Refusal[];
   logs: Extract<SandboxOutput, { type: "log" }>[];
 }
@@ -49,6 +51,7 @@ const isScalar = (v: unknown): v is Value => v === null || typeof v === "number"
 export function convertOutputs(rule: string, meta: RuleMeta, catalog: Catalog, outputs: readonly SandboxOutput[], origin: RunOrigin, nowMicros: number): Converted {
   const source = `rule:${rule}`;
   const frames: Frame[] = [];
+  const producedBy: number[] = [];
   const refusals: Refusal[] = [];
   const logs: Converted["logs"] = [];
   const perMessage = new Map<number, number>();
@@ -81,6 +84,7 @@ export function convertOutputs(rule: string, meta: RuleMeta, catalog: Catalog, o
           expiresAt: origin.loggedAtOf(o.i) + ttlMicros,
         };
         frames.push(cmd);
+        producedBy.push(o.i);
         break;
       }
       case "set": {
@@ -94,6 +98,7 @@ export function convertOutputs(rule: string, meta: RuleMeta, catalog: Catalog, o
         }
         const frame: DataFrame = { kind: "data", tag: o.tag, value: o.value, ts: origin.tsOf(o.i), quality: Quality.Good, source };
         frames.push(frame);
+        producedBy.push(o.i);
         break;
       }
       case "raise": {
@@ -104,17 +109,19 @@ export function convertOutputs(rule: string, meta: RuleMeta, catalog: Catalog, o
         }
         const message = String(o.message ?? o.name).slice(0, MESSAGE_CHARS);
         frames.push(alarmEvent(AlarmRequest.Raise, source, origin.tsOf(o.i), { name: o.name, priority, message }));
+        producedBy.push(o.i);
         break;
       }
       case "clear":
         frames.push(alarmEvent(AlarmRequest.Clear, source, origin.tsOf(o.i), { name: o.name }));
+        producedBy.push(o.i);
         break;
       case "log":
         logs.push(o);
         break;
     }
   }
-  return { frames, refusals, logs };
+  return { frames, producedBy, refusals, logs };
 }
 
 const alarmEvent = (type: string, source: string, ts: number, data: Record<string, unknown>): EventFrame => ({ kind: "event", type, source, ts, data });

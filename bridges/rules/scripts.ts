@@ -8,9 +8,10 @@ import { join } from "node:path";
 import type { Registry } from "prom-client";
 import type { Catalog } from "../../schemas/catalog.ts";
 import type { ComponentStatus } from "../../schemas/health.ts";
-import type { RuleView } from "../../schemas/rules.ts";
+import type { DryRunResult, RuleView } from "../../schemas/rules.ts";
 import { KIND_CODE } from "../../storage/codec.ts";
 import type { EventLog } from "../../storage/log.ts";
+import { dryRun } from "./dry-run.ts";
 import { loadRule, RULE_NAME, RuleLoadError, ruleNameOf } from "./rule-file.ts";
 import { RuleMetrics, RuleRunner, ruleCursor, ruleSource, type FaultLimit, type RuleLogger } from "./rule-runner.ts";
 
@@ -156,7 +157,7 @@ export class RulesService {
       await e.runner?.stop();
       e.invalid = null;
       e.runner = new RuleRunner(this.runnerDeps(), spec, sandbox);
-      if (!e.disabled) this.startRunner(e);
+      if (!e.disabled) await this.startRunner(e);
       this.opts.logger.info({ rule: name }, `rule ${name} loaded`);
     } catch (err) {
       if (!(err instanceof RuleLoadError)) throw err;
@@ -171,8 +172,11 @@ export class RulesService {
     return { log: this.opts.log, catalog: this.opts.catalog, logger: this.opts.logger, ...(this.metrics ? { metrics: this.metrics } : {}), ...(this.opts.faultLimit ? { faultLimit: this.opts.faultLimit } : {}), ...(this.opts.retry ? { retry: this.opts.retry } : {}) };
   }
 
-  private startRunner(e: RuleEntry): void {
+  /** A rule seen for the first time starts at the head of the log (the dry run is the way to try history). */
+  private async startRunner(e: RuleEntry): Promise<void> {
     const r = e.runner!;
+    const { log } = this.opts;
+    if (log.cursor(ruleCursor(e.name)) === 0) await log.commitCursor(ruleCursor(e.name), log.head);
     r.onDisabled = (reason) => {
       e.disabled = reason;
       void this.serial(() => r.stop());
@@ -247,6 +251,26 @@ export class RulesService {
   }
 
   /**
+   * What rule `name` (its saved text, or `source`) would have done over the history of [from, to]
+   * (default the last hour); nothing is appended or written.
+   */
+  async dryRun(name: string, opts: { source?: string; fromMs?: number; toMs?: number } = {}): Promise<DryRunResult> {
+    if (!RULE_NAME.test(name)) throw new RulesError("invalid_name", `rule name '${name}' must be letters, digits, _ and - (at most 64)`);
+    const e = this.entries.get(name);
+    const path = join(this.dir, `${name}.js`);
+    const source = opts.source ?? (existsSync(path) ? readFileSync(path, "utf8") : null);
+    if (source === null) throw new RulesError("unknown_rule", `no rule '${name}' (give its text as source to try a new one)`);
+    const toMs = opts.toMs ?? Date.now();
+    const fromMs = opts.fromMs ?? toMs - 3_600_000;
+    try {
+      return await dryRun(this.opts.log, this.opts.catalog, name, source, { fromMicros: fromMs * 1000, toMicros: toMs * 1000 }, e?.runner?.stateJson ?? this.states.get(name) ?? "{}");
+    } catch (err) {
+      if (err instanceof RuleLoadError) throw new RulesError("invalid_rule", err.message, err.line);
+      throw err;
+    }
+  }
+
+  /**
    * Enables or disables a rule (recorded in the log). An enabled rule starts at the head of the log: what
    * happened while it was off is not replayed (commands from old triggers would be stale anyway).
    */
@@ -264,7 +288,7 @@ export class RulesService {
           await e.runner.stop();
           const { sandbox } = await loadRule(e.file, spec.source, this.opts.catalog, e.runner.stateJson);
           e.runner = new RuleRunner(this.runnerDeps(), spec, sandbox);
-          this.startRunner(e);
+          await this.startRunner(e);
         }
       } else if (!enabled && e.disabled === null) {
         await e.runner?.stop();

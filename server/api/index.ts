@@ -15,13 +15,14 @@ import { loginApi } from "./login.ts";
 import { overviewApi } from "./overview.ts";
 import { InvalidParam, validationError, type ApiError } from "./params.ts";
 import { queryApi } from "./query.ts";
+import { rulesApi } from "./rules.ts";
 import { serveConsole } from "../console-static.ts";
 import { canonicalTagUrl, InvalidTagPath } from "./tag-path.ts";
 import { tagsApi } from "./tags.ts";
 
 export type ApiPlugin = (ctx: GatewayContext) => Elysia<any, any, any, any, any, any, any>;
 
-export const apiPlugins: ApiPlugin[] = [healthApi, tagsApi, commandsApi, (ctx) => queryApi(ctx), backupApi, discoverApi, (ctx) => loginApi(ctx), overviewApi, driversApi];
+export const apiPlugins: ApiPlugin[] = [healthApi, tagsApi, commandsApi, (ctx) => queryApi(ctx), backupApi, discoverApi, (ctx) => loginApi(ctx), overviewApi, driversApi, rulesApi];
 
 export function createApi(ctx: GatewayContext) {
   const app = new Elysia();

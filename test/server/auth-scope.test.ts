@@ -33,10 +33,15 @@ const READ_ROUTES: Record<string, (auth: string) => Promise<Response>> = {
   "GET /api/commands/:id": (auth) => fetch(`${g.url}/api/commands/nope`, { headers: { authorization: auth } }),
   "GET /api/overview": (auth) => fetch(`${g.url}/api/overview`, { headers: { authorization: auth } }),
   "GET /api/drivers": (auth) => fetch(`${g.url}/api/drivers`, { headers: { authorization: auth } }),
+  "GET /api/rules": (auth) => fetch(`${g.url}/api/rules`, { headers: { authorization: auth } }),
+  "GET /api/rules/:name": (auth) => fetch(`${g.url}/api/rules/nope`, { headers: { authorization: auth } }),
 };
 const WRITE_ROUTES = ["PUT /api/tags/:tag"];
-/** Routes that need the `admin` scope (tested with their own feature: test/server/backup.test.ts, discover-api.test.ts). */
-const ADMIN_ROUTES = ["POST /api/backup", "POST /api/discover/opcua", "POST /api/discover/modbus", "POST /api/drivers/:id/restart", "POST /api/drivers/:id/pause", "POST /api/drivers/:id/resume"];
+/** Routes that need the `admin` scope (tested with their own feature: test/server/backup.test.ts, discover-api.test.ts, rules-api.test.ts). */
+const ADMIN_ROUTES = [
+  "POST /api/backup", "POST /api/discover/opcua", "POST /api/discover/modbus", "POST /api/drivers/:id/restart", "POST /api/drivers/:id/pause", "POST /api/drivers/:id/resume",
+  "PUT /api/rules/:name", "POST /api/rules/:name/enable", "POST /api/rules/:name/disable", "POST /api/rules/:name/dry-run",
+];
 /** Open too: the API's own description (routes and schemas, no data). */
 const DOCUMENTATION_ROUTES = ["GET /api/openapi.json", "GET /api/docs"];
 /**
@@ -71,8 +76,8 @@ describe("the read scope", () => {
     });
     it(`serves ${route} to a token with the read scope`, async () => {
       const r = await request(await bearer("read"));
-      // the command id does not exist: 404 is the answer to a reader, never a refusal of the token
-      expect(r.status).toBe(route === "GET /api/commands/:id" ? 404 : 200);
+      // the command id and the rule do not exist: 404 is the answer to a reader, never a refusal of the token
+      expect(r.status).toBe(route === "GET /api/commands/:id" || route === "GET /api/rules/:name" ? 404 : 200);
     });
   }
 

@@ -1,0 +1,118 @@
+// A dry run: a rule (saved or unsaved text) run over recorded history in a sandbox of its own, with
+// nothing appended and nothing written: what it would have done (commands, setTag, alarms, logs, refusals,
+// faults), each with the time of its trigger. Timer rules get their ticks at `everyMs` steps of the range,
+// interleaved with the trigger frames by source time. Starts from the rule's committed state (or {}).
+import { AlarmRequest } from "../../schemas/alarms.ts";
+import type { Catalog } from "../../schemas/catalog.ts";
+import type { DataFrame, Logged } from "../../schemas/frames.ts";
+import type { DryRunResult } from "../../schemas/rules.ts";
+import type { EventLog } from "../../storage/log.ts";
+import { loadRule } from "./rule-file.ts";
+import { convertOutputs, type RunOrigin } from "./rule-outputs.ts";
+import type { BatchResult, RuleMessage, Sandbox } from "./sandbox.ts";
+
+/** each list of the answer keeps its first LIST_CAP entries */
+const LIST_CAP = 1000;
+/** trigger frames and ticks replayed at most (the run holds the event loop, message by message) */
+export const DRY_RUN_MAX_RUNS = 200_000;
+
+export interface DryRunRange {
+  fromMicros: number;
+  toMicros: number;
+}
+
+const iso = (micros: number) => new Date(micros / 1000).toISOString();
+const scalar = (v: unknown): string | number | boolean | null => (v === null || typeof v === "number" || typeof v === "boolean" || typeof v === "string" ? v : typeof v === "bigint" ? v.toString() : JSON.stringify(v));
+
+/** First and last offsets committed within [from, to] (commit time), or null when none. */
+async function offsetRange(log: EventLog, r: DryRunRange): Promise<[number, number] | null> {
+  const conn = await log.connect();
+  try {
+    const rows = (await conn.runAndReadAll(`SELECT min("offset")::DOUBLE, max("offset")::DOUBLE FROM log WHERE logged_at BETWEEN $from AND $to`, { from: BigInt(Math.trunc(r.fromMicros)), to: BigInt(Math.trunc(r.toMicros)) })).getRows();
+    const [lo, hi] = rows[0] ?? [null, null];
+    return lo === null || hi === null ? null : [Number(lo), Number(hi)];
+  } finally {
+    conn.closeSync();
+  }
+}
+
+class Collector {
+  readonly result: DryRunResult = { frames: 0, timerRuns: 0, commands: [], setTags: [], alarms: [], logs: [], refused: [], faults: [], truncated: false };
+  constructor(
+    private readonly name: string,
+    private readonly meta: Parameters<typeof convertOutputs>[1],
+    private readonly catalog: Catalog,
+  ) {}
+
+  private add<T>(list: T[], item: T): void {
+    if (list.length < LIST_CAP) list.push(item);
+    else this.result.truncated = true;
+  }
+
+  take(run: BatchResult, origin: RunOrigin): void {
+    const c = convertOutputs(this.name, this.meta, this.catalog, run.outputs, origin, Date.now() * 1000);
+    const atOf = (i: number) => iso(origin.tsOf(i));
+    c.frames.forEach((f, n) => {
+      const at = atOf(c.producedBy[n]!);
+      if (f.kind === "cmd") this.add(this.result.commands, { tag: f.tag, value: scalar(f.value), at });
+      else if (f.kind === "data") this.add(this.result.setTags, { tag: f.tag, value: scalar(f.value), at });
+      else if (f.kind === "event") {
+        const d = f.data ?? {};
+        this.add(this.result.alarms, { action: f.type === AlarmRequest.Raise ? "raise" : "clear", name: String(d.name), ...(d.priority ? { priority: String(d.priority) } : {}), ...(d.message ? { message: String(d.message) } : {}), at });
+      }
+    });
+    for (const l of c.logs) this.add(this.result.logs, { level: l.level, text: l.text, at: atOf(l.i) });
+    for (const r of c.refusals) this.add(this.result.refused, { what: r.what, ...(r.tag ? { tag: r.tag } : {}), reason: r.reason, at: atOf(r.i) });
+    for (const f of run.faults) this.add(this.result.faults, { kind: f.kind, message: f.message, at: atOf(f.at) });
+  }
+}
+
+/** Runs rule `name` (its text `source`) over the history in `range`; never appends to the log. */
+export async function dryRun(log: EventLog, catalog: Catalog, name: string, source: string, range: DryRunRange, stateJson = "{}"): Promise<DryRunResult> {
+  const { spec, sandbox } = await loadRule(`rules/${name}.js`, source, catalog, stateJson);
+  const out = new Collector(name, spec.meta, catalog);
+  try {
+    const triggers = new Set(spec.meta.triggers);
+    const every = spec.meta.everyMs;
+    let nextTick = every === undefined ? Infinity : range.fromMicros + every * 1000;
+    let runs = 0;
+    const ticksUntil = async (micros: number) => {
+      while (nextTick <= micros && nextTick <= range.toMicros && runs < DRY_RUN_MAX_RUNS) {
+        const at = nextTick;
+        out.take(await sandbox.runTimer(at / 1000), { offsetOf: () => -1, tsOf: () => at, loggedAtOf: () => at, tick: at / 1000 });
+        out.result.timerRuns++;
+        runs++;
+        nextTick += every! * 1000;
+      }
+    };
+    const offsets = triggers.size > 0 ? await offsetRange(log, range) : null;
+    if (offsets) {
+      for await (const page of log.pages({ from: offsets[0], to: offsets[1], kinds: ["data"] })) {
+        const trig = (page as Logged<DataFrame>[]).filter((f) => triggers.has(f.tag));
+        for (let k = 0; k < trig.length && runs < DRY_RUN_MAX_RUNS; ) {
+          // messages up to the next tick go in one batch, then the tick
+          let end = k;
+          while (end < trig.length && trig[end]!.ts < nextTick && end - k < DRY_RUN_MAX_RUNS - runs) end++;
+          if (end > k) await runMessages(sandbox, trig.slice(k, end), out);
+          runs += end - k;
+          k = end;
+          if (k < trig.length) await ticksUntil(trig[k]!.ts);
+        }
+        if (runs >= DRY_RUN_MAX_RUNS) {
+          out.result.truncated = true;
+          break;
+        }
+      }
+    }
+    await ticksUntil(range.toMicros);
+    return out.result;
+  } finally {
+    sandbox.close();
+  }
+}
+
+async function runMessages(sandbox: Sandbox, trig: Logged<DataFrame>[], out: Collector): Promise<void> {
+  const msgs: RuleMessage[] = trig.map((f) => ({ tag: f.tag, value: f.value, quality: f.quality, ts: f.ts }));
+  out.result.frames += msgs.length;
+  out.take(await sandbox.runBatch(msgs), { offsetOf: (i) => trig[i]!.offset, tsOf: (i) => trig[i]?.ts ?? 0, loggedAtOf: (i) => trig[i]?.loggedAt ?? 0 });
+}
