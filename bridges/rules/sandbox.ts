@@ -87,7 +87,7 @@ export const LOG_LINE_BYTES = 4096;
 // non-configurable object `__host`: the rule may break its own API but cannot redirect the host's calls.
 const PRELUDE = String.raw`
 (() => {
-  const stringify = JSON.stringify, parse = JSON.parse, freeze = Object.freeze, define = Object.defineProperty;
+  const stringify = JSON.stringify, parse = JSON.parse, freeze = Object.freeze, define = Object.defineProperty, now = Date.now;
   const MAX = __MAX_OUTPUTS__, CAP = ${LOG_LINE_BYTES};
   let out = [], idx = -1, cols = new Float64Array(0), extras = [], n = 0, names = [], onMessage = null, onTimer = null, writes = new Set(), sets = new Set();
   const push = (e) => { if (out.length >= MAX) throw new Error("a run may produce at most " + MAX + " outputs"); out.push(e); };
@@ -117,15 +117,20 @@ const PRELUDE = String.raw`
       extras = extrasJson ? parse(extrasJson) : [];
       if (newNames) for (const t of parse(newNames)) names.push(t);
     },
-    run(from, tick) {
-      if (!onMessage) return;
+    // messages run in slices: a slice returns to the host once it has used a tenth of the limit, and
+    // the host calls again with a fresh deadline, so every message has at least 90% of the limit to itself
+    run(from, sliceMs) {
+      if (!onMessage) return n;
+      const start = now();
       for (let i = from; i < n; i++) {
-        idx = i; tick();
+        if (i > from && now() - start > sliceMs) return i;
+        idx = i;
         const k = i * 5, kind = cols[k + 1];
         const value = kind === 0 ? cols[k + 2] : kind === 1 ? true : kind === 2 ? false : kind === 3 ? null : extras[cols[k + 2]];
         onMessage({ tag: names[cols[k]], value, quality: cols[k + 3], ts: cols[k + 4] });
       }
       idx = n;
+      return n;
     },
     timer(now) { idx = -1; if (onTimer) onTimer(now); },
     at() { return idx; },
@@ -152,8 +157,6 @@ interface Loaded {
   runtime: QuickJSRuntime;
   vm: QuickJSContext;
   host: QuickJSHandle;
-  /** host function the message loop calls before each message: a fresh deadline */
-  tick: QuickJSHandle;
   fns: Record<"init" | "bind" | "load" | "run" | "timer" | "at" | "take", QuickJSHandle>;
 }
 
@@ -216,9 +219,6 @@ export class Sandbox {
       const fns = {} as Loaded["fns"];
       for (const k of ["init", "bind", "load", "run", "timer", "at", "take"] as const) fns[k] = vm.getProp(host, k);
       partial.fns = fns;
-      partial.tick = vm.newFunction("tick", () => {
-        this.deadline = performance.now() + this.limits.timeLimitMs;
-      });
       this.loaded = partial;
       this.callString("init", [stateJson, JSON.stringify(this.grants.writes), JSON.stringify(this.grants.sets)]);
       const ns = this.evalModule(vm);
@@ -263,7 +263,7 @@ export class Sandbox {
   }
 
   /** Calls __host[name] with string/number args (and an optional handle); returns its result as a string. */
-  private callString(name: keyof Loaded["fns"], args: (string | number)[], extra?: QuickJSHandle): string {
+  private callString(name: keyof Loaded["fns"], args: (string | number)[], extra?: QuickJSHandle, numeric = false): string {
     const { vm, fns, host } = this.loaded!;
     const handles = args.map((a) => (typeof a === "string" ? vm.newString(a) : vm.newNumber(a)));
     try {
@@ -273,7 +273,8 @@ export class Sandbox {
         r.error.dispose();
         throw new SandboxCallError(e);
       }
-      const v = vm.typeof(r.value) === "string" ? vm.getString(r.value) : "";
+      const type = vm.typeof(r.value);
+      const v = type === "string" ? vm.getString(r.value) : numeric && type === "number" ? String(vm.getNumber(r.value)) : "";
       r.value.dispose();
       return v;
     } finally {
@@ -281,16 +282,16 @@ export class Sandbox {
     }
   }
 
-  /** One call with a deadline; a thrown error comes back as a fault. */
-  private guarded(name: "run" | "timer", arg: number): { kind: FaultKind; message: string } | null {
+  /** One call with a deadline: the number it returned, or the fault it threw. */
+  private guarded(name: "run" | "timer", arg: number): { fault: { kind: FaultKind; message: string } } | { next: number } {
     this.interrupted = null;
     this.deadline = performance.now() + this.limits.timeLimitMs;
     try {
-      this.callString(name, [arg], name === "run" ? this.loaded!.tick : undefined);
-      return null;
+      const extra = name === "run" ? [Math.max(1, this.limits.timeLimitMs / 10)] : [];
+      return { next: Number(this.callString(name, [arg, ...extra], undefined, true)) };
     } catch (e) {
       if (!(e instanceof SandboxCallError)) throw e;
-      return classify(e.dumped, this.interrupted ?? (this.isMemoryFull() ? "memory" : null));
+      return { fault: classify(e.dumped, this.interrupted ?? (this.isMemoryFull() ? "memory" : null)) };
     } finally {
       this.deadline = Infinity;
     }
@@ -309,8 +310,12 @@ export class Sandbox {
     this.loadBatch(batch);
     let from = 0;
     while (from < msgs.length) {
-      const fault = this.guarded("run", from);
-      if (!fault) break;
+      const r = this.guarded("run", from);
+      if ("next" in r) {
+        from = r.next;
+        continue;
+      }
+      const fault = r.fault;
       const at = Math.min(msgs.length - 1, Math.max(from, this.currentIndex() ?? from));
       const f: RunFault = { ...fault, at };
       faults.push(f);
@@ -383,7 +388,8 @@ export class Sandbox {
   async runTimer(nowMs: number): Promise<BatchResult> {
     if (!this.loaded) await this.load(this.lastState);
     const outputs: SandboxOutput[] = [];
-    const fault = this.guarded("timer", nowMs);
+    const r = this.guarded("timer", nowMs);
+    const fault = "fault" in r ? r.fault : null;
     if (fault && isLimit(fault.kind)) {
       await this.rebuild();
       return { outputs, faults: [{ ...fault, at: -1, rebuilt: true }], state: this.lastState };
@@ -442,7 +448,6 @@ export class Sandbox {
     try {
       if (l.fns) for (const h of Object.values(l.fns)) h.alive && h.dispose();
       if (l.host?.alive) l.host.dispose();
-      if (l.tick?.alive) l.tick.dispose();
       l.vm.dispose();
       l.runtime.dispose();
       return true;

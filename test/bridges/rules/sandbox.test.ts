@@ -24,6 +24,14 @@ describe("rules sandbox", () => {
     expect(sb.close()).toBe(true);
   });
 
+  it("gives each message of a batch its own time limit: messages of 30 ms each under a 50 ms limit all run", async () => {
+    const sb = await sandbox(`export function onMessage(m) { const until = Date.now() + 30; while (Date.now() < until) {} log.info("done", m.value) }`);
+    const r = await sb.runBatch(msgs(5));
+    expect(r.faults).toEqual([]);
+    expect(r.outputs.length).toBe(5);
+    sb.close();
+  });
+
   it("stops a rule allocating without end at its memory ceiling and keeps working afterwards", async () => {
     const sb = await sandbox(`const keep = []; export function onMessage(m) { if (m.value === 0) for (;;) keep.push(new Float64Array(1 << 17)); state.n = (state.n ?? 0) + 1 }`);
     const r = await sb.runBatch(msgs(2));
