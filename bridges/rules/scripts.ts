@@ -152,9 +152,12 @@ export class RulesService {
     const source = readFileSync(path, "utf8");
     if (e.runner && e.runner.spec.source === source && !e.invalid) return;
     try {
-      const state = e.runner ? e.runner.stateJson : (this.states.get(name) ?? "{}");
-      const { spec, sandbox } = await loadRule(e.file, source, this.opts.catalog, state);
-      await e.runner?.stop();
+      const { spec, sandbox } = await loadRule(e.file, source, this.opts.catalog, this.states.get(name) ?? "{}");
+      if (e.runner) {
+        // the new version goes on from the state the old one reached: read once it has stopped
+        await e.runner.stop();
+        await sandbox.load(e.runner.stateJson);
+      }
       e.invalid = null;
       e.runner = new RuleRunner(this.runnerDeps(), spec, sandbox);
       if (!e.disabled) await this.startRunner(e);
