@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pino from "pino";
+import { Registry } from "prom-client";
 import { Catalog, type CmdFrame, type DataFrame, type EventFrame, type Frame, type Logged, type Variable } from "../../../schemas/index.ts";
 import { EventLog } from "../../../storage/index.ts";
 import { RulesService } from "../../../bridges/rules/scripts.ts";
@@ -53,7 +54,8 @@ describe("user rules", () => {
     writeRule("spin", `export const meta = { triggers: ["Level"], timeLimitMs: 50 };
 export function onMessage(msg) { if (msg.value === 3) while (true) {} }`);
     writeRule("mirror", MIRROR("mirror"));
-    await start();
+    const registry = new Registry();
+    await start({ registry });
     const t0 = performance.now();
     for (let i = 0; i < 10; i++) await log.append([reading("Level", i)]);
     await waitFor(async () => (await dataOf("mirror.Out")).length === 10, "10 derived frames from the healthy rule");
@@ -65,6 +67,8 @@ export function onMessage(msg) { if (msg.value === 3) while (true) {} }`);
     const spin = svc!.list().find((r) => r.name === "spin")!;
     expect(spin).toMatchObject({ state: "running", faults: 1, runs: 10 });
     expect(spin.lastError).toContain("timeout");
+    const faults_total = (await registry.getSingleMetric("edge_rule_faults_total")!.get()).values;
+    expect(faults_total).toEqual([expect.objectContaining({ labels: { rule: "spin", kind: "timeout" }, value: 1 })]);
   });
 
   it("turns sendCommand into one CmdFrame of origin rule and refuses a tag outside the write list even when the rule subverts its own check", async () => {
