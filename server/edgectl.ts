@@ -4,7 +4,8 @@
 import { existsSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import type { Readiness } from "../schemas/index.ts";
+import { Catalog, type Readiness } from "../schemas/index.ts";
+import { checkRuleFiles } from "../bridges/rules/rule-file.ts";
 import { checkConfig } from "./config-check.ts";
 import { tokenCommand } from "./token.ts";
 import { hashPasswordCommand } from "../bridges/opcua-server/hash-password.ts";
@@ -57,8 +58,16 @@ async function check(args: string[]): Promise<number> {
     console.error(`${problems.length} problem${problems.length === 1 ? "" : "s"} in ${shortPath(resolve(dir))}`);
     return 1;
   }
+  // rule files are not part of the config load (a bad rule never stops the gateway), but checked here
+  const rules = await checkRuleFiles(config.dir, new Catalog(config.tags));
+  for (const p of rules.problems) console.log(`${shortPath(join(config.dir, p.file))}:${p.line !== null ? `${p.line}:` : ""} ${p.reason}`);
+  if (rules.problems.length) {
+    console.error(`${rules.problems.length} rule file${rules.problems.length === 1 ? "" : "s"} refused in ${shortPath(resolve(dir))}`);
+    return 1;
+  }
   const enabled = config.drivers.filter((d) => d.enabled).length;
   console.log(`ok: ${shortPath(config.dir)}: ${Object.keys(config.endpoints).length} endpoints, ${enabled} of ${config.drivers.length} drivers enabled, ${config.tags.length} tags`);
+  if (rules.rules) console.log(`ok: ${rules.rules} rule file${rules.rules === 1 ? "" : "s"}`);
   return 0;
 }
 

@@ -1,7 +1,8 @@
 // A rule file (rules/<name>.js): loaded into its sandbox, its exported `meta` validated against the
 // schema (schemas/rules.ts) and the tag catalog. Every refusal names the file and, where it can, the line:
 // a syntax error by QuickJS's position, a meta problem by the line of the offending value in the text.
-import { basename } from "node:path";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { basename, join } from "node:path";
 import type { Catalog } from "../../schemas/catalog.ts";
 import { ConfigError } from "../../schemas/errors.ts";
 import { RuleMeta } from "../../schemas/rules.ts";
@@ -79,4 +80,21 @@ export async function loadRule(file: string, source: string, catalog: Catalog, s
   const sandbox = new Sandbox(file, source, limits, { writes: meta.writes, sets: meta.sets });
   await sandbox.load(stateJson);
   return { spec: { name, file, source, meta, limits }, sandbox };
+}
+
+/** Every rule file of `configDir`/rules that would be refused (for `edgectl check`); loads nothing for good. */
+export async function checkRuleFiles(configDir: string, catalog: Catalog): Promise<{ rules: number; problems: RuleLoadError[] }> {
+  const dir = join(configDir, "rules");
+  if (!existsSync(dir)) return { rules: 0, problems: [] };
+  const files = readdirSync(dir).filter((f) => f.endsWith(".js")).sort();
+  const problems: RuleLoadError[] = [];
+  for (const f of files) {
+    try {
+      (await loadRule(`rules/${f}`, readFileSync(join(dir, f), "utf8"), catalog)).sandbox.close();
+    } catch (e) {
+      if (!(e instanceof RuleLoadError)) throw e;
+      problems.push(e);
+    }
+  }
+  return { rules: files.length, problems };
 }

@@ -54,6 +54,22 @@ describe("edgectl check", () => {
     expect(await Bun.file(join(dir.path, "data", "log.duckdb")).exists()).toBe(false);
   }, 30_000);
 
+  it("refuses a rule file that would not load, naming its file and line, with exit 1", async () => {
+    const cfg = writeConfig(join(dir.path, "rules-bad"), {
+      "gateway.yml": `dataDir: ${join(dir.path, "data2")}\n`,
+      "drivers.yml": `drivers:\n  - { id: sim, type: simulator }\n`,
+      "variables.yml": `tags:\n  - { tag: a/temp, driver: sim, type: float64 }\n`,
+    });
+    writeConfig(join(cfg, "rules"), {
+      "ok.js": `export const meta = { triggers: ["a/temp"] };\nexport function onMessage() {}\n`,
+      "bad.js": `export const meta = { triggers: ["a/temp"] };\nexport function onMessage(m) {\n  m.value +;\n}\n`,
+    });
+    const r = await edgectl("check", "--config", cfg);
+    expect(r.code).toBe(1);
+    expect(r.out.trim()).toBe(`${join(cfg, "rules", "bad.js")}:3: SyntaxError: unexpected token in expression: ';'`);
+    expect(r.err).toContain("1 rule file refused");
+  }, 30_000);
+
   it("asks for the config directory when none is given", async () => {
     const r = await run([process.execPath, join(ROOT, "server", "edgectl.ts"), "check"], { EDGE_CONFIG_DIR: "" });
     expect(r.code).toBe(2);
