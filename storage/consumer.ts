@@ -93,6 +93,12 @@ export class LogConsumer {
   readonly durable: boolean;
   private position = 0;
   private stored = 0;
+  /**
+   * the highest offset a ctx.commit is appending with: a periodic store of a lower position queued behind
+   * it (same or later transaction) would move the cursor back over effects already committed, and a
+   * restart would then repeat them (a rule's command appended twice)
+   */
+  private committingUpTo = 0;
   private storing: Promise<void> | null = null;
   private lastStoreAt = 0;
   private state: ConsumerState = "starting";
@@ -216,7 +222,7 @@ export class LogConsumer {
   private store(): Promise<void> {
     if (this.storing) return this.storing;
     const offset = this.position;
-    if (offset <= this.stored || this.log.isClosed) return Promise.resolve();
+    if (offset <= this.stored || offset < this.committingUpTo || this.log.isClosed) return Promise.resolve();
     this.lastStoreAt = performance.now();
     this.storing = this.log
       .commitCursor(this.name, offset)
@@ -235,6 +241,7 @@ export class LogConsumer {
       signal,
       handled: (offset) => this.advance(offset),
       commit: async (frames, offset, o) => {
+        if (this.durable) this.committingUpTo = Math.max(this.committingUpTo, offset);
         const info = await this.log.append(frames, { ...(this.durable ? { cursor: { name: this.name, offset } } : {}), ...(o?.urgent ? { urgent: true } : {}) });
         if (this.durable) this.stored = Math.max(this.stored, offset);
         this.advance(offset);

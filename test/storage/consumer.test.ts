@@ -6,6 +6,7 @@ import type { DataFrame, Frame, Logged } from "../../schemas/index.ts";
 import { consume, EventLog, LogConsumer, Rewind } from "../../storage/index.ts";
 import { failLogReads } from "../helpers/faults.ts";
 import { tempDir, waitFor } from "../helpers/index.ts";
+import { delay } from "../../storage/time.ts";
 
 const frame = (i: number): DataFrame => ({ kind: "data", tag: `t${i % 5}`, value: i, ts: 1_700_000_000_000_000 + i, quality: 0, source: "test" });
 const frames = (from: number, n: number) => Array.from({ length: n }, (_, k) => frame(from + k));
@@ -176,4 +177,33 @@ describe("log consumer", () => {
     expect(log.consumers().map((s) => s.name)).not.toContain("c8");
     log = await EventLog.open({ path, maxDelayMs: 1 });
   });
+
+  it("never lets a periodic cursor store land after a commit of effects and move the cursor back", async () => {
+    // slow batches: a commit waits ~100 ms for its transaction, and the periodic store (every 20 ms) of a
+    // position moved by pages without effects would be queued behind it in the same transaction
+    await log.close();
+    log = await EventLog.open({ path, maxDelayMs: 30 });
+    const regressions: number[] = [];
+    let committedUpTo = 0;
+    const c = consume(log, {
+      name: "c9",
+      retry: fast,
+      pageSize: 1,
+      commitEveryMs: 45,
+      handler: async (page, ctx) => {
+        const f = page[0]!;
+        if (f.kind !== "data" || (f.value as number) % 3 !== 0) return; // most pages: no effects
+        await ctx.commit([{ kind: "event", type: "effect", source: "c9", ts: f.ts }], f.offset);
+        committedUpTo = f.offset;
+        if (log.cursor("c9") < committedUpTo) regressions.push(log.cursor("c9"));
+      },
+    });
+    for (let i = 1; i <= 120; i++) {
+      await log.append([frame(i)]);
+      await delay(3);
+    }
+    await waitFor(() => c.handledUpTo >= 120, "all handled", 20_000);
+    await c.stop();
+    expect(regressions).toEqual([]);
+  }, 30_000);
 });
