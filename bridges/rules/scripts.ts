@@ -211,11 +211,12 @@ export class RulesService {
 
   private view(e: RuleEntry): RuleView {
     const r = e.runner;
-    const state = e.invalid && !r ? "invalid" : e.disabled ? "disabled" : r ? "running" : "stopped";
+    // an invalid edit of a running rule leaves the previous version running: "running", with the refusal as lastError
+    const state = e.disabled ? "disabled" : r ? "running" : e.invalid ? "invalid" : "stopped";
     return {
       name: e.name,
       file: e.file,
-      state: e.invalid && r && !e.disabled ? "running" : state,
+      state,
       disabledReason: e.disabled,
       meta: r?.spec.meta ?? null,
       runs: r?.runs ?? 0,
