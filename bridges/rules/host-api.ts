@@ -69,7 +69,6 @@ export const PRELUDE = String.raw`
 })();
 `;
 
-
 /** An output entry as the sandbox wrote it, checked for shape (the rule may have tampered with it). */
 export function toOutput(o: unknown): SandboxOutput | null {
   if (!Array.isArray(o) || typeof o[1] !== "number") return null;
