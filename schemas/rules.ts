@@ -10,7 +10,7 @@ export const RuleMeta = Type.Object(
     triggers: Type.Array(TagName, { default: [], description: "tags whose frames run onMessage(msg)" }),
     everyMs: Type.Optional(Type.Integer({ minimum: 100, description: "run onTimer(nowMs) this often (at most once per tick; missed ticks are not caught up)" })),
     writes: Type.Array(TagName, { default: [], description: "tags sendCommand may write (each also checked as every write is)" }),
-    sets: Type.Array(TagName, { default: [], description: "driver-less tags setTag may produce" }),
+    sets: Type.Array(TagName, { default: [], description: "tags setTag may produce: not in variables.yml (each catalog tag has its one producer)" }),
     timeLimitMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 5000, description: "wall time of one message or timer run (default 50)" })),
     memoryMiB: Type.Optional(Type.Integer({ minimum: 1, maximum: 256, description: "heap ceiling (default 16)" })),
     commandTtlMs: Type.Optional(Type.Integer({ minimum: 1, description: "a command expires this long after its trigger was logged (default 30000)" })),

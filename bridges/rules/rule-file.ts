@@ -4,6 +4,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import type { Catalog } from "../../schemas/catalog.ts";
+import { tagSource } from "../../schemas/config.ts";
 import { ConfigError } from "../../schemas/errors.ts";
 import { RuleMeta } from "../../schemas/rules.ts";
 import { parseWithSchema } from "../../schemas/validate.ts";
@@ -45,8 +46,9 @@ function checkTags(file: string, source: string, meta: RuleMeta, catalog: Catalo
     if (!catalog.has(tag)) throw metaError(file, source, `meta.writes[${i}]`, `no tag '${tag}' in variables.yml`, tag);
   });
   meta.sets.forEach((tag, i) => {
-    const owner = catalog.get(tag)?.driver;
-    if (owner) throw metaError(file, source, `meta.sets[${i}]`, `tag '${tag}' is read by driver '${owner}': a rule may only set driver-less tags`, tag);
+    const known = catalog.get(tag);
+    // every tag of variables.yml has its one producer (a driver, or the derived consumer): not a rule too
+    if (known) throw metaError(file, source, `meta.sets[${i}]`, `tag '${tag}' is produced by '${tagSource(known)}' (variables.yml): a rule may only set tags outside the catalog`, tag);
     if (meta.triggers.includes(tag)) throw metaError(file, source, `meta.sets[${i}]`, `tag '${tag}' is also a trigger: the rule would run on its own output`, tag);
   });
 }

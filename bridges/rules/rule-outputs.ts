@@ -1,7 +1,7 @@
 // What a rule's run produced, checked by the host and turned into frames. This is the security boundary
 // (the sandbox's own checks only give the author an early error): a command must name a tag of the
 // rule's `writes` list and pass checkWrite (schemas/command.ts, the check every write origin uses); setTag
-// only the rule's `sets` tags, with a scalar value; an alarm request takes the alarm contract's shape
+// only the rule's `sets` tags that no catalog entry produces, with a scalar value; an alarm request takes the alarm contract's shape
 // (schemas/alarms.ts). A refused output is not applied; it becomes a `rule.refused` event.
 import { AlarmPriority, AlarmRequest } from "../../schemas/alarms.ts";
 import type { Catalog } from "../../schemas/catalog.ts";
@@ -88,8 +88,8 @@ export function convertOutputs(rule: string, meta: RuleMeta, catalog: Catalog, o
         break;
       }
       case "set": {
-        if (!meta.sets.includes(o.tag) || catalog.get(o.tag)?.driver) {
-          refusals.push({ what: "setTag", tag: o.tag, reason: `tag '${o.tag}' is not a driver-less tag in meta.sets`, i: o.i });
+        if (!meta.sets.includes(o.tag) || catalog.has(o.tag)) {
+          refusals.push({ what: "setTag", tag: o.tag, reason: `tag '${o.tag}' is not in meta.sets or is produced by variables.yml`, i: o.i });
           break;
         }
         if (!isScalar(o.value) || (typeof o.value === "number" && !Number.isFinite(o.value))) {

@@ -123,6 +123,12 @@ export function onMessage(msg) { sendCommand("Pump", 1e9) }`);
     expect(e.lastError).toBe("rules/bad.js:3: meta.writes[0]: no tag 'Nope' in variables.yml");
   });
 
+  it("refuses a rule that would set a tag variables.yml already produces", async () => {
+    writeRule("forge", `export const meta = {\n  triggers: ["Pump"],\n  sets: ["Level"],\n};\nexport function onMessage() {}\n`);
+    await start();
+    expect(svc!.list()[0]!.lastError).toBe("rules/forge.js:3: meta.sets[0]: tag 'Level' is produced by 'plc' (variables.yml): a rule may only set tags outside the catalog");
+  });
+
   it("keeps the rule's state across a restart and disables a rule after repeated faults", async () => {
     writeRule("count", `export const meta = { triggers: ["Level"], sets: ["count.N"] };
 export function onMessage(msg) { state.n = (state.n ?? 0) + 1; setTag("count.N", state.n); if (msg.value < 0) throw new Error("negative") }`);
