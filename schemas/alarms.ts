@@ -53,6 +53,12 @@ export const AlarmState = Type.Object(
     value: Type.Optional(Type.Unknown()),
     since: Type.Number({ description: "micros of the last transition" }),
     actor: Type.Optional(Type.String({ description: "who acknowledged or shelved" })),
+    reason: Type.Optional(Type.String({ description: "why it was shelved (operator's words), or 'expired' on an unshelve at expiry" })),
+    cause: Type.Optional(
+      Type.Integer({
+        description: "offset of the log frame up to which the engine had read when the condition last changed (active/cleared): a replay after a restart emits nothing at or before it",
+      }),
+    ),
   },
   { $id: "AlarmState" },
 );
