@@ -8,6 +8,7 @@ import { createOpcuaServer } from "../bridges/opcua-server/index.ts";
 import { createMqttNorth, type CommandAuthorizer } from "../bridges/mqtt-north/index.ts";
 import { createNatsBridge } from "../bridges/nats/index.ts";
 import { createDerivedService } from "../bridges/rules/derived.ts";
+import { AlarmEngine } from "../bridges/rules/alarms.ts";
 import { AuthError, authorizeWrite } from "./auth/index.ts";
 import { verifyToken } from "./auth/live.ts";
 
@@ -21,6 +22,7 @@ export const services: ServiceFactory[] = [
   (ctx) => historyService(ctx),
   // derived tags and windows: idle (reads nothing) while the catalog has none
   (ctx) => createDerivedService({ log: ctx.log, catalog: ctx.catalog, logger: ctx.logger }),
+  (ctx) => new AlarmEngine({ log: ctx.log, catalog: ctx.catalog, registry: ctx.metrics.registry, logger: ctx.logger }),
   (ctx) => (ctx.config.gateway.watchConfig ? configWatcher(ctx) : null),
   (ctx) => createModbusSlave({ ...ctx, get config() { return ctx.config; }, registry: ctx.metrics.registry }), // getter: the map follows reloads
   (ctx) => (ctx.config.gateway.opcua.enabled ? createOpcuaServer(ctx) : null),

@@ -297,13 +297,18 @@ export class AlarmEngine {
 
   // ---- operators (API) ------------------------------------------------------------------------
 
-  /** The state of a known alarm: from the log, or a configured one that was never raised. */
-  private stateOf(id: string): AlarmState {
+  /** The state of a known alarm: from the log, or a configured one that was never raised (undefined: unknown id). */
+  known(id: string): AlarmState | undefined {
     const st = this.table.get(id);
-    if (st) return st;
+    if (st) return { ...st };
     const c = this.index.byId.get(id);
-    if (!c) throw new AlarmNotFound(id);
-    return { id, ...(c.tag === undefined ? {} : { tag: c.tag }), kind: c.kind, priority: c.priority, active: false, acked: true, message: c.message, since: 0 };
+    return c && { id, ...(c.tag === undefined ? {} : { tag: c.tag }), kind: c.kind, priority: c.priority, active: false, acked: true, message: c.message, since: 0 };
+  }
+
+  private stateOf(id: string): AlarmState {
+    const st = this.known(id);
+    if (!st) throw new AlarmNotFound(id);
+    return st;
   }
 
   /** Appends an operator's transition; the table is put back if the log cannot record it. */
