@@ -36,6 +36,8 @@ export class AlarmNotFound extends Error {
 }
 
 const now = () => Date.now() * 1000;
+/** commits of transitions in flight while reading goes on */
+const MAX_INFLIGHT = 8;
 const PRIORITY_SET = new Set<string>(PRIORITIES);
 const priorityOf = (p: unknown, fallback: AlarmPriority): AlarmPriority => (typeof p === "string" && PRIORITY_SET.has(p) ? (p as AlarmPriority) : fallback);
 /** Transition data is JSON: a 64-bit reading travels as its decimal text. */
@@ -58,6 +60,11 @@ export class AlarmEngine {
   private stored = 0;
   private storedAt = 0;
   private storing: Promise<void> | null = null;
+  /** progress of the pages whose transitions are committing, in order (never rejects: see `failure`) */
+  private inflight: Promise<void> | null = null;
+  private inflightCount = 0;
+  /** a commit of transitions failed: the next page fails, and the engine rebuilds from the log */
+  private failure: unknown = null;
   /** a pass failed after changing state in memory: rebuild from the log before the next one */
   private dirty = false;
   private readonly gauges: string[] = [];
@@ -67,6 +74,11 @@ export class AlarmEngine {
 
   constructor(private readonly opts: AlarmEngineOptions) {
     this.name = opts.name ?? "alarms";
+  }
+
+  /** Last offset whose evaluation is complete (its transitions committed). */
+  get position(): number {
+    return this.consumer?.handledUpTo ?? 0;
   }
 
   async start(): Promise<void> {
@@ -79,7 +91,9 @@ export class AlarmEngine {
       name: this.name,
       from: this.stored + 1,
       pageSize: this.opts.pageSize ?? 5000,
-      handler: (page) => this.handle(page),
+      // progress follows the commits of the transitions (one in flight): a failed one is read again
+      progress: "manual",
+      handler: (page, ctx) => this.handle(page, ctx),
       beforePass: () => (this.dirty ? this.rebuild() : undefined),
       idle: { afterMs: () => this.idleAfterMs(), run: (ctx) => this.onIdle(ctx) },
       ...(this.opts.logger ? { logger: this.opts.logger } : {}),
@@ -89,9 +103,11 @@ export class AlarmEngine {
   async stop(): Promise<void> {
     this.opts.catalog.off("change", this.onCatalog);
     await this.consumer?.stop();
+    await this.inflight;
     await this.storing;
     if (!this.dirty && !this.opts.log.isClosed && this.consumer) {
-      await this.flush(this.consumer.handledUpTo).catch((err) => this.opts.logger?.warn({ err }, "alarm engine: storing its cursor at stop failed"));
+      const position = this.consumer.handledUpTo;
+      await this.opts.log.commitCursor(this.name, this.holdback(position)).catch((err) => this.opts.logger?.warn({ err }, "alarm engine: storing its cursor at stop failed"));
     }
     for (const g of this.gauges) this.opts.registry?.removeSingleMetric(g);
     this.gauges.length = 0;
@@ -99,6 +115,8 @@ export class AlarmEngine {
 
   /** The state from the log and the conditions from the catalog; pending delays start again. */
   private async rebuild(): Promise<void> {
+    await this.inflight;
+    this.failure = null;
     await this.table.rebuild(this.opts.log, this.opts.log.head);
     this.index = indexConditions(this.opts.catalog.all(), null);
     this.catalogChanged = false;
@@ -117,30 +135,39 @@ export class AlarmEngine {
 
   // ---- reading the log ------------------------------------------------------------------------
 
-  private async handle(page: Logged[]): Promise<void> {
+  private async handle(page: Logged[], ctx: ConsumerContext): Promise<void> {
     try {
-      if (this.catalogChanged) {
-        this.index = indexConditions(this.opts.catalog.all(), this.index);
-        this.catalogChanged = false;
-      }
-      const byTag = this.index.byTag;
-      for (let i = 0; i < page.length; i++) {
-        const f = page[i]!;
-        if (f.loggedAt >= this.nextDue) this.fireDue(f.loggedAt, f.offset - 1);
-        if (f.kind === "data") {
-          const conds = byTag.get(f.tag);
-          if (conds === undefined) continue;
-          for (let j = 0; j < conds.length; j++) {
-            const c = conds[j]!;
-            const on = conditionFor(c, f.value, f.quality);
-            if (on !== null && on !== c.on) this.change(c, on, f.loggedAt, f.offset, f.value);
-          }
-        } else if (f.kind === "event") this.request(f);
-      }
-      await this.flush(page[page.length - 1]!.offset);
+      this.evaluate(page);
+      await this.flush(page[page.length - 1]!.offset, ctx);
     } catch (e) {
       this.dirty = true;
       throw e;
+    }
+  }
+
+  /**
+   * Evaluates a page of the log in order; its transitions wait for the next flush. The hot path: a
+   * reading that changes no condition costs a map lookup and a comparison per condition, no allocation.
+   * Public for the benchmark (test/bench/rules/alarms.ts), which measures it apart from reading the log.
+   */
+  evaluate(page: readonly Logged[]): void {
+    if (this.catalogChanged) {
+      this.index = indexConditions(this.opts.catalog.all(), this.index);
+      this.catalogChanged = false;
+    }
+    const byTag = this.index.byTag;
+    for (let i = 0; i < page.length; i++) {
+      const f = page[i]!;
+      if (f.loggedAt >= this.nextDue) this.fireDue(f.loggedAt, f.offset - 1);
+      if (f.kind === "data") {
+        const conds = byTag.get(f.tag);
+        if (conds === undefined) continue;
+        for (let j = 0; j < conds.length; j++) {
+          const c = conds[j]!;
+          const on = conditionFor(c, f.value, f.quality);
+          if (on !== null && on !== c.on) this.change(c, on, f.loggedAt, f.offset, f.value);
+        }
+      } else if (f.kind === "event") this.request(f);
     }
   }
 
@@ -252,17 +279,41 @@ export class AlarmEngine {
    * Appends the transitions produced with the cursor; without any, stores the cursor now and then.
    * The cursor never passes the frame that started a pending delay (it is read again after a restart).
    */
-  private async flush(upTo: number): Promise<void> {
-    let cursor = upTo;
-    for (const c of this.pending) if (c.pendingFrom - 1 < cursor) cursor = c.pendingFrom - 1;
-    if (this.out.length) {
+  private async flush(upTo: number, ctx: ConsumerContext): Promise<void> {
+    // Reading goes on while transitions commit (waiting for each commit cost more than the
+    // evaluation): progress is recorded in order as they commit, a few commits at most in flight. A
+    // failed one fails the next page; the consumer reads again from the last committed progress, and
+    // transitions that did commit after it are not repeated (their `cause`).
+    if (this.failure) throw this.failure;
+    if (this.inflightCount >= MAX_INFLIGHT) await this.inflight;
+    if (this.failure) throw this.failure;
+    const cursor = this.holdback(upTo);
+    if (this.out.length || this.inflight) {
       const frames: Frame[] = this.out;
       this.out = [];
-      await this.opts.log.append(frames, { cursor: { name: this.name, offset: cursor } });
-      this.stored = Math.max(this.stored, cursor);
-      this.storedAt = performance.now();
-      return;
-    }
+      const commit = frames.length ? this.opts.log.append(frames, { cursor: { name: this.name, offset: cursor } }) : null;
+      this.inflightCount++;
+      const done = Promise.all([this.inflight, commit]).then(
+        () => {
+          this.inflightCount--;
+          if (this.failure) return;
+          if (commit) {
+            this.stored = Math.max(this.stored, cursor);
+            this.storedAt = performance.now();
+          }
+          ctx.handled(upTo);
+        },
+        (e: unknown) => {
+          this.inflightCount--;
+          this.failure ??= e;
+        },
+      );
+      this.inflight = done;
+      void done.finally(() => {
+        if (this.inflight === done) this.inflight = null;
+      });
+      if (commit) return;
+    } else ctx.handled(upTo);
     if (cursor <= this.stored || this.storing) return;
     if (cursor - this.stored < 10_000 && performance.now() - this.storedAt < (this.opts.storeEveryMs ?? 1000)) return;
     this.storedAt = performance.now();
@@ -277,6 +328,13 @@ export class AlarmEngine {
       });
   }
 
+  /** The cursor for progress up to `upTo`: never past a frame that started a pending delay. */
+  private holdback(upTo: number): number {
+    let cursor = upTo;
+    for (const c of this.pending) if (c.pendingFrom - 1 < cursor) cursor = c.pendingFrom - 1;
+    return cursor;
+  }
+
   private idleAfterMs(): number | null {
     const due = this.nextDue === Infinity ? null : Math.max(0, Math.ceil((this.nextDue - now()) / 1000));
     const store = (this.consumer?.handledUpTo ?? 0) > this.stored ? (this.opts.storeEveryMs ?? 1000) : null;
@@ -284,11 +342,12 @@ export class AlarmEngine {
   }
 
   private async onIdle(ctx: ConsumerContext): Promise<void> {
-    void ctx;
     try {
+      await this.inflight;
+      if (this.failure) throw this.failure;
       const position = this.consumer?.handledUpTo ?? 0;
       if (now() >= this.nextDue) this.fireDue(now(), position);
-      await this.flush(position);
+      await this.flush(position, ctx);
     } catch (e) {
       this.dirty = true;
       throw e;
