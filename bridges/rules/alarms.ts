@@ -411,6 +411,11 @@ export class AlarmEngine {
     return this.record(AlarmTransition.Unshelved, { ...rest, actor, reason: "unshelved by operator", since: now() });
   }
 
+  /** Annunciated (active, not shelved) and unacknowledged counts by priority. */
+  counts(): ReturnType<AlarmTable["counts"]> {
+    return this.table.counts(now());
+  }
+
   list(filter: AlarmFilter = {}): AlarmState[] {
     return this.table.list(filter, now());
   }

@@ -34,6 +34,14 @@ export function alarmEngineOf(ctx: GatewayContext): AlarmEngine | null {
   return (ctx.services?.().find((s) => s instanceof AlarmEngine) as AlarmEngine | undefined) ?? null;
 }
 
+/** For the overview: active alarms that annunciate (not shelved), every tenant's; null without an engine. */
+export function alarmSummary(ctx: GatewayContext): { active: number } | null {
+  const e = alarmEngineOf(ctx);
+  if (!e) return null;
+  const { active } = e.counts();
+  return { active: active.critical + active.high + active.medium + active.low };
+}
+
 function parseFilter(q: { priority?: string; tag?: string; state?: string }): AlarmFilter {
   const f: AlarmFilter = {};
   if (q.priority) {
