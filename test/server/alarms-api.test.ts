@@ -85,6 +85,14 @@ describe("alarms API", () => {
     await waitFor(async () => !(await list()).body.some((a) => a.id === "acme/boiler/t:HH"), "HH gone from the list");
   });
 
+  it("runs the history queries of bridges/rules/README.md", async () => {
+    const perOperator = await sql(`SELECT actor, count(*) FROM alarms WHERE type = 'alarm.acked' AND ts > now() - INTERVAL 7 DAY GROUP BY actor`);
+    expect(perOperator.rows).toEqual([["olga", 1]]);
+    const toAck = await sql(`SELECT a.id, a.ts AS raised, min(k.ts) - a.ts AS to_ack FROM alarms a JOIN alarms k ON k.id = a.id AND k.type = 'alarm.acked' AND k.seq > a.seq
+WHERE a.type = 'alarm.active' GROUP BY a.id, a.ts, a.seq`);
+    expect(toAck.rows.map((r) => r[0])).toEqual(["acme/boiler/t:HH"]);
+  });
+
   it("answers an unknown alarm and another tenant's alarm alike with 404", async () => {
     const unknown = await act("acme/nope:H", "ack", "read write");
     const foreign = await act("globex/t:H", "ack", "read write");
@@ -109,10 +117,12 @@ describe("alarms API", () => {
     expect((await list()).body.map((a) => a.id)).toContain("acme/pump/p:L");
   });
 
-  it("reports the engine in /readyz and the active alarms in /metrics", async () => {
+  it("reports the engine in /readyz and the active alarms in /metrics and the overview", async () => {
     const ready = (await (await fetch(`${g.url}/readyz`)).json()) as Record<string, unknown>;
     expect(JSON.stringify(ready)).toContain("alarms");
     const metrics = await (await fetch(`${g.url}/metrics`)).text();
     expect(metrics).toMatch(/edge_alarms_active\{priority="medium"\} 1/);
+    const overview = (await (await fetch(`${g.url}/api/overview`, { headers: await auth("read") })).json()) as { alarms: { active: number } };
+    expect(overview.alarms.active).toBeGreaterThanOrEqual(1);
   });
 });
