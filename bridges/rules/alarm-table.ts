@@ -45,6 +45,15 @@ export class AlarmTable {
     }
   }
 
+  /** Puts back a state (an operator's transition the log could not record). */
+  put(s: AlarmState): void {
+    this.states.set(s.id, s);
+  }
+
+  remove(id: string): void {
+    this.states.delete(id);
+  }
+
   /** Sets the new state of an alarm and returns its transition event (the caller appends it). */
   transition(type: AlarmTransition, next: AlarmState, tsUs: number): EventFrame {
     this.states.set(next.id, next);

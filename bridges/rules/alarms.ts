@@ -38,6 +38,9 @@ export class AlarmNotFound extends Error {
 const now = () => Date.now() * 1000;
 /** commits of transitions in flight while reading goes on */
 const MAX_INFLIGHT = 8;
+/** transitions of several pages share a commit: at most this many, waiting at most this long */
+const GROUP_MAX = 1000;
+const GROUP_MS = 50;
 const PRIORITY_SET = new Set<string>(PRIORITIES);
 const priorityOf = (p: unknown, fallback: AlarmPriority): AlarmPriority => (typeof p === "string" && PRIORITY_SET.has(p) ? (p as AlarmPriority) : fallback);
 /** Transition data is JSON: a 64-bit reading travels as its decimal text. */
@@ -65,6 +68,10 @@ export class AlarmEngine {
   private inflightCount = 0;
   /** a commit of transitions failed: the next page fails, and the engine rebuilds from the log */
   private failure: unknown = null;
+  /** last offset evaluated (its transitions may still wait for their group commit) */
+  private evaluatedUpTo = 0;
+  /** when transitions were last handed to the log */
+  private committedAt = 0;
   /** a pass failed after changing state in memory: rebuild from the log before the next one */
   private dirty = false;
   private readonly gauges: string[] = [];
@@ -105,9 +112,13 @@ export class AlarmEngine {
     await this.consumer?.stop();
     await this.inflight;
     await this.storing;
-    if (!this.dirty && !this.opts.log.isClosed && this.consumer) {
-      const position = this.consumer.handledUpTo;
-      await this.opts.log.commitCursor(this.name, this.holdback(position)).catch((err) => this.opts.logger?.warn({ err }, "alarm engine: storing its cursor at stop failed"));
+    if (!this.dirty && !this.failure && !this.opts.log.isClosed && this.consumer) {
+      const position = Math.max(this.evaluatedUpTo, this.consumer.handledUpTo);
+      const frames = this.out;
+      this.out = [];
+      await this.opts.log
+        .append(frames, { cursor: { name: this.name, offset: this.holdback(position) } })
+        .catch((err) => this.opts.logger?.warn({ err }, "alarm engine: storing its transitions and cursor at stop failed (read again at the next start)"));
     }
     for (const g of this.gauges) this.opts.registry?.removeSingleMetric(g);
     this.gauges.length = 0;
@@ -123,6 +134,7 @@ export class AlarmEngine {
     this.pending.clear();
     this.shelves.clear();
     this.out = [];
+    this.evaluatedUpTo = 0;
     for (const s of this.table.all()) {
       const c = this.index.byId.get(s.id);
       if (c) c.on = s.active;
@@ -287,11 +299,15 @@ export class AlarmEngine {
     if (this.failure) throw this.failure;
     if (this.inflightCount >= MAX_INFLIGHT) await this.inflight;
     if (this.failure) throw this.failure;
+    this.evaluatedUpTo = upTo;
+    // transitions wait a little to share a commit (a commit per page cost more than reading it)
+    if (this.out.length && this.out.length < GROUP_MAX && performance.now() - this.committedAt < GROUP_MS) return;
     const cursor = this.holdback(upTo);
     if (this.out.length || this.inflight) {
       const frames: Frame[] = this.out;
       this.out = [];
       const commit = frames.length ? this.opts.log.append(frames, { cursor: { name: this.name, offset: cursor } }) : null;
+      if (commit) this.committedAt = performance.now();
       this.inflightCount++;
       const done = Promise.all([this.inflight, commit]).then(
         () => {
@@ -336,6 +352,7 @@ export class AlarmEngine {
   }
 
   private idleAfterMs(): number | null {
+    if (this.out.length) return 0;
     const due = this.nextDue === Infinity ? null : Math.max(0, Math.ceil((this.nextDue - now()) / 1000));
     const store = (this.consumer?.handledUpTo ?? 0) > this.stored ? (this.opts.storeEveryMs ?? 1000) : null;
     return due === null ? store : store === null ? due : Math.min(due, store);
@@ -345,8 +362,9 @@ export class AlarmEngine {
     try {
       await this.inflight;
       if (this.failure) throw this.failure;
-      const position = this.consumer?.handledUpTo ?? 0;
+      const position = Math.max(this.evaluatedUpTo, this.consumer?.handledUpTo ?? 0);
       if (now() >= this.nextDue) this.fireDue(now(), position);
+      this.committedAt = 0; // caught up: what waits is committed now
       await this.flush(position, ctx);
     } catch (e) {
       this.dirty = true;
@@ -374,10 +392,16 @@ export class AlarmEngine {
   private async record(type: AlarmTransition, next: AlarmState): Promise<AlarmState> {
     const before = this.table.get(next.id);
     const ev = this.table.transition(type, next, next.since);
+    // transitions waiting for their group commit go first: the log keeps every alarm's order
+    const waiting = this.out;
+    this.out = [];
     try {
-      await this.opts.log.append([ev], { urgent: true });
+      await this.opts.log.append([...waiting, ev], { urgent: true });
     } catch (e) {
-      if (before) this.table.transition(type, before, before.since);
+      if (before) this.table.put(before);
+      else this.table.remove(next.id);
+      // the waiting transitions are lost with this append: the engine rebuilds from the log
+      if (waiting.length) this.failure ??= e;
       throw e;
     }
     return { ...next };
