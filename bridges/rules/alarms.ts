@@ -10,7 +10,7 @@
 // already in the log (at or before its `cause` offset) is never emitted again.
 import { Gauge, type Registry } from "prom-client";
 import { AlarmRequest, AlarmTransition, type AlarmPriority, type AlarmState, type Catalog, type EventFrame, type Frame, type Logged } from "../../schemas/index.ts";
-import { consume, type ConsumerContext, type ConsumerLogger, type EventLog, type LogConsumer } from "../../storage/index.ts";
+import { consume, type BackoffSettings, type ConsumerContext, type ConsumerLogger, type EventLog, type LogConsumer } from "../../storage/index.ts";
 import type { ComponentStatus } from "../../schemas/health.ts";
 import { conditionFor, conditionOfState, indexConditions, requestCondition, type Condition, type ConditionIndex } from "./alarm-conditions.ts";
 import { AlarmTable, isShelved, PRIORITIES, type AlarmFilter } from "./alarm-table.ts";
@@ -25,6 +25,8 @@ export interface AlarmEngineOptions {
   pageSize?: number;
   /** the cursor is stored at least this often while it moves without transitions (default 1000 ms) */
   storeEveryMs?: number;
+  /** retry delays after a read or commit error (the consumer's default otherwise) */
+  retry?: BackoffSettings;
 }
 
 /** An operator action on an alarm id the engine does not know. */
@@ -104,6 +106,7 @@ export class AlarmEngine {
       beforePass: () => (this.dirty ? this.rebuild() : undefined),
       idle: { afterMs: () => this.idleAfterMs(), run: (ctx) => this.onIdle(ctx) },
       ...(this.opts.logger ? { logger: this.opts.logger } : {}),
+      ...(this.opts.retry ? { retry: this.opts.retry } : {}),
     });
   }
 
@@ -352,7 +355,8 @@ export class AlarmEngine {
   }
 
   private idleAfterMs(): number | null {
-    if (this.out.length) return 0;
+    // transitions to commit, a commit to see through (its failure must fail a pass even if no frame comes)
+    if (this.out.length || this.inflight || this.failure) return 0;
     const due = this.nextDue === Infinity ? null : Math.max(0, Math.ceil((this.nextDue - now()) / 1000));
     const store = (this.consumer?.handledUpTo ?? 0) > this.stored ? (this.opts.storeEveryMs ?? 1000) : null;
     return due === null ? store : store === null ? due : Math.min(due, store);

@@ -7,6 +7,7 @@ import { Registry } from "prom-client";
 import { AlarmEngine, AlarmNotFound } from "../../../bridges/rules/alarms.ts";
 import { Catalog, Quality, type AlarmState, type EventFrame, type Frame, type Variable } from "../../../schemas/index.ts";
 import { EventLog } from "../../../storage/index.ts";
+import { failLogReads } from "../../helpers/faults.ts";
 import { tempDir, waitFor } from "../../helpers/index.ts";
 
 const tag = (t: string, alarms: Variable["alarms"], type: Variable["type"] = "float64"): Variable =>
@@ -30,7 +31,7 @@ afterEach(async () => {
 });
 
 async function engine(tags: Variable[], registry?: Registry): Promise<AlarmEngine> {
-  const e = new AlarmEngine({ log, catalog: new Catalog(tags), storeEveryMs: 20, ...(registry ? { registry } : {}) });
+  const e = new AlarmEngine({ log, catalog: new Catalog(tags), storeEveryMs: 20, retry: { initialMs: 10, maxMs: 50 }, ...(registry ? { registry } : {}) });
   await e.start();
   engines.push(e);
   return e;
@@ -217,5 +218,21 @@ describe("alarm engine", () => {
     await caughtUp(e);
     expect(await typesOf("b/t:H")).toEqual(["alarm.active"]);
     expect(await typesOf("b/p:L")).toEqual(["alarm.active", "alarm.cleared"]);
+  });
+
+  it("goes on after failed log reads and a failed commit of its transitions, repeating none", async () => {
+    const e = await engine([tag("b/t", limits({ H: { limit: 90 } }))]);
+    const reads = failLogReads(log, 3);
+    // the first append carrying a transition fails, as a commit would
+    const append = log.append.bind(log);
+    let failed = 0;
+    log.append = (frames, opts) => (failed === 0 && frames.some((f) => f.kind === "event" && f.source === "alarms") ? (failed++, Promise.reject(new Error("injected commit failure"))) : append(frames, opts));
+    await put(data("b/t", 95));
+    await logged("b/t:H", ["alarm.active"]);
+    expect({ reads: reads.thrown, failed }).toEqual({ reads: 3, failed: 1 });
+    await put(data("b/t", 80));
+    await logged("b/t:H", ["alarm.active", "alarm.cleared"]);
+    await waitFor(() => e.status().state === "ok", "the engine ok again");
+    log.append = append;
   });
 });
