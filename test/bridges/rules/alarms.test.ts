@@ -30,8 +30,8 @@ afterEach(async () => {
   dir.cleanup();
 });
 
-async function engine(tags: Variable[], registry?: Registry): Promise<AlarmEngine> {
-  const e = new AlarmEngine({ log, catalog: new Catalog(tags), storeEveryMs: 20, retry: { initialMs: 10, maxMs: 50 }, ...(registry ? { registry } : {}) });
+async function engine(tags: Variable[], registry?: Registry, catalog = new Catalog(tags)): Promise<AlarmEngine> {
+  const e = new AlarmEngine({ log, catalog, storeEveryMs: 20, retry: { initialMs: 10, maxMs: 50 }, ...(registry ? { registry } : {}) });
   await e.start();
   engines.push(e);
   return e;
@@ -234,5 +234,19 @@ describe("alarm engine", () => {
     await logged("b/t:H", ["alarm.active", "alarm.cleared"]);
     await waitFor(() => e.status().state === "ok", "the engine ok again");
     log.append = append;
+  });
+
+  it("takes a catalog reload without re-announcing or forgetting an alarm, and evaluates the new limits", async () => {
+    const catalog = new Catalog([tag("b/t", limits({ H: { limit: 90 } }))]);
+    const e = await engine([], undefined, catalog);
+    await put(data("b/t", 95), data("b/p", 1));
+    await logged("b/t:H", ["alarm.active"]);
+    expect(e.known("b/p:L")).toBeUndefined();
+    catalog.replace([tag("b/t", limits({ H: { limit: 90 }, HH: { limit: 99 } })), tag("b/p", limits({ L: { limit: 2 } }))]);
+    await put(data("b/t", 96), data("b/p", 1.5));
+    await logged("b/p:L", ["alarm.active"]);
+    await put(data("b/t", 100));
+    await logged("b/t:HH", ["alarm.active"]);
+    expect(await typesOf("b/t:H")).toEqual(["alarm.active"]);
   });
 });
