@@ -41,8 +41,8 @@ const now = () => Date.now() * 1000;
 /** commits of transitions in flight while reading goes on */
 const MAX_INFLIGHT = 8;
 /** transitions of several pages share a commit: at most this many, waiting at most this long */
-const GROUP_MAX = 1000;
-const GROUP_MS = 50;
+const GROUP_MAX = 5000;
+const GROUP_MS = 250;
 const PRIORITY_SET = new Set<string>(PRIORITIES);
 const priorityOf = (p: unknown, fallback: AlarmPriority): AlarmPriority => (typeof p === "string" && PRIORITY_SET.has(p) ? (p as AlarmPriority) : fallback);
 /** Transition data is JSON: a 64-bit reading travels as its decimal text. */
