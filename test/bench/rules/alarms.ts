@@ -41,7 +41,7 @@ async function fill(log: EventLog): Promise<void> {
     const batch: DataFrame[] = [];
     for (let k = 0; k < 5000 && o + k < FRAMES; k++) {
       const i = (o + k) % TAGS;
-      const swing = !process.env.NO_SWING && i % 100 === 0 && rnd() < 0.2;
+      const swing = i % 100 === 0 && rnd() < 0.2;
       batch.push({ kind: "data", tag: `plant/t${i}`, value: swing ? 92 : 40 + rnd() * 20, ts: ts + o + k, quality: Quality.Good, source: "bench" });
     }
     await log.append(batch);
