@@ -9,10 +9,11 @@
 // frame that started a pending delay, so that the delay is re-derived after a restart, and a transition
 // already in the log (at or before its `cause` offset) is never emitted again.
 import { Gauge, type Registry } from "prom-client";
-import { AlarmRequest, AlarmTransition, type AlarmPriority, type AlarmState, type Catalog, type EventFrame, type Frame, type Logged } from "../../schemas/index.ts";
+import { AlarmRequest, AlarmTransition, type AlarmPriority, type AlarmState, type Catalog, type EventFrame, type Logged } from "../../schemas/index.ts";
 import { consume, type BackoffSettings, type ConsumerContext, type ConsumerLogger, type EventLog, type LogConsumer } from "../../storage/index.ts";
 import type { ComponentStatus } from "../../schemas/health.ts";
 import { conditionFor, conditionOfState, indexConditions, requestCondition, type Condition, type ConditionIndex } from "./alarm-conditions.ts";
+import { TransitionCommits } from "./alarm-commits.ts";
 import { AlarmTable, isShelved, PRIORITIES, type AlarmFilter } from "./alarm-table.ts";
 
 export interface AlarmEngineOptions {
@@ -38,11 +39,6 @@ export class AlarmNotFound extends Error {
 }
 
 const now = () => Date.now() * 1000;
-/** commits of transitions in flight while reading goes on */
-const MAX_INFLIGHT = 8;
-/** transitions of several pages share a commit: at most this many, waiting at most this long */
-const GROUP_MAX = 5000;
-const GROUP_MS = 250;
 const PRIORITY_SET = new Set<string>(PRIORITIES);
 const priorityOf = (p: unknown, fallback: AlarmPriority): AlarmPriority => (typeof p === "string" && PRIORITY_SET.has(p) ? (p as AlarmPriority) : fallback);
 /** Transition data is JSON: a 64-bit reading travels as its decimal text. */
@@ -59,21 +55,10 @@ export class AlarmEngine {
   private readonly shelves = new Map<string, number>();
   /** earliest delay or shelf expiry (log clock, micros) */
   private nextDue = Infinity;
-  /** transitions produced and not yet appended */
-  private out: EventFrame[] = [];
+  private readonly commits: TransitionCommits;
   private consumer: LogConsumer | null = null;
-  private stored = 0;
-  private storedAt = 0;
-  private storing: Promise<void> | null = null;
-  /** progress of the pages whose transitions are committing, in order (never rejects: see `failure`) */
-  private inflight: Promise<void> | null = null;
-  private inflightCount = 0;
-  /** a commit of transitions failed: the next page fails, and the engine rebuilds from the log */
-  private failure: unknown = null;
   /** last offset evaluated (its transitions may still wait for their group commit) */
   private evaluatedUpTo = 0;
-  /** when transitions were last handed to the log */
-  private committedAt = 0;
   /** a pass failed after changing state in memory: rebuild from the log before the next one */
   private dirty = false;
   private readonly gauges: string[] = [];
@@ -83,6 +68,7 @@ export class AlarmEngine {
 
   constructor(private readonly opts: AlarmEngineOptions) {
     this.name = opts.name ?? "alarms";
+    this.commits = new TransitionCommits(opts.log, this.name, opts.storeEveryMs ?? 1000, opts.logger);
   }
 
   /** Last offset whose evaluation is complete (its transitions committed). */
@@ -92,13 +78,13 @@ export class AlarmEngine {
 
   async start(): Promise<void> {
     const { log } = this.opts;
-    this.stored = log.cursor(this.name);
+    const from = log.cursor(this.name) + 1;
     await this.rebuild();
     this.opts.catalog.on("change", this.onCatalog);
     this.registerMetrics();
     this.consumer = consume(log, {
       name: this.name,
-      from: this.stored + 1,
+      from,
       pageSize: this.opts.pageSize ?? 5000,
       // progress follows the commits of the transitions (one in flight): a failed one is read again
       progress: "manual",
@@ -113,30 +99,19 @@ export class AlarmEngine {
   async stop(): Promise<void> {
     this.opts.catalog.off("change", this.onCatalog);
     await this.consumer?.stop();
-    await this.inflight;
-    await this.storing;
-    if (!this.dirty && !this.failure && !this.opts.log.isClosed && this.consumer) {
-      const position = Math.max(this.evaluatedUpTo, this.consumer.handledUpTo);
-      const frames = this.out;
-      this.out = [];
-      await this.opts.log
-        .append(frames, { cursor: { name: this.name, offset: this.holdback(position) } })
-        .catch((err) => this.opts.logger?.warn({ err }, "alarm engine: storing its transitions and cursor at stop failed (read again at the next start)"));
-    }
+    if (!this.dirty && this.consumer) await this.commits.close(this.holdback(Math.max(this.evaluatedUpTo, this.consumer.handledUpTo)));
     for (const g of this.gauges) this.opts.registry?.removeSingleMetric(g);
     this.gauges.length = 0;
   }
 
   /** The state from the log and the conditions from the catalog; pending delays start again. */
   private async rebuild(): Promise<void> {
-    await this.inflight;
-    this.failure = null;
+    await this.commits.reset();
     await this.table.rebuild(this.opts.log, this.opts.log.head);
     this.index = indexConditions(this.opts.catalog.all(), null);
     this.catalogChanged = false;
     this.pending.clear();
     this.shelves.clear();
-    this.out = [];
     this.evaluatedUpTo = 0;
     for (const s of this.table.all()) {
       const c = this.index.byId.get(s.id);
@@ -153,7 +128,9 @@ export class AlarmEngine {
   private async handle(page: Logged[], ctx: ConsumerContext): Promise<void> {
     try {
       this.evaluate(page);
-      await this.flush(page[page.length - 1]!.offset, ctx);
+      const upTo = page[page.length - 1]!.offset;
+      this.evaluatedUpTo = upTo;
+      await this.commits.flush(upTo, this.holdback(upTo), ctx.handled);
     } catch (e) {
       this.dirty = true;
       throw e;
@@ -234,7 +211,7 @@ export class AlarmEngine {
           ...(st && isShelved(st, t) ? { shelvedUntil: st.shelvedUntil!, ...(st.actor === undefined ? {} : { actor: st.actor }), ...(st.reason === undefined ? {} : { reason: st.reason }) } : {}),
         }
       : { ...st!, active: false, value: c.value, since: t, cause };
-    this.out.push(this.table.transition(c.on ? AlarmTransition.Active : AlarmTransition.Cleared, next, t));
+    this.commits.waiting.push(this.table.transition(c.on ? AlarmTransition.Active : AlarmTransition.Cleared, next, t));
   }
 
   /** Delays and shelves due at `t` (log clock) take effect; `cause`: the offset read up to. */
@@ -251,7 +228,7 @@ export class AlarmEngine {
       const st = this.table.get(id);
       if (!st || st.shelvedUntil !== until) continue;
       const { shelvedUntil: _, actor: __, ...rest } = st;
-      this.out.push(this.table.transition(AlarmTransition.Unshelved, { ...rest, since: until, reason: "expired" }, until));
+      this.commits.waiting.push(this.table.transition(AlarmTransition.Unshelved, { ...rest, since: until, reason: "expired" }, until));
     }
     this.recomputeDue();
   }
@@ -290,63 +267,6 @@ export class AlarmEngine {
     if (on !== c.on) this.change(c, on, f.loggedAt, f.offset, on ? (data.value ?? null) : null);
   }
 
-  /**
-   * Appends the transitions produced with the cursor; without any, stores the cursor now and then.
-   * The cursor never passes the frame that started a pending delay (it is read again after a restart).
-   */
-  private async flush(upTo: number, ctx: ConsumerContext): Promise<void> {
-    // Reading goes on while transitions commit (waiting for each commit cost more than the
-    // evaluation): progress is recorded in order as they commit, a few commits at most in flight. A
-    // failed one fails the next page; the consumer reads again from the last committed progress, and
-    // transitions that did commit after it are not repeated (their `cause`).
-    if (this.failure) throw this.failure;
-    if (this.inflightCount >= MAX_INFLIGHT) await this.inflight;
-    if (this.failure) throw this.failure;
-    this.evaluatedUpTo = upTo;
-    // transitions wait a little to share a commit (a commit per page cost more than reading it)
-    if (this.out.length && this.out.length < GROUP_MAX && performance.now() - this.committedAt < GROUP_MS) return;
-    const cursor = this.holdback(upTo);
-    if (this.out.length || this.inflight) {
-      const frames: Frame[] = this.out;
-      this.out = [];
-      const commit = frames.length ? this.opts.log.append(frames, { cursor: { name: this.name, offset: cursor } }) : null;
-      if (commit) this.committedAt = performance.now();
-      this.inflightCount++;
-      const done = Promise.all([this.inflight, commit]).then(
-        () => {
-          this.inflightCount--;
-          if (this.failure) return;
-          if (commit) {
-            this.stored = Math.max(this.stored, cursor);
-            this.storedAt = performance.now();
-          }
-          ctx.handled(upTo);
-        },
-        (e: unknown) => {
-          this.inflightCount--;
-          this.failure ??= e;
-        },
-      );
-      this.inflight = done;
-      void done.finally(() => {
-        if (this.inflight === done) this.inflight = null;
-      });
-      if (commit) return;
-    } else ctx.handled(upTo);
-    if (cursor <= this.stored || this.storing) return;
-    if (cursor - this.stored < 10_000 && performance.now() - this.storedAt < (this.opts.storeEveryMs ?? 1000)) return;
-    this.storedAt = performance.now();
-    this.storing = this.opts.log
-      .commitCursor(this.name, cursor)
-      .then(() => {
-        this.stored = Math.max(this.stored, cursor);
-      })
-      .catch((err) => this.opts.logger?.warn({ err }, "alarm engine: storing its cursor failed (retried)"))
-      .finally(() => {
-        this.storing = null;
-      });
-  }
-
   /** The cursor for progress up to `upTo`: never past a frame that started a pending delay. */
   private holdback(upTo: number): number {
     let cursor = upTo;
@@ -355,21 +275,19 @@ export class AlarmEngine {
   }
 
   private idleAfterMs(): number | null {
-    // transitions to commit, a commit to see through (its failure must fail a pass even if no frame comes)
-    if (this.out.length || this.inflight || this.failure) return 0;
+    if (this.commits.busy) return 0;
     const due = this.nextDue === Infinity ? null : Math.max(0, Math.ceil((this.nextDue - now()) / 1000));
-    const store = (this.consumer?.handledUpTo ?? 0) > this.stored ? (this.opts.storeEveryMs ?? 1000) : null;
+    const store = this.commits.storeAfterMs(this.consumer?.handledUpTo ?? 0);
     return due === null ? store : store === null ? due : Math.min(due, store);
   }
 
   private async onIdle(ctx: ConsumerContext): Promise<void> {
     try {
-      await this.inflight;
-      if (this.failure) throw this.failure;
+      await this.commits.settle();
       const position = Math.max(this.evaluatedUpTo, this.consumer?.handledUpTo ?? 0);
       if (now() >= this.nextDue) this.fireDue(now(), position);
-      this.committedAt = 0; // caught up: what waits is committed now
-      await this.flush(position, ctx);
+      // caught up: what waits is committed now
+      await this.commits.flush(position, this.holdback(position), ctx.handled, true);
     } catch (e) {
       this.dirty = true;
       throw e;
@@ -396,16 +314,11 @@ export class AlarmEngine {
   private async record(type: AlarmTransition, next: AlarmState): Promise<AlarmState> {
     const before = this.table.get(next.id);
     const ev = this.table.transition(type, next, next.since);
-    // transitions waiting for their group commit go first: the log keeps every alarm's order
-    const waiting = this.out;
-    this.out = [];
     try {
-      await this.opts.log.append([...waiting, ev], { urgent: true });
+      await this.commits.appendNow(ev);
     } catch (e) {
       if (before) this.table.put(before);
       else this.table.remove(next.id);
-      // the waiting transitions are lost with this append: the engine rebuilds from the log
-      if (waiting.length) this.failure ??= e;
       throw e;
     }
     return { ...next };
