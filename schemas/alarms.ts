@@ -53,7 +53,91 @@ export const AlarmState = Type.Object(
     value: Type.Optional(Type.Unknown()),
     since: Type.Number({ description: "micros of the last transition" }),
     actor: Type.Optional(Type.String({ description: "who acknowledged or shelved" })),
+    reason: Type.Optional(Type.String({ description: "why it was shelved (operator's words), or 'expired' on an unshelve at expiry" })),
+    cause: Type.Optional(
+      Type.Integer({
+        description: "offset of the log frame up to which the engine had read when the condition last changed (active/cleared): a replay after a restart emits nothing at or before it",
+      }),
+    ),
   },
   { $id: "AlarmState" },
 );
 export type AlarmState = Static<typeof AlarmState>;
+
+// ---- variables.yml: the alarms of one tag (Variable.alarms) ---------------------------------------
+const LimitAlarm = Type.Object(
+  {
+    limit: Type.Number({ description: "HH/H: active above it; L/LL: active below it" }),
+    priority: Type.Optional(AlarmPriority),
+    message: Type.Optional(Type.String({ description: "text shown to operators (default: '<tag> above HH limit <limit>')" })),
+  },
+  { additionalProperties: false },
+);
+
+export const LIMIT_KINDS = ["HH", "H", "L", "LL"] as const;
+export type LimitKind = (typeof LIMIT_KINDS)[number];
+
+export const TagAlarms = Type.Object(
+  {
+    HH: Type.Optional(LimitAlarm),
+    H: Type.Optional(LimitAlarm),
+    L: Type.Optional(LimitAlarm),
+    LL: Type.Optional(LimitAlarm),
+    deadband: Type.Number({ minimum: 0, default: 0, description: "hysteresis: a high alarm clears below limit - deadband, a low alarm above limit + deadband" }),
+    onDelayMs: Type.Integer({ minimum: 0, default: 0, description: "the condition must hold this long before the alarm becomes active" }),
+    offDelayMs: Type.Integer({ minimum: 0, default: 0, description: "the condition must be gone this long before the alarm clears" }),
+    bool: Type.Optional(
+      Type.Object(
+        {
+          when: Type.Boolean({ description: "the value that is the alarm condition" }),
+          priority: Type.Optional(AlarmPriority),
+          message: Type.Optional(Type.String()),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    quality: Type.Optional(
+      Type.Object(
+        {
+          badForMs: Type.Integer({ minimum: 0, description: "active when the tag has been Bad this long" }),
+          priority: Type.Optional(AlarmPriority),
+          message: Type.Optional(Type.String()),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false, description: "alarms of this tag (ISA-18.2 states; engine: bridges/rules/alarms.ts)" },
+);
+export type TagAlarms = Static<typeof TagAlarms>;
+
+/**
+ * What the schema cannot say about one tag's alarms: limits in order (LL < L < H < HH), a deadband that
+ * keeps a high alarm's clearing point above the low limit, limits only on numbers and `bool` only on bool
+ * tags. Each problem with its path below `alarms`.
+ */
+export function alarmConfigProblems(alarms: TagAlarms, tagType: string): { path: string; message: string }[] {
+  const out: { path: string; message: string }[] = [];
+  const numeric = tagType !== "bool" && tagType !== "string";
+  const present = LIMIT_KINDS.filter((k) => alarms[k] !== undefined);
+  if (!numeric) for (const k of present) out.push({ path: `alarms.${k}`, message: `a limit alarm needs a numeric tag; this tag is ${tagType}` });
+  if (alarms.bool && tagType !== "bool") out.push({ path: "alarms.bool", message: `a bool alarm needs a bool tag; this tag is ${tagType}` });
+  // from the highest to the lowest: each present limit must be above the next present one
+  const order: LimitKind[] = ["HH", "H", "L", "LL"];
+  for (let i = 0; i < order.length; i++) {
+    const hi = alarms[order[i]!];
+    if (!hi) continue;
+    for (let j = i + 1; j < order.length; j++) {
+      const lo = alarms[order[j]!];
+      if (lo && !(hi.limit > lo.limit)) out.push({ path: `alarms.${order[i]}.limit`, message: `${order[i]} limit ${hi.limit} must be above ${order[j]} limit ${lo.limit}` });
+    }
+  }
+  const lowestHigh = alarms.H ?? alarms.HH;
+  const highestLow = alarms.L ?? alarms.LL;
+  if (lowestHigh && highestLow && alarms.deadband > 0 && lowestHigh.limit - alarms.deadband <= highestLow.limit + alarms.deadband && lowestHigh.limit > highestLow.limit) {
+    out.push({ path: "alarms.deadband", message: `deadband ${alarms.deadband} overlaps the high and low limits (${lowestHigh.limit} and ${highestLow.limit}): a value could hold a high and a low alarm at once` });
+  }
+  const conditions = present.length + (alarms.bool ? 1 : 0) + (alarms.quality ? 1 : 0);
+  if (conditions === 0) out.push({ path: "alarms", message: "no alarm condition: give HH, H, L, LL, bool or quality" });
+  return out;
+}

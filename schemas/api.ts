@@ -53,7 +53,7 @@ export const QueryBody = Type.Object(
     sql: Type.String({
       minLength: 1,
       maxLength: 100_000,
-      description: "one SELECT over the views frames, data, commands, acks, events, tags, frames_all, data_all",
+      description: "one SELECT over the views frames, data, commands, acks, events, tags, frames_all, data_all, alarms",
     }),
     format: Type.Optional(Type.Union([Type.Literal("json"), Type.Literal("csv"), Type.Literal("arrow")])),
     limit: Type.Optional(Type.Integer({ minimum: 1, description: "row limit (at most query.maxRows)" })),

@@ -1,6 +1,7 @@
 // The configuration files, as TypeBox schemas with their defaults. server/config.ts loads YAML and
 // validates it against these; schemas/json/*.schema.json are emitted from them for editors.
 import { Type, type Static } from "@sinclair/typebox";
+import { TagAlarms } from "./alarms.ts";
 import { TlsFiles } from "./tls.ts";
 
 const Id = Type.String({ pattern: "^[A-Za-z0-9_.-]+$", minLength: 1, maxLength: 64 });
@@ -307,6 +308,7 @@ export const Variable = Type.Object(
     min: Type.Optional(Type.Number()),
     max: Type.Optional(Type.Number()),
     tenant: Type.String({ default: "default" }),
+    alarms: Type.Optional(TagAlarms),
   },
   {
     additionalProperties: false,

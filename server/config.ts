@@ -11,7 +11,7 @@ import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import { parseDocument } from "yaml";
 import { applyDefaults } from "../schemas/defaults.ts";
 import { tagProblems } from "../schemas/tag-checks.ts";
-import { ConfigError, DriversFile, EndpointsFile, GatewayConfig, gotValue, readablePath, redactSecrets, VariablesFile, type Variable } from "../schemas/index.ts";
+import { alarmConfigProblems, ConfigError, DriversFile, EndpointsFile, GatewayConfig, gotValue, readablePath, redactSecrets, VariablesFile, type Variable } from "../schemas/index.ts";
 
 export interface Config {
   dir: string;
@@ -172,6 +172,7 @@ function crossCheck(config: Config, validators: ReadonlyMap<string, TagValidator
     if (seen.has(t.tag)) problems.push(new ConfigError(varsFile, `tags[${i}].tag`, `duplicate tag '${t.tag}' (first at tags[${seen.get(t.tag)}])`));
     else seen.set(t.tag, i);
     if (t.min !== undefined && t.max !== undefined && t.min > t.max) problems.push(new ConfigError(varsFile, `tags[${i}]`, `min ${t.min} is above max ${t.max}`));
+    if (t.alarms) for (const p of alarmConfigProblems(t.alarms, t.type)) problems.push(new ConfigError(varsFile, `tags[${i}].${p.path}`, p.message));
   });
   for (const p of tagProblems(tags, ids)) problems.push(new ConfigError(varsFile, `tags[${p.index}]${p.field ? `.${p.field}` : ""}`, p.message));
   for (const d of drivers) {

@@ -9,6 +9,7 @@ import { createMqttNorth, type CommandAuthorizer } from "../bridges/mqtt-north/i
 import { createNatsBridge } from "../bridges/nats/index.ts";
 import { createDerivedService } from "../bridges/rules/derived.ts";
 import { createRulesService } from "../bridges/rules/scripts.ts";
+import { AlarmEngine } from "../bridges/rules/alarms.ts";
 import { AuthError, authorizeWrite } from "./auth/index.ts";
 import { verifyToken } from "./auth/live.ts";
 
@@ -22,6 +23,7 @@ export const services: ServiceFactory[] = [
   (ctx) => historyService(ctx),
   // derived tags and windows: idle (reads nothing) while the catalog has none
   (ctx) => createDerivedService({ log: ctx.log, catalog: ctx.catalog, logger: ctx.logger }),
+  (ctx) => new AlarmEngine({ log: ctx.log, catalog: ctx.catalog, registry: ctx.metrics.registry, logger: ctx.logger }),
   (ctx) => (ctx.config.gateway.watchConfig ? configWatcher(ctx) : null),
   (ctx) => createModbusSlave({ ...ctx, get config() { return ctx.config; }, registry: ctx.metrics.registry }), // getter: the map follows reloads
   (ctx) => (ctx.config.gateway.opcua.enabled ? createOpcuaServer(ctx) : null),

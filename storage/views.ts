@@ -7,7 +7,7 @@ import type { DuckDBConnection } from "@duckdb/node-api";
 import { tagSource, type Variable } from "../schemas/config.ts";
 
 /** Views user SQL may name; everything else in the database is hidden from it. */
-export const QUERY_VIEWS = ["frames", "data", "commands", "acks", "events", "tags", "frames_all", "data_all"] as const;
+export const QUERY_VIEWS = ["frames", "data", "commands", "acks", "events", "tags", "frames_all", "data_all", "alarms"] as const;
 
 /** Raw columns of the hot table and of every archive file, in this order. */
 const RAW = `"offset", kind, ts, tag, vtype, num, str, quality, source, body, logged_at`;
@@ -57,6 +57,13 @@ const staticViews = (m: string) => [
   `CREATE OR REPLACE VIEW ${m}.events AS SELECT "offset", ts, ts_us, json_extract_string(body, '$.type') AS type, source, tag,
     json_extract(body, '$.data') AS data, logged_at, seq
   FROM ${m}.frames WHERE kind = 'event'`,
+  // alarm history: one row per transition of the alarm engine (bridges/rules/alarms.ts), its state after it
+  `CREATE OR REPLACE VIEW ${m}.alarms AS SELECT "offset", ts, ts_us, type, json_extract_string(data, '$.id') AS id, tag,
+    json_extract_string(data, '$.kind') AS kind, json_extract_string(data, '$.priority') AS priority,
+    TRY_CAST(json_extract(data, '$.active') AS BOOLEAN) AS active, TRY_CAST(json_extract(data, '$.acked') AS BOOLEAN) AS acked,
+    json_extract_string(data, '$.actor') AS actor, json_extract_string(data, '$.message') AS message, json_extract_string(data, '$.reason') AS reason,
+    json_extract(data, '$.value') AS value, make_timestamp(TRY_CAST(json_extract(data, '$.shelvedUntil') AS BIGINT)) AS shelved_until, logged_at, seq
+  FROM ${m}.events WHERE source = 'alarms' AND type LIKE 'alarm.%'`,
   `CREATE OR REPLACE VIEW ${m}.tags AS SELECT tag, driver, type, unit, description, access, tenant FROM ${m}.tag_catalog`,
 ];
 

@@ -4,6 +4,7 @@
 // operations console's (../console-static.ts): the console never shadows a route.
 import { Elysia } from "elysia";
 import type { GatewayContext } from "../context.ts";
+import { alarmsApi } from "./alarms.ts";
 import { backupApi } from "./backup.ts";
 import { commandsApi } from "./commands.ts";
 import { discoverApi } from "./discover.ts";
@@ -22,7 +23,7 @@ import { tagsApi } from "./tags.ts";
 
 export type ApiPlugin = (ctx: GatewayContext) => Elysia<any, any, any, any, any, any, any>;
 
-export const apiPlugins: ApiPlugin[] = [healthApi, tagsApi, commandsApi, (ctx) => queryApi(ctx), backupApi, discoverApi, (ctx) => loginApi(ctx), overviewApi, driversApi, rulesApi];
+export const apiPlugins: ApiPlugin[] = [healthApi, tagsApi, commandsApi, (ctx) => queryApi(ctx), backupApi, discoverApi, (ctx) => loginApi(ctx), overviewApi, driversApi, rulesApi, alarmsApi];
 
 export function createApi(ctx: GatewayContext) {
   const app = new Elysia();

@@ -1,7 +1,7 @@
 // GET /api/overview (read): what the console's first page shows, in one answer polled every second or
 // two: throughput and commit latency now (../throughput.ts), the log (head, size on disk, queue), the
 // MQTT uplink (connected, backlog, drain ETA), drivers by state, and the readiness verdict with its
-// reasons. Active alarms join when the alarms work lands (null until then: the page hides the card).
+// reasons, and the count of active alarms that annunciate (null when no alarm engine runs: the page hides the card).
 import { statSync } from "node:fs";
 import { join } from "node:path";
 import { Elysia, t } from "elysia";
@@ -9,6 +9,7 @@ import { errorAnswers } from "../../schemas/api.ts";
 import type { GatewayContext } from "../context.ts";
 import { readiness } from "../readiness.ts";
 import { throughputOf } from "../throughput.ts";
+import { alarmSummary } from "./alarms.ts";
 import { guarded } from "./console-auth.ts";
 
 const OverviewAnswer = t.Object({
@@ -88,7 +89,7 @@ export function overviewApi(ctx: GatewayContext) {
           log: { head: ctx.log.head, sizeBytes: sizeOnDisk(ctx.config.gateway.dataDir), queueDepth: ctx.log.queueDepth, paused: ctx.log.isPaused, degraded: ctx.log.isDegraded },
           uplink,
           drivers: ctx.drivers.status().map((d) => ({ id: d.id, state: d.state })),
-          alarms: null,
+          alarms: alarmSummary(ctx),
         };
       }),
     {

@@ -35,8 +35,10 @@ const READ_ROUTES: Record<string, (auth: string) => Promise<Response>> = {
   "GET /api/drivers": (auth) => fetch(`${g.url}/api/drivers`, { headers: { authorization: auth } }),
   "GET /api/rules": (auth) => fetch(`${g.url}/api/rules`, { headers: { authorization: auth } }),
   "GET /api/rules/:name": (auth) => fetch(`${g.url}/api/rules/nope`, { headers: { authorization: auth } }),
+  "GET /api/alarms": (auth) => fetch(`${g.url}/api/alarms`, { headers: { authorization: auth } }),
 };
-const WRITE_ROUTES = ["PUT /api/tags/:tag"];
+/** The alarm actions are tested with their feature (test/server/alarms-api.test.ts: a viewer cannot acknowledge). */
+const WRITE_ROUTES = ["PUT /api/tags/:tag", "POST /api/alarms/:id/ack", "POST /api/alarms/:id/shelve", "POST /api/alarms/:id/unshelve"];
 /** Routes that need the `admin` scope (tested with their own feature: test/server/backup.test.ts, discover-api.test.ts, rules-api.test.ts). */
 const ADMIN_ROUTES = [
   "POST /api/backup", "POST /api/discover/opcua", "POST /api/discover/modbus", "POST /api/drivers/:id/restart", "POST /api/drivers/:id/pause", "POST /api/drivers/:id/resume",

@@ -37,7 +37,7 @@ describe("GET /api/overview", () => {
     expect(o.commitLatencyMs.p99).toBeGreaterThanOrEqual(o.commitLatencyMs.p50);
     expect(o.drivers).toEqual([{ id: "sim", state: "Active" }]);
     expect(o.uplink).toBeNull(); // no MQTT uplink configured
-    expect(o.alarms).toBeNull();
+    expect(o.alarms).toEqual({ active: 0 }); // the alarm engine runs; no alarm configured
   });
 
   it("refuses a request without a token with 401", async () => {

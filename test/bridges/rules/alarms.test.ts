@@ -1,0 +1,252 @@
+// The alarm engine on a real event log: limit alarms with hysteresis and delays, bool and quality alarms,
+// request alarms from the mapping layer and from rules, operators' acks and shelving with expiry, and a
+// restart that keeps every state and repeats no transition.
+import { afterEach, beforeEach, describe, expect, it } from "bun:test";
+import { join } from "node:path";
+import { Registry } from "prom-client";
+import { AlarmEngine, AlarmNotFound } from "../../../bridges/rules/alarms.ts";
+import { Catalog, Quality, type AlarmState, type EventFrame, type Frame, type Variable } from "../../../schemas/index.ts";
+import { EventLog } from "../../../storage/index.ts";
+import { failLogReads } from "../../helpers/faults.ts";
+import { tempDir, waitFor } from "../../helpers/index.ts";
+
+const tag = (t: string, alarms: Variable["alarms"], type: Variable["type"] = "float64"): Variable =>
+  ({ tag: t, driver: "sim", type, group: "default", scale: 1, offset: 0, deadband: 0, access: "R", tenant: "default", alarms }) as Variable;
+const limits = (extra: Partial<NonNullable<Variable["alarms"]>> = {}) => ({ deadband: 0, onDelayMs: 0, offDelayMs: 0, ...extra });
+
+let dir: ReturnType<typeof tempDir>;
+let path: string;
+let log: EventLog;
+let engines: AlarmEngine[] = [];
+beforeEach(async () => {
+  dir = tempDir();
+  path = join(dir.path, "log.duckdb");
+  log = await EventLog.open({ path, maxDelayMs: 1 });
+});
+afterEach(async () => {
+  for (const e of engines) await e.stop();
+  engines = [];
+  await log.close();
+  dir.cleanup();
+});
+
+async function engine(tags: Variable[], registry?: Registry, catalog = new Catalog(tags)): Promise<AlarmEngine> {
+  const e = new AlarmEngine({ log, catalog, storeEveryMs: 20, retry: { initialMs: 10, maxMs: 50 }, ...(registry ? { registry } : {}) });
+  await e.start();
+  engines.push(e);
+  return e;
+}
+const stopEngine = async (e: AlarmEngine) => {
+  await e.stop();
+  engines = engines.filter((x) => x !== e);
+};
+
+const data = (t: string, value: number | boolean, quality: number = Quality.Good): Frame => ({ kind: "data", tag: t, value, ts: Date.now() * 1000, quality, source: "sim" });
+const put = (...frames: Frame[]) => log.append(frames);
+/** Every transition event in the log, in order. */
+async function transitions(): Promise<{ type: string; data: AlarmState }[]> {
+  const out: { type: string; data: AlarmState }[] = [];
+  for await (const f of log.read({ from: 1, kinds: ["event"] })) {
+    const e = f as EventFrame;
+    if (e.source === "alarms") out.push({ type: e.type, data: e.data as AlarmState });
+  }
+  return out;
+}
+const typesOf = async (id: string) => (await transitions()).filter((t) => t.data.id === id).map((t) => t.type);
+/** Waits until the log holds exactly these transitions of `id` (the table changes before its event commits). */
+const logged = (id: string, types: string[]) => waitFor(async () => JSON.stringify(await typesOf(id)) === JSON.stringify(types), `${types.join(", ")} of ${id} in the log`, 3000, 5);
+const caughtUp = (e: AlarmEngine) => waitFor(() => e.status().position === log.head, "the engine to catch up");
+
+describe("alarm engine", () => {
+  it("raises a limit alarm, records the actor of the acknowledgement, and clears it", async () => {
+    const e = await engine([tag("b/t", limits({ H: { limit: 90 }, HH: { limit: 95, priority: "critical" } }))]);
+    await put(data("b/t", 80), data("b/t", 92));
+    await waitFor(() => e.get("b/t:H")?.active, "H active");
+    expect(e.get("b/t:HH")).toBeUndefined();
+    expect(e.list().map((a) => [a.id, a.priority, a.active, a.acked])).toEqual([["b/t:H", "medium", true, false]]);
+    const acked = await e.ack("b/t:H", "alice");
+    expect({ acked: acked.acked, actor: acked.actor }).toEqual({ acked: true, actor: "alice" });
+    await put(data("b/t", 85));
+    await logged("b/t:H", ["alarm.active", "alarm.acked", "alarm.cleared"]);
+    const ack = (await transitions()).find((t) => t.type === "alarm.acked")!;
+    expect(ack.data.actor).toBe("alice");
+    // cleared and acknowledged: no longer annunciated
+    expect(e.list()).toEqual([]);
+    await expect(e.ack("nope", "alice")).rejects.toBeInstanceOf(AlarmNotFound);
+  });
+
+  it("does not flap with a value oscillating across the limit inside the deadband", async () => {
+    const e = await engine([tag("b/t", limits({ H: { limit: 90 }, deadband: 2 }))]);
+    const wave = Array.from({ length: 40 }, (_, i) => data("b/t", i % 2 ? 90.6 : 89.4));
+    await put(...wave);
+    await caughtUp(e);
+    expect(await typesOf("b/t:H")).toEqual(["alarm.active"]);
+    await put(data("b/t", 87.9));
+    await logged("b/t:H", ["alarm.active", "alarm.cleared"]);
+  });
+
+  it("without a deadband the same oscillation makes a transition per crossing (the test's control)", async () => {
+    const e = await engine([tag("b/t", limits({ H: { limit: 90 } }))]);
+    await put(...Array.from({ length: 10 }, (_, i) => data("b/t", i % 2 ? 90.6 : 89.4)));
+    await caughtUp(e);
+    // 89.4 first: nine crossings
+    expect((await typesOf("b/t:H")).length).toBe(9);
+  });
+
+  it("raises only after the on-delay and clears only after the off-delay, with no further reading needed", async () => {
+    const e = await engine([tag("b/t", limits({ H: { limit: 90 }, onDelayMs: 300, offDelayMs: 300 }))]);
+    // a short excursion, shorter than the on-delay: nothing
+    await put(data("b/t", 95));
+    await Bun.sleep(100);
+    await put(data("b/t", 80));
+    await caughtUp(e);
+    await Bun.sleep(350);
+    expect(await typesOf("b/t:H")).toEqual([]);
+    const t0 = performance.now();
+    await put(data("b/t", 95));
+    await waitFor(() => e.get("b/t:H")?.active, "active after the on-delay", 3000, 5);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(290);
+    const t1 = performance.now();
+    await put(data("b/t", 80));
+    await waitFor(() => e.get("b/t:H")?.active === false, "cleared after the off-delay", 3000, 5);
+    expect(performance.now() - t1).toBeGreaterThanOrEqual(290);
+    await logged("b/t:H", ["alarm.active", "alarm.cleared"]);
+  });
+
+  it("raises a quality alarm when the tag has been Bad for badForMs, not before", async () => {
+    const e = await engine([tag("b/t", limits({ quality: { badForMs: 300, priority: "low" } }))]);
+    await put(data("b/t", 1, Quality.Bad_CommunicationError));
+    await Bun.sleep(150);
+    await caughtUp(e);
+    expect(e.get("b/t:quality")).toBeUndefined();
+    await waitFor(() => e.get("b/t:quality")?.active, "quality alarm", 3000, 5);
+    expect(e.get("b/t:quality")!.priority).toBe("low");
+    await put(data("b/t", 1));
+    await waitFor(() => e.get("b/t:quality")?.active === false, "cleared by a Good reading");
+  });
+
+  it("raises a bool alarm on its `when` value and ignores Bad readings for it", async () => {
+    const e = await engine([tag("m/trip", limits({ bool: { when: true, priority: "critical" } }), "bool")]);
+    await put(data("m/trip", false), data("m/trip", true, Quality.Bad_Timeout));
+    await caughtUp(e);
+    expect(e.get("m/trip:bool")).toBeUndefined();
+    await put(data("m/trip", true));
+    await waitFor(() => e.get("m/trip:bool")?.active, "bool alarm");
+  });
+
+  it("raises mapping:<tag> on a mapping.error event and clears it on mapping.recovered", async () => {
+    const e = await engine([]);
+    await put({ kind: "event", type: "mapping.error", source: "mapping", tag: "b/flow", ts: Date.now() * 1000, data: { error: "division by zero" } });
+    await waitFor(() => e.get("mapping:b/flow")?.active, "mapping alarm");
+    expect(e.get("mapping:b/flow")).toMatchObject({ kind: "mapping", tag: "b/flow", message: "mapping of b/flow failed: division by zero" });
+    await put({ kind: "event", type: "mapping.recovered", source: "mapping", tag: "b/flow", ts: Date.now() * 1000 });
+    await waitFor(() => e.get("mapping:b/flow")?.active === false, "mapping alarm cleared");
+  });
+
+  it("raises rule:<name>:<n> on alarm.raise from a rule, with its priority and message", async () => {
+    const e = await engine([]);
+    await put({ kind: "event", type: "alarm.raise", source: "rule:pump", ts: Date.now() * 1000, data: { name: "dry-run", priority: "critical", message: "pump runs dry" } });
+    await waitFor(() => e.get("rule:pump:dry-run")?.active, "rule alarm");
+    expect(e.get("rule:pump:dry-run")).toMatchObject({ kind: "rule", priority: "critical", message: "pump runs dry", acked: false });
+    await put({ kind: "event", type: "alarm.clear", source: "rule:pump", ts: Date.now() * 1000, data: { name: "dry-run" } });
+    await waitFor(() => e.get("rule:pump:dry-run")?.active === false, "rule alarm cleared");
+    // a raise whose source is not a rule, or without a name, is ignored
+    await put({ kind: "event", type: "alarm.raise", source: "someone", ts: Date.now() * 1000, data: { name: "x" } }, { kind: "event", type: "alarm.raise", source: "rule:pump", ts: Date.now() * 1000, data: {} });
+    await caughtUp(e);
+    expect(e.list({ state: "all" }).map((a) => a.id)).toEqual(["rule:pump:dry-run"]);
+  });
+
+  it("hides a shelved alarm until its shelving expires, then unshelves it with an event", async () => {
+    const registry = new Registry();
+    const e = await engine([tag("b/t", limits({ H: { limit: 90, priority: "high" } }))], registry);
+    await put(data("b/t", 95));
+    await waitFor(() => e.get("b/t:H")?.active, "H active");
+    expect((await registry.getSingleMetricAsString("edge_alarms_active")).includes('edge_alarms_active{priority="high"} 1')).toBe(true);
+    const shelved = await e.shelve("b/t:H", "bob", 300, "sensor being replaced");
+    expect(shelved).toMatchObject({ actor: "bob", reason: "sensor being replaced" });
+    expect(e.list()).toEqual([]);
+    expect(e.list({ state: "shelved" }).map((a) => a.id)).toEqual(["b/t:H"]);
+    expect((await registry.getSingleMetricAsString("edge_alarms_active")).includes('edge_alarms_active{priority="high"} 0')).toBe(true);
+    await logged("b/t:H", ["alarm.active", "alarm.shelved", "alarm.unshelved"]);
+    expect(e.list().map((a) => a.id)).toEqual(["b/t:H"]);
+    const last = (await transitions()).at(-1)!;
+    expect({ type: last.type, reason: last.data.reason }).toEqual({ type: "alarm.unshelved", reason: "expired" });
+  });
+
+  it("keeps the active and acknowledged states across a restart and repeats no transition", async () => {
+    const tags = [tag("b/t", limits({ H: { limit: 90 } })), tag("b/p", limits({ L: { limit: 2 } }))];
+    let e = await engine(tags);
+    await put(data("b/t", 95), data("b/p", 1));
+    await waitFor(() => e.get("b/t:H")?.active && e.get("b/p:L")?.active, "two alarms");
+    await e.ack("b/t:H", "alice");
+    await put(data("b/p", 3), data("b/t", 96));
+    await waitFor(() => e.get("b/p:L")?.active === false, "L cleared");
+    await caughtUp(e);
+    const before = await transitions();
+    await stopEngine(e);
+    await log.close();
+    log = await EventLog.open({ path, maxDelayMs: 1 });
+    e = await engine(tags);
+    expect(e.get("b/t:H")).toMatchObject({ active: true, acked: true, actor: "alice" });
+    expect(e.get("b/p:L")).toMatchObject({ active: false, acked: false });
+    await put(data("b/t", 97), data("b/p", 4));
+    await caughtUp(e);
+    expect(await transitions()).toEqual(before);
+  });
+
+  it("a delay pending at a restart takes effect once after it, at its time, and frames read again repeat nothing", async () => {
+    const tags = [tag("b/t", limits({ H: { limit: 90 }, onDelayMs: 400 })), tag("b/p", limits({ L: { limit: 2 } }))];
+    let e = await engine(tags);
+    const t0 = performance.now();
+    await put(data("b/t", 80), data("b/t", 95));
+    // another alarm comes and goes while the delay runs: read again after the restart
+    await put(data("b/p", 1));
+    await put(data("b/p", 3));
+    await logged("b/p:L", ["alarm.active", "alarm.cleared"]);
+    await caughtUp(e);
+    await Bun.sleep(50);
+    await stopEngine(e);
+    // the cursor stays before the reading that started the delay
+    expect(log.cursor("alarms")).toBeLessThan(log.head);
+    e = await engine(tags);
+    await waitFor(() => e.get("b/t:H")?.active, "active after the delay", 3000, 5);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(390);
+    await put(data("b/t", 96));
+    await caughtUp(e);
+    await stopEngine(e);
+    e = await engine(tags);
+    await caughtUp(e);
+    expect(await typesOf("b/t:H")).toEqual(["alarm.active"]);
+    expect(await typesOf("b/p:L")).toEqual(["alarm.active", "alarm.cleared"]);
+  });
+
+  it("goes on after failed log reads and a failed commit of its transitions, repeating none", async () => {
+    const e = await engine([tag("b/t", limits({ H: { limit: 90 } }))]);
+    const reads = failLogReads(log, 3);
+    // the first append carrying a transition fails, as a commit would
+    const append = log.append.bind(log);
+    let failed = 0;
+    log.append = (frames, opts) => (failed === 0 && frames.some((f) => f.kind === "event" && f.source === "alarms") ? (failed++, Promise.reject(new Error("injected commit failure"))) : append(frames, opts));
+    await put(data("b/t", 95));
+    await logged("b/t:H", ["alarm.active"]);
+    expect({ reads: reads.thrown, failed }).toEqual({ reads: 3, failed: 1 });
+    await put(data("b/t", 80));
+    await logged("b/t:H", ["alarm.active", "alarm.cleared"]);
+    await waitFor(() => e.status().state === "ok", "the engine ok again");
+    log.append = append;
+  });
+
+  it("takes a catalog reload without re-announcing or forgetting an alarm, and evaluates the new limits", async () => {
+    const catalog = new Catalog([tag("b/t", limits({ H: { limit: 90 } }))]);
+    const e = await engine([], undefined, catalog);
+    await put(data("b/t", 95), data("b/p", 1));
+    await logged("b/t:H", ["alarm.active"]);
+    expect(e.known("b/p:L")).toBeUndefined();
+    catalog.replace([tag("b/t", limits({ H: { limit: 90 }, HH: { limit: 99 } })), tag("b/p", limits({ L: { limit: 2 } }))]);
+    await put(data("b/t", 96), data("b/p", 1.5));
+    await logged("b/p:L", ["alarm.active"]);
+    await put(data("b/t", 100));
+    await logged("b/t:HH", ["alarm.active"]);
+    expect(await typesOf("b/t:H")).toEqual(["alarm.active"]);
+  });
+});
