@@ -1,0 +1,64 @@
+// The host side of the imports a WebAssembly plugin may use (ABI.md, "Imports"): log lines in five levels
+// capped at 4096 bytes, the wall clock, the cooperative interrupt check, and AssemblyScript's abort. The
+// view of the plugin's memory is taken afresh on every use because memory.grow detaches the old buffer.
+
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** One log line from a plugin is at most this many bytes; the rest is cut and the cut is said. */
+export const LOG_LINE_MAX_BYTES = 4096;
+
+/** Thrown by the abort import: AssemblyScript's assertion/`throw`, carried as the trap's text. */
+export class WasmAbort extends Error {
+  override name = "WasmAbort";
+}
+
+/** What the imports need of the instance that owns them (set after instantiation). */
+export interface ImportContext {
+  memory(): WebAssembly.Memory;
+  log(level: LogLevel, msg: string): void;
+  now(): number;
+  /** true when the current call is past its deadline or the host asked to stop */
+  shouldStop(): boolean;
+}
+
+/** Names of the `env` imports a plugin may declare; any other import is refused at load. */
+export const KNOWN_IMPORTS = new Set(["log", "now_ms", "should_stop", "abort", "memory"]);
+
+const lossy = new TextDecoder("utf-8");
+
+/** Builds the import object; `memory` is the host-made memory when the module imports one. */
+export function hostImports(ctx: ImportContext, memory?: WebAssembly.Memory): WebAssembly.Imports {
+  const env: Record<string, WebAssembly.ImportValue> = {
+    log: (level: number, ptr: number, len: number) => ctx.log(LOG_LEVELS[Math.min(Math.max(level | 0, 0), 4)]!, readLogLine(ctx.memory(), ptr, len)),
+    now_ms: () => ctx.now(),
+    should_stop: () => (ctx.shouldStop() ? 1 : 0),
+    abort: (msg: number, file: number, line: number, col: number) => {
+      const mem = ctx.memory();
+      throw new WasmAbort(`abort: ${readAsString(mem, msg)} at ${readAsString(mem, file)}:${line}:${col}`);
+    },
+  };
+  if (memory) env.memory = memory;
+  return { env };
+}
+
+/** The text of a log call, cut to LOG_LINE_MAX_BYTES (a multi-byte character cut in two becomes U+FFFD). */
+export function readLogLine(memory: WebAssembly.Memory, ptr: number, len: number): string {
+  const mem = new Uint8Array(memory.buffer);
+  if (ptr < 0 || len < 0 || ptr + len > mem.length) throw new RangeError(`log: text ${ptr}+${len} lies outside memory (${mem.length} bytes)`);
+  return capLogText(mem.subarray(ptr, ptr + len));
+}
+
+/** UTF-8 text of a log line, cut at LOG_LINE_MAX_BYTES with the cut said. */
+export function capLogText(bytes: Uint8Array): string {
+  if (bytes.length <= LOG_LINE_MAX_BYTES) return lossy.decode(bytes);
+  return `${lossy.decode(bytes.subarray(0, LOG_LINE_MAX_BYTES))}… [${bytes.length - LOG_LINE_MAX_BYTES} more bytes cut]`;
+}
+
+/** An AssemblyScript string: UTF-16LE, its byte length in the 4 bytes before it (0 = none given). */
+function readAsString(memory: WebAssembly.Memory, ptr: number): string {
+  const mem = new Uint8Array(memory.buffer);
+  if (ptr < 4 || ptr > mem.length) return "?";
+  const bytes = Math.min(new DataView(memory.buffer).getUint32(ptr - 4, true), LOG_LINE_MAX_BYTES, mem.length - ptr);
+  return new TextDecoder("utf-16le").decode(mem.subarray(ptr, ptr + (bytes & ~1)));
+}

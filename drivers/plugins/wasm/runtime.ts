@@ -1,0 +1,262 @@
+// The host of WebAssembly plugins (ABI.md): loads a core module (or, through component.ts, a component),
+// checks its imports, exports and memory ceiling before anything of it runs, and calls it with a time
+// limit per call. A trap re-creates the instance from the compiled module, so one bad payload costs one
+// instantiation (about 0.1 ms for the SDK example), not the plugin. This runs inside the plugin's child
+// process: a loop that never calls the interrupt check cannot be stopped here (a Worker cannot stop it
+// either); the process host kills the child at the deadline.
+import type { AckCode } from "../../../schemas/acks.ts";
+import { WasmDeadlineError, WasmOutputError, WasmRefusedError, WasmTrapError } from "./errors.ts";
+import { hostImports, KNOWN_IMPORTS, type LogLevel } from "./host-imports.ts";
+import { inspectModule, isComponent, type ModuleShape } from "./inspect.ts";
+import { encodeFrames, readFrames, type DecodedFrame } from "./wire.ts";
+
+export const WASM_API_VERSION = 1;
+export const DEFAULT_CALL_TIMEOUT_MS = 1000;
+
+export interface WasmPluginOptions {
+  kind: "driver" | "decoder";
+  /** given to the module's `init` as JSON */
+  config: unknown;
+  /** the memory ceiling of the instance in 64 KiB pages */
+  memoryMaxPages: number;
+  log(level: LogLevel, msg: string): void;
+  /** wall clock in ms since the epoch (the `now_ms` import) */
+  now(): number;
+  /** time limit of one call (one payload of a batch) before the interrupt check says stop */
+  callTimeoutMs?: number;
+  /** a SharedArrayBuffer-backed flag: non-zero asks the running call to stop at its next check */
+  stopFlag?: Int32Array;
+  /** told of every trap and stopped call after the instance was re-created */
+  onFault?(err: WasmTrapError | WasmDeadlineError): void;
+  /** components: where their transpiled JavaScript is kept (default: <tmpdir>/edge-wasm-components) */
+  cacheDir?: string;
+}
+
+export interface WriteOutcome {
+  ok: boolean;
+  code: AckCode;
+}
+
+/** What the plugin host calls; decoders have decode, drivers poll (and write). */
+export interface WasmPluginInstance {
+  readonly kind: "driver" | "decoder";
+  /** one frame list per payload; a payload that traps or is refused by the module gives [] (reported) */
+  decode?(batch: Uint8Array[]): DecodedFrame[][];
+  poll?(): DecodedFrame[];
+  write?(frame: DecodedFrame): WriteOutcome;
+  shutdown(): void;
+  stats(): { calls: number; traps: number; instances: number };
+}
+
+/** Loads a plugin: a core module here, a component through component.ts. Refusals throw WasmRefusedError. */
+export async function loadWasmPlugin(bytes: Uint8Array, opts: WasmPluginOptions): Promise<WasmPluginInstance> {
+  if (isComponent(bytes)) {
+    const { loadComponentPlugin } = await import("./component.ts");
+    return await loadComponentPlugin(bytes, opts);
+  }
+  const shape = inspectModule(bytes);
+  checkImports(shape);
+  const memoryMaxPages = checkMemory(shape, opts.memoryMaxPages);
+  let module: WebAssembly.Module;
+  try {
+    module = await WebAssembly.compile(bytes);
+  } catch (e) {
+    throw new WasmRefusedError("compile", (e as Error).message);
+  }
+  checkExports(module, opts.kind, shape);
+  const plugin = new CorePlugin(module, shape, memoryMaxPages, opts);
+  plugin.instantiate();
+  return plugin;
+}
+
+function checkImports(shape: ModuleShape): void {
+  for (const imp of shape.imports) {
+    if (imp.module !== "env" || !KNOWN_IMPORTS.has(imp.name)) {
+      throw new WasmRefusedError(`import ${imp.module}.${imp.name}`, `not provided by the host (allowed: env.${[...KNOWN_IMPORTS].join(", env.")})`);
+    }
+  }
+}
+
+/** The maximum the instance gets: the ceiling, or the module's own lower maximum. */
+function checkMemory(shape: ModuleShape, ceiling: number): number {
+  const mem = shape.memory;
+  if (!mem) return 0;
+  if (mem.minPages > ceiling) throw new WasmRefusedError("memory", `needs ${mem.minPages} pages at start, above the ceiling of ${ceiling} pages`);
+  if (mem.imported) return Math.min(ceiling, mem.maxPages ?? ceiling);
+  if (mem.maxPages === undefined) {
+    throw new WasmRefusedError("memory", `the module defines its memory without a maximum; import env.memory (AssemblyScript: --importMemory) or declare a maximum of at most ${ceiling} pages`);
+  }
+  if (mem.maxPages > ceiling) throw new WasmRefusedError("memory", `declared maximum of ${mem.maxPages} pages is above the ceiling of ${ceiling} pages`);
+  return mem.maxPages;
+}
+
+function checkExports(module: WebAssembly.Module, kind: "driver" | "decoder", shape: ModuleShape): void {
+  const have = new Set(WebAssembly.Module.exports(module).map((e) => e.name));
+  const need = ["api_version", "alloc", "dealloc", kind === "decoder" ? "decode" : "poll"];
+  if (!shape.memory?.imported) need.push("memory");
+  for (const name of need) if (!have.has(name)) throw new WasmRefusedError(`export ${name}`, `missing (a ${kind} exports ${need.join(", ")})`);
+}
+
+interface CoreExports {
+  memory: WebAssembly.Memory;
+  api_version(): number;
+  alloc(len: number): number;
+  dealloc(ptr: number, len: number): void;
+  init?(ptr: number, len: number): number;
+  decode?(ptr: number, len: number): bigint;
+  poll?(): bigint;
+  write?(ptr: number, len: number): number;
+  shutdown?(): void;
+}
+
+/** write() result codes of the ABI, in order (0 = ok). */
+const WRITE_CODES: AckCode[] = ["ok", "device_error", "device_address_error", "not_supported", "device_busy", "readback_mismatch"];
+
+class CorePlugin implements WasmPluginInstance {
+  readonly kind: "driver" | "decoder";
+  private ex!: CoreExports;
+  private inPtr = 0;
+  private inCap = 0;
+  private deadline = 0;
+  private stopAsked = false;
+  private readonly timeoutMs: number;
+  private counts = { calls: 0, traps: 0, instances: 0 };
+
+  constructor(
+    private readonly module: WebAssembly.Module,
+    private readonly shape: ModuleShape,
+    private readonly memoryMaxPages: number,
+    private readonly opts: WasmPluginOptions,
+  ) {
+    this.kind = opts.kind;
+    this.timeoutMs = opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    if (opts.kind === "decoder") this.decode = this.decodeBatch;
+    else {
+      this.poll = () => this.output("poll", () => (this.ex.poll as () => bigint)());
+      if (WebAssembly.Module.exports(module).some((e) => e.name === "write")) this.write = this.writeFrame;
+    }
+  }
+
+  decode?: (batch: Uint8Array[]) => DecodedFrame[][];
+  poll?: () => DecodedFrame[];
+  write?: (frame: DecodedFrame) => WriteOutcome;
+
+  /** A fresh instance: memory, imports, api version check and init(config). */
+  instantiate(): void {
+    const imported = this.shape.memory?.imported;
+    const memory = imported ? new WebAssembly.Memory({ initial: this.shape.memory!.minPages, maximum: this.memoryMaxPages }) : undefined;
+    const ctx = {
+      memory: () => this.ex.memory,
+      log: this.opts.log,
+      now: this.opts.now,
+      shouldStop: () => this.checkStop(),
+    };
+    let instance: WebAssembly.Instance;
+    try {
+      instance = new WebAssembly.Instance(this.module, hostImports(ctx, memory));
+    } catch (e) {
+      throw new WasmRefusedError("instantiate", (e as Error).message);
+    }
+    this.ex = { ...(instance.exports as unknown as CoreExports), memory: memory ?? (instance.exports.memory as WebAssembly.Memory) };
+    this.inPtr = this.inCap = 0;
+    this.counts.instances++;
+    const version = this.guard("api_version", () => this.ex.api_version());
+    if (version !== WASM_API_VERSION) throw new WasmRefusedError("api_version", `module speaks ABI ${version}, the host ${WASM_API_VERSION}`);
+    if (this.ex.init) {
+      const cfg = new TextEncoder().encode(JSON.stringify(this.opts.config ?? null));
+      const rc = this.guard("init", () => this.ex.init!(this.copyIn(cfg), cfg.length));
+      if (rc !== 0) throw new WasmRefusedError("init", `the module refused its config (code ${rc}; see its error log line)`);
+    }
+  }
+
+  private decodeBatch(batch: Uint8Array[]): DecodedFrame[][] {
+    const out: DecodedFrame[][] = new Array(batch.length);
+    for (let i = 0; i < batch.length; i++) {
+      const payload = batch[i]!;
+      try {
+        out[i] = this.output("decode", () => (this.ex.decode as (p: number, l: number) => bigint)(this.copyIn(payload), payload.length));
+      } catch (e) {
+        // one bad payload costs its own frames only; a deadline ends the batch (its time is spent)
+        if (e instanceof WasmOutputError) this.opts.log("error", e.message);
+        else if (!(e instanceof WasmTrapError)) throw e;
+        out[i] = [];
+      }
+    }
+    return out;
+  }
+
+  private writeFrame(frame: DecodedFrame): WriteOutcome {
+    const bytes = encodeFrames([frame]);
+    const rc = this.guard("write", () => (this.ex.write as (p: number, l: number) => number)(this.copyIn(bytes), bytes.length));
+    const code = WRITE_CODES[rc] ?? "device_error";
+    return { ok: code === "ok", code };
+  }
+
+  shutdown(): void {
+    try {
+      this.guard("shutdown", () => this.ex.shutdown?.());
+    } catch {
+      // a trap while shutting down changes nothing: the instance is dropped either way
+    }
+  }
+
+  stats() {
+    return { ...this.counts };
+  }
+
+  /** Runs a call that returns packed (ptr, len) of frames; a negative result is the module's own refusal. */
+  private output(call: string, fn: () => bigint): DecodedFrame[] {
+    const packed = this.guard(call, fn);
+    if (packed < 0n) {
+      this.opts.log("warn", `${call} refused its input (code ${packed})`);
+      return [];
+    }
+    const mem = new Uint8Array(this.ex.memory.buffer); // after the call: memory may have grown
+    return readFrames(mem, Number(packed >> 32n), Number(packed & 0xffffffffn), call);
+  }
+
+  /** Copies bytes into the reused input buffer, growing it (alloc may grow memory: view taken after). */
+  private copyIn(bytes: Uint8Array): number {
+    if (bytes.length > this.inCap) {
+      if (this.inCap) this.ex.dealloc(this.inPtr, this.inCap);
+      this.inCap = Math.max(256, bytes.length * 2);
+      this.inPtr = this.guard("alloc", () => this.ex.alloc(this.inCap));
+    }
+    new Uint8Array(this.ex.memory.buffer).set(bytes, this.inPtr);
+    return this.inPtr;
+  }
+
+  /**
+   * One call into the module with its deadline. Anything thrown out of WebAssembly leaves the module's
+   * heap in an unknown state, so the instance is re-created before the error is reported.
+   */
+  private guard<T>(call: string, fn: () => T): T {
+    this.counts.calls++;
+    this.deadline = performance.now() + this.timeoutMs;
+    this.stopAsked = false;
+    let result: T;
+    try {
+      result = fn();
+    } catch (e) {
+      throw this.fault(call, e);
+    }
+    if (this.stopAsked) throw this.fault(call, undefined);
+    return result;
+  }
+
+  private fault(call: string, cause: unknown): Error {
+    const err = this.stopAsked ? new WasmDeadlineError(call, this.timeoutMs) : new WasmTrapError(call, (cause as Error)?.message ?? String(cause), { cause });
+    this.counts.traps++;
+    this.opts.log("error", `${err.message}; instance re-created`);
+    this.instantiate();
+    this.opts.onFault?.(err);
+    return err;
+  }
+
+  private checkStop(): boolean {
+    if (this.stopAsked) return true;
+    const flagged = this.opts.stopFlag !== undefined && Atomics.load(this.opts.stopFlag, 0) !== 0;
+    this.stopAsked = flagged || performance.now() > this.deadline;
+    return this.stopAsked;
+  }
+}

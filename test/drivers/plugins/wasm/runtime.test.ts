@@ -1,0 +1,126 @@
+// The WebAssembly plugin runtime in-process: frames out of a module, refusals at load, and containment of
+// traps, stopped loops and memory growth (each re-creates the instance and the next payload decodes).
+import { describe, expect, it } from "bun:test";
+import { WasmDeadlineError, WasmRefusedError, WasmTrapError } from "../../../../drivers/plugins/wasm/errors.ts";
+import { LOG_LINE_MAX_BYTES, type LogLevel } from "../../../../drivers/plugins/wasm/host-imports.ts";
+import { loadWasmPlugin, type WasmPluginOptions } from "../../../../drivers/plugins/wasm/runtime.ts";
+import { FIXED_FRAMES, testDecoder, wat } from "./fixtures.ts";
+
+const payload = (mode: number) => new Uint8Array([mode, 0, 0, 0]);
+
+function options(over: Partial<WasmPluginOptions> = {}) {
+  const lines: { level: LogLevel; msg: string }[] = [];
+  const faults: Error[] = [];
+  const opts: WasmPluginOptions = {
+    kind: "decoder",
+    config: {},
+    memoryMaxPages: 16,
+    log: (level, msg) => lines.push({ level, msg }),
+    now: () => Date.now(),
+    callTimeoutMs: 100,
+    onFault: (e) => faults.push(e),
+    ...over,
+  };
+  return { opts, lines, faults };
+}
+
+describe("wasm runtime", () => {
+  it("decodes a payload into the module's frames (f64 with ts and quality, bool, exact 64-bit integer, UTF-8 string)", async () => {
+    const { opts } = options();
+    const plugin = await loadWasmPlugin(testDecoder(), opts);
+    expect(plugin.decode!([payload(0), payload(0)])).toEqual([FIXED_FRAMES, FIXED_FRAMES]);
+  });
+
+  it("reports a trap, re-creates the instance and decodes the rest of the batch", async () => {
+    const { opts, lines, faults } = options();
+    const plugin = await loadWasmPlugin(testDecoder(), opts);
+    const out = plugin.decode!([payload(0), payload(1), payload(0)]);
+    expect(out).toEqual([FIXED_FRAMES, [], FIXED_FRAMES]);
+    expect(faults[0]).toBeInstanceOf(WasmTrapError);
+    expect(lines.some((l) => l.level === "error" && /trapped in decode: .*unreachable.*instance re-created/i.test(l.msg))).toBe(true);
+    expect(plugin.stats()).toMatchObject({ traps: 1, instances: 2 });
+  });
+
+  it("stops a loop that checks should_stop at the call's time limit and re-creates the instance", async () => {
+    const { opts, faults } = options({ callTimeoutMs: 50 });
+    const plugin = await loadWasmPlugin(testDecoder(), opts);
+    const t0 = performance.now();
+    expect(() => plugin.decode!([payload(2)])).toThrow(WasmDeadlineError);
+    const took = performance.now() - t0;
+    expect(took).toBeGreaterThanOrEqual(49);
+    expect(took).toBeLessThan(1000);
+    expect(faults[0]).toBeInstanceOf(WasmDeadlineError);
+    expect(plugin.decode!([payload(0)])).toEqual([FIXED_FRAMES]);
+  });
+
+  it("stops a looping call when another thread sets the shared stop flag", async () => {
+    const flag = new Int32Array(new SharedArrayBuffer(4));
+    const { opts } = options({ callTimeoutMs: 60_000, stopFlag: flag });
+    const plugin = await loadWasmPlugin(testDecoder(), opts);
+    const worker = new Worker(URL.createObjectURL(new Blob([`onmessage = (e) => { setTimeout(() => { Atomics.store(e.data, 0, 1); postMessage("set"); }, 30); };`], { type: "application/javascript" })));
+    try {
+      worker.postMessage(flag);
+      const t0 = performance.now();
+      expect(() => plugin.decode!([payload(2)])).toThrow(WasmDeadlineError);
+      expect(performance.now() - t0).toBeLessThan(5000);
+    } finally {
+      worker.terminate();
+    }
+  });
+
+  it("holds memory growth at the ceiling given to an imported memory", async () => {
+    const { opts } = options({ memoryMaxPages: 8 });
+    const plugin = await loadWasmPlugin(testDecoder(), opts);
+    expect(plugin.decode!([payload(3)])).toEqual([[{ tag: "pages", value: 8 }]]);
+  });
+
+  it("contains a module that grows memory past its ceiling and traps: re-created with fresh memory", async () => {
+    const { opts, faults } = options({ memoryMaxPages: 8 });
+    const plugin = await loadWasmPlugin(testDecoder(), opts);
+    expect(plugin.decode!([payload(6), payload(0)])).toEqual([[], FIXED_FRAMES]);
+    expect(faults).toHaveLength(1);
+    // the new instance starts again at one page and can grow to the ceiling once more
+    expect(plugin.decode!([payload(3)])).toEqual([[{ tag: "pages", value: 8 }]]);
+  });
+
+  it("cuts a log line at 4096 bytes and says how much was cut", async () => {
+    const { opts, lines } = options();
+    const plugin = await loadWasmPlugin(testDecoder(), opts);
+    plugin.decode!([payload(4)]);
+    const line = lines.find((l) => l.level === "info")!;
+    expect(new TextEncoder().encode(line.msg.split("…")[0]).length).toBeLessThanOrEqual(LOG_LINE_MAX_BYTES);
+    expect(line.msg).toEndWith(`[${10000 - LOG_LINE_MAX_BYTES} more bytes cut]`);
+  });
+
+  it("refuses an exported memory declared above the ceiling, naming both figures", async () => {
+    const { opts } = options({ memoryMaxPages: 4 });
+    await expect(loadWasmPlugin(testDecoder({ max: 64 }), opts)).rejects.toThrow(/memory: declared maximum of 64 pages is above the ceiling of 4 pages/);
+  });
+
+  it("refuses an exported memory without a maximum", async () => {
+    const bytes = wat(`(module (memory (export "memory") 1) (func (export "api_version") (result i32) (i32.const 1))
+      (func (export "alloc") (param i32) (result i32) (i32.const 0)) (func (export "dealloc") (param i32 i32))
+      (func (export "decode") (param i32 i32) (result i64) (i64.const 0)))`);
+    await expect(loadWasmPlugin(bytes, options().opts)).rejects.toThrow(/without a maximum/);
+  });
+
+  it("refuses an import the host does not provide, naming it", async () => {
+    const bytes = wat(`(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32))))`);
+    const err = await loadWasmPlugin(bytes, options().opts).catch((e) => e);
+    expect(err).toBeInstanceOf(WasmRefusedError);
+    expect(err.message).toContain("import wasi_snapshot_preview1.fd_write: not provided by the host");
+  });
+
+  it("refuses a decoder without a decode export and a module of another ABI version", async () => {
+    const base = (version: number, decode: boolean) =>
+      wat(`(module (memory (export "memory") 1 1) (func (export "api_version") (result i32) (i32.const ${version}))
+        (func (export "alloc") (param i32) (result i32) (i32.const 0)) (func (export "dealloc") (param i32 i32))
+        ${decode ? `(func (export "decode") (param i32 i32) (result i64) (i64.const 0))` : ""})`);
+    await expect(loadWasmPlugin(base(1, false), options().opts)).rejects.toThrow(/export decode: missing/);
+    await expect(loadWasmPlugin(base(2, true), options().opts)).rejects.toThrow(/api_version: module speaks ABI 2, the host 1/);
+  });
+
+  it("refuses bytes that are not WebAssembly", async () => {
+    await expect(loadWasmPlugin(new TextEncoder().encode("#!/bin/sh\nrm -rf /"), options().opts)).rejects.toThrow(/not a WebAssembly binary/);
+  });
+});
