@@ -126,8 +126,9 @@ class ComponentPlugin implements WasmPluginInstance {
 
   shutdown(): void {}
 
+  /** pages: not known for a component (its core modules keep their memories to themselves) */
   stats() {
-    return { ...this.counts };
+    return { ...this.counts, pages: 0 };
   }
 
   private fault<E extends WasmTrapError | WasmDeadlineError>(err: E): E {

@@ -45,7 +45,8 @@ export interface WasmPluginInstance {
   poll?(): DecodedFrame[];
   write?(frame: DecodedFrame): WriteOutcome;
   shutdown(): void;
-  stats(): { calls: number; traps: number; instances: number };
+  /** pages: the instance's memory now, in 64 KiB pages */
+  stats(): { calls: number; traps: number; instances: number; pages: number };
 }
 
 /** Loads a plugin: a core module here, a component through component.ts. Refusals throw WasmRefusedError. */
@@ -201,7 +202,7 @@ class CorePlugin implements WasmPluginInstance {
   }
 
   stats() {
-    return { ...this.counts };
+    return { ...this.counts, pages: this.ex.memory.buffer.byteLength / 65536 };
   }
 
   /** Runs a call that returns packed (ptr, len) of frames; a negative result is the module's own refusal. */
