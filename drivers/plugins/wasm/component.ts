@@ -52,8 +52,7 @@ export async function transpiled(bytes: Uint8Array, cacheDir: string): Promise<s
   } catch (e) {
     throw new WasmRefusedError("component", `jco cannot transpile it: ${(e as Error).message}`);
   }
-  const foreign = out.imports.filter((i) => i !== HOST_INTERFACE && i !== "edge:plugin/host");
-  if (foreign.length) throw new WasmRefusedError(`import ${foreign[0]}`, `not provided by the host (a component may import only ${HOST_INTERFACE})`);
+  checkComponentImports(out.imports);
   const tmp = `${dir}.${process.pid}.tmp`;
   for (const [name, file] of Object.entries(out.files)) {
     mkdirSync(dirname(join(tmp, name)), { recursive: true });
@@ -66,6 +65,12 @@ export async function transpiled(bytes: Uint8Array, cacheDir: string): Promise<s
     if (!existsSync(join(dir, "plugin.js"))) throw e;
   }
   return dir;
+}
+
+/** A component may import the host interface only: WASI would hand it files, sockets and clocks. */
+export function checkComponentImports(imports: readonly string[]): void {
+  const foreign = imports.find((i) => i !== HOST_INTERFACE && i !== "edge:plugin/host");
+  if (foreign) throw new WasmRefusedError(`import ${foreign}`, `not provided by the host (a component may import only ${HOST_INTERFACE})`);
 }
 
 class ComponentPlugin implements WasmPluginInstance {
@@ -152,8 +157,9 @@ class ComponentPlugin implements WasmPluginInstance {
   }
 }
 
+/** jco throws its own ComponentError (name left "Error") carrying the `err` case as `payload`. */
 function isComponentError(e: unknown): boolean {
-  return e instanceof Error && e.name === "ComponentError";
+  return e instanceof Error && e.constructor.name === "ComponentError" && Object.hasOwn(e, "payload");
 }
 
 /** Strings cross as JS strings here; the cap is still on UTF-8 bytes, as for core modules. */
