@@ -129,6 +129,9 @@ class ComponentPlugin implements WasmPluginInstance {
     });
   }
 
+  /** components take no config yet (the decoder world has no init) */
+  init(): void {}
+
   shutdown(): void {}
 
   /** pages: not known for a component (its core modules keep their memories to themselves) */

@@ -2,11 +2,14 @@
 // capped at 4096 bytes, the wall clock, the cooperative interrupt check, and AssemblyScript's abort. The
 // view of the plugin's memory is taken afresh on every use because memory.grow detaches the old buffer.
 
-export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error"] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+import { LOG_LINE_MAX, type LogLevel } from "../protocol.ts";
 
-/** One log line from a plugin is at most this many bytes; the rest is cut and the cut is said. */
-export const LOG_LINE_MAX_BYTES = 4096;
+/** The ABI's level numbers 0..4 (ABI.md), in order. */
+export const LOG_LEVELS: readonly LogLevel[] = ["trace", "debug", "info", "warn", "error"];
+export type { LogLevel };
+
+/** One log line from a WebAssembly plugin is at most this many UTF-8 bytes; the cut is said. */
+export const LOG_LINE_MAX_BYTES = LOG_LINE_MAX;
 
 /** Thrown by the abort import: AssemblyScript's assertion/`throw`, carried as the trap's text. */
 export class WasmAbort extends Error {

@@ -5,6 +5,7 @@
 // process: a loop that never calls the interrupt check cannot be stopped here (a Worker cannot stop it
 // either); the process host kills the child at the deadline.
 import type { AckCode } from "../../../schemas/acks.ts";
+import type { LoadWasmPlugin, PluginCommand, PluginInit, PluginInstance, PluginWriteResult, WasmLoadOptions } from "../protocol.ts";
 import { WasmDeadlineError, WasmOutputError, WasmRefusedError, WasmTrapError } from "./errors.ts";
 import { hostImports, KNOWN_IMPORTS, type LogLevel } from "./host-imports.ts";
 import { inspectModule, isComponent, type ModuleShape } from "./inspect.ts";
@@ -13,15 +14,8 @@ import { encodeFrames, readFrames, type DecodedFrame } from "./wire.ts";
 export const WASM_API_VERSION = 1;
 export const DEFAULT_CALL_TIMEOUT_MS = 1000;
 
-export interface WasmPluginOptions {
-  kind: "driver" | "decoder";
-  /** given to the module's `init` as JSON */
-  config: unknown;
-  /** the memory ceiling of the instance in 64 KiB pages */
-  memoryMaxPages: number;
-  log(level: LogLevel, msg: string): void;
-  /** wall clock in ms since the epoch (the `now_ms` import) */
-  now(): number;
+/** The seam's options (protocol.ts: kind, config for the module's `init` as JSON, memoryMaxPages, log, now) and more. */
+export interface WasmPluginOptions extends WasmLoadOptions {
   /** time limit of one call (one payload of a batch) before the interrupt check says stop */
   callTimeoutMs?: number;
   /** a SharedArrayBuffer-backed flag: non-zero asks the running call to stop at its next check */
@@ -32,18 +26,18 @@ export interface WasmPluginOptions {
   cacheDir?: string;
 }
 
-export interface WriteOutcome {
-  ok: boolean;
-  code: AckCode;
-}
+/** The tag and value of a command: what a module's `write` gets. */
+export type WasmCommand = Pick<PluginCommand, "tag" | "value">;
 
-/** What the plugin host calls; decoders have decode, drivers poll (and write). */
-export interface WasmPluginInstance {
+/** A PluginInstance (protocol.ts) whose calls are synchronous; decoders have decode, drivers poll (and write). */
+export interface WasmPluginInstance extends PluginInstance {
   readonly kind: "driver" | "decoder";
+  /** a new config for the module's `init`: the instance is re-created with it */
+  init(init: Pick<PluginInit, "config">): void;
   /** one frame list per payload; a payload that traps or is refused by the module gives [] (reported) */
   decode?(batch: Uint8Array[]): DecodedFrame[][];
   poll?(): DecodedFrame[];
-  write?(frame: DecodedFrame): WriteOutcome;
+  write?(cmd: WasmCommand): PluginWriteResult;
   shutdown(): void;
   /** pages: the instance's memory now, in 64 KiB pages */
   stats(): { calls: number; traps: number; instances: number; pages: number };
@@ -69,6 +63,8 @@ export async function loadWasmPlugin(bytes: Uint8Array, opts: WasmPluginOptions)
   plugin.instantiate();
   return plugin;
 }
+// the seam child.ts calls (protocol.ts): checked here, so that a change on either side fails typecheck
+loadWasmPlugin satisfies LoadWasmPlugin;
 
 function checkImports(shape: ModuleShape): void {
   for (const imp of shape.imports) {
@@ -140,7 +136,13 @@ class CorePlugin implements WasmPluginInstance {
 
   decode?: (batch: Uint8Array[]) => DecodedFrame[][];
   poll?: () => DecodedFrame[];
-  write?: (frame: DecodedFrame) => WriteOutcome;
+  write?: (cmd: WasmCommand) => PluginWriteResult;
+  private config: unknown;
+
+  init(init: Pick<PluginInit, "config">): void {
+    this.config = init.config;
+    this.instantiate();
+  }
 
   /** A fresh instance: memory, imports, api version check and init(config). */
   instantiate(): void {
@@ -164,7 +166,7 @@ class CorePlugin implements WasmPluginInstance {
     const version = this.guard("api_version", () => this.ex.api_version());
     if (version !== WASM_API_VERSION) throw new WasmRefusedError("api_version", `module speaks ABI ${version}, the host ${WASM_API_VERSION}`);
     if (this.ex.init) {
-      const cfg = new TextEncoder().encode(JSON.stringify(this.opts.config ?? null));
+      const cfg = new TextEncoder().encode(JSON.stringify(this.config ?? this.opts.config ?? null));
       const rc = this.guard("init", () => this.ex.init!(this.copyIn(cfg), cfg.length));
       if (rc !== 0) throw new WasmRefusedError("init", `the module refused its config (code ${rc}; see its error log line)`);
     }
@@ -186,8 +188,8 @@ class CorePlugin implements WasmPluginInstance {
     return out;
   }
 
-  private writeFrame(frame: DecodedFrame): WriteOutcome {
-    const bytes = encodeFrames([frame]);
+  private writeFrame(cmd: WasmCommand): PluginWriteResult {
+    const bytes = encodeFrames([{ tag: cmd.tag, value: cmd.value }]);
     const rc = this.guard("write", () => (this.ex.write as (p: number, l: number) => number)(this.copyIn(bytes), bytes.length));
     const code = WRITE_CODES[rc] ?? "device_error";
     return { ok: code === "ok", code };

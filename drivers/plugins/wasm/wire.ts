@@ -2,17 +2,11 @@
 // list of {tag, value, ts?, quality?} that the AssemblyScript SDK writes into a reused buffer and the
 // host reads here without copying the buffer. Chosen over MessagePack: an encoder in a plugin is 40
 // lines of stores, and the host reads a frame with a few DataView loads and one TextDecoder call.
+import type { PluginFrame } from "../protocol.ts";
 import { WasmOutputError } from "./errors.ts";
 
-/** A frame as a decoder plugin produces it; the host adds kind, source and defaults. */
-export interface DecodedFrame {
-  tag: string;
-  value: number | boolean | string | bigint | null;
-  /** source timestamp, microseconds since the epoch; absent: the host's receive time */
-  ts?: number;
-  /** OPC UA StatusCode; absent: Good */
-  quality?: number;
-}
+/** A frame as a plugin produces it (protocol.ts): the host adds kind, source, a missing ts and quality. */
+export type DecodedFrame = PluginFrame;
 
 export const ValueType = { null: 0, f64: 1, false: 2, true: 3, string: 4, i64: 5 } as const;
 export const FrameFlag = { ts: 1, quality: 2 } as const;
