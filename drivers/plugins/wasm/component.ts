@@ -16,6 +16,12 @@ import type { DecodedFrame } from "./wire.ts";
 
 export const HOST_INTERFACE = "edge:plugin/host@0.1.0";
 
+/**
+ * Compiled core modules by file (the folder is named by the component's SHA-256, so a path never
+ * changes content): a re-created instance or a second load skips compiling QuickJS's 1.6 MB again.
+ */
+const compiled = new Map<string, WebAssembly.Module>();
+
 interface ComponentValue {
   tag: "null" | "number" | "boolean" | "text" | "integer";
   val?: number | boolean | string | bigint;
@@ -79,7 +85,6 @@ class ComponentPlugin implements WasmPluginInstance {
   private deadline = 0;
   private stopAsked = false;
   private readonly timeoutMs: number;
-  private readonly modules = new Map<string, WebAssembly.Module>();
   private counts = { calls: 0, traps: 0, instances: 0 };
 
   constructor(
@@ -148,8 +153,9 @@ class ComponentPlugin implements WasmPluginInstance {
   }
 
   private coreModule(path: string): WebAssembly.Module {
-    let m = this.modules.get(path);
-    if (!m) this.modules.set(path, (m = new WebAssembly.Module(readFileSync(join(this.dir, path)))));
+    const file = join(this.dir, path);
+    let m = compiled.get(file);
+    if (!m) compiled.set(file, (m = new WebAssembly.Module(readFileSync(file))));
     return m;
   }
 

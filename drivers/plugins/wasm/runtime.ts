@@ -9,7 +9,11 @@ import type { LoadWasmPlugin, PluginCommand, PluginInit, PluginInstance, PluginW
 import { WasmDeadlineError, WasmOutputError, WasmRefusedError, WasmTrapError } from "./errors.ts";
 import { hostImports, KNOWN_IMPORTS, type LogLevel } from "./host-imports.ts";
 import { inspectModule, isComponent, type ModuleShape } from "./inspect.ts";
-import { encodeFrames, readFrames, type DecodedFrame } from "./wire.ts";
+import { encodeFrames, packBatch, readFrames, type DecodedFrame } from "./wire.ts";
+
+const EMPTY = new Uint8Array(0);
+/** A copy of a module's output (read on the gateway's side: readPackedBatch checks it there). */
+const copyOut = (mem: Uint8Array, ptr: number, len: number): Uint8Array => mem.slice(ptr, ptr + len);
 
 export const WASM_API_VERSION = 1;
 export const DEFAULT_CALL_TIMEOUT_MS = 1000;
@@ -36,6 +40,8 @@ export interface WasmPluginInstance extends PluginInstance {
   init(init: Pick<PluginInit, "config">): void;
   /** one frame list per payload; a payload that traps or is refused by the module gives [] (reported) */
   decode?(batch: Uint8Array[]): DecodedFrame[][];
+  /** decode, with the frames left in the ABI's encoding (wire.ts packBatch) for the trip to the gateway */
+  decodePacked?(batch: Uint8Array[]): Uint8Array;
   poll?(): DecodedFrame[];
   write?(cmd: WasmCommand): PluginWriteResult;
   shutdown(): void;
@@ -127,14 +133,18 @@ class CorePlugin implements WasmPluginInstance {
   ) {
     this.kind = opts.kind;
     this.timeoutMs = opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
-    if (opts.kind === "decoder") this.decode = this.decodeBatch;
+    if (opts.kind === "decoder") {
+      this.decode = (batch) => this.eachPayload(batch, (bytes, ptr, len) => readFrames(bytes, ptr, len), []);
+      this.decodePacked = (batch) => packBatch(this.eachPayload(batch, copyOut, EMPTY));
+    }
     else {
-      this.poll = () => this.output("poll", () => (this.ex.poll as () => bigint)());
+      this.poll = () => this.output("poll", () => (this.ex.poll as () => bigint)(), readFrames) ?? [];
       if (WebAssembly.Module.exports(module).some((e) => e.name === "write")) this.write = this.writeFrame;
     }
   }
 
   decode?: (batch: Uint8Array[]) => DecodedFrame[][];
+  decodePacked?: (batch: Uint8Array[]) => Uint8Array;
   poll?: () => DecodedFrame[];
   write?: (cmd: WasmCommand) => PluginWriteResult;
   private config: unknown;
@@ -172,17 +182,18 @@ class CorePlugin implements WasmPluginInstance {
     }
   }
 
-  private decodeBatch(batch: Uint8Array[]): DecodedFrame[][] {
-    const out: DecodedFrame[][] = new Array(batch.length);
+  /** Decodes each payload and reads its output with `read`; a failed payload gives `failed`. */
+  private eachPayload<T>(batch: Uint8Array[], read: (mem: Uint8Array, ptr: number, len: number) => T, failed: T): T[] {
+    const out: T[] = new Array(batch.length);
     for (let i = 0; i < batch.length; i++) {
       const payload = batch[i]!;
       try {
-        out[i] = this.output("decode", () => (this.ex.decode as (p: number, l: number) => bigint)(this.copyIn(payload), payload.length));
+        out[i] = this.output("decode", () => (this.ex.decode as (p: number, l: number) => bigint)(this.copyIn(payload), payload.length), read) ?? failed;
       } catch (e) {
         // one bad payload costs its own frames only; a deadline ends the batch (its time is spent)
         if (e instanceof WasmOutputError) this.opts.log("error", e.message);
         else if (!(e instanceof WasmTrapError)) throw e;
-        out[i] = [];
+        out[i] = failed;
       }
     }
     return out;
@@ -207,15 +218,15 @@ class CorePlugin implements WasmPluginInstance {
     return { ...this.counts, pages: this.ex.memory.buffer.byteLength / 65536 };
   }
 
-  /** Runs a call that returns packed (ptr, len) of frames; a negative result is the module's own refusal. */
-  private output(call: string, fn: () => bigint): DecodedFrame[] {
+  /** Runs a call that returns packed (ptr, len) of frames; undefined when the module refused its input. */
+  private output<T>(call: string, fn: () => bigint, read: (mem: Uint8Array, ptr: number, len: number, call: string) => T): T | undefined {
     const packed = this.guard(call, fn);
     if (packed < 0n) {
       this.opts.log("warn", `${call} refused its input (code ${packed})`);
-      return [];
+      return undefined;
     }
     const mem = new Uint8Array(this.ex.memory.buffer); // after the call: memory may have grown
-    return readFrames(mem, Number(packed >> 32n), Number(packed & 0xffffffffn), call);
+    return read(mem, Number(packed >> 32n), Number(packed & 0xffffffffn), call);
   }
 
   /** Copies bytes into the reused input buffer, growing it (alloc may grow memory: view taken after). */

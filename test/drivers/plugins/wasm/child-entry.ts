@@ -5,7 +5,7 @@ import { loadWasmPlugin, type WasmPluginInstance } from "../../../../drivers/plu
 
 let plugin: WasmPluginInstance | undefined;
 
-type Msg = { op: "load"; id: number; bytes: Uint8Array; memoryMaxPages: number; callTimeoutMs: number } | { op: "decode"; id: number; batch: Uint8Array[] };
+type Msg = { op: "load"; id: number; bytes: Uint8Array; memoryMaxPages: number; callTimeoutMs: number } | { op: "decode" | "decodePacked"; id: number; batch: Uint8Array[] };
 
 async function handle(msg: Msg): Promise<unknown> {
   if (msg.op === "load") {
@@ -19,8 +19,8 @@ async function handle(msg: Msg): Promise<unknown> {
     });
     return { pid: process.pid };
   }
-  if (!plugin?.decode) throw new Error("no decoder loaded");
-  return plugin.decode(msg.batch);
+  if (!plugin?.decode || !plugin.decodePacked) throw new Error("no decoder loaded");
+  return msg.op === "decode" ? plugin.decode(msg.batch) : plugin.decodePacked(msg.batch);
 }
 
 process.on("message", (msg: Msg) => {

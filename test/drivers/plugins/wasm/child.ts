@@ -3,6 +3,7 @@
 import { fileURLToPath } from "node:url";
 import type { Subprocess } from "bun";
 import type { PluginFrame } from "../../../../drivers/plugins/protocol.ts";
+import { readPackedBatch } from "../../../../drivers/plugins/wasm/wire.ts";
 import { deadline, TIMED_OUT } from "../../../../storage/time.ts";
 
 const ENTRY = fileURLToPath(new URL("./child-entry.ts", import.meta.url));
@@ -45,6 +46,11 @@ export class WasmChild {
 
   decode(batch: Uint8Array[], timeoutMs = 2000): Promise<PluginFrame[][]> {
     return this.request({ op: "decode", batch }, timeoutMs) as Promise<PluginFrame[][]>;
+  }
+
+  /** The same through one buffer of encoded frames, read on this side. */
+  async decodePacked(batch: Uint8Array[], timeoutMs = 2000): Promise<PluginFrame[][]> {
+    return readPackedBatch((await this.request({ op: "decodePacked", batch }, timeoutMs)) as Uint8Array);
   }
 
   kill(): void {

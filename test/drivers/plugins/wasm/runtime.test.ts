@@ -4,6 +4,7 @@ import { describe, expect, it } from "bun:test";
 import { WasmDeadlineError, WasmRefusedError, WasmTrapError } from "../../../../drivers/plugins/wasm/errors.ts";
 import { LOG_LINE_MAX_BYTES, type LogLevel } from "../../../../drivers/plugins/wasm/host-imports.ts";
 import { loadWasmPlugin, type WasmPluginOptions } from "../../../../drivers/plugins/wasm/runtime.ts";
+import { encodeFrames, packBatch, readPackedBatch } from "../../../../drivers/plugins/wasm/wire.ts";
 import { FIXED_FRAMES, testDecoder, wat } from "./fixtures.ts";
 
 const payload = (mode: number) => new Uint8Array([mode, 0, 0, 0]);
@@ -29,6 +30,19 @@ describe("wasm runtime", () => {
     const { opts } = options();
     const plugin = await loadWasmPlugin(testDecoder(), opts);
     expect(plugin.decode!([payload(0), payload(0)])).toEqual([FIXED_FRAMES, FIXED_FRAMES]);
+  });
+
+  it("gives the same frames through decodePacked + readPackedBatch, with no frames for a trapping payload", async () => {
+    const plugin = await loadWasmPlugin(testDecoder(), options().opts);
+    expect(readPackedBatch(plugin.decodePacked!([payload(0), payload(1), payload(0)]))).toEqual([FIXED_FRAMES, [], FIXED_FRAMES]);
+  });
+
+  it("reads a malformed output as no frames for that payload only, naming the byte", () => {
+    const good = encodeFrames(FIXED_FRAMES);
+    const bad = good.slice(0, good.length - 3);
+    const errors: string[] = [];
+    expect(readPackedBatch(packBatch([good, bad, good]), (i, e) => errors.push(`${i}: ${e.message}`))).toEqual([FIXED_FRAMES, [], FIXED_FRAMES]);
+    expect(errors).toEqual([expect.stringMatching(/^1: wasm plugin output of decode is malformed: frame 3 string runs past the end of the buffer at byte \d+/)]);
   });
 
   it("reports a trap, re-creates the instance and decodes the rest of the batch", async () => {
