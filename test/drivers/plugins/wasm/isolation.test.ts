@@ -5,7 +5,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { join } from "node:path";
 import { Value as TypeValue } from "@sinclair/typebox/value";
-import { builtinDrivers, DriverManager } from "../../../../drivers/index.ts";
+// the manager and the simulator only: drivers/index.ts would load node-opcua too (seconds of imports)
+import { DriverManager } from "../../../../drivers/manager.ts";
+import { createSimulator } from "../../../../drivers/simulator/index.ts";
 import { Variable, type DriverEntry } from "../../../../schemas/index.ts";
 import { EventLog } from "../../../../storage/index.ts";
 import { tempDir, waitFor } from "../../../helpers/index.ts";
@@ -43,7 +45,7 @@ async function simulatorGapMs(during: () => Promise<void>): Promise<number> {
 
 beforeAll(async () => {
   log = await EventLog.open({ path: join(dir.path, "log.duckdb"), maxDelayMs: 2 });
-  mgr = new DriverManager({ log, factories: builtinDrivers as Map<string, never>, settings: { watchdogMs: 0 } });
+  mgr = new DriverManager({ log, factories: new Map([["simulator", createSimulator]]), settings: { watchdogMs: 0 } });
   const entry: DriverEntry = { id: "sim", type: "simulator", enabled: true, config: { intervalMs: 10 } };
   mgr.add(entry, undefined, [TypeValue.Default(Variable, { tag: "sim/x", driver: "sim", type: "float64" }) as Variable]);
   await waitFor(async () => {
