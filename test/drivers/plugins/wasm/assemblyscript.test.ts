@@ -52,5 +52,5 @@ describe("AssemblyScript SDK example (meter decoder)", () => {
     for (let i = 0; i < 20_000; i++) plugin.decode!([odd, SAMPLE_TELEGRAM]);
     expect(plugin.stats().pages).toBeLessThanOrEqual(before + 1);
     expect(plugin.stats().traps).toBe(0);
-  });
+  }, 30_000);
 });
