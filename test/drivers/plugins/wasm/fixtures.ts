@@ -62,3 +62,32 @@ export function testDecoder(opts: { max?: number } = {}): Uint8Array {
       (call $pack (i32.const 1024) (i32.const ${fixed.length})))
   )`);
 }
+
+/**
+ * A driver module: `poll` answers the fixed frames; `write` answers the code in the first byte of the
+ * command's tag ("0..." ok, "4..." device_busy); `init` refuses a config that is not `{}` (2 bytes).
+ */
+export function testDriver(): Uint8Array {
+  const fixed = encodeFrames(FIXED_FRAMES);
+  return wat(`(module
+    (import "env" "log" (func $log (param i32 i32 i32)))
+    (memory (export "memory") 1 2)
+    (global $heap (mut i32) (i32.const 8192))
+    (data (i32.const 1024) "${bytesLiteral(fixed)}")
+    (data (i32.const 512) "config refused")
+    (func (export "api_version") (result i32) (i32.const 1))
+    (func (export "alloc") (param $n i32) (result i32) (local $p i32)
+      (local.set $p (global.get $heap))
+      (global.set $heap (i32.add (global.get $heap) (local.get $n)))
+      (local.get $p))
+    (func (export "dealloc") (param i32 i32))
+    (func (export "init") (param $p i32) (param $n i32) (result i32)
+      (if (i32.ne (local.get $n) (i32.const 2)) (then (call $log (i32.const 4) (i32.const 512) (i32.const 14)) (return (i32.const 1))))
+      (i32.const 0))
+    (func (export "poll") (result i64)
+      (i64.or (i64.shl (i64.const 1024) (i64.const 32)) (i64.const ${fixed.length})))
+    ;; the command is one encoded frame: count (4), type, flags, tag length (2), then the tag
+    (func (export "write") (param $p i32) (param $n i32) (result i32)
+      (i32.sub (i32.load8_u (i32.add (local.get $p) (i32.const 8))) (i32.const 48)))
+  )`);
+}

@@ -5,7 +5,7 @@ import { WasmDeadlineError, WasmRefusedError, WasmTrapError } from "../../../../
 import { LOG_LINE_MAX_BYTES, type LogLevel } from "../../../../drivers/plugins/wasm/host-imports.ts";
 import { loadWasmPlugin, type WasmPluginOptions } from "../../../../drivers/plugins/wasm/runtime.ts";
 import { encodeFrames, packBatch, readPackedBatch } from "../../../../drivers/plugins/wasm/wire.ts";
-import { FIXED_FRAMES, testDecoder, wat } from "./fixtures.ts";
+import { FIXED_FRAMES, testDecoder, testDriver, wat } from "./fixtures.ts";
 
 const payload = (mode: number) => new Uint8Array([mode, 0, 0, 0]);
 
@@ -136,5 +136,21 @@ describe("wasm runtime", () => {
 
   it("refuses bytes that are not WebAssembly", async () => {
     await expect(loadWasmPlugin(new TextEncoder().encode("#!/bin/sh\nrm -rf /"), options().opts)).rejects.toThrow(/not a WebAssembly binary/);
+  });
+
+  describe("driver modules", () => {
+    it("polls frames and maps write result codes to ack codes", async () => {
+      const plugin = await loadWasmPlugin(testDriver(), options({ kind: "driver" }).opts);
+      expect(plugin.poll!()).toEqual(FIXED_FRAMES);
+      expect(plugin.write!({ tag: "0/setpoint", value: 1 })).toEqual({ ok: true, code: "ok" });
+      expect(plugin.write!({ tag: "4/setpoint", value: 1 })).toEqual({ ok: false, code: "device_busy" });
+      expect(plugin.write!({ tag: "9/setpoint", value: 1 })).toEqual({ ok: false, code: "device_error" });
+    });
+
+    it("refuses a config the module's init refuses, after its error line", async () => {
+      const { opts, lines } = options({ kind: "driver", config: { port: 1 } });
+      await expect(loadWasmPlugin(testDriver(), opts)).rejects.toThrow(/init: the module refused its config \(code 1/);
+      expect(lines).toContainEqual({ level: "error", msg: "config refused" });
+    });
   });
 });
