@@ -136,8 +136,7 @@ class CorePlugin implements WasmPluginInstance {
     if (opts.kind === "decoder") {
       this.decode = (batch) => this.eachPayload(batch, (bytes, ptr, len) => readFrames(bytes, ptr, len), []);
       this.decodePacked = (batch) => packBatch(this.eachPayload(batch, copyOut, EMPTY));
-    }
-    else {
+    } else {
       this.poll = () => this.output("poll", () => (this.ex.poll as () => bigint)(), readFrames) ?? [];
       if (WebAssembly.Module.exports(module).some((e) => e.name === "write")) this.write = this.writeFrame;
     }
@@ -159,7 +158,8 @@ class CorePlugin implements WasmPluginInstance {
     const imported = this.shape.memory?.imported;
     const memory = imported ? new WebAssembly.Memory({ initial: this.shape.memory!.minPages, maximum: this.memoryMaxPages }) : undefined;
     const ctx = {
-      memory: () => this.ex.memory,
+      // an imported memory is known before the module's start function runs (it may log or abort)
+      memory: () => memory ?? this.ex.memory,
       log: this.opts.log,
       now: this.opts.now,
       shouldStop: () => this.checkStop(),
