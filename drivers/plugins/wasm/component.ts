@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { WasmDeadlineError, WasmRefusedError, WasmTrapError } from "./errors.ts";
-import { capLogText, LOG_LEVELS, LOG_LINE_MAX_BYTES, type LogLevel } from "./host-imports.ts";
+import { capLogText, limitLog, LOG_LEVELS, LOG_LINE_MAX_BYTES, type LogLevel } from "./host-imports.ts";
 import { DEFAULT_CALL_TIMEOUT_MS, WASM_API_VERSION, type WasmPluginInstance, type WasmPluginOptions } from "./runtime.ts";
 import type { DecodedFrame } from "./wire.ts";
 
@@ -42,7 +42,7 @@ export async function loadComponentPlugin(bytes: Uint8Array, opts: WasmPluginOpt
   if (opts.kind !== "decoder") throw new WasmRefusedError("component", "only decoders can be components so far (the edge:plugin world has no driver yet)");
   const dir = await transpiled(bytes, opts.cacheDir ?? join(tmpdir(), "edge-wasm-components"));
   const mod = (await import(join(dir, "plugin.js"))) as { instantiate: Instantiate };
-  const plugin = new ComponentPlugin(mod.instantiate, dir, opts);
+  const plugin = new ComponentPlugin(mod.instantiate, dir, { ...opts, log: limitLog(opts.log) });
   plugin.instantiate();
   return plugin;
 }

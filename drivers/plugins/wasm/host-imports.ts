@@ -25,6 +25,30 @@ export interface ImportContext {
   shouldStop(): boolean;
 }
 
+/** Log lines a plugin may send a second; past it lines are dropped and the drop is said once. */
+export const LOG_LINES_PER_SECOND = 100;
+
+/**
+ * Wraps a log so that a plugin logging per payload (100,000 payloads a second) cannot flood the
+ * gateway's log and the IPC channel: at most `perSecond` lines in a one-second window, then the count
+ * of dropped lines is logged as a warning when the next window opens.
+ */
+export function limitLog(log: (level: LogLevel, msg: string) => void, perSecond = LOG_LINES_PER_SECOND, clock = () => performance.now()) {
+  let windowStart = clock();
+  let lines = 0;
+  let dropped = 0;
+  return (level: LogLevel, msg: string): void => {
+    const now = clock();
+    if (now - windowStart >= 1000) {
+      if (dropped) log("warn", `${dropped} log lines dropped (more than ${perSecond} a second)`);
+      windowStart = now;
+      lines = dropped = 0;
+    }
+    if (++lines <= perSecond) log(level, msg);
+    else dropped++;
+  };
+}
+
 /** Names of the `env` imports a plugin may declare; any other import is refused at load. */
 export const KNOWN_IMPORTS = new Set(["log", "now_ms", "should_stop", "abort", "memory"]);
 

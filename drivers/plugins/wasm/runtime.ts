@@ -7,7 +7,7 @@
 import type { AckCode } from "../../../schemas/acks.ts";
 import type { LoadWasmPlugin, PluginCommand, PluginInit, PluginInstance, PluginWriteResult, WasmLoadOptions } from "../protocol.ts";
 import { WasmDeadlineError, WasmOutputError, WasmRefusedError, WasmTrapError } from "./errors.ts";
-import { hostImports, KNOWN_IMPORTS, type LogLevel } from "./host-imports.ts";
+import { hostImports, KNOWN_IMPORTS, limitLog, type LogLevel } from "./host-imports.ts";
 import { inspectModule, isComponent, type ModuleShape } from "./inspect.ts";
 import { encodeFrames, packBatch, readFrames, type DecodedFrame } from "./wire.ts";
 
@@ -65,7 +65,7 @@ export async function loadWasmPlugin(bytes: Uint8Array, opts: WasmPluginOptions)
     throw new WasmRefusedError("compile", (e as Error).message);
   }
   checkExports(module, opts.kind, shape);
-  const plugin = new CorePlugin(module, shape, memoryMaxPages, opts);
+  const plugin = new CorePlugin(module, shape, memoryMaxPages, { ...opts, log: limitLog(opts.log) });
   plugin.instantiate();
   return plugin;
 }

@@ -2,7 +2,7 @@
 // traps, stopped loops and memory growth (each re-creates the instance and the next payload decodes).
 import { describe, expect, it } from "bun:test";
 import { WasmDeadlineError, WasmRefusedError, WasmTrapError } from "../../../../drivers/plugins/wasm/errors.ts";
-import { LOG_LINE_MAX_BYTES, type LogLevel } from "../../../../drivers/plugins/wasm/host-imports.ts";
+import { limitLog, LOG_LINE_MAX_BYTES, type LogLevel } from "../../../../drivers/plugins/wasm/host-imports.ts";
 import { loadWasmPlugin, type WasmPluginOptions } from "../../../../drivers/plugins/wasm/runtime.ts";
 import { encodeFrames, packBatch, readPackedBatch } from "../../../../drivers/plugins/wasm/wire.ts";
 import { FIXED_FRAMES, testDecoder, testDriver, wat } from "./fixtures.ts";
@@ -104,6 +104,18 @@ describe("wasm runtime", () => {
     const line = lines.find((l) => l.level === "info")!;
     expect(new TextEncoder().encode(line.msg.split("…")[0]).length).toBeLessThanOrEqual(LOG_LINE_MAX_BYTES);
     expect(line.msg).toEndWith(`[${10000 - LOG_LINE_MAX_BYTES} more bytes cut]`);
+  });
+
+  it("drops log lines past 100 a second and says how many were dropped when the next second opens", () => {
+    let now = 0;
+    const got: string[] = [];
+    const log = limitLog((level, msg) => got.push(`${level}: ${msg}`), 100, () => now);
+    for (let i = 0; i < 250; i++) log("info", `line ${i}`);
+    now = 1000;
+    log("info", "next second");
+    expect(got).toHaveLength(102);
+    expect(got[99]).toBe("info: line 99");
+    expect(got.slice(100)).toEqual(["warn: 150 log lines dropped (more than 100 a second)", "info: next second"]);
   });
 
   it("refuses an exported memory declared above the ceiling, naming both figures", async () => {
