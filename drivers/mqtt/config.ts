@@ -11,6 +11,12 @@ export const MqttMapping = Type.Object(
     timestampUnit: Type.Union([Type.Literal("ms"), Type.Literal("us"), Type.Literal("s"), Type.Literal("iso")], { default: "ms" }),
     quality: Type.Optional(Type.String({ description: "dot path of the quality: StatusCode number, name (Good, Bad_...) or boolean good" })),
     payload: Type.Optional(Type.Union([Type.Literal("json"), Type.Literal("msgpack")])),
+    decoder: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description: "name of a decoder plugin that turns the payload into frames (path, timestamp, quality and payload are not used); `tag` is then a template where {tag} is the decoded tag",
+      }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -18,7 +18,7 @@
 import { decode } from "@msgpack/msgpack";
 import { hostname } from "node:os";
 import mqtt, { type IPublishPacket, type MqttClient } from "mqtt";
-import { redactUrl, type DataFrame, type Variable } from "../../schemas/index.ts";
+import { Quality, redactUrl, type DataFrame, type Variable } from "../../schemas/index.ts";
 import { DRIVER_API_VERSION, type Driver, type DriverInit, type FrameSink } from "../contract.ts";
 import type { Endpoint } from "../endpoint.ts";
 import { DriverConfigError, DriverError } from "../errors.ts";
@@ -26,10 +26,17 @@ import { explainTlsError, isTlsError, readTlsMaterial, type TlsMaterial } from "
 import { toEngineering } from "../mapping.ts";
 import { parseDriverConfig } from "../validate.ts";
 import { MqttSourceConfig } from "./config.ts";
+import { DecodeBatcher, type DecoderResolver } from "./decoder.ts";
 import { BadPayload, extract, fillTag, matchTopic } from "./mapping.ts";
 import { Refusals } from "./refusals.ts";
 
 export { matchTopic, extract, BadPayload } from "./mapping.ts";
+export type { DecoderResolver, PayloadDecoder } from "./decoder.ts";
+
+export interface MqttSourceOptions {
+  /** decoder plugins by name, for mappings with `decoder:` (the gateway's plugin host) */
+  decoders?: DecoderResolver;
+}
 
 /** A commit failed: this message and the ones after it stay unacknowledged until we reconnect. */
 export class MqttCommitError extends DriverError {
@@ -80,6 +87,10 @@ export class MqttSourceDriver implements Driver {
   private flushScheduled = false;
   /** wakes the read loop when a failed message reached the front of the window (all before it acked) */
   private onFailureFront: (() => void) | null = null;
+  /** one batcher per decoder plugin named by a mapping */
+  private batchers = new Map<string, DecodeBatcher>();
+
+  constructor(private readonly opts: MqttSourceOptions = {}) {}
 
   meta() {
     return { name: "mqtt", kind: "source" as const, apiVersion: DRIVER_API_VERSION, features: ["read", "subscribe"] };
@@ -89,6 +100,14 @@ export class MqttSourceDriver implements Driver {
     this.id = init.id;
     this.cfg = parseDriverConfig(init.id, MqttSourceConfig, init.config);
     this.tags = new Map(init.tags.map((t) => [t.tag, t]));
+    this.batchers = new Map();
+    this.cfg.mappings.forEach((m, i) => {
+      if (!m.decoder || this.batchers.has(m.decoder)) return;
+      if (!m.tag.includes("{tag}")) throw new DriverConfigError(init.id, `mappings[${i}].tag`, `a mapping with a decoder needs {tag} in its tag template (the decoded tag), e.g. "{tag}"`);
+      const decoder = this.opts.decoders?.(m.decoder);
+      if (!decoder) throw new DriverConfigError(init.id, `mappings[${i}].decoder`, `no decoder plugin '${m.decoder}' is loaded`);
+      this.batchers.set(m.decoder, new DecodeBatcher(decoder));
+    });
   }
 
   async connect(endpoint: Endpoint | undefined, signal: AbortSignal): Promise<void> {
@@ -296,6 +315,7 @@ export class MqttSourceDriver implements Driver {
     if (this.failed) throw this.failed; // keep the order: nothing after a failed message is acknowledged
     const tx = this.sink ?? (await this.sinkReady);
     const frames = this.toFrames(tx, packet);
+    if (this.batchers.size) frames.push(...(await this.decodedFrames(tx, packet)));
     if (!frames.length) return;
     try {
       // QoS 0 is never acknowledged: queue it with backpressure; otherwise the ack waits for the commit
@@ -314,6 +334,7 @@ export class MqttSourceDriver implements Driver {
     const now = Date.now() * 1000;
     const frames: DataFrame[] = [];
     for (const m of this.cfg.mappings) {
+      if (m.decoder) continue;
       const caps = matchTopic(m.topic, topic);
       if (!caps) continue;
       const tagName = fillTag(m.tag, caps);
@@ -326,6 +347,37 @@ export class MqttSourceDriver implements Driver {
       } catch (e) {
         const bad = e instanceof BadPayload ? e : new BadPayload("unhandled", `mapping the message failed: ${errorText(e)}`);
         this.refusals.add(tx, bad.reason, topic, bad.message);
+      }
+    }
+    return frames;
+  }
+
+  /**
+   * The frames of one message from the decoder plugins its topic matches. A decoded tag not in
+   * variables.yml, or a decoder that failed (timed out, crashed), is a refusal like any bad payload.
+   */
+  private async decodedFrames(tx: FrameSink, packet: IPublishPacket): Promise<DataFrame[]> {
+    const frames: DataFrame[] = [];
+    const now = Date.now() * 1000;
+    for (const m of this.cfg.mappings) {
+      const caps = m.decoder ? matchTopic(m.topic, packet.topic) : null;
+      if (!caps) continue;
+      let decoded;
+      try {
+        decoded = await this.batchers.get(m.decoder!)!.decode(packet.payload as Buffer);
+      } catch (e) {
+        this.refusals.add(tx, "unhandled", packet.topic, `decoder '${m.decoder}' failed: ${errorText(e)}`);
+        continue;
+      }
+      const template = fillTag(m.tag, caps);
+      for (const d of decoded) {
+        const tagName = template.replace("{tag}", d.tag);
+        const tag = this.tags.get(tagName);
+        if (!tag) {
+          this.refusals.add(tx, "missing_path", packet.topic, `decoder '${m.decoder}' gave tag '${tagName}', which is not in variables.yml for driver '${this.id}'`);
+          continue;
+        }
+        frames.push({ kind: "data", tag: tagName, value: toEngineering(tag, d.value), ts: d.ts ?? now, quality: d.quality ?? Quality.Good, source: this.id });
       }
     }
     return frames;
