@@ -32,7 +32,7 @@ export { RtuCrcError, RtuFrameError } from "./rtu-frame.ts";
  * path, or the device server's address), so that every driver and unit id on it shares one line and
  * its one-request-at-a-time schedule whatever the URL's options say (the first opener's settings win).
  */
-function linkOf(endpoint: Endpoint): { key: string; open: () => Promise<ModbusLink> } | string {
+export function linkOf(endpoint: Endpoint): { key: string; open: () => Promise<ModbusLink> } | string {
   const { host, timeoutMs } = endpoint;
   switch (endpoint.scheme) {
     case "tcp": {

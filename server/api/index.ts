@@ -10,6 +10,7 @@ import { commandsApi } from "./commands.ts";
 import { discoverApi } from "./discover.ts";
 import { docsPage } from "./docs-page.ts";
 import { healthApi } from "./health.ts";
+import { inspectApi } from "./inspect.ts";
 import { API_DOCS, OPENAPI_JSON, openapiPlugin } from "./openapi.ts";
 import { driversApi } from "./drivers.ts";
 import { loginApi } from "./login.ts";
@@ -23,7 +24,7 @@ import { tagsApi } from "./tags.ts";
 
 export type ApiPlugin = (ctx: GatewayContext) => Elysia<any, any, any, any, any, any, any>;
 
-export const apiPlugins: ApiPlugin[] = [healthApi, tagsApi, commandsApi, (ctx) => queryApi(ctx), backupApi, discoverApi, (ctx) => loginApi(ctx), overviewApi, driversApi, rulesApi, alarmsApi];
+export const apiPlugins: ApiPlugin[] = [healthApi, tagsApi, commandsApi, (ctx) => queryApi(ctx), backupApi, discoverApi, (ctx) => loginApi(ctx), overviewApi, driversApi, rulesApi, alarmsApi, inspectApi];
 
 export function createApi(ctx: GatewayContext) {
   const app = new Elysia();

@@ -44,6 +44,8 @@ const ADMIN_ROUTES = [
   "POST /api/backup", "POST /api/discover/opcua", "POST /api/discover/modbus", "POST /api/drivers/:id/restart", "POST /api/drivers/:id/pause", "POST /api/drivers/:id/resume",
   "PUT /api/rules/:name", "POST /api/rules/:name/enable", "POST /api/rules/:name/disable", "POST /api/rules/:name/dry-run",
 ];
+/** Routes that need the `admin` scope (tested with their own feature: test/server/backup.test.ts, discover-api.test.ts, inspect-api.test.ts). */
+const ADMIN_ROUTES = ["POST /api/backup", "POST /api/discover/opcua", "POST /api/discover/modbus", "POST /api/drivers/:id/restart", "POST /api/drivers/:id/pause", "POST /api/drivers/:id/resume", "POST /api/inspect/modbus"];
 /** Open too: the API's own description (routes and schemas, no data). */
 const DOCUMENTATION_ROUTES = ["GET /api/openapi.json", "GET /api/docs"];
 /**
