@@ -35,3 +35,19 @@ export function redactValue(path: string, value: unknown): unknown {
 export function gotValue(path: string, value: unknown, max = 80): string {
   return JSON.stringify(redactValue(path, value))?.slice(0, max) ?? "undefined";
 }
+
+// a `key: value` pair in YAML (block or flow style) whose key names a secret; the value up to the end of
+// the line, a comment, or the flow mapping's next `,` / `}`
+const SECRET_PAIR = /(^|[\s{,])([\w-]*(?:secret|passw|key|token|credential)[\w-]*)(\s*:[ \t]*)("(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^\s,}#"'][^,}#\n]*?)(?=[ \t]*(?:[,}#\n]|$))/gim;
+
+/**
+ * A config file's text for showing: the values of secret fields replaced by `"[redacted]"`, and URL
+ * passwords. Left as written: file references (`...File`), environment variable names (`...Env`) and
+ * `${VAR}` substitutions, which name a secret without holding it.
+ */
+export function redactConfigText(text: string): string {
+  return redactSecrets(text).replace(SECRET_PAIR, (whole, lead: string, key: string, colon: string, value: string) => {
+    if (/(?:File|Env)$/.test(key) || /^["']?\$\{[^}]*\}["']?$/.test(value.trim())) return whole;
+    return `${lead}${key}${colon}"${REDACTED}"`;
+  });
+}

@@ -76,6 +76,9 @@ export interface ReloadResult {
   tags: number;
   /** the auth key material (secret, JWKS, issuer, audience, lifetime bound) changed and applies now */
   authKeysChanged: boolean;
+  /** of a refused edit: the file and the path in it at fault */
+  file?: string;
+  path?: string;
 }
 
 /** Records a refused edit: log line and `config.rejected` event (file and path, never a secret's value). */
@@ -83,13 +86,26 @@ function refuse(ctx: GatewayContext, result: ReloadResult, e: unknown): ReloadRe
   const where = e instanceof ConfigError ? { file: e.file, path: e.path } : { file: ctx.config.dir, path: "" };
   // the message goes to the log and to an event any reader can query: no secret value in it
   result.error = redactSecrets(e instanceof ConfigError ? e.message : `config reload failed: ${(e as Error)?.message ?? String(e)}`);
+  Object.assign(result, where);
   ctx.logger.error({ error: result.error, ...where }, "configuration edit refused; the running configuration stays");
   ctx.drivers.appendEvent({ kind: "event", type: "config.rejected", source: "gateway", ts: Date.now() * 1000, data: { error: result.error, ...where } });
   return result;
 }
 
-/** Loads the config directory again and applies it; never throws. */
-export async function reloadConfig(ctx: GatewayContext): Promise<ReloadResult> {
+/** The reload in progress per gateway: the watcher and the API (PUT /api/config/files) reload one at a time. */
+const reloading = new WeakMap<GatewayContext, Promise<unknown>>();
+
+/**
+ * Loads the config directory again and applies it; never throws. Reloads of one gateway run one after
+ * the other: two at once would both compute their driver changes from the config before either applied.
+ */
+export function reloadConfig(ctx: GatewayContext): Promise<ReloadResult> {
+  const next = (reloading.get(ctx) ?? Promise.resolve()).then(() => reloadNow(ctx));
+  reloading.set(ctx, next.catch(() => undefined));
+  return next;
+}
+
+async function reloadNow(ctx: GatewayContext): Promise<ReloadResult> {
   const result: ReloadResult = { ok: false, driversRestarted: [], driversAdded: [], driversRemoved: [], tags: ctx.catalog.size, authKeysChanged: false };
   let next: Config;
   let edited: GatewayConfig; // gateway.yml as now on disk

@@ -7,6 +7,7 @@ import type { GatewayContext } from "../context.ts";
 import { alarmsApi } from "./alarms.ts";
 import { backupApi } from "./backup.ts";
 import { commandsApi } from "./commands.ts";
+import { configFilesApi } from "./config-files.ts";
 import { discoverApi } from "./discover.ts";
 import { docsPage } from "./docs-page.ts";
 import { healthApi } from "./health.ts";
@@ -24,7 +25,7 @@ import { tagsApi } from "./tags.ts";
 
 export type ApiPlugin = (ctx: GatewayContext) => Elysia<any, any, any, any, any, any, any>;
 
-export const apiPlugins: ApiPlugin[] = [healthApi, tagsApi, commandsApi, (ctx) => queryApi(ctx), backupApi, discoverApi, (ctx) => loginApi(ctx), overviewApi, driversApi, rulesApi, alarmsApi, inspectApi];
+export const apiPlugins: ApiPlugin[] = [healthApi, tagsApi, commandsApi, (ctx) => queryApi(ctx), backupApi, discoverApi, (ctx) => loginApi(ctx), overviewApi, driversApi, rulesApi, alarmsApi, inspectApi, configFilesApi];
 
 export function createApi(ctx: GatewayContext) {
   const app = new Elysia();

@@ -37,15 +37,15 @@ const READ_ROUTES: Record<string, (auth: string) => Promise<Response>> = {
   "GET /api/rules/:name": (auth) => fetch(`${g.url}/api/rules/nope`, { headers: { authorization: auth } }),
   "GET /api/alarms": (auth) => fetch(`${g.url}/api/alarms`, { headers: { authorization: auth } }),
 };
-/** The alarm actions are tested with their feature (test/server/alarms-api.test.ts: a viewer cannot acknowledge). */
+/** Routes that need the `admin` scope (tested with their own feature: test/server/backup.test.ts, discover-api.test.ts, inspect-api.test.ts, config-files.test.ts). */
 const WRITE_ROUTES = ["PUT /api/tags/:tag", "POST /api/alarms/:id/ack", "POST /api/alarms/:id/shelve", "POST /api/alarms/:id/unshelve"];
-/** Routes that need the `admin` scope (tested with their own feature: test/server/backup.test.ts, discover-api.test.ts, rules-api.test.ts). */
+/** Routes that need the `admin` scope (tested with their own feature: test/server/backup.test.ts, discover-api.test.ts, inspect-api.test.ts, config-files.test.ts). */
 const ADMIN_ROUTES = [
   "POST /api/backup", "POST /api/discover/opcua", "POST /api/discover/modbus", "POST /api/drivers/:id/restart", "POST /api/drivers/:id/pause", "POST /api/drivers/:id/resume",
   "PUT /api/rules/:name", "POST /api/rules/:name/enable", "POST /api/rules/:name/disable", "POST /api/rules/:name/dry-run",
 ];
-/** Routes that need the `admin` scope (tested with their own feature: test/server/backup.test.ts, discover-api.test.ts, inspect-api.test.ts). */
-const ADMIN_ROUTES = ["POST /api/backup", "POST /api/discover/opcua", "POST /api/discover/modbus", "POST /api/drivers/:id/restart", "POST /api/drivers/:id/pause", "POST /api/drivers/:id/resume", "POST /api/inspect/modbus"];
+/** Routes that need the `admin` scope (tested with their own feature: test/server/backup.test.ts, discover-api.test.ts, inspect-api.test.ts, config-files.test.ts). */
+const ADMIN_ROUTES = ["POST /api/backup", "POST /api/discover/opcua", "POST /api/discover/modbus", "POST /api/drivers/:id/restart", "POST /api/drivers/:id/pause", "POST /api/drivers/:id/resume", "POST /api/inspect/modbus", "GET /api/config/files", "POST /api/config/check", "PUT /api/config/files/:name"];
 /** Open too: the API's own description (routes and schemas, no data). */
 const DOCUMENTATION_ROUTES = ["GET /api/openapi.json", "GET /api/docs"];
 /**
