@@ -12,6 +12,8 @@ import { consume, type LogConsumer } from "../../storage/consumer.ts";
 import type { EventLog } from "../../storage/index.ts";
 import { TagTree, type TreeChanges } from "./address-space.ts";
 import { parseOpcuaConfig, type OpcuaServerConfig } from "./config.ts";
+import { listCertificates, trustCertificate, type ClientCertificate } from "./certificates.ts";
+export { UnknownCertificate, type ClientCertificate } from "./certificates.ts";
 import { certificateRoleResolver, pkiFolders, securityModes, securityPolicies, tagRolePermissions, userManager, type Pki } from "./security.ts";
 import { SessionGuard } from "./sessions.ts";
 import { commandWriter } from "./writes.ts";
@@ -154,6 +156,19 @@ export class OpcuaServerBridge {
       // one odd value (a type the variable refuses) must not stop the others
       this.logger.warn({ err, tag: f.tag }, "opcua: value not published");
     }
+  }
+
+  /** The trusted and rejected client certificates of the PKI folder (empty before start). */
+  certificates(): ClientCertificate[] {
+    return this.pki ? listCertificates(this.pki) : [];
+  }
+
+  /** Trusts a rejected client certificate by thumbprint: that client's next connect is accepted. */
+  async trust(thumbprint: string): Promise<ClientCertificate> {
+    if (!this.pki) throw new Error("the OPC UA server is not started");
+    const c = await trustCertificate(this.pki, thumbprint);
+    this.logger.info({ thumbprint: c.thumbprint, subject: c.subject, kind: c.kind }, "opcua: client certificate trusted");
+    return c;
   }
 
   /** Sessions, subscriptions and the log consumer, for the readiness document. */

@@ -16,6 +16,7 @@ import { API_DOCS, OPENAPI_JSON, openapiPlugin } from "./openapi.ts";
 import { driversApi } from "./drivers.ts";
 import { loginApi } from "./login.ts";
 import { overviewApi } from "./overview.ts";
+import { opcuaCertsApi } from "./opcua-certs.ts";
 import { InvalidParam, validationError, type ApiError } from "./params.ts";
 import { queryApi } from "./query.ts";
 import { rulesApi } from "./rules.ts";
@@ -25,7 +26,7 @@ import { tagsApi } from "./tags.ts";
 
 export type ApiPlugin = (ctx: GatewayContext) => Elysia<any, any, any, any, any, any, any>;
 
-export const apiPlugins: ApiPlugin[] = [healthApi, tagsApi, commandsApi, (ctx) => queryApi(ctx), backupApi, discoverApi, (ctx) => loginApi(ctx), overviewApi, driversApi, rulesApi, alarmsApi, inspectApi, configFilesApi];
+export const apiPlugins: ApiPlugin[] = [healthApi, tagsApi, commandsApi, (ctx) => queryApi(ctx), backupApi, discoverApi, (ctx) => loginApi(ctx), overviewApi, driversApi, rulesApi, alarmsApi, inspectApi, configFilesApi, opcuaCertsApi];
 
 export function createApi(ctx: GatewayContext) {
   const app = new Elysia();
