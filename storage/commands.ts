@@ -41,6 +41,14 @@ export interface ListCommands {
   tags?: readonly string[];
   /** commands accepted at or after this instant, µs since the epoch */
   sinceMicros?: number;
+  /** commands accepted at or before this instant, µs since the epoch */
+  untilMicros?: number;
+  /** who wrote (the command's actor: a JWT sub, `cert:<subject>`, a rule) */
+  actor?: string;
+  /** where from: rest, mqtt, opcua, modbus, rule, nats */
+  origin?: string;
+  /** the ack's code (ok, expired, device_error ...), or "pending" for commands without an ack yet */
+  code?: string;
   /** default 100, at most 1000 */
   limit?: number;
 }
@@ -316,6 +324,27 @@ export class CommandBus extends EventEmitter {
     if (q.sinceMicros !== undefined) {
       where.push("ts >= $since");
       params.since = BigInt(Math.trunc(q.sinceMicros));
+    }
+    if (q.untilMicros !== undefined) {
+      where.push("ts <= $until");
+      params.until = BigInt(Math.trunc(q.untilMicros));
+    }
+    if (q.actor !== undefined) {
+      where.push("json_extract_string(body, '$.actor') = $actor");
+      params.actor = q.actor;
+    }
+    if (q.origin !== undefined) {
+      where.push("json_extract_string(body, '$.origin') = $origin");
+      params.origin = q.origin;
+    }
+    if (q.code !== undefined) {
+      // filtered in SQL, so that the limit counts matching commands; legacy acks without a code do not match
+      const acked = `SELECT json_extract_string(body, '$.cmd') FROM log WHERE kind = ${KIND_CODE.ack}`;
+      if (q.code === "pending") where.push(`json_extract_string(body, '$.id') NOT IN (${acked})`);
+      else {
+        where.push(`json_extract_string(body, '$.id') IN (${acked} AND json_extract_string(body, '$.code') = $code)`);
+        params.code = q.code;
+      }
     }
     const cmdRows = await this.sql(`SELECT ${LOG_COLUMNS} FROM log WHERE ${where.join(" AND ")} ORDER BY "offset" DESC LIMIT ${limit}`, params);
     const cmds = cmdRows.map((r) => rowToFrame(r) as Logged<CmdFrame>);

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { Elysia, t } from "elysia";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { documented, documentedErrors, errorAnswers } from "../../schemas/api.ts";
-import { ACK_CODE_INFO, ACK_CODES, ApiError, checkWrite, CommandView, WriteBody, WriteNotDone, type AckFrame, type CmdFrame, type Logged, type Value } from "../../schemas/index.ts";
+import { ACK_CODE_INFO, ACK_CODES, ApiError, checkWrite, CommandView, Origin, WriteBody, WriteNotDone, type AckFrame, type CmdFrame, type Logged, type Value } from "../../schemas/index.ts";
 import { CommitError, LogClosedError, LogDegradedError, type CommandRecord } from "../../storage/index.ts";
 import { AuthError, authOf, authorizeWrite, authPlugin, requireScope, unknownTag, type Principal } from "../auth/index.ts";
 import type { GatewayContext } from "../context.ts";
@@ -275,8 +275,19 @@ export function commandsApi(ctx: GatewayContext) {
           const sinceMicros = sinceMs === undefined ? undefined : sinceMs * 1000;
           const limit = query.limit === undefined ? 100 : Number(query.limit);
           if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new CommandRejected(400, "invalid_query", "limit: expected an integer 1..1000", "limit");
+          const untilMs = parseTimeParam(query.until, "until");
           const tags = commandTags(who);
-          const recs: CommandRecord[] = await ctx.commands.list({ tenant: who.tenant, limit, ...(tags === null ? {} : { tags }), ...(query.tag ? { tag: query.tag } : {}), ...(sinceMicros === undefined ? {} : { sinceMicros }) });
+          const recs: CommandRecord[] = await ctx.commands.list({
+            tenant: who.tenant,
+            limit,
+            ...(tags === null ? {} : { tags }),
+            ...(query.tag ? { tag: query.tag } : {}),
+            ...(sinceMicros === undefined ? {} : { sinceMicros }),
+            ...(untilMs === undefined ? {} : { untilMicros: untilMs * 1000 }),
+            ...(query.actor ? { actor: query.actor } : {}),
+            ...(query.origin ? { origin: query.origin } : {}),
+            ...(query.code ? { code: query.code } : {}),
+          });
           return recs.map(commandView);
         } catch (e) {
           return fail(set, e);
@@ -286,6 +297,10 @@ export function commandsApi(ctx: GatewayContext) {
         query: t.Object({
           tag: t.Optional(t.String({ description: "only this tag" })),
           since: t.Optional(t.String({ description: "ISO time or epoch milliseconds" })),
+          until: t.Optional(t.String({ description: "ISO time or epoch milliseconds: commands accepted at or before it" })),
+          actor: t.Optional(t.String({ maxLength: 200, description: "only this actor (JWT sub, cert:<subject>, rule id)" })),
+          origin: t.Optional(Origin),
+          code: t.Optional(t.Union([...ACK_CODES, "pending"].map((c) => t.Literal(c)), { description: "only commands whose ack has this code; pending: no ack yet" })),
           limit: t.Optional(t.String({ description: "1..1000 (default 100)" })),
         }),
         response: { 200: t.Array(CommandView), ...errorAnswers(400, 401, 403, 503) },
