@@ -17,6 +17,8 @@ export const TagView = Type.Object(
     unit: Type.Union([Type.String(), Type.Null()]),
     description: Type.Union([Type.String(), Type.Null()]),
     access: Type.String({ description: "R, W or RW" }),
+    min: Type.Optional(Type.Number({ description: "lowest value a write may set (engineering units)" })),
+    max: Type.Optional(Type.Number({ description: "highest value a write may set (engineering units)" })),
     tenant: Type.String(),
     value: JsonValue,
     quality: Type.String({ description: "OPC UA StatusCode name, e.g. Good, Bad_CommunicationError" }),

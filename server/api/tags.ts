@@ -45,6 +45,8 @@ export function tagsApi(ctx: GatewayContext) {
             unit: t.unit ?? null,
             description: t.description ?? null,
             access: t.access,
+            ...(t.min === undefined ? {} : { min: t.min }),
+            ...(t.max === undefined ? {} : { max: t.max }),
             tenant: t.tenant,
             value: f ? jsonValue(f.value) : null,
             quality: f ? qualityName(f.quality) : "Bad_WaitingForInitialData",

@@ -9,6 +9,9 @@ export interface CatalogTag {
   unit: string | null;
   description: string | null;
   access: "R" | "W" | "RW";
+  /** write limits (engineering units), when the tag has them */
+  min?: number;
+  max?: number;
   tenant: string;
   value: unknown;
   quality: string;
