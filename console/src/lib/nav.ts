@@ -18,7 +18,7 @@ export const NAV: NavEntry[] = [
   { href: "/", label: "Overview", summary: "Throughput, commit latency, log, uplink and drivers at a glance" },
   { href: "/devices", label: "Devices", summary: "Each driver's state, last error and what to do, restarts, poll statistics" },
   { href: "/tags", label: "Tags", summary: "Live values with quality, filters and a trend per tag" },
-  { href: "/write", label: "Write", summary: "Setpoints: checked, confirmed, acknowledged", later: "A write dialog per writable tag that checks type and limits, asks for confirmation and shows the ack and the read-back value (issue #19, write page)." },
+  { href: "/write", label: "Write", summary: "Setpoints: checked, confirmed, acknowledged" },
   { href: "/history", label: "History & SQL", summary: "SQL over the log, charts and downloads", later: "An SQL editor with examples and the view list, results as a table and a chart, CSV / Parquet / Arrow downloads (issue #19, history page)." },
   { href: "/commands", label: "Commands", summary: "Who wrote what, when, from where, and the result", later: "The commands audit: every setpoint with its origin, actor and ack, with filters (issue #19, commands page)." },
   { href: "/bridges", label: "Bridges", summary: "MQTT uplink, OPC UA server, Modbus slave", later: "MQTT uplink lag and backlog, OPC UA sessions and client certificates to trust, Modbus slave requests and exceptions (issue #19, bridges page)." },
