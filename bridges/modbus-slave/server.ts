@@ -59,6 +59,11 @@ export interface SlaveStatus {
   badEntries: number;
   /** the log tail feeding the register image */
   consumer: ConsumerStatus | null;
+  /** requests answered, and exception responses by code (01 illegal function, 02 illegal address ...) */
+  requests: number;
+  exceptions: Record<number, number>;
+  writes: number;
+  writesDenied: number;
   [detail: string]: unknown;
 }
 
@@ -214,8 +219,8 @@ export class ModbusSlave {
       state = "degraded";
       reasons.push(`its log tail is retrying after an error (${consumer.lastError}): served values may be stale`);
     }
-    const { connections, refused } = this.stats;
-    return { state, reasons, port: this.port, connections, refusedConnections: refused, badEntries: this.current.badEntries(), consumer };
+    const { connections, refused, requests, exceptions, writes, writesDenied } = this.stats;
+    return { state, reasons, port: this.port, connections, refusedConnections: refused, requests, exceptions: { ...exceptions }, writes, writesDenied, badEntries: this.current.badEntries(), consumer };
   }
 
   // ---- connections ----------------------------------------------------------------------------

@@ -161,6 +161,16 @@ describe("exceptions", () => {
     expect([...answer]).toEqual([0, 9, 0, 0, 0, 3, 1, 0x85, 3]);
   });
 
+  it("reports requests and exception responses by code in its status (the readiness document, the console's Bridges page)", async () => {
+    const m = await h.master();
+    const before = h.slave.status();
+    expect(await exceptionOf(m.readHoldingRegisters(1000, 10))).toBe(2);
+    await m.readHoldingRegisters(0, 1);
+    const after = h.slave.status();
+    expect(after.requests - before.requests).toBe(2);
+    expect((after.exceptions[2] ?? 0) - (before.exceptions[2] ?? 0)).toBe(1);
+  });
+
   it("answers exception 0A to a unit id that has no map", async () => {
     const m = await h.master({ unit: 9 });
     expect(await exceptionOf(m.readHoldingRegisters(0, 1))).toBe(0x0a);
