@@ -25,6 +25,7 @@ export const NAV: NavEntry[] = [
   { href: "/config", label: "Configuration", summary: "The config files, validated as you type", later: "The config files with an editor that validates against the schemas, shows the diff and the check, and applies with hot reload (issue #19, configuration page)." },
   { href: "/modbus", label: "Modbus inspector", summary: "Registers decoded in every type and byte/word order", later: "Read a register range through the gateway and see it decoded in every type and byte/word order side by side, then copy the YAML (issue #19, Modbus inspector)." },
   { href: "/alarms", label: "Alarms", summary: "Active alarms in priority colours, acknowledge, shelve, history" },
+  { href: "/bridges", label: "Bridges", summary: "MQTT uplink, OPC UA server, Modbus slave" },
   { href: "/config", label: "Configuration", summary: "The config files, validated as you type", roles: ["admin"] },
   { href: "/modbus", label: "Modbus inspector", summary: "Registers decoded in every type and byte/word order", roles: ["admin"] },
   { href: "/alarms", label: "Alarms", summary: "Active alarms, acknowledge and shelve", later: "Alarms arrive with the alarms issue, on this layout." },
