@@ -15,7 +15,7 @@ const root = join(consoleDir, "..");
 export const BUILD_DIR = join(consoleDir, "build");
 const HASH_FILE = join(BUILD_DIR, ".source-hash");
 /** Files outside src/ that change the build (the shared quality table is compiled into the bundle). */
-const INPUTS = ["vite.config.ts", "package.json", "../schemas/quality.ts", "../schemas/status-codes.ts", "../schemas/acks.ts", "../schemas/registers.ts", "../schemas/register-views.ts"];
+const INPUTS = ["vite.config.ts", "package.json", "../schemas/quality.ts", "../schemas/status-codes.ts", "../schemas/acks.ts", "../schemas/registers.ts", "../schemas/register-views.ts", "../schemas/command.ts"];
 const DEPS = ["svelte", "@sveltejs/kit", "@sveltejs/vite-plugin-svelte", "@sveltejs/adapter-static", "vite", "uplot"];
 
 function filesUnder(dir) {

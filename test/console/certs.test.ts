@@ -2,29 +2,23 @@
 // SignAndEncrypt connect, shows up as rejected on the page, an admin trusts it with the page's button, and
 // the client's next connect is accepted; a viewer sees the button disabled. The Modbus slave and MQTT
 // cards say how to turn them on when they are off.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "bun:test";
+import { afterAll, describe, expect, it } from "bun:test";
 import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { MessageSecurityMode } from "node-opcua";
-import { startConsoleHarness, type ConsoleHarness } from "./harness.ts";
+import { consoleHarness } from "./ops-harness.ts";
 import { connect } from "../bridges/opcua-server/helpers.ts";
 import { freePort, tempDir } from "../helpers/index.ts";
 
-let h: ConsoleHarness;
 let url = "";
 const pki = tempDir("edge-console-certs-");
-
-beforeAll(async () => {
+const h = consoleHarness(import.meta.file, async () => {
   const port = await freePort();
-  h = await startConsoleHarness(import.meta.file, { files: { "gateway.yml": `opcua:\n  enabled: true\n  port: ${port}\n  hostname: 127.0.0.1\n  allowAnonymous: true\n` } });
   url = `opc.tcp://127.0.0.1:${port}/UA/edge`;
-}, 120_000);
-afterAll(async () => {
-  await h?.close();
-  pki.cleanup();
-}, 30_000);
-afterEach(() => h.checkConsole());
+  return { files: { "gateway.yml": `opcua:\n  enabled: true\n  port: ${port}\n  hostname: 127.0.0.1\n  allowAnonymous: true\n` } };
+});
+afterAll(() => pki.cleanup());
 
 const SLOW = 90_000; // SignAndEncrypt handshakes are slow on a loaded 2-core machine
 

@@ -1,19 +1,13 @@
 // The configuration page in a real browser (admin): an edit with an error is shown with its file and path
 // as you type, Apply is refused and nothing changes on disk or in the gateway; a good edit applies by hot
 // reload (a new tag in the catalog).
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "bun:test";
+import { describe, expect, it } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { startConsoleHarness, type ConsoleHarness } from "./harness.ts";
+import { consoleHarness, SLOW } from "./ops-harness.ts";
 
-let h: ConsoleHarness;
-beforeAll(async () => {
-  h = await startConsoleHarness(import.meta.file);
-}, 120_000);
-afterAll(async () => h?.close());
-afterEach(() => h.checkConsole());
+const h = consoleHarness(import.meta.file);
 
-const SLOW = 60_000;
 const variablesOnDisk = () => readFileSync(join(h.g.gw.ctx.config.dir, "variables.yml"), "utf8");
 
 describe("Configuration page", () => {

@@ -1,18 +1,12 @@
 // The Modbus inspector in a real browser (admin) against the demo PLC: the boiler pressure is stored low
 // word first (CDAB) at holding 2; read through the gateway, the CDAB column shows the PLC's value and
 // ABCD does not, and picking the cell gives the variables.yml entry with wordOrder LE.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "bun:test";
-import { startConsoleHarness, type ConsoleHarness } from "./harness.ts";
+import { describe, expect, it } from "bun:test";
+import { consoleHarness, SLOW } from "./ops-harness.ts";
 import { readPlc } from "./plc-read.ts";
 
-let h: ConsoleHarness;
-beforeAll(async () => {
-  h = await startConsoleHarness(import.meta.file);
-}, 120_000);
-afterAll(async () => h?.close());
-afterEach(() => h.checkConsole());
+const h = consoleHarness(import.meta.file);
 
-const SLOW = 60_000;
 
 describe("Modbus inspector", () => {
   it("decodes the demo PLC's float32 pressure in the right word order (CDAB) and gives its YAML", async () => {

@@ -1,21 +1,16 @@
 // History & SQL and the commands audit in a real browser against the demo plant: a query returns rows
 // with its time and row count and a chart, the same query downloads as CSV; the audit page lists a write
 // with who, from where and the result, and its filters narrow the list.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "bun:test";
+import { beforeAll, describe, expect, it } from "bun:test";
 import { readFileSync } from "node:fs";
-import { startConsoleHarness, type ConsoleHarness } from "./harness.ts";
+import { consoleHarness, SLOW } from "./ops-harness.ts";
 import { waitFor } from "../helpers/index.ts";
 
-let h: ConsoleHarness;
+const h = consoleHarness(import.meta.file);
 beforeAll(async () => {
-  h = await startConsoleHarness(import.meta.file);
   // readings of the boiler for the chart
   await waitFor(() => h.g.gw.ctx.log.head > 50, "demo readings in the log", 20_000);
-}, 120_000);
-afterAll(async () => h?.close());
-afterEach(() => h.checkConsole());
-
-const SLOW = 60_000;
+}, 30_000);
 
 describe("History & SQL", () => {
   it("runs a query: rows in a table with the time and row count, a chart, and the same query as a CSV download", async () => {

@@ -2,18 +2,12 @@
 // in words and the read-back, and the demo PLC's register holds the value; a value past the tag's limit is
 // refused in the dialog before anything is sent; a viewer sees the write controls disabled and the API
 // refuses a viewer's token.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "bun:test";
-import { startConsoleHarness, type ConsoleHarness } from "./harness.ts";
+import { describe, expect, it } from "bun:test";
+import { consoleHarness, SLOW } from "./ops-harness.ts";
 import { readPlc } from "./plc-read.ts";
 
-let h: ConsoleHarness;
-beforeAll(async () => {
-  h = await startConsoleHarness(import.meta.file);
-}, 120_000);
-afterAll(async () => h?.close());
-afterEach(() => h.checkConsole());
+const h = consoleHarness(import.meta.file);
 
-const SLOW = 60_000;
 const SETPOINT = "line1/boiler/setpoint"; // float32 at holding 20, min 20, max 120
 
 describe("write dialog", () => {

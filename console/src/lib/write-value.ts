@@ -2,6 +2,8 @@
 // is sent: the tag's type (integers in decimal or hex, 0x1F; 64-bit integers kept exact as decimal text),
 // and its write limits. The gateway checks again (schemas/command.ts checkWrite, with the tag's scale);
 // this check only saves a round trip and says what is wrong next to the input.
+// a relative path (not #schemas/): the unit test runs this file under bun, which refuses a package import outside the package
+import { INT_RANGE } from "../../../schemas/command.ts";
 
 export interface WritableTag {
   tag: string;
@@ -11,15 +13,6 @@ export interface WritableTag {
 }
 
 export type ParsedWrite = { ok: true; value: number | boolean | string; shown: string } | { ok: false; message: string };
-
-const INT_RANGE: Record<string, [bigint, bigint]> = {
-  int16: [-(2n ** 15n), 2n ** 15n - 1n],
-  uint16: [0n, 2n ** 16n - 1n],
-  int32: [-(2n ** 31n), 2n ** 31n - 1n],
-  uint32: [0n, 2n ** 32n - 1n],
-  int64: [-(2n ** 63n), 2n ** 63n - 1n],
-  uint64: [0n, 2n ** 64n - 1n],
-};
 
 const fail = (message: string): ParsedWrite => ({ ok: false, message });
 
