@@ -76,6 +76,8 @@ export interface ReloadResult {
   tags: number;
   /** the auth key material (secret, JWKS, issuer, audience, lifetime bound) changed and applies now */
   authKeysChanged: boolean;
+  /** gateway.yml on disk differs from the running one beyond what applies live (the Modbus slave's map, auth): true until a restart */
+  restartNeeded: boolean;
   /** of a refused edit: the file and the path in it at fault */
   file?: string;
   path?: string;
@@ -106,7 +108,7 @@ export function reloadConfig(ctx: GatewayContext): Promise<ReloadResult> {
 }
 
 async function reloadNow(ctx: GatewayContext): Promise<ReloadResult> {
-  const result: ReloadResult = { ok: false, driversRestarted: [], driversAdded: [], driversRemoved: [], tags: ctx.catalog.size, authKeysChanged: false };
+  const result: ReloadResult = { ok: false, driversRestarted: [], driversAdded: [], driversRemoved: [], tags: ctx.catalog.size, authKeysChanged: false, restartNeeded: false };
   let next: Config;
   let edited: GatewayConfig; // gateway.yml as now on disk
   let verifier: TokenVerifier;
@@ -132,7 +134,10 @@ async function reloadNow(ctx: GatewayContext): Promise<ReloadResult> {
     // a driver that fails to stop or start is the supervisor's business; the catalog and config still move on
     ctx.logger.error({ err: e }, "applying the configuration edit failed part-way");
   }
-  if (!isDeepStrictEqual(edited, next.gateway)) ctx.logger.warn("gateway.yml changed: ports, data directory and log tuning apply after a restart");
+  if (!isDeepStrictEqual(edited, next.gateway)) {
+    result.restartNeeded = true;
+    ctx.logger.warn("gateway.yml changed: ports, data directory and log tuning apply after a restart");
+  }
   const consoleUsersChanged = !isDeepStrictEqual(ctx.config.gateway.console.users, next.gateway.console.users);
   ctx.config = next;
   ctx.catalog.replace(next.tags);

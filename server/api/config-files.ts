@@ -54,6 +54,7 @@ const ReloadAnswer = t.Object({
   driversRemoved: t.Array(t.String()),
   tags: t.Number(),
   authKeysChanged: t.Boolean(),
+  restartNeeded: t.Boolean({ description: "gateway.yml changed beyond the Modbus slave's map and auth: the rest applies after a restart" }),
 });
 
 const ApplyAnswer = t.Object({ ...CheckAnswer.properties, reload: t.Optional(ReloadAnswer) });

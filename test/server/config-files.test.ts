@@ -105,6 +105,14 @@ describe("PUT /api/config/files/:name", () => {
     expect(g.gw.ctx.catalog.get("line/b")?.unit).toBe("bar");
   });
 
+  it("says when gateway.yml on disk holds settings that apply only after a restart, until the restart", async () => {
+    expect((await call("PUT", "/api/config/files/variables.yml", { text: onDisk("variables.yml") })).body.reload.restartNeeded).toBe(false);
+    const running = onDisk("gateway.yml");
+    const r = await call("PUT", "/api/config/files/gateway.yml", { text: running.replace("watchConfig: false", "watchConfig: false\nhealth: { commitStallSeconds: 7 }") });
+    expect(r).toMatchObject({ status: 200, body: { ok: true, reload: { ok: true, restartNeeded: true } } });
+    expect((await call("PUT", "/api/config/files/variables.yml", { text: onDisk("variables.yml") })).body.reload.restartNeeded).toBe(true);
+  });
+
   it("answers 404 for a file that is not a config file, and never writes outside the config directory", async () => {
     expect(await call("PUT", "/api/config/files/secret.txt", { text: "x" })).toMatchObject({ status: 404, body: { error: "unknown_file", field: "name" } });
     expect((await call("PUT", `/api/config/files/${encodeURIComponent("../variables.yml")}`, { text: "x" })).status).toBe(404);
