@@ -76,7 +76,7 @@ export interface ReloadResult {
   tags: number;
   /** the auth key material (secret, JWKS, issuer, audience, lifetime bound) changed and applies now */
   authKeysChanged: boolean;
-  /** gateway.yml on disk differs from the running one beyond what applies live (the Modbus slave's map, auth): true until a restart */
+  /** gateway.yml on disk differs from the running one beyond what applies live (the Modbus slave's map, auth, console users): true until a restart */
   restartNeeded: boolean;
   /** of a refused edit: the file and the path in it at fault */
   file?: string;

@@ -54,7 +54,7 @@ const ReloadAnswer = t.Object({
   driversRemoved: t.Array(t.String()),
   tags: t.Number(),
   authKeysChanged: t.Boolean(),
-  restartNeeded: t.Boolean({ description: "gateway.yml changed beyond the Modbus slave's map and auth: the rest applies after a restart" }),
+  restartNeeded: t.Boolean({ description: "gateway.yml on disk holds settings beyond the Modbus slave's map, auth and console users: they apply after a restart" }),
 });
 
 const ApplyAnswer = t.Object({ ...CheckAnswer.properties, reload: t.Optional(ReloadAnswer) });
