@@ -11,8 +11,9 @@ const h = consoleHarness(import.meta.file);
 const SETPOINT = "line1/boiler/setpoint"; // float32 at holding 20, min 20, max 120
 
 describe("write dialog", () => {
-  it("lets an operator write a setpoint: the ack says Written, the read-back shows it, and the PLC's register holds it", async () => {
-    const page = await h.open("operator", `/write?tag=${SETPOINT}`);
+  it("lets an operator write a setpoint from its tag page: the ack says Written, the read-back shows it, and the PLC's register holds it", async () => {
+    const page = await h.open("operator", `/tags/${SETPOINT}`);
+    await page.getByTestId("write-link").click();
     const dialog = page.getByTestId("write-dialog");
     await dialog.waitFor();
     await dialog.locator("input[name=value]").fill("87.5");
