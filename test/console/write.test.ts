@@ -60,4 +60,25 @@ describe("write dialog", () => {
     expect(await readPlc(h.g, 20, { type: "float32" })).not.toBe(50);
     await page.context().close();
   }, SLOW);
+
+  it("shows a write the gateway recorded but could not execute as refused, with its ack code in words", async () => {
+    await h.g.gw.ctx.drivers.pause("plc");
+    try {
+      const page = await h.open(null, `/write?tag=${SETPOINT}`);
+      h.allowErrors(page, /status of 409/);
+      await h.login(page, "operator");
+      const dialog = page.getByTestId("write-dialog");
+      await dialog.locator("input[name=value]").fill("64");
+      await dialog.getByRole("button", { name: "Review…" }).click();
+      await dialog.getByRole("button", { name: "Confirm write" }).click();
+      await dialog.getByTestId("ack-title").filter({ hasText: "Refused: not written" }).waitFor({ timeout: 15_000 });
+      expect(await dialog.getByTestId("ack-code").textContent()).toBe("driver_not_running");
+      expect(await dialog.getByTestId("ack").textContent()).toContain("the tag's driver is not running");
+      await h.shot(page, "write-refused-driver-paused");
+      await page.context().close();
+    } finally {
+      await h.g.gw.ctx.drivers.restart("plc");
+    }
+    expect(await readPlc(h.g, 20, { type: "float32" })).not.toBe(64);
+  }, SLOW);
 });
