@@ -36,10 +36,13 @@ const READ_ROUTES: Record<string, (auth: string) => Promise<Response>> = {
   "GET /api/rules": (auth) => fetch(`${g.url}/api/rules`, { headers: { authorization: auth } }),
   "GET /api/rules/:name": (auth) => fetch(`${g.url}/api/rules/nope`, { headers: { authorization: auth } }),
   "GET /api/alarms": (auth) => fetch(`${g.url}/api/alarms`, { headers: { authorization: auth } }),
+  "GET /api/opcua/certificates": (auth) => fetch(`${g.url}/api/opcua/certificates`, { headers: { authorization: auth } }),
 };
 /** What a reader gets where it is not 200: the command id and the rule do not exist; this gateway runs no OPC UA server. */
+const SERVED_STATUS: Record<string, number> = { "GET /api/commands/:id": 404, "GET /api/rules/:name": 404, "GET /api/opcua/certificates": 409 };
+/** The alarm actions are tested with their feature (test/server/alarms-api.test.ts: a viewer cannot acknowledge). */
 const WRITE_ROUTES = ["PUT /api/tags/:tag", "POST /api/alarms/:id/ack", "POST /api/alarms/:id/shelve", "POST /api/alarms/:id/unshelve"];
-/** What a reader gets where it is not 200: the command id and the rule do not exist; this gateway runs no OPC UA server. */
+/** Routes that need the `admin` scope (tested with their own feature: test/server/backup.test.ts, discover-api.test.ts, rules-api.test.ts, inspect-api.test.ts, config-files.test.ts, opcua-certs.test.ts). */
 const ADMIN_ROUTES = [
   "POST /api/backup", "POST /api/discover/opcua", "POST /api/discover/modbus", "POST /api/drivers/:id/restart", "POST /api/drivers/:id/pause", "POST /api/drivers/:id/resume",
   "PUT /api/rules/:name", "POST /api/rules/:name/enable", "POST /api/rules/:name/disable", "POST /api/rules/:name/dry-run",
