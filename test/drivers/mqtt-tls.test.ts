@@ -108,4 +108,24 @@ describe("mqtt uplink over TLS", () => {
       await sub.close();
     }
   }, 60_000);
+
+  it("keeps reconnecting when the client key on disk no longer belongs to its certificate: says so in its log and reconnects with the pair read before", async () => {
+    copyFileSync(join(certs, "client.key"), join(certs, "uplink.key"));
+    const sub = await subscriber(broker.url, "default/gw1/batch");
+    const rig = await startRig({ url: `mqtts://localhost:${tlsPort}`, ca: join(certs, "ca.pem"), cert: join(certs, "client.pem"), key: join(certs, "uplink.key"), reconnectMinMs: 100, reconnectMaxMs: 300 });
+    try {
+      await rig.log.append(frames(3));
+      await waitFor(() => rig.bridge.publisher.acked >= 3, "frames over TLS");
+      // half a renewal: the key is replaced, the certificate is not; the reconnect must not throw
+      copyFileSync(join(certs, "server.key"), join(certs, "uplink.key"));
+      await brokerPresents("server.pem");
+      await rig.log.append(frames(3, 3));
+      await waitFor(() => rig.logs.join("").includes("does not belong to the client certificate"), "the key mismatch in the log", 15_000, 50);
+      await waitFor(() => rig.bridge.publisher.acked >= 6, "the frames after the broker restart acknowledged", 15_000);
+      expect(rig.logs.join("")).not.toContain("PRIVATE KEY");
+    } finally {
+      await rig.close();
+      await sub.close();
+    }
+  }, 60_000);
 });
