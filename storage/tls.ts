@@ -43,7 +43,7 @@ export interface TlsMaterial {
 const WHAT = { ca: "CA file", cert: "client certificate", key: "client key" } as const;
 
 /**
- * Reads the files now (each attempt: a fixed file is picked up); a missing file, a key that is not the
+ * Reads the files now (each attempt: a fixed file is picked up); a missing or unparsable file, a key that is not the
  * client certificate's, or a client certificate out of its validity at `checkAt` (null: not checked) is
  * a TlsHandshakeError naming it.
  */
@@ -59,9 +59,19 @@ export function readTlsMaterial(t: TlsFiles, checkAt: number | null = Date.now()
     }
   }
   if ((out.cert === undefined) !== (out.key === undefined)) throw new TlsHandshakeError(`a client certificate needs both cert and key (only ${out.cert ? `cert ${t.cert}` : `key ${t.key}`} is set)`, "file", out.cert ? "key" : "cert");
+  if (out.ca) checkCa(out.ca, t.ca!);
   if (out.cert && out.key) checkKeyPair(out.cert, out.key, t);
   if (out.cert && checkAt !== null) checkClientCertificate(out.cert, t.cert!, checkAt);
   return out;
+}
+
+/** A CA file without a certificate would make the TLS library throw "Invalid CA" where the socket is opened. */
+function checkCa(pem: Buffer, path: string): void {
+  try {
+    tls.createSecureContext({ ca: pem });
+  } catch (e) {
+    throw new TlsHandshakeError(`the CA file ${path} holds no PEM certificate: ${(e as Error).message}`, "file", "ca");
+  }
 }
 
 /**

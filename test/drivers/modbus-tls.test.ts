@@ -4,7 +4,7 @@
 // certificate each fail with an error naming the certificate and the reason; a gateway whose CA file
 // was wrong recovers once the file is fixed (the files are read at every connection attempt).
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { copyFileSync } from "node:fs";
+import { copyFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ModbusConnection } from "../../drivers/modbus/client.ts";
 import { ModbusTcpServer } from "../../server/demo/modbus-server.ts";
@@ -94,6 +94,11 @@ describe("modbus tls+tcp://", () => {
     expect(e).toContain(`the client key ${join(certs, "server.key")} does not belong to the client certificate ${join(certs, "client.pem")}`);
     expect(e).not.toContain("PRIVATE KEY");
     expect(e).not.toContain("KEY_VALUES_MISMATCH");
+  });
+
+  it("names a CA file that holds no certificate", async () => {
+    writeFileSync(join(certs, "garbage-ca.pem"), "not a certificate\n");
+    expect(await readError(front.port, files({ ca: join(certs, "garbage-ca.pem") }))).toContain(`the CA file ${join(certs, "garbage-ca.pem")} holds no PEM certificate`);
   });
 
   it("names a refused connection's address once", async () => {
