@@ -9,6 +9,7 @@ import { parseNatsConfig } from "../bridges/nats/config.ts";
 import { parseMqttNorthConfig } from "../bridges/mqtt-north/config.ts";
 import { parseOpcuaConfig } from "../bridges/opcua-server/config.ts";
 import { ConfigError } from "../schemas/index.ts";
+import { readTlsMaterial, resolveTlsFiles, TlsHandshakeError } from "../storage/tls.ts";
 import { TokenVerifier } from "./auth/verify.ts";
 import { collect, readConfig, type Config, type Problems } from "./config.ts";
 import { tagValidators } from "./validators.ts";
@@ -19,9 +20,24 @@ function checkEndpoints(config: Config, problems: Problems): void {
     try {
       const { scheme } = parseServedEndpointUrl(ep.url);
       if (ep.tls && scheme !== "tls+tcp" && scheme !== "mqtts") problems.push(new ConfigError(file, `endpoints.${id}.tls`, `TLS settings need a tls+tcp:// or mqtts:// URL, not ${scheme}://`));
+      else if (ep.tls) checkTlsFiles(file, id, ep.tls, config.dir, problems);
     } catch (e) {
       problems.push(new ConfigError(file, `endpoints.${id}.url`, (e as Error).message));
     }
+  }
+}
+
+/**
+ * The TLS files must be there and usable: a mistyped path or a key of another certificate is a config
+ * mistake (refused at start and on reload, told by `edgectl check`), as for the MQTT uplink's files. A
+ * certificate's validity is not checked here: it is renewed on disk, and read at every connection attempt.
+ */
+function checkTlsFiles(file: string, id: string, tls: NonNullable<Config["endpoints"][string]["tls"]>, dir: string, problems: Problems): void {
+  try {
+    readTlsMaterial(resolveTlsFiles(tls, dir), null);
+  } catch (e) {
+    if (!(e instanceof TlsHandshakeError)) throw e;
+    problems.push(new ConfigError(file, `endpoints.${id}.tls.${e.field ?? "cert"}`, e.message));
   }
 }
 

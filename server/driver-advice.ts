@@ -18,6 +18,11 @@ const BY_ERROR: Array<[RegExp, DriverAdvice]> = [
   [/illegal function|exception 1\b|exception code 1\b/i, { words: "The device does not support the function the gateway asked for.", todo: "Check the register area of the tags (holding, input, coil, discrete) against the device's manual." }],
   [/illegal data value|exception 3\b/i, { words: "The device refused a request's values (often too many registers at once).", todo: "Lower maxGap or split the tags into smaller groups in drivers.yml." }],
   [/gateway target|exception 1[01]\b/i, { words: "A Modbus gateway in between could not reach the device.", todo: "Check the unit id (unitId in drivers.yml) and the serial side of the Modbus gateway." }],
+  // TLS of tls+tcp:// and mqtts:// endpoints (storage/tls.ts words its failures): before the OPC UA certificate line
+  [/TLS handshake .*unknown CA/i, { words: "The device's TLS certificate is not signed by the CA the gateway trusts for this endpoint.", todo: "Put the CA that signed the device's certificate in the file of the endpoint's tls.ca (read again at the next attempt)." }],
+  [/TLS handshake .*(has expired|not valid yet)/i, { words: "The device's TLS certificate has expired (or is not valid yet).", todo: "Renew the device's certificate; check the gateway's and the device's clocks." }],
+  [/TLS handshake .*hostname mismatch/i, { words: "The device's TLS certificate is made out to another name than the endpoint's address.", todo: "Set tls.servername of the endpoint to the name in the certificate, or use the address the certificate names." }],
+  [/refused our client certificate|client certificate .*(expired|not valid before|not a PEM)|client key .*(does not belong|not a PEM)|cannot read the (CA file|client)|CA file .*holds no/i, { words: "The gateway's own TLS files are unusable or refused: its client certificate, key or CA file.", todo: "Check the files of the endpoint's tls block (the error names the one at fault): a certificate signed by a CA the device trusts, within its validity, with its own key." }],
   [/certificate|BadCertificate|Bad_Certificate|untrusted/i, { words: "The OPC UA server does not trust the gateway's certificate (or the gateway not the server's).", todo: "Trust the gateway's certificate on the server (its 'rejected' folder) and the server's in the gateway's PKI folder." }],
   [/BadUserAccessDenied|Bad_UserAccessDenied|BadIdentityToken|password/i, { words: "The OPC UA server refused the user name or password.", todo: "Check the user and password of the endpoint." }],
   [/unknown driver type|config|invalid/i, { words: "The driver's configuration is not valid.", todo: "Run `npm run edgectl -- check` and fix drivers.yml / variables.yml as it says." }],
@@ -34,8 +39,27 @@ const BY_STATE: Record<string, DriverAdvice> = {
   Fault: { words: "Failed again and again: retried only every minute, and an alarm is raised.", todo: "Fix the cause given by the error, then restart the driver." },
 };
 
-export function driverAdvice(state: string, lastError: string | null | undefined): DriverAdvice {
+/** How a driver's tags read now: how many, how many Bad, and the Bad quality most of them have. */
+export interface TagHealth {
+  total: number;
+  bad: number;
+  /** the most frequent Bad quality's name (Bad_Timeout ...), null when none is Bad */
+  quality: string | null;
+}
+
+export function driverAdvice(state: string, lastError: string | null | undefined, tags?: TagHealth): DriverAdvice {
   const failing = state !== "Active" && state !== "Loading" && state !== "Init" && state !== "Connected" && state !== "Shutdown";
   if (failing && lastError) for (const [re, advice] of BY_ERROR) if (re.test(lastError)) return advice;
+  // Active only says the driver runs: a hung device leaves it Active while every read times out
+  if (state === "Active" && tags && tags.bad > 0) return badTagsAdvice(tags);
   return BY_STATE[state] ?? { words: `State ${state}.`, todo: "" };
+}
+
+function badTagsAdvice(tags: TagHealth): DriverAdvice {
+  const which = tags.bad === tags.total ? `all ${tags.total} tags are` : `${tags.bad} of ${tags.total} tags are`;
+  const cause = tags.quality ? BY_ERROR.find(([re]) => re.test(tags.quality!))?.[1] : undefined;
+  return {
+    words: `Running, but ${which} Bad (${tags.quality ?? "Bad"})${cause ? `: ${cause.words}` : "."}`,
+    todo: cause?.todo ?? "Open the tags to see each one's quality; check the device and the tags' addresses.",
+  };
 }

@@ -5,7 +5,7 @@
 // beside storage/time.ts, because drivers and bridges both need it and never import each other.
 // Key files are read, never logged: messages name their paths only.
 import { readFileSync } from "node:fs";
-import { X509Certificate } from "node:crypto";
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import { isIP } from "node:net";
 import { isAbsolute, join } from "node:path";
 import tls, { type TLSSocket } from "node:tls";
@@ -43,8 +43,9 @@ export interface TlsMaterial {
 const WHAT = { ca: "CA file", cert: "client certificate", key: "client key" } as const;
 
 /**
- * Reads the files now (each attempt: a fixed file is picked up); a missing file or a client certificate
- * out of its validity at `checkAt` (null: not checked) is a TlsHandshakeError naming it.
+ * Reads the files now (each attempt: a fixed file is picked up); a missing or unparsable file, a key that is not the
+ * client certificate's, or a client certificate out of its validity at `checkAt` (null: not checked) is
+ * a TlsHandshakeError naming it.
  */
 export function readTlsMaterial(t: TlsFiles, checkAt: number | null = Date.now()): TlsMaterial {
   const out: TlsMaterial = {};
@@ -58,18 +59,49 @@ export function readTlsMaterial(t: TlsFiles, checkAt: number | null = Date.now()
     }
   }
   if ((out.cert === undefined) !== (out.key === undefined)) throw new TlsHandshakeError(`a client certificate needs both cert and key (only ${out.cert ? `cert ${t.cert}` : `key ${t.key}`} is set)`, "file", out.cert ? "key" : "cert");
+  if (out.ca) checkCa(out.ca, t.ca!);
+  if (out.cert && out.key) checkKeyPair(out.cert, out.key, t);
   if (out.cert && checkAt !== null) checkClientCertificate(out.cert, t.cert!, checkAt);
   return out;
 }
 
-/** Our own certificate out of its validity is refused by any server: say so before trying. */
-function checkClientCertificate(pem: Buffer, path: string, nowMs: number): void {
-  let x: X509Certificate;
+/** A CA file without a certificate would make the TLS library throw "Invalid CA" where the socket is opened. */
+function checkCa(pem: Buffer, path: string): void {
   try {
-    x = new X509Certificate(pem);
+    tls.createSecureContext({ ca: pem });
+  } catch (e) {
+    throw new TlsHandshakeError(`the CA file ${path} holds no PEM certificate: ${(e as Error).message}`, "file", "ca");
+  }
+}
+
+/**
+ * The key must be the certificate's: a pair renewed by halves (a new certificate, the old key) would make
+ * the TLS library throw a bare "KEY_VALUES_MISMATCH" from inside whatever opens the socket (mqtt.js's
+ * reconnect timer, where it escaped as an uncaught exception and ended the uplink's reconnecting).
+ */
+function checkKeyPair(cert: Buffer, key: Buffer, t: TlsFiles): void {
+  const x = parseClientCertificate(cert, t.cert!);
+  let matches: boolean;
+  try {
+    matches = x.checkPrivateKey(createPrivateKey(key));
+  } catch {
+    // the library's message may quote the file's first bytes: name the path only
+    throw new TlsHandshakeError(`the client key ${t.key} is not a PEM private key (or is encrypted)`, "client_cert_invalid", "key");
+  }
+  if (!matches) throw new TlsHandshakeError(`the client key ${t.key} does not belong to the client certificate ${t.cert} (one of the pair was replaced without the other)`, "client_cert_invalid", "key");
+}
+
+function parseClientCertificate(pem: Buffer, path: string): X509Certificate {
+  try {
+    return new X509Certificate(pem);
   } catch (e) {
     throw new TlsHandshakeError(`the client certificate ${path} is not a PEM certificate: ${(e as Error).message}`, "client_cert_invalid", "cert");
   }
+}
+
+/** Our own certificate out of its validity is refused by any server: say so before trying. */
+function checkClientCertificate(pem: Buffer, path: string, nowMs: number): void {
+  const x = parseClientCertificate(pem, path);
   if (Date.parse(x.validTo) < nowMs) throw new TlsHandshakeError(`the client certificate ${path} expired on ${x.validTo}`, "client_cert_invalid", "cert");
   if (Date.parse(x.validFrom) > nowMs) throw new TlsHandshakeError(`the client certificate ${path} is not valid before ${x.validFrom}`, "client_cert_invalid", "cert");
 }
@@ -139,7 +171,7 @@ export function tlsConnect(o: TlsConnectOptions): Promise<TLSSocket> {
       s.destroy();
       reject(e);
     };
-    const onError = (err: Error) => fail(isTlsError(err) || secure ? explainTlsError(err, target, o.tls) : new TlsHandshakeError(`connect to ${target}: ${err.message}`, "other"));
+    const onError = (err: Error) => fail(isTlsError(err) || secure ? explainTlsError(err, target, o.tls) : new TlsHandshakeError(err.message, "other"));
     const onClose = () =>
       fail(
         secure

@@ -6,6 +6,7 @@ import { Elysia, t } from "elysia";
 import { errorAnswers } from "../../schemas/api.ts";
 import type { GatewayContext } from "../context.ts";
 import { driverAdvice } from "../driver-advice.ts";
+import { tagHealthByDriver } from "../tag-health.ts";
 import { guarded } from "./console-auth.ts";
 
 const DriverView = t.Object({
@@ -19,6 +20,7 @@ const DriverView = t.Object({
   framesRejected: t.Number(),
   framesPerSecond: t.Number({ description: "frames sent per second since the previous look (0 on the first)" }),
   tags: t.Number(),
+  badTags: t.Number({ description: "tags whose latest value is Bad (a driver still Active with Bad tags: a hung device)" }),
   lastError: t.Union([t.String(), t.Null()]),
   advice: t.Object({ words: t.String(), todo: t.String() }),
 });
@@ -63,8 +65,7 @@ export function driversApi(ctx: GatewayContext) {
       "/api/drivers",
       ({ headers, set }) =>
         read(headers.authorization, set, () => {
-          const tagCount = new Map<string, number>();
-          for (const { driver } of ctx.catalog.all()) if (driver !== undefined) tagCount.set(driver, (tagCount.get(driver) ?? 0) + 1); // derived tags have none
+          const health = tagHealthByDriver(ctx);
           return ctx.drivers.status().map((d) => ({
             id: d.id,
             type: d.type,
@@ -75,9 +76,10 @@ export function driversApi(ctx: GatewayContext) {
             framesSent: d.framesSent,
             framesRejected: d.framesRejected,
             framesPerSecond: rateOf(ctx, d.id, d.framesSent),
-            tags: tagCount.get(d.id) ?? 0,
+            tags: health.get(d.id)?.total ?? 0,
+            badTags: health.get(d.id)?.bad ?? 0,
             lastError: d.lastError ?? null,
-            advice: driverAdvice(d.state, d.lastError),
+            advice: driverAdvice(d.state, d.lastError, health.get(d.id)),
           }));
         }),
       {

@@ -4,13 +4,13 @@
 // certificate each fail with an error naming the certificate and the reason; a gateway whose CA file
 // was wrong recovers once the file is fixed (the files are read at every connection attempt).
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { copyFileSync } from "node:fs";
+import { copyFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ModbusConnection } from "../../drivers/modbus/client.ts";
 import { ModbusTcpServer } from "../../server/demo/modbus-server.ts";
 import { Quality } from "../../schemas/quality.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
-import { type tempDir, waitFor } from "../helpers/index.ts";
+import { freePort, type tempDir, waitFor } from "../helpers/index.ts";
 import { gatewayDirWithCertificates, TlsFront } from "./tls-certs.ts";
 
 let dir: ReturnType<typeof tempDir>;
@@ -86,6 +86,27 @@ describe("modbus tls+tcp://", () => {
     const e = await readError(front.port, files({ key: join(certs, "missing.key") }));
     expect(e).toContain("cannot read the client key");
     expect(e).toContain("missing.key");
+  });
+
+  it("says the client key does not belong to the client certificate, naming both files and never the key's content", async () => {
+    const e = await readError(front.port, files({ key: join(certs, "server.key") }));
+    expect(e).toContain("ModbusConnectError");
+    expect(e).toContain(`the client key ${join(certs, "server.key")} does not belong to the client certificate ${join(certs, "client.pem")}`);
+    expect(e).not.toContain("PRIVATE KEY");
+    expect(e).not.toContain("KEY_VALUES_MISMATCH");
+  });
+
+  it("names a CA file that holds no certificate", async () => {
+    writeFileSync(join(certs, "garbage-ca.pem"), "not a certificate\n");
+    expect(await readError(front.port, files({ ca: join(certs, "garbage-ca.pem") }))).toContain(`the CA file ${join(certs, "garbage-ca.pem")} holds no PEM certificate`);
+  });
+
+  it("names a refused connection's address once", async () => {
+    const c = new ModbusConnection("127.0.0.1", await freePort(), 2000, files());
+    const e = await c.readRegisters(1, "holding", 5, 1).then(() => "no error", (err: Error) => err.message);
+    c.close();
+    expect(e).toContain("ECONNREFUSED");
+    expect(e.split(`connect to 127.0.0.1:`).length).toBe(2);
   });
 
   it("shows the handshake failure in the driver state and /readyz, retries with backoff, and reads Good values once the CA file is fixed", async () => {

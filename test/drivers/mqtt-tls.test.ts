@@ -4,7 +4,7 @@
 // with an error naming the certificate and why, shown in the driver's state or the uplink's /readyz
 // status; both recover once the certificate is fixed, without a restart (files re-read on reconnect).
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { copyFileSync } from "node:fs";
+import { copyFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import mqtt from "mqtt";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
@@ -103,6 +103,33 @@ describe("mqtt uplink over TLS", () => {
       expect(rig.logs.join("")).toContain("unknown CA");
       copyFileSync(join(certs, "ca.pem"), join(certs, "uplink-ca.pem"));
       await waitFor(() => sub.offsets().length >= 3, "frames once the CA file is fixed", 15_000);
+    } finally {
+      await rig.close();
+      await sub.close();
+    }
+  }, 60_000);
+
+  it("keeps reconnecting when the client key on disk no longer belongs to its certificate, or the CA file holds no certificate: says so in its log and reconnects with the files read before", async () => {
+    copyFileSync(join(certs, "client.key"), join(certs, "uplink.key"));
+    copyFileSync(join(certs, "ca.pem"), join(certs, "uplink-ca2.pem"));
+    const sub = await subscriber(broker.url, "default/gw1/batch");
+    const rig = await startRig({ url: `mqtts://localhost:${tlsPort}`, ca: join(certs, "uplink-ca2.pem"), cert: join(certs, "client.pem"), key: join(certs, "uplink.key"), reconnectMinMs: 100, reconnectMaxMs: 300 });
+    try {
+      await rig.log.append(frames(3));
+      await waitFor(() => rig.bridge.publisher.acked >= 3, "frames over TLS");
+      // half a renewal: the key is replaced, the certificate is not; the reconnect must not throw
+      copyFileSync(join(certs, "server.key"), join(certs, "uplink.key"));
+      await brokerPresents("server.pem");
+      await rig.log.append(frames(3, 3));
+      await waitFor(() => rig.logs.join("").includes("does not belong to the client certificate"), "the key mismatch in the log", 15_000, 50);
+      await waitFor(() => rig.bridge.publisher.acked >= 6, "the frames after the broker restart acknowledged", 15_000);
+      copyFileSync(join(certs, "client.key"), join(certs, "uplink.key"));
+      writeFileSync(join(certs, "uplink-ca2.pem"), "truncated by a failed copy\n");
+      await brokerPresents("server.pem");
+      await rig.log.append(frames(3, 6));
+      await waitFor(() => rig.logs.join("").includes("holds no PEM certificate"), "the bad CA file in the log", 15_000, 50);
+      await waitFor(() => rig.bridge.publisher.acked >= 9, "the frames after the second broker restart acknowledged", 15_000);
+      expect(rig.logs.join("")).not.toContain("PRIVATE KEY");
     } finally {
       await rig.close();
       await sub.close();

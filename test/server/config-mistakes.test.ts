@@ -28,6 +28,7 @@ interface Mistake {
 const mistakes: Mistake[] = [
   { what: "an unknown URL scheme (tpc://)", file: "endpoints.yml", text: `endpoints:\n  plc1: { url: "tpc://127.0.0.1:502" }\n`, path: "endpoints.plc1.url", says: "unsupported scheme 'tpc'" },
   { what: "a URL without a scheme", file: "endpoints.yml", text: `endpoints:\n  plc1: { url: "127.0.0.1:502" }\n`, path: "endpoints.plc1.url", says: "is not a URL (expected e.g. tcp://" },
+  { what: "a tls+tcp:// endpoint whose CA file does not exist", file: "endpoints.yml", text: `endpoints:\n  plc1: { url: "tls+tcp://127.0.0.1:802", tls: { ca: certs/missing-ca.pem } }\n`, path: "endpoints.plc1.tls.ca", says: "cannot read the CA file" },
   { what: "TLS settings on a tcp:// endpoint", file: "endpoints.yml", text: `endpoints:\n  plc1: { url: "tcp://plc:502", tls: { ca: ca.pem } }\n`, path: "endpoints.plc1.tls", says: "TLS settings need a tls+tcp:// or mqtts:// URL, not tcp://" },
   { what: "a serial:// endpoint at a non-standard baud rate", file: "endpoints.yml", text: `endpoints:\n  plc1: { url: "serial:///dev/ttyUSB0?baud=9601" }\n`, path: "endpoints.plc1.url", says: "baud=9601 is not a standard rate" },
   { what: "a serial:// endpoint with an unknown option", file: "endpoints.yml", text: `endpoints:\n  plc1: { url: "serial:///dev/ttyUSB0?bauds=9600" }\n`, path: "endpoints.plc1.url", says: "unknown option 'bauds'" },

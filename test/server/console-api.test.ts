@@ -35,7 +35,7 @@ describe("GET /api/overview", () => {
     }, "frames/s above 0");
     expect(o.log.sizeBytes).toBeGreaterThan(0);
     expect(o.commitLatencyMs.p99).toBeGreaterThanOrEqual(o.commitLatencyMs.p50);
-    expect(o.drivers).toEqual([{ id: "sim", state: "Active" }]);
+    expect(o.drivers).toEqual([{ id: "sim", state: "Active", tags: 1, badTags: 0 }]);
     expect(o.uplink).toBeNull(); // no MQTT uplink configured
     expect(o.alarms).toEqual({ active: 0 }); // the alarm engine runs; no alarm configured
   });
@@ -93,6 +93,14 @@ describe("driverAdvice", () => {
 
   it("points a Modbus illegal data address at the 0-based addresses of variables.yml", () => {
     expect(driverAdvice("Error", "Modbus exception 2: Illegal data address").todo).toContain("0-based");
+  });
+
+  it("words a failed TLS handshake of a tls+tcp:// or mqtts:// endpoint as TLS, not as the OPC UA certificate trust", () => {
+    const unknownCa = driverAdvice("Backoff", "connect to 10.0.0.5:802: TLS handshake with 10.0.0.5:802 failed: unknown CA: the server's certificate is not signed by the CA file /c/ca.pem (SELF_SIGNED_CERT_IN_CHAIN)");
+    expect(unknownCa.todo).toContain("tls.ca");
+    expect(unknownCa.words).not.toContain("OPC UA");
+    expect(driverAdvice("Fault", "TLS handshake with 10.0.0.5:802 failed: the server's certificate has expired (CERT_HAS_EXPIRED)").words).toContain("has expired");
+    expect(driverAdvice("Backoff", "connect to 10.0.0.5:802: the client key /c/k.key does not belong to the client certificate /c/c.pem").words).toContain("gateway's own TLS files");
   });
 
   it("describes the state when nothing failed, whatever the old error", () => {

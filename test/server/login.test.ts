@@ -3,7 +3,10 @@
 // an unknown user, failed attempts limited, and renewal only of a valid console token.
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { SignJWT } from "jose";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { LoginLimiter } from "../../server/api/login-limiter.ts";
+import { reloadConfig } from "../../server/reload.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
 
 let g: TestGateway;
@@ -108,6 +111,19 @@ describe("POST /api/login/refresh", () => {
     const r = await fetch(`${g.url}/api/login/refresh`, { method: "POST", headers: { authorization: `Bearer ${forged}` } });
     expect(r.status).toBe(401);
     expect((await fetch(`${g.url}/api/tags`, { headers: { authorization: `Bearer ${forged}` } })).status).toBe(401);
+  });
+});
+
+describe("console users on reload", () => {
+  it("lets a user added to gateway.yml log in after the reload, without a restart", async () => {
+    const yml = join(g.dir, "config", "gateway.yml");
+    const newbie = `    - { name: nina, role: viewer, passwordHash: "${await hash("nina-pw")}" }`;
+    expect((await login("nina", "nina-pw")).status).toBe(401);
+    writeFileSync(yml, readFileSync(yml, "utf8").replace(/^( {4}- \{ name: ada.*)$/m, `$1\n${newbie}`));
+    expect(await reloadConfig(g.gw.ctx)).toMatchObject({ ok: true });
+    const r = await login("nina", "nina-pw");
+    expect(r.status).toBe(200);
+    expect(await r.json()).toMatchObject({ user: "nina", role: "viewer" });
   });
 });
 
