@@ -35,9 +35,15 @@ export const PluginManifest = Type.Object(
 export type PluginManifest = Static<typeof PluginManifest>;
 
 /** What failed when a plugin is refused: the first word of every refusal. */
-export const RefusalReason = Type.Union(
-  ["manifest", "signature", "key", "checksum", "api", "capability", "config"].map((r) => Type.Literal(r)),
-);
+export const RefusalReason = Type.Union([
+  Type.Literal("manifest"),
+  Type.Literal("signature"),
+  Type.Literal("key"),
+  Type.Literal("checksum"),
+  Type.Literal("api"),
+  Type.Literal("capability"),
+  Type.Literal("config"),
+]);
 export type RefusalReason = Static<typeof RefusalReason>;
 
 /** The data of a `plugin.refused` event frame. */
@@ -49,7 +55,7 @@ export const PluginRefusal = Type.Object({
 });
 export type PluginRefusal = Static<typeof PluginRefusal>;
 
-export const PluginState = Type.Union(["loaded", "refused", "swapping", "removed"].map((s) => Type.Literal(s)));
+export const PluginState = Type.Union([Type.Literal("loaded"), Type.Literal("refused"), Type.Literal("swapping"), Type.Literal("removed")]);
 export type PluginState = Static<typeof PluginState>;
 
 /** One plugin as GET /api/plugins lists it. */

@@ -3,7 +3,7 @@
 // version: swap with rollback), unload, status. Every load, refusal, swap and unload is an event frame.
 // Replaced and unloaded folders are kept in <plugins>/.trash/<timestamp>/<name>.
 import { existsSync } from "node:fs";
-import { mkdir, readdir, rename, rm } from "node:fs/promises";
+import { cp, mkdir, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { EventFrame } from "../../schemas/index.ts";
 import type { PluginStatus } from "../../schemas/plugins.ts";
@@ -205,6 +205,24 @@ export class PluginRegistry implements PluginDriverHost {
     }
     e.lastSwap = { ...swap, ok: true, gapMs, at: Date.now() };
     this.event("plugin.swapped", { plugin: name, ...swap, drivers: [...e.drivers].map((d) => d.driverId), gapMs });
+  }
+
+  /**
+   * Swaps back to the version most recently replaced (the newest copy in .trash): the same checks
+   * and the same swap as an install, so a rollback that fails leaves the current version running.
+   */
+  async rollback(name: string): Promise<PluginStatus> {
+    const trash = join(this.pluginsDir, TRASH_DIR);
+    const stamps = existsSync(trash) ? (await readdir(trash)).sort().reverse() : [];
+    const stamp = stamps.find((s) => existsSync(join(trash, s, name, "plugin.toml")));
+    if (!stamp) throw new PluginOperationError(name, "no earlier version in .trash to roll back to", 404);
+    const staged = await this.stagingDir();
+    await cp(join(trash, stamp, name), staged, { recursive: true });
+    try {
+      return await this.install(staged);
+    } finally {
+      await this.discard(staged);
+    }
   }
 
   /** Unloads a plugin no driver runs; its folder goes to the trash. */

@@ -98,6 +98,16 @@ export interface VerifyOptions {
   allowUnsigned?: boolean;
 }
 
+/** The name the manifest claims, for messages only (an upload's staging folder has a random name). */
+function nameHint(manifest: Uint8Array): string | undefined {
+  try {
+    const name = (Bun.TOML.parse(new TextDecoder().decode(manifest)) as { name?: unknown }).name;
+    return typeof name === "string" && /^[a-z][a-z0-9_-]{0,63}$/.test(name) ? name : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 async function readOptional(path: string): Promise<Buffer | null> {
   return readFile(path).catch((e: NodeJS.ErrnoException) => {
     if (e.code === "ENOENT") return null;
@@ -127,9 +137,9 @@ function checkSignature(name: string, manifest: Uint8Array, sigText: string, key
  * checksum. Throws PluginRefused naming what failed; nothing of the plugin has run.
  */
 export async function verifyPlugin(dir: string, opts: VerifyOptions): Promise<VerifiedPlugin> {
-  const folder = basename(dir);
   const manifestBytes = await readOptional(join(dir, MANIFEST_FILE));
-  if (!manifestBytes) throw new PluginRefused(folder, "manifest", `${MANIFEST_FILE} is missing`, MANIFEST_FILE);
+  if (!manifestBytes) throw new PluginRefused(basename(dir), "manifest", `${MANIFEST_FILE} is missing`, MANIFEST_FILE);
+  const folder = nameHint(manifestBytes) ?? basename(dir);
   const sig = await readOptional(join(dir, SIGNATURE_FILE));
   let signer: string | undefined;
   if (sig) signer = checkSignature(folder, manifestBytes, sig.toString("utf8"), opts.keys);

@@ -15,6 +15,7 @@ import { driversApi } from "./drivers.ts";
 import { loginApi } from "./login.ts";
 import { overviewApi } from "./overview.ts";
 import { InvalidParam, validationError, type ApiError } from "./params.ts";
+import { pluginsApi } from "./plugins.ts";
 import { queryApi } from "./query.ts";
 import { rulesApi } from "./rules.ts";
 import { serveConsole } from "../console-static.ts";
@@ -23,7 +24,7 @@ import { tagsApi } from "./tags.ts";
 
 export type ApiPlugin = (ctx: GatewayContext) => Elysia<any, any, any, any, any, any, any>;
 
-export const apiPlugins: ApiPlugin[] = [healthApi, tagsApi, commandsApi, (ctx) => queryApi(ctx), backupApi, discoverApi, (ctx) => loginApi(ctx), overviewApi, driversApi, rulesApi, alarmsApi];
+export const apiPlugins: ApiPlugin[] = [healthApi, tagsApi, commandsApi, (ctx) => queryApi(ctx), backupApi, discoverApi, (ctx) => loginApi(ctx), overviewApi, driversApi, rulesApi, alarmsApi, pluginsApi];
 
 export function createApi(ctx: GatewayContext) {
   const app = new Elysia();
