@@ -72,8 +72,9 @@ async function verify(args: string[]): Promise<number> {
 
 /** The folder as a tar archive (the body of POST /api/plugins). */
 async function tarOf(dir: string): Promise<Uint8Array<ArrayBuffer>> {
-  const files: Record<string, Blob> = {};
-  for (const f of [MANIFEST_FILE, ...(existsSync(join(dir, SIGNATURE_FILE)) ? [SIGNATURE_FILE] : []), ...(await listPluginFiles(dir))]) files[f] = Bun.file(join(dir, f));
+  const files: Record<string, Uint8Array> = {};
+  // bytes, not Bun.file handles: the archive writer does not read lazy file blobs
+  for (const f of [MANIFEST_FILE, ...(existsSync(join(dir, SIGNATURE_FILE)) ? [SIGNATURE_FILE] : []), ...(await listPluginFiles(dir))]) files[f] = await Bun.file(join(dir, f)).bytes();
   return new Uint8Array(await new Bun.Archive(files).bytes());
 }
 
