@@ -14,7 +14,9 @@ import {
   type LoadWasmPlugin,
   type LogLevel,
   type PluginHostApi,
+  type PluginFrame,
   type PluginInstance,
+  toColumns,
 } from "./protocol.ts";
 
 let instance: PluginInstance | null = null;
@@ -72,7 +74,9 @@ async function handle(msg: HostToChild): Promise<void> {
       const methods = PLUGIN_METHODS.filter((m) => typeof instance?.[m] === "function");
       send({ op: "result", id: msg.id, ok: true, value: { methods } });
     } else {
-      const value = (await call(msg)) ?? null;
+      const result = (await call(msg)) ?? null;
+      // a poll's frames cross as columns (protocol.ts FrameColumns): the crossing is paid per batch
+      const value = msg.method === "poll" && Array.isArray(result) ? toColumns(result as PluginFrame[]) : result;
       if (!isDying) send({ op: "result", id: msg.id, ok: true, value });
     }
   } catch (e) {

@@ -11,7 +11,7 @@ import type { Endpoint } from "../endpoint.ts";
 import { DriverConfigError, DriverError } from "../errors.ts";
 import { PluginProcess, type PluginProcessOptions } from "./host.ts";
 import { checkFiles, PluginRefused } from "./manifest.ts";
-import type { PluginFrame, PluginInit, PluginWriteResult } from "./protocol.ts";
+import type { FrameColumns, PluginInit, PluginWriteResult } from "./protocol.ts";
 import type { VerifiedPlugin } from "./trust.ts";
 
 /** What a plugin driver needs from the registry. */
@@ -140,18 +140,19 @@ export class PluginDriver implements Driver {
 
   private async pollOnce(tx: FrameSink, proc = this.proc): Promise<void> {
     if (!proc) throw new DriverError(this.id, "plugin process not started");
-    const frames = (await proc.call("poll")) as PluginFrame[] | null;
+    const cols = (await proc.call("poll")) as FrameColumns | null;
     this.lastPollAt = performance.now();
-    if (frames?.length) await tx.send(this.toDataFrames(frames));
+    if (cols?.tags?.length) await tx.send(this.toDataFrames(cols));
     else tx.heartbeat();
   }
 
-  private toDataFrames(frames: PluginFrame[]): DataFrame[] {
+  private toDataFrames(c: FrameColumns): DataFrame[] {
     const now = Date.now() * 1000;
-    const out: DataFrame[] = new Array(frames.length);
-    for (let i = 0; i < frames.length; i++) {
-      const f = frames[i]!;
-      out[i] = { kind: "data", tag: f.tag, value: f.value, ts: f.ts ?? now, quality: f.quality ?? 0, source: this.id };
+    const n = c.tags.length;
+    const out: DataFrame[] = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const ts = c.ts ? c.ts[i]! : NaN;
+      out[i] = { kind: "data", tag: c.tags[i]!, value: c.values[i] ?? null, ts: Number.isNaN(ts) ? now : ts, quality: c.quality ? c.quality[i]! : 0, source: this.id };
     }
     return out;
   }
