@@ -189,7 +189,6 @@ export const GatewayConfig = Type.Object(
         allowUnsigned: Type.Boolean({ default: false, description: "DEVELOPMENT ONLY: load plugins without plugin.sig (shown as unsigned in status)" }),
         memoryMb: Type.Integer({ minimum: 640, default: 768, description: "address-space cap of each plugin process (prlimit --as); Bun itself takes about 600 MB of it" }),
         callTimeoutMs: Type.Integer({ minimum: 1, default: 5000, description: "a plugin call (init, connect, poll, write, decode) unanswered this long kills the plugin's process" }),
-        watch: Type.Boolean({ default: true, description: "load, swap and unload plugins when their folders under <config>/plugins change" }),
         maxUploadBytes: Type.Integer({ minimum: 1024, default: 16 * 1024 * 1024, description: "largest plugin archive POST /api/plugins accepts" }),
       },
       { default: {} },
