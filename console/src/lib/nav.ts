@@ -26,7 +26,7 @@ export const NAV: NavEntry[] = [
   { href: "/modbus", label: "Modbus inspector", summary: "Registers decoded in every type and byte/word order", later: "Read a register range through the gateway and see it decoded in every type and byte/word order side by side, then copy the YAML (issue #19, Modbus inspector)." },
   { href: "/alarms", label: "Alarms", summary: "Active alarms in priority colours, acknowledge, shelve, history" },
   { href: "/rules", label: "Rules", summary: "User rules: state, runs, time per run; edit with syntax check, dry run, enable/disable" },
-  { href: "/plugins", label: "Plugins", summary: "Loaded plugins, upload and hot swap", later: "Plugins arrive with the plugins issue, on this layout." },
+  { href: "/plugins", label: "Plugins", summary: "Loaded plugins, upload and hot swap" },
 ];
 
 /** The entry of a path: exact match, else the longest prefix (so /tags/x belongs to Tags). */
