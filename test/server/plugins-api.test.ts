@@ -95,6 +95,15 @@ describe("plugins API", () => {
     await waitFor(async () => (await latestValue("plug/a")) < 1000, "readings of version 1 again");
   }, 20_000);
 
+  it("accepts a plugin folder as multipart files named by their relative paths (the console's folder upload)", async () => {
+    const dir = await writePlugin(join(tmp.path, "up-multipart"), { name: "counter", version: "1.1.0", source: counterFrom(0) }, key);
+    const form = new FormData();
+    for (const f of ["plugin.toml", "plugin.sig", "index.js"]) form.append("file", new File([await Bun.file(join(dir, f)).bytes()], `counter/${f}`));
+    const res = await fetch(`${g.url}/api/plugins`, { method: "POST", headers: { authorization: `Bearer ${await token("admin")}` }, body: form });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ name: "counter", version: "1.1.0" });
+  }, 20_000);
+
   it("edgectl plugin list prints the gateway's plugins", async () => {
     const lines: string[] = [];
     const log = console.log;
