@@ -190,6 +190,7 @@ export const GatewayConfig = Type.Object(
         memoryMb: Type.Integer({ minimum: 640, default: 768, description: "address-space cap of each plugin process (prlimit --as); Bun itself takes about 600 MB of it" }),
         callTimeoutMs: Type.Integer({ minimum: 1, default: 5000, description: "a plugin call (init, connect, poll, write, decode) unanswered this long kills the plugin's process" }),
         maxUploadBytes: Type.Integer({ minimum: 1024, default: 16 * 1024 * 1024, description: "largest plugin archive POST /api/plugins accepts" }),
+        watch: Type.Boolean({ default: true, description: "load, swap and unload plugins when their folders under <config>/plugins change" }),
       },
       { default: {} },
     ),

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { Value } from "@sinclair/typebox/value";
 import { builtinDrivers, DriverManager, type DriverFactory } from "../../../drivers/index.ts";
 import { PluginOperationError, PluginRegistry } from "../../../drivers/plugins/registry.ts";
+import { PluginFolderWatcher } from "../../../drivers/plugins/watch.ts";
 import { isBad, Variable as VariableSchema, type EventFrame, type Variable } from "../../../schemas/index.ts";
 import { EventLog } from "../../../storage/index.ts";
 import { tempDir, waitFor } from "../../helpers/index.ts";
@@ -53,6 +54,21 @@ async function events(type: string): Promise<EventFrame[]> {
 }
 
 describe("plugin hot swap", () => {
+  it("loads a plugin folder that appears and swaps in a version written over a running one, from the folder watcher", async () => {
+    const watcher = new PluginFolderWatcher(registry, { debounceMs: 50 });
+    await watcher.start();
+    try {
+      await writePlugin(join(tmp.path, "plugins"), { name: "other", version: "0.1.0", source: counterFrom(0) }, key);
+      await waitFor(() => registry.statusOf("other")?.state === "loaded", "the new folder loaded");
+      await writePlugin(join(tmp.path, "plugins"), { name: "counter", version: "2.0.0", source: counterFrom(1000) }, key);
+      await waitFor(() => registry.statusOf("counter")?.version === "2.0.0", "version 2 swapped in");
+      await waitFor(async () => (await readings()).some((r) => r.value > 1000), "readings from version 2");
+      expect(registry.statusOf("counter")?.lastSwap).toMatchObject({ from: "1.0.0", to: "2.0.0", ok: true });
+    } finally {
+      await watcher.stop();
+    }
+  });
+
   it("swaps version 1 for version 2 without a Bad reading, reports 2.0.0 active and the polling gap, and keeps the old files in .trash", async () => {
     const staged = await writePlugin(join(tmp.path, "upload"), { name: "counter", version: "2.0.0", source: counterFrom(1000) }, key);
     const status = await registry.install(staged);
