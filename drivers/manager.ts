@@ -13,6 +13,7 @@ import { DRIVER_API_VERSION, type Driver, type DriverFactory, type FrameSink } f
 import type { Endpoint } from "./endpoint.ts";
 import { DriverConfigError, DriverError } from "./errors.ts";
 import { MappingTable } from "./mapping.ts";
+import { driverType } from "./plugins/registry.ts";
 
 export type DriverState = "Loading" | "Init" | "Connected" | "Active" | "Error" | "Backoff" | "Fault" | "Shutdown";
 export const DRIVER_STATES: readonly DriverState[] = ["Loading", "Init", "Connected", "Active", "Error", "Backoff", "Fault", "Shutdown"];
@@ -112,7 +113,7 @@ class Supervisor implements FrameSink {
     private readonly factory: DriverFactory | undefined,
     private readonly mgr: DriverManager,
   ) {
-    this.status = { id: entry.id, type: entry.type, state: "Loading", restarts: 0, errors: 0, framesSent: 0, framesRejected: 0, since: Date.now() };
+    this.status = { id: entry.id, type: driverType(entry), state: "Loading", restarts: 0, errors: 0, framesSent: 0, framesRejected: 0, since: Date.now() };
     this.known = new Set(tags.map((t) => t.tag));
     this.mapping = new MappingTable(tags, {
       failed: (tag, error) => this.event(AlarmRequest.MappingError, { error }, tag),
@@ -248,7 +249,7 @@ class Supervisor implements FrameSink {
     const signal = this.stop.signal;
     this.setState("Loading");
     try {
-      if (!this.factory) throw new DriverConfigError(this.entry.id, "type", `unknown driver type '${this.entry.type}' (known: ${this.mgr.types().join(", ")})`);
+      if (!this.factory) throw new DriverConfigError(this.entry.id, "type", `unknown driver type '${driverType(this.entry)}' (known: ${this.mgr.types().join(", ")})`);
       this.driver = this.factory();
       const meta = this.driver.meta();
       if (meta.apiVersion !== DRIVER_API_VERSION) {
@@ -454,7 +455,7 @@ export class DriverManager extends EventEmitter {
 
   add(entry: DriverEntry, endpoint: Endpoint | undefined, tags: readonly Variable[]): void {
     if (this.supervisors.has(entry.id)) throw new DriverConfigError(entry.id, "id", "duplicate driver id");
-    const sup = new Supervisor(entry, endpoint, tags, this.factories.get(entry.type), this);
+    const sup = new Supervisor(entry, endpoint, tags, this.factories.get(driverType(entry)), this);
     this.supervisors.set(entry.id, sup);
     sup.start();
   }
@@ -481,7 +482,7 @@ export class DriverManager extends EventEmitter {
     if (!old) return false;
     await old.shutdown("stopped");
     if (this.supervisors.get(id) !== old) return true; // a reload or another restart replaced it meanwhile
-    const next = new Supervisor(old.entry, old.endpoint, old.tags, this.factories.get(old.entry.type), this);
+    const next = new Supervisor(old.entry, old.endpoint, old.tags, this.factories.get(driverType(old.entry)), this);
     next.status.restarts = old.status.restarts + 1;
     next.status.errors = old.status.errors;
     next.status.framesSent = old.status.framesSent;

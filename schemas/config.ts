@@ -184,6 +184,16 @@ export const GatewayConfig = Type.Object(
       },
       { default: {} },
     ),
+    plugins: Type.Object(
+      {
+        allowUnsigned: Type.Boolean({ default: false, description: "DEVELOPMENT ONLY: load plugins without plugin.sig (shown as unsigned in status)" }),
+        memoryMb: Type.Integer({ minimum: 640, default: 768, description: "address-space cap of each plugin process (prlimit --as); Bun itself takes about 600 MB of it" }),
+        callTimeoutMs: Type.Integer({ minimum: 1, default: 5000, description: "a plugin call (init, connect, poll, write, decode) unanswered this long kills the plugin's process" }),
+        maxUploadBytes: Type.Integer({ minimum: 1024, default: 16 * 1024 * 1024, description: "largest plugin archive POST /api/plugins accepts" }),
+        watch: Type.Boolean({ default: true, description: "load, swap and unload plugins when their folders under <config>/plugins change" }),
+      },
+      { default: {} },
+    ),
   },
   { $id: "gateway.yml", additionalProperties: false },
 );
@@ -210,7 +220,8 @@ export type EndpointsFile = Static<typeof EndpointsFile>;
 export const DriverEntry = Type.Object(
   {
     id: Id,
-    type: Type.String({ description: "simulator | modbus | (plugins)" }),
+    type: Type.String({ default: "plugin", description: "simulator | modbus | opcua | mqtt | plugin (the default when `plugin` names one)" }),
+    plugin: Type.Optional(Type.String({ pattern: "^[a-z][a-z0-9_-]{0,63}$", description: "the plugin driver to run (a folder under <config>/plugins), with type plugin" })),
     endpoint: Type.Optional(Id),
     enabled: Type.Boolean({ default: true }),
     config: Type.Record(Type.String(), Type.Unknown(), { default: {}, description: "driver-specific, validated by the driver" }),

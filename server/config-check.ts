@@ -8,6 +8,7 @@ import { parseModbusSlaveConfig } from "../bridges/modbus-slave/index.ts";
 import { parseNatsConfig } from "../bridges/nats/config.ts";
 import { parseMqttNorthConfig } from "../bridges/mqtt-north/config.ts";
 import { parseOpcuaConfig } from "../bridges/opcua-server/config.ts";
+import { checkPluginDriver } from "../drivers/plugins/check.ts";
 import { ConfigError } from "../schemas/index.ts";
 import { readTlsMaterial, resolveTlsFiles, TlsHandshakeError } from "../storage/tls.ts";
 import { TokenVerifier } from "./auth/verify.ts";
@@ -59,9 +60,14 @@ function driverProblem(config: Config, index: number, e: DriverConfigError): Con
 async function checkDrivers(config: Config, factories: ReadonlyMap<string, DriverFactory>, problems: Problems): Promise<void> {
   const file = join(config.dir, "drivers.yml");
   for (const [i, d] of config.drivers.entries()) {
+    if (d.type === "plugin") {
+      const endpointUrl = d.endpoint ? config.endpoints[d.endpoint]?.url : undefined;
+      await collect(problems, file, `drivers[${i}].plugin`, () => checkPluginDriver(config.dir, config.gateway.plugins.allowUnsigned, { id: d.id, plugin: d.plugin, endpointUrl }));
+      continue;
+    }
     const factory = factories.get(d.type);
     if (!factory) {
-      problems.push(new ConfigError(file, `drivers[${i}].type`, `unknown driver type '${d.type}' (known: ${[...factories.keys()].join(", ")})`));
+      problems.push(new ConfigError(file, `drivers[${i}].type`, `unknown driver type '${d.type}' (known: ${[...factories.keys()].join(", ")}, plugin)`));
       continue;
     }
     // a fresh instance, never connected: init() parses and validates its config without I/O

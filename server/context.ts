@@ -6,6 +6,8 @@ import type { CommandBus, EventLog } from "../storage/index.ts";
 import type { Config } from "./config.ts";
 import type { Metrics } from "./metrics.ts";
 
+import type { PluginRegistry } from "../drivers/plugins/registry.ts";
+
 export interface GatewayContext {
   config: Config;
   log: EventLog;
@@ -16,6 +18,8 @@ export interface GatewayContext {
   pool: EndpointPool;
   metrics: Metrics;
   logger: Logger;
+  /** the plugin drivers and decoders under <config>/plugins (absent in bare tests) */
+  plugins?: PluginRegistry;
   /** the services the gateway started, in start order (for the readiness document); set by the gateway */
   services?: () => readonly Service[];
 }

@@ -1,6 +1,6 @@
 // edgectl: the gateway's command line for integrators (`npm run edgectl -- <command>`). Small on purpose:
 // check a config without starting anything, mint an API token, hash an OPC UA password, ask a running
-// gateway how it is. Later issues add plugin commands here.
+// gateway how it is; sign, verify and manage plugins (plugin-command.ts).
 import { existsSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -13,6 +13,7 @@ import { requestBackup } from "./api/backup.ts";
 import { BackupError } from "../storage/backup.ts";
 import { DISCOVER_USAGE, discoverCommand } from "./discover/command.ts";
 import { provisionCommand } from "../bridges/nats/index.ts";
+import { PLUGIN_USAGE, pluginCommands } from "./plugin-command.ts";
 
 export const EDGECTL_USAGE = `usage: npm run edgectl -- <command> [options]
 
@@ -31,6 +32,7 @@ commands:
                           a token with scope "admin"; JWT default: $EDGE_TOKEN); prints where it was
                           written; restore: deploy/README.md
 ${DISCOVER_USAGE}
+${PLUGIN_USAGE}
   nats provision [--config DIR]
                           create or check the JetStream stream of gateway.yml's nats: section (subjects,
                           replicas, max age/bytes, duplicate window), and with nats.commands the command
@@ -151,6 +153,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   backup,
   discover: discoverCommand,
   nats,
+  ...pluginCommands,
 };
 
 /** Runs one command line; returns the exit code. Bad options are one line on stderr, never a stack trace. */

@@ -3,6 +3,7 @@
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { builtinDrivers, CommandExecutor, DriverManager, EndpointPool, markPreviousRunUncertain } from "../drivers/index.ts";
+import { PluginRegistry } from "../drivers/plugins/registry.ts";
 import { Catalog, type EventFrame } from "../schemas/index.ts";
 import { CommandBus, EventLog, type RecoveredEvent } from "../storage/index.ts";
 import { createApi } from "./api/index.ts";
@@ -44,13 +45,23 @@ export class Gateway {
     const log = await EventLog.open({ path: join(config.gateway.dataDir, "log.duckdb"), ...config.gateway.log, sandbox });
     const metrics = new Metrics({ tagLabels: config.gateway.metrics.tagLabels });
     metrics.watchLog(log);
-    const drivers = new DriverManager({ log, factories: builtinDrivers, settings: config.gateway.drivers, dataDir: config.gateway.dataDir });
+    // the plugin registry adds and removes `plugin:<name>` factories in this map at run time
+    const factories = new Map(builtinDrivers);
+    const drivers = new DriverManager({ log, factories, settings: config.gateway.drivers, dataDir: config.gateway.dataDir });
+    const plugins = new PluginRegistry({
+      configDir: config.dir,
+      settings: config.gateway.plugins,
+      factories,
+      appendEvent: (f) => drivers.appendEvent(f),
+      log: (plugin, level, msg) => logger[level === "error" || level === "warn" || level === "debug" ? level : "info"]({ plugin }, msg),
+    });
+    await plugins.scan();
     metrics.watchDrivers(drivers);
     const commands = new CommandBus(log);
     commands.on("error", (err: unknown) => logger.error({ err }, "command bus stopped following the log"));
     metrics.watchCommands(commands);
     commands.start();
-    const ctx: GatewayContext = { config, log, catalog: new Catalog(config.tags), drivers, commands, pool: new EndpointPool(), metrics, logger };
+    const ctx: GatewayContext = { config, log, catalog: new Catalog(config.tags), drivers, commands, pool: new EndpointPool(), metrics, logger, plugins };
     const gw = new Gateway(ctx);
     ctx.services = () => gw.started;
     gw.watchLog();

@@ -2,6 +2,7 @@
 import type { GatewayContext, Service } from "./context.ts";
 import { configWatcher } from "./reload.ts";
 import { historyService } from "./history.ts";
+import { pluginsService } from "./plugins-service.ts";
 import { demoPlcService } from "./demo/plc.ts";
 import { createModbusSlave } from "../bridges/modbus-slave/index.ts";
 import { createOpcuaServer } from "../bridges/opcua-server/index.ts";
@@ -24,6 +25,7 @@ export const services: ServiceFactory[] = [
   // derived tags and windows: idle (reads nothing) while the catalog has none
   (ctx) => createDerivedService({ log: ctx.log, catalog: ctx.catalog, logger: ctx.logger }),
   (ctx) => new AlarmEngine({ log: ctx.log, catalog: ctx.catalog, registry: ctx.metrics.registry, logger: ctx.logger }),
+  (ctx) => (ctx.plugins ? pluginsService(ctx.plugins, ctx.config.gateway.plugins.watch, ctx.logger) : null),
   (ctx) => (ctx.config.gateway.watchConfig ? configWatcher(ctx) : null),
   (ctx) => createModbusSlave({ ...ctx, get config() { return ctx.config; }, registry: ctx.metrics.registry }), // getter: the map follows reloads
   (ctx) => (ctx.config.gateway.opcua.enabled ? createOpcuaServer(ctx) : null),

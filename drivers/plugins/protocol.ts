@@ -162,3 +162,36 @@ export interface WasmLoadOptions {
   now(): number;
 }
 export type LoadWasmPlugin = (bytes: Uint8Array, opts: WasmLoadOptions) => Promise<PluginInstance>;
+
+/**
+ * A poll's frames as they cross the IPC channel: columns, not objects. Measured over Bun IPC (advanced
+ * serialization, 100 frames a message): objects ~100 µs, string + value arrays ~64 µs, and with the
+ * numbers in a Float64Array ~25-40 µs; so numbers go as a typed array when every value is one.
+ */
+export interface FrameColumns {
+  tags: string[];
+  values: Float64Array | PluginFrame["value"][];
+  /** null when no frame carries its own timestamp */
+  ts: Float64Array | null;
+  /** null when every frame is Good */
+  quality: Uint32Array | null;
+}
+
+export function toColumns(frames: readonly PluginFrame[]): FrameColumns {
+  const n = frames.length;
+  const tags = new Array<string>(n);
+  let numeric = true;
+  let hasTs = false;
+  let hasQuality = false;
+  for (let i = 0; i < n; i++) {
+    const f = frames[i]!;
+    tags[i] = f.tag;
+    if (typeof f.value !== "number") numeric = false;
+    if (f.ts !== undefined) hasTs = true;
+    if (f.quality) hasQuality = true;
+  }
+  const values = numeric ? Float64Array.from(frames, (f) => f.value as number) : frames.map((f) => f.value);
+  const ts = hasTs ? Float64Array.from(frames, (f) => f.ts ?? NaN) : null;
+  const quality = hasQuality ? Uint32Array.from(frames, (f) => f.quality ?? 0) : null;
+  return { tags, values, ts, quality };
+}

@@ -18,6 +18,7 @@ import { loginApi } from "./login.ts";
 import { overviewApi } from "./overview.ts";
 import { opcuaCertsApi } from "./opcua-certs.ts";
 import { InvalidParam, validationError, type ApiError } from "./params.ts";
+import { pluginsApi } from "./plugins.ts";
 import { queryApi } from "./query.ts";
 import { rulesApi } from "./rules.ts";
 import { serveConsole } from "../console-static.ts";
@@ -26,7 +27,7 @@ import { tagsApi } from "./tags.ts";
 
 export type ApiPlugin = (ctx: GatewayContext) => Elysia<any, any, any, any, any, any, any>;
 
-export const apiPlugins: ApiPlugin[] = [healthApi, tagsApi, commandsApi, (ctx) => queryApi(ctx), backupApi, discoverApi, (ctx) => loginApi(ctx), overviewApi, driversApi, rulesApi, alarmsApi, inspectApi, configFilesApi, opcuaCertsApi];
+export const apiPlugins: ApiPlugin[] = [healthApi, tagsApi, commandsApi, (ctx) => queryApi(ctx), backupApi, discoverApi, (ctx) => loginApi(ctx), overviewApi, driversApi, rulesApi, alarmsApi, inspectApi, configFilesApi, opcuaCertsApi, pluginsApi];
 
 export function createApi(ctx: GatewayContext) {
   const app = new Elysia();

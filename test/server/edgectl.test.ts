@@ -47,7 +47,7 @@ describe("edgectl check", () => {
     expect(r.code).toBe(1);
     expect(r.out.trim().split("\n")).toEqual([
       `${join(cfg, "endpoints.yml")}: endpoints.plc.tls: TLS settings need a tls+tcp:// or mqtts:// URL, not tcp://`,
-      `${join(cfg, "drivers.yml")}: drivers[0].type: unknown driver type 'modbuss' (known: simulator, modbus, opcua, mqtt)`,
+      `${join(cfg, "drivers.yml")}: drivers[0].type: unknown driver type 'modbuss' (known: simulator, modbus, opcua, mqtt, plugin)`,
       `${join(cfg, "drivers.yml")}: drivers[1].config.intervalMs: Expected number to be greater or equal to 0 (got -5)`,
     ]);
     expect(r.err).toContain("3 problems");

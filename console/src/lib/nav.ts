@@ -26,7 +26,7 @@ export const NAV: NavEntry[] = [
   { href: "/config", label: "Configuration", summary: "The config files, validated as you type", roles: ["admin"] },
   { href: "/modbus", label: "Modbus inspector", summary: "Registers decoded in every type and byte/word order", roles: ["admin"] },
   { href: "/rules", label: "Rules", summary: "User rules: state, runs, time per run; edit with syntax check, dry run, enable/disable" },
-  { href: "/plugins", label: "Plugins", summary: "Loaded plugins, upload and hot swap", later: "Plugins arrive with the plugins issue, on this layout." },
+  { href: "/plugins", label: "Plugins", summary: "Loaded plugins, upload and hot swap" },
 ];
 
 /** The entry of a path: exact match, else the longest prefix (so /tags/x belongs to Tags). */

@@ -1,0 +1,54 @@
+// The console's plugins page in a real browser: an admin uploads a signed plugin archive and sees it
+// loaded with its signer; a new version swaps in; Roll back returns to the version it replaced; a
+// tampered archive is refused with the failed check. Timeouts are generous (two loaded cores).
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "bun:test";
+import { appendFileSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { tempDir } from "../helpers/index.ts";
+import { counterSource, newKey, writePlugin } from "../drivers/plugins/fixtures.ts";
+import { startConsoleHarness, type ConsoleHarness } from "./harness.ts";
+
+const key = newKey("acme");
+const tmp = tempDir("console-plugins-");
+let h: ConsoleHarness;
+beforeAll(async () => {
+  h = await startConsoleHarness(import.meta.file, { files: { authorized_keys: `${key.publicLine}\n` } });
+}, 120_000);
+afterAll(async () => {
+  await h?.close();
+  tmp.cleanup();
+});
+afterEach(() => h.checkConsole());
+
+const SLOW = 60_000;
+
+/** A signed plugin folder as a .tar file for the file input. */
+async function archive(version: string, tamper = false): Promise<{ name: string; mimeType: string; buffer: Buffer }> {
+  const dir = await writePlugin(join(tmp.path, version), { name: "counter", version, source: counterSource() }, key);
+  if (tamper) appendFileSync(join(dir, "index.js"), "\n// changed after signing\n");
+  const files: Record<string, Uint8Array> = {};
+  for (const f of ["plugin.toml", "plugin.sig", "index.js"]) files[`counter/${f}`] = readFileSync(join(dir, f));
+  return { name: `counter-${version}.tar`, mimeType: "application/x-tar", buffer: Buffer.from(await new Bun.Archive(files).bytes()) };
+}
+
+describe("plugins page", () => {
+  it("uploads a signed plugin, swaps in version 2, rolls back to version 1, and refuses a tampered upload with its reason", async () => {
+    const page = await h.as("admin");
+    await h.go(page, "/plugins");
+    await page.getByTestId("upload-archive").setInputFiles(await archive("1.0.0"));
+    const row = page.getByTestId("plugin-counter");
+    await row.getByTestId("version").filter({ hasText: "1.0.0" }).waitFor({ timeout: 15_000 });
+    expect(await row.textContent()).toContain("acme");
+    await page.getByTestId("upload-archive").setInputFiles(await archive("2.0.0"));
+    await page.getByTestId("notice").filter({ hasText: "counter 2.0.0 active (swapped from 1.0.0" }).waitFor({ timeout: 15_000 });
+    await row.getByTestId("version").filter({ hasText: "2.0.0" }).waitFor();
+    await row.getByRole("button", { name: "Roll back" }).click();
+    await page.getByTestId("notice").filter({ hasText: "counter rolled back to 1.0.0" }).waitFor({ timeout: 15_000 });
+    await row.getByTestId("version").filter({ hasText: "1.0.0" }).waitFor();
+    // the browser logs the refused request as an error: expected here
+    h.allowErrors(page, /422/);
+    await page.getByTestId("upload-archive").setInputFiles(await archive("3.0.0", true));
+    await page.getByText("refused: checksum: index.js").first().waitFor({ timeout: 15_000 });
+    await h.shot(page, "plugins-admin");
+  }, SLOW);
+});
