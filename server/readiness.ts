@@ -4,6 +4,10 @@
 import type { ConsumerStatus } from "../storage/index.ts";
 import type { HealthState, Readiness } from "../schemas/index.ts";
 import type { GatewayContext, Service } from "./context.ts";
+import { badTagReasons, tagHealthByDriver } from "./tag-health.ts";
+import type { TagHealth } from "./driver-advice.ts";
+
+const allBad = (h: TagHealth | undefined) => h !== undefined && h.total > 0 && h.bad === h.total;
 
 const RANK: Record<HealthState, number> = { ok: 0, degraded: 1, down: 2 };
 const worst = (states: HealthState[]): HealthState => states.reduce<HealthState>((w, s) => (RANK[s] > RANK[w] ? s : w), "ok");
@@ -36,9 +40,12 @@ function logComponent(ctx: GatewayContext, now: number): Readiness["components"]
 function driversComponent(ctx: GatewayContext): Readiness["components"]["drivers"] {
   const drivers = ctx.drivers.status().map((d) => ({ id: d.id, type: d.type, state: d.state, restarts: d.restarts, errors: d.errors, lastError: d.lastError ?? null }));
   const reasons = drivers.filter((d) => d.state !== "Active").map((d) => `driver ${d.id} is ${d.state}${d.lastError ? `: ${d.lastError}` : ""}`);
+  // an Active driver whose reads all time out (a hung device) is not reading either: its tags say so
+  const health = tagHealthByDriver(ctx);
+  reasons.push(...badTagReasons(ctx, health));
+  const reading = drivers.filter((d) => d.state === "Active" && !allBad(health.get(d.id))).length;
   // no driver at all reading is down; some of them is degraded
-  const active = drivers.length - reasons.length;
-  return { state: reasons.length === 0 ? "ok" : active === 0 ? "down" : "degraded", reasons, drivers };
+  return { state: reasons.length === 0 ? "ok" : reading === 0 && drivers.length > 0 ? "down" : "degraded", reasons, drivers };
 }
 
 function consumerReasons(c: ConsumerStatus, lagFrames: number, lagSeconds: number): string[] {

@@ -8,7 +8,7 @@ import { Elysia, t } from "elysia";
 import { errorAnswers } from "../../schemas/api.ts";
 import type { GatewayContext } from "../context.ts";
 import { readiness } from "../readiness.ts";
-import { badTagReasons, tagHealthByDriver } from "../tag-health.ts";
+import { tagHealthByDriver } from "../tag-health.ts";
 import { throughputOf } from "../throughput.ts";
 import { alarmSummary } from "./alarms.ts";
 import { guarded } from "./console-auth.ts";
@@ -16,7 +16,7 @@ import { guarded } from "./console-auth.ts";
 const OverviewAnswer = t.Object({
   gatewayId: t.String(),
   uptimeSeconds: t.Number(),
-  status: t.String({ description: "readiness: ok | degraded | down; degraded too while a running driver's tags read Bad (a hung device)" }),
+  status: t.String({ description: "readiness: ok | degraded | down; down when no driver reads (a running driver whose tags all read Bad counts as not reading: a hung device)" }),
   reasons: t.Array(t.String()),
   framesPerSecond: t.Number({ description: "frames committed per second over the last 10 s" }),
   commitLatencyMs: t.Union([t.Object({ p50: t.Number(), p99: t.Number(), max: t.Number() }), t.Null()]),
@@ -80,14 +80,13 @@ export function overviewApi(ctx: GatewayContext) {
             drainEtaSeconds: backlog > 0 && rate > 0 && mqtt.connected ? backlog / rate : null,
           };
         }
-        // readiness counts a driver that runs as ok; the people looking here need to know its tags are Bad
+        // readiness (server/readiness.ts) already names a running driver whose tags all read Bad
         const health = tagHealthByDriver(ctx);
-        const badTags = badTagReasons(ctx, health);
         return {
           gatewayId: ctx.config.gateway.gatewayId,
           uptimeSeconds: Math.round(process.uptime()),
-          status: doc.status === "ok" && badTags.length > 0 ? "degraded" : doc.status,
-          reasons: [...doc.reasons, ...badTags],
+          status: doc.status,
+          reasons: doc.reasons,
           framesPerSecond: now.framesPerSecond,
           commitLatencyMs: now.commitLatencyMs,
           log: { head: ctx.log.head, sizeBytes: sizeOnDisk(ctx.config.gateway.dataDir), queueDepth: ctx.log.queueDepth, paused: ctx.log.isPaused, degraded: ctx.log.isDegraded },

@@ -125,6 +125,8 @@ describe("tags", () => {
     expect(await page.locator('tr[data-tag="line1/boiler/temperature"] [data-quality]').getAttribute("data-quality")).toBe("bad");
     await h.shot(page, "tags-only-bad");
     await plc.start();
+    // the next test writes through this driver: wait until it reads the device again
+    await waitFor(() => h.g.gw.ctx.drivers.status().find((d) => d.id === "plc")?.state === "Active", "the plc driver Active again", 30_000);
   }, SLOW);
 
   it("lists a command written to the tag in its recent commands as it happens, with who and the result", async () => {

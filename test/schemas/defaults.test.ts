@@ -11,7 +11,7 @@ import { DriversFile, EndpointsFile, GatewayConfig, VariablesFile } from "../../
 const ROOT = join(import.meta.dir, "..", "..");
 const SCHEMAS = { gateway: GatewayConfig, endpoints: EndpointsFile, drivers: DriversFile, variables: VariablesFile };
 const shipped = [
-  ...readdirSync(join(ROOT, "server", "demo", "config")).map((n) => join(ROOT, "server", "demo", "config", n)),
+  ...readdirSync(join(ROOT, "server", "demo", "config")).filter((n) => n.endsWith(".yml")).map((n) => join(ROOT, "server", "demo", "config", n)),
   ...readdirSync(join(import.meta.dir, "fixtures", "readme")).map((n) => join(import.meta.dir, "fixtures", "readme", n)),
 ];
 const kindOf = (path: string) => (Object.keys(SCHEMAS) as (keyof typeof SCHEMAS)[]).find((k) => path.endsWith(`${k}.yml`))!;

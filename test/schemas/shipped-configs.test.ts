@@ -30,7 +30,7 @@ const kindOf = (name: string): Kind => {
 
 const ROOT = join(import.meta.dir, "..", "..");
 const shipped = [
-  ...readdirSync(join(ROOT, "server", "demo", "config")).map((n) => join("server", "demo", "config", n)),
+  ...readdirSync(join(ROOT, "server", "demo", "config")).filter((n) => n.endsWith(".yml")).map((n) => join("server", "demo", "config", n)),
   ...readdirSync(join(import.meta.dir, "fixtures", "readme")).map((n) => join("test", "schemas", "fixtures", "readme", n)),
 ];
 

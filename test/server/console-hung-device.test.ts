@@ -33,7 +33,7 @@ const get = async <T>(path: string): Promise<T> => (await fetch(`${g.url}${path}
 type Driver = { state: string; badTags: number; advice: { words: string; todo: string } };
 type Overview = { status: string; reasons: string[]; drivers: Array<{ id: string; badTags: number }> };
 
-describe("a hung device in the console's views", () => {
+describe("a hung device in the console's views and /readyz", () => {
   it("says within seconds that the Active driver's tags are all Bad (timeout) on the Devices and Overview answers, and clears it once the device answers", async () => {
     await waitFor(async () => (await get<Driver[]>("/api/drivers"))[0]?.advice.words.includes("every tag is up to date"), "the driver reading", 15_000, 100);
     expect((await get<Overview>("/api/overview")).status).toBe("ok");
@@ -46,11 +46,18 @@ describe("a hung device in the console's views", () => {
     expect(d.advice.words).toContain("all 2 tags are Bad (Bad_Timeout)");
     expect(d.advice.words).toContain("did not answer in time");
     const o = await get<Overview>("/api/overview");
-    expect(o.status).toBe("degraded");
-    expect(o.reasons).toContain("driver plc is Active but 2 of 2 tags are Bad (Bad_Timeout)");
+    expect(o.status).toBe("down"); // the only driver reads nothing
+    expect(o.reasons).toContain("drivers: driver plc is Active but 2 of 2 tags are Bad (Bad_Timeout)");
     expect(o.drivers[0]!.badTags).toBe(2);
+    // the orchestrator's view says it too: nothing is being read (the only driver's tags are all Bad)
+    const ready = await fetch(`${g.url}/readyz`);
+    const r = (await ready.json()) as { status: string; components: { drivers: { state: string; reasons: string[] } } };
+    expect(r.components.drivers.state).toBe("down");
+    expect(r.components.drivers.reasons).toContain("driver plc is Active but 2 of 2 tags are Bad (Bad_Timeout)");
+    expect(r.status).not.toBe("ok");
     device.signal("SIGCONT");
     await waitFor(async () => (await get<Driver[]>("/api/drivers"))[0]?.advice.words.includes("every tag is up to date"), "the driver reading again", 15_000, 100);
     expect((await get<Overview>("/api/overview")).status).toBe("ok");
+    expect(((await (await fetch(`${g.url}/readyz`)).json()) as { components: { drivers: { state: string } } }).components.drivers.state).toBe("ok");
   }, 40_000);
 });
