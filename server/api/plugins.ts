@@ -1,4 +1,4 @@
-// The plugins API: GET /api/plugins (read, like the other read routes), and with the `admin` scope:
+// The plugins API: GET /api/plugins (scope read), and with the `admin` scope:
 // POST /api/plugins (upload a plugin folder as a tar / tar.gz body or as the files of a multipart form;
 // a new plugin is loaded, a new version of a loaded one is swapped in with rollback),
 // POST /api/plugins/:name/swap (the same, for that plugin only), /rollback (back to the version it
@@ -76,10 +76,8 @@ export function pluginsApi(ctx: GatewayContext) {
     return ctx.plugins;
   };
   const needScope = async (authorization: string | undefined, scope: "read" | "admin") => {
-    if (!verifier.isConfigured) {
-      if (scope === "read") return; // reads stay open without auth keys, as the other read routes
-      throw new AuthError(401, "invalid_token", "gateway.yml configures no auth keys (auth.hs256Secret or auth.jwksFile): plugin management is refused");
-    }
+    // without auth keys only GET /api/tags stays open (server/auth/README.md): plugins are neither listed nor managed
+    if (!verifier.isConfigured) throw new AuthError(401, "invalid_token", "gateway.yml configures no auth keys (auth.hs256Secret or auth.jwksFile): plugins are refused");
     const p = await verifier.verifyHeader(authorization);
     if (scope === "admin") {
       if (!p.scopes.includes("admin")) throw new AuthError(403, "insufficient_scope", "the token has no 'admin' scope");

@@ -37,6 +37,7 @@ const READ_ROUTES: Record<string, (auth: string) => Promise<Response>> = {
   "GET /api/rules/:name": (auth) => fetch(`${g.url}/api/rules/nope`, { headers: { authorization: auth } }),
   "GET /api/alarms": (auth) => fetch(`${g.url}/api/alarms`, { headers: { authorization: auth } }),
   "GET /api/opcua/certificates": (auth) => fetch(`${g.url}/api/opcua/certificates`, { headers: { authorization: auth } }),
+  "GET /api/plugins": (auth) => fetch(`${g.url}/api/plugins`, { headers: { authorization: auth } }),
 };
 /** What a reader gets where it is not 200: the command id and the rule do not exist; this gateway runs no OPC UA server. */
 const SERVED_STATUS: Record<string, number> = { "GET /api/commands/:id": 404, "GET /api/rules/:name": 404, "GET /api/opcua/certificates": 409 };
@@ -47,6 +48,7 @@ const ADMIN_ROUTES = [
   "POST /api/backup", "POST /api/discover/opcua", "POST /api/discover/modbus", "POST /api/drivers/:id/restart", "POST /api/drivers/:id/pause", "POST /api/drivers/:id/resume",
   "PUT /api/rules/:name", "POST /api/rules/:name/enable", "POST /api/rules/:name/disable", "POST /api/rules/:name/dry-run",
   "POST /api/inspect/modbus", "GET /api/config/files", "POST /api/config/check", "PUT /api/config/files/:name", "POST /api/opcua/certificates/:thumbprint/trust",
+  "POST /api/plugins", "POST /api/plugins/:name/swap", "POST /api/plugins/:name/rollback", "POST /api/plugins/:name/unload",
 ];
 /** Open too: the API's own description (routes and schemas, no data). */
 const DOCUMENTATION_ROUTES = ["GET /api/openapi.json", "GET /api/docs"];
