@@ -7,7 +7,7 @@
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { dirname, join, relative } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const consoleDir = dirname(fileURLToPath(import.meta.url));
@@ -54,7 +54,10 @@ export function ensureConsoleBuilt({ bun = join(root, ".bun", "node_modules", ".
   const hash = sourceHash();
   log("console: building the operations console (sources changed) ...");
   const started = Date.now();
-  const r = spawnSync(bun, ["--bun", "vite", "build", "--logLevel", "warn"], { cwd: consoleDir, encoding: "utf8" });
+  // resolved against the caller's directory: the build runs in console/, where `.bun/...` is not found
+  const r = spawnSync(resolve(bun), ["--bun", "vite", "build", "--logLevel", "warn"], { cwd: consoleDir, encoding: "utf8" });
+  // a bun that could not start has no exit code, only `error` (ENOENT, EACCES): say which and where
+  if (r.error) throw new Error(`console build failed: cannot run ${resolve(bun)}: ${r.error.message}`);
   if (r.status !== 0) throw new Error(`console build failed (exit ${r.status ?? r.signal}):\n${(r.stdout ?? "") + (r.stderr ?? "")}`.trim());
   writeFileSync(HASH_FILE, hash + "\n");
   log(`console: built into console/build/ in ${((Date.now() - started) / 1000).toFixed(1)} s`);

@@ -65,6 +65,7 @@ export const DryRunResult = Type.Object(
     refused: Type.Array(Type.Object({ what: Type.String(), tag: Type.Optional(Type.String()), reason: Type.String(), at: Type.String() })),
     faults: Type.Array(Type.Object({ kind: Type.String(), message: Type.String(), at: Type.String() })),
     truncated: Type.Boolean({ description: "more outputs than listed (each list keeps its first 1000)" }),
+    stopped: Type.Optional(Type.String({ description: "why the dry run ended before the end of the range (the live rule would have been disabled)" })),
   },
   { $id: "DryRunResult" },
 );

@@ -39,9 +39,17 @@ export function tagProblems(tags: readonly Variable[], drivers: ReadonlySet<stri
       try {
         const names = compileExprCached(t.derived.expr).names;
         inputs.set(t.tag, names);
+        const hinted = new Set<string>();
         for (const n of names) {
           if (n === t.tag) add("derived.expr", `tag '${t.tag}' cannot read itself`);
-          else if (!byName.has(n)) add("derived.expr", `unknown tag '${n}' in the expression`);
+          else if (!byName.has(n)) {
+            const meant = unquotedTag(t.derived.expr, n, tags);
+            if (meant === null) add("derived.expr", `unknown tag '${n}' in the expression`);
+            else if (!hinted.has(meant)) {
+              hinted.add(meant);
+              add("derived.expr", `unknown tag '${n}' in the expression: a tag name with characters other than letters, digits, _ and . goes in backticks: \`${meant}\``);
+            }
+          }
           else if (tags[byName.get(n)!]!.type === "string") add("derived.expr", `tag '${n}' is a string: expressions take numbers and bools`); // has(n) checked
         }
       } catch (e) {
@@ -92,4 +100,13 @@ function findCycles(inputs: ReadonlyMap<string, readonly string[]>): string[][] 
   };
   for (const tag of inputs.keys()) visit(tag);
   return cycles;
+}
+
+/**
+ * The catalog tag the expression names without backticks, whose pieces the parser read as `name`
+ * (`t/boiler - t/temp` reads as t / boiler - t / temp), or null.
+ */
+function unquotedTag(expr: string, name: string, tags: readonly Variable[]): string | null {
+  for (const o of tags) if (o.tag !== name && /[^A-Za-z0-9_.]/.test(o.tag) && o.tag.includes(name) && expr.includes(o.tag)) return o.tag;
+  return null;
 }

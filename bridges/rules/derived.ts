@@ -45,6 +45,8 @@ export class DerivedEngine {
   private readonly inputs = new Map<string, Input>();
   private table = new MappingTable([], { failed: () => {}, recovered: () => {} });
   private pending: Frame[] = [];
+  /** expressions with an input read at the current source timestamp, not computed yet (handle()) */
+  private readonly due = new Set<Derived>();
 
   /**
    * Sets the derived tags of `tags`. Inputs never seen are seeded from `latest` when its frame is at or
@@ -97,23 +99,45 @@ export class DerivedEngine {
     return { tag: t, slots: [], window: windowFn(t.window!, typeof last === "number" ? last : 0), windowKey: key, failing: false }; // isDerived: window set when derived is not
   }
 
-  /** The frames (outputs and events) that `page` produces, in order. */
+  /**
+   * The frames (outputs and events) that `page` produces, in order. An expression computes once per
+   * source timestamp: the readings of one poll share it, and computing after each of them would log
+   * values mixing this poll's inputs with the last one's (a dT that never existed, an alarm on it).
+   */
   handle(page: readonly Logged[], nowMs = Date.now()): Frame[] {
     this.pending = [];
     const outputs: DataFrame[] = [];
+    const due = this.due;
+    let dueTs = 0;
     for (const f of page) {
       if (f.kind !== "data") continue;
       const ds = this.byInput.get(f.tag);
       if (ds === undefined) continue;
+      if (due.size && f.ts !== dueTs) this.computeDue(dueTs, outputs);
       const input = { value: typeof f.value === "bigint" ? Number(f.value) : (f.value as Scalar | null), quality: f.quality, ts: f.ts };
       this.inputs.set(f.tag, input);
       for (const d of ds) {
-        const out = d.expr ? this.compute(d, f.ts) : this.aggregate(d, input);
-        if (out) outputs.push(out);
+        if (d.expr) {
+          due.add(d);
+          dueTs = f.ts;
+        } else {
+          const out = this.aggregate(d, input);
+          if (out) outputs.push(out);
+        }
       }
     }
+    if (due.size) this.computeDue(dueTs, outputs);
     const logged = this.table.apply(outputs, nowMs);
     return this.pending.length ? [...this.pending, ...logged] : logged;
+  }
+
+  /** The expressions whose inputs changed at `ts`, each computed once over the inputs as they are now. */
+  private computeDue(ts: number, outputs: DataFrame[]): void {
+    for (const d of this.due) {
+      const out = this.compute(d, ts);
+      if (out) outputs.push(out);
+    }
+    this.due.clear();
   }
 
   private frame(d: Derived, value: Scalar | null, quality: number, ts: number): DataFrame {

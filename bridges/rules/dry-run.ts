@@ -8,6 +8,7 @@ import type { DataFrame, Logged } from "../../schemas/frames.ts";
 import type { DryRunResult } from "../../schemas/rules.ts";
 import type { EventLog } from "../../storage/log.ts";
 import { loadRule } from "./rule-file.ts";
+import { DEFAULT_FAULT_LIMIT } from "./rule-runner.ts";
 import { convertOutputs, type RunOrigin } from "./rule-outputs.ts";
 import type { BatchResult, RuleMessage, Sandbox } from "./sandbox.ts";
 
@@ -15,6 +16,13 @@ import type { BatchResult, RuleMessage, Sandbox } from "./sandbox.ts";
 const LIST_CAP = 1000;
 /** trigger frames and ticks replayed at most (the run holds the event loop, message by message) */
 export const DRY_RUN_MAX_RUNS = 200_000;
+/**
+ * Limit faults (time, memory, stack) after which a dry run stops: the live rule is disabled after as many
+ * (DEFAULT_FAULT_LIMIT), and each costs up to the rule's time limit on the gateway's thread. Measured
+ * before: `while(true){}` with timeLimitMs 50 over 60 s of a 5 Hz tag ran 25 s, polls 200 ms apart came
+ * 2.1 s apart meanwhile; over the default hour it would have held the gateway for about half an hour.
+ */
+export const DRY_RUN_MAX_LIMIT_FAULTS = DEFAULT_FAULT_LIMIT.count;
 
 export interface DryRunRange {
   fromMicros: number;
@@ -38,6 +46,8 @@ async function offsetRange(log: EventLog, r: DryRunRange): Promise<[number, numb
 
 class Collector {
   readonly result: DryRunResult = { frames: 0, timerRuns: 0, commands: [], setTags: [], alarms: [], logs: [], refused: [], faults: [], truncated: false };
+  /** limit faults seen so far (the run stops at DRY_RUN_MAX_LIMIT_FAULTS) */
+  limitFaults = 0;
   constructor(
     private readonly name: string,
     private readonly meta: Parameters<typeof convertOutputs>[1],
@@ -63,7 +73,16 @@ class Collector {
     });
     for (const l of c.logs) this.add(this.result.logs, { level: l.level, text: l.text, at: atOf(l.i) });
     for (const r of c.refusals) this.add(this.result.refused, { what: r.what, ...(r.tag ? { tag: r.tag } : {}), reason: r.reason, at: atOf(r.i) });
-    for (const f of run.faults) this.add(this.result.faults, { kind: f.kind, message: f.message, at: atOf(f.at) });
+    for (const f of run.faults) {
+      this.add(this.result.faults, { kind: f.kind, message: f.message, at: atOf(f.at) });
+      if (f.rebuilt && ++this.limitFaults === DRY_RUN_MAX_LIMIT_FAULTS) {
+        this.result.stopped = `stopped after ${DRY_RUN_MAX_LIMIT_FAULTS} limit faults (the live rule is disabled after ${DEFAULT_FAULT_LIMIT.count} faults within ${DEFAULT_FAULT_LIMIT.windowMs / 1000} s)`;
+      }
+    }
+  }
+
+  get stopped(): boolean {
+    return this.limitFaults >= DRY_RUN_MAX_LIMIT_FAULTS;
   }
 }
 
@@ -77,7 +96,7 @@ export async function dryRun(log: EventLog, catalog: Catalog, name: string, sour
     let nextTick = every === undefined ? Infinity : range.fromMicros + every * 1000;
     let runs = 0;
     const ticksUntil = async (micros: number) => {
-      while (nextTick <= micros && nextTick <= range.toMicros && runs < DRY_RUN_MAX_RUNS) {
+      while (nextTick <= micros && nextTick <= range.toMicros && runs < DRY_RUN_MAX_RUNS && !out.stopped) {
         const at = nextTick;
         out.take(await sandbox.runTimer(at / 1000), { offsetOf: () => -1, tsOf: () => at, loggedAtOf: () => at, tick: at / 1000 });
         out.result.timerRuns++;
@@ -89,7 +108,7 @@ export async function dryRun(log: EventLog, catalog: Catalog, name: string, sour
     if (offsets) {
       for await (const page of log.pages({ from: offsets[0], to: offsets[1], kinds: ["data"] })) {
         const trig = (page as Logged<DataFrame>[]).filter((f) => triggers.has(f.tag));
-        for (let k = 0; k < trig.length && runs < DRY_RUN_MAX_RUNS; ) {
+        for (let k = 0; k < trig.length && runs < DRY_RUN_MAX_RUNS && !out.stopped; ) {
           // messages up to the next tick go in one batch, then the tick
           let end = k;
           while (end < trig.length && trig[end]!.ts < nextTick && end - k < DRY_RUN_MAX_RUNS - runs) end++;
@@ -102,6 +121,7 @@ export async function dryRun(log: EventLog, catalog: Catalog, name: string, sour
           out.result.truncated = true;
           break;
         }
+        if (out.stopped) break;
       }
     }
     await ticksUntil(range.toMicros);
@@ -113,6 +133,7 @@ export async function dryRun(log: EventLog, catalog: Catalog, name: string, sour
 
 async function runMessages(sandbox: Sandbox, trig: Logged<DataFrame>[], out: Collector): Promise<void> {
   const msgs: RuleMessage[] = trig.map((f) => ({ tag: f.tag, value: f.value, quality: f.quality, ts: f.ts }));
-  out.result.frames += msgs.length;
-  out.take(await sandbox.runBatch(msgs), { offsetOf: (i) => trig[i]!.offset, tsOf: (i) => trig[i]?.ts ?? 0, loggedAtOf: (i) => trig[i]?.loggedAt ?? 0 });
+  const run = await sandbox.runBatch(msgs, DRY_RUN_MAX_LIMIT_FAULTS - out.limitFaults);
+  out.result.frames += run.ran ?? msgs.length;
+  out.take(run, { offsetOf: (i) => trig[i]!.offset, tsOf: (i) => trig[i]?.ts ?? 0, loggedAtOf: (i) => trig[i]?.loggedAt ?? 0 });
 }

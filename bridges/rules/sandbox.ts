@@ -58,6 +58,8 @@ export interface BatchResult {
   faults: RunFault[];
   /** JSON of the rule's `state` after the run */
   state: string;
+  /** runBatch: the messages handled (all of them unless it stopped at `maxLimitFaults`) */
+  ran?: number;
 }
 
 /** A rule file that cannot load: a syntax error (with line and column) or an error while its module runs. */
@@ -236,13 +238,18 @@ export class Sandbox {
    * before each one). A message that throws or exceeds a limit is skipped and reported as a fault; the
    * other messages run (after a limit fault, in a rebuilt sandbox with the state read back last).
    */
-  async runBatch(msgs: readonly RuleMessage[]): Promise<BatchResult> {
+  /**
+   * Runs `msgs`; with `maxLimitFaults` the batch stops after that many limit faults (each costs up to
+   * the time limit and a rebuild) and `ran` says how many messages were handled.
+   */
+  async runBatch(msgs: readonly RuleMessage[], maxLimitFaults = Infinity): Promise<BatchResult> {
     if (!this.loaded) await this.load(this.lastState);
     const outputs: SandboxOutput[] = [];
     const faults: RunFault[] = [];
     const batch = this.encode(msgs);
     this.loadBatch(batch);
     let from = 0;
+    let limitFaults = 0;
     while (from < msgs.length) {
       const r = this.guarded("run", from);
       if ("next" in r) {
@@ -260,11 +267,15 @@ export class Sandbox {
         f.rebuilt = true;
         await this.rebuild();
         this.loadBatch(batch);
+        if (++limitFaults >= maxLimitFaults) {
+          from = at + 1;
+          break;
+        }
       }
       from = at + 1;
     }
     const state = this.collect(outputs, Infinity);
-    return { outputs, faults, state };
+    return { outputs, faults, state, ran: Math.min(from, msgs.length) };
   }
 
   /** Columns of a batch (see the prelude's load) and the tag names the sandbox has not seen yet. */

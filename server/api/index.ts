@@ -33,7 +33,8 @@ export function createApi(ctx: GatewayContext) {
   const app = new Elysia();
   app
     .onRequest(({ request }) => {
-      // `/api/tags/line1/boiler/temp/history` and `/api/tags/line1%2Fboiler%2Ftemp/history` are one route:
+      // `/api/tags/line1/boiler/temp/history` and `/api/tags/line1%2Fboiler%2Ftemp/history` are one route
+      // (and so are alarm ids, which hold their tag: `/api/alarms/line1/boiler/temp:H/ack`):
       // raw slashes are folded into the one encoded segment the routes declare, then routed again
       // (the re-dispatched request's context has no `server`: no route uses it)
       try {
@@ -41,7 +42,7 @@ export function createApi(ctx: GatewayContext) {
         if (to !== null) return app.handle(new Request(to, request));
       } catch (e) {
         if (!(e instanceof InvalidTagPath)) throw e;
-        return Response.json({ error: "invalid_tag", message: e.message, field: "tag" } satisfies ApiError, { status: 400 });
+        return Response.json({ error: `invalid_${e.field}`, message: e.message, field: e.field } satisfies ApiError, { status: 400 });
       }
     })
     // every error leaves as JSON in one shape, { error, message, field } (server/api/params.ts); nothing

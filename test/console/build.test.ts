@@ -15,6 +15,10 @@ describe("console/build.mjs", () => {
     expect(performance.now() - started).toBeLessThan(2000);
   }, 120_000);
 
+  it("names the bun it could not start instead of 'exit null'", () => {
+    expect(() => ensureConsoleBuilt({ bun: "no-such-dir/bun", force: true, log: () => undefined })).toThrow(/cannot run \/.+\/no-such-dir\/bun: .*ENOENT/);
+  });
+
   it("writes precompressed copies of every script and page", () => {
     const index = readFileSync(join(BUILD_DIR, "200.html"), "utf8");
     const script = /\/_app\/immutable\/entry\/app\.[^"]+\.js/.exec(index)![0];

@@ -2,6 +2,8 @@
 // gateway's refusal with its line, saves a valid one and sees it run, dry-runs it over the history, disables
 // and enables it; a viewer sees the list without the editing buttons.
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { startConsoleHarness, type ConsoleHarness } from "./harness.ts";
 
 let h: ConsoleHarness;
@@ -48,6 +50,20 @@ describe("rules page", () => {
     await page.getByTestId("rule-boiler").waitFor();
     expect(await page.getByTestId("new-rule").count()).toBe(0);
     expect(await page.getByTestId("rule-boiler").getByTestId("toggle").count()).toBe(0);
+    h.checkConsole();
+  }, 30_000);
+
+  it("writes an invalid rule's state readably (white on red, not red on red)", async () => {
+    const rules = join(h.g.dir, "config", "rules");
+    mkdirSync(rules, { recursive: true });
+    writeFileSync(join(rules, "broken.js"), `export const meta = { triggers: ["line1/boiler/temperature"] };\nexport function onMessage(msg) { if (msg.value > ) return; }\n`);
+    const page = await h.as("viewer");
+    await h.go(page, "/rules");
+    const pill = page.getByTestId("rule-broken").getByTestId("state").filter({ hasText: "invalid" });
+    await pill.waitFor({ timeout: 15_000 });
+    const { color, background } = await pill.evaluate((el) => ({ color: getComputedStyle(el).color, background: getComputedStyle(el).backgroundColor }));
+    expect(color).not.toBe(background);
+    expect(color).toBe("rgb(255, 255, 255)");
     h.checkConsole();
   }, 30_000);
 });

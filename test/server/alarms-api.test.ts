@@ -100,6 +100,19 @@ WHERE a.type = 'alarm.active' GROUP BY a.id, a.ts, a.seq`);
     expect(foreign).toEqual({ status: 404, body: { error: "unknown_alarm", message: "no alarm 'globex/t:H'", field: "id" } as never });
   });
 
+  it("takes an alarm id written with raw slashes as the tag routes do: acknowledged, unknown 404, bad encoding 400", async () => {
+    const post = async (path: string) => {
+      const r = await fetch(`${g.url}/api/alarms/${path}`, { method: "POST", headers: await auth("read write") });
+      return { status: r.status, body: (await r.json()) as AlarmState & { error?: string; field?: string } };
+    };
+    const ok = await post("acme/pump/p:L/ack");
+    expect(ok.status).toBe(200);
+    expect(ok.body).toMatchObject({ id: "acme/pump/p:L", acked: true, actor: "olga" });
+    expect(await post("acme/nope:H/ack")).toMatchObject({ status: 404, body: { error: "unknown_alarm", field: "id" } });
+    expect(await post("acme/%E0%A4%A:H/unshelve")).toMatchObject({ status: 400, body: { error: "invalid_id", field: "id" } });
+    expect((await post("acme/pump/p:L/explode")).status).toBe(404); // no such action: the router's 404
+  });
+
   it("shelves with a reason (hidden from the list), refuses a bad body naming the field, and unshelves", async () => {
     const bad = await act("acme/pump/p:L", "shelve", "read write", { durationMs: -5, reason: "x" });
     expect(bad).toMatchObject({ status: 400, body: { field: "durationMs" } });

@@ -65,6 +65,15 @@ describe("variables.yml mapping and derived fields", () => {
     expect(problemsOf(`  - { tag: a, driver: sim, type: float64, clamp: true }`)).toEqual([{ path: "tags[0].clamp", message: "clamp needs min and/or max (the engineering range to hold values to)" }]);
   });
 
+  it("points a derived expression that names slashed tags without backticks to the backticks, once per tag", () => {
+    const lines = `  - { tag: t/boiler, driver: sim, type: float64 }\n  - { tag: t/ret, driver: sim, type: float64 }\n  - { tag: dT, type: float64, derived: { expr: "t/boiler - t/ret" } }`;
+    const hint = "a tag name with characters other than letters, digits, _ and . goes in backticks";
+    expect(problemsOf(lines)).toEqual([
+      { path: "tags[2].derived.expr", message: `unknown tag 't' in the expression: ${hint}: \`t/boiler\`` },
+      { path: "tags[2].derived.expr", message: `unknown tag 'ret' in the expression: ${hint}: \`t/ret\`` },
+    ]);
+  });
+
   it("refuses a derived tag over an unknown tag, a writable one, and derived tags that read each other in a circle", () => {
     expect(problemsOf(`  - { tag: a, type: float64, derived: { expr: "b + 1" } }`)).toEqual([{ path: "tags[0].derived.expr", message: "unknown tag 'b' in the expression" }]);
     expect(problemsOf(`  - { tag: x, driver: sim, type: float64 }\n  - { tag: a, type: float64, access: RW, derived: { expr: "x" } }`)).toEqual([

@@ -51,6 +51,15 @@ describe("rules API", () => {
     expect(g.gw.ctx.log.head).toBe(head);
   });
 
+  it("stops a dry run of a rule stuck in a loop after 5 limit faults, as the live rule would be disabled, instead of holding the gateway for every trigger", async () => {
+    await g.gw.ctx.log.append(Array.from({ length: 60 }, (_, i): DataFrame => ({ kind: "data", tag: "spin", value: i, ts: Date.now() * 1000 + i, quality: 0, source: "test" })));
+    const r = await api("POST", "/api/rules/spin/dry-run", "admin", { source: `export const meta = { triggers: ["spin"], timeLimitMs: 20 };\nexport function onMessage(m) { while (true) {} }\n` });
+    expect(r.status).toBe(200);
+    expect(r.body.faults.map((f: { kind: string }) => f.kind)).toEqual(["timeout", "timeout", "timeout", "timeout", "timeout"]);
+    expect(r.body.frames).toBe(5);
+    expect(r.body.stopped).toStartWith("stopped after 5 limit faults");
+  });
+
   it("saves a rule, lists it running with its runs and time per run, and disables and enables it", async () => {
     expect((await api("PUT", "/api/rules/lvl", "admin", { source: RULE })).status).toBe(200);
     await g.gw.ctx.log.append([level(2)]);

@@ -64,6 +64,17 @@ describe("derived tags", () => {
     expect((await outputs("Boiler.dT")).at(-1)!.value).toBeNull();
   });
 
+  it("computes once over the readings of one poll (one source timestamp): never a value mixing this poll's inputs with the last one's", async () => {
+    await start([device("T"), device("Tret"), v({ tag: "dT", derived: { expr: "T - Tret" }, reportByException: false })]);
+    await log.append([data("T", 10, 0), data("Tret", 5, 0)]);
+    expect(await valuesOf("dT", 1)).toEqual([5]);
+    await log.append([data("T", 20, 1), data("Tret", 15, 1)]); // one poll: both changed
+    await log.append([data("T", 30, 2), data("Tret", 25, 3)]); // two polls: two outputs
+    await log.append([data("T", 31, 4)]);
+    expect(await valuesOf("dT", 5)).toEqual([5, 5, 15, 5, 6]);
+    expect((await outputs("dT")).map((f) => (f.ts - T0) / 1e6)).toEqual([0, 1, 2, 3, 4]);
+  });
+
   it("gives a failing derived expression a Bad_ConfigurationError frame and one mapping.error event while another derived tag goes on", async () => {
     await start([device("A"), device("B"), v({ tag: "ratio", derived: { expr: "A / B" } }), v({ tag: "sum", derived: { expr: "A + B" } })]);
     await log.append([data("A", 10, 0), data("B", 0, 0)]);
