@@ -43,6 +43,7 @@ export const MqttNorthConfig = Type.Object(
     retain: Type.Boolean({ default: false }),
     topic: Type.String({ minLength: 1, default: "{tenant}/{device}/{tag}", description: "topic of single-frame messages" }),
     batchTopic: Type.String({ minLength: 1, default: "{tenant}/{device}/batch", description: "topic of batches (maxFrames > 1)" }),
+    alarmTopic: Type.String({ default: "{tenant}/{device}/alarms", description: "topic of alarm transitions (alarm.active|cleared|acked|shelved|unshelved), one JSON message each: offset, type, ts, tag and the AlarmState; empty: not published" }),
     payload: Type.Union([Type.Literal("json"), Type.Literal("msgpack")], { default: "json" }),
     batch: Type.Object(
       {

@@ -9,7 +9,8 @@
 import type { MqttClient, IClientPublishOptions } from "mqtt";
 import type { Logger } from "pino";
 import type { Catalog } from "../../schemas/catalog.ts";
-import type { DataFrame, Logged } from "../../schemas/frames.ts";
+import type { DataFrame, EventFrame, Logged } from "../../schemas/frames.ts";
+import { AlarmTransition } from "../../schemas/alarms.ts";
 import { LogConsumer, Rewind, type ConsumerContext, type ConsumerStatus } from "../../storage/consumer.ts";
 import type { EventLog } from "../../storage/log.ts";
 import { delay } from "../../storage/time.ts";
@@ -31,8 +32,12 @@ interface Inflight {
 }
 
 /** The batch being filled: frames of one tenant, and the offsets (of any kind) it covers. */
+const ALARM_TRANSITIONS = new Set<string>(Object.values(AlarmTransition));
+
 interface OpenBatch {
   frames: Logged<DataFrame>[];
+  /** an alarm transition, published alone on `alarmTopic` (a batch holds either data frames or this) */
+  alarm?: Logged<EventFrame>;
   first: number;
   last: number;
   tenant: string;
@@ -217,6 +222,17 @@ export class Publisher {
   /** Adds a frame to the open batch; true when the batch is full (or must close) and is flushed now. */
   private add(f: Logged): boolean {
     let b = this.batch;
+    if (f.kind === "event" && this.d.config.alarmTopic !== "" && ALARM_TRANSITIONS.has(f.type)) {
+      // alarm transitions reach the cloud too, each as its own message, in offset order with the data
+      if (b && (b.frames.length > 0 || b.alarm)) {
+        this.pendingFrame = f;
+        return true;
+      }
+      const tenant = f.tag === undefined ? "default" : this.tenantOf(f.tag);
+      const first = b ? b.first : f.offset;
+      this.batch = { frames: [], first, last: f.offset, tenant, bytes: 0, since: performance.now(), alarm: f };
+      return true;
+    }
     if (f.kind !== "data") {
       // nothing to publish, but the cursor moves over it together with the batch that holds it
       if (!b) b = this.batch = { frames: [], first: f.offset, last: f.offset, tenant: "", bytes: 0, since: performance.now() };
@@ -257,7 +273,7 @@ export class Publisher {
   private async send(b: OpenBatch, signal: AbortSignal): Promise<void> {
     const cfg = this.d.config;
     const m: Inflight = { first: b.first, last: b.last, frames: b.frames, bytes: 0, settled: false, error: null };
-    if (b.frames.length === 0) {
+    if (b.frames.length === 0 && !b.alarm) {
       m.settled = true;
       this.window.push(m);
       this.advance();
@@ -275,7 +291,7 @@ export class Publisher {
     if (b.last <= this.sentHigh) opts.dup = true;
     if (cfg.protocolVersion === 5) {
       opts.properties = {
-        contentType: this.encoder.contentType,
+        contentType: b.alarm ? "application/json" : this.encoder.contentType,
         ...(cfg.messageExpirySec ? { messageExpiryInterval: cfg.messageExpirySec } : {}),
         userProperties: { gatewayId: this.d.gatewayId, offsets: `${b.first}-${b.last}` },
       };
@@ -292,6 +308,11 @@ export class Publisher {
 
   private encode(b: OpenBatch): { topic: string; payload: Buffer } {
     const cfg = this.d.config;
+    if (b.alarm) {
+      const a = b.alarm;
+      const body = { offset: a.offset, type: a.type, ts: a.ts, tag: a.tag ?? null, ...(a.data ?? {}) };
+      return { topic: fillTopic(cfg.alarmTopic, { tenant: b.tenant, device: this.d.gatewayId }), payload: Buffer.from(JSON.stringify(body, (_k, v) => (typeof v === "bigint" ? v.toString() : v))) };
+    }
     if (cfg.batch.maxFrames === 1 && b.frames.length === 1) {
       const f = b.frames[0]!;
       return { topic: this.topicOf(f.tag, b.tenant), payload: this.encoder.frame(f) };

@@ -132,3 +132,31 @@ describe("mqtt-north delivery", () => {
     expect(() => parseMqttNorthConfig({ batch: { maxFrames: 0 } }, "gateway.yml")).toThrow(/at mqtt\.batch\.maxFrames/);
   });
 });
+
+describe("mqtt-north alarm transitions", () => {
+  it("publishes each alarm transition as one JSON message on {tenant}/{device}/alarms, in offset order with the data, and moves the cursor over it", async () => {
+    const sub = await subscriber(broker.url, "t1/gw1/#");
+    const rig = await startRig({ url: broker.url, qos: 1, batch: { maxFrames: 1 } }, { tags: [tag("a/x", "t1")] });
+    try {
+      const ts = Date.now() * 1000;
+      const state = { id: "a/x:H", tag: "a/x", kind: "H", priority: "high", active: true, acked: false, message: "a/x above 90", value: 95, since: ts };
+      await rig.log.append([
+        ...frames(2, 0, ["a/x"]),
+        { kind: "event", type: "alarm.active", source: "alarms", tag: "a/x", ts, data: state },
+        { kind: "event", type: "driver.state", source: "plc", ts, data: { state: "Active" } }, // not an alarm: not published
+        { kind: "event", type: "alarm.acked", source: "alarms", tag: "a/x", ts, data: { ...state, acked: true, actor: "alice" } },
+        ...frames(1, 2, ["a/x"]),
+      ]);
+      await waitFor(() => sub.got.length >= 5, "3 data messages and 2 alarm transitions", 15_000);
+      await waitFor(() => rig.log.cursor("mqtt-north") === 6, "cursor at 6");
+      expect(sub.got.map((m) => m.topic)).toEqual(["t1/gw1/a/x", "t1/gw1/a/x", "t1/gw1/alarms", "t1/gw1/alarms", "t1/gw1/a/x"]);
+      const alarms = sub.got.filter((m) => m.topic === "t1/gw1/alarms").map((m) => m.payload as Record<string, unknown>);
+      expect(alarms[0]).toMatchObject({ offset: 3, type: "alarm.active", tag: "a/x", id: "a/x:H", active: true, acked: false, priority: "high" });
+      expect(alarms[1]).toMatchObject({ offset: 5, type: "alarm.acked", id: "a/x:H", acked: true, actor: "alice" });
+      expect(sub.got.find((m) => m.topic === "t1/gw1/alarms")!.contentType).toBe("application/json");
+    } finally {
+      await rig.close();
+      await sub.close();
+    }
+  });
+});
