@@ -41,13 +41,8 @@ describe("applyDefaults", () => {
     expect(applyDefaults(VariablesFile, undefined)).toEqual(Value.Default(VariablesFile, undefined));
   });
 
-  it("fills a 10,000-tag catalog faster than Value.Default", () => {
+  it("fills a 10,000-tag catalog exactly as Value.Default does (its speed is measured by bun run bench rules, not here)", () => {
     const doc = { tags: Array.from({ length: 10_000 }, (_, i) => ({ tag: `s/${i}`, driver: "d", type: "int16", expr: "raw * 2", address: { area: "holding", address: i % 60_000 } })) };
-    // best of two each: a GC pause or a busy core must not decide it (typically 3-5x apart)
-    const time = (fill: () => unknown) => Math.min(...[0, 1].map(() => { const t0 = performance.now(); fill(); return performance.now() - t0; }));
-    const typebox = time(() => Value.Default(VariablesFile, structuredClone(doc)));
-    const ours = time(() => applyDefaults(VariablesFile, structuredClone(doc)));
     expect(applyDefaults(VariablesFile, structuredClone(doc))).toEqual(Value.Default(VariablesFile, structuredClone(doc)));
-    expect(ours).toBeLessThan(typebox);
   });
 });
