@@ -3,8 +3,9 @@
 // (optionally) MQTT commands on {tenant}/cmd/{tag}. See README "MQTT uplink" for topics and payloads.
 // TLS certificate files are read again before every reconnect (a fixed file is used at the next try)
 // and a failed handshake is logged and shown in /readyz naming the certificate and why (storage/tls.ts).
+// A throw while opening a connection does not stop reconnecting (connect.ts).
 import { join } from "node:path";
-import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import type { IClientOptions, MqttClient } from "mqtt";
 import type { Registry } from "prom-client";
 import type { Logger } from "pino";
 import type { Catalog } from "../../schemas/catalog.ts";
@@ -19,6 +20,7 @@ import { UplinkMetrics } from "./metrics.ts";
 import { fillTopic } from "./topics.ts";
 import { Publisher } from "./publisher.ts";
 import { startMqttCommands, type CommandAuthorizer } from "./commands.ts";
+import { connectGuarded } from "./connect.ts";
 import { uplinkStatus, type UplinkStatus } from "./status.ts";
 
 export { parseMqttNorthConfig, MqttNorthConfig } from "./config.ts";
@@ -156,7 +158,7 @@ export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
         will: { topic: statusTopic, payload: Buffer.from(status("offline")), qos: 1, retain: true },
         ...(cfg.protocolVersion === 5 ? { properties: { sessionExpiryInterval: cfg.sessionExpirySec } } : {}),
       };
-      client = mqtt.connect(cfg.url, opts);
+      client = connectGuarded(cfg.url, opts);
       const c = client;
       let wasConnected = false;
       let failures = 0;
