@@ -185,7 +185,11 @@ export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
         if (c.options.protocol === "mqtts") refreshTls(c);
         updateGauges();
       });
+      /** mqtt.js emits a failed TLS socket's error twice (its TLS error handler and its stream's) */
+      let lastError: Error | null = null;
       c.on("error", (err: Error & { code?: unknown }) => {
+        if (err === lastError) return;
+        lastError = err;
         if (err.code === undefined && /reason code/i.test(err.message)) publisher.refuseOldest(err.message);
         metrics.connectErrors.inc({ reason: connectReason(err) });
         const why = isTlsError(err) ? explainTlsError(err, brokerAddress(cfg.url), tlsFiles).message : err.message;

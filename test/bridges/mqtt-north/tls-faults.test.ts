@@ -70,4 +70,22 @@ describe("mqtt uplink TLS faults", () => {
       await rig.close();
     }
   }, 60_000);
+
+  it("logs and counts a failed handshake once per connection attempt", async () => {
+    const rig = await startRig(uplink({ ca: "other-ca.pem" }));
+    let attempts = 1;
+    rig.bridge.client!.on("reconnect", () => attempts++);
+    const failedLines = () => rig.logs.filter((l) => l.includes("unknown CA") && l.includes("failed")).length;
+    try {
+      await waitFor(() => failedLines() >= 3, "three failed handshakes logged", 15_000, 20);
+    } finally {
+      await rig.close();
+    }
+    const lines = failedLines();
+    const counted = Object.values(await connectErrors(rig)).reduce((a, b) => a + b, 0);
+    expect(counted).toBe(lines);
+    // the attempt under way when the rig closed may not have failed yet
+    expect(lines).toBeLessThanOrEqual(attempts);
+    expect(lines).toBeGreaterThanOrEqual(attempts - 1);
+  }, 30_000);
 });
