@@ -88,4 +88,28 @@ describe("mqtt uplink TLS faults", () => {
     expect(lines).toBeLessThanOrEqual(attempts);
     expect(lines).toBeGreaterThanOrEqual(attempts - 1);
   }, 30_000);
+
+  it("stays degraded while the certificate files on disk are unusable, connected with the pair read before, and is ok once they are good again", async () => {
+    copyFileSync(at("client.key"), at("uplink-renewed.key"));
+    const rig = await startRig(uplink({ key: "uplink-renewed.key" }));
+    try {
+      await rig.log.append(frames(3));
+      await waitFor(() => rig.bridge.publisher.acked >= 3, "frames over TLS", 15_000);
+      expect(rig.bridge.status().state).toBe("ok");
+      // half a renewal: the key is replaced, the certificate is not
+      copyFileSync(at("server.key"), at("uplink-renewed.key"));
+      const reason = await waitFor(() => rig.bridge.status().reasons.find((r) => r.startsWith("certificate files on disk unusable: ")), "the unusable files in /readyz", 10_000, 50);
+      expect(reason).toContain("does not belong to the client certificate");
+      expect(rig.bridge.status().state).toBe("degraded");
+      await rig.log.append(frames(3, 3));
+      await waitFor(() => rig.bridge.publisher.acked >= 6, "frames still published with the pair read before", 15_000);
+      expect(rig.bridge.status().connected).toBe(true);
+      expect(rig.bridge.status().state).toBe("degraded");
+      copyFileSync(at("client.key"), at("uplink-renewed.key"));
+      await waitFor(() => rig.bridge.status().state === "ok", "ok once the files are good again", 10_000, 50);
+      expect(rig.logs.join("")).toContain("usable again");
+    } finally {
+      await rig.close();
+    }
+  }, 60_000);
 });
