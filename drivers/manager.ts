@@ -9,6 +9,7 @@ import { EventEmitter } from "node:events";
 import { AlarmRequest, isBad, isGood, Quality, type DataFrame, type DriverEntry, type EventFrame, type Frame, type Variable } from "../schemas/index.ts";
 import type { EventLog } from "../storage/index.ts";
 import { ABORTED, backoffDelay as retryDelay, deadline, delay, TIMED_OUT } from "../storage/time.ts";
+import { tlsFilesChanged } from "../storage/tls.ts";
 import { DRIVER_API_VERSION, type Driver, type DriverFactory, type FrameSink } from "./contract.ts";
 import type { Endpoint } from "./endpoint.ts";
 import { DriverConfigError, DriverError } from "./errors.ts";
@@ -305,11 +306,31 @@ class Supervisor implements FrameSink {
       const delayMs = this.faulted ? this.mgr.settings.backoffMaxMs : backoffDelay(attempt, this.mgr.settings);
       if (this.faulted) this.setState("Fault", { error, retryInMs: delayMs });
       else this.setState("Backoff", { attempt, delayMs });
-      await delay(delayMs, signal);
+      await this.waitToRetry(delayMs, signal);
       if (!signal.aborted) this.status.restarts++;
     }
     this.markTagsBad(this.stopQuality, true);
     this.setState("Shutdown");
+  }
+
+  /**
+   * The wait before the next run, cut short when a certificate file of the endpoint changes: a TLS file
+   * problem (unknown CA, a key not its certificate's, an expired client certificate) is fixed on disk,
+   * and a driver in Fault would otherwise wait out the longest backoff (60 s) before using the fix.
+   */
+  private async waitToRetry(delayMs: number, signal: AbortSignal): Promise<void> {
+    const tls = this.endpoint?.tls;
+    if (signal.aborted) return;
+    if (!tls || (tls.ca === undefined && tls.cert === undefined && tls.key === undefined)) return await delay(delayMs, signal);
+    const waiting = new AbortController();
+    const stop = () => waiting.abort();
+    signal.addEventListener("abort", stop, { once: true });
+    try {
+      await Promise.race([delay(delayMs, waiting.signal), tlsFilesChanged(tls, waiting.signal)]);
+    } finally {
+      waiting.abort();
+      signal.removeEventListener("abort", stop);
+    }
   }
 
   /**

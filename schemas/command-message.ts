@@ -134,3 +134,17 @@ export class Answered extends Error {
 }
 
 export const refused = (id: string | null, code: CommandAnswer["code"], error: string): Answered => new Answered({ id, ok: false, status: "refused", code, error });
+
+export type CommandResult = CommandAnswer["status"];
+
+/**
+ * The metric result of an answer, from its code's meaning (not from the AckFrame's status, which puts a
+ * driver's timeout under "error"): the outcome-unknown codes are "timeout", refusals before the log and
+ * `refused_*` are "refused", the rest of the failures "error".
+ */
+export function commandResult(code: CommandAnswer["code"]): CommandResult {
+  if (code === "ok" || code === "expired") return code;
+  if (code === "timeout_outcome_unknown" || code === "outcome_unknown_restart") return "timeout";
+  if (code.startsWith("refused_") || code === "unauthorized" || code === "forbidden" || code === "invalid_payload" || code === "idempotency_conflict") return "refused";
+  return "error";
+}

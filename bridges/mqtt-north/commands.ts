@@ -19,7 +19,7 @@ import { answerCommand, recordCommand } from "../../storage/command-intake.ts";
 import type { MqttNorthConfig } from "./config.ts";
 import type { UplinkMetrics } from "./metrics.ts";
 import { fillTopic } from "./topics.ts";
-import { Answered, CommandRefused, commandExpiry, parseCommand, refused, type CommandAnswer, type CommandAuthorizer, type PacketInfo } from "../../schemas/command-message.ts";
+import { Answered, CommandRefused, commandExpiry, commandResult, parseCommand, refused, type CommandAnswer, type CommandAuthorizer, type PacketInfo } from "../../schemas/command-message.ts";
 
 export type { CommandAnswer, CommandAuthorization, CommandAuthorizer } from "../../schemas/command-message.ts";
 
@@ -84,7 +84,7 @@ export function startMqttCommands(d: MqttCommandsDeps): { stop(): Promise<void> 
   if (!d.authorize && !cc.staticTokens) d.logger.warn("mqtt commands enabled but auth: configures no keys and staticTokens is off: every command is refused");
 
   const answer = (tenant: string, tag: string, a: CommandAnswer) => {
-    d.metrics.commands.inc({ result: a.status });
+    d.metrics.commands.inc({ result: commandResult(a.code) });
     if (!d.client.connected) return;
     const topic = fillTopic(cc.ackTopic, { tenant, device: d.gatewayId, tag });
     d.client.publish(topic, JSON.stringify(a), { qos: 1 }, () => undefined);

@@ -2,9 +2,11 @@
 // an MQTT 5 (or 3.1.1) broker with store and forward, a retained birth/last-will status per gateway, and
 // (optionally) MQTT commands on {tenant}/cmd/{tag}. See README "MQTT uplink" for topics and payloads.
 // TLS certificate files are read again before every reconnect (a fixed file is used at the next try)
-// and a failed handshake is logged and shown in /readyz naming the certificate and why (storage/tls.ts).
+// and every second while connected (files that became unusable keep /readyz degraded until they are
+// good again); a failed handshake is logged and shown in /readyz naming the certificate and why
+// (storage/tls.ts). A throw while opening a connection does not stop reconnecting (connect.ts).
 import { join } from "node:path";
-import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import type { IClientOptions, MqttClient } from "mqtt";
 import type { Registry } from "prom-client";
 import type { Logger } from "pino";
 import type { Catalog } from "../../schemas/catalog.ts";
@@ -19,6 +21,7 @@ import { UplinkMetrics } from "./metrics.ts";
 import { fillTopic } from "./topics.ts";
 import { Publisher } from "./publisher.ts";
 import { startMqttCommands, type CommandAuthorizer } from "./commands.ts";
+import { connectGuarded } from "./connect.ts";
 import { uplinkStatus, type UplinkStatus } from "./status.ts";
 
 export { parseMqttNorthConfig, MqttNorthConfig } from "./config.ts";
@@ -101,6 +104,8 @@ export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
   const tls = readTlsAtStart(tlsFiles, file);
   /** why the last connection attempt failed (null once connected) */
   let connectError: string | null = null;
+  /** why the certificate files on disk cannot be used (the client keeps the ones read before); null: usable */
+  let tlsFilesProblem: string | null = null;
   const logger = deps.logger.child({ bridge: "mqtt-north" });
   const metrics = new UplinkMetrics(deps.registry);
   const publisher = new Publisher({ log: deps.log, catalog: deps.catalog, logger, metrics, gatewayId: deps.gatewayId, config: cfg });
@@ -119,13 +124,19 @@ export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
     metrics.connected.set(client?.connected ? 1 : 0);
   };
 
-  /** Reads the certificate files again into the client's options; a file problem is told and the old ones kept. */
+  /**
+   * Reads the certificate files again into the client's options (used at the next connection); a file
+   * problem is told once when it appears (and when it changes), kept for /readyz, and the old ones kept.
+   */
   const refreshTls = (c: MqttClient) => {
     try {
       Object.assign(c.options, readTlsMaterial(tlsFiles));
+      if (tlsFilesProblem) logger.info({ url: brokerUrl }, "mqtt uplink: the certificate files on disk are usable again");
+      tlsFilesProblem = null;
     } catch (e) {
-      connectError = (e as Error).message;
-      logger.error({ url: brokerUrl }, `mqtt uplink: ${connectError}; retrying with the certificates read before`);
+      const why = (e as Error).message;
+      if (why !== tlsFilesProblem) logger.error({ url: brokerUrl }, `mqtt uplink: ${why}; retrying with the certificates read before`);
+      tlsFilesProblem = why;
     }
   };
 
@@ -135,7 +146,7 @@ export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
     get client() {
       return client;
     },
-    status: () => uplinkStatus({ connected: client?.connected ?? false, connectionSince, consumer: publisher.status(), inflight: publisher.inflight, url: brokerUrl, connectError }),
+    status: () => uplinkStatus({ connected: client?.connected ?? false, connectionSince, consumer: publisher.status(), inflight: publisher.inflight, url: brokerUrl, connectError, tlsFilesProblem }),
     async start() {
       const opts: IClientOptions = {
         protocolVersion: cfg.protocolVersion,
@@ -156,8 +167,9 @@ export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
         will: { topic: statusTopic, payload: Buffer.from(status("offline")), qos: 1, retain: true },
         ...(cfg.protocolVersion === 5 ? { properties: { sessionExpiryInterval: cfg.sessionExpirySec } } : {}),
       };
-      client = mqtt.connect(cfg.url, opts);
+      client = connectGuarded(cfg.url, opts);
       const c = client;
+      const isTls = c.options.protocol === "mqtts";
       let wasConnected = false;
       let failures = 0;
       c.on("connect", (ack) => {
@@ -180,10 +192,14 @@ export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
         // backoff: 0.5 s, 1 s, 2 s ... capped; reset on connect
         c.options.reconnectPeriod = Math.min(cfg.reconnectMaxMs, cfg.reconnectMinMs * 2 ** Math.min(failures++, 20));
         // mqtt.js builds the next TLS socket from c.options: a certificate fixed on disk is used at the next try
-        if (c.options.protocol === "mqtts") refreshTls(c);
+        if (isTls) refreshTls(c);
         updateGauges();
       });
+      /** mqtt.js emits a failed TLS socket's error twice (its TLS error handler and its stream's) */
+      let lastError: Error | null = null;
       c.on("error", (err: Error & { code?: unknown }) => {
+        if (err === lastError) return;
+        lastError = err;
         if (err.code === undefined && /reason code/i.test(err.message)) publisher.refuseOldest(err.message);
         metrics.connectErrors.inc({ reason: connectReason(err) });
         const why = isTlsError(err) ? explainTlsError(err, brokerAddress(cfg.url), tlsFiles).message : err.message;
@@ -191,7 +207,11 @@ export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
         logger.error({ url: brokerUrl, code: err.code, cursor: publisher.acked }, `mqtt uplink: connection to ${brokerUrl} failed: ${why}; cursor kept, retrying`);
       });
       publisher.start(c);
-      gaugeTimer = setInterval(updateGauges, 1000);
+      gaugeTimer = setInterval(() => {
+        updateGauges();
+        // while connected nothing else reads the files: a renewal gone wrong must not wait for a reconnect to show
+        if (isTls && c.connected) refreshTls(c);
+      }, 1000);
       if (cfg.commands.enabled) {
         if (!deps.commands) {
           logger.warn("mqtt commands enabled but the gateway has no command bus; commands are not subscribed");

@@ -87,6 +87,6 @@ export class UplinkMetrics {
       registry.registerMetric(h as unknown as Metric);
       return h;
     });
-    this.commands = once(registry, "edge_mqtt_commands_total", () => new Counter({ name: "edge_mqtt_commands_total", help: "Commands received on MQTT cmd topics, by result", labelNames: ["result"], registers }));
+    this.commands = once(registry, "edge_mqtt_commands_total", () => new Counter({ name: "edge_mqtt_commands_total", help: "Commands received on MQTT cmd topics, by result from the answer code (ok, expired, timeout = outcome unknown, refused, error)", labelNames: ["result"], registers }));
   }
 }

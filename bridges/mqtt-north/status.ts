@@ -1,6 +1,7 @@
 // What the uplink says of itself in the readiness document (server/context.ts ComponentStatus, the same
 // shape; bridges do not import the server): connected or not and since when, the reader's lag and
-// in-flight messages. Degraded while frames wait for a broker that is away, or while the reader retries.
+// in-flight messages. Degraded while frames wait for a broker that is away, while the last connection
+// attempt failed, while the certificate files on disk are unusable, or while the reader retries.
 import type { ConsumerStatus } from "../../storage/consumer.ts";
 
 export type UplinkStatus = {
@@ -28,6 +29,8 @@ export interface UplinkFacts {
   url: string;
   /** why the last connection attempt failed (a TLS handshake names the certificate), null once connected */
   connectError?: string | null;
+  /** why the certificate files on disk cannot be used (the connection uses those read before) */
+  tlsFilesProblem?: string | null;
 }
 
 export function uplinkStatus(f: UplinkFacts): UplinkStatus {
@@ -36,6 +39,7 @@ export function uplinkStatus(f: UplinkFacts): UplinkStatus {
   const since = new Date(f.connectionSince).toISOString();
   if (!f.connected && c.lagFrames > 0) reasons.push(`broker ${f.url} not connected since ${since}: ${c.lagFrames} frames wait in the log (oldest ${c.lagSeconds.toFixed(1)} s)`);
   if (!f.connected && f.connectError) reasons.push(`broker ${f.url}: ${f.connectError}`);
+  if (f.tlsFilesProblem) reasons.push(`certificate files on disk unusable: ${f.tlsFilesProblem}`);
   if (c.state === "retrying") reasons.push(`reading the log failed, retrying: ${c.lastError ?? "unknown error"}`);
   return {
     state: reasons.length ? "degraded" : "ok",

@@ -12,7 +12,7 @@
 import type { ConsumerMessages, JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import type { Catalog } from "../../schemas/catalog.ts";
-import { Answered, CommandRefused, commandExpiry, parseCommand, refused, type CommandAnswer, type CommandAuthorizer, type PacketInfo } from "../../schemas/command-message.ts";
+import { Answered, CommandRefused, commandExpiry, commandResult, parseCommand, refused, type CommandAnswer, type CommandAuthorizer, type PacketInfo } from "../../schemas/command-message.ts";
 import type { CommandBus } from "../../storage/commands.ts";
 import { answerCommand, recordCommand } from "../../storage/command-intake.ts";
 import { backoffDelay, delay } from "../../storage/time.ts";
@@ -58,7 +58,7 @@ export function startNatsCommands(d: NatsCommandsDeps): NatsCommands {
 
   /** Publishes the answer (stored once per command message), then acks the message. */
   const finish = async (m: JsMsg, where: { tenant: string; tag: string }, a: CommandAnswer) => {
-    d.metrics.commands.inc({ result: a.status });
+    d.metrics.commands.inc({ result: commandResult(a.code) });
     const js = d.js();
     if (!js) throw new Error("not connected");
     const subject = answerSubject(cc.subjectPrefix, where.tenant, d.gatewayId, where.tag);

@@ -24,7 +24,7 @@ export class NatsMetrics {
     this.publishErrors = once(registry, "edge_nats_publish_errors_total", () => new Counter({ name: "edge_nats_publish_errors_total", help: "JetStream publishes that failed and are retried with the same id", labelNames: ["reason"], registers }));
     this.connected = once(registry, "edge_nats_connected", () => new Gauge({ name: "edge_nats_connected", help: "1 while the bridge is connected to a NATS server", registers }));
     this.lag = once(registry, "edge_bus_lag", () => new Gauge({ name: "edge_bus_lag", help: "Frames between the log head and a consumer's acknowledged offset", labelNames: ["consumer"], registers }));
-    this.commands = once(registry, "edge_nats_commands_total", () => new Counter({ name: "edge_nats_commands_total", help: "Commands from NATS answered, by result (ok, error, expired, timeout, refused)", labelNames: ["result"], registers }));
+    this.commands = once(registry, "edge_nats_commands_total", () => new Counter({ name: "edge_nats_commands_total", help: "Commands from NATS answered, by result from the answer code (ok, expired, timeout = outcome unknown, refused, error)", labelNames: ["result"], registers }));
     this.lagSeconds = once(registry, "edge_bus_lag_seconds", () => new Gauge({ name: "edge_bus_lag_seconds", help: "Age of the oldest frame a consumer has not handled yet (s)", labelNames: ["consumer"], registers }));
   }
 }

@@ -130,4 +130,24 @@ describe("modbus tls+tcp://", () => {
     }, "a Good value read over TLS after the CA file was fixed", 20_000, 100);
     expect(t.gw.ctx.drivers.status()[0]!.state).toBe("Active");
   }, 40_000);
+
+  it("retries a driver in Fault at once when its certificate file is fixed on disk, not after the Fault retry's 30 s", async () => {
+    await t?.stop();
+    copyFileSync(join(certs, "other-ca.pem"), join(certs, "fault-ca.pem"));
+    t = await startGateway(
+      {
+        "gateway.yml": "drivers: { backoffBaseMs: 50, backoffMaxMs: 30000, faultAfterCrashes: 2 }\n",
+        "endpoints.yml": `endpoints:\n  plc: { url: "tls+tcp://127.0.0.1:${front.port}", timeoutMs: 1000, tls: { ca: certs/fault-ca.pem, cert: certs/client.pem, key: certs/client.key } }\n`,
+        "drivers.yml": `drivers:\n  - { id: plc, type: modbus, endpoint: plc, config: { intervalMs: 50, failuresBeforeRestart: 1 } }\n`,
+        "variables.yml": `tags:\n  - { tag: line1/pv, driver: plc, type: uint16, address: { area: holding, address: 5 } }\n`,
+      },
+      { keepDir: dir.path },
+    );
+    const plcState = () => t!.gw.ctx.drivers.status()[0];
+    await waitFor(() => plcState()?.state === "Fault" && plcState()!.lastError?.includes("unknown CA"), "the driver in Fault for the unknown CA", 15_000, 20);
+    const fixedAt = performance.now();
+    copyFileSync(join(certs, "ca.pem"), join(certs, "fault-ca.pem"));
+    await waitFor(() => plcState()?.state === "Active", "the driver Active after the CA file was fixed", 5000, 20);
+    expect(performance.now() - fixedAt).toBeLessThan(5000);
+  }, 40_000);
 });

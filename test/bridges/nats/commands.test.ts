@@ -8,15 +8,19 @@ import type { CmdFrame, Logged } from "../../../schemas/frames.ts";
 import { provisionCommand } from "../../../bridges/nats/index.ts";
 import { startGateway, type TestGateway } from "../../helpers/gateway.ts";
 import { waitFor } from "../../helpers/index.ts";
-import { configFiles, token, unsignedToken } from "../../server/commands-fixture.ts";
+import { configFiles, HoldingProxy, token, unsignedToken } from "../../server/commands-fixture.ts";
 import { GATEWAY, natsCommandsYaml, startFleet, type Fleet } from "./commands-fixture.ts";
 
 let f: Fleet;
 let t: TestGateway;
+/** between the gateway and the PLC: holds the answers to writes while `hold` (a write whose outcome is unknown) */
+let proxy: HoldingProxy;
 
 beforeAll(async () => {
   f = await startFleet();
-  t = await startGateway(configFiles(f.dir.path, f.plc.port, f.keys, natsCommandsYaml(f.nats.servers[0]!)), { keepDir: f.dir.path });
+  proxy = new HoldingProxy(f.plc.port);
+  await proxy.start();
+  t = await startGateway(configFiles(f.dir.path, proxy.port, f.keys, natsCommandsYaml(f.nats.servers[0]!), 1000), { keepDir: f.dir.path });
   await waitFor(() => t.gw.ctx.drivers.status()[0]?.state === "Active", "the Modbus driver to be Active", 20_000);
   // the consumer exists once the bridge provisioned it; commands published after that are delivered
   const jsm = await jetstreamManager(f.nc);
@@ -25,6 +29,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await t?.stop();
+  await proxy?.stop();
   await f?.close();
 });
 
@@ -82,6 +87,24 @@ describe("nats commands", () => {
     await f.cloud.publish("acme", "line1/sp/temp", { value: 1 }, await token(f.keys));
     const noId = await waitFor(() => f.cloud.answers.find((a) => a.body.id === null && a.body.error?.includes("id: required"))?.body, "the refusal of a command without id", 10_000, 20);
     expect(noId.code).toBe("invalid_payload");
+  }, 30_000);
+
+  it("counts a driver's timeout_outcome_unknown ack under result timeout in edge_nats_commands_total, not error", async () => {
+    const counted = async () => {
+      const m = await t.gw.ctx.metrics.registry.getSingleMetric("edge_nats_commands_total")?.get();
+      return Object.fromEntries((m?.values ?? []).map((v) => [v.labels.result, v.value]));
+    };
+    const before = await counted();
+    proxy.hold = true;
+    try {
+      const a = await f.cloud.send("acme", "line1/sp/ratio", { value: 1.5 }, await token(f.keys));
+      expect(a).toMatchObject({ ok: false, code: "timeout_outcome_unknown" });
+    } finally {
+      proxy.hold = false;
+    }
+    const after = await counted();
+    expect((after.timeout ?? 0) - (before.timeout ?? 0)).toBe(1);
+    expect(after.error ?? 0).toBe(before.error ?? 0);
   }, 30_000);
 
   it("provisions the command stream and consumer idempotently with edgectl nats provision", async () => {

@@ -1,0 +1,115 @@
+// The uplink's TLS when things go wrong on the gateway's side, against Debian's mosquitto with a TLS
+// listener that requires a client certificate: a connection attempt that throws inside mqtt.js (a DER
+// client certificate passes the file checks, then Bun's TLS layer throws where mqtt.js opens the socket)
+// does not end reconnecting; a failed handshake is logged and counted once per attempt; certificate files
+// that become unusable while connected keep /readyz degraded until they are good again.
+import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { copyFileSync } from "node:fs";
+import { join } from "node:path";
+import { freePort, type tempDir, waitFor } from "../../helpers/index.ts";
+import { Mosquitto } from "../../helpers/mosquitto.ts";
+import { gatewayDirWithCertificates, mosquittoTlsListener } from "../../drivers/tls-certs.ts";
+import { frames, startRig } from "./harness.ts";
+
+let dir: ReturnType<typeof tempDir>;
+let certs: string;
+let broker: Mosquitto;
+let tlsPort: number;
+
+beforeAll(async () => {
+  ({ dir, certs } = gatewayDirWithCertificates());
+  tlsPort = await freePort();
+  broker = await Mosquitto.start({ extra: mosquittoTlsListener(certs, tlsPort) });
+}, 30_000);
+
+afterAll(async () => {
+  await broker?.close();
+  dir?.cleanup();
+});
+
+const at = (f: string) => join(certs, f);
+
+/** The uplink's section with a client certificate pair and fast reconnects. */
+const uplink = (o: { ca?: string; cert?: string; key?: string } = {}) => ({
+  url: `mqtts://localhost:${tlsPort}`,
+  ca: at(o.ca ?? "ca.pem"),
+  cert: at(o.cert ?? "client.pem"),
+  key: at(o.key ?? "client.key"),
+  reconnectMinMs: 100,
+  reconnectMaxMs: 300,
+});
+
+/** edge_mqtt_connect_errors_total by reason. */
+async function connectErrors(rig: Awaited<ReturnType<typeof startRig>>): Promise<Record<string, number>> {
+  const m = await rig.registry.getSingleMetric("edge_mqtt_connect_errors_total")?.get();
+  return Object.fromEntries((m?.values ?? []).map((v) => [String(v.labels.reason), v.value]));
+}
+
+describe("mqtt uplink TLS faults", () => {
+  it("keeps reconnecting after opening a connection throws (a DER client certificate): logs and counts it, says so in /readyz, and publishes once the file is fixed", async () => {
+    copyFileSync(at("client.pem"), at("uplink-der.pem"));
+    const rig = await startRig(uplink({ cert: "uplink-der.pem" }));
+    try {
+      await rig.log.append(frames(3));
+      await waitFor(() => rig.bridge.publisher.acked >= 3, "frames over TLS", 15_000);
+      // the same certificate converted to DER: the file checks accept it, the TLS layer throws on it
+      const der = Bun.spawnSync(["openssl", "x509", "-in", at("client.pem"), "-outform", "DER", "-out", at("uplink-der.pem")]);
+      expect(der.exitCode).toBe(0);
+      await broker.stop();
+      await broker.restart();
+      await rig.log.append(frames(3, 3));
+      await waitFor(async () => ((await connectErrors(rig)).connect_threw ?? 0) >= 2, "two failed attempts counted (reconnecting goes on)", 15_000, 50);
+      const reason = rig.bridge.status().reasons.find((r) => r.includes("opening the connection threw"));
+      expect(reason).toContain("PEM");
+      expect(rig.bridge.status().state).toBe("degraded");
+      expect(rig.logs.join("")).toContain("opening the connection threw");
+      copyFileSync(at("client.pem"), at("uplink-der.pem"));
+      await waitFor(() => rig.bridge.publisher.acked >= 6, "the frames acknowledged once the file is fixed", 15_000);
+      expect(rig.bridge.status().state).toBe("ok");
+    } finally {
+      await rig.close();
+    }
+  }, 60_000);
+
+  it("logs and counts a failed handshake once per connection attempt", async () => {
+    const rig = await startRig(uplink({ ca: "other-ca.pem" }));
+    let attempts = 1;
+    rig.bridge.client!.on("reconnect", () => attempts++);
+    const failedLines = () => rig.logs.filter((l) => l.includes("unknown CA") && l.includes("failed")).length;
+    try {
+      await waitFor(() => failedLines() >= 3, "three failed handshakes logged", 15_000, 20);
+    } finally {
+      await rig.close();
+    }
+    const lines = failedLines();
+    const counted = Object.values(await connectErrors(rig)).reduce((a, b) => a + b, 0);
+    expect(counted).toBe(lines);
+    // the attempt under way when the rig closed may not have failed yet
+    expect(lines).toBeLessThanOrEqual(attempts);
+    expect(lines).toBeGreaterThanOrEqual(attempts - 1);
+  }, 30_000);
+
+  it("stays degraded while the certificate files on disk are unusable, connected with the pair read before, and is ok once they are good again", async () => {
+    copyFileSync(at("client.key"), at("uplink-renewed.key"));
+    const rig = await startRig(uplink({ key: "uplink-renewed.key" }));
+    try {
+      await rig.log.append(frames(3));
+      await waitFor(() => rig.bridge.publisher.acked >= 3, "frames over TLS", 15_000);
+      expect(rig.bridge.status().state).toBe("ok");
+      // half a renewal: the key is replaced, the certificate is not
+      copyFileSync(at("server.key"), at("uplink-renewed.key"));
+      const reason = await waitFor(() => rig.bridge.status().reasons.find((r) => r.startsWith("certificate files on disk unusable: ")), "the unusable files in /readyz", 10_000, 50);
+      expect(reason).toContain("does not belong to the client certificate");
+      expect(rig.bridge.status().state).toBe("degraded");
+      await rig.log.append(frames(3, 3));
+      await waitFor(() => rig.bridge.publisher.acked >= 6, "frames still published with the pair read before", 15_000);
+      expect(rig.bridge.status().connected).toBe(true);
+      expect(rig.bridge.status().state).toBe("degraded");
+      copyFileSync(at("client.key"), at("uplink-renewed.key"));
+      await waitFor(() => rig.bridge.status().state === "ok", "ok once the files are good again", 10_000, 50);
+      expect(rig.logs.join("")).toContain("usable again");
+    } finally {
+      await rig.close();
+    }
+  }, 60_000);
+});
