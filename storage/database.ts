@@ -46,6 +46,8 @@ export async function openDatabase(path: string, sandbox?: SandboxOptions): Prom
     if (sandbox) await applySandbox(conn, sandbox);
     await conn.run(LOG_DDL);
     await conn.run(`CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value BIGINT NOT NULL)`);
+    // the head row exists from the start, so that each commit updates it in place (storage/log.ts writeBatch)
+    await conn.run(`INSERT OR IGNORE INTO meta VALUES ('head', 0)`);
     await conn.run(`CREATE TABLE IF NOT EXISTS cursors (name VARCHAR PRIMARY KEY, "offset" BIGINT NOT NULL, updated_at BIGINT NOT NULL)`);
     return { instance, conn, appender: await conn.createAppender("log") };
   } catch (e) {
