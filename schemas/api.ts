@@ -57,7 +57,11 @@ export const QueryBody = Type.Object(
       maxLength: 100_000,
       description: "one SELECT over the views frames, data, commands, acks, events, tags, frames_all, data_all, alarms",
     }),
-    format: Type.Optional(Type.Union([Type.Literal("json"), Type.Literal("csv"), Type.Literal("arrow")])),
+    format: Type.Optional(
+      Type.Union([Type.Literal("json"), Type.Literal("csv"), Type.Literal("arrow"), Type.Literal("parquet")], {
+        description: "json (default), csv, arrow (IPC stream) or parquet (a file; X-Row-Count and X-Truncated headers say what it holds)",
+      }),
+    ),
     limit: Type.Optional(Type.Integer({ minimum: 1, description: "row limit (at most query.maxRows)" })),
     timeoutMs: Type.Optional(Type.Integer({ minimum: 1, description: "time limit (at most query.timeoutMs)" })),
   },

@@ -2,7 +2,7 @@
 // metrics. The HTTP routes (server/api/query.ts) find the engine through `historyOf(ctx)`.
 import { join } from "node:path";
 import { Counter, Gauge, Histogram } from "prom-client";
-import { QueryEngine } from "../storage/index.ts";
+import { ParquetExporter, QueryEngine } from "../storage/index.ts";
 import { Retention } from "../storage/retention.ts";
 import type { GatewayContext, Service } from "./context.ts";
 
@@ -11,6 +11,8 @@ export const archiveDirOf = (dataDir: string) => join(dataDir, "archive");
 
 export interface History {
   engine: QueryEngine;
+  /** query results as Parquet files, written by an instance of its own (no user SQL runs there) */
+  parquet: ParquetExporter;
   retention: Retention | null;
   queries: Counter<"result">;
   queryDuration: Histogram;
@@ -45,6 +47,7 @@ export function historyService(ctx: GatewayContext): Service {
     maxQueued: q.maxQueued,
     niceQueries: q.niceQueries,
   });
+  const parquet = new ParquetExporter();
   const reg = metrics.registry;
   const archivedFrames = new Counter({ name: "edge_archive_frames_total", help: "Frames moved out of the hot table (to Parquet when archiving is on)", registers: [reg] });
   const archiveRunning = new Gauge({ name: "edge_archive_running", help: "1 while a retention/archive run is in progress", registers: [reg] });
@@ -94,7 +97,7 @@ export function historyService(ctx: GatewayContext): Service {
     async start() {
       await engine.start(catalog.all());
       catalog.on("change", onCatalog);
-      byContext.set(ctx, { engine, retention, queries, queryDuration });
+      byContext.set(ctx, { engine, parquet, retention, queries, queryDuration });
       if (retention) {
         const tick = () => void (current ??= runRetention().finally(() => (current = null)));
         timer = setInterval(tick, r.intervalMs);
@@ -110,6 +113,7 @@ export function historyService(ctx: GatewayContext): Service {
       await catalogUpdate;
       byContext.delete(ctx);
       await engine.stop();
+      await parquet.close();
     },
   };
 }

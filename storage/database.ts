@@ -26,7 +26,7 @@ export interface Database {
  * The instance-level wall of the SQL sandbox (the others are the parse-tree gate, storage/sql-gate.ts, and the plan check, storage/sql-plan.ts; see storage/README.md). The order
  * matters: allowed_directories before external access is turned off, lock_configuration last.
  */
-async function applySandbox(conn: DuckDBConnection, sb: SandboxOptions): Promise<void> {
+export async function applySandbox(conn: DuckDBConnection, sb: SandboxOptions): Promise<void> {
   const dir = resolve(sb.archiveDir);
   mkdirSync(dir, { recursive: true });
   const quote = (s: string) => `'${s.replaceAll("'", "''")}'`;

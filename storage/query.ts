@@ -4,14 +4,14 @@
 // DuckDB lets go (storage/query-execution.ts), a row limit and a byte budget (storage/result-budget.ts),
 // its result streamed chunk by chunk.
 // The instance's sandbox settings (storage/log.ts `sandbox`) are the wall behind these checks.
-import { StatementType, type DuckDBConnection, type DuckDBResult, type DuckDBPreparedStatement, type DuckDBType } from "@duckdb/node-api";
+import { StatementType, type DuckDBConnection, type DuckDBDataChunk, type DuckDBResult, type DuckDBPreparedStatement, type DuckDBType } from "@duckdb/node-api";
 import type { Variable } from "../schemas/config.ts";
 import type { EventLog } from "./log.ts";
 import { QueryRefused, QueryError, QueryStopping, QueryTimeout, ResultTooLarge } from "./errors.ts";
 import { QueryExecution } from "./query-execution.ts";
 import { QueryPriority } from "./query-priority.ts";
 import { defaultQuerySlots, QuerySlots } from "./query-slots.ts";
-import { checkVectorInternals, convertWithin } from "./result-budget.ts";
+import { checkVectorInternals, convertWithin, type Fit } from "./result-budget.ts";
 import { settlesWithin } from "./time.ts";
 import { closeQuietly } from "./database.ts";
 import { createScopeTagsSql, createViews, fillTagCatalog, mainSchema, refreshArchiveView, SCOPE_TAGS, scopedViewsSql, type ReadScope } from "./views.ts";
@@ -57,15 +57,20 @@ export interface Column {
   duckdbType: DuckDBType;
 }
 
-/** A running query: its columns, then its rows in batches (one DuckDB chunk, ~2048 rows, each). */
-export interface QueryResult {
+/** A running query: its columns, then its batches (one per DuckDB chunk, ~2048 rows each). */
+interface Result<B> {
   columns: Column[];
-  /** rows as JS values (bigint for 64-bit integers, Date for timestamps) */
-  batches: AsyncIterable<unknown[][]>;
+  batches: AsyncIterable<B>;
   /** true once the row limit cut the result (read after the batches are consumed) */
   readonly truncated: boolean;
   readonly rowCount: number;
 }
+
+/** A running query whose batches are rows as JS values (bigint for 64-bit integers, Date for timestamps). */
+export type QueryResult = Result<unknown[][]>;
+
+/** A running query whose batches are DuckDB chunks (read each before asking for the next). */
+export type ChunkResult = Result<DuckDBDataChunk>;
 
 export class QueryEngine {
   private readonly timeoutMs: number;
@@ -77,7 +82,8 @@ export class QueryEngine {
   private gate: SqlGate | null = null;
   private stopped = false;
   private draining: Promise<void> | null = null;
-  private readonly maxResultBytes: number;
+  /** bytes per result, at most (query.maxResultBytes) */
+  readonly maxResultBytes: number;
   private readonly slots: QuerySlots;
   private readonly priority: QueryPriority;
   /** queries holding a slot (in DuckDB, or their result being read) */
@@ -221,6 +227,22 @@ export class QueryEngine {
    * and DuckDB has really stopped.
    */
   async run(sql: string, ro: RunOptions = {}): Promise<QueryResult> {
+    return this.execute(sql, ro, true, (_chunk, fit, n) => (n < fit.rows.length ? fit.rows.slice(0, n) : fit.rows));
+  }
+
+  /**
+   * `run`, with the rows left in DuckDB's chunks instead of converted to JS values (each chunk cut to
+   * what fits the row limit and the byte budget): for the Parquet export (storage/parquet-export.ts),
+   * which appends them, types and microseconds intact, to its own instance.
+   */
+  async runChunks(sql: string, ro: RunOptions = {}): Promise<ChunkResult> {
+    return this.execute(sql, ro, false, (chunk, _fit, n) => {
+      chunk.rowCount = n;
+      return chunk;
+    });
+  }
+
+  private async execute<B>(sql: string, ro: RunOptions, convert: boolean, take: (chunk: DuckDBDataChunk, fit: Fit, n: number) => B): Promise<Result<B>> {
     if (this.stopped) throw new QueryError("the query engine is stopped");
     const scope: ReadScope = { tenant: ro.tenant ?? null, tags: ro.tags ? [...new Set(ro.tags)].sort() : null };
     const key = JSON.stringify([scope.tenant, scope.tags]);
@@ -266,20 +288,19 @@ export class QueryEngine {
       return { name, type: t.toString(), duckdbType: t };
     });
     const state = { truncated: false, rowCount: 0, bytes: 0 };
-    const batches = async function* (): AsyncGenerator<unknown[][]> {
+    const batches = async function* (): AsyncGenerator<B> {
       try {
         while (state.rowCount < maxRows) {
           const chunk = await ex.call(() => result.fetchChunk());
           if (!chunk || chunk.rowCount === 0) return;
           // measured before converting: a value past the budget never becomes a JS string
-          const fit = convertWithin(chunk, maxBytes - state.bytes, maxBytes);
+          const fit = convertWithin(chunk, maxBytes - state.bytes, maxBytes, convert);
           if (fit.oversized) throw new ResultTooLarge(columns[fit.oversized.column]!.name, fit.oversized.bytes, maxBytes);
-          let rows = fit.rows;
-          if (state.rowCount + rows.length > maxRows) rows = rows.slice(0, maxRows - state.rowCount);
-          state.truncated ||= fit.cut || rows.length < fit.rows.length;
-          state.rowCount += rows.length;
+          const n = Math.min(fit.fit, maxRows - state.rowCount);
+          state.truncated ||= fit.cut || n < fit.fit;
+          state.rowCount += n;
           state.bytes += fit.bytes;
-          if (rows.length) yield rows;
+          if (n) yield take(chunk, fit, n);
           if (state.truncated) return;
         }
         // exactly maxRows so far: truncated only if DuckDB has more

@@ -68,39 +68,52 @@ export interface OversizedCell {
   bytes: number;
 }
 
+/** What fits of a chunk: its first `fit` rows (as JS values when converted), their bytes, and why it stopped. */
+export interface Fit {
+  /** the first `fit` rows as JS values; empty when `convert` was false */
+  rows: unknown[][];
+  /** how many of the chunk's rows fit */
+  fit: number;
+  bytes: number;
+  cut: boolean;
+  oversized: OversizedCell | null;
+}
+
 /**
  * The rows of `chunk` converted to JS values, as many as fit in `budgetBytes`, measured before each is
  * converted. `cut` is true when rows were left out; `oversized` names a single cell larger than
- * `maxBytes` (then no row is converted).
+ * `maxBytes` (then no row is converted). With `convert` false the rows are only measured (the chunk
+ * itself goes on, e.g. to the Parquet export): only rows with nested values are converted, to measure them.
  */
-export function convertWithin(
-  chunk: DuckDBDataChunk,
-  budgetBytes: number,
-  maxBytes: number,
-): { rows: unknown[][]; bytes: number; cut: boolean; oversized: OversizedCell | null } {
+export function convertWithin(chunk: DuckDBDataChunk, budgetBytes: number, maxBytes: number, convert = true): Fit {
   const vectors = Array.from({ length: chunk.columnCount }, (_, c) => chunk.getColumnVector(c));
+  const nested = vectors.some(isMeasuredAfter);
   const rows: unknown[][] = [];
   let bytes = 0;
+  let fit = 0;
   for (let i = 0; i < chunk.rowCount; i++) {
     let rowBytes = 0;
     for (let c = 0; c < vectors.length; c++) {
       const cell = cellBytes(vectors[c]!, i);
-      if (cell > maxBytes) return { rows: [], bytes: 0, cut: true, oversized: { column: c, bytes: cell } };
+      if (cell > maxBytes) return { rows: [], fit: 0, bytes: 0, cut: true, oversized: { column: c, bytes: cell } };
       rowBytes += cell;
     }
-    if (bytes + rowBytes > budgetBytes) return { rows, bytes, cut: true, oversized: null };
-    const row = chunk.convertRowValues(i, JSDuckDBValueConverter) as unknown[];
-    for (let c = 0; c < vectors.length; c++) {
-      if (!isMeasuredAfter(vectors[c]!)) continue;
-      const cell = approxBytes(row[c]);
-      if (cell > maxBytes) return { rows: [], bytes: 0, cut: true, oversized: { column: c, bytes: cell } };
-      rowBytes += cell - FIXED_CELL_BYTES;
+    if (bytes + rowBytes > budgetBytes) return { rows, fit, bytes, cut: true, oversized: null };
+    if (convert || nested) {
+      const row = chunk.convertRowValues(i, JSDuckDBValueConverter) as unknown[];
+      for (let c = 0; c < vectors.length; c++) {
+        if (!isMeasuredAfter(vectors[c]!)) continue;
+        const cell = approxBytes(row[c]);
+        if (cell > maxBytes) return { rows: [], fit: 0, bytes: 0, cut: true, oversized: { column: c, bytes: cell } };
+        rowBytes += cell - FIXED_CELL_BYTES;
+      }
+      if (bytes + rowBytes > budgetBytes) return { rows, fit, bytes, cut: true, oversized: null };
+      if (convert) rows.push(row);
     }
-    if (bytes + rowBytes > budgetBytes) return { rows, bytes, cut: true, oversized: null };
     bytes += rowBytes;
-    rows.push(row);
+    fit++;
   }
-  return { rows, bytes, cut: false, oversized: null };
+  return { rows, fit, bytes, cut: false, oversized: null };
 }
 
 /**

@@ -1,20 +1,23 @@
 // Encoders for query results, streamed batch by batch: JSON (default), CSV and Arrow IPC stream.
-// Nothing here holds more than one batch of rows.
+// Nothing here holds more than one batch of rows. (Parquet is written as a whole file first:
+// storage/parquet-export.ts.)
 import { Bool, Field, Float64, Int64, Int32, makeData, RecordBatch, RecordBatchStreamWriter, Schema, Struct, TimestampMillisecond, Utf8, vectorFromArray, type DataType } from "apache-arrow";
 import { DuckDBTypeId } from "@duckdb/node-api";
 import type { Column, QueryResult } from "../../storage/index.ts";
 
-export type Format = "json" | "csv" | "arrow";
+export type Format = "json" | "csv" | "arrow" | "parquet";
 
 export const CONTENT_TYPE: Record<Format, string> = {
   json: "application/json",
   csv: "text/csv; charset=utf-8",
   arrow: "application/vnd.apache.arrow.stream",
+  parquet: "application/vnd.apache.parquet",
 };
 
 /** Chooses the format from `format` (body or query) first, then the Accept header. */
 export function pickFormat(format: string | undefined, accept: string | undefined): Format {
-  if (format === "csv" || format === "arrow" || format === "json") return format;
+  if (format === "csv" || format === "arrow" || format === "json" || format === "parquet") return format;
+  if (accept?.includes("vnd.apache.parquet")) return "parquet";
   if (accept?.includes("vnd.apache.arrow")) return "arrow";
   if (accept?.includes("text/csv")) return "csv";
   return "json";
@@ -37,7 +40,7 @@ const enc = new TextEncoder();
  * refusals and fast failures still get an HTTP error status; a failure after that ends a JSON body
  * with an `error` member and aborts a CSV or Arrow stream.
  */
-export async function encodeResult(result: QueryResult, format: Format): Promise<ReadableStream<Uint8Array>> {
+export async function encodeResult(result: QueryResult, format: Exclude<Format, "parquet">): Promise<ReadableStream<Uint8Array>> {
   const it = result.batches[Symbol.asyncIterator]();
   const first = await it.next();
   const batches = (async function* () {

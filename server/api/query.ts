@@ -1,4 +1,4 @@
-// History over HTTP: POST /api/query (sandboxed SQL, JSON/CSV/Arrow), GET /api/tags/:tag/history
+// History over HTTP: POST /api/query (sandboxed SQL, JSON/CSV/Arrow/Parquet), GET /api/tags/:tag/history
 // (time buckets for charts), GET /api/frames (replay by offset) and the WebSocket /api/stream (live
 // frames from an offset, gapless: one supervised LogConsumer per connection, so a read error is retried,
 // not the end of the stream; it ends at its token's exp, or when a reload revokes its key: close 4401
@@ -6,7 +6,7 @@
 // has more than one tenant, a token sees only its tenant's tags, and a token with a `tags` claim only
 // the catalog tags its patterns cover (in SQL as the list of those tags, resolved per request).
 import { Elysia, t } from "elysia";
-import { consume, delay, QueryBusy, QueryError, QueryRefused, QueryStopping, QueryTimeout, ResultTooLarge, jsonStringify, type EventLog, type LogConsumer } from "../../storage/index.ts";
+import { consume, delay, ParquetExporter, QueryBusy, QueryError, QueryRefused, QueryStopping, QueryTimeout, ResultTooLarge, jsonStringify, type EventLog, type LogConsumer, type ParquetFile } from "../../storage/index.ts";
 import { documented, documentedErrors, errorAnswers, FramesAnswer, HistoryAnswer, QueryAnswer, QueryBody } from "../../schemas/api.ts";
 import type { Logged } from "../../schemas/index.ts";
 import { AuthError, authOf, requireScope, tagMatcher, type LiveVerifier } from "../auth/index.ts";
@@ -72,6 +72,15 @@ function mayRead(ctx: GatewayContext, who: Reader, tag: string): boolean {
   return v !== undefined && (who.tenant === null || v.tenant === who.tenant) && tagMatcher(who.tags)(tag);
 }
 
+/** A Parquet answer's headers: a file name to save it as, and what it holds (Parquet has no room for "cut"). */
+const parquetHeaders = (file: ParquetFile) => ({
+  "content-type": CONTENT_TYPE.parquet,
+  "content-length": String(file.bytes),
+  "content-disposition": `attachment; filename="query-${new Date().toISOString().slice(0, 19).replaceAll(":", "")}.parquet"`,
+  "x-row-count": String(file.rows),
+  "x-truncated": String(file.truncated),
+});
+
 /** Maps any failure of a route to a status and a JSON body with a reason. */
 function failure(e: unknown, set: { status?: number | string }) {
   if (e instanceof AuthError) return ((set.status = e.status), { error: e.code, message: e.message, field: null });
@@ -129,7 +138,14 @@ export function queryApi(ctx: GatewayContext, authorize: ReadAuthorizer = jwtRea
         try {
           const who = await authorize(headers.authorization);
           const format = pickFormat(body.format, headers.accept);
-          const result = await h.engine.run(body.sql, { tenant: who.tenant, tags: readableTags(ctx, who), maxRows: body.limit, timeoutMs: body.timeoutMs, signal: request.signal });
+          const ro = { tenant: who.tenant, tags: readableTags(ctx, who), maxRows: body.limit, timeoutMs: body.timeoutMs, signal: request.signal };
+          if (format === "parquet") {
+            const file = await h.parquet.write(await h.engine.runChunks(body.sql, ro), h.engine.maxResultBytes);
+            h.queries.inc({ result: "ok" });
+            h.queryDuration.observe(performance.now() - started);
+            return new Response(ParquetExporter.stream(file.path), { headers: parquetHeaders(file) });
+          }
+          const result = await h.engine.run(body.sql, ro);
           const stream = await encodeResult(result, format);
           h.queries.inc({ result: "ok" });
           const timed = stream.pipeThrough(
@@ -145,10 +161,15 @@ export function queryApi(ctx: GatewayContext, authorize: ReadAuthorizer = jwtRea
         body: QueryBody,
         detail: {
           tags: ["history"],
-          summary: "Read-only SQL over the log (JWT scope read). JSON by default; CSV or Arrow IPC stream by format or Accept.",
+          summary: "Read-only SQL over the log (JWT scope read). JSON by default; CSV, Arrow IPC stream or Parquet file by format or Accept.",
           description: "Example: `SELECT seq, ts, tag, value FROM data WHERE tag = 'line1/boiler/temperature' ORDER BY seq DESC LIMIT 10` (`seq` is the log offset; `\"offset\"` quoted also works).",
           responses: {
-            200: documented("the result, streamed", { "application/json": QueryAnswer, "text/csv": null, "application/vnd.apache.arrow.stream": null }),
+            200: documented("the result, streamed (Parquet: written whole first, sent as an attachment with X-Row-Count and X-Truncated)", {
+              "application/json": QueryAnswer,
+              "text/csv": null,
+              "application/vnd.apache.arrow.stream": null,
+              "application/vnd.apache.parquet": null,
+            }),
             ...documentedErrors({
               400: "invalid SQL or request",
               401: "no or bad token",
