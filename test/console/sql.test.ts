@@ -1,19 +1,35 @@
 // History & SQL and the commands audit in a real browser against the demo plant: a query returns rows
-// with its time and row count and a chart, the same query downloads as CSV; the audit page lists a write
+// with its time and row count and a chart, the same query downloads as CSV and as Parquet (read back
+// with DuckDB); the audit page lists a write
 // with who, from where and the result, and its filters narrow the list.
 import { beforeAll, describe, expect, it } from "bun:test";
 import { readFileSync } from "node:fs";
+import { DuckDBInstance } from "@duckdb/node-api";
 import { consoleHarness, SLOW } from "./ops-harness.ts";
 import { waitFor } from "../helpers/index.ts";
 
 const h = consoleHarness(import.meta.file);
+
+/** A downloaded Parquet file as a fresh DuckDB instance reads it: column names and types, and its rows. */
+async function readParquet(path: string): Promise<{ columns: [string, string][]; rows: unknown[][] }> {
+  const instance = await DuckDBInstance.create(":memory:");
+  const conn = await instance.connect();
+  try {
+    const from = `read_parquet('${path.replaceAll("'", "''")}')`;
+    const columns = (await conn.runAndReadAll(`SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM ${from})`)).getRows() as [string, string][];
+    return { columns, rows: (await conn.runAndReadAll(`SELECT * FROM ${from}`)).getRowsJson() as unknown[][] };
+  } finally {
+    conn.closeSync();
+    instance.closeSync();
+  }
+}
 beforeAll(async () => {
   // readings of the boiler for the chart
   await waitFor(() => h.g.gw.ctx.log.head > 50, "demo readings in the log", 20_000);
 }, 30_000);
 
 describe("History & SQL", () => {
-  it("runs a query: rows in a table with the time and row count, a chart, and the same query as a CSV download", async () => {
+  it("runs a query: rows in a table with the time and row count, a chart, and the same query as CSV and Parquet downloads", async () => {
     const page = await h.open("viewer", "/history");
     await page.locator("textarea[name=sql]").fill("SELECT ts, value FROM data WHERE tag = 'line1/boiler/temperature' ORDER BY ts DESC LIMIT 20");
     await page.getByRole("button", { name: "Run" }).click();
@@ -32,6 +48,14 @@ describe("History & SQL", () => {
     expect(csv[0]).toBe("ts,value");
     expect(csv.length).toBeGreaterThanOrEqual(rows + 1); // the log grows between the two runs, LIMIT 20 caps both
     expect(Number(csv[1]!.split(",")[1])).toBeGreaterThan(0);
+
+    const [parquet] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download Parquet" }).click()]);
+    expect(parquet.suggestedFilename()).toBe("query.parquet");
+    const back = await readParquet((await parquet.path())!);
+    expect(back.columns).toEqual([["ts", "TIMESTAMP"], ["value", "DOUBLE"]]);
+    expect(back.rows.length).toBe(csv.length - 1);
+    expect(back.rows.every(([, v]) => typeof v === "number" && v > 0)).toBe(true);
+    await h.shot(page, "sql-downloads");
     await page.context().close();
   }, SLOW);
 

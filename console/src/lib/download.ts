@@ -1,4 +1,4 @@
-// Downloads an API answer as a file (a query result as CSV or Arrow): fetched with the session's token
+// Downloads an API answer as a file (a query result as CSV, Parquet or Arrow): fetched with the session's token
 // (a plain link cannot carry a bearer), then handed to the browser as a blob with a file name. A 401
 // asks for a login and tries once more, as api() does.
 import { ApiError } from "./api.ts";
