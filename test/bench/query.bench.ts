@@ -1,6 +1,6 @@
 // History and SQL benchmark: a log of BENCH_FRAMES frames (default 10M: 116 tags at 1 Hz over one day),
 // 1-minute buckets for one tag and for all tags through POST /api/query next to the same SQL run
-// directly on DuckDB, Arrow vs JSON output for a 1M-row result, and ingest while a heavy query runs.
+// directly on DuckDB, Arrow and Parquet vs JSON output for a 1M-row result, and ingest while a heavy query runs.
 import { join } from "node:path";
 import { mkdirSync } from "node:fs";
 import { DuckDBInstance } from "@duckdb/node-api";
@@ -92,6 +92,11 @@ const jsonMs = await timeIt(() => api(big, "json"), 2);
 const arrowMs = await timeIt(() => api(big, "arrow"), 2);
 rows.push({ metric: `JSON output, ${bigRows} rows`, value: bigRows / (jsonMs / 1000), unit: "rows/s" });
 rows.push({ metric: `Arrow IPC output, ${bigRows} rows`, value: bigRows / (arrowMs / 1000), unit: "rows/s", baseline: bigRows / (jsonMs / 1000), ratio: jsonMs / arrowMs });
+// Parquet: the chunks go to the export instance, then COPY writes the file (storage/parquet-export.ts)
+let parquetBytes = 0;
+const parquetMs = await timeIt(async () => (parquetBytes = await api(big, "parquet")), 2);
+rows.push({ metric: `Parquet output, ${bigRows} rows`, value: bigRows / (parquetMs / 1000), unit: "rows/s", baseline: bigRows / (jsonMs / 1000), ratio: jsonMs / parquetMs });
+rows.push({ metric: `Parquet file size, ${bigRows} rows`, value: parquetBytes / 1e6, unit: "MB" });
 
 // 3. ingest while a heavy query runs vs idle
 const log = g.gw.ctx.log;
