@@ -2,9 +2,9 @@
 // at once beyond it, deadlines that hold whether a query runs or waits, commits flowing while heavy
 // queries run, and a result budget in bytes measured before rows become JS values.
 import { afterAll, beforeAll, describe, expect, it, setDefaultTimeout } from "bun:test";
-import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
-import { EventLog, QueryBusy, QueryEngine, QueryStopping, QueryTimeout, ResultTooLarge } from "../../storage/index.ts";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { basename, join } from "node:path";
+import { EventLog, ParquetExporter, QueryBusy, QueryEngine, QueryStopping, QueryTimeout, ResultTooLarge } from "../../storage/index.ts";
 import { tempDir, waitFor } from "../helpers/index.ts";
 
 // each test takes 0.3-2.3 s alone: generous on a loaded 2-core machine
@@ -164,6 +164,34 @@ describe("result budget in bytes", () => {
     const r = await q.all(`SELECT CASE WHEN range % 2 = 0 THEN NULL ELSE 'x' END AS s FROM range(5000)`);
     expect(r.truncated).toBe(false);
     expect(r.rows.length).toBe(5000);
+  });
+
+  it("cuts DuckDB chunks for the Parquet export at the same row as the rows of run()", async () => {
+    const sql = `SELECT range AS i, repeat('y', 100) AS s, [repeat('z', 10)] AS l FROM range(100000)`;
+    const rows = await q.all(sql);
+    const chunks = await q.runChunks(sql);
+    let n = 0;
+    for await (const c of chunks.batches) n += c.rowCount;
+    expect(chunks.truncated).toBe(true);
+    expect(n).toBe(rows.rows.length);
+    expect(chunks.rowCount).toBe(n);
+    expect(q.load.running).toBe(0);
+  });
+
+  it("writes a cut result as a Parquet file of those rows, and refuses an oversized value there too", async () => {
+    const exporter = new ParquetExporter();
+    try {
+      const file = await exporter.write(await q.runChunks(`SELECT range AS i, repeat('y', 100) AS s FROM range(100000)`), 100_000);
+      expect(file.truncated).toBe(true);
+      expect(file.rows).toBe((await q.all(`SELECT range AS i, repeat('y', 100) AS s FROM range(100000)`)).rows.length);
+      expect(readdirSync(exporter.dir)).toEqual([basename(file.path)]);
+      expect(await settle(exporter.write(await q.runChunks(`SELECT repeat('x', 50000000) AS huge`), 100_000))).toBeInstanceOf(ResultTooLarge);
+      expect(readdirSync(exporter.dir)).toEqual([basename(file.path)]);
+      expect(q.load.running).toBe(0);
+    } finally {
+      await exporter.close();
+    }
+    expect(existsSync(exporter.dir)).toBe(false);
   });
 
   it("leaves a result within the budget whole", async () => {
