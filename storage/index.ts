@@ -2,7 +2,7 @@
 export { EventLog, type CommitEvent, type CommitInfo, type LogOptions, type ReadOptions, type LogHealth, type RecoveredEvent } from "./log.ts";
 export type { SandboxOptions } from "./database.ts";
 export { LogClosedError, CommitError, FrameError, LogDegradedError, QueryRefused, QueryError, QueryTimeout, QueryBusy, QueryStopping, ResultTooLarge } from "./errors.ts";
-export { ParquetExporter, UnsupportedColumnType, type ParquetFile } from "./parquet-export.ts";
+export { ParquetExporter, ParquetExportError, UnsupportedColumnType, type ParquetFile } from "./parquet-export.ts";
 export { QueryEngine, type QueryEngineOptions, type QueryResult, type ChunkResult, type RunOptions, type Column } from "./query.ts";
 export { QuerySlots, defaultQuerySlots } from "./query-slots.ts";
 export { QUERY_VIEWS } from "./views.ts";

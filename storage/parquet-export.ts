@@ -27,6 +27,23 @@ import { QueryError } from "./errors.ts";
 import type { ChunkResult } from "./query.ts";
 import { settlesWithin } from "./time.ts";
 
+/** The export instance failed on a result the query engine gave (a type the Parquet writer refuses, memory). */
+export class ParquetExportError extends QueryError {
+  constructor(cause: unknown) {
+    super(`the Parquet file could not be written: ${(cause instanceof Error ? cause.message : String(cause)).split("\n")[0]}`);
+    this.name = "ParquetExportError";
+  }
+}
+
+/** Runs one step on the export instance; its failures are the export's, told apart from the query's. */
+async function onExport<T>(step: () => T | Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (e) {
+    throw e instanceof QueryError ? e : new ParquetExportError(e);
+  }
+}
+
 /** A column type Parquet export cannot spell (none known today: a guard against new DuckDB types). */
 export class UnsupportedColumnType extends QueryError {
   constructor(column: string, type: string) {
@@ -133,7 +150,7 @@ export class ParquetExporter {
   private async export(result: ChunkResult, maxBytes: number): Promise<ParquetFile> {
     let conn: DuckDBConnection;
     try {
-      conn = await (await this.open()).connect();
+      conn = await onExport(async () => (await this.open()).connect());
     } catch (e) {
       await release(result);
       throw e;
@@ -143,15 +160,16 @@ export class ParquetExporter {
     try {
       const names = uniqueNames(result.columns.map((c) => c.name));
       const cols = result.columns.map((c, i) => `${ident(names[i]!)} ${typeSql(c.duckdbType, c.name)}`);
-      await conn.run(`CREATE TABLE ${table} (${cols.join(", ")})`);
-      const app = await conn.createAppender(table);
+      await onExport(() => conn.run(`CREATE TABLE ${table} (${cols.join(", ")})`));
+      const app = await onExport(() => conn.createAppender(table));
       try {
-        for await (const chunk of result.batches) app.appendDataChunk(chunk);
-        app.flushSync();
+        // the query's own failures (time limit, budget, cancel) come from the iteration, untouched
+        for await (const chunk of result.batches) await onExport(() => app.appendDataChunk(chunk));
+        await onExport(() => app.flushSync());
       } finally {
-        app.closeSync();
+        closeQuietly(app);
       }
-      await conn.run(`COPY ${table} TO ${literal(path)} (FORMAT parquet)`);
+      await onExport(() => conn.run(`COPY ${table} TO ${literal(path)} (FORMAT parquet)`));
       const bytes = (await stat(path)).size;
       if (bytes > maxBytes + PARQUET_OVERHEAD_BYTES) throw new QueryError(`the Parquet file is ${bytes} bytes, more than the result budget of ${maxBytes} bytes (query.maxResultBytes)`);
       return { path, bytes, rows: result.rowCount, truncated: result.truncated };

@@ -129,6 +129,14 @@ describe("POST /api/query format=parquet", () => {
     expect(back.rows).toEqual([[1, 2, 3, { "q')": "z" }]]);
   });
 
+  it("writes types Parquet has not as DuckDB's writer maps them, instead of failing", async () => {
+    const r = await post({ sql: `SELECT 170141183460469231731687303715884105727::HUGEINT AS h, 'b'::ENUM('a', 'b') AS e, [1, 2]::INTEGER[2] AS arr`, format: "parquet" });
+    expect(r.status).toBe(200);
+    const back = await readBack(r);
+    expect(back.columns).toEqual([["h", "DOUBLE"], ["e", "VARCHAR"], ["arr", "INTEGER[]"]]);
+    expect(back.rows).toEqual([[1.7014118346046923e38, "b", [1, 2]]]);
+  });
+
   it("leaves no temp file behind and gives the query slot back, after a download, a refusal and a client that left", async () => {
     const h = historyOf(g.gw.ctx)!;
     await (await post({ sql: `SELECT * FROM data`, format: "parquet" })).arrayBuffer();
