@@ -47,7 +47,7 @@ export function historyService(ctx: GatewayContext): Service {
     maxQueued: q.maxQueued,
     niceQueries: q.niceQueries,
   });
-  const parquet = new ParquetExporter();
+  const parquet = new ParquetExporter({ maxResultBytes: q.maxResultBytes });
   const reg = metrics.registry;
   const archivedFrames = new Counter({ name: "edge_archive_frames_total", help: "Frames moved out of the hot table (to Parquet when archiving is on)", registers: [reg] });
   const archiveRunning = new Gauge({ name: "edge_archive_running", help: "1 while a retention/archive run is in progress", registers: [reg] });

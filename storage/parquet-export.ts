@@ -95,8 +95,11 @@ export interface ParquetFile {
 }
 
 export interface ParquetExportOptions {
-  /** DuckDB memory_limit of the export instance (it holds one table per export in progress) */
-  memoryLimit?: string;
+  /**
+   * The largest result an export holds (query.maxResultBytes): the export instance's memory_limit is
+   * twice that (one table per export in progress, bounded by the query slots), at least 256 MB.
+   */
+  maxResultBytes?: number;
 }
 
 export class ParquetExporter {
@@ -119,7 +122,8 @@ export class ParquetExporter {
       const conn = await instance.connect();
       try {
         // one thread: an export must not take the cores the log writer and the queries need
-        await applySandbox(conn, { archiveDir: this.dir, threads: 1, memoryLimit: this.opts.memoryLimit ?? "256MB" });
+        const limitMb = Math.max(256, Math.ceil((2 * (this.opts.maxResultBytes ?? 0)) / 1_048_576));
+        await applySandbox(conn, { archiveDir: this.dir, threads: 1, memoryLimit: `${limitMb}MB` });
       } finally {
         conn.closeSync();
       }
