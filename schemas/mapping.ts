@@ -45,30 +45,23 @@ interface TagState {
 const needsState = (t: Variable): boolean =>
   t.expr !== undefined || !!t.clamp || !!t.reportByException || t.deadband > 0 || (t.deadbandPercent ?? 0) > 0;
 
+/**
+ * A tag's state for `t`. A live edit updates the previous state in place: it keeps what was logged (so
+ * that it does not log every tag again at once) and the error state, and allocates nothing per tag
+ * (a 10,000-tag reload made 10,000 states and scratch arrays).
+ */
 function stateOf(t: Variable, previous: TagState | undefined): TagState {
   const clamp = !!t.clamp;
-  const s: TagState = {
-    expr: t.expr === undefined ? undefined : compileExprCached(t.expr, MAPPING_NAMES),
-    isBool: t.type === "bool",
-    lo: clamp ? t.min : undefined,
-    hi: clamp ? t.max : undefined,
-    filters: !!t.reportByException || t.deadband > 0 || (t.deadbandPercent ?? 0) > 0,
-    deadband: t.deadband,
-    deadbandFraction: (t.deadbandPercent ?? 0) / 100,
-    range: t.min !== undefined && t.max !== undefined ? t.max - t.min : 0,
-    maxIntervalMs: t.maxIntervalMs ?? DEFAULT_MAX_INTERVAL_MS,
-    failing: previous?.failing ?? false,
-    scratch: [0, 0],
-    lastValue: undefined,
-    lastQuality: 0,
-    lastAtMs: 0,
-  };
-  // a live edit keeps what was logged, so that it does not log every tag again at once
-  if (previous) {
-    s.lastValue = previous.lastValue;
-    s.lastQuality = previous.lastQuality;
-    s.lastAtMs = previous.lastAtMs;
-  }
+  const s: TagState = previous ?? { expr: undefined, isBool: false, lo: undefined, hi: undefined, filters: false, deadband: 0, deadbandFraction: 0, range: 0, maxIntervalMs: 0, failing: false, scratch: [0, 0], lastValue: undefined, lastQuality: 0, lastAtMs: 0 };
+  s.expr = t.expr === undefined ? undefined : compileExprCached(t.expr, MAPPING_NAMES);
+  s.isBool = t.type === "bool";
+  s.lo = clamp ? t.min : undefined;
+  s.hi = clamp ? t.max : undefined;
+  s.filters = !!t.reportByException || t.deadband > 0 || (t.deadbandPercent ?? 0) > 0;
+  s.deadband = t.deadband;
+  s.deadbandFraction = (t.deadbandPercent ?? 0) / 100;
+  s.range = t.min !== undefined && t.max !== undefined ? t.max - t.min : 0;
+  s.maxIntervalMs = t.maxIntervalMs ?? DEFAULT_MAX_INTERVAL_MS;
   return s;
 }
 
@@ -91,7 +84,11 @@ export class MappingTable {
   update(tags: readonly Variable[]): void {
     const next = new Map<string, TagState>();
     for (const t of tags) if (needsState(t)) next.set(t.tag, stateOf(t, this.states.get(t.tag)));
-    for (const [tag, s] of this.states) if (s.failing && !next.get(tag)?.expr) this.hooks.recovered(tag); // its expression is gone
+    for (const [tag, s] of this.states) {
+      if (!s.failing || next.get(tag)?.expr) continue;
+      s.failing = false; // its expression is gone (the state may live on, kept in place)
+      this.hooks.recovered(tag);
+    }
     this.states = next;
   }
 

@@ -14,7 +14,7 @@ import { defaultQuerySlots, QuerySlots } from "./query-slots.ts";
 import { checkVectorInternals, convertWithin, type Fit } from "./result-budget.ts";
 import { settlesWithin } from "./time.ts";
 import { closeQuietly } from "./database.ts";
-import { createScopeTagsSql, createViews, fillTagCatalog, mainSchema, refreshArchiveView, SCOPE_TAGS, scopedViewsSql, type ReadScope } from "./views.ts";
+import { createScopeTagsSql, createViews, fillTagCatalog, mainSchema, refreshArchiveView, sameCatalogRows, SCOPE_TAGS, scopedViewsSql, type ReadScope } from "./views.ts";
 import { SqlGate } from "./sql-gate.ts";
 
 export interface QueryEngineOptions {
@@ -90,6 +90,8 @@ export class QueryEngine {
   private readonly running = new Set<QueryExecution>();
   /** the log's generation the connections were made under (storage/log.ts `generation`) */
   private generation = 0;
+  /** the tags the catalog table holds now (null: not known, fill it) */
+  private catalogRows: readonly Variable[] | null = null;
 
   constructor(
     private readonly log: EventLog,
@@ -110,14 +112,22 @@ export class QueryEngine {
     this.admin = await this.log.connect();
     await createViews(this.admin, this.opts.archiveDir ?? null);
     await fillTagCatalog(this.admin, tags);
+    this.catalogRows = tags;
     this.gate = await SqlGate.fromInstance(this.admin);
     await checkVectorInternals(this.admin);
   }
 
-  /** Replaces the `tags` catalog (on config reload). */
+  /**
+   * Replaces the `tags` catalog (on config reload). An edit of mapping fields only (expressions, deadbands)
+   * leaves its rows as they are: not refilled, which was 10,000 rows appended on the event loop after
+   * every such reload of a large catalog.
+   */
   async setCatalog(tags: readonly Variable[]): Promise<void> {
     await this.reconnectIfReopened();
+    if (this.catalogRows && sameCatalogRows(this.catalogRows, tags)) return;
+    this.catalogRows = null; // a failed fill leaves the table unknown: the next edit fills it
     await fillTagCatalog(this.requireAdmin(), tags);
+    this.catalogRows = tags;
   }
 
   /** Re-reads the archive folder into `frames_all`/`data_all` (after an archive run). */

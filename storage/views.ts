@@ -111,7 +111,18 @@ export async function refreshArchiveView(conn: DuckDBConnection, archiveDir: str
   for (const v of viewsOver(`${m}.log_all`, "_all", m)) await conn.run(v);
 }
 
-/** Replaces the catalog table with the tags of variables.yml (the `tags` view reads it). */
+/** Whether two tag lists give the same rows of the catalog table (the columns fillTagCatalog writes). */
+export function sameCatalogRows(a: readonly Variable[], b: readonly Variable[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x.tag !== y.tag || tagSource(x) !== tagSource(y) || x.type !== y.type || x.unit !== y.unit || x.description !== y.description || x.access !== y.access || x.tenant !== y.tenant) return false;
+  }
+  return true;
+}
+
+/** Replaces the catalog table with the tags of variables.yml (the `tags` view reads it; its columns are those sameCatalogRows compares). */
 export async function fillTagCatalog(conn: DuckDBConnection, tags: readonly Variable[]): Promise<void> {
   await conn.run("BEGIN TRANSACTION");
   try {
