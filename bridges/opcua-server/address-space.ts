@@ -56,7 +56,8 @@ const ACCESS: Record<Variable["access"], number> = {
 const READ_ONLY = makeAccessLevelFlag("CurrentRead");
 
 /** The attributes and properties an edit can change in place. */
-const shape = (t: Variable) => JSON.stringify([t.access, t.unit, t.description, t.min, t.max]);
+/** Whether a node's attributes from its tag stay as they are: field by field, not two JSON strings per tag at each reload. */
+const sameShape = (a: Variable, b: Variable) => a.access === b.access && a.unit === b.unit && a.description === b.description && a.min === b.min && a.max === b.max;
 
 /** An AnalogItem's EURange: the tag's write limits, open-ended when absent. */
 const euRange = (t: Variable) => new Range({ low: t.min ?? -1e308, high: t.max ?? 1e308 });
@@ -106,7 +107,7 @@ export class TagTree {
         this.remove(name);
         changes.rebuilt.push(name);
       } else {
-        if (shape(t) !== shape(n.tag)) {
+        if (!sameShape(t, n.tag)) {
           this.update(n, t);
           changes.updated.push(name);
         }
