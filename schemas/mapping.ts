@@ -40,6 +40,8 @@ interface TagState {
   lastValue: Value | undefined;
   lastQuality: number;
   lastAtMs: number;
+  /** the update() that last listed the tag: a state not listed by the latest one is removed */
+  edit: number;
 }
 
 const needsState = (t: Variable): boolean =>
@@ -52,7 +54,7 @@ const needsState = (t: Variable): boolean =>
  */
 function stateOf(t: Variable, previous: TagState | undefined): TagState {
   const clamp = !!t.clamp;
-  const s: TagState = previous ?? { expr: undefined, isBool: false, lo: undefined, hi: undefined, filters: false, deadband: 0, deadbandFraction: 0, range: 0, maxIntervalMs: 0, failing: false, scratch: [0, 0], lastValue: undefined, lastQuality: 0, lastAtMs: 0 };
+  const s: TagState = previous ?? { expr: undefined, isBool: false, lo: undefined, hi: undefined, filters: false, deadband: 0, deadbandFraction: 0, range: 0, maxIntervalMs: 0, failing: false, scratch: [0, 0], lastValue: undefined, lastQuality: 0, lastAtMs: 0, edit: 0 };
   s.expr = t.expr === undefined ? undefined : compileExprCached(t.expr, MAPPING_NAMES);
   s.isBool = t.type === "bool";
   s.lo = clamp ? t.min : undefined;
@@ -71,7 +73,8 @@ function stateOf(t: Variable, previous: TagState | undefined): TagState {
  * Map lookup. Expressions are compiled by the constructor (the config check compiled them already).
  */
 export class MappingTable {
-  private states = new Map<string, TagState>();
+  private readonly states = new Map<string, TagState>();
+  private edits = 0;
 
   constructor(
     tags: readonly Variable[],
@@ -80,16 +83,26 @@ export class MappingTable {
     this.update(tags);
   }
 
-  /** A live edit: new mappings, the report-by-exception memory and error state of kept tags carried over. */
+  /**
+   * A live edit: new mappings, the report-by-exception memory and error state of kept tags carried over.
+   * The map is updated in place (no new map of every tag at each reload of a large catalog).
+   */
   update(tags: readonly Variable[]): void {
-    const next = new Map<string, TagState>();
-    for (const t of tags) if (needsState(t)) next.set(t.tag, stateOf(t, this.states.get(t.tag)));
+    const edit = ++this.edits;
+    for (const t of tags) {
+      if (!needsState(t)) continue;
+      const previous = this.states.get(t.tag);
+      const s = stateOf(t, previous);
+      if (!previous) this.states.set(t.tag, s);
+      s.edit = edit;
+    }
     for (const [tag, s] of this.states) {
-      if (!s.failing || next.get(tag)?.expr) continue;
-      s.failing = false; // its expression is gone (the state may live on, kept in place)
+      const kept = s.edit === edit;
+      if (!kept) this.states.delete(tag); // deleting the current entry does not disturb a Map's iteration
+      if (!s.failing || (kept && s.expr)) continue;
+      s.failing = false; // its expression is gone
       this.hooks.recovered(tag);
     }
-    this.states = next;
   }
 
   /** The frames to log, in order; the input array itself when none is mapped or dropped. */
