@@ -110,6 +110,7 @@ export class PluginProcess {
       config: opts.config ?? {},
       memoryMaxPages: opts.memoryMaxPages ?? 256,
       endpoints: opts.endpoints ?? [],
+      callTimeoutMs: opts.callTimeoutMs,
     };
     try {
       const r = (await p.request(req, "load", opts.loadTimeoutMs ?? Math.max(opts.callTimeoutMs, 5000))) as LoadResult;
