@@ -371,7 +371,7 @@ export class MqttSourceDriver implements Driver {
         decoded = await this.batchers.get(m.decoder!)!.decode(packet.payload as Buffer);
       } catch (e) {
         if (e instanceof PayloadUndecodable) this.refusals.add(tx, "not_decodable", packet.topic, `decoder '${m.decoder}' could not decode the payload: ${e.message.slice(0, 200)}`);
-        else this.refusals.add(tx, "unhandled", packet.topic, `decoder '${m.decoder}' failed: ${errorText(e)}`);
+        else this.refusals.add(tx, "unhandled", packet.topic, `decoder '${m.decoder}' failed: ${errorText(e, 300)}`);
         continue;
       }
       const template = fillTag(m.tag, caps);
@@ -409,9 +409,9 @@ export class MqttSourceDriver implements Driver {
 }
 
 /** An error's text for a refusal message, short, whatever was thrown (building it must not throw). */
-function errorText(e: unknown): string {
+function errorText(e: unknown, max = 120): string {
   try {
-    return (e instanceof Error ? `${e.name}: ${e.message}` : typeof e).slice(0, 120);
+    return (e instanceof Error ? `${e.name}: ${e.message}` : typeof e).slice(0, max);
   } catch {
     return "unprintable error";
   }

@@ -18,6 +18,8 @@ import { tempDir, waitFor } from "../helpers/index.ts";
 import { Mosquitto } from "../helpers/mosquitto.ts";
 
 const EXAMPLE = join(import.meta.dir, "../../drivers/plugins/sdk/assemblyscript/examples/meter-decoder.ts");
+// unoptimised: the same decoder in ~2 s instead of ~12 s on a loaded machine (the SDK's own test builds it -O3)
+const ASC_QUICK = ["-O0"];
 const key = newKey("acme");
 const tmp = tempDir("decoder-plugins-");
 const pluginsDir = join(tmp.path, "config", "plugins");
@@ -40,7 +42,7 @@ const jsDecoder = (version: string, scale = 1) => ({
   "index.js": pluginScaffold("decoder", "jsdec")["index.js"]!.replace("({ tag, value }))", `({ tag, value: value * ${scale} }))`),
 });
 
-// the probe decides by its payload's first byte: 0 frames, 1 trap, 5 loop without checking should_stop
+// the probe decides by its payload's first byte: 0 frames, 1 trap, 2 loop checking should_stop, 5 loop without checking
 const probe = (mode: number) => new Uint8Array([mode, 0, 0, 0]);
 const variables = [
   ...["energy_import_kwh", "energy_export_kwh", "power_w", "voltage_l1_v", "current_l1_a", "frequency_hz"].map((t) => `  - { tag: meter/40123/${t}, driver: src, type: float64, reportByException: false }`),
@@ -78,7 +80,7 @@ beforeAll(async () => {
   broker = await Mosquitto.start();
   mkdirSync(join(tmp.path, "config"), { recursive: true });
   writeFileSync(join(tmp.path, "config", "authorized_keys"), `${key.publicLine}\n`);
-  await writeSigned(join(pluginsDir, "meter"), { "plugin.toml": wasmManifest("meter"), "meter.wasm": await buildAssemblyScript(EXAMPLE) });
+  await writeSigned(join(pluginsDir, "meter"), { "plugin.toml": wasmManifest("meter"), "meter.wasm": await buildAssemblyScript(EXAMPLE, ASC_QUICK) });
   await writeSigned(join(pluginsDir, "probe"), { "plugin.toml": wasmManifest("probe"), "probe.wasm": testDecoder() });
   await writeSigned(join(pluginsDir, "jsdec"), jsDecoder("0.1.0"));
   g = await startGateway(
@@ -154,6 +156,16 @@ describe("decoder plugins in a gateway", () => {
     await publish("probe/a", probe(0));
     await waitFor(async () => (await frames("probe/a/meter/energy")).length === before + 1, "frames from a fresh process");
     expect(decoderStatus("probe")!.pid).not.toBe(pid);
+  }, 20_000);
+
+  it("stops a loop that checks should_stop at the plugin's own time limit, below the deadline: the process lives on", async () => {
+    const pid = decoderStatus("probe")!.pid!;
+    await publish("probe/a", probe(2));
+    await waitFor(async () => (await refusals()).some((r) => /decoder .probe. failed: PluginCallError: .*WasmDeadlineError: .*passed its time limit of 1200 ms/.test(r.message)), "the stopped message refused", 10_000);
+    const before = (await frames("probe/a/meter/energy")).length;
+    await publish("probe/a", probe(0));
+    await waitFor(async () => (await frames("probe/a/meter/energy")).length === before + 1, "the next payload's frames");
+    expect(decoderStatus("probe")!.pid).toBe(pid);
   }, 20_000);
 
   it("decodes JSON payloads with the JavaScript decoder scaffold of edgectl plugin new", async () => {
