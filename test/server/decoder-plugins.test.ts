@@ -5,8 +5,9 @@
 // payload that traps is refused alone, a decoder process killed with SIGKILL or stuck past its deadline
 // is replaced at the next batch, and a swap or an unload ends the process that ran the old version.
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { WASM_ADDRESS_RESERVE_MB } from "../../drivers/plugins/host.ts";
 import { signPlugin } from "../../drivers/plugins/package.ts";
 import { buildAssemblyScript } from "../../drivers/plugins/sdk/assemblyscript/build.ts";
 import { pluginScaffold } from "../../server/plugin-scaffold.ts";
@@ -73,6 +74,9 @@ async function refusals(): Promise<{ reason: string; message: string }[]> {
   for await (const f of g.gw.ctx.log.read({ from: 1, kinds: ["event"] })) if (f.kind === "event" && f.type === "mqtt.bad_payload") out.push(f.data as { reason: string; message: string });
   return out;
 }
+
+/** The "Max address space" soft limit of a process, in MB. */
+const addressLimitMb = (pid: number) => Number(/^Max address space\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/limits`, "utf8"))![1]) / 1024 / 1024;
 
 const decoderStatus = (name: string) => g.gw.ctx.plugins!.decoderStatus()[name];
 
@@ -167,6 +171,14 @@ describe("decoder plugins in a gateway", () => {
     await waitFor(async () => (await frames("probe/a/meter/energy")).length === before + 1, "the next payload's frames");
     expect(decoderStatus("probe")!.pid).toBe(pid);
   }, 20_000);
+
+  it("leaves a WebAssembly decoder's process room for JSC's memory reservation, and caps a JS decoder's at memoryMb", async () => {
+    await publish("json/a", JSON.stringify({ temp: 1 }));
+    await waitFor(() => decoderStatus("jsdec")?.running, "the JS decoder's process");
+    // without the reservation JSC runs the module without fast memory: ~100x slower (host.ts)
+    expect(addressLimitMb(decoderStatus("probe")!.pid!)).toBe(768 + WASM_ADDRESS_RESERVE_MB);
+    expect(addressLimitMb(decoderStatus("jsdec")!.pid!)).toBe(768);
+  });
 
   it("decodes JSON payloads with the JavaScript decoder scaffold of edgectl plugin new", async () => {
     await publish("json/a", JSON.stringify({ temp: 21.5 }));
