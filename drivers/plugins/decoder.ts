@@ -7,7 +7,7 @@
 // The packed path (decodePacked: one buffer per batch) is used when the plugin has it (WebAssembly).
 import { backoffDelay, type BackoffSettings } from "../../storage/time.ts";
 import type { PayloadDecoder } from "../mqtt/decoder.ts";
-import { PluginCallError, PluginProcess, type PluginProcessOptions } from "./host.ts";
+import { PluginCallError, PluginCrashed, PluginProcess, type PluginProcessOptions } from "./host.ts";
 import { checkFiles, PluginRefused } from "./manifest.ts";
 import type { PayloadFailure, PluginFrame } from "./protocol.ts";
 import type { VerifiedPlugin } from "./trust.ts";
@@ -40,6 +40,8 @@ export interface DecoderStatus {
   /** processes ended by a crash, a deadline or an out-of-memory since the gateway started */
   crashes: number;
   lastError?: string;
+  /** set while repeated crashes back off: calls fail at once for this long still */
+  backoffMs?: number;
 }
 
 type Outcome = PluginFrame[] | PayloadFailure;
@@ -90,7 +92,16 @@ export class PluginDecoder implements PayloadDecoder {
 
   status(): DecoderStatus {
     const p = this.proc?.alive ? this.proc : null;
-    return { running: !!p, ...(p ? { pid: p.pid } : {}), ...(this.version ? { version: this.version } : {}), batches: this.batches, crashes: this.crashes, ...(this.lastError ? { lastError: this.lastError } : {}) };
+    const backoffMs = Math.ceil(this.downUntil - performance.now());
+    return {
+      running: !!p,
+      ...(p ? { pid: p.pid } : {}),
+      ...(this.version ? { version: this.version } : {}),
+      batches: this.batches,
+      crashes: this.crashes,
+      ...(this.lastError ? { lastError: this.lastError } : {}),
+      ...(backoffMs > 0 ? { backoffMs } : {}),
+    };
   }
 
   /** The running process, or a new one (at most one start at a time); throws fast while backing off. */
@@ -108,7 +119,7 @@ export class PluginDecoder implements PayloadDecoder {
         }
         this.proc = proc;
         this.starting = null;
-        void proc.ended.then((why) => this.ended(proc, new Error(why)));
+        void proc.ended.then((why) => this.ended(proc, new PluginCrashed(this.name, why)));
         return proc;
       },
       (e: Error) => {

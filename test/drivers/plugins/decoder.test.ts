@@ -1,13 +1,15 @@
 // The registry's decoders (PluginRegistry.decoder): a process per decoder plugin, started at the first
 // batch; a JS decoder that kills its own process costs that batch only, the next batch gets a fresh
-// process; repeated crashes back off, and calls while it is down fail at once instead of waiting.
+// process; repeated crashes back off (shown in /readyz), and calls while it is down fail at once.
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import pino from "pino";
 import type { DriverFactory } from "../../../drivers/contract.ts";
 import { DecoderUnavailable } from "../../../drivers/plugins/decoder.ts";
 import { PluginCrashed } from "../../../drivers/plugins/host.ts";
 import { PluginRegistry } from "../../../drivers/plugins/registry.ts";
+import { pluginsService } from "../../../server/plugins-service.ts";
 import { tempDir, waitFor } from "../../helpers/index.ts";
 import { newKey, writePlugin } from "./fixtures.ts";
 
@@ -81,6 +83,11 @@ describe("decoder plugins of the registry", () => {
     const t = performance.now();
     await expect(dec.decode([text.encode("a")])).rejects.toBeInstanceOf(DecoderUnavailable);
     expect(performance.now() - t).toBeLessThan(50);
+    expect(registry.decoderStatus().dec).toMatchObject({ running: false, backoffMs: expect.any(Number), lastError: expect.stringContaining("exit code 3") });
+    // /readyz says so: the plugins component is degraded with the reason
+    const ready = pluginsService(registry, false, pino({ level: "silent" })).status!();
+    expect(ready.state).toBe("degraded");
+    expect(ready.reasons).toEqual([expect.stringMatching(/^decoder 'dec' restarts in \d+ ms after repeated crashes \(its messages are refused meanwhile\): plugin 'dec': process ended: exit code 3/)]);
     await waitFor(async () => (await dec.decode([text.encode("a")]).catch(() => null)) !== null, "a process after the backoff", 3000);
     expect(performance.now() - t).toBeGreaterThanOrEqual(350);
   }, 20_000);
