@@ -137,26 +137,7 @@ export class PluginDecoder implements PayloadDecoder {
   private async start(): Promise<PluginProcess> {
     const p = this.host.current(this.name);
     if (!p) throw new DecoderUnavailable(this.name, "no such plugin is loaded");
-    if (p.manifest.kind !== "decoder") throw new DecoderUnavailable(this.name, `plugin '${this.name}' is a ${p.manifest.kind}, not a decoder`);
-    // the files on disk now must still be the signed ones (a folder edited in place since it was verified)
-    try {
-      await checkFiles(p.dir, p.manifest);
-    } catch (e) {
-      if (e instanceof PluginRefused) this.host.refused(e);
-      throw e;
-    }
-    const proc = await PluginProcess.start({
-      ...this.host.processOptions(),
-      name: p.manifest.name,
-      dir: p.dir,
-      entry: p.manifest.entry,
-      kind: "decoder",
-      onLog: (level, msg) => this.host.log(p.manifest.name, level, msg),
-    });
-    if (!proc.has("decodePacked") && !proc.has("decode")) {
-      proc.kill("no decode");
-      throw new DecoderUnavailable(this.name, "the plugin has no decode()");
-    }
+    const proc = await startDecoderProcess(p, this.host);
     this.version = p.manifest.version;
     return proc;
   }
@@ -191,4 +172,33 @@ export class PluginDecoder implements PayloadDecoder {
     }
     return out as PluginFrame[][];
   }
+}
+
+/**
+ * A process running decoder `p`, loaded and checked to decode; throws (the process killed) otherwise.
+ * Also the trial of a swap (registry.ts): a new version that does not start is rolled back.
+ */
+export async function startDecoderProcess(p: VerifiedPlugin, host: PluginDecoderHost): Promise<PluginProcess> {
+  const name = p.manifest.name;
+  if (p.manifest.kind !== "decoder") throw new DecoderUnavailable(name, `plugin '${name}' is a ${p.manifest.kind}, not a decoder`);
+  // the files on disk now must still be the signed ones (a folder edited in place since it was verified)
+  try {
+    await checkFiles(p.dir, p.manifest);
+  } catch (e) {
+    if (e instanceof PluginRefused) host.refused(e);
+    throw e;
+  }
+  const proc = await PluginProcess.start({
+    ...host.processOptions(),
+    name,
+    dir: p.dir,
+    entry: p.manifest.entry,
+    kind: "decoder",
+    onLog: (level, msg) => host.log(name, level, msg),
+  });
+  if (!proc.has("decodePacked") && !proc.has("decode")) {
+    proc.kill("no decode");
+    throw new DecoderUnavailable(name, "the plugin has no decode()");
+  }
+  return proc;
 }

@@ -11,7 +11,7 @@ import type { EventFrame } from "../../schemas/index.ts";
 import type { PluginStatus } from "../../schemas/plugins.ts";
 import type { DriverFactory } from "../contract.ts";
 import type { PayloadDecoder } from "../mqtt/decoder.ts";
-import { PluginDecoder, type DecoderStatus } from "./decoder.ts";
+import { PluginDecoder, startDecoderProcess, type DecoderStatus } from "./decoder.ts";
 import { PluginDriver, type PluginDriverHost } from "./driver.ts";
 import { PluginRefused } from "./manifest.ts";
 import { readAuthorizedKeys, verifyPlugin, type VerifiedPlugin } from "./trust.ts";
@@ -220,6 +220,8 @@ export class PluginRegistry implements PluginDriverHost {
     const done: PluginDriver[] = [];
     let gapMs = 0;
     try {
+      // a decoder's new version must start before the old one's process is ended (the next batch starts it)
+      if (next.manifest.kind === "decoder") (await startDecoderProcess(next, this)).kill("trial of a swap");
       for (const d of e.drivers) {
         gapMs = Math.max(gapMs, (await d.swap(next)).gapMs);
         done.push(d);

@@ -195,6 +195,17 @@ describe("decoder plugins in a gateway", () => {
     expect(decoderStatus("jsdec")!.pid).not.toBe(pid);
   }, 20_000);
 
+  it("rolls a swap to a decoder version that does not load back to the running one, which goes on decoding", async () => {
+    const pid = decoderStatus("jsdec")!.pid!;
+    const broken = { ...jsDecoder("0.3.0"), "index.js": "throw new Error('broken build');\n" };
+    const staged = await writeSigned(join(tmp.path, "staged-jsdec-broken"), broken);
+    await expect(g.gw.ctx.plugins!.install(staged)).rejects.toThrow(/swap 0.2.0 -> 0.3.0 failed, rolled back to 0.2.0: .*broken build/);
+    expect(g.gw.ctx.plugins!.statusOf("jsdec")).toMatchObject({ version: "0.2.0", lastSwap: { ok: false } });
+    await publish("json/a", JSON.stringify({ temp: 4 }));
+    await waitFor(() => g.gw.ctx.log.latest().get("json/a/temp")?.value === 4000, "version 2 still decoding");
+    expect(decoderStatus("jsdec")!.pid).toBe(pid);
+  }, 20_000);
+
   it("refuses the messages of an unloaded decoder, saying it is not loaded, and ends its process", async () => {
     await g.gw.ctx.plugins!.unload("jsdec");
     expect(decoderStatus("jsdec")?.running).toBe(false);
