@@ -3,7 +3,7 @@ import type { DriverFactory } from "./contract.ts";
 import { createSimulator } from "./simulator/index.ts";
 import { createModbus } from "./modbus/index.ts";
 import { createOpcuaClient } from "./opcua/index.ts";
-import { createMqttSource } from "./mqtt/index.ts";
+import { createMqttSource, MqttSourceDriver, type MqttSourceOptions } from "./mqtt/index.ts";
 
 export const builtinDrivers: ReadonlyMap<string, DriverFactory> = new Map<string, DriverFactory>([
   ["simulator", createSimulator],
@@ -11,6 +11,11 @@ export const builtinDrivers: ReadonlyMap<string, DriverFactory> = new Map<string
   ["opcua", createOpcuaClient],
   ["mqtt", createMqttSource],
 ]);
+
+/** The built-in drivers with what the gateway gives them: the MQTT source's decoder plugins. */
+export function builtinDriverFactories(opts: MqttSourceOptions): Map<string, DriverFactory> {
+  return new Map(builtinDrivers).set("mqtt", () => new MqttSourceDriver(opts));
+}
 
 export * from "./contract.ts";
 export * from "./endpoint.ts";

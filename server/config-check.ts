@@ -8,7 +8,7 @@ import { parseModbusSlaveConfig } from "../bridges/modbus-slave/index.ts";
 import { parseNatsConfig } from "../bridges/nats/config.ts";
 import { parseMqttNorthConfig } from "../bridges/mqtt-north/config.ts";
 import { parseOpcuaConfig } from "../bridges/opcua-server/config.ts";
-import { checkPluginDriver } from "../drivers/plugins/check.ts";
+import { checkDecoderPlugin, checkPluginDriver } from "../drivers/plugins/check.ts";
 import { ConfigError } from "../schemas/index.ts";
 import { readTlsMaterial, resolveTlsFiles, TlsHandshakeError } from "../storage/tls.ts";
 import { TokenVerifier } from "./auth/verify.ts";
@@ -79,6 +79,18 @@ async function checkDrivers(config: Config, factories: ReadonlyMap<string, Drive
         throw e instanceof DriverConfigError ? driverProblem(config, i, e) : e;
       }
     });
+    await checkDecoders(config, i, problems);
+  }
+}
+
+/** The decoder plugins a driver's mappings name (the MQTT source's `decoder:`) must be there and trusted. */
+async function checkDecoders(config: Config, i: number, problems: Problems): Promise<void> {
+  const mappings = (config.drivers[i]!.config as { mappings?: unknown }).mappings;
+  if (!Array.isArray(mappings)) return;
+  for (const [j, m] of mappings.entries()) {
+    const name = (m as { decoder?: unknown } | null)?.decoder;
+    if (typeof name !== "string") continue;
+    await collect(problems, join(config.dir, "drivers.yml"), `drivers[${i}].config.mappings[${j}].decoder`, () => checkDecoderPlugin(config.dir, config.gateway.plugins.allowUnsigned, name));
   }
 }
 

@@ -2,7 +2,7 @@
 // reverse, so that on shutdown the writer flushes after every producer has stopped.
 import { join } from "node:path";
 import type { Logger } from "pino";
-import { builtinDrivers, CommandExecutor, DriverManager, EndpointPool, markPreviousRunUncertain } from "../drivers/index.ts";
+import { builtinDriverFactories, CommandExecutor, DriverManager, EndpointPool, markPreviousRunUncertain } from "../drivers/index.ts";
 import { PluginRegistry } from "../drivers/plugins/registry.ts";
 import { Catalog, type EventFrame } from "../schemas/index.ts";
 import { CommandBus, EventLog, type RecoveredEvent } from "../storage/index.ts";
@@ -45,8 +45,9 @@ export class Gateway {
     const log = await EventLog.open({ path: join(config.gateway.dataDir, "log.duckdb"), ...config.gateway.log, sandbox });
     const metrics = new Metrics({ tagLabels: config.gateway.metrics.tagLabels });
     metrics.watchLog(log);
-    // the plugin registry adds and removes `plugin:<name>` factories in this map at run time
-    const factories = new Map(builtinDrivers);
+    // the plugin registry adds and removes `plugin:<name>` factories in this map at run time; MQTT
+    // sources find their decoder plugins in it (created below, asked when a driver starts)
+    const factories = builtinDriverFactories({ decoders: (name) => plugins.decoder(name) });
     const drivers = new DriverManager({ log, factories, settings: config.gateway.drivers, dataDir: config.gateway.dataDir });
     const plugins = new PluginRegistry({
       configDir: config.dir,
@@ -54,6 +55,7 @@ export class Gateway {
       factories,
       appendEvent: (f) => drivers.appendEvent(f),
       log: (plugin, level, msg) => logger[level === "error" || level === "warn" || level === "debug" ? level : "info"]({ plugin }, msg),
+      restartBackoff: { initialMs: config.gateway.drivers.backoffBaseMs, maxMs: config.gateway.drivers.backoffMaxMs },
     });
     await plugins.scan();
     metrics.watchDrivers(drivers);
@@ -151,6 +153,8 @@ export class Gateway {
       }
       await this.executor?.stop();
       await this.ctx.drivers.stop();
+      // after the drivers: an MQTT source decodes until it stops
+      this.ctx.plugins?.stop();
       await this.ctx.commands.stop();
       await this.ctx.log.close();
       logger.info("stopped");

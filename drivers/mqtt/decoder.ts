@@ -3,11 +3,20 @@
 // MessagePack path. Messages that arrive together are batched, so the crossing to the plugin's process
 // (~25-35 µs a round trip) is paid once per batch: with the driver's pipelined window, a burst of QoS 1
 // messages becomes one call.
-import type { PluginFrame } from "../plugins/protocol.ts";
+import type { PayloadFailure, PluginFrame } from "../plugins/protocol.ts";
 
-/** A decoder plugin as the driver sees it: payloads in, one frame list per payload out, in order. */
+/**
+ * A decoder plugin as the driver sees it: payloads in, per payload (in order) its frames or why the
+ * decoder failed on it (that message alone is refused). Rejects when the whole batch failed (the
+ * plugin's process crashed, hung, or is down): every message of the batch is refused.
+ */
 export interface PayloadDecoder {
-  decode(batch: Uint8Array[]): Promise<PluginFrame[][]>;
+  decode(batch: Uint8Array[]): Promise<(PluginFrame[] | PayloadFailure)[]>;
+}
+
+/** The decoder failed on this one payload; the reason comes from the plugin. */
+export class PayloadUndecodable extends Error {
+  override name = "PayloadUndecodable";
 }
 
 /** Finds a loaded decoder plugin by name (the gateway's plugin host); undefined when there is none. */
@@ -46,7 +55,12 @@ export class DecodeBatcher {
     if (batch.length === 0) return;
     this.waiting = [];
     this.decoder.decode(batch.map((w) => w.payload)).then(
-      (out) => batch.forEach((w, i) => w.resolve(out[i] ?? [])),
+      (out) =>
+        batch.forEach((w, i) => {
+          const o = out[i] ?? [];
+          if (Array.isArray(o)) w.resolve(o);
+          else w.reject(new PayloadUndecodable(o.failed));
+        }),
       (e) => batch.forEach((w) => w.reject(e)),
     );
   }

@@ -26,7 +26,7 @@ import { explainTlsError, isTlsError, readTlsMaterial, type TlsMaterial } from "
 import { toEngineering } from "../mapping.ts";
 import { parseDriverConfig } from "../validate.ts";
 import { MqttSourceConfig } from "./config.ts";
-import { DecodeBatcher, type DecoderResolver } from "./decoder.ts";
+import { DecodeBatcher, PayloadUndecodable, type DecoderResolver } from "./decoder.ts";
 import { BadPayload, extract, fillTag, matchTopic } from "./mapping.ts";
 import { Refusals } from "./refusals.ts";
 
@@ -104,7 +104,9 @@ export class MqttSourceDriver implements Driver {
     this.cfg.mappings.forEach((m, i) => {
       if (!m.decoder || this.batchers.has(m.decoder)) return;
       if (!m.tag.includes("{tag}")) throw new DriverConfigError(init.id, `mappings[${i}].tag`, `a mapping with a decoder needs {tag} in its tag template (the decoded tag), e.g. "{tag}"`);
-      const decoder = this.opts.decoders?.(m.decoder);
+      // without a resolver (the config check: plugins are checked there on their own) only the shape is checked
+      if (!this.opts.decoders) return;
+      const decoder = this.opts.decoders(m.decoder);
       if (!decoder) throw new DriverConfigError(init.id, `mappings[${i}].decoder`, `no decoder plugin '${m.decoder}' is loaded`);
       this.batchers.set(m.decoder, new DecodeBatcher(decoder));
     });
@@ -114,6 +116,8 @@ export class MqttSourceDriver implements Driver {
     const url = endpoint?.url ?? this.cfg.url;
     if (!url) throw new DriverConfigError(this.id, "endpoint", "the mqtt driver needs an endpoint (mqtt://host:1883) or config.url");
     if (endpoint && endpoint.scheme !== "mqtt" && endpoint.scheme !== "mqtts") throw new DriverConfigError(this.id, "endpoint", `expected mqtt:// or mqtts://, got ${endpoint.scheme}://`);
+    const unresolved = this.cfg.mappings.find((m) => m.decoder && !this.batchers.has(m.decoder));
+    if (unresolved) throw new DriverConfigError(this.id, "mappings", `decoder '${unresolved.decoder}' cannot be used: this driver was created without the gateway's decoder plugins`);
     this.url = url;
     this.failed = null;
     this.lost = null;
@@ -366,7 +370,8 @@ export class MqttSourceDriver implements Driver {
       try {
         decoded = await this.batchers.get(m.decoder!)!.decode(packet.payload as Buffer);
       } catch (e) {
-        this.refusals.add(tx, "unhandled", packet.topic, `decoder '${m.decoder}' failed: ${errorText(e)}`);
+        if (e instanceof PayloadUndecodable) this.refusals.add(tx, "not_decodable", packet.topic, `decoder '${m.decoder}' could not decode the payload: ${e.message.slice(0, 200)}`);
+        else this.refusals.add(tx, "unhandled", packet.topic, `decoder '${m.decoder}' failed: ${errorText(e, 300)}`);
         continue;
       }
       const template = fillTag(m.tag, caps);
@@ -404,9 +409,9 @@ export class MqttSourceDriver implements Driver {
 }
 
 /** An error's text for a refusal message, short, whatever was thrown (building it must not throw). */
-function errorText(e: unknown): string {
+function errorText(e: unknown, max = 120): string {
   try {
-    return (e instanceof Error ? `${e.name}: ${e.message}` : typeof e).slice(0, 120);
+    return (e instanceof Error ? `${e.name}: ${e.message}` : typeof e).slice(0, max);
   } catch {
     return "unprintable error";
   }

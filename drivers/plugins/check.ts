@@ -1,5 +1,6 @@
 // The config check of a plugin driver entry (server/config-check.ts, `edgectl check`): the plugin is
-// there, passes the trust check, is a driver, and requested the scheme of the endpoint it is given.
+// there, passes the trust check, is a driver, and requested the scheme of the endpoint it is given;
+// and of a decoder named by a driver's mapping: there, trusted, a decoder.
 import { join } from "node:path";
 import { readAuthorizedKeys, verifyPlugin } from "./trust.ts";
 
@@ -21,4 +22,11 @@ export async function checkPluginDriver(configDir: string, allowUnsigned: boolea
     const allowed = p.manifest.capabilities.endpoints;
     if (!allowed.includes(scheme)) throw new Error(`capability: plugin '${d.plugin}' requests endpoints ${allowed.join(", ") || "none"}, the driver gives it ${d.endpointUrl}`);
   }
+}
+
+/** The decoder plugin `name` named by a mapping: there, trusted, a decoder. Throws saying what is wrong. */
+export async function checkDecoderPlugin(configDir: string, allowUnsigned: boolean, name: string): Promise<void> {
+  const keys = await readAuthorizedKeys(configDir);
+  const p = await verifyPlugin(join(configDir, "plugins", name), { keys, allowUnsigned });
+  if (p.manifest.kind !== "decoder") throw new Error(`plugin '${name}' is a ${p.manifest.kind}, not a decoder`);
 }

@@ -5,7 +5,7 @@
 import { join } from "node:path";
 import { guardNetwork } from "./net-guard.ts";
 import {
-  LOG_LINE_MAX,
+  cutLogLine,
   PLUGIN_METHODS,
   type CallRequest,
   type ChildToHost,
@@ -17,6 +17,7 @@ import {
   type PluginFrame,
   type PluginInstance,
   toColumns,
+  wasmCallTimeoutMs,
 } from "./protocol.ts";
 
 let instance: PluginInstance | null = null;
@@ -30,7 +31,7 @@ function send(msg: ChildToHost): void {
 const errorOf = (e: unknown) => (e instanceof Error ? { name: e.name, message: e.message } : { name: "Error", message: String(e) });
 
 function log(level: LogLevel, msg: string): void {
-  send({ op: "log", level, msg: String(msg).slice(0, LOG_LINE_MAX) });
+  send({ op: "log", level, msg: cutLogLine(String(msg)) });
 }
 
 /** An error outside any call: tell the host why, then end (the host restarts the plugin). */
@@ -48,7 +49,7 @@ async function load(req: LoadRequest): Promise<PluginInstance> {
     // a variable specifier: the WebAssembly runtime is a separate part, loaded only for .wasm entries
     const runtime = "./wasm/runtime.ts";
     const { loadWasmPlugin } = (await import(runtime)) as { loadWasmPlugin: LoadWasmPlugin };
-    return loadWasmPlugin(new Uint8Array(await Bun.file(path).arrayBuffer()), { kind: req.kind, config: req.config, memoryMaxPages: req.memoryMaxPages, log, now: Date.now });
+    return loadWasmPlugin(new Uint8Array(await Bun.file(path).arrayBuffer()), { kind: req.kind, config: req.config, memoryMaxPages: req.memoryMaxPages, callTimeoutMs: wasmCallTimeoutMs(req.callTimeoutMs), log, now: Date.now });
   }
   guardNetwork(req.endpoints);
   const mod = (await import(path)) as { default?: unknown };

@@ -24,6 +24,11 @@ export interface PluginFrame {
   quality?: number;
 }
 
+/** A payload a decoder failed on (trap, time limit, refusal of its input): why, for the refusal. */
+export interface PayloadFailure {
+  failed: string;
+}
+
 /** A tag as a plugin sees it (a copy of the catalog entry, plain data). */
 export interface PluginTag {
   tag: string;
@@ -74,15 +79,40 @@ export interface PluginInstance {
   write?(cmd: PluginCommand): PluginWriteResult | Promise<PluginWriteResult>;
   /** raw payloads in, frames out: one array of frames per payload, in order (decoders) */
   decode?(batch: Uint8Array[]): PluginFrame[][] | Promise<PluginFrame[][]>;
+  /**
+   * decode with the frames in the WebAssembly ABI's encoding (wasm/wire.ts packBatch): one buffer crosses
+   * the process boundary instead of thousands of frame objects; preferred by the gateway when present
+   */
+  decodePacked?(batch: Uint8Array[]): Uint8Array | Promise<Uint8Array>;
   shutdown?(): void | Promise<void>;
 }
 
-export type PluginMethod = "init" | "connect" | "poll" | "write" | "decode" | "shutdown";
-export const PLUGIN_METHODS: readonly PluginMethod[] = ["init", "connect", "poll", "write", "decode", "shutdown"];
+export type PluginMethod = "init" | "connect" | "poll" | "write" | "decode" | "decodePacked" | "shutdown";
+export const PLUGIN_METHODS: readonly PluginMethod[] = ["init", "connect", "poll", "write", "decode", "decodePacked", "shutdown"];
 
 export type LogLevel = "trace" | "debug" | "info" | "warn" | "error";
-/** A plugin's log line is cut to this many characters (a plugin must not flood the gateway's log). */
+/** A plugin's log line is cut to this many bytes of UTF-8 (a plugin must not flood the gateway's log). */
 export const LOG_LINE_MAX = 4096;
+
+const utf8 = new TextEncoder();
+const utf8Out = new TextDecoder();
+
+/** Cut to LOG_LINE_MAX bytes of UTF-8, at a character boundary (a cut character is dropped whole). */
+export function cutLogLine(msg: string): string {
+  if (msg.length * 3 <= LOG_LINE_MAX) return msg; // cannot be longer in UTF-8: the common case costs nothing
+  const bytes = utf8.encode(msg);
+  if (bytes.length <= LOG_LINE_MAX) return msg;
+  let end = LOG_LINE_MAX;
+  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--; // back to the first byte of the cut character
+  return utf8Out.decode(bytes.subarray(0, end));
+}
+
+/**
+ * A WebAssembly plugin's own time limit per payload: below the host's deadline, so that a loop that
+ * checks should_stop is stopped by the runtime (that payload fails, the process lives) before the host
+ * has to kill the process.
+ */
+export const wasmCallTimeoutMs = (hostDeadlineMs: number) => Math.max(1, Math.floor(hostDeadlineMs * 0.8));
 
 /** What the child hands a JavaScript plugin's factory. */
 export interface PluginHostApi {
@@ -107,6 +137,11 @@ export interface LoadRequest {
   memoryMaxPages: number;
   /** network endpoints the plugin may open (URLs granted by the gateway) */
   endpoints: string[];
+  /**
+   * the host's deadline of one call; a WebAssembly plugin's own time limit is set below it, so that a
+   * loop that checks should_stop ends cleanly (a trap for that payload) before the process is killed
+   */
+  callTimeoutMs: number;
 }
 
 export interface CallRequest {
@@ -158,6 +193,8 @@ export interface WasmLoadOptions {
   kind: PluginKind;
   config: unknown;
   memoryMaxPages: number;
+  /** time limit of one call (one payload of a batch) before the interrupt check says stop */
+  callTimeoutMs?: number;
   log(level: LogLevel, msg: string): void;
   now(): number;
 }

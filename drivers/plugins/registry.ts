@@ -1,13 +1,17 @@
 // The plugins of a gateway: the folders under <config>/plugins, each verified (trust.ts) before it is
 // offered to the driver manager as the driver type `plugin:<name>`; install (a new plugin or a new
 // version: swap with rollback), unload, status. Every load, refusal, swap and unload is an event frame.
-// Replaced and unloaded folders are kept in <plugins>/.trash/<timestamp>/<name>.
+// Replaced and unloaded folders are kept in <plugins>/.trash/<timestamp>/<name>. Decoder plugins are
+// called through decoder(name) (decoder.ts: a process per decoder, started at its first batch); a swap
+// or an unload of a decoder ends its process, so the next batch runs the version in place.
 import { existsSync } from "node:fs";
 import { cp, mkdir, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { EventFrame } from "../../schemas/index.ts";
 import type { PluginStatus } from "../../schemas/plugins.ts";
 import type { DriverFactory } from "../contract.ts";
+import type { PayloadDecoder } from "../mqtt/decoder.ts";
+import { PluginDecoder, startDecoderProcess, type DecoderStatus } from "./decoder.ts";
 import { PluginDriver, type PluginDriverHost } from "./driver.ts";
 import { PluginRefused } from "./manifest.ts";
 import { readAuthorizedKeys, verifyPlugin, type VerifiedPlugin } from "./trust.ts";
@@ -48,6 +52,8 @@ export interface PluginRegistryOptions {
   factories: Map<string, DriverFactory>;
   appendEvent(frame: EventFrame): void;
   log?(plugin: string, level: string, msg: string): void;
+  /** restart backoff of a decoder process after repeated crashes (default 1 s doubling to 60 s, as drivers) */
+  restartBackoff?: { initialMs: number; maxMs: number };
 }
 
 interface Entry {
@@ -62,6 +68,8 @@ interface Entry {
 export class PluginRegistry implements PluginDriverHost {
   readonly pluginsDir: string;
   private readonly entries = new Map<string, Entry>();
+  /** decoders asked for by name; kept across unload and reload, since a driver holds on to its decoder */
+  private readonly decoders = new Map<string, PluginDecoder>();
   /** one operation at a time: a swap, an install and an unload must not interleave */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -118,6 +126,27 @@ export class PluginRegistry implements PluginDriverHost {
     e.loadedAt = Date.now();
     if (p.manifest.kind === "driver") this.opts.factories.set(`${PLUGIN_TYPE_PREFIX}${p.manifest.name}`, () => new PluginDriver(p.manifest.name, this));
     this.event("plugin.loaded", { plugin: p.manifest.name, version: p.manifest.version, kind: p.manifest.kind, signer: p.signer ?? null, unsigned: p.unsigned });
+  }
+
+  /**
+   * The decoder plugin `name` (MQTT source mappings with `decoder:`), or undefined when no decoder of
+   * that name is loaded. Its process starts at the first batch.
+   */
+  decoder(name: string): PayloadDecoder | undefined {
+    if (this.entries.get(name)?.plugin?.manifest.kind !== "decoder") return undefined;
+    let d = this.decoders.get(name);
+    if (!d) this.decoders.set(name, (d = new PluginDecoder(name, this, this.opts.restartBackoff ?? { initialMs: 1000, maxMs: 60_000 })));
+    return d;
+  }
+
+  /** The decoders' processes by plugin name (for status). */
+  decoderStatus(): Record<string, DecoderStatus> {
+    return Object.fromEntries([...this.decoders].map(([n, d]) => [n, d.status()]));
+  }
+
+  /** Ends every decoder process (the gateway stops, after its drivers). */
+  stop(): void {
+    for (const d of this.decoders.values()) d.restart("gateway stopping");
   }
 
   // ---- PluginDriverHost ----------------------------------------------------------------------------
@@ -178,6 +207,7 @@ export class PluginRegistry implements PluginDriverHost {
         e.state = "loaded";
         e.loadedAt = Date.now();
       } else this.accept(installed);
+      this.decoders.get(name)?.restart(`replaced by version ${next.manifest.version}`);
       return this.statusOf(name)!;
     });
   }
@@ -190,6 +220,8 @@ export class PluginRegistry implements PluginDriverHost {
     const done: PluginDriver[] = [];
     let gapMs = 0;
     try {
+      // a decoder's new version must start before the old one's process is ended (the next batch starts it)
+      if (next.manifest.kind === "decoder") (await startDecoderProcess(next, this)).kill("trial of a swap");
       for (const d of e.drivers) {
         gapMs = Math.max(gapMs, (await d.swap(next)).gapMs);
         done.push(d);
@@ -235,6 +267,7 @@ export class PluginRegistry implements PluginDriverHost {
       if (existsSync(dir)) await this.toTrash(dir, name);
       this.entries.delete(name);
       this.opts.factories.delete(`${PLUGIN_TYPE_PREFIX}${name}`);
+      this.decoders.get(name)?.restart("unloaded");
       this.event("plugin.unloaded", { plugin: name, version: e.plugin?.manifest.version ?? null });
     });
   }

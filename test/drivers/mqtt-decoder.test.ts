@@ -123,4 +123,10 @@ describe("mqtt source decoder config", () => {
     expect(init({ topic: "a", tag: "{tag}", decoder: "nope" })).toThrow("driver 'd': mappings[0].decoder: no decoder plugin 'nope' is loaded");
     expect(init({ topic: "a", tag: "x", decoder: "nope" })).toThrow(/mappings\[0\]\.tag: a mapping with a decoder needs \{tag\}/);
   });
+
+  it("checks a decoder mapping's shape without a resolver (the config check) but refuses to connect without the gateway's decoders", async () => {
+    const drv = new MqttSourceDriver();
+    drv.init({ id: "d", config: { url: "mqtt://127.0.0.1:1", mappings: [{ topic: "a", tag: "{tag}", decoder: "meter" }] }, tags: [] });
+    await expect(drv.connect(undefined, new AbortController().signal)).rejects.toThrow("decoder 'meter' cannot be used: this driver was created without the gateway's decoder plugins");
+  });
 });

@@ -47,3 +47,31 @@ describe("config check of plugin drivers", () => {
     expect((await checkConfig(await configWith("granted", ["tcp"], true))).problems).toEqual([]);
   });
 });
+
+describe("config check of decoder plugins named by mappings", () => {
+  async function configWithDecoder(name: string, kind: "decoder" | "driver", decoder: string): Promise<string> {
+    const dir = join(tmp.path, name);
+    mkdirSync(dir, { recursive: true });
+    writeConfig(dir, {
+      "gateway.yml": `dataDir: ${join(dir, "data")}\n`,
+      "drivers.yml": `drivers:\n  - id: src\n    type: mqtt\n    config: { url: "mqtt://127.0.0.1:1", mappings: [{ topic: "m/+", tag: "m/{1}/{tag}", decoder: ${decoder} }] }\n`,
+      "variables.yml": "tags:\n  - { tag: m/a/x, driver: src, type: float64 }\n",
+    });
+    writeFileSync(join(dir, "authorized_keys"), `${key.publicLine}\n`);
+    await writePlugin(join(dir, "plugins"), { name: "dec", kind, source: "export default () => ({ decode: (b) => b.map(() => []) });\n" }, key);
+    return dir;
+  }
+
+  it("accepts a mapping naming a signed decoder plugin", async () => {
+    expect((await checkConfig(await configWithDecoder("dec-ok", "decoder", "dec"))).problems.map((p) => p.message)).toEqual([]);
+  });
+
+  it("names a missing decoder plugin, and a plugin that is not a decoder, at the mapping's decoder field", async () => {
+    const missing = (await checkConfig(await configWithDecoder("dec-missing", "decoder", "nope"))).problems;
+    expect(missing).toHaveLength(1);
+    expect(missing[0]!.path).toBe("drivers[0].config.mappings[0].decoder");
+    const driver = (await checkConfig(await configWithDecoder("dec-driver", "driver", "dec"))).problems;
+    expect(driver[0]!.path).toBe("drivers[0].config.mappings[0].decoder");
+    expect(driver[0]!.detail).toContain("plugin 'dec' is a driver, not a decoder");
+  });
+});

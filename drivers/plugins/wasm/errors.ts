@@ -45,3 +45,11 @@ export class WasmOutputError extends Error {
     super(`wasm plugin output of ${call} is malformed: ${message}`);
   }
 }
+
+/** The module failed on one payload of a batch (trap, time limit, refusal); told across the process boundary. */
+export class WasmPayloadFailed extends Error {
+  override name = "WasmPayloadFailed";
+  constructor(readonly reason: string) {
+    super(reason);
+  }
+}

@@ -5,13 +5,12 @@
 // process: a loop that never calls the interrupt check cannot be stopped here (a Worker cannot stop it
 // either); the process host kills the child at the deadline.
 import type { AckCode } from "../../../schemas/acks.ts";
-import type { LoadWasmPlugin, PluginCommand, PluginInit, PluginInstance, PluginWriteResult, WasmLoadOptions } from "../protocol.ts";
+import type { LoadWasmPlugin, PayloadFailure, PluginCommand, PluginInit, PluginInstance, PluginWriteResult, WasmLoadOptions } from "../protocol.ts";
 import { WasmDeadlineError, WasmOutputError, WasmRefusedError, WasmTrapError } from "./errors.ts";
 import { hostImports, KNOWN_IMPORTS, limitLog, type LogLevel } from "./host-imports.ts";
 import { inspectModule, isComponent, type ModuleShape } from "./inspect.ts";
 import { encodeFrames, packBatch, readFrames, type DecodedFrame } from "./wire.ts";
 
-const EMPTY = new Uint8Array(0);
 /** A copy of a module's output (read on the gateway's side: readPackedBatch checks it there). */
 const copyOut = (mem: Uint8Array, ptr: number, len: number): Uint8Array => mem.slice(ptr, ptr + len);
 
@@ -20,8 +19,6 @@ export const DEFAULT_CALL_TIMEOUT_MS = 1000;
 
 /** The seam's options (protocol.ts: kind, config for the module's `init` as JSON, memoryMaxPages, log, now) and more. */
 export interface WasmPluginOptions extends WasmLoadOptions {
-  /** time limit of one call (one payload of a batch) before the interrupt check says stop */
-  callTimeoutMs?: number;
   /** a SharedArrayBuffer-backed flag: non-zero asks the running call to stop at its next check */
   stopFlag?: Int32Array;
   /** told of every trap and stopped call after the instance was re-created */
@@ -134,8 +131,9 @@ class CorePlugin implements WasmPluginInstance {
     this.kind = opts.kind;
     this.timeoutMs = opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     if (opts.kind === "decoder") {
-      this.decode = (batch) => this.eachPayload(batch, (bytes, ptr, len) => readFrames(bytes, ptr, len), []);
-      this.decodePacked = (batch) => packBatch(this.eachPayload(batch, copyOut, EMPTY));
+      this.decode = (batch) => this.eachPayload(batch, (bytes, ptr, len) => readFrames(bytes, ptr, len), () => []);
+      // a failed payload crosses as its reason: the gateway refuses that message, saying why
+      this.decodePacked = (batch) => packBatch(this.eachPayload<Uint8Array | PayloadFailure>(batch, copyOut, (failed) => ({ failed })));
     } else {
       this.poll = () => this.output("poll", () => (this.ex.poll as () => bigint)(), readFrames) ?? [];
       if (WebAssembly.Module.exports(module).some((e) => e.name === "write")) this.write = this.writeFrame;
@@ -182,18 +180,18 @@ class CorePlugin implements WasmPluginInstance {
     }
   }
 
-  /** Decodes each payload and reads its output with `read`; a failed payload gives `failed`. */
-  private eachPayload<T>(batch: Uint8Array[], read: (mem: Uint8Array, ptr: number, len: number) => T, failed: T): T[] {
+  /** Decodes each payload and reads its output with `read`; a failed payload gives `failed(why)`. */
+  private eachPayload<T>(batch: Uint8Array[], read: (mem: Uint8Array, ptr: number, len: number) => T, failed: (why: string) => T): T[] {
     const out: T[] = new Array(batch.length);
     for (let i = 0; i < batch.length; i++) {
       const payload = batch[i]!;
       try {
-        out[i] = this.output("decode", () => (this.ex.decode as (p: number, l: number) => bigint)(this.copyIn(payload), payload.length), read) ?? failed;
+        out[i] = this.output("decode", () => (this.ex.decode as (p: number, l: number) => bigint)(this.copyIn(payload), payload.length), read) ?? failed("the decoder refused the payload (see its log)");
       } catch (e) {
         // one bad payload costs its own frames only; a deadline ends the batch (its time is spent)
         if (e instanceof WasmOutputError) this.opts.log("error", e.message);
         else if (!(e instanceof WasmTrapError)) throw e;
-        out[i] = failed;
+        out[i] = failed((e as Error).message);
       }
     }
     return out;

@@ -2,8 +2,8 @@
 // list of {tag, value, ts?, quality?} that the AssemblyScript SDK writes into a reused buffer and the
 // host reads here without copying the buffer. Chosen over MessagePack: an encoder in a plugin is 40
 // lines of stores, and the host reads a frame with a few DataView loads and one TextDecoder call.
-import type { PluginFrame } from "../protocol.ts";
-import { WasmOutputError } from "./errors.ts";
+import type { PayloadFailure, PluginFrame } from "../protocol.ts";
+import { WasmOutputError, WasmPayloadFailed } from "./errors.ts";
 
 /** A frame as a plugin produces it (protocol.ts): the host adds kind, source, a missing ts and quality. */
 export type DecodedFrame = PluginFrame;
@@ -88,39 +88,62 @@ export function readFrames(mem: Uint8Array, ptr: number, len: number, call = "de
   return frames;
 }
 
+/** The length word of a failed payload's entry in a packed batch (followed by u32 length + UTF-8 reason). */
+const FAILED = 0xffffffff;
+const REASON_MAX = 512;
+
 /**
  * A decoded batch as one buffer for the trip across the process boundary: per payload a u32 length
- * and the module's output bytes (length 0: no frames). Cloning one Uint8Array costs a copy, while
- * cloning thousands of frame objects costs microseconds each (bench wasm: batch 1000 via the child).
+ * and the module's output bytes (length 0: no frames), or for a failed payload 0xFFFFFFFF, a u32 length
+ * and its reason in UTF-8 (so that the gateway refuses that payload, saying why). Cloning one
+ * Uint8Array costs a copy, while cloning thousands of frame objects costs microseconds each (bench
+ * wasm: batch 1000 via the child).
  */
-export function packBatch(outputs: readonly Uint8Array[]): Uint8Array {
+export function packBatch(outputs: readonly (Uint8Array | PayloadFailure)[]): Uint8Array {
+  const enc = new TextEncoder();
+  const parts = outputs.map((o) => ("failed" in o ? enc.encode(o.failed.slice(0, REASON_MAX)) : o));
   let size = 0;
-  for (const o of outputs) size += 4 + o.length;
+  for (const p of parts) size += 4 + p.length;
+  size += 4 * outputs.filter((o) => "failed" in o).length;
   const buf = new Uint8Array(size);
   const dv = new DataView(buf.buffer);
   let at = 0;
-  for (const o of outputs) {
-    dv.setUint32(at, o.length, true);
-    buf.set(o, at + 4);
-    at += 4 + o.length;
-  }
+  parts.forEach((p, i) => {
+    if ("failed" in outputs[i]!) {
+      dv.setUint32(at, FAILED, true);
+      at += 4;
+    }
+    dv.setUint32(at, p.length, true);
+    buf.set(p, at + 4);
+    at += 4 + p.length;
+  });
   return buf;
 }
 
+const utf8Lenient = new TextDecoder("utf-8");
+
 /**
  * The frames of a packBatch buffer, one list per payload (on the gateway's side of the boundary). A
- * malformed output gives that payload no frames and is told to `onMalformed`; the others still count.
+ * payload the module failed on, or whose output is malformed, gives no frames and is told to `onFailed`
+ * (WasmPayloadFailed or WasmOutputError); the others still count.
  */
-export function readPackedBatch(buf: Uint8Array, onMalformed?: (index: number, err: WasmOutputError) => void): DecodedFrame[][] {
+export function readPackedBatch(buf: Uint8Array, onFailed?: (index: number, err: WasmOutputError | WasmPayloadFailed) => void): DecodedFrame[][] {
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const out: DecodedFrame[][] = [];
   for (let at = 0; at + 4 <= buf.length; ) {
-    const len = dv.getUint32(at, true);
+    let len = dv.getUint32(at, true);
+    if (len === FAILED && at + 8 <= buf.length) {
+      len = Math.min(dv.getUint32(at + 4, true), buf.length - at - 8);
+      onFailed?.(out.length, new WasmPayloadFailed(utf8Lenient.decode(buf.subarray(at + 8, at + 8 + len))));
+      out.push([]);
+      at += 8 + len;
+      continue;
+    }
     try {
       out.push(readFrames(buf, at + 4, Math.min(len, buf.length - at - 4), "decode"));
     } catch (e) {
       if (!(e instanceof WasmOutputError)) throw e;
-      onMalformed?.(out.length, e);
+      onFailed?.(out.length, e);
       out.push([]);
     }
     at += 4 + len;

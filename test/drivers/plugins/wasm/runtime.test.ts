@@ -32,9 +32,19 @@ describe("wasm runtime", () => {
     expect(plugin.decode!([payload(0), payload(0)])).toEqual([FIXED_FRAMES, FIXED_FRAMES]);
   });
 
-  it("gives the same frames through decodePacked + readPackedBatch, with no frames for a trapping payload", async () => {
+  it("gives the same frames through decodePacked + readPackedBatch, with no frames for a trapping payload and its reason told", async () => {
     const plugin = await loadWasmPlugin(testDecoder(), options().opts);
-    expect(readPackedBatch(plugin.decodePacked!([payload(0), payload(1), payload(0)]))).toEqual([FIXED_FRAMES, [], FIXED_FRAMES]);
+    const failed: string[] = [];
+    expect(readPackedBatch(plugin.decodePacked!([payload(0), payload(1), payload(0)]), (i, e) => failed.push(`${i} ${e.name}: ${e.message}`))).toEqual([FIXED_FRAMES, [], FIXED_FRAMES]);
+    expect(failed).toEqual([expect.stringMatching(/^1 WasmPayloadFailed: wasm plugin trapped in decode: /)]);
+  });
+
+  it("carries a failed payload's reason across packBatch, UTF-8 intact, between payloads with and without frames", () => {
+    const good = encodeFrames(FIXED_FRAMES);
+    const failed: string[] = [];
+    const out = readPackedBatch(packBatch([good, { failed: "Zähler kaputt" }, new Uint8Array(0), good]), (i, e) => failed.push(`${i}: ${e.message}`));
+    expect(out).toEqual([FIXED_FRAMES, [], [], FIXED_FRAMES]);
+    expect(failed).toEqual(["1: Zähler kaputt"]);
   });
 
   it("reads a malformed output as no frames for that payload only, naming the byte", () => {
