@@ -1,7 +1,7 @@
 // Real serial lines for tests: a socat pty pair (two linked pseudo-terminals, what a null-modem cable
 // between two ports would be), Debian's pymodbus RTU slave on one end, and a TCP bridge to a pty for
 // RTU over TCP (what a serial device server does), and a slave written here that injects faults.
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { crc16 } from "../../drivers/modbus/rtu-frame.ts";
@@ -47,16 +47,22 @@ export async function pymodbusRtuServer(path: string, units: number[]): Promise<
 export async function tcpToPty(path: string): Promise<{ port: number; stop(): Promise<void> }> {
   const port = await freePort();
   const p = Bun.spawn(["socat", `TCP-LISTEN:${port},bind=127.0.0.1,fork,reuseaddr`, `${path},raw,echo=0`], { stdout: "ignore", stderr: "ignore" });
-  await waitFor(
-    () =>
-      Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then(
-        (s) => (s.end(), true),
-        () => false,
-      ),
-    `socat listening on ${port}`,
-    5000,
-  );
+  // wait for the listening socket without connecting: with `fork`, a probe connection gets its own child that
+  // opens the pty too and can swallow the first answers meant for the real client (a flaky test seen in CI)
+  await waitFor(() => isListening(port), `socat listening on ${port}`, 5000);
   return { port, stop: () => stopProcess(p) };
+}
+
+/** A TCP socket in LISTEN state on 127.0.0.1:port, read from /proc/net/tcp (Linux). */
+function isListening(port: number): boolean {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
+  return readFileSync("/proc/net/tcp", "utf8")
+    .split("\n")
+    .slice(1)
+    .some((line) => {
+      const cols = line.trim().split(/\s+/);
+      return cols[1] === `0100007F:${hexPort}` && cols[3] === "0A";
+    });
 }
 
 /** How a unit of the test slave answers: normally, not at all, or with a corrupted CRC. */
