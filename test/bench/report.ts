@@ -38,3 +38,20 @@ export function percentile(values: number[], p: number): number {
 }
 
 export const rssMiB = () => process.memoryUsage().rss / 1024 / 1024;
+
+/**
+ * A benchmark made of parts: runs every `<dir>/<part>.ts` (each exporting `measure(): Promise<BenchRow[]>`)
+ * in name order and reports their rows as one table named `name`.
+ */
+export async function reportParts(name: string, dir: string): Promise<void> {
+  const { readdirSync } = await import("node:fs");
+  const parts = readdirSync(dir).filter((f) => f.endsWith(".ts")).sort();
+  if (parts.length === 0) throw new Error(`no benchmark parts in ${dir}`);
+  const rows: BenchRow[] = [];
+  for (const part of parts) {
+    const mod = (await import(join(dir, part))) as { measure?: () => Promise<BenchRow[]> };
+    if (typeof mod.measure !== "function") throw new Error(`${part} exports no measure()`);
+    rows.push(...(await mod.measure()));
+  }
+  report(name, rows);
+}

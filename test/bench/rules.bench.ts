@@ -1,17 +1,7 @@
 // `bun run bench rules`: mapping, alarms and rules. Each part lives in test/bench/rules/<part>.ts and
-// exports `measure(): Promise<BenchRow[]>`; this file runs every part in name order and reports one table.
-import { readdirSync } from "node:fs";
+// exports `measure(): Promise<BenchRow[]>`; one table.
 import { join } from "node:path";
-import { report, type BenchRow } from "./report.ts";
+import { reportParts } from "./report.ts";
 
-const dir = join(import.meta.dir, "rules");
-const parts = readdirSync(dir).filter((f) => f.endsWith(".ts")).sort();
-if (parts.length === 0) throw new Error(`no benchmark parts in ${dir}`);
-const rows: BenchRow[] = [];
-for (const part of parts) {
-  const mod = (await import(join(dir, part))) as { measure?: () => Promise<BenchRow[]> };
-  if (typeof mod.measure !== "function") throw new Error(`${part} exports no measure()`);
-  rows.push(...(await mod.measure()));
-}
-report("rules", rows);
+await reportParts("rules", join(import.meta.dir, "rules"));
 process.exit(0);
