@@ -37,7 +37,12 @@ export function parseEndpointUrl(url: string): EndpointUrl {
     query: Object.fromEntries(u.searchParams),
   };
   if (scheme === "serial") lineSettings(parsed); // a wrong baud rate or parity is a config error, not a driver loop
-  if (scheme === "rtu+tcp" && port === undefined) throw new EndpointError(`'${url}': missing port (a serial device server's TCP port, e.g. rtu+tcp://10.0.0.9:4001)`);
+  if (scheme === "rtu+tcp") {
+    if (port === undefined) throw new EndpointError(`'${url}': missing port (a serial device server's TCP port, e.g. rtu+tcp://10.0.0.9:4001)`);
+    const unknown = Object.keys(parsed.query).filter((k) => k !== "silence");
+    if (unknown.length) throw new EndpointError(`'${url}': unknown option '${unknown[0]}' (known: silence)`);
+    silenceOption(parsed);
+  }
   return parsed;
 }
 
@@ -47,9 +52,24 @@ export interface LineSettings {
   parity: "none" | "even" | "odd";
   dataBits: 7 | 8;
   stopBits: 1 | 2;
+  /** `silence=<ms>`: the inter-frame silence the master keeps, when not the spec's 3.5 characters */
+  silenceMs?: number;
 }
 
-const SERIAL_OPTIONS = ["baud", "parity", "stop", "data"];
+const SERIAL_OPTIONS = ["baud", "parity", "stop", "data", "silence"];
+
+/**
+ * `silence=<ms>` on serial:// and rtu+tcp://: the quiet time kept between an answer and the next
+ * request, instead of the spec's 3.5 characters (for a converter or device server that keeps the
+ * timing itself, or a slave known to need more). Undefined when not given.
+ */
+export function silenceOption(ep: EndpointUrl): number | undefined {
+  const v = ep.query.silence;
+  if (v === undefined) return undefined;
+  const ms = Number(v);
+  if (v.trim() === "" || !Number.isFinite(ms) || ms < 0 || ms > 1000) throw new EndpointError(`'${ep.url}': silence=${v} (milliseconds between frames, 0 to 1000)`);
+  return ms;
+}
 const BAUD_RATES = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400];
 
 /** The line settings of a serial:// URL (default 19200 8E1, the Modbus serial line spec's default). */
@@ -65,7 +85,8 @@ export function lineSettings(ep: EndpointUrl): LineSettings {
   // the spec keeps 11 bits per character: no parity takes 2 stop bits unless told otherwise
   const stopBits = stop ?? (parity === "none" ? "2" : "1");
   if (stopBits !== "1" && stopBits !== "2") throw bad(`stop=${stopBits} (1 or 2 stop bits)`);
-  return { baud: Number(baud), parity, dataBits: Number(data) as 7 | 8, stopBits: Number(stopBits) as 1 | 2 };
+  const silenceMs = silenceOption(ep);
+  return { baud: Number(baud), parity, dataBits: Number(data) as 7 | 8, stopBits: Number(stopBits) as 1 | 2, ...(silenceMs === undefined ? {} : { silenceMs }) };
 }
 
 /**

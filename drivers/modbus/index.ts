@@ -11,7 +11,7 @@ import { Quality } from "../../schemas/index.ts";
 import { decodeRegisters, encodeRegisters, RegisterCodecError } from "../../schemas/registers.ts";
 import { delay } from "../../storage/time.ts";
 import { DRIVER_API_VERSION, type Driver, type DriverInit, type FrameSink, type WriteResult } from "../contract.ts";
-import { lineSettings, type Endpoint, type Lease } from "../endpoint.ts";
+import { lineSettings, silenceOption, type Endpoint, type Lease } from "../endpoint.ts";
 import { DriverConfigError, DriverError } from "../errors.ts";
 import { toEngineering, toRaw } from "../mapping.ts";
 import { parseDriverConfig } from "../validate.ts";
@@ -55,7 +55,8 @@ export function linkOf(endpoint: Endpoint): { key: string; open: () => Promise<M
       // a transparent device server forwards bytes as they come: keep the silence of a 19200 8E1 line
       // between frames, or the slave behind it may read two requests as one (measured with pymodbus
       // behind socat: without it, the second unit's requests were never answered)
-      const silence = silenceMs({ baud: 19200, parity: "even", dataBits: 8, stopBits: 1 });
+      // (`silence=<ms>` in the URL for a device server that keeps the timing on its serial side)
+      const silence = silenceOption(endpoint) ?? silenceMs({ baud: 19200, parity: "even", dataBits: 8, stopBits: 1 });
       return { key: `rtu+tcp://${host}:${port}`, open: async () => new RtuLine({ name: `${host}:${port}`, timeoutMs, silenceMs: silence, settleMs: 0, open: () => openTcpLink(host, port, timeoutMs) }) };
     }
     default:

@@ -114,9 +114,11 @@ export function decodeAnswer(unitId: number, r: RtuRequest, f: Uint8Array): RtuA
 
 /**
  * The silence that must separate frames, in ms: 3.5 characters (start + data + parity + stop bits) at
- * the baud rate, and a fixed 1.75 ms above 19200 baud, as the Modbus serial line spec (2.5.1.1) says.
+ * the baud rate, and a fixed 1.75 ms above 19200 baud, as the Modbus serial line spec (2.5.1.1) says,
+ * unless the URL's `silence=<ms>` says otherwise.
  */
 export function silenceMs(s: LineSettings): number {
+  if (s.silenceMs !== undefined) return s.silenceMs; // told by the URL
   if (s.baud > 19200) return 1.75;
   const bitsPerChar = 1 + s.dataBits + (s.parity === "none" ? 0 : 1) + s.stopBits;
   return (3.5 * bitsPerChar * 1000) / s.baud;

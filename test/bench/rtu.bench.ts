@@ -143,12 +143,12 @@ const tag = (name: string, driver: string, group: string, address: number) =>
  * Drivers polling as fast as they can on one line for SECONDS; reads per second per driver, counted
  * from the log (each read gives one frame per tag, `tagsPerRead` tags).
  */
-async function throughDrivers(drivers: { id: string; unitId: number; groups: number; tagsPerRead: number }[]): Promise<Map<string, number>> {
+async function throughDrivers(drivers: { id: string; unitId: number; groups: number; tagsPerRead: number }[], silence?: number): Promise<Map<string, number>> {
   const d = tempDir("bench-rtu-log-");
   const log = await EventLog.open({ path: join(d.path, "log.duckdb") });
   const pool = new EndpointPool();
   const mgr = new DriverManager({ log, factories: builtinDrivers, settings: { watchdogMs: 0 } });
-  const url = `serial://${pair.a}?baud=${SETTINGS.baud}&parity=even&stop=1&data=8`;
+  const url = `serial://${pair.a}?baud=${SETTINGS.baud}&parity=even&stop=1&data=8${silence === undefined ? "" : `&silence=${silence}`}`;
   for (const dr of drivers) {
     const vars = Array.from({ length: dr.groups }, (_, g) => Array.from({ length: dr.tagsPerRead }, (_, i) => tag(`${dr.id}/g${g}/${i}`, dr.id, `g${g}`, g * 20 + i))).flat();
     const groups = Object.fromEntries(Array.from({ length: dr.groups }, (_, g) => [`g${g}`, 0]));
@@ -173,7 +173,7 @@ async function throughDrivers(drivers: { id: string; unitId: number; groups: num
   const perRead = new Map(drivers.map((dr) => [dr.id, dr.tagsPerRead]));
   const reads = new Map([...frames].map(([id, n]) => [id, n / perRead.get(id)!]));
   cost.requests = [...reads.values()].reduce((a, b) => a + b, 0);
-  costs.set(`driver into the log (${drivers.map((dr) => dr.id).join(", ")}), silence ${SILENCE_MS} ms`, cost);
+  costs.set(`driver into the log (${drivers.map((dr) => dr.id).join(", ")}), silence ${silence ?? SILENCE_MS} ms`, cost);
   return new Map([...reads].map(([id, n]) => [id, n / s]));
 }
 
@@ -189,7 +189,8 @@ const bareSilent = await bare(SILENCE_MS);
 rows.push({ metric: `bare client, silence ${SILENCE_MS} ms after each answer (the spec's, above 19200 baud), vs silence 0 ms`, value: bareSilent, unit: "req/s", baseline: bareRate, ratio: bareSilent / bareRate });
 const driverRate = (await throughDrivers([{ id: "u1", unitId: 1, groups: 1, tagsPerRead: 10 }])).get("u1") ?? 0;
 rows.push({ metric: `driver into the log, silence ${SILENCE_MS} ms, vs bare silence ${SILENCE_MS} ms (like with like)`, value: driverRate, unit: "req/s", baseline: bareSilent, ratio: driverRate / bareSilent });
-rows.push({ metric: `driver into the log, silence ${SILENCE_MS} ms, vs bare silence 0 ms (not like with like)`, value: driverRate, unit: "req/s", baseline: bareRate, ratio: driverRate / bareRate });
+const driverNoSilence = (await throughDrivers([{ id: "u1", unitId: 1, groups: 1, tagsPerRead: 10 }], 0)).get("u1") ?? 0;
+rows.push({ metric: "driver into the log, silence=0 in the URL, vs bare silence 0 ms (the issue's target ≥ 0.8)", value: driverNoSilence, unit: "req/s", baseline: bareRate, ratio: driverNoSilence / bareRate });
 const line0 = await lineOnly(0);
 rows.push({ metric: "RTU line alone, silence 0 ms, vs bare silence 0 ms", value: line0, unit: "req/s", baseline: bareRate, ratio: line0 / bareRate });
 const lineSilence = await lineOnly(SILENCE_MS);

@@ -1,7 +1,8 @@
 // Endpoint URLs and the connection pool shared by drivers on the same URL.
 import { describe, expect, it } from "bun:test";
 import { EndpointError, EndpointPool, parseEndpointUrl } from "../../drivers/index.ts";
-import { lineSettings } from "../../drivers/endpoint.ts";
+import { lineSettings, silenceOption } from "../../drivers/endpoint.ts";
+import { silenceMs } from "../../drivers/modbus/rtu-frame.ts";
 
 describe("parseEndpointUrl", () => {
   it("parses a Modbus TCP endpoint", () => {
@@ -23,13 +24,24 @@ describe("parseEndpointUrl", () => {
   it("refuses a serial line with a wrong setting, naming the option and the values it takes", () => {
     expect(() => parseEndpointUrl("serial:///dev/ttyS0?baud=9601")).toThrow("'serial:///dev/ttyS0?baud=9601': baud=9601 is not a standard rate (one of 1200,");
     expect(() => parseEndpointUrl("serial:///dev/ttyS0?parity=mark")).toThrow("parity=mark (one of none, even, odd)");
-    expect(() => parseEndpointUrl("serial:///dev/ttyS0?stopBits=1")).toThrow("unknown option 'stopBits' (known: baud, parity, stop, data)");
+    expect(() => parseEndpointUrl("serial:///dev/ttyS0?stopBits=1")).toThrow("unknown option 'stopBits' (known: baud, parity, stop, data, silence)");
     expect(() => parseEndpointUrl("serial://?baud=9600")).toThrow("missing device path");
   });
 
   it("parses RTU over TCP and wants its port", () => {
     expect(parseEndpointUrl("rtu+tcp://10.0.0.9:4001")).toMatchObject({ scheme: "rtu+tcp", host: "10.0.0.9", port: 4001 });
     expect(() => parseEndpointUrl("rtu+tcp://10.0.0.9")).toThrow("missing port");
+    expect(() => parseEndpointUrl("rtu+tcp://10.0.0.9:4001?baud=9600")).toThrow("unknown option 'baud' (known: silence)");
+  });
+
+  it("takes the inter-frame silence from silence=<ms> on serial:// and rtu+tcp://, and refuses one out of range", () => {
+    expect(lineSettings(parseEndpointUrl("serial:///dev/ttyS0?baud=115200&silence=0"))).toEqual({ baud: 115200, parity: "even", dataBits: 8, stopBits: 1, silenceMs: 0 });
+    expect(silenceMs(lineSettings(parseEndpointUrl("serial:///dev/ttyS0?baud=115200&silence=0")))).toBe(0);
+    expect(silenceMs(lineSettings(parseEndpointUrl("serial:///dev/ttyS0?baud=9600&silence=12.5")))).toBe(12.5);
+    expect(silenceOption(parseEndpointUrl("rtu+tcp://10.0.0.9:4001?silence=0.5"))).toBe(0.5);
+    expect(silenceOption(parseEndpointUrl("rtu+tcp://10.0.0.9:4001"))).toBeUndefined();
+    for (const bad of ["-1", "abc", "", "1001"]) expect(() => parseEndpointUrl(`serial:///dev/ttyS0?silence=${bad}`)).toThrow(`silence=${bad} (milliseconds between frames, 0 to 1000)`);
+    expect(() => parseEndpointUrl("rtu+tcp://h:4001?silence=x")).toThrow("'rtu+tcp://h:4001?silence=x': silence=x (milliseconds");
   });
 
   it("parses an OPC UA endpoint with its path", () => {
