@@ -5,6 +5,7 @@
 // snapshot counts as archived (`meta.archived`) gives the rest of the same state.
 import { copyFileSync, constants, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { readHead } from "./database.ts";
 import type { EventLog } from "./log.ts";
 
 export interface BackupResult {
@@ -49,7 +50,7 @@ export async function backupLog(log: EventLog, archiveDir: string, to: string): 
     await conn.run(`ATTACH '${staged.replaceAll("'", "''")}' AS ${alias}`);
     try {
       await conn.run(`COPY FROM DATABASE "${db.replaceAll('"', '""')}" TO ${alias}`);
-      head = await metaOf(conn, alias, "head");
+      head = await readHead(conn, alias);
       archived = await metaOf(conn, alias, "archived");
     } finally {
       // detaching checkpoints the copy: one self-contained file, no WAL beside it

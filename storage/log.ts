@@ -11,7 +11,7 @@ import { Value as TypeValue } from "@sinclair/typebox/value";
 import { appendFrames, columnsToFrames, KIND_CODE, LOG_COLUMNS, LOG_COLUMNS_FAST, rowToFrame, type LogRow } from "./codec.ts";
 import { CommitError, FrameError, LogClosedError, LogDegradedError } from "./errors.ts";
 import type { ConsumerStatus } from "./consumer.ts";
-import { closeDatabase, firstLine, isStorageFailure, needsReopen, openDatabase, type Database, type SandboxOptions } from "./database.ts";
+import { closeDatabase, firstLine, isStorageFailure, needsReopen, openDatabase, readHead, type Database, type SandboxOptions } from "./database.ts";
 import { backoffDelay, type BackoffSettings } from "./time.ts";
 
 export interface LogOptions extends Partial<LogTuning> {
@@ -155,11 +155,7 @@ export class EventLog extends EventEmitter {
   /** Reads head, cursors and the latest value per tag from the database (at open and after a reopen). */
   private async recover(): Promise<void> {
     const { conn } = this.db;
-    const meta = await conn.runAndReadAll(`SELECT value FROM meta WHERE key = 'head'`);
-    const max = await conn.runAndReadAll(`SELECT coalesce(max("offset"), 0) FROM log`);
-    const metaHead = meta.getRows().length ? Number(meta.getRows()[0]![0]) : 0;
-    // Both are written in the same transaction, so they agree; the max guards a head row lost by hand.
-    this.headOffset = Math.max(metaHead, Number(max.getRows()[0]![0]));
+    this.headOffset = await readHead(conn);
     for (const [name, offset] of (await conn.runAndReadAll(`SELECT name, "offset" FROM cursors`)).getRows()) {
       this.cursors.set(String(name), Number(offset));
     }
@@ -391,18 +387,14 @@ export class EventLog extends EventEmitter {
     this.afterCommit();
   }
 
-  /** One transaction: the frames at offsets `first`..., the head and the cursors. */
+  /** One transaction: the frames at offsets `first`... and the cursors. */
   private async writeBatch(b: Batch, first: number): Promise<void> {
     const { conn, appender } = this.db;
-    const n = b.frames.length;
     await conn.run("BEGIN TRANSACTION");
     try {
       appendFrames(appender, b.frames, first, b.loggedAt);
       appender.flushSync();
-      // UPDATE in place, not INSERT OR REPLACE: replacing the row rewrites the primary-key index, which
-      // made the head row the costliest statement of a small commit (1.5 ms of CPU more per commit,
-      // measured; a fast poll loop commits tens of times a second). The row exists from the open.
-      if (n > 0) await conn.run(`UPDATE meta SET value = ${first + n - 1} WHERE key = 'head'`);
+      // no head row: the head is the highest offset (database.ts readHead)
       const now = Date.now() * 1000;
       for (const [name, offset] of b.cursors) {
         await conn.run(`INSERT OR REPLACE INTO cursors VALUES ($name, $offset, $now)`, { name, offset: BigInt(offset), now: BigInt(now) });

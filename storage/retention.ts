@@ -1,7 +1,7 @@
 // Retention: old frames leave the hot table by age and/or count. With archiving on, each range is
 // first written as Parquet files partitioned by day (<archiveDir>/day=YYYY-MM-DD/o<first>-<last>_<n>.parquet),
 // its row count read back and compared, and only then deleted from the hot table, in the transaction
-// that moves meta.archived. Offsets are never reused: the head lives in meta, not in max(offset).
+// that moves meta.archived. Offsets are never reused: the head is the higher of max(offset) and meta.archived (database.ts readHead).
 import { EventEmitter } from "node:events";
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { basename, join, resolve } from "node:path";

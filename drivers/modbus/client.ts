@@ -49,6 +49,12 @@ export class ModbusExceptionError extends Error {
 
 /** What the driver needs of a Modbus link: TCP (ModbusConnection) or an RTU line (rtu.ts). */
 export interface ModbusLink {
+  /**
+   * True when requests wait in the link and go out one at a time (an RTU line): a poll loop may then
+   * queue its next read before handling the current answer. Modbus/TCP sends at once (a device may not
+   * take several requests in flight), so it says nothing.
+   */
+  readonly queuesRequests?: boolean;
   read(unitId: number, area: Area, start: number, count: number): Promise<number[] | boolean[]>;
   readRegisters(unitId: number, area: "holding" | "input", start: number, count: number): Promise<number[]>;
   readBits(unitId: number, area: "coil" | "discrete", start: number, count: number): Promise<boolean[]>;

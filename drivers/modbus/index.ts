@@ -64,6 +64,9 @@ export function linkOf(endpoint: Endpoint): { key: string; open: () => Promise<M
   }
 }
 
+/** What a read gave: the registers or bits, or the error it failed with. */
+type ReadOutcome = { data: number[] | boolean[] } | { error: unknown };
+
 /** Quality of the tags of a read that failed with this exception code. */
 export function exceptionQuality(code: number): number {
   switch (code) {
@@ -142,10 +145,20 @@ export class ModbusDriver implements Driver {
 
   private async pollGroup(conn: ModbusLink, tx: FrameSink, signal: AbortSignal, blocks: ReadBlock[], intervalMs: number): Promise<void> {
     let next = performance.now();
+    // On a link that queues (RTU), the next read of the cycle (or of the next cycle, when polling as
+    // fast as possible) is queued before this one's answer is handled: the line sends it while the
+    // frames are decoded and logged. A read still queued when the loop ends settles unobserved.
+    const ahead = conn.queuesRequests === true;
+    let queued: { block: ReadBlock; read: Promise<ReadOutcome> } | null = null;
     while (!signal.aborted) {
-      for (const b of blocks) {
+      for (let i = 0; i < blocks.length; i++) {
         if (signal.aborted) return;
-        const frames = await this.readBlock(conn, tx, b);
+        const b = blocks[i]!;
+        const read = queued?.block === b ? queued.read : this.startRead(conn, b);
+        queued = null;
+        const following = i + 1 < blocks.length ? blocks[i + 1] : intervalMs <= 0 ? blocks[0] : undefined;
+        if (ahead && following) queued = { block: following, read: this.startRead(conn, following) };
+        const frames = this.blockFrames(tx, b, await read);
         if (frames.length) await tx.send(frames);
       }
       tx.heartbeat();
@@ -161,15 +174,19 @@ export class ModbusDriver implements Driver {
     }
   }
 
-  /** One read request -> the frames of its tags (Good values, or Bad for all of them). */
-  private async readBlock(conn: ModbusLink, tx: FrameSink, b: ReadBlock): Promise<DataFrame[]> {
-    let data: number[] | boolean[];
-    try {
-      data = await conn.read(b.unitId, b.area, b.start, b.count);
-      this.connectionFailures = 0;
-    } catch (e) {
-      return this.failBlock(tx, b, e);
-    }
+  /** Sends a read; the promise never rejects (a failure is an outcome to turn into Bad frames). */
+  private startRead(conn: ModbusLink, b: ReadBlock): Promise<ReadOutcome> {
+    return conn.read(b.unitId, b.area, b.start, b.count).then(
+      (data) => ({ data }),
+      (error: unknown) => ({ error }),
+    );
+  }
+
+  /** One read's outcome -> the frames of its tags (Good values, or Bad for all of them). */
+  private blockFrames(tx: FrameSink, b: ReadBlock, outcome: ReadOutcome): DataFrame[] {
+    if ("error" in outcome) return this.failBlock(tx, b, outcome.error);
+    this.connectionFailures = 0;
+    const data = outcome.data;
     const ts = Date.now() * 1000;
     const frames: DataFrame[] = new Array(b.slots.length);
     const bits = isBitArea(b.area);

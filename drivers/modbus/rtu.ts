@@ -56,6 +56,7 @@ export class RtuLine implements ModbusLink {
   private closed = false;
   /** requests sent per unit (for the fairness benchmark and metrics) */
   readonly sentPerUnit = new Map<number, number>();
+  readonly queuesRequests = true;
 
   constructor(private readonly o: RtuLineOptions) {}
 
@@ -115,14 +116,25 @@ export class RtuLine implements ModbusLink {
     if (this.pumping) return;
     this.pumping = true;
     try {
-      for (let p = this.next(); p; p = this.next()) {
+      let p = this.next();
+      let running = p ? this.run(p) : null;
+      while (p && running) {
+        let data: number[] | boolean[] | undefined;
+        let error: unknown;
         try {
-          p.resolve(await this.run(p));
-          this.unproven.delete(p.unitId);
+          data = await running;
         } catch (e) {
-          if (e instanceof ModbusExceptionError) this.unproven.delete(p.unitId); // an answer all the same
-          p.reject(e as Error);
+          error = e;
         }
+        // the next request goes out before this answer is handed over (when the silence allows it at
+        // once): its driver decodes and logs while the device works on the next one
+        const following = this.next();
+        const next = following ? this.run(following) : null;
+        if (error === undefined || error instanceof ModbusExceptionError) this.unproven.delete(p.unitId); // an exception is an answer all the same
+        if (error === undefined) p.resolve(data!);
+        else p.reject(error as Error);
+        p = following;
+        running = next;
       }
     } finally {
       this.pumping = false;
@@ -180,12 +192,25 @@ export class RtuLine implements ModbusLink {
     else if (this.rxLength > MAX_FRAME) this.onFrame?.(new RtuFrameError(`${this.rxLength} bytes without a complete answer`));
   }
 
-  /** Sends one request and waits for its answer, its timeout, or the end of the link. */
-  private async run(p: Pending): Promise<number[] | boolean[]> {
+  /**
+   * Sends one request and waits for its answer, its timeout, or the end of the link. When the link is
+   * open and the silence is over, the request is written before this returns (see pump).
+   */
+  private run(p: Pending): Promise<number[] | boolean[]> {
+    const link = this.link;
+    if (link && this.quietUntil <= performance.now()) return this.exchange(link, p);
+    return this.openAndExchange(p);
+  }
+
+  private async openAndExchange(p: Pending): Promise<number[] | boolean[]> {
     const link = await this.ensureOpen();
     // exact, never short: a timer alone would cut a fractional silence (1.75 ms) to ~1.1 ms
     while (this.quietUntil > performance.now()) await sleepUntil(this.quietUntil);
     if (this.link !== link) throw new ModbusConnectionError(`${this.o.name}: the line closed`);
+    return await this.exchange(link, p);
+  }
+
+  private async exchange(link: ByteLink, p: Pending): Promise<number[] | boolean[]> {
     this.rxLength = 0; // whatever arrived during the silence is not an answer to this request
     this.expecting = p.req;
     const outcome = await new Promise<Error | null | "timeout">((resolve) => {

@@ -64,8 +64,6 @@ async function check(reported: [number, number][]): Promise<number> {
       const head = log.head;
       expect({ count, distinct, min: count ? min : 1, max }).toEqual({ count: head, distinct: head, min: 1, max: head });
       expect(badContent).toBe(0);
-      const metaHead = Number((await conn.runAndReadAll(`SELECT coalesce(max(value), 0) FROM meta WHERE key = 'head'`)).getRows()[0]![0]);
-      expect(metaHead).toBe(head);
       // every range the child saw committed is in 1..head, hence present with its content checked above
       for (const [first, last] of reported) {
         expect(first).toBeGreaterThanOrEqual(1);
