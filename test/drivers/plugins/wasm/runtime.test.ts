@@ -72,7 +72,9 @@ describe("wasm runtime", () => {
     expect(() => plugin.decode!([payload(2)])).toThrow(WasmDeadlineError);
     const took = performance.now() - t0;
     expect(took).toBeGreaterThanOrEqual(49);
-    expect(took).toBeLessThan(1000);
+    // the loop never ends by itself: any bound proves the stop; 10 s leaves room for a machine at load 20
+    // (a clean-clone run there took 1002 ms, re-creating the instance included)
+    expect(took).toBeLessThan(10_000);
     expect(faults[0]).toBeInstanceOf(WasmDeadlineError);
     expect(plugin.decode!([payload(0)])).toEqual([FIXED_FRAMES]);
   });
