@@ -21,3 +21,21 @@ export function failLogReads(log: EventLog, times = 1, match: (o: { kinds?: read
   };
   return { get thrown() { return state.thrown; }, restore: () => ((log as unknown as { pages: typeof log.pages }).pages = original) };
 }
+
+/**
+ * The next `times` small-batch INSERTs of the log's writer (storage/log.ts writeBatch) fail with
+ * `message`, as DuckDB's JSON reader refusing a batch would. Reaches the private writer handle.
+ */
+export function failSmallInserts(log: EventLog, times = 1, message = "Invalid Input Error: injected JSON refusal") {
+  const state = { thrown: 0 };
+  const writer = log as unknown as { insertSmall: (json: string, first: number, at: number) => Promise<void> };
+  const original = writer.insertSmall.bind(log);
+  writer.insertSmall = async (json, first, at) => {
+    if (state.thrown < times) {
+      state.thrown++;
+      throw new Error(message);
+    }
+    return original(json, first, at);
+  };
+  return { get thrown() { return state.thrown; } };
+}

@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from "bun:test";
 import { join } from "node:path";
 import type { DataFrame, Frame } from "../../schemas/index.ts";
 import { EventLog } from "../../storage/index.ts";
+import { failSmallInserts } from "../helpers/faults.ts";
 import { tempDir } from "../helpers/index.ts";
 
 const frame = (i: number, tag = `t${i % 10}`): DataFrame => ({ kind: "data", tag, value: i, ts: 1_700_000_000_000_000 + i, quality: 0, source: "test" });
@@ -70,6 +71,64 @@ describe("event log", () => {
     }
     expect(out).toEqual(input);
     expect(log.latest().get("e")?.value).toBe(big);
+    await log.close();
+  });
+
+  it("stores a small batch (JSON insert) exactly as a large one (appender): doubles, strings, 64-bit integers", async () => {
+    const log = await EventLog.open({ path, maxDelayMs: 1, tailFrames: 0 });
+    const values = [0.1, 5e-324, 1.7976931348623157e308, -1.5e-300, 123456789.123456789, 2 ** 53 + 2, false, true, null, -9223372036854775808n, 18446744073709551615n];
+    const strings = [`it's "quoted"`, "back\\slash", "line\nbreak\ttab", "Zürich 温度 🌡", "nul\u0000inside", "lone \ud800 surrogate", ""];
+    const frames = (): Frame[] => [
+      ...values.map((value, i): Frame => ({ kind: "data", tag: `v${i}`, value, ts: 1_700_000_000_000_000 + i, quality: 0, source: "s" })),
+      ...strings.map((value, i): Frame => ({ kind: "data", tag: `s'${i}`, value, ts: 2 + i, quality: 0x80000000 + i, source: value })),
+      // no exact JSON form: this batch goes to the appender whole
+      ...[Number.NaN, -0, Number.POSITIVE_INFINITY].map((value, i): Frame => ({ kind: "data", tag: `n${i}`, value, ts: 3, quality: 0, source: "s" })),
+      { kind: "cmd", id: "c'1", tag: "a", value: 2.5, origin: "rest", actor: strings[3]!, tenant: "t1", ts: 6, expiresAt: 100 },
+      { kind: "event", type: "x", source: "plc", ts: 8, data: { nested: [1, "two", { three: strings[0] }] } },
+    ];
+    const plain = (fs: Frame[]) => fs.filter((f) => !(f.kind === "data" && typeof f.value === "number" && (!Number.isFinite(f.value) || Object.is(f.value, -0))));
+    const small = plain(frames());
+    const withSpecial = frames();
+    // small: JSON insert; then with NaN/-0/Infinity (refused by smallBatchJson, appender); then padded past 512 (appender)
+    await log.append(structuredClone(small));
+    await log.append(structuredClone(withSpecial));
+    const pad: Frame[] = Array.from({ length: 600 }, (_, i) => ({ kind: "data", tag: "pad", value: i, ts: 9, quality: 0, source: "s" }));
+    await log.append([...structuredClone(small), ...pad]);
+    const conn = await log.connect();
+    try {
+      const rows = async (from: number, n: number) =>
+        (await conn.runAndReadAll(`SELECT kind, ts, tag, vtype, num::VARCHAR, str, quality, source, body FROM log WHERE "offset" BETWEEN ${from} AND ${from + n - 1} ORDER BY "offset"`)).getRows();
+      const viaJson = await rows(1, small.length);
+      const viaAppender = await rows(small.length + withSpecial.length + 1, small.length);
+      expect(viaJson).toEqual(viaAppender);
+      expect(viaJson.length).toBe(small.length);
+    } finally {
+      conn.closeSync();
+    }
+    const back: Frame[] = [];
+    for await (const f of log.read({ from: 1, to: small.length + withSpecial.length })) {
+      const { offset: _o, loggedAt: _l, ...rest } = f;
+      back.push(rest as Frame);
+    }
+    // UTF-8 has no lone surrogate: both paths store U+FFFD for it (the rows compared equal above)
+    const wellFormed = (f: Frame): Frame => (f.kind === "data" && typeof f.value === "string" ? { ...f, value: f.value.toWellFormed(), source: f.source.toWellFormed() } : f);
+    expect(back.slice(0, small.length)).toEqual(small.map(wellFormed));
+    const special = back.slice(small.length).filter((f) => f.kind === "data" && f.tag.startsWith("n")) as DataFrame[];
+    expect(special.map((f) => f.value)).toEqual([Number.NaN, -0, Number.POSITIVE_INFINITY]);
+    await log.close();
+  });
+
+  it("writes a small batch the JSON insert refused through the appender, gapless, and counts it", async () => {
+    const log = await EventLog.open({ path, maxDelayMs: 1, tailFrames: 0 });
+    const injected = failSmallInserts(log, 1);
+    const frames = (n: number, from: number): Frame[] => Array.from({ length: n }, (_, i) => ({ kind: "data", tag: "t", value: from + i, ts: from + i, quality: 0, source: "s" }));
+    expect(await log.append(frames(5, 1))).toEqual({ first: 1, last: 5 });
+    expect(await log.append(frames(5, 6))).toEqual({ first: 6, last: 10 });
+    expect(injected.thrown).toBe(1);
+    expect(log.health().smallInsertFallbacks).toBe(1);
+    const values: unknown[] = [];
+    for await (const f of log.read({ from: 1 })) values.push((f as DataFrame).value);
+    expect(values).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
     await log.close();
   });
 
