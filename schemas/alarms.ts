@@ -33,6 +33,19 @@ export const AlarmRequest = {
   Clear: "alarm.clear",
 } as const;
 
+/**
+ * Events the gateway appends about itself (EventFrame.source `gateway`): a planned stop is not a device
+ * fault. `gateway.stopping` (data.reason: the signal or caller) is committed after the bridges stopped and
+ * before the drivers stop (their tags' Bad frames come after it); `gateway.started` once everything has
+ * started. The alarm engine starts no quality-alarm delay between the two, and at `gateway.started` starts
+ * the delay of every tag that is still Bad: the time the gateway was stopped or starting does not count.
+ */
+export const GatewayEvent = {
+  Stopping: "gateway.stopping",
+  Started: "gateway.started",
+} as const;
+export const GATEWAY_SOURCE = "gateway";
+
 export const AlarmPriority = Type.Union(
   [Type.Literal("critical"), Type.Literal("high"), Type.Literal("medium"), Type.Literal("low")],
   { default: "medium" },
