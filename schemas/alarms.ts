@@ -64,7 +64,12 @@ export const AlarmState = Type.Object(
     shelvedUntil: Type.Optional(Type.Number({ description: "micros; shelved while now < shelvedUntil" })),
     message: Type.String(),
     value: Type.Optional(Type.Unknown()),
-    since: Type.Number({ description: "micros of the last transition" }),
+    since: Type.Number({ description: "micros of the last transition (any: an acknowledgement or a shelving moves it; see activeSince)" }),
+    activeSince: Type.Optional(
+      Type.Number({
+        description: "micros when the alarm last became active; kept by acknowledgement, shelving and clearing (absent for an alarm never raised; the engine fills it from the log for transitions logged before it existed)",
+      }),
+    ),
     actor: Type.Optional(Type.String({ description: "who acknowledged or shelved" })),
     reason: Type.Optional(Type.String({ description: "why it was shelved (operator's words), or 'expired' on an unshelve at expiry" })),
     cause: Type.Optional(

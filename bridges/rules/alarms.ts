@@ -236,6 +236,7 @@ export class AlarmEngine {
           message: c.message,
           value: c.value,
           since: t,
+          activeSince: t,
           cause,
           // a shelved alarm stays shelved (and silent) when it comes back
           ...(st && isShelved(st, t) ? { shelvedUntil: st.shelvedUntil!, ...(st.actor === undefined ? {} : { actor: st.actor }), ...(st.reason === undefined ? {} : { reason: st.reason }) } : {}),
