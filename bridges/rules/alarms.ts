@@ -28,6 +28,8 @@ export interface AlarmEngineOptions {
   storeEveryMs?: number;
   /** retry delays after a read or commit error (the consumer's default otherwise) */
   retry?: BackoffSettings;
+  /** the log's Parquet archive (retention): states are rebuilt from it too */
+  archiveDir?: string;
 }
 
 /** An operator action on an alarm id the engine does not know. */
@@ -109,7 +111,7 @@ export class AlarmEngine {
   /** The state from the log and the conditions from the catalog; pending delays start again. */
   private async rebuild(): Promise<void> {
     await this.commits.reset();
-    await this.table.rebuild(this.opts.log, this.opts.log.head);
+    await this.table.rebuild(this.opts.log, this.opts.log.head, this.opts.archiveDir);
     this.index = indexConditions(this.opts.catalog.all(), null);
     this.catalogChanged = false;
     this.pending.clear();

@@ -7,6 +7,7 @@ import { Registry } from "prom-client";
 import { AlarmEngine, AlarmNotFound } from "../../../bridges/rules/alarms.ts";
 import { Catalog, Quality, type AlarmState, type EventFrame, type Frame, type Variable } from "../../../schemas/index.ts";
 import { EventLog } from "../../../storage/index.ts";
+import { Retention } from "../../../storage/retention.ts";
 import { failLogReads } from "../../helpers/faults.ts";
 import { tempDir, waitFor } from "../../helpers/index.ts";
 
@@ -30,8 +31,8 @@ afterEach(async () => {
   dir.cleanup();
 });
 
-async function engine(tags: Variable[], registry?: Registry, catalog = new Catalog(tags)): Promise<AlarmEngine> {
-  const e = new AlarmEngine({ log, catalog, storeEveryMs: 20, retry: { initialMs: 10, maxMs: 50 }, ...(registry ? { registry } : {}) });
+async function engine(tags: Variable[], registry?: Registry, catalog = new Catalog(tags), archiveDir?: string): Promise<AlarmEngine> {
+  const e = new AlarmEngine({ log, catalog, storeEveryMs: 20, retry: { initialMs: 10, maxMs: 50 }, ...(registry ? { registry } : {}), ...(archiveDir ? { archiveDir } : {}) });
   await e.start();
   engines.push(e);
   return e;
@@ -193,6 +194,44 @@ describe("alarm engine", () => {
     await put(data("b/t", 97), data("b/p", 4));
     await caughtUp(e);
     expect(await transitions()).toEqual(before);
+  });
+
+  it("keeps an alarm's state across a restart after retention moved its transitions to the Parquet archive", async () => {
+    const archiveDir = join(dir.path, "archive");
+    const tags = [tag("b/t", limits({ H: { limit: 90 } }))];
+    let e = await engine(tags, undefined, undefined, archiveDir);
+    await put(data("b/t", 95));
+    await waitFor(() => e.get("b/t:H")?.active, "H active");
+    const raisedAt = e.get("b/t:H")!.activeSince;
+    await e.ack("b/t:H", "alice");
+    await put(...Array.from({ length: 50 }, () => data("other", 1)));
+    await caughtUp(e);
+    await stopEngine(e);
+    // a short retention: only the last 10 frames stay in the hot table, the transitions are archived
+    const run = await new Retention(log, archiveDir, { maxAgeHours: 0, maxFrames: 10, archive: true, chunkFrames: 1000 }).run();
+    expect(run.frames).toBeGreaterThan(40);
+    await log.close();
+    log = await EventLog.open({ path, maxDelayMs: 1 });
+    expect(await transitions()).toEqual([]);
+    e = await engine(tags, undefined, undefined, archiveDir);
+    expect(e.get("b/t:H")).toMatchObject({ active: true, acked: true, actor: "alice", activeSince: raisedAt });
+    // the restarted engine goes on from that state: the next reading clears it, nothing is raised again
+    await put(data("b/t", 80));
+    await waitFor(() => e.get("b/t:H")?.active === false, "H cleared");
+    await caughtUp(e);
+    expect((await transitions()).map((t) => t.type)).toEqual(["alarm.cleared"]);
+  });
+
+  it("fills activeSince from the last activation for transitions logged before the field existed", async () => {
+    const old = { id: "b/t:H", tag: "b/t", kind: "H", priority: "medium", message: "b/t above H limit 90", value: 95, cause: 1 };
+    const ev = (type: string, data: object): Frame => ({ kind: "event", type, source: "alarms", tag: "b/t", ts: 1, data: { ...data } });
+    await put(
+      ev("alarm.active", { ...old, active: true, acked: false, since: 1_000 }),
+      ev("alarm.acked", { ...old, active: true, acked: true, actor: "alice", since: 2_000 }),
+      ev("alarm.cleared", { ...old, active: false, acked: true, actor: "alice", since: 3_000 }),
+    );
+    const e = await engine([tag("b/t", limits({ H: { limit: 90 } }))]);
+    expect(e.get("b/t:H")).toMatchObject({ active: false, acked: true, since: 3_000, activeSince: 1_000 });
   });
 
   it("a delay pending at a restart takes effect once after it, at its time, and frames read again repeat nothing", async () => {
