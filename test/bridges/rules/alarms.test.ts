@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from "bun:test";
 import { join } from "node:path";
 import { Registry } from "prom-client";
 import { AlarmEngine, AlarmNotFound } from "../../../bridges/rules/alarms.ts";
-import { Catalog, Quality, type AlarmState, type EventFrame, type Frame, type Variable } from "../../../schemas/index.ts";
+import { Catalog, GatewayEvent, Quality, type AlarmState, type EventFrame, type Frame, type Variable } from "../../../schemas/index.ts";
 import { EventLog } from "../../../storage/index.ts";
 import { Retention } from "../../../storage/retention.ts";
 import { failLogReads } from "../../helpers/faults.ts";
@@ -117,14 +117,32 @@ describe("alarm engine", () => {
 
   it("raises a quality alarm when the tag has been Bad for badForMs, not before", async () => {
     const e = await engine([tag("b/t", limits({ quality: { badForMs: 300, priority: "low" } }))]);
-    await put(data("b/t", 1, Quality.Bad_CommunicationError));
-    await Bun.sleep(150);
-    await caughtUp(e);
-    expect(e.get("b/t:quality")).toBeUndefined();
+    const { first } = await put(data("b/t", 1, Quality.Bad_CommunicationError));
+    // no sleep to race against: when it was raised is read from the log, however late the machine runs
     await waitFor(() => e.get("b/t:quality")?.active, "quality alarm", 3000, 5);
     expect(e.get("b/t:quality")!.priority).toBe("low");
+    await logged("b/t:quality", ["alarm.active"]);
+    const badAt = (await log.read({ from: first, to: first }).next()).value!.loggedAt;
+    let raised: { loggedAt: number; since: number } | undefined;
+    for await (const f of log.read({ from: first + 1, kinds: ["event"] })) if (f.kind === "event" && f.type === "alarm.active") raised = { loggedAt: f.loggedAt, since: (f.data as AlarmState).since };
+    expect(raised!.since).toBe(badAt + 300_000);
+    expect(raised!.loggedAt).toBeGreaterThanOrEqual(badAt + 300_000);
     await put(data("b/t", 1));
     await waitFor(() => e.get("b/t:quality")?.active === false, "cleared by a Good reading");
+  });
+
+  it("counts no Bad time between gateway.stopping and gateway.started: a tag still Bad raises badForMs after the start", async () => {
+    const e = await engine([tag("p/a", limits({ quality: { badForMs: 300 } })), tag("p/b", limits({ quality: { badForMs: 300 } }))]);
+    const lifecycle = (type: string): Frame => ({ kind: "event", type, source: "gateway", ts: Date.now() * 1000, data: {} });
+    await put(lifecycle(GatewayEvent.Stopping), data("p/a", 0, Quality.Bad_NoCommunication), data("p/b", 0, Quality.Bad_NoCommunication));
+    // the gateway stays down longer than badForMs
+    await Bun.sleep(400);
+    const { first: started } = await put(lifecycle(GatewayEvent.Started), data("p/a", 1));
+    await waitFor(() => e.get("p/b:quality")?.active, "p/b's quality alarm", 3000, 5);
+    await caughtUp(e);
+    const startedAt = (await log.read({ from: started, to: started }).next()).value!.loggedAt;
+    expect(e.get("p/b:quality")!.since).toBe(startedAt + 300_000);
+    expect(e.get("p/a:quality")).toBeUndefined();
   });
 
   it("raises a bool alarm on its `when` value and ignores Bad readings for it", async () => {
