@@ -10,7 +10,8 @@ import { spawnGateway, type GatewayProcess } from "../helpers/gateway-process.ts
 import { freePort, tempDir, waitFor, writeConfig } from "../helpers/index.ts";
 import { ModbusDevice } from "../helpers/modbus-device.ts";
 
-const BAD_FOR_MS = 1000;
+// generous: a loaded machine may take a while after `gateway.started` to read the device again
+const BAD_FOR_MS = 2000;
 const TAGS = ["plc/a", "plc/b", "plc/c"];
 let dir: ReturnType<typeof tempDir>;
 let device: ModbusDevice;
@@ -94,6 +95,8 @@ describe("quality alarms across a planned stop", () => {
       [GatewayEvent.Started, null],
       [GatewayEvent.Stopping, "SIGTERM"],
     ]);
+    // the gateway was down longer than badForMs
+    expect(lifecycle[2]!.loggedAt - lifecycle[1]!.loggedAt).toBeGreaterThan(BAD_FOR_MS * 1000);
   }, 90_000);
 
   it("raises one quality alarm per tag, badForMs after the start, when the device is down after the restart", async () => {
