@@ -6,7 +6,6 @@ import { builtinDriverFactories, CommandExecutor, DriverManager, EndpointPool, m
 import { PluginRegistry } from "../drivers/plugins/registry.ts";
 import { Catalog, GATEWAY_SOURCE, GatewayEvent, type EventFrame } from "../schemas/index.ts";
 import { CommandBus, deadline, EventLog, TIMED_OUT, type RecoveredEvent } from "../storage/index.ts";
-
 import { createApi } from "./api/index.ts";
 import type { Config } from "./config.ts";
 import { loadGatewayConfig } from "./config-check.ts";
@@ -139,7 +138,7 @@ export class Gateway {
    * planned stop from a device fault by them. Awaited (so that the drivers' Bad frames at a stop come
    * after it) but bounded: a log that cannot commit must not hold up a stop.
    */
-  private async recordLifecycle(type: string, data: Record<string, unknown>): Promise<void> {
+  private async recordLifecycle(type: (typeof GatewayEvent)[keyof typeof GatewayEvent], data: Record<string, unknown>): Promise<void> {
     const { log, logger } = this.ctx;
     const appended = log.append([{ kind: "event", type, source: GATEWAY_SOURCE, ts: Date.now() * 1000, data }], { urgent: true }).then(
       () => true,

@@ -1,7 +1,7 @@
 // The published state of every alarm (one AlarmState per id), as the log says it: rebuilt on start from
 // the last transition event per id (the Parquet archive included), then changed only together with a
-// transition event. Whatever
-// GET /api/alarms answers is in this table, and every change of it is a frame in the log.
+// transition event. Whatever GET /api/alarms answers is in this table, and every change of it is a frame
+// in the log.
 import { AlarmTransition, type AlarmPriority, type AlarmState, type EventFrame } from "../../schemas/index.ts";
 import { join, resolve } from "node:path";
 import type { EventLog } from "../../storage/index.ts";
