@@ -33,6 +33,19 @@ export const AlarmRequest = {
   Clear: "alarm.clear",
 } as const;
 
+/**
+ * Events the gateway appends about itself (EventFrame.source `gateway`): a planned stop is not a device
+ * fault. `gateway.stopping` (data.reason: the signal or caller) is committed after the bridges stopped and
+ * before the drivers stop (their tags' Bad frames come after it); `gateway.started` once everything has
+ * started. The alarm engine starts no quality-alarm delay between the two, and at `gateway.started` starts
+ * the delay of every tag that is still Bad: the time the gateway was stopped or starting does not count.
+ */
+export const GatewayEvent = {
+  Stopping: "gateway.stopping",
+  Started: "gateway.started",
+} as const;
+export const GATEWAY_SOURCE = "gateway";
+
 export const AlarmPriority = Type.Union(
   [Type.Literal("critical"), Type.Literal("high"), Type.Literal("medium"), Type.Literal("low")],
   { default: "medium" },
@@ -51,7 +64,12 @@ export const AlarmState = Type.Object(
     shelvedUntil: Type.Optional(Type.Number({ description: "micros; shelved while now < shelvedUntil" })),
     message: Type.String(),
     value: Type.Optional(Type.Unknown()),
-    since: Type.Number({ description: "micros of the last transition" }),
+    since: Type.Number({ description: "micros of the last transition (any: an acknowledgement or a shelving moves it; see activeSince)" }),
+    activeSince: Type.Optional(
+      Type.Number({
+        description: "micros when the alarm last became active; kept by acknowledgement, shelving and clearing (absent for an alarm never raised; the engine fills it from the log for transitions logged before it existed)",
+      }),
+    ),
     actor: Type.Optional(Type.String({ description: "who acknowledged or shelved" })),
     reason: Type.Optional(Type.String({ description: "why it was shelved (operator's words), or 'expired' on an unshelve at expiry" })),
     cause: Type.Optional(

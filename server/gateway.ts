@@ -4,8 +4,8 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import { builtinDriverFactories, CommandExecutor, DriverManager, EndpointPool, markPreviousRunUncertain } from "../drivers/index.ts";
 import { PluginRegistry } from "../drivers/plugins/registry.ts";
-import { Catalog, type EventFrame } from "../schemas/index.ts";
-import { CommandBus, EventLog, type RecoveredEvent } from "../storage/index.ts";
+import { Catalog, GATEWAY_SOURCE, GatewayEvent, type EventFrame } from "../schemas/index.ts";
+import { CommandBus, deadline, EventLog, TIMED_OUT, type RecoveredEvent } from "../storage/index.ts";
 import { createApi } from "./api/index.ts";
 import type { Config } from "./config.ts";
 import { loadGatewayConfig } from "./config-check.ts";
@@ -130,6 +130,21 @@ export class Gateway {
     this.http = app;
     logger.info({ host: config.gateway.http.host, port: this.httpPort }, "http listening");
     this.warnOpenDoors();
+    await this.recordLifecycle(GatewayEvent.Started, {});
+  }
+
+  /**
+   * `gateway.started` / `gateway.stopping` in the log (schemas/alarms.ts): the alarm engine tells a
+   * planned stop from a device fault by them. Awaited (so that the drivers' Bad frames at a stop come
+   * after it) but bounded: a log that cannot commit must not hold up a stop.
+   */
+  private async recordLifecycle(type: (typeof GatewayEvent)[keyof typeof GatewayEvent], data: Record<string, unknown>): Promise<void> {
+    const { log, logger } = this.ctx;
+    const appended = log.append([{ kind: "event", type, source: GATEWAY_SOURCE, ts: Date.now() * 1000, data }], { urgent: true }).then(
+      () => true,
+      (err: unknown) => logger.warn({ err, event: type }, "recording the gateway's lifecycle event failed"),
+    );
+    if ((await deadline(appended, 2000)) === TIMED_OUT) logger.warn({ event: type }, "recording the gateway's lifecycle event timed out (2 s)");
   }
 
   /** One warning line and one `security.open_door` event per thing the config leaves open (server/open-doors.ts). */
@@ -141,8 +156,8 @@ export class Gateway {
     }
   }
 
-  /** Stops HTTP, bridges, drivers, then flushes and closes the log. Safe to call twice. */
-  stop(): Promise<void> {
+  /** Stops HTTP, bridges, drivers, then flushes and closes the log. Safe to call twice. `reason`: recorded in `gateway.stopping`. */
+  stop(reason = "stop"): Promise<void> {
     this.stopping ??= (async () => {
       const { logger } = this.ctx;
       // open query requests would hold the HTTP stop below for their whole deadline
@@ -151,6 +166,8 @@ export class Gateway {
       for (const svc of this.started.reverse()) {
         await svc.stop().catch((err) => logger.error({ err, service: svc.name }, "service stop failed"));
       }
+      // after the bridges (the alarm engine reads it at the next start), before the drivers mark their tags Bad
+      if (!this.ctx.log.isClosed) await this.recordLifecycle(GatewayEvent.Stopping, { reason });
       await this.executor?.stop();
       await this.ctx.drivers.stop();
       // after the drivers: an MQTT source decodes until it stops

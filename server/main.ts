@@ -45,9 +45,9 @@ process.on("unhandledRejection", (err) => {
 const starting = Gateway.start({ configDir: configDir(), logger });
 const signals = handleStopSignals({
   logger,
-  stop: async () => {
+  stop: async (reason) => {
     const gw = await starting.catch(() => undefined);
-    await gw?.stop();
+    await gw?.stop(reason);
   },
 });
 const launcher = Number(process.env.EDGE_STOP_WITH_PARENT);

@@ -1,7 +1,7 @@
 // The services the gateway wires, in start order (stopped in reverse). Adding a bridge adds one line.
 import type { GatewayContext, Service } from "./context.ts";
 import { configWatcher } from "./reload.ts";
-import { historyService } from "./history.ts";
+import { archiveDirOf, historyService } from "./history.ts";
 import { pluginsService } from "./plugins-service.ts";
 import { demoPlcService } from "./demo/plc.ts";
 import { createModbusSlave } from "../bridges/modbus-slave/index.ts";
@@ -24,7 +24,7 @@ export const services: ServiceFactory[] = [
   (ctx) => historyService(ctx),
   // derived tags and windows: idle (reads nothing) while the catalog has none
   (ctx) => createDerivedService({ log: ctx.log, catalog: ctx.catalog, logger: ctx.logger }),
-  (ctx) => new AlarmEngine({ log: ctx.log, catalog: ctx.catalog, registry: ctx.metrics.registry, logger: ctx.logger }),
+  (ctx) => new AlarmEngine({ log: ctx.log, catalog: ctx.catalog, registry: ctx.metrics.registry, logger: ctx.logger, archiveDir: archiveDirOf(ctx.config.gateway.dataDir) }),
   (ctx) => (ctx.plugins ? pluginsService(ctx.plugins, ctx.config.gateway.plugins.watch, ctx.logger) : null),
   (ctx) => (ctx.config.gateway.watchConfig ? configWatcher(ctx) : null),
   (ctx) => createModbusSlave({ ...ctx, get config() { return ctx.config; }, registry: ctx.metrics.registry }), // getter: the map follows reloads

@@ -8,8 +8,8 @@ export const STOP_SIGNALS = ["SIGINT", "SIGTERM"] as const;
 export type StopSignal = (typeof STOP_SIGNALS)[number];
 
 export interface StopSignalsOptions {
-  /** the clean stop; its promise settling ends the process */
-  stop(): Promise<void>;
+  /** the clean stop (`reason`: the signal, or why the stop was requested); its promise settling ends the process */
+  stop(reason: string): Promise<void>;
   logger: Logger;
   /** process.exit unless a test says otherwise */
   exit?: (code: number) => void;
@@ -35,7 +35,7 @@ export function handleStopSignals(opts: StopSignalsOptions): { request(reason: s
     requests++;
     if (requests === 1) {
       opts.logger.info({ reason }, "shutting down (a second signal is ignored, a third forces the exit)");
-      opts.stop().then(
+      opts.stop(reason).then(
         () => exit(0),
         (err: unknown) => {
           opts.logger.error({ err }, "stop failed");

@@ -1,8 +1,12 @@
 // The published state of every alarm (one AlarmState per id), as the log says it: rebuilt on start from
-// the last transition event per id, then changed only together with a transition event. Whatever
-// GET /api/alarms answers is in this table, and every change of it is a frame in the log.
+// the last transition event per id (the Parquet archive included), then changed only together with a
+// transition event. Whatever GET /api/alarms answers is in this table, and every change of it is a frame
+// in the log.
 import { AlarmTransition, type AlarmPriority, type AlarmState, type EventFrame } from "../../schemas/index.ts";
+import { join, resolve } from "node:path";
 import type { EventLog } from "../../storage/index.ts";
+import { KIND_CODE } from "../../storage/codec.ts";
+import { archiveFiles } from "../../storage/views.ts";
 
 const TRANSITIONS = new Set<string>(Object.values(AlarmTransition));
 
@@ -20,6 +24,30 @@ export interface AlarmFilter {
   state?: "annunciated" | "active" | "unacked" | "shelved" | "all";
 }
 
+const sqlString = (v: string) => `'${v.replaceAll("'", "''")}'`;
+
+/**
+ * One row per alarm id: the body of its last transition up to `to`, and the `since` of its last
+ * activation. Hot rows after meta.archived, Parquet rows up to it (as the `*_all` views: while a
+ * retention run has written its files but not yet deleted the hot rows, no row counts twice).
+ */
+function lastTransitionsSql(to: number, archiveDir: string | undefined): string {
+  const types = [...TRANSITIONS].map(sqlString).join(", ");
+  const archived = `(SELECT coalesce(max(value), 0) FROM meta WHERE key = 'archived')`;
+  const where = `kind = ${KIND_CODE.event} AND source = ${sqlString(ALARMS_SOURCE)}`;
+  const hot = `SELECT "offset", body FROM log WHERE ${where} AND "offset" > ${archived} AND "offset" <= ${Math.floor(to)}`;
+  const dir = archiveDir ? resolve(archiveDir) : null;
+  const cold =
+    dir && archiveFiles(dir).length
+      ? `SELECT "offset", body FROM read_parquet(${sqlString(join(dir, "day=*", "*.parquet"))}, hive_partitioning = false) WHERE ${where} AND "offset" <= ${archived}`
+      : null;
+  return `WITH t AS (
+      SELECT "offset", body, json_extract_string(body, '$.type') AS type, json_extract_string(body, '$.data.id') AS id
+      FROM (${cold ? `${cold} UNION ALL ` : ""}${hot}) WHERE json_extract_string(body, '$.type') IN (${types}))
+    SELECT arg_max(body, "offset"), arg_max(TRY_CAST(json_extract(body, '$.data.since') AS BIGINT), CASE WHEN type = 'alarm.active' THEN "offset" END)
+    FROM t WHERE id IS NOT NULL GROUP BY id`;
+}
+
 export const isShelved = (s: AlarmState, nowUs: number) => s.shelvedUntil !== undefined && nowUs < s.shelvedUntil;
 
 export class AlarmTable {
@@ -33,15 +61,24 @@ export class AlarmTable {
     return this.states.values();
   }
 
-  /** Reads every transition event of the log (offsets 1..to) and keeps the last one per id. */
-  async rebuild(log: EventLog, to: number): Promise<void> {
+  /**
+   * The last transition per id of the log (offsets 1..to), archived ones included: retention moves old
+   * frames to Parquet under `archiveDir`, and an alarm whose last transition left the hot table must
+   * keep its state. Transitions logged before `activeSince` existed get it from their last activation.
+   */
+  async rebuild(log: EventLog, to: number, archiveDir?: string): Promise<void> {
     this.states.clear();
-    for await (const page of log.pages({ from: 1, to, kinds: ["event"] })) {
-      for (const f of page) {
-        if (f.kind !== "event" || !TRANSITIONS.has(f.type) || f.source !== ALARMS_SOURCE) continue;
-        const s = f.data as AlarmState | undefined;
-        if (s && typeof s.id === "string") this.states.set(s.id, s);
+    const conn = await log.connect();
+    try {
+      const rows = (await conn.runAndReadAll(lastTransitionsSql(to, archiveDir))).getRows() as [string, bigint | number | null][];
+      for (const [body, activeSince] of rows) {
+        const s = (JSON.parse(body) as { data?: AlarmState }).data;
+        if (!s || typeof s.id !== "string") continue;
+        if (s.activeSince === undefined && activeSince !== null) s.activeSince = Number(activeSince);
+        this.states.set(s.id, s);
       }
+    } finally {
+      conn.closeSync();
     }
   }
 

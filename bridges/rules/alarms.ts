@@ -9,7 +9,7 @@
 // frame that started a pending delay, so that the delay is re-derived after a restart, and a transition
 // already in the log (at or before its `cause` offset) is never emitted again.
 import { Gauge, type Registry } from "prom-client";
-import { AlarmRequest, AlarmTransition, type AlarmPriority, type AlarmState, type Catalog, type EventFrame, type Logged } from "../../schemas/index.ts";
+import { AlarmRequest, AlarmTransition, GATEWAY_SOURCE, GatewayEvent, type AlarmPriority, type AlarmState, type Catalog, type EventFrame, type Logged } from "../../schemas/index.ts";
 import { consume, type BackoffSettings, type ConsumerContext, type ConsumerLogger, type EventLog, type LogConsumer } from "../../storage/index.ts";
 import type { ComponentStatus } from "../../schemas/health.ts";
 import { conditionFor, conditionOfState, indexConditions, requestCondition, type Condition, type ConditionIndex } from "./alarm-conditions.ts";
@@ -28,6 +28,8 @@ export interface AlarmEngineOptions {
   storeEveryMs?: number;
   /** retry delays after a read or commit error (the consumer's default otherwise) */
   retry?: BackoffSettings;
+  /** the log's Parquet archive (retention): states are rebuilt from it too */
+  archiveDir?: string;
 }
 
 /** An operator action on an alarm id the engine does not know. */
@@ -61,6 +63,8 @@ export class AlarmEngine {
   private evaluatedUpTo = 0;
   /** a pass failed after changing state in memory: rebuild from the log before the next one */
   private dirty = false;
+  /** between `gateway.stopping` and `gateway.started`: a tag going Bad starts no quality delay */
+  private gatewayDown = false;
   private readonly gauges: string[] = [];
   private readonly onCatalog = () => {
     this.catalogChanged = true;
@@ -107,7 +111,7 @@ export class AlarmEngine {
   /** The state from the log and the conditions from the catalog; pending delays start again. */
   private async rebuild(): Promise<void> {
     await this.commits.reset();
-    await this.table.rebuild(this.opts.log, this.opts.log.head);
+    await this.table.rebuild(this.opts.log, this.opts.log.head, this.opts.archiveDir);
     this.index = indexConditions(this.opts.catalog.all(), null);
     this.catalogChanged = false;
     this.pending.clear();
@@ -150,6 +154,8 @@ export class AlarmEngine {
     const byTag = this.index.byTag;
     for (let i = 0; i < page.length; i++) {
       const f = page[i]!;
+      // before the delays due: the time the gateway was down must not fire a quality alarm
+      if (f.kind === "event" && f.source === GATEWAY_SOURCE) this.lifecycle(f);
       if (f.loggedAt >= this.nextDue) this.fireDue(f.loggedAt, f.offset - 1);
       if (f.kind === "data") {
         const conds = byTag.get(f.tag);
@@ -172,6 +178,11 @@ export class AlarmEngine {
       this.cancel(c);
       return;
     }
+    if (on && this.gatewayDown && c.kind === "quality") {
+      // a planned stop marks every tag Bad: the delay starts at `gateway.started` if the tag is still Bad
+      this.cancel(c);
+      return;
+    }
     const delay = on ? c.onDelayUs : c.offDelayUs;
     if (delay === 0) {
       this.cancel(c);
@@ -190,6 +201,27 @@ export class AlarmEngine {
     this.pending.delete(c);
   }
 
+  /**
+   * The gateway's own stop and start (schemas/alarms.ts GatewayEvent). Stopping: pending quality delays
+   * are dropped and none starts until the gateway has started. Started: every quality condition whose tag
+   * is Bad starts its whole delay now (a crash leaves no stopping event: its downtime does not count either).
+   */
+  private lifecycle(f: Logged<EventFrame>): void {
+    if (f.type === GatewayEvent.Stopping) {
+      this.gatewayDown = true;
+      for (const c of this.pending) if (c.kind === "quality") this.cancel(c);
+    } else if (f.type === GatewayEvent.Started) {
+      this.gatewayDown = false;
+      for (const c of this.index.byId.values()) {
+        if (c.kind !== "quality" || !c.on || this.table.get(c.id)?.active) continue;
+        c.due = f.loggedAt + c.onDelayUs;
+        c.pendingFrom = f.offset;
+        this.pending.add(c);
+      }
+    } else return;
+    this.recomputeDue();
+  }
+
   /** The alarm takes the condition's state (unless the log already has this transition: a replay). */
   private follow(c: Condition, t: number, cause: number): void {
     const st = this.table.get(c.id);
@@ -206,6 +238,7 @@ export class AlarmEngine {
           message: c.message,
           value: c.value,
           since: t,
+          activeSince: t,
           cause,
           // a shelved alarm stays shelved (and silent) when it comes back
           ...(st && isShelved(st, t) ? { shelvedUntil: st.shelvedUntil!, ...(st.actor === undefined ? {} : { actor: st.actor }), ...(st.reason === undefined ? {} : { reason: st.reason }) } : {}),

@@ -22,12 +22,12 @@ afterEach(() => h.checkConsole());
 const SLOW = 60_000;
 const row = (page: Awaited<ReturnType<ConsoleHarness["open"]>>, id: string) => page.locator(`tr[data-id="${id}"]`);
 
-async function transitionsOf(id: string): Promise<{ type: string; actor?: string }[]> {
-  const out: { type: string; actor?: string }[] = [];
+async function transitionsOf(id: string): Promise<{ type: string; actor?: string; since: number }[]> {
+  const out: { type: string; actor?: string; since: number }[] = [];
   for await (const f of h.g.gw.ctx.log.read({ from: 1, kinds: ["event"] })) {
     const e = f as EventFrame;
     const s = e.data as AlarmState | undefined;
-    if (e.source === "alarms" && s?.id === id) out.push({ type: e.type, ...(s.actor ? { actor: s.actor } : {}) });
+    if (e.source === "alarms" && s?.id === id) out.push({ type: e.type, ...(s.actor ? { actor: s.actor } : {}), since: s.since });
   }
   return out;
 }
@@ -52,7 +52,12 @@ describe("alarms page", () => {
     await r.getByTestId("ack").click();
     await r.getByTestId("state-cell").filter({ hasText: "acknowledged by operator" }).waitFor({ timeout: 15_000 });
     await waitFor(async () => (await transitionsOf("rule:boiler:overheat")).some((t) => t.type === "alarm.acked"), "the ack in the log");
-    expect(await transitionsOf("rule:boiler:overheat")).toEqual([{ type: "alarm.active" }, { type: "alarm.acked", actor: "operator" }]);
+    const [raised, acked] = await transitionsOf("rule:boiler:overheat");
+    expect([raised, acked].map((t) => t && { type: t.type, actor: t.actor })).toEqual([{ type: "alarm.active", actor: undefined }, { type: "alarm.acked", actor: "operator" }]);
+    // "Active since" stays the time it was raised, not the acknowledgement's
+    const shown = (us: number) => page.evaluate((ms) => new Date(ms).toLocaleString(undefined, { hour12: false }), us / 1000);
+    await r.getByTestId("since-cell").filter({ hasText: await shown(raised!.since) }).waitFor({ timeout: 15_000 });
+    expect(await r.getByTestId("since-cell").getAttribute("title")).toBe(`last change ${await shown(acked!.since)}`);
     await r.getByRole("button", { name: "rule:boiler:overheat" }).click();
     const history = page.getByTestId("history");
     await history.waitFor({ timeout: 15_000 });

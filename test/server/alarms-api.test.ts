@@ -93,6 +93,19 @@ WHERE a.type = 'alarm.active' GROUP BY a.id, a.ts, a.seq`);
     expect(toAck.rows.map((r) => r[0])).toEqual(["acme/boiler/t:HH"]);
   });
 
+  it("keeps when an alarm became active (activeSince) through its clearing and acknowledgement, while since follows the last transition", async () => {
+    // H was raised by the first reading and cleared by the 80 of the test above: still unacknowledged
+    const before = (await list()).body.find((a) => a.id === "acme/boiler/t:H")!;
+    expect(before).toMatchObject({ active: false, acked: false });
+    const raised = await sql(`SELECT ts_us FROM alarms WHERE id = 'acme/boiler/t:H' AND type = 'alarm.active'`);
+    expect(before.activeSince).toBe(Number(raised.rows[0]![0]));
+    expect(before.since).toBeGreaterThan(before.activeSince!);
+    const r = await act("acme/boiler/t:H", "ack", "read write");
+    expect(r.body.activeSince).toBe(before.activeSince!);
+    expect(r.body.since).toBeGreaterThan(before.since);
+    expect((await list("?state=all")).body.find((a) => a.id === "acme/boiler/t:H")?.activeSince).toBe(before.activeSince!);
+  });
+
   it("answers an unknown alarm and another tenant's alarm alike with 404", async () => {
     const unknown = await act("acme/nope:H", "ack", "read write");
     const foreign = await act("globex/t:H", "ack", "read write");

@@ -5,8 +5,9 @@ import { afterEach, beforeEach, describe, expect, it } from "bun:test";
 import { join } from "node:path";
 import { Registry } from "prom-client";
 import { AlarmEngine, AlarmNotFound } from "../../../bridges/rules/alarms.ts";
-import { Catalog, Quality, type AlarmState, type EventFrame, type Frame, type Variable } from "../../../schemas/index.ts";
+import { Catalog, GatewayEvent, Quality, type AlarmState, type EventFrame, type Frame, type Variable } from "../../../schemas/index.ts";
 import { EventLog } from "../../../storage/index.ts";
+import { Retention } from "../../../storage/retention.ts";
 import { failLogReads } from "../../helpers/faults.ts";
 import { tempDir, waitFor } from "../../helpers/index.ts";
 
@@ -30,8 +31,8 @@ afterEach(async () => {
   dir.cleanup();
 });
 
-async function engine(tags: Variable[], registry?: Registry, catalog = new Catalog(tags)): Promise<AlarmEngine> {
-  const e = new AlarmEngine({ log, catalog, storeEveryMs: 20, retry: { initialMs: 10, maxMs: 50 }, ...(registry ? { registry } : {}) });
+async function engine(tags: Variable[], registry?: Registry, catalog = new Catalog(tags), archiveDir?: string): Promise<AlarmEngine> {
+  const e = new AlarmEngine({ log, catalog, storeEveryMs: 20, retry: { initialMs: 10, maxMs: 50 }, ...(registry ? { registry } : {}), ...(archiveDir ? { archiveDir } : {}) });
   await e.start();
   engines.push(e);
   return e;
@@ -116,14 +117,32 @@ describe("alarm engine", () => {
 
   it("raises a quality alarm when the tag has been Bad for badForMs, not before", async () => {
     const e = await engine([tag("b/t", limits({ quality: { badForMs: 300, priority: "low" } }))]);
-    await put(data("b/t", 1, Quality.Bad_CommunicationError));
-    await Bun.sleep(150);
-    await caughtUp(e);
-    expect(e.get("b/t:quality")).toBeUndefined();
+    const { first } = await put(data("b/t", 1, Quality.Bad_CommunicationError));
+    // no sleep to race against: when it was raised is read from the log, however late the machine runs
     await waitFor(() => e.get("b/t:quality")?.active, "quality alarm", 3000, 5);
     expect(e.get("b/t:quality")!.priority).toBe("low");
+    await logged("b/t:quality", ["alarm.active"]);
+    const badAt = (await log.read({ from: first, to: first }).next()).value!.loggedAt;
+    let raised: { loggedAt: number; since: number } | undefined;
+    for await (const f of log.read({ from: first + 1, kinds: ["event"] })) if (f.kind === "event" && f.type === "alarm.active") raised = { loggedAt: f.loggedAt, since: (f.data as AlarmState).since };
+    expect(raised!.since).toBe(badAt + 300_000);
+    expect(raised!.loggedAt).toBeGreaterThanOrEqual(badAt + 300_000);
     await put(data("b/t", 1));
     await waitFor(() => e.get("b/t:quality")?.active === false, "cleared by a Good reading");
+  });
+
+  it("counts no Bad time between gateway.stopping and gateway.started: a tag still Bad raises badForMs after the start", async () => {
+    const e = await engine([tag("p/a", limits({ quality: { badForMs: 300 } })), tag("p/b", limits({ quality: { badForMs: 300 } }))]);
+    const lifecycle = (type: string): Frame => ({ kind: "event", type, source: "gateway", ts: Date.now() * 1000, data: {} });
+    await put(lifecycle(GatewayEvent.Stopping), data("p/a", 0, Quality.Bad_NoCommunication), data("p/b", 0, Quality.Bad_NoCommunication));
+    // the gateway stays down longer than badForMs
+    await Bun.sleep(400);
+    const { first: started } = await put(lifecycle(GatewayEvent.Started), data("p/a", 1));
+    await waitFor(() => e.get("p/b:quality")?.active, "p/b's quality alarm", 3000, 5);
+    await caughtUp(e);
+    const startedAt = (await log.read({ from: started, to: started }).next()).value!.loggedAt;
+    expect(e.get("p/b:quality")!.since).toBe(startedAt + 300_000);
+    expect(e.get("p/a:quality")).toBeUndefined();
   });
 
   it("raises a bool alarm on its `when` value and ignores Bad readings for it", async () => {
@@ -193,6 +212,44 @@ describe("alarm engine", () => {
     await put(data("b/t", 97), data("b/p", 4));
     await caughtUp(e);
     expect(await transitions()).toEqual(before);
+  });
+
+  it("keeps an alarm's state across a restart after retention moved its transitions to the Parquet archive", async () => {
+    const archiveDir = join(dir.path, "archive");
+    const tags = [tag("b/t", limits({ H: { limit: 90 } }))];
+    let e = await engine(tags, undefined, undefined, archiveDir);
+    await put(data("b/t", 95));
+    await waitFor(() => e.get("b/t:H")?.active, "H active");
+    const raisedAt = e.get("b/t:H")!.activeSince;
+    await e.ack("b/t:H", "alice");
+    await put(...Array.from({ length: 50 }, () => data("other", 1)));
+    await caughtUp(e);
+    await stopEngine(e);
+    // a short retention: only the last 10 frames stay in the hot table, the transitions are archived
+    const run = await new Retention(log, archiveDir, { maxAgeHours: 0, maxFrames: 10, archive: true, chunkFrames: 1000 }).run();
+    expect(run.frames).toBeGreaterThan(40);
+    await log.close();
+    log = await EventLog.open({ path, maxDelayMs: 1 });
+    expect(await transitions()).toEqual([]);
+    e = await engine(tags, undefined, undefined, archiveDir);
+    expect(e.get("b/t:H")).toMatchObject({ active: true, acked: true, actor: "alice", activeSince: raisedAt });
+    // the restarted engine goes on from that state: the next reading clears it, nothing is raised again
+    await put(data("b/t", 80));
+    await waitFor(() => e.get("b/t:H")?.active === false, "H cleared");
+    await caughtUp(e);
+    expect((await transitions()).map((t) => t.type)).toEqual(["alarm.cleared"]);
+  });
+
+  it("fills activeSince from the last activation for transitions logged before the field existed", async () => {
+    const old = { id: "b/t:H", tag: "b/t", kind: "H", priority: "medium", message: "b/t above H limit 90", value: 95, cause: 1 };
+    const ev = (type: string, data: object): Frame => ({ kind: "event", type, source: "alarms", tag: "b/t", ts: 1, data: { ...data } });
+    await put(
+      ev("alarm.active", { ...old, active: true, acked: false, since: 1_000 }),
+      ev("alarm.acked", { ...old, active: true, acked: true, actor: "alice", since: 2_000 }),
+      ev("alarm.cleared", { ...old, active: false, acked: true, actor: "alice", since: 3_000 }),
+    );
+    const e = await engine([tag("b/t", limits({ H: { limit: 90 } }))]);
+    expect(e.get("b/t:H")).toMatchObject({ active: false, acked: true, since: 3_000, activeSince: 1_000 });
   });
 
   it("a delay pending at a restart takes effect once after it, at its time, and frames read again repeat nothing", async () => {
