@@ -112,91 +112,88 @@ function setRow(v: Vectors, r: number, f: Frame): void {
 }
 
 /**
- * The rows of a small batch as one JSON text of columns, for `SMALL_BATCH_INSERT` (the writer binds it
+ * The rows of a small batch as one JSON text (a list of row objects), for `SMALL_BATCH_INSERT` (the writer binds it
  * and DuckDB parses it on its own thread, so that the event loop spends ~0.1 ms on a commit of a few
  * hundred frames instead of ~1.2 ms filling and flushing an appender chunk, measured). Undefined when a
  * value has no exact JSON form (NaN, ±Infinity, -0): the appender takes that batch.
  */
 export function smallBatchJson(frames: readonly Frame[]): string | undefined {
   const n = frames.length;
-  const k = new Array<number>(n);
-  const ts = new Array<number>(n);
-  const tag = new Array<string | null>(n);
-  const vt = new Array<number>(n);
-  const num = new Array<number | null>(n);
-  const str = new Array<string | null>(n);
-  const q = new Array<number>(n);
-  const src = new Array<string | null>(n);
-  const body = new Array<string | null>(n);
+  // one object a row (short keys): DuckDB unnests a list of structs ~1.8x cheaper than nine parallel lists (measured)
+  const rows = new Array<JsonRow>(n);
   for (let i = 0; i < n; i++) {
     const f = frames[i]!;
-    k[i] = KIND_CODE[f.kind];
-    ts[i] = Math.trunc(f.ts);
+    const ts = Math.trunc(f.ts);
+    if (!Number.isSafeInteger(ts)) return undefined;
+    const r: JsonRow = { o: i, k: KIND_CODE[f.kind], t: ts, g: null, v: VT.null, n: null, s: null, q: 0, c: null, b: null };
     let value: Value = null;
     switch (f.kind) {
       case "data":
-        tag[i] = f.tag;
+        r.g = f.tag;
         value = f.value;
-        q[i] = f.quality >>> 0;
-        src[i] = f.source;
-        body[i] = null;
+        r.q = f.quality >>> 0;
+        r.c = f.source;
         break;
       case "cmd":
-        tag[i] = f.tag;
+        r.g = f.tag;
         value = f.value;
-        q[i] = 0;
-        src[i] = f.origin;
-        body[i] = jsonStringify({ id: f.id, origin: f.origin, actor: f.actor, tenant: f.tenant, expiresAt: f.expiresAt });
+        r.c = f.origin;
+        r.b = jsonStringify({ id: f.id, origin: f.origin, actor: f.actor, tenant: f.tenant, expiresAt: f.expiresAt });
         break;
       case "ack":
-        tag[i] = f.tag;
-        q[i] = f.ok ? 0 : 0x80000000;
-        src[i] = f.source;
-        body[i] = jsonStringify({ cmd: f.cmd, ok: f.ok, status: f.status, code: f.code, error: f.error });
+        r.g = f.tag;
+        r.q = f.ok ? 0 : 0x80000000;
+        r.c = f.source;
+        r.b = jsonStringify({ cmd: f.cmd, ok: f.ok, status: f.status, code: f.code, error: f.error });
         break;
       case "event":
-        tag[i] = f.tag ?? null;
-        q[i] = 0;
-        src[i] = f.source;
-        body[i] = jsonStringify({ type: f.type, data: f.data });
+        r.g = f.tag ?? null;
+        r.c = f.source;
+        r.b = jsonStringify({ type: f.type, data: f.data });
         break;
     }
     switch (typeof value) {
       case "number":
         if (!Number.isFinite(value) || Object.is(value, -0)) return undefined;
-        vt[i] = VT.number;
-        num[i] = value;
-        str[i] = null;
+        r.v = VT.number;
+        r.n = value;
         break;
       case "boolean":
-        vt[i] = VT.bool;
-        num[i] = value ? 1 : 0;
-        str[i] = null;
+        r.v = VT.bool;
+        r.n = value ? 1 : 0;
         break;
       case "bigint":
-        vt[i] = VT.bigint;
-        num[i] = Number(value);
-        str[i] = value.toString();
+        r.v = VT.bigint;
+        r.n = Number(value);
+        r.s = value.toString();
         break;
       case "string":
-        vt[i] = VT.string;
-        num[i] = null;
-        str[i] = value;
+        r.v = VT.string;
+        r.s = value;
         break;
-      default:
-        vt[i] = VT.null;
-        num[i] = null;
-        str[i] = null;
     }
-    if (!Number.isSafeInteger(ts[i])) return undefined;
+    rows[i] = r;
   }
-  return JSON.stringify({ k, ts, tag, vt, num, str, q, src, body });
+  return JSON.stringify(rows);
 }
 
-/** Inserts the rows of smallBatchJson($rows) at offsets $first, $first + 1 ... with commit time $at. */
-export const SMALL_BATCH_INSERT = `INSERT INTO log SELECT $first + generate_subscripts(j.k, 1) - 1, unnest(j.k), unnest(j.ts), unnest(j.tag),
-  unnest(j.vt), unnest(j.num), unnest(j.str), unnest(j.q), unnest(j.src), unnest(j.body), $at
-  FROM (SELECT from_json($rows, '{"k":"UTINYINT[]","ts":"BIGINT[]","tag":"VARCHAR[]","vt":"UTINYINT[]","num":"DOUBLE[]","str":"VARCHAR[]","q":"UINTEGER[]","src":"VARCHAR[]","body":"VARCHAR[]"}') AS j)`;
+/** A row of smallBatchJson: o = index in the batch, then the log's columns (codec.ts LOG_DDL) but offset and logged_at. */
+interface JsonRow {
+  o: number;
+  k: number;
+  t: number;
+  g: string | null;
+  v: number;
+  n: number | null;
+  s: string | null;
+  q: number;
+  c: string | null;
+  b: string | null;
+}
+
+/** Inserts the rows of smallBatchJson($rows) at offsets $first + o, with commit time $at. */
+export const SMALL_BATCH_INSERT = `INSERT INTO log SELECT $first + o, k, t, g, v, n, s, q, c, b, $at FROM (SELECT unnest(from_json($rows,
+  '[{"o":"BIGINT","k":"UTINYINT","t":"BIGINT","g":"VARCHAR","v":"UTINYINT","n":"DOUBLE","s":"VARCHAR","q":"UINTEGER","c":"VARCHAR","b":"VARCHAR"}]'), recursive := true))`;
 
 /**
  * Appends `frames` as rows with offsets `firstOffset`, `firstOffset + 1` ... and commit time
