@@ -6,13 +6,14 @@
 // Quality follows the driver: when it leaves Connected/Active (crash, hang, Fault, stop, removal)
 // every tag it owns gets a Bad frame at once, in one append, with the reason as quality (see README).
 import { EventEmitter } from "node:events";
-import { AlarmRequest, isBad, isGood, Quality, type DataFrame, type DriverEntry, type EventFrame, type Frame, type Variable } from "../schemas/index.ts";
+import { AlarmRequest, isGood, Quality, type DataFrame, type DriverEntry, type EventFrame, type Frame, type Variable } from "../schemas/index.ts";
 import type { EventLog } from "../storage/index.ts";
 import { ABORTED, backoffDelay as retryDelay, deadline, delay, TIMED_OUT } from "../storage/time.ts";
 import { tlsFilesChanged } from "../storage/tls.ts";
 import { DRIVER_API_VERSION, type Driver, type DriverFactory, type FrameSink } from "./contract.ts";
 import type { Endpoint } from "./endpoint.ts";
 import { DriverConfigError, DriverError } from "./errors.ts";
+import { BadRepeats } from "./bad-repeats.ts";
 import { MappingTable } from "./mapping.ts";
 import { driverType } from "./plugins/registry.ts";
 
@@ -103,8 +104,8 @@ class Supervisor implements FrameSink {
   private readonly known: ReadonlySet<string>;
   /** expression, clamp and report by exception of this driver's tags (drivers/mapping.ts) */
   private readonly mapping: MappingTable;
-  /** tags whose last frame (the driver's or a marking) was Bad, with that quality */
-  private readonly lastBad = new Map<string, number>();
+  /** tags whose last frame (the driver's or a marking) was Bad, with that quality: repeats are dropped */
+  private readonly lastBad: BadRepeats;
   private stopQuality: number = Quality.Bad_NoCommunication;
 
   constructor(
@@ -116,6 +117,7 @@ class Supervisor implements FrameSink {
   ) {
     this.status = { id: entry.id, type: driverType(entry), state: "Loading", restarts: 0, errors: 0, framesSent: 0, framesRejected: 0, since: Date.now() };
     this.known = new Set(tags.map((t) => t.tag));
+    this.lastBad = new BadRepeats(tags);
     this.mapping = new MappingTable(tags, {
       failed: (tag, error) => this.event(AlarmRequest.MappingError, { error }, tag),
       recovered: (tag) => this.event(AlarmRequest.MappingRecovered, undefined, tag),
@@ -126,6 +128,7 @@ class Supervisor implements FrameSink {
   remap(tags: readonly Variable[]): void {
     this.tags = tags;
     this.mapping.update(tags);
+    this.lastBad.update(tags);
   }
 
   get isPaused(): boolean {
@@ -181,19 +184,15 @@ class Supervisor implements FrameSink {
         } else out.push(f);
       }
     }
-    out = this.mapping.apply(out, Date.now());
+    const nowMs = Date.now();
+    // the same Bad again (a device off through every retry) is not news: dropped before the mapping,
+    // which leaves a Bad reading's quality as it is
+    out = this.mapping.apply(this.lastBad.drop(out, nowMs), nowMs);
     this.status.framesRejected += rejected;
     this.status.framesSent += out.length;
     // while every tag is Good this is one comparison per frame
-    if (this.lastBad.size > 0 || out.some((f) => f.quality !== 0)) this.trackBad(out);
+    if (!this.lastBad.isEmpty || out.some((f) => f.quality !== 0)) this.lastBad.note(out, nowMs);
     return out;
-  }
-
-  private trackBad(frames: readonly DataFrame[]): void {
-    for (const f of frames) {
-      if (isBad(f.quality)) this.lastBad.set(f.tag, f.quality);
-      else this.lastBad.delete(f.tag);
-    }
   }
 
   event(type: string, data?: Record<string, unknown>, tag?: string): void {
@@ -218,15 +217,16 @@ class Supervisor implements FrameSink {
    * and repeated failures add nothing), unless `overrides`: a stop or removal says so on every tag.
    */
   markTagsBad(quality: number, overrides = false): void {
-    const ts = Date.now() * 1000;
+    const nowMs = Date.now();
+    const ts = nowMs * 1000;
     const frames: Frame[] = [];
     for (const t of this.tags) {
-      const bad = this.lastBad.get(t.tag);
+      const bad = this.lastBad.quality(t.tag);
       if (bad === quality || (bad !== undefined && !overrides)) continue;
       // a tag a reload gave to another driver (already started) is that driver's to report now
       if (this.mgr.isOwnedByAnother(t.tag, this)) continue;
-      this.lastBad.set(t.tag, quality);
-      this.mapping.noteLogged(t.tag, null, quality, Date.now());
+      this.lastBad.mark(t.tag, quality, nowMs);
+      this.mapping.noteLogged(t.tag, null, quality, nowMs);
       frames.push({ kind: "data", tag: t.tag, value: null, ts, quality, source: this.entry.id });
     }
     if (frames.length) this.mgr.log.append(frames).catch((e) => this.mgr.emit("appendError", this.entry.id, e));
