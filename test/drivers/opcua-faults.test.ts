@@ -10,7 +10,7 @@ import { OPCUAClient, StatusCodes } from "node-opcua";
 import { Value as TypeValue } from "@sinclair/typebox/value";
 import { OpcuaClientConfig } from "../../drivers/opcua/config.ts";
 import { subscribe } from "../../drivers/opcua/subscription.ts";
-import type { EventFrame, Logged } from "../../schemas/index.ts";
+import { qualityName, type DataFrame, type EventFrame, type Logged } from "../../schemas/index.ts";
 import { Quality } from "../../schemas/quality.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { freePort, tempDir, waitFor } from "../helpers/index.ts";
@@ -70,6 +70,8 @@ beforeAll(async () => {
       '  - { tag: poll/big, driver: poll, type: int16, address: { nodeId: "ns=1;s=Big" } }',
       '  - { tag: poll/ratio, driver: poll, type: bool, address: { nodeId: "ns=1;s=Ratio" } }',
       '  - { tag: poll/missing, driver: poll, type: float64, address: { nodeId: "ns=1;s=NoSuchNode" } }',
+      // every poll logged (report by exception off): a hung server must not log it Bad at every poll and retry
+      '  - { tag: poll/every, driver: poll, type: float64, reportByException: false, address: { nodeId: "ns=1;s=T0" } }',
     ].join("\n"),
   });
 }, 60_000);
@@ -84,6 +86,12 @@ afterAll(async () => {
 
 const latest = (tag: string) => t.gw.ctx.log.latest().get(tag);
 const tagsOf = (driver: string) => Array.from({ length: TAG_COUNT }, (_, i) => `${driver}/t${i}`);
+
+async function dataOf(tag: string, from: number): Promise<Logged<DataFrame>[]> {
+  const out: Logged<DataFrame>[] = [];
+  for await (const f of t.gw.ctx.log.read({ from, kinds: ["data"] })) if (f.kind === "data" && f.tag === tag) out.push(f as Logged<DataFrame>);
+  return out;
+}
 
 async function events(type: string): Promise<Logged<EventFrame>[]> {
   const out: Logged<EventFrame>[] = [];
@@ -165,6 +173,8 @@ describe("opcua client driver: a hung server", () => {
     const watched = [...tagsOf("sub"), ...tagsOf("poll"), "sub/small"];
     await waitFor(() => watched.every((x) => latest(x)?.quality === Quality.Good), "every tag Good first", 30_000);
     const restartsBefore = t.gw.ctx.drivers.status().find((d) => d.id === "sub")!.restarts;
+    const pollRestartsBefore = t.gw.ctx.drivers.status().find((d) => d.id === "poll")!.restarts;
+    const stoppedFrom = t.gw.ctx.log.head + 1;
     plant.kill("SIGSTOP");
     const t0 = performance.now();
     // a write while the server is hung: its outcome cannot be known
@@ -174,6 +184,10 @@ describe("opcua client driver: a hung server", () => {
     console.log(`every tag (${watched.length}) Bad ${Math.round(badAfterMs)} ms after SIGSTOP (silence bound ${SILENCE_BOUND_MS} ms)`);
     expect(badAfterMs).toBeLessThan(2 * SILENCE_BOUND_MS);
     for (const x of watched) expect(latest(x)!.quality).toBe(Quality.Bad_Timeout);
+    // polls and restarts that fail the same way add nothing: one Bad frame per reason
+    await waitFor(() => t.gw.ctx.drivers.status().find((d) => d.id === "poll")!.restarts > pollRestartsBefore, "the poll driver restarted", 10_000);
+    const everyBad = (await dataOf("poll/every", stoppedFrom)).filter((f) => f.quality >>> 30 === 2).map((f) => qualityName(f.quality));
+    expect(everyBad.filter((q, i) => q === everyBad[i - 1])).toEqual([]);
     expect((await pendingWrite).ack).toMatchObject({ ok: false, code: "timeout_outcome_unknown" });
     expect((await events("opcua.server_silent")).length).toBeGreaterThan(0);
     plant.kill("SIGCONT");
