@@ -58,6 +58,20 @@ export type PluginRefusal = Static<typeof PluginRefusal>;
 export const PluginState = Type.Union([Type.Literal("loaded"), Type.Literal("refused"), Type.Literal("swapping"), Type.Literal("removed")]);
 export type PluginState = Static<typeof PluginState>;
 
+/** A decoder plugin's process as the registry runs it (drivers/plugins/decoder.ts), in GET /api/plugins and /readyz. */
+export const DecoderStatus = Type.Object({
+  running: Type.Boolean({ description: "a process serves the decoder now (the first batch starts it)" }),
+  pid: Type.Optional(Type.Integer({ description: "the running process's id" })),
+  version: Type.Optional(Type.String({ description: "the version the last process started with" })),
+  batches: Type.Integer({ minimum: 0, description: "batches decoded since the gateway started" }),
+  crashes: Type.Integer({ minimum: 0, description: "processes ended by a crash, a missed deadline or an out-of-memory since the gateway started" }),
+  lastError: Type.Optional(Type.String({ description: "why the last process ended or failed to start" })),
+  backoffMs: Type.Optional(
+    Type.Integer({ minimum: 1, description: "set while crashes in a row back off: the decoder's messages are refused for this long still" }),
+  ),
+});
+export type DecoderStatus = Static<typeof DecoderStatus>;
+
 /** One plugin as GET /api/plugins lists it. */
 export const PluginStatus = Type.Object({
   name: Type.String(),
@@ -69,6 +83,7 @@ export const PluginStatus = Type.Object({
   unsigned: Type.Boolean({ description: "loaded without a signature under the development switch" }),
   refusal: Type.Optional(PluginRefusal),
   drivers: Type.Array(Type.String(), { description: "ids of the drivers running this plugin" }),
+  decoder: Type.Optional(DecoderStatus),
   loadedAt: Type.Optional(Type.Number({ description: "ms since the Unix epoch" })),
   lastSwap: Type.Optional(
     Type.Object({

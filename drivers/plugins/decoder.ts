@@ -5,6 +5,7 @@
 // process, after a backoff when crashes repeat (1x, 2x, 4x ... the base, capped); while the backoff
 // runs, calls fail at once (the MQTT source refuses those messages) instead of queueing behind it.
 // The packed path (decodePacked: one buffer per batch) is used when the plugin has it (WebAssembly).
+import type { DecoderStatus } from "../../schemas/plugins.ts";
 import { backoffDelay, type BackoffSettings } from "../../storage/time.ts";
 import type { PayloadDecoder } from "../mqtt/decoder.ts";
 import { PluginCallError, PluginCrashed, PluginProcess, type PluginProcessOptions } from "./host.ts";
@@ -30,18 +31,6 @@ export interface PluginDecoderHost {
   refused(e: PluginRefused): void;
   processOptions(): Pick<PluginProcessOptions, "memoryMb" | "callTimeoutMs">;
   log(pluginName: string, level: string, msg: string): void;
-}
-
-export interface DecoderStatus {
-  running: boolean;
-  pid?: number;
-  version?: string;
-  batches: number;
-  /** processes ended by a crash, a deadline or an out-of-memory since the gateway started */
-  crashes: number;
-  lastError?: string;
-  /** set while repeated crashes back off: calls fail at once for this long still */
-  backoffMs?: number;
 }
 
 type Outcome = PluginFrame[] | PayloadFailure;

@@ -8,10 +8,10 @@ import { existsSync } from "node:fs";
 import { cp, mkdir, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { EventFrame } from "../../schemas/index.ts";
-import type { PluginStatus } from "../../schemas/plugins.ts";
+import type { DecoderStatus, PluginStatus } from "../../schemas/plugins.ts";
 import type { DriverFactory } from "../contract.ts";
 import type { PayloadDecoder } from "../mqtt/decoder.ts";
-import { PluginDecoder, startDecoderProcess, type DecoderStatus } from "./decoder.ts";
+import { PluginDecoder, startDecoderProcess } from "./decoder.ts";
 import { PluginDriver, type PluginDriverHost } from "./driver.ts";
 import { PluginRefused } from "./manifest.ts";
 import { readAuthorizedKeys, verifyPlugin, type VerifiedPlugin } from "./trust.ts";
@@ -308,6 +308,8 @@ export class PluginRegistry implements PluginDriverHost {
       ...(e.refusal ? { refusal: e.refusal.toRefusal() } : {}),
       ...(e.loadedAt ? { loadedAt: e.loadedAt } : {}),
       ...(e.lastSwap ? { lastSwap: e.lastSwap } : {}),
+      // a decoder no batch has asked for yet has no process (the first batch starts it)
+      ...(m?.kind === "decoder" ? { decoder: this.decoders.get(name)?.status() ?? { running: false, batches: 0, crashes: 0 } } : {}),
     };
   }
 

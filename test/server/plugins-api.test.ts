@@ -1,5 +1,6 @@
 // The plugins API and edgectl against a running gateway: a plugin driver named in drivers.yml runs from
-// <config>/plugins; uploads need the admin scope, are refused with their reason, swap with rollback.
+// <config>/plugins; uploads need the admin scope, are refused with their reason, swap with rollback; a
+// decoder plugin is listed with its process (running, batches, crashes, backoff, last error).
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -15,6 +16,15 @@ const key = newKey("acme");
 const tmp = tempDir("plugins-api-");
 let g: TestGateway;
 const token = (scope: string) => new SignJWT({ sub: "ops", tenant: "default", scope }).setProtectedHeader({ alg: "HS256" }).setExpirationTime("5m").sign(new TextEncoder().encode(SECRET));
+// "crash" ends the decoder's process; anything else decodes to one frame with its length
+const DECODER = `export default () => ({
+  decode(batch) {
+    const s = batch.map((b) => new TextDecoder().decode(b));
+    if (s.includes("crash")) process.exit(3);
+    return s.map((p) => [{ tag: "len", value: p.length }]);
+  },
+});
+`;
 const counterFrom = (base: number, extra = "") => counterSource(`poll() { n++; return tags.map((t) => ({ tag: t.tag, value: ${base} + n })); }, ${extra}`);
 
 /** The folder as a tar body, as edgectl plugin load sends it. */
@@ -29,6 +39,11 @@ async function upload(path: string, body: Uint8Array<ArrayBuffer>, scope = "admi
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
+async function listed(): Promise<PluginStatus[]> {
+  return (await (await fetch(`${g.url}/api/plugins`, { headers: { authorization: `Bearer ${await token("read")}` } })).json()) as PluginStatus[];
+}
+const decoderListed = async () => (await listed()).find((p) => p.name === "dec")?.decoder;
+
 async function latestValue(tag: string): Promise<number> {
   const res = await fetch(`${g.url}/api/tags`, { headers: { authorization: `Bearer ${await token("read")}` } });
   const tags = (await res.json()) as { tag: string; value: number }[];
@@ -40,9 +55,11 @@ beforeAll(async () => {
   mkdirSync(config, { recursive: true });
   writeFileSync(join(config, "authorized_keys"), `${key.publicLine}\n`);
   await writePlugin(join(config, "plugins"), { name: "counter", source: counterFrom(0) }, key);
+  await writePlugin(join(config, "plugins"), { name: "dec", kind: "decoder", source: DECODER }, key);
   g = await startGateway(
     {
-      "gateway.yml": `auth: { hs256Secret: "${SECRET}" }\nlog: { maxDelayMs: 5 }\nplugins: { callTimeoutMs: 2000, maxUploadBytes: 65536 }\n`,
+      // a decoder's backoff after crashes in a row follows the drivers' (10 s: still running when listed)
+      "gateway.yml": `auth: { hs256Secret: "${SECRET}" }\nlog: { maxDelayMs: 5 }\nplugins: { callTimeoutMs: 2000, maxUploadBytes: 65536 }\ndrivers: { backoffBaseMs: 10000, backoffMaxMs: 10000 }\n`,
       "drivers.yml": "drivers:\n  - id: plug\n    plugin: counter\n    config: { intervalMs: 10 }\n",
       "variables.yml": "tags:\n  - { tag: plug/a, driver: plug, type: float64 }\n",
       "authorized_keys": `${key.publicLine}\n`,
@@ -59,8 +76,22 @@ afterAll(async () => {
 describe("plugins API", () => {
   it("runs the plugin driver named in drivers.yml and lists it with version, signer and api range", async () => {
     await waitFor(async () => (await latestValue("plug/a")) > 2, "readings of the plugin driver");
-    const list = (await (await fetch(`${g.url}/api/plugins`, { headers: { authorization: `Bearer ${await token("read")}` } })).json()) as PluginStatus[];
-    expect(list).toEqual([expect.objectContaining({ name: "counter", state: "loaded", version: "1.0.0", signer: "acme", unsigned: false, api: { min: 1, max: 1 }, drivers: ["plug"] })]);
+    const list = await listed();
+    expect(list.filter((p) => p.kind === "driver")).toEqual([expect.objectContaining({ name: "counter", state: "loaded", version: "1.0.0", signer: "acme", unsigned: false, api: { min: 1, max: 1 }, drivers: ["plug"] })]);
+  }, 20_000);
+
+  it("lists a decoder plugin's process: not started, then running with its batches, then backing off after crashes in a row with the last error", async () => {
+    expect(await decoderListed()).toEqual({ running: false, batches: 0, crashes: 0 });
+    const dec = g.gw.ctx.plugins!.decoder("dec")!; // what an MQTT source with `decoder: dec` calls
+    const text = new TextEncoder();
+    expect(await dec.decode([text.encode("ab")])).toEqual([[{ tag: "len", value: 2 }]]);
+    expect(await decoderListed()).toEqual({ running: true, pid: expect.any(Number), version: "1.0.0", batches: 1, crashes: 0 });
+    await expect(dec.decode([text.encode("crash")])).rejects.toThrow();
+    await expect(dec.decode([text.encode("crash")])).rejects.toThrow();
+    const down = await decoderListed();
+    expect(down).toMatchObject({ running: false, version: "1.0.0", batches: 1, crashes: 2, lastError: expect.stringContaining("exit code 3") });
+    expect(down!.backoffMs).toBeGreaterThan(0);
+    expect(down!.backoffMs).toBeLessThanOrEqual(10_000);
   }, 20_000);
 
   it("refuses an upload without the admin scope (403) and a tampered one with the failed check (422)", async () => {
