@@ -9,22 +9,13 @@ import type { PluginStatus } from "../../schemas/plugins.ts";
 import { edgectl } from "../../server/edgectl.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { tempDir, waitFor } from "../helpers/index.ts";
-import { counterSource, newKey, writePlugin } from "../drivers/plugins/fixtures.ts";
+import { counterSource, LENGTH_DECODER, newKey, writePlugin } from "../drivers/plugins/fixtures.ts";
 
 const SECRET = "plugins-api-test-secret-of-32-bytes!";
 const key = newKey("acme");
 const tmp = tempDir("plugins-api-");
 let g: TestGateway;
 const token = (scope: string) => new SignJWT({ sub: "ops", tenant: "default", scope }).setProtectedHeader({ alg: "HS256" }).setExpirationTime("5m").sign(new TextEncoder().encode(SECRET));
-// "crash" ends the decoder's process; anything else decodes to one frame with its length
-const DECODER = `export default () => ({
-  decode(batch) {
-    const s = batch.map((b) => new TextDecoder().decode(b));
-    if (s.includes("crash")) process.exit(3);
-    return s.map((p) => [{ tag: "len", value: p.length }]);
-  },
-});
-`;
 const counterFrom = (base: number, extra = "") => counterSource(`poll() { n++; return tags.map((t) => ({ tag: t.tag, value: ${base} + n })); }, ${extra}`);
 
 /** The folder as a tar body, as edgectl plugin load sends it. */
@@ -55,7 +46,7 @@ beforeAll(async () => {
   mkdirSync(config, { recursive: true });
   writeFileSync(join(config, "authorized_keys"), `${key.publicLine}\n`);
   await writePlugin(join(config, "plugins"), { name: "counter", source: counterFrom(0) }, key);
-  await writePlugin(join(config, "plugins"), { name: "dec", kind: "decoder", source: DECODER }, key);
+  await writePlugin(join(config, "plugins"), { name: "dec", kind: "decoder", source: LENGTH_DECODER }, key);
   g = await startGateway(
     {
       // a decoder's backoff after crashes in a row follows the drivers' (10 s: still running when listed)

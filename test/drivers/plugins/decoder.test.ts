@@ -11,27 +11,16 @@ import { PluginCrashed } from "../../../drivers/plugins/host.ts";
 import { PluginRegistry } from "../../../drivers/plugins/registry.ts";
 import { pluginsService } from "../../../server/plugins-service.ts";
 import { tempDir, waitFor } from "../../helpers/index.ts";
-import { newKey, writePlugin } from "./fixtures.ts";
+import { LENGTH_DECODER, newKey, writePlugin } from "./fixtures.ts";
 
 const tmp = tempDir("plugins-decoder-");
 const key = newKey("acme");
 const text = new TextEncoder();
 let registry: PluginRegistry;
 
-// "crash" ends the process; "throw" throws in decode (the process lives); anything else: one frame with its length
-const SOURCE = `export default () => ({
-  decode(batch) {
-    const s = batch.map((b) => new TextDecoder().decode(b));
-    if (s.includes("crash")) process.exit(3);
-    if (s.includes("throw")) throw new RangeError("bad telegram");
-    return s.map((p) => [{ tag: "len", value: p.length }]);
-  },
-});
-`;
-
 beforeAll(async () => {
   writeFileSync(join(tmp.path, "authorized_keys"), `${key.publicLine}\n`);
-  await writePlugin(join(tmp.path, "plugins"), { name: "dec", kind: "decoder", source: SOURCE }, key);
+  await writePlugin(join(tmp.path, "plugins"), { name: "dec", kind: "decoder", source: LENGTH_DECODER }, key);
   await writePlugin(join(tmp.path, "plugins"), { name: "drv", kind: "driver", source: "export default () => ({ poll: () => [] });\n" }, key);
   registry = new PluginRegistry({
     configDir: tmp.path,

@@ -55,3 +55,17 @@ export function counterSource(extra = ""): string {
 };
 `;
 }
+
+/**
+ * A decoder plugin: every payload decodes to one frame `len` with its length; a batch holding the payload
+ * "crash" ends the process (exit code 3), one holding "throw" throws in decode (the process lives).
+ */
+export const LENGTH_DECODER = `export default () => ({
+  decode(batch) {
+    const s = batch.map((b) => new TextDecoder().decode(b));
+    if (s.includes("crash")) process.exit(3);
+    if (s.includes("throw")) throw new RangeError("bad telegram");
+    return s.map((p) => [{ tag: "len", value: p.length }]);
+  },
+});
+`;
