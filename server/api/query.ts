@@ -6,14 +6,15 @@
 // has more than one tenant, a token sees only its tenant's tags, and a token with a `tags` claim only
 // the catalog tags its patterns cover (in SQL as the list of those tags, resolved per request).
 import { Elysia, t } from "elysia";
-import { consume, delay, ParquetExporter, QueryBusy, QueryError, QueryRefused, QueryStopping, QueryTimeout, ResultTooLarge, jsonStringify, type EventLog, type LogConsumer, type ParquetFile } from "../../storage/index.ts";
+import { consume, delay, ParquetExporter, QueryBusy, QueryError, QueryRefused, QueryStopping, QueryTimeout, ResultTooLarge, jsonStringify, type EventLog, type LogConsumer } from "../../storage/index.ts";
 import { documented, documentedErrors, errorAnswers, FramesAnswer, HistoryAnswer, QueryAnswer, QueryBody } from "../../schemas/api.ts";
 import type { Logged } from "../../schemas/index.ts";
 import { AuthError, authOf, requireScope, tagMatcher, type LiveVerifier } from "../auth/index.ts";
 import type { GatewayContext } from "../context.ts";
 import { historyOf } from "../history.ts";
 import { InvalidParam, parseDurationParam, parseTagParam, parseTimeParam } from "./params.ts";
-import { CONTENT_TYPE, encodeResult, pickFormat } from "./query-format.ts";
+import { CONTENT_TYPE, encodeResult, pickFormat, type Format } from "./query-format.ts";
+import { spoolBody } from "./query-spool.ts";
 
 /** Who reads: the tenant whose tags they see (null: every tenant) and their tag patterns (null: every tag). */
 export interface Reader {
@@ -72,13 +73,16 @@ function mayRead(ctx: GatewayContext, who: Reader, tag: string): boolean {
   return v !== undefined && (who.tenant === null || v.tenant === who.tenant) && tagMatcher(who.tags)(tag);
 }
 
-/** A Parquet answer's headers: a file name to save it as, and what it holds (Parquet has no room for "cut"). */
-const parquetHeaders = (file: ParquetFile) => ({
-  "content-type": CONTENT_TYPE.parquet,
-  "content-length": String(file.bytes),
-  "content-disposition": `attachment; filename="query-${new Date().toISOString().slice(0, 19).replaceAll(":", "")}.parquet"`,
-  "x-row-count": String(file.rows),
-  "x-truncated": String(file.truncated),
+/**
+ * A download's headers: a file name to save it as, and what it holds, X-Truncated saying whether the row
+ * limit or the byte budget cut it (neither Parquet, CSV nor an Arrow stream has room for "cut").
+ */
+const downloadHeaders = (format: Exclude<Format, "json">, bytes: number, what: { rowCount: number; truncated: boolean }) => ({
+  "content-type": CONTENT_TYPE[format],
+  "content-length": String(bytes),
+  "content-disposition": `attachment; filename="query-${new Date().toISOString().slice(0, 19).replaceAll(":", "")}.${format}"`,
+  "x-row-count": String(what.rowCount),
+  "x-truncated": String(what.truncated),
 });
 
 /** Maps any failure of a route to a status and a JSON body with a reason. */
@@ -143,10 +147,18 @@ export function queryApi(ctx: GatewayContext, authorize: ReadAuthorizer = jwtRea
             const file = await h.parquet.write(await h.engine.runChunks(body.sql, ro), h.engine.maxResultBytes);
             h.queries.inc({ result: "ok" });
             h.queryDuration.observe(performance.now() - started);
-            return new Response(ParquetExporter.stream(file.path), { headers: parquetHeaders(file) });
+            return new Response(ParquetExporter.stream(file.path), { headers: downloadHeaders("parquet", file.bytes, { rowCount: file.rows, truncated: file.truncated }) });
           }
           const result = await h.engine.run(body.sql, ro);
           const stream = await encodeResult(result, format);
+          if (format !== "json") {
+            // a file download: its headers say whether the row limit or the byte budget cut it
+            const spooled = await spoolBody(stream, h.parquet.dir);
+            h.queries.inc({ result: "ok" });
+            h.queryDuration.observe(performance.now() - started);
+            return new Response(spooled.body, { headers: downloadHeaders(format, spooled.bytes, result) });
+          }
+          // JSON streams: `rowCount` and `truncated` end its body
           h.queries.inc({ result: "ok" });
           const timed = stream.pipeThrough(
             new TransformStream({ flush: () => void h.queryDuration.observe(performance.now() - started) }),
@@ -164,7 +176,7 @@ export function queryApi(ctx: GatewayContext, authorize: ReadAuthorizer = jwtRea
           summary: "Read-only SQL over the log (JWT scope read). JSON by default; CSV, Arrow IPC stream or Parquet file by format or Accept.",
           description: "Example: `SELECT seq, ts, tag, value FROM data WHERE tag = 'line1/boiler/temperature' ORDER BY seq DESC LIMIT 10` (`seq` is the log offset; `\"offset\"` quoted also works).",
           responses: {
-            200: documented("the result, streamed (Parquet: written whole first, sent as an attachment with X-Row-Count and X-Truncated)", {
+            200: documented("the result: JSON streamed (rowCount and truncated end it); CSV, Arrow and Parquet read whole first and sent as an attachment with X-Row-Count and X-Truncated (true when the row limit or query.maxResultBytes cut it)", {
               "application/json": QueryAnswer,
               "text/csv": null,
               "application/vnd.apache.arrow.stream": null,

@@ -1,6 +1,6 @@
 // History & SQL and the commands audit in a real browser against the demo plant: a query returns rows
 // with its time and row count and a chart, the same query downloads as CSV and as Parquet (read back
-// with DuckDB); the audit page lists a write
+// with DuckDB), and a download cut by the result budget says so; the audit page lists a write
 // with who, from where and the result, and its filters narrow the list.
 import { beforeAll, describe, expect, it } from "bun:test";
 import { readFileSync } from "node:fs";
@@ -8,7 +8,8 @@ import { DuckDBInstance } from "@duckdb/node-api";
 import { consoleHarness, SLOW } from "./ops-harness.ts";
 import { waitFor } from "../helpers/index.ts";
 
-const h = consoleHarness(import.meta.file);
+// a small result budget (the demo's queries stay far below it): a download that it cuts says so
+const h = consoleHarness(import.meta.file, { files: { "gateway.yml": "query: { maxResultBytes: 200000 }" } });
 
 /** A downloaded Parquet file as a fresh DuckDB instance reads it: column names and types, and its rows. */
 async function readParquet(path: string): Promise<{ columns: [string, string][]; rows: unknown[][] }> {
@@ -58,6 +59,21 @@ describe("History & SQL", () => {
     expect(back.rows.length).toBeLessThanOrEqual(20);
     expect(back.rows.every(([, v]) => typeof v === "number" && v > 0)).toBe(true);
     await h.shot(page, "sql-downloads");
+    await page.context().close();
+  }, SLOW);
+
+  it("says that a CSV download was cut at the gateway's result limit, with its row count", async () => {
+    const page = await h.open("viewer", "/history");
+    await page.locator("textarea[name=sql]").fill("SELECT range AS i, repeat('y', 100) AS s FROM range(100000)");
+    await page.getByRole("button", { name: "Run" }).click();
+    await page.getByTestId("stats").filter({ hasText: "(cut at the result limit)" }).waitFor({ timeout: 15_000 });
+    const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download CSV" }).click()]);
+    const lines = readFileSync((await download.path())!, "utf8").trim().split("\n");
+    expect(lines.length - 1).toBeLessThan(100_000);
+    const note = page.getByTestId("downloaded");
+    await note.waitFor();
+    expect(await note.textContent()).toBe(`query.csv: ${(lines.length - 1).toLocaleString("en-US")} rows, cut at the gateway's result limit (query.maxRows / query.maxResultBytes): the rest of the result is not in the file`);
+    await h.shot(page, "sql-download-cut");
     await page.context().close();
   }, SLOW);
 

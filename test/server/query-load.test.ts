@@ -93,10 +93,12 @@ describe("POST /api/query at the byte budget in CSV and Arrow", () => {
   afterAll(() => g.stop());
   const sql = `SELECT range AS i, repeat('y', 100) AS s FROM range(100000)`;
 
-  it("ends a CSV result with whole lines at the cut", async () => {
+  it("ends a CSV result with whole lines at the cut, and says so in X-Truncated", async () => {
     const r = await post(g, { sql, format: "csv" });
     expect(r.status).toBe(200);
+    expect(r.headers.get("x-truncated")).toBe("true");
     const lines = (await r.text()).split("\n");
+    expect(r.headers.get("x-row-count")).toBe(String(lines.length - 2));
     expect(lines.at(-1)).toBe("");
     expect(lines[0]).toBe("i,s");
     expect(lines.length - 2).toBeGreaterThan(100);
@@ -104,10 +106,12 @@ describe("POST /api/query at the byte budget in CSV and Arrow", () => {
     expect(lines.slice(1, -1).every((l, k) => l === `${k},${"y".repeat(100)}`)).toBe(true);
   });
 
-  it("ends an Arrow stream that reads back whole at the cut", async () => {
+  it("ends an Arrow stream that reads back whole at the cut, and says so in X-Truncated", async () => {
     const r = await post(g, { sql, format: "arrow" });
     expect(r.status).toBe(200);
+    expect(r.headers.get("x-truncated")).toBe("true");
     const table = tableFromIPC(new Uint8Array(await r.arrayBuffer()));
+    expect(r.headers.get("x-row-count")).toBe(String(table.numRows));
     expect(table.numRows).toBeGreaterThan(100);
     expect(table.numRows).toBeLessThan(100_000);
   });

@@ -1,12 +1,13 @@
 // POST /api/query as Parquet over a real gateway: the file a fresh DuckDB instance reads back holds the
 // query's rows with their column types (microseconds intact), refusals stay refusals, the tenant filter
 // and the row limit apply, user-chosen names cannot reach the export instance as SQL, and no temp file
-// is left behind.
+// is left behind (nor by a CSV download large enough to be spooled to a file first).
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
 import type { Frame } from "../../schemas/index.ts";
+import { SPOOL_MEMORY_BYTES } from "../../server/api/query-spool.ts";
 import { historyOf } from "../../server/history.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { tempDir } from "../helpers/index.ts";
@@ -135,6 +136,18 @@ describe("POST /api/query format=parquet", () => {
     const back = await readBack(r);
     expect(back.columns).toEqual([["h", "DOUBLE"], ["e", "VARCHAR"], ["arr", "INTEGER[]"]]);
     expect(back.rows).toEqual([[1.7014118346046923e38, "b", [1, 2]]]);
+  });
+
+  it("sends a CSV download larger than the memory window whole from a temp file, with its headers, and removes the file", async () => {
+    const h = historyOf(g.gw.ctx)!;
+    const r = await post({ sql: `SELECT range AS i, repeat('y', 100) AS s FROM range(50000)`, format: "csv" });
+    expect(r.status).toBe(200);
+    expect({ rows: r.headers.get("x-row-count"), truncated: r.headers.get("x-truncated") }).toEqual({ rows: "50000", truncated: "false" });
+    const body = await r.text();
+    expect(body.length).toBeGreaterThan(SPOOL_MEMORY_BYTES);
+    expect(body.endsWith(`\n49999,${"y".repeat(100)}\n`)).toBe(true);
+    for (let i = 0; i < 100 && readdirSync(h.parquet.dir).length > 0; i++) await Bun.sleep(20);
+    expect(readdirSync(h.parquet.dir)).toEqual([]);
   });
 
   it("leaves no temp file behind and gives the query slot back, after a download, a refusal and a client that left", async () => {

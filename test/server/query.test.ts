@@ -57,18 +57,32 @@ describe("POST /api/query", () => {
     const csv = await post({ sql: `SELECT "offset", value FROM data ORDER BY "offset" LIMIT 2` }, { ...auth, accept: "text/csv" });
     expect(csv.headers.get("content-type")).toContain("text/csv");
     expect(await csv.text()).toBe("offset,value\n1,0\n3,1\n");
+    expect({ rows: csv.headers.get("x-row-count"), truncated: csv.headers.get("x-truncated") }).toEqual({ rows: "2", truncated: "false" });
     const arrow = await post({ sql: `SELECT "offset", tag, value, ts FROM data ORDER BY "offset"`, format: "arrow" });
     expect(arrow.headers.get("content-type")).toBe("application/vnd.apache.arrow.stream");
     const table = tableFromIPC(new Uint8Array(await arrow.arrayBuffer()));
     expect(table.numRows).toBe(600);
     expect(table.getChild("value")!.get(599)).toBe(599);
     expect(table.getChild("offset")!.get(0)).toBe(1n);
+    expect({ rows: arrow.headers.get("x-row-count"), truncated: arrow.headers.get("x-truncated") }).toEqual({ rows: "600", truncated: "false" });
   });
 
   it("cuts at the requested row limit and says so", async () => {
     const body = await (await post({ sql: `SELECT * FROM data`, limit: 10 })).json();
     expect(body.rows.length).toBe(10);
     expect(body.truncated).toBe(true);
+  });
+
+  it("says in X-Truncated and X-Row-Count that a CSV or Arrow download was cut at the row limit", async () => {
+    const csv = await post({ sql: `SELECT "offset", value FROM data ORDER BY "offset"`, limit: 10, format: "csv" });
+    expect({ rows: csv.headers.get("x-row-count"), truncated: csv.headers.get("x-truncated") }).toEqual({ rows: "10", truncated: "true" });
+    expect((await csv.text()).split("\n")).toHaveLength(1 + 10 + 1);
+    const arrow = await post({ sql: `SELECT "offset", value FROM data ORDER BY "offset"`, limit: 10, format: "arrow" });
+    expect({ rows: arrow.headers.get("x-row-count"), truncated: arrow.headers.get("x-truncated") }).toEqual({ rows: "10", truncated: "true" });
+    expect(tableFromIPC(new Uint8Array(await arrow.arrayBuffer())).numRows).toBe(10);
+    // exactly at the limit with nothing more: not cut
+    const exact = await post({ sql: `SELECT "offset" FROM data ORDER BY "offset" LIMIT 10`, limit: 10, format: "csv" });
+    expect(exact.headers.get("x-truncated")).toBe("false");
   });
 
   it("refuses escapes with 403 and a reason, bad SQL with 400", async () => {

@@ -4,8 +4,17 @@
 import { ApiError } from "./api.ts";
 import { requireLogin, session } from "./session.svelte.ts";
 
-/** POSTs `body` to `path` and saves the answer as `filename`; returns its size in bytes. Throws ApiError. */
-export async function downloadPost(path: string, body: unknown, filename: string): Promise<number> {
+/** What a saved download holds: its size, and (query results) its rows and whether the gateway cut it. */
+export interface Downloaded {
+  bytes: number;
+  /** X-Row-Count, when the answer says */
+  rows: number | null;
+  /** X-Truncated: the row limit or the result budget cut the result */
+  truncated: boolean;
+}
+
+/** POSTs `body` to `path` and saves the answer as `filename`. Throws ApiError. */
+export async function downloadPost(path: string, body: unknown, filename: string): Promise<Downloaded> {
   for (let attempt = 0; ; attempt++) {
     await requireLogin();
     const r = await fetch(path, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${session.token}` }, body: JSON.stringify(body) });
@@ -27,6 +36,7 @@ export async function downloadPost(path: string, body: unknown, filename: string
     a.click();
     a.remove();
     setTimeout(() => URL.revokeObjectURL(url), 10_000);
-    return blob.size;
+    const rows = r.headers.get("x-row-count");
+    return { bytes: blob.size, rows: rows === null ? null : Number(rows), truncated: r.headers.get("x-truncated") === "true" };
   }
 }
