@@ -3,11 +3,18 @@
 // `memory_limit` bounds DuckDB's own memory only; `SELECT repeat('x', 1000000000)` took the process from
 // 280 MB to 3.8 GB RSS and blocked the event loop ~3 s in conversion and encoding.
 //
-// The one library internal used here (fenced in this file, checked at start by `checkVectorInternals`):
-// the VARCHAR/BLOB vectors of @duckdb/node-api keep their raw `string_t` array in a private `dataView`;
-// DuckDB's string_t is 16 bytes whose first 4 are the length (little endian), so a length is read
-// without decoding the string.
+// The one library internal used here (read by `rawStrings` alone, checked at start by
+// `checkVectorInternals`, pinned by test/storage/result-budget.test.ts to STRING_VIEW_VERIFIED_WITH): the
+// VARCHAR/BLOB vectors of @duckdb/node-api keep their raw `string_t` array in a private `dataView`;
+// DuckDB's string_t is 16 bytes whose first 4 are the length (little endian, duckdb.h `duckdb_string_t`),
+// so a length is read without decoding the string. No public way exists in 1.5.6: node-api exposes a
+// vector's items only decoded (`getItem`), and the public C-API route (DuckDBDataChunk.chunk +
+// `vector_get_data` of @duckdb/node-bindings) needs that package as a dependency of our own (it is only
+// node-api's today, at the same pinned version): the move to take when the internal changes.
 import { DuckDBBlobVector, DuckDBListVector, DuckDBTypeId, DuckDBVarCharVector, JSDuckDBValueConverter, type DuckDBConnection, type DuckDBDataChunk, type DuckDBVector } from "@duckdb/node-api";
+
+/** The @duckdb/node-api version whose private string view `rawStrings` was verified against (see the header). */
+export const STRING_VIEW_VERIFIED_WITH = "1.5.6-r.1";
 
 /** Bytes counted for a cell of a fixed-width type (a JSON number or ISO timestamp and its separator). */
 const FIXED_CELL_BYTES = 24;
@@ -128,6 +135,8 @@ export async function checkVectorInternals(conn: DuckDBConnection): Promise<void
     return raw ? stringBytes(raw, 0) : "unreadable";
   }) : [];
   if (JSON.stringify(got) !== "[3,40,2,null]") {
-    throw new Error(`@duckdb/node-api internals changed: string lengths read ${JSON.stringify(got)} instead of [3,40,2,null] (storage/result-budget.ts)`);
+    throw new Error(
+      `@duckdb/node-api internals changed: string lengths read ${JSON.stringify(got)} instead of [3,40,2,null]; the result budget cannot measure strings without decoding them (storage/result-budget.ts, verified with ${STRING_VIEW_VERIFIED_WITH})`,
+    );
   }
 }
