@@ -1,5 +1,7 @@
 // Clients that each open a session asking for a 20-minute session timeout, say "ready" on stdout and
-// then do nothing: the sessions test kills the process with SIGKILL, as clients that vanish without closing.
+// then keep it alive (as a SCADA station does) until the sessions test kills the process with SIGKILL,
+// as clients that vanish without closing. Kept alive, a session never ends before the kill, however
+// slowly a loaded machine starts the other holders: the cap counts from the last ping.
 // Usage: bun session-holder.ts <endpoint url> <client pki dir> [clients, default 1]
 import { OPCUAClient, OPCUACertificateManager } from "node-opcua";
 
@@ -12,6 +14,7 @@ async function holdOne(): Promise<void> {
     connectionStrategy: { maxRetry: 0 },
     clientCertificateManager: certificates,
     requestedSessionTimeout: 20 * 60_000,
+    keepSessionAlive: true,
   });
   await client.connect(url);
   await client.createSession();
