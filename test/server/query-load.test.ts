@@ -140,10 +140,18 @@ describe("stopping the gateway", () => {
   it("stops within a few seconds while 20 heavy queries run or wait", async () => {
     const g = await startGateway(files("timeoutMs: 60000"));
     const queries = Array.from({ length: 20 }, () => post(g, { sql: HEAVY }).then((r) => r.status, () => "closed"));
-    await waitFor(() => historyLoad(g).running >= 1, "a heavy query running");
+    // every one in (a loaded machine sends 20 requests slowly): one running, the others waiting for its slot
+    await waitFor(() => historyLoad(g).running >= 1 && historyLoad(g).running + historyLoad(g).queued === 20, "20 heavy queries running or waiting");
     const started = performance.now();
+    let drainedMs = Infinity;
+    const drained = waitFor(() => historyLoad(g).running + historyLoad(g).queued === 0, "the queries interrupted and refused", 30_000, 10).then(() => (drainedMs = performance.now() - started));
     await g.stop();
-    expect(performance.now() - started).toBeLessThan(4000);
+    const stoppedMs = performance.now() - started;
+    await drained;
+    // the running query interrupted (DuckDB lets go in ~0.3 s), not given up on after the drain's 5 s
+    expect(drainedMs).toBeLessThan(4000);
+    // the whole stop (drivers, the log's close) does not wait for the queries' 60 s deadline
+    expect(stoppedMs).toBeLessThan(10_000);
     // each is answered 503 (refused or interrupted as the gateway stops) before HTTP closes
     expect(await Promise.all(queries)).toEqual(Array.from({ length: 20 }, () => 503));
   });
@@ -178,7 +186,8 @@ describe("SIGTERM", () => {
       const started = performance.now();
       proc.kill("SIGTERM");
       const code = await proc.exited;
-      expect(performance.now() - started).toBeLessThan(5000);
+      // not the queries' 60 s deadline: drained at once, then the process's own stop (a loaded machine's margin)
+      expect(performance.now() - started).toBeLessThan(10_000);
       expect(code).toBe(0);
       expect((await Promise.all(queries)).every((s) => s === 503 || s === "closed")).toBe(true);
       // reopened: the simulator's counter is in the log, gapless
