@@ -71,13 +71,15 @@ describe("decoder plugins of the registry", () => {
     await expect(dec.decode([text.encode("crash")])).rejects.toBeInstanceOf(PluginCrashed);
     const t = performance.now();
     await expect(dec.decode([text.encode("a")])).rejects.toBeInstanceOf(DecoderUnavailable);
-    expect(performance.now() - t).toBeLessThan(50);
-    expect(registry.decoderStatus().dec).toMatchObject({ running: false, backoffMs: expect.any(Number), lastError: expect.stringContaining("exit code 3") });
+    // at once: the call neither waited for the backoff (still running after it failed) nor started a
+    // process (a time bound said so too, but a loaded machine can hold any process for 50 ms)
+    expect(registry.decoderStatus().dec).toEqual({ running: false, version: "1.0.0", batches: expect.any(Number), crashes: expect.any(Number), backoffMs: expect.any(Number), lastError: expect.stringContaining("exit code 3") });
+    expect(registry.decoderStatus().dec!.backoffMs).toBeGreaterThan(0);
     // /readyz says so: the plugins component is degraded with the reason
     const ready = pluginsService(registry, false, pino({ level: "silent" })).status!();
     expect(ready.state).toBe("degraded");
     expect(ready.reasons).toEqual([expect.stringMatching(/^decoder 'dec' restarts in \d+ ms after repeated crashes \(its messages are refused meanwhile\): plugin 'dec': process ended: exit code 3/)]);
-    await waitFor(async () => (await dec.decode([text.encode("a")]).catch(() => null)) !== null, "a process after the backoff", 3000);
+    await waitFor(async () => (await dec.decode([text.encode("a")]).catch(() => null)) !== null, "a process after the backoff", 10_000);
     expect(performance.now() - t).toBeGreaterThanOrEqual(350);
   }, 20_000);
 });
