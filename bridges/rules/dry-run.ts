@@ -24,6 +24,9 @@ export const DRY_RUN_MAX_RUNS = 200_000;
  */
 export const DRY_RUN_MAX_LIMIT_FAULTS = DEFAULT_FAULT_LIMIT.count;
 
+/** `stopped` of a dry run whose caller went away */
+export const DRY_RUN_ABORTED = "stopped: the client went away";
+
 export interface DryRunRange {
   fromMicros: number;
   toMicros: number;
@@ -52,6 +55,7 @@ class Collector {
     private readonly name: string,
     private readonly meta: Parameters<typeof convertOutputs>[1],
     private readonly catalog: Catalog,
+    readonly signal?: AbortSignal,
   ) {}
 
   private add<T>(list: T[], item: T): void {
@@ -82,14 +86,26 @@ class Collector {
   }
 
   get stopped(): boolean {
-    return this.limitFaults >= DRY_RUN_MAX_LIMIT_FAULTS;
+    return this.limitFaults >= DRY_RUN_MAX_LIMIT_FAULTS || this.signal?.aborted === true;
+  }
+
+  private lastTurn = performance.now();
+  /** With a signal, a turn of the event loop every 10 ms of running: the only way its abort arrives. */
+  async turn(): Promise<void> {
+    if (!this.signal || performance.now() - this.lastTurn < 10) return;
+    await new Promise<void>((r) => setImmediate(r));
+    this.lastTurn = performance.now();
   }
 }
 
-/** Runs rule `name` (its text `source`) over the history in `range`; never appends to the log. */
-export async function dryRun(log: EventLog, catalog: Catalog, name: string, source: string, range: DryRunRange, stateJson = "{}"): Promise<DryRunResult> {
+/**
+ * Runs rule `name` (its text `source`) over the history in `range`; never appends to the log. When
+ * `signal` aborts (the HTTP client left) the run stops between messages and returns what it has, with
+ * `stopped` saying so: nobody is waiting for it, and it must not go on using the gateway's time.
+ */
+export async function dryRun(log: EventLog, catalog: Catalog, name: string, source: string, range: DryRunRange, stateJson = "{}", signal?: AbortSignal): Promise<DryRunResult> {
   const { spec, sandbox } = await loadRule(`rules/${name}.js`, source, catalog, stateJson);
-  const out = new Collector(name, spec.meta, catalog);
+  const out = new Collector(name, spec.meta, catalog, signal);
   try {
     const triggers = new Set(spec.meta.triggers);
     const every = spec.meta.everyMs;
@@ -102,6 +118,7 @@ export async function dryRun(log: EventLog, catalog: Catalog, name: string, sour
         out.result.timerRuns++;
         runs++;
         nextTick += every! * 1000;
+        await out.turn();
       }
     };
     const offsets = triggers.size > 0 ? await offsetRange(log, range) : null;
@@ -125,6 +142,7 @@ export async function dryRun(log: EventLog, catalog: Catalog, name: string, sour
       }
     }
     await ticksUntil(range.toMicros);
+    if (signal?.aborted) out.result.stopped = DRY_RUN_ABORTED;
     return out.result;
   } finally {
     sandbox.close();
@@ -133,7 +151,7 @@ export async function dryRun(log: EventLog, catalog: Catalog, name: string, sour
 
 async function runMessages(sandbox: Sandbox, trig: Logged<DataFrame>[], out: Collector): Promise<void> {
   const msgs: RuleMessage[] = trig.map((f) => ({ tag: f.tag, value: f.value, quality: f.quality, ts: f.ts }));
-  const run = await sandbox.runBatch(msgs, DRY_RUN_MAX_LIMIT_FAULTS - out.limitFaults);
+  const run = await sandbox.runBatch(msgs, { maxLimitFaults: DRY_RUN_MAX_LIMIT_FAULTS - out.limitFaults, ...(out.signal ? { signal: out.signal } : {}) });
   out.result.frames += run.ran ?? msgs.length;
   out.take(run, { offsetOf: (i) => trig[i]!.offset, tsOf: (i) => trig[i]?.ts ?? 0, loggedAtOf: (i) => trig[i]?.loggedAt ?? 0 });
 }

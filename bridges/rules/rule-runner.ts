@@ -38,6 +38,8 @@ export class RuleMetrics {
   readonly faults: Counter<"rule" | "kind">;
   readonly refused: Counter<"rule">;
   readonly enabled: Gauge<"rule">;
+  readonly dryRunsRunning: Gauge;
+  readonly dryRuns: Counter<"outcome">;
   constructor(registry: Registry) {
     const once = <T>(name: string, make: () => T): T => (registry.getSingleMetric(name) as T | undefined) ?? make();
     const registers = [registry];
@@ -45,6 +47,8 @@ export class RuleMetrics {
     this.faults = once("edge_rule_faults_total", () => new Counter({ name: "edge_rule_faults_total", help: "Rule runs stopped by a limit (timeout, memory, stack) or an exception", labelNames: ["rule", "kind"], registers }));
     this.refused = once("edge_rule_refused_total", () => new Counter({ name: "edge_rule_refused_total", help: "Rule outputs refused by the host (write list, checkWrite, setTag list)", labelNames: ["rule"], registers }));
     this.enabled = once("edge_rule_enabled", () => new Gauge({ name: "edge_rule_enabled", help: "1 while the rule runs", labelNames: ["rule"], registers }));
+    this.dryRunsRunning = once("edge_rule_dry_runs_running", () => new Gauge({ name: "edge_rule_dry_runs_running", help: "Dry runs of rules in progress", registers }));
+    this.dryRuns = once("edge_rule_dry_runs_total", () => new Counter({ name: "edge_rule_dry_runs_total", help: "Dry runs ended, by outcome: done, stopped (limit faults), aborted (the client went away), failed", labelNames: ["outcome"], registers }));
   }
 }
 

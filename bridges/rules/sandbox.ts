@@ -41,6 +41,15 @@ interface EncodedBatch {
   fromName: number;
 }
 
+export interface RunOptions {
+  /** stop the batch after this many limit faults (default: never) */
+  maxLimitFaults?: number;
+  /** stop the batch when this aborts (between messages) */
+  signal?: AbortSignal;
+  /** with a signal: a turn of the event loop at least this often, ms (default 10) */
+  yieldMs?: number;
+}
+
 export type FaultKind = "timeout" | "memory" | "stack" | "error";
 
 /** A run that did not complete: what happened and at which message. */
@@ -237,12 +246,12 @@ export class Sandbox {
    * Runs onMessage on each message, with a deadline per message (the in-sandbox loop ticks the host
    * before each one). A message that throws or exceeds a limit is skipped and reported as a fault; the
    * other messages run (after a limit fault, in a rebuilt sandbox with the state read back last).
+   * With `maxLimitFaults` the batch stops after that many limit faults (each costs up to the time limit
+   * and a rebuild); with `signal` it stops when the signal aborts, and gives the event loop a turn every
+   * `yieldMs` between slices so that the abort can be seen. `ran` says how many messages were handled.
    */
-  /**
-   * Runs `msgs`; with `maxLimitFaults` the batch stops after that many limit faults (each costs up to
-   * the time limit and a rebuild) and `ran` says how many messages were handled.
-   */
-  async runBatch(msgs: readonly RuleMessage[], maxLimitFaults = Infinity): Promise<BatchResult> {
+  async runBatch(msgs: readonly RuleMessage[], opts: RunOptions = {}): Promise<BatchResult> {
+    const { maxLimitFaults = Infinity, signal, yieldMs = 10 } = opts;
     if (!this.loaded) await this.load(this.lastState);
     const outputs: SandboxOutput[] = [];
     const faults: RunFault[] = [];
@@ -250,7 +259,13 @@ export class Sandbox {
     this.loadBatch(batch);
     let from = 0;
     let limitFaults = 0;
-    while (from < msgs.length) {
+    let turn = performance.now();
+    while (from < msgs.length && !signal?.aborted) {
+      if (signal && performance.now() - turn >= yieldMs) {
+        await new Promise<void>((r) => setImmediate(r));
+        turn = performance.now();
+        if (signal.aborted) break;
+      }
       const r = this.guarded("run", from);
       if ("next" in r) {
         from = r.next;

@@ -11,7 +11,7 @@ import type { ComponentStatus } from "../../schemas/health.ts";
 import type { DryRunResult, RuleView } from "../../schemas/rules.ts";
 import { KIND_CODE } from "../../storage/codec.ts";
 import type { EventLog } from "../../storage/log.ts";
-import { dryRun } from "./dry-run.ts";
+import { DRY_RUN_ABORTED, dryRun } from "./dry-run.ts";
 import { loadRule, RULE_NAME, RuleLoadError, ruleNameOf } from "./rule-file.ts";
 import { RuleMetrics, RuleRunner, ruleCursor, ruleSource, type FaultLimit, type RuleLogger } from "./rule-runner.ts";
 
@@ -85,6 +85,8 @@ export class RulesService {
   private chain: Promise<unknown> = Promise.resolve();
   private states = new Map<string, string>();
   private stopped = false;
+  /** dry runs in progress (status and metric: a run whose client left must end) */
+  private dryRunsRunning = 0;
 
   constructor(private readonly opts: RulesOptions) {
     this.dir = join(opts.configDir, "rules");
@@ -195,6 +197,7 @@ export class RulesService {
       reasons: bad.map((v) => `rule ${v.name}: ${v.state === "invalid" ? v.lastError : `disabled (${v.disabledReason})`}`),
       rules: views.length,
       running: views.filter((v) => v.state === "running").length,
+      dryRuns: this.dryRunsRunning,
     };
   }
 
@@ -258,7 +261,7 @@ export class RulesService {
    * What rule `name` (its saved text, or `source`) would have done over the history of [from, to]
    * (default the last hour); nothing is appended or written.
    */
-  async dryRun(name: string, opts: { source?: string; fromMs?: number; toMs?: number } = {}): Promise<DryRunResult> {
+  async dryRun(name: string, opts: { source?: string; fromMs?: number; toMs?: number; signal?: AbortSignal } = {}): Promise<DryRunResult> {
     if (!RULE_NAME.test(name)) throw new RulesError("invalid_name", `rule name '${name}' must be letters, digits, _ and - (at most 64)`);
     const e = this.entries.get(name);
     const path = join(this.dir, `${name}.js`);
@@ -266,11 +269,20 @@ export class RulesService {
     if (source === null) throw new RulesError("unknown_rule", `no rule '${name}' (give its text as source to try a new one)`);
     const toMs = opts.toMs ?? Date.now();
     const fromMs = opts.fromMs ?? toMs - 3_600_000;
+    this.dryRunsRunning++;
+    this.metrics?.dryRunsRunning.inc();
+    let outcome = "failed";
     try {
-      return await dryRun(this.opts.log, this.opts.catalog, name, source, { fromMicros: fromMs * 1000, toMicros: toMs * 1000 }, e?.runner?.stateJson ?? this.states.get(name) ?? "{}");
+      const result = await dryRun(this.opts.log, this.opts.catalog, name, source, { fromMicros: fromMs * 1000, toMicros: toMs * 1000 }, e?.runner?.stateJson ?? this.states.get(name) ?? "{}", opts.signal);
+      outcome = result.stopped === DRY_RUN_ABORTED ? "aborted" : result.stopped ? "stopped" : "done";
+      return result;
     } catch (err) {
       if (err instanceof RuleLoadError) throw new RulesError("invalid_rule", err.message, err.line);
       throw err;
+    } finally {
+      this.dryRunsRunning--;
+      this.metrics?.dryRunsRunning.dec();
+      this.metrics?.dryRuns.inc({ outcome });
     }
   }
 

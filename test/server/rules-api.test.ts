@@ -60,6 +60,25 @@ describe("rules API", () => {
     expect(r.body.stopped).toStartWith("stopped after 5 limit faults");
   });
 
+  it("ends a dry run when its client disconnects mid-run instead of running the rest of the history for nobody", async () => {
+    // 300 triggers at 20 ms each: about 6 s of running; the client leaves once the run has started
+    await g.gw.ctx.log.append(Array.from({ length: 300 }, (_, i): DataFrame => ({ kind: "data", tag: "busy", value: i, ts: Date.now() * 1000 + i, quality: 0, source: "test" })));
+    const rules = g.gw.ctx.services!().find((s) => s.name === "rules")!;
+    const running = () => rules.status!().dryRuns;
+    const aborted = async () => Number(/edge_rule_dry_runs_total\{outcome="aborted"\} (\d+)/.exec(await (await fetch(`${g.url}/metrics`)).text())?.[1] ?? 0);
+    expect(await aborted()).toBe(0);
+    const client = new AbortController();
+    const source = `export const meta = { triggers: ["busy"] };\nexport function onMessage(m) { const t = Date.now(); while (Date.now() - t < 20) {} }\n`;
+    const req = fetch(`${g.url}/api/rules/busy/dry-run`, { method: "POST", headers: await bearer("admin"), body: JSON.stringify({ source }), signal: client.signal }).catch((e: Error) => e.name);
+    await waitFor(() => running() === 1, "the dry run started");
+    const t0 = performance.now();
+    client.abort();
+    expect(await req).toBe("AbortError");
+    await waitFor(() => running() === 0, "the dry run ended after its client left", 3000);
+    expect(performance.now() - t0).toBeLessThan(3000);
+    expect(await aborted()).toBe(1);
+  });
+
   it("saves a rule, lists it running with its runs and time per run, and disables and enables it", async () => {
     expect((await api("PUT", "/api/rules/lvl", "admin", { source: RULE })).status).toBe(200);
     await g.gw.ctx.log.append([level(2)]);
