@@ -5,12 +5,13 @@
 import { AlarmRequest } from "../../schemas/alarms.ts";
 import type { Catalog } from "../../schemas/catalog.ts";
 import type { DataFrame, Logged } from "../../schemas/frames.ts";
-import type { DryRunResult } from "../../schemas/rules.ts";
+import type { DryRunResult, RuleMeta } from "../../schemas/rules.ts";
 import type { EventLog } from "../../storage/log.ts";
 import { loadRule } from "./rule-file.ts";
 import { DEFAULT_FAULT_LIMIT } from "./rule-runner.ts";
 import { convertOutputs, type RunOrigin } from "./rule-outputs.ts";
-import type { BatchResult, RuleMessage, Sandbox } from "./sandbox.ts";
+import { localSandbox, type BatchResult, type RuleMessage, type RuleSandbox, type SandboxFactory } from "./sandbox.ts";
+import { WorkerFault } from "./rules-worker.ts";
 
 /** each list of the answer keeps its first LIST_CAP entries */
 const LIST_CAP = 1000;
@@ -26,6 +27,15 @@ export const DRY_RUN_MAX_LIMIT_FAULTS = DEFAULT_FAULT_LIMIT.count;
 
 /** `stopped` of a dry run whose caller went away */
 export const DRY_RUN_ABORTED = "stopped: the client went away";
+
+export interface DryRunOptions {
+  /** the rule's state to start from (JSON; default {}) */
+  stateJson?: string;
+  /** aborts when the caller goes away: the run stops */
+  signal?: AbortSignal;
+  /** where the sandbox runs (default this thread; the gateway gives each dry run a worker of its own) */
+  make?: SandboxFactory;
+}
 
 export interface DryRunRange {
   fromMicros: number;
@@ -47,8 +57,10 @@ async function offsetRange(log: EventLog, r: DryRunRange): Promise<[number, numb
   }
 }
 
+const emptyResult = (): DryRunResult => ({ frames: 0, timerRuns: 0, commands: [], setTags: [], alarms: [], logs: [], refused: [], faults: [], truncated: false });
+
 class Collector {
-  readonly result: DryRunResult = { frames: 0, timerRuns: 0, commands: [], setTags: [], alarms: [], logs: [], refused: [], faults: [], truncated: false };
+  readonly result = emptyResult();
   /** limit faults seen so far (the run stops at DRY_RUN_MAX_LIMIT_FAULTS) */
   limitFaults = 0;
   constructor(
@@ -103,53 +115,73 @@ class Collector {
  * `signal` aborts (the HTTP client left) the run stops between messages and returns what it has, with
  * `stopped` saying so: nobody is waiting for it, and it must not go on using the gateway's time.
  */
-export async function dryRun(log: EventLog, catalog: Catalog, name: string, source: string, range: DryRunRange, stateJson = "{}", signal?: AbortSignal): Promise<DryRunResult> {
-  const { spec, sandbox } = await loadRule(`rules/${name}.js`, source, catalog, stateJson);
+export async function dryRun(log: EventLog, catalog: Catalog, name: string, source: string, range: DryRunRange, opts: DryRunOptions = {}): Promise<DryRunResult> {
+  const { stateJson = "{}", signal, make = localSandbox } = opts;
+  let loaded: Awaited<ReturnType<typeof loadRule>>;
+  try {
+    loaded = await loadRule(`rules/${name}.js`, source, catalog, stateJson, make);
+  } catch (e) {
+    if (e instanceof WorkerFault && signal?.aborted) return { ...emptyResult(), stopped: DRY_RUN_ABORTED };
+    throw e;
+  }
+  const { spec, sandbox } = loaded;
   const out = new Collector(name, spec.meta, catalog, signal);
   try {
-    const triggers = new Set(spec.meta.triggers);
-    const every = spec.meta.everyMs;
-    let nextTick = every === undefined ? Infinity : range.fromMicros + every * 1000;
-    let runs = 0;
-    const ticksUntil = async (micros: number) => {
-      while (nextTick <= micros && nextTick <= range.toMicros && runs < DRY_RUN_MAX_RUNS && !out.stopped) {
-        const at = nextTick;
-        out.take(await sandbox.runTimer(at / 1000), { offsetOf: () => -1, tsOf: () => at, loggedAtOf: () => at, tick: at / 1000 });
-        out.result.timerRuns++;
-        runs++;
-        nextTick += every! * 1000;
-        await out.turn();
-      }
-    };
-    const offsets = triggers.size > 0 ? await offsetRange(log, range) : null;
-    if (offsets) {
-      for await (const page of log.pages({ from: offsets[0], to: offsets[1], kinds: ["data"] })) {
-        const trig = (page as Logged<DataFrame>[]).filter((f) => triggers.has(f.tag));
-        for (let k = 0; k < trig.length && runs < DRY_RUN_MAX_RUNS && !out.stopped; ) {
-          // messages up to the next tick go in one batch, then the tick
-          let end = k;
-          while (end < trig.length && trig[end]!.ts < nextTick && end - k < DRY_RUN_MAX_RUNS - runs) end++;
-          if (end > k) await runMessages(sandbox, trig.slice(k, end), out);
-          runs += end - k;
-          k = end;
-          if (k < trig.length) await ticksUntil(trig[k]!.ts);
-        }
-        if (runs >= DRY_RUN_MAX_RUNS) {
-          out.result.truncated = true;
-          break;
-        }
-        if (out.stopped) break;
-      }
+    await replay(log, range, spec.meta, sandbox, out);
+  } catch (e) {
+    // stopping the worker is how an abort ends a run in it; a worker that died or hung ends the dry run
+    if (!(e instanceof WorkerFault)) throw e;
+    if (!signal?.aborted) {
+      out.result.faults.push({ kind: "worker", message: e.message, at: new Date().toISOString() });
+      out.result.stopped = `stopped: ${e.message}`;
     }
-    await ticksUntil(range.toMicros);
-    if (signal?.aborted) out.result.stopped = DRY_RUN_ABORTED;
-    return out.result;
   } finally {
     sandbox.close();
   }
+  if (signal?.aborted) out.result.stopped = DRY_RUN_ABORTED;
+  return out.result;
 }
 
-async function runMessages(sandbox: Sandbox, trig: Logged<DataFrame>[], out: Collector): Promise<void> {
+/** Trigger frames of the range in order, with the timer's ticks between them. */
+async function replay(log: EventLog, range: DryRunRange, meta: RuleMeta, sandbox: RuleSandbox, out: Collector): Promise<void> {
+  const triggers = new Set(meta.triggers);
+  const every = meta.everyMs;
+  let nextTick = every === undefined ? Infinity : range.fromMicros + every * 1000;
+  let runs = 0;
+  const ticksUntil = async (micros: number) => {
+    while (nextTick <= micros && nextTick <= range.toMicros && runs < DRY_RUN_MAX_RUNS && !out.stopped) {
+      const at = nextTick;
+      out.take(await sandbox.runTimer(at / 1000), { offsetOf: () => -1, tsOf: () => at, loggedAtOf: () => at, tick: at / 1000 });
+      out.result.timerRuns++;
+      runs++;
+      nextTick += every! * 1000;
+      await out.turn();
+    }
+  };
+  const offsets = triggers.size > 0 ? await offsetRange(log, range) : null;
+  if (offsets) {
+    for await (const page of log.pages({ from: offsets[0], to: offsets[1], kinds: ["data"] })) {
+      const trig = (page as Logged<DataFrame>[]).filter((f) => triggers.has(f.tag));
+      for (let k = 0; k < trig.length && runs < DRY_RUN_MAX_RUNS && !out.stopped; ) {
+        // messages up to the next tick go in one batch, then the tick
+        let end = k;
+        while (end < trig.length && trig[end]!.ts < nextTick && end - k < DRY_RUN_MAX_RUNS - runs) end++;
+        if (end > k) await runMessages(sandbox, trig.slice(k, end), out);
+        runs += end - k;
+        k = end;
+        if (k < trig.length) await ticksUntil(trig[k]!.ts);
+      }
+      if (runs >= DRY_RUN_MAX_RUNS) {
+        out.result.truncated = true;
+        break;
+      }
+      if (out.stopped) break;
+    }
+  }
+  await ticksUntil(range.toMicros);
+}
+
+async function runMessages(sandbox: RuleSandbox, trig: Logged<DataFrame>[], out: Collector): Promise<void> {
   const msgs: RuleMessage[] = trig.map((f) => ({ tag: f.tag, value: f.value, quality: f.quality, ts: f.ts }));
   const run = await sandbox.runBatch(msgs, { maxLimitFaults: DRY_RUN_MAX_LIMIT_FAULTS - out.limitFaults, ...(out.signal ? { signal: out.signal } : {}) });
   out.result.frames += run.ran ?? msgs.length;

@@ -8,7 +8,7 @@ import { tagSource } from "../../schemas/config.ts";
 import { ConfigError } from "../../schemas/errors.ts";
 import { RuleMeta } from "../../schemas/rules.ts";
 import { parseWithSchema } from "../../schemas/validate.ts";
-import { DEFAULT_LIMITS, RuleLoadError, Sandbox, type SandboxLimits } from "./sandbox.ts";
+import { DEFAULT_LIMITS, localSandbox, RuleLoadError, type RuleExports, type RuleSandbox, type SandboxFactory, type SandboxLimits } from "./sandbox.ts";
 
 export { RuleLoadError };
 
@@ -53,14 +53,21 @@ function checkTags(file: string, source: string, meta: RuleMeta, catalog: Catalo
   });
 }
 
-/** Loads and validates a rule; returns its spec and its loaded sandbox. Throws RuleLoadError. */
-export async function loadRule(file: string, source: string, catalog: Catalog, stateJson = "{}"): Promise<{ spec: RuleSpec; sandbox: Sandbox }> {
+/**
+ * Loads and validates a rule; returns its spec and its loaded sandbox, made by `make` (the rules worker's
+ * in the gateway; this thread's by default, e.g. for `edgectl check`). Throws RuleLoadError.
+ */
+export async function loadRule(file: string, source: string, catalog: Catalog, stateJson = "{}", make: SandboxFactory = localSandbox): Promise<{ spec: RuleSpec; sandbox: RuleSandbox }> {
   const name = ruleNameOf(file);
   if (!RULE_NAME.test(name)) throw new RuleLoadError(file, null, null, `the file name must be <name>.js with a name of letters, digits, _ and - (at most 64)`);
   // first load with defaults only to read meta; the limits it declares apply from the second load on
-  const probe = new Sandbox(file, source, DEFAULT_LIMITS);
-  const exported = await probe.load(stateJson);
-  probe.close();
+  const probe = make(file, source, DEFAULT_LIMITS);
+  let exported: RuleExports;
+  try {
+    exported = await probe.load(stateJson);
+  } finally {
+    probe.close();
+  }
   if (exported.meta === undefined) throw new RuleLoadError(file, null, null, "the rule exports no `meta` object (export const meta = { triggers: [...], writes: [...] })");
   let meta: RuleMeta;
   try {
@@ -79,7 +86,7 @@ export async function loadRule(file: string, source: string, catalog: Catalog, s
     ...(meta.timeLimitMs !== undefined ? { timeLimitMs: meta.timeLimitMs } : {}),
     ...(meta.memoryMiB !== undefined ? { memoryBytes: meta.memoryMiB << 20 } : {}),
   };
-  const sandbox = new Sandbox(file, source, limits, { writes: meta.writes, sets: meta.sets });
+  const sandbox = make(file, source, limits, { writes: meta.writes, sets: meta.sets });
   await sandbox.load(stateJson);
   return { spec: { name, file, source, meta, limits }, sandbox };
 }

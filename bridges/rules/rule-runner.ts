@@ -11,11 +11,12 @@ import { Counter, Gauge, type Registry } from "prom-client";
 import type { Catalog } from "../../schemas/catalog.ts";
 import type { DataFrame, EventFrame, Frame, Logged } from "../../schemas/frames.ts";
 import type { ConsumerContext, ConsumerLogger, LogConsumer } from "../../storage/consumer.ts";
-import { consume } from "../../storage/consumer.ts";
+import { consume, Rewind } from "../../storage/consumer.ts";
 import type { EventLog } from "../../storage/log.ts";
 import { convertOutputs, type Refusal, type RunOrigin } from "./rule-outputs.ts";
 import type { RuleSpec } from "./rule-file.ts";
-import type { BatchResult, RuleMessage, Sandbox } from "./sandbox.ts";
+import { WorkerFault } from "./rules-worker.ts";
+import type { BatchResult, RuleMessage, RuleSandbox } from "./sandbox.ts";
 
 export interface RuleLogger extends ConsumerLogger {
   info(obj: object, msg: string): void;
@@ -92,7 +93,7 @@ export class RuleRunner {
   constructor(
     private readonly deps: RunnerDeps,
     readonly spec: RuleSpec,
-    private readonly sandbox: Sandbox,
+    private readonly sandbox: RuleSandbox,
   ) {
     this.triggers = new Set(spec.meta.triggers);
     this.committedState = sandbox.state;
@@ -159,18 +160,43 @@ export class RuleRunner {
       return;
     }
     const msgs: RuleMessage[] = trig.map((f) => ({ tag: f.tag, value: f.value, quality: f.quality, ts: f.ts }));
-    const t0 = performance.now();
-    const result = await this.sandbox.runBatch(msgs);
-    this.account(trig.length, performance.now() - t0);
     const origin: RunOrigin = {
       offsetOf: (i) => trig[i]!.offset,
       tsOf: (i) => trig[i]!.ts,
       loggedAtOf: (i) => trig[i]!.loggedAt,
     };
+    const t0 = performance.now();
+    let result: BatchResult;
+    try {
+      result = await this.sandbox.runBatch(msgs);
+    } catch (e) {
+      if (!(e instanceof WorkerFault) || e.reason === "stopped") throw e;
+      return this.pageLost(e, origin, trig[0]!.offset, last, ctx);
+    }
+    this.account(trig.length, performance.now() - t0);
     const frames = this.framesOf(result, origin, (i) => trig[i]?.offset ?? last);
     if (frames.length > 0) await this.committing(() => ctx.commit(frames, last));
     this.afterCommit();
     this.handled = last;
+  }
+
+  /**
+   * The rules worker died or hung while running this page: the rule's fault (`rule.fault` kind worker,
+   * counted toward disabling it). Nothing of the page was committed, so it runs again from the cursor in
+   * the new worker (Rewind), from the committed state, with the same command ids; once the faults disable
+   * the rule, the page is passed with the disabling committed at its cursor.
+   */
+  private async pageLost(e: WorkerFault, origin: RunOrigin, first: number, last: number, ctx: ConsumerContext): Promise<void> {
+    const frames = this.framesOf({ outputs: [], faults: [{ kind: "worker", message: e.message, at: 0 }], state: this.committedState }, origin, () => first);
+    if (this.disabledReason) {
+      await this.committing(() => ctx.commit(frames, last));
+      this.afterCommit();
+      this.handled = last;
+      return;
+    }
+    await this.deps.log.append(frames);
+    await this.sandbox.load(this.committedState);
+    throw new Rewind();
   }
 
   private tick(): void {
@@ -179,7 +205,11 @@ export class RuleRunner {
     const tickMs = Date.now();
     void this.exclusive(async () => {
       const t0 = performance.now();
-      const result = await this.sandbox.runTimer(tickMs);
+      const result = await this.sandbox.runTimer(tickMs).catch((e: unknown): BatchResult => {
+        // a tick is at most once: the worker's fault is the tick's fault, it is not run again
+        if (!(e instanceof WorkerFault) || e.reason === "stopped") throw e;
+        return { outputs: [], faults: [{ kind: "worker", message: e.message, at: -1 }], state: this.committedState };
+      });
       this.account(1, performance.now() - t0);
       const now = tickMs * 1000;
       const frames = this.framesOf(result, { offsetOf: () => -1, tsOf: () => now, loggedAtOf: () => now, tick: tickMs }, () => this.handled);

@@ -8,6 +8,7 @@
 // checks only give the author an early error.
 import type { QuickJSContext, QuickJSHandle, QuickJSRuntime, QuickJSWASMModule } from "quickjs-emscripten-core";
 import { PRELUDE, toOutput, type SandboxOutput } from "./host-api.ts";
+import { COLUMNS, TagTable, type EncodedBatch } from "./batch.ts";
 import { boundedModule, PAGE } from "./quickjs.ts";
 
 export { LOG_LINE_BYTES, type SandboxOutput } from "./host-api.ts";
@@ -35,12 +36,6 @@ export interface RuleMessage {
   ts: number;
 }
 
-interface EncodedBatch {
-  cols: Float64Array;
-  extras: string;
-  fromName: number;
-}
-
 export interface RunOptions {
   /** stop the batch after this many limit faults (default: never) */
   maxLimitFaults?: number;
@@ -48,9 +43,12 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** with a signal: a turn of the event loop at least this often, ms (default 10) */
   yieldMs?: number;
+  /** called after every slice (about a tenth of the time limit): the rules worker's sign of life */
+  onSlice?: () => void;
 }
 
-export type FaultKind = "timeout" | "memory" | "stack" | "error";
+/** `worker`: the rules worker died or gave no sign of life past its deadline during the rule's call (rules-worker.ts) */
+export type FaultKind = "timeout" | "memory" | "stack" | "error" | "worker";
 
 /** A run that did not complete: what happened and at which message. */
 export interface RunFault {
@@ -84,7 +82,7 @@ export class RuleLoadError extends Error {
   }
 }
 
-const isLimit = (k: FaultKind) => k !== "error";
+const isLimit = (k: FaultKind) => k === "timeout" || k === "memory" || k === "stack";
 
 /** Names the fault of an error dumped from QuickJS. */
 function classify(e: unknown, interrupted: "timeout" | "memory" | null): { kind: FaultKind; message: string } {
@@ -111,22 +109,43 @@ export interface RuleExports {
   onTimer: boolean;
 }
 
+/** What a rule runner or a dry run holds: a Sandbox in this thread or a RemoteSandbox in the rules worker. */
+export interface RuleSandbox {
+  readonly file: string;
+  readonly limits: SandboxLimits;
+  exports: RuleExports;
+  /** the rule's state as last read back (JSON) */
+  readonly state: string;
+  load(stateJson?: string): Promise<RuleExports>;
+  runBatch(msgs: readonly RuleMessage[], opts?: RunOptions): Promise<BatchResult>;
+  runTimer(nowMs: number): Promise<BatchResult>;
+  close(): boolean;
+}
+
+export type Grants = { writes: readonly string[]; sets: readonly string[] };
+
+/** Makes the sandbox of a rule file (in this thread, or in the rules worker). */
+export type SandboxFactory = (file: string, source: string, limits: SandboxLimits, grants?: Grants) => RuleSandbox;
+
+export const localSandbox: SandboxFactory = (file, source, limits, grants) => new Sandbox(file, source, limits, grants);
+
 /**
  * One rule's sandbox. `load()` evaluates the file (syntax errors -> RuleLoadError with line), then
  * `runBatch(msgs)` calls onMessage per message with a deadline per message, and `runTimer(now)` calls
  * onTimer. A limit fault (time, memory, stack) disposes the runtime and builds a fresh one from the same
  * source and the last good state; an exception thrown by the rule only skips its message.
  */
-export class Sandbox {
+export class Sandbox implements RuleSandbox {
   private loaded: Loaded | null = null;
   private deadline = Infinity;
   /** why the interrupt handler stopped the last call, if it did */
   private interrupted: "timeout" | null = null;
   private isMemoryFull = () => false;
   private lastState = "{}";
-  /** tag names by id as sent to the sandbox (ids are per sandbox; a rebuilt one is sent all names again) */
+  /** tag names by id as the batches gave them (ids are per sandbox; a rebuilt one is sent all names again) */
   private readonly tagNames: string[] = [];
-  private readonly tagIds = new Map<string, number>();
+  /** ids of runBatch's messages (runEncoded's caller keeps its own) */
+  private readonly table = new TagTable();
   private namesSent = 0;
   /** disposals that aborted (a leaked handle): the module was dropped instead */
   disposeFailures = 0;
@@ -136,7 +155,9 @@ export class Sandbox {
     readonly file: string,
     private readonly source: string,
     readonly limits: SandboxLimits = DEFAULT_LIMITS,
-    private readonly grants: { writes: readonly string[]; sets: readonly string[] } = { writes: [], sets: [] },
+    private readonly grants: Grants = { writes: [], sets: [] },
+    /** asked at every interrupt check: true stops the run (the rules worker's thread is being terminated) */
+    private readonly stopRequested: () => boolean = () => false,
   ) {}
 
   /** Evaluates the rule with this state (JSON); throws RuleLoadError. */
@@ -150,7 +171,7 @@ export class Sandbox {
     runtime.setMemoryLimit(this.limits.memoryBytes);
     runtime.setMaxStackSize(this.limits.stackBytes);
     runtime.setInterruptHandler(() => {
-      if (performance.now() <= this.deadline) return false;
+      if (performance.now() <= this.deadline && !this.stopRequested()) return false;
       this.interrupted = "timeout";
       return true;
     });
@@ -250,29 +271,36 @@ export class Sandbox {
    * and a rebuild); with `signal` it stops when the signal aborts, and gives the event loop a turn every
    * `yieldMs` between slices so that the abort can be seen. `ran` says how many messages were handled.
    */
-  async runBatch(msgs: readonly RuleMessage[], opts: RunOptions = {}): Promise<BatchResult> {
-    const { maxLimitFaults = Infinity, signal, yieldMs = 10 } = opts;
+  runBatch(msgs: readonly RuleMessage[], opts: RunOptions = {}): Promise<BatchResult> {
+    return this.runEncoded(this.table.encode(msgs), opts);
+  }
+
+  /** runBatch of a batch encoded by the caller's TagTable (the rules worker gets them so). */
+  async runEncoded(batch: EncodedBatch, opts: RunOptions = {}): Promise<BatchResult> {
+    const { maxLimitFaults = Infinity, signal, yieldMs = 10, onSlice } = opts;
     if (!this.loaded) await this.load(this.lastState);
     const outputs: SandboxOutput[] = [];
     const faults: RunFault[] = [];
-    const batch = this.encode(msgs);
+    const count = batch.cols.length / COLUMNS;
+    for (const name of batch.names) this.tagNames.push(name);
     this.loadBatch(batch);
     let from = 0;
     let limitFaults = 0;
     let turn = performance.now();
-    while (from < msgs.length && !signal?.aborted) {
+    while (from < count && !signal?.aborted) {
       if (signal && performance.now() - turn >= yieldMs) {
         await new Promise<void>((r) => setImmediate(r));
         turn = performance.now();
         if (signal.aborted) break;
       }
       const r = this.guarded("run", from);
+      onSlice?.();
       if ("next" in r) {
         from = r.next;
         continue;
       }
       const fault = r.fault;
-      const at = Math.min(msgs.length - 1, Math.max(from, this.currentIndex() ?? from));
+      const at = Math.min(count - 1, Math.max(from, this.currentIndex() ?? from));
       const f: RunFault = { ...fault, at };
       faults.push(f);
       // the outputs of the messages before it are kept (when an exhausted heap still lets them be read);
@@ -290,41 +318,12 @@ export class Sandbox {
       from = at + 1;
     }
     const state = this.collect(outputs, Infinity);
-    return { outputs, faults, state, ran: Math.min(from, msgs.length) };
-  }
-
-  /** Columns of a batch (see the prelude's load) and the tag names the sandbox has not seen yet. */
-  private encode(msgs: readonly RuleMessage[]): EncodedBatch {
-    const cols = new Float64Array(msgs.length * 5);
-    const extras: unknown[] = [];
-    const first = this.tagNames.length;
-    for (let i = 0, k = 0; i < msgs.length; i++, k += 5) {
-      const m = msgs[i]!;
-      let id = this.tagIds.get(m.tag);
-      if (id === undefined) {
-        id = this.tagNames.push(m.tag) - 1;
-        this.tagIds.set(m.tag, id);
-      }
-      cols[k] = id;
-      const v = m.value;
-      if (typeof v === "number") cols[k + 2] = v;
-      else if (v === true) cols[k + 1] = 1;
-      else if (v === false) cols[k + 1] = 2;
-      else if (v === null) cols[k + 1] = 3;
-      else {
-        cols[k + 1] = 4;
-        cols[k + 2] = extras.push(typeof v === "bigint" ? v.toString() : v) - 1;
-      }
-      cols[k + 3] = m.quality;
-      cols[k + 4] = m.ts;
-    }
-    return { cols, extras: extras.length ? JSON.stringify(extras) : "", fromName: first };
+    return { outputs, faults, state, ran: Math.min(from, count) };
   }
 
   private loadBatch(b: EncodedBatch): void {
     const { vm, fns, host } = this.loaded!;
-    const from = Math.min(b.fromName, this.namesSent);
-    const names = from < this.tagNames.length ? JSON.stringify(this.tagNames.slice(from)) : "";
+    const names = this.namesSent < this.tagNames.length ? JSON.stringify(this.tagNames.slice(this.namesSent)) : "";
     this.namesSent = this.tagNames.length;
     const buf = vm.newArrayBuffer(b.cols.buffer);
     const ex = vm.newString(b.extras);

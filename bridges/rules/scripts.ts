@@ -12,7 +12,9 @@ import type { DryRunResult, RuleView } from "../../schemas/rules.ts";
 import { KIND_CODE } from "../../storage/codec.ts";
 import type { EventLog } from "../../storage/log.ts";
 import { DRY_RUN_ABORTED, dryRun } from "./dry-run.ts";
+import type { SandboxFactory } from "./sandbox.ts";
 import { loadRule, RULE_NAME, RuleLoadError, ruleNameOf } from "./rule-file.ts";
+import { RulesWorker, workerSandbox, type RulesWorkerOptions } from "./rules-worker.ts";
 import { RuleMetrics, RuleRunner, ruleCursor, ruleSource, type FaultLimit, type RuleLogger } from "./rule-runner.ts";
 
 export interface RulesOptions {
@@ -25,6 +27,8 @@ export interface RulesOptions {
   /** wait after a file event before reloading (editors write in steps); default 200 ms */
   settleMs?: number;
   retry?: { initialMs: number; maxMs: number };
+  /** the rules worker's deadlines (tests shorten them) */
+  worker?: RulesWorkerOptions;
 }
 
 interface RuleEntry {
@@ -88,8 +92,14 @@ export class RulesService {
   /** dry runs in progress (status and metric: a run whose client left must end) */
   private dryRunsRunning = 0;
 
+  /** the one thread where every live rule runs (rules-worker.ts says why one) */
+  readonly worker: RulesWorker;
+  private readonly make: SandboxFactory;
+
   constructor(private readonly opts: RulesOptions) {
     this.dir = join(opts.configDir, "rules");
+    this.worker = new RulesWorker(opts.worker);
+    this.make = workerSandbox(this.worker);
     this.metrics = opts.registry ? new RuleMetrics(opts.registry) : undefined;
   }
 
@@ -109,6 +119,7 @@ export class RulesService {
     for (const t of this.timers.values()) clearTimeout(t);
     await this.chain;
     for (const e of this.entries.values()) await e.runner?.stop();
+    this.worker.stop();
   }
 
   private watch(): void {
@@ -154,7 +165,7 @@ export class RulesService {
     const source = readFileSync(path, "utf8");
     if (e.runner && e.runner.spec.source === source && !e.invalid) return;
     try {
-      const { spec, sandbox } = await loadRule(e.file, source, this.opts.catalog, this.states.get(name) ?? "{}");
+      const { spec, sandbox } = await loadRule(e.file, source, this.opts.catalog, this.states.get(name) ?? "{}", this.make);
       if (e.runner) {
         // the new version goes on from the state the old one reached: read once it has stopped
         await e.runner.stop();
@@ -198,6 +209,8 @@ export class RulesService {
       rules: views.length,
       running: views.filter((v) => v.state === "running").length,
       dryRuns: this.dryRunsRunning,
+      // the rule running in the worker now and for how long; restarts after a worker died or hung
+      worker: { busy: this.worker.busy(), restarts: this.worker.restarts },
     };
   }
 
@@ -236,7 +249,7 @@ export class RulesService {
   async check(name: string, source: string): Promise<void> {
     if (!RULE_NAME.test(name)) throw new RulesError("invalid_name", `rule name '${name}' must be letters, digits, _ and - (at most 64)`);
     try {
-      (await loadRule(`rules/${name}.js`, source, this.opts.catalog)).sandbox.close();
+      (await loadRule(`rules/${name}.js`, source, this.opts.catalog, "{}", this.make)).sandbox.close();
     } catch (err) {
       if (err instanceof RuleLoadError) throw new RulesError("invalid_rule", err.message, err.line);
       throw err;
@@ -272,14 +285,21 @@ export class RulesService {
     this.dryRunsRunning++;
     this.metrics?.dryRunsRunning.inc();
     let outcome = "failed";
+    // a worker of its own: a replay of history never delays the live rules, and stopping it ends the run at once
+    const worker = new RulesWorker(this.opts.worker);
+    const stop = () => worker.stop();
+    opts.signal?.addEventListener("abort", stop, { once: true });
     try {
-      const result = await dryRun(this.opts.log, this.opts.catalog, name, source, { fromMicros: fromMs * 1000, toMicros: toMs * 1000 }, e?.runner?.stateJson ?? this.states.get(name) ?? "{}", opts.signal);
+      const stateJson = e?.runner?.stateJson ?? this.states.get(name) ?? "{}";
+      const result = await dryRun(this.opts.log, this.opts.catalog, name, source, { fromMicros: fromMs * 1000, toMicros: toMs * 1000 }, { stateJson, make: workerSandbox(worker), ...(opts.signal ? { signal: opts.signal } : {}) });
       outcome = result.stopped === DRY_RUN_ABORTED ? "aborted" : result.stopped ? "stopped" : "done";
       return result;
     } catch (err) {
       if (err instanceof RuleLoadError) throw new RulesError("invalid_rule", err.message, err.line);
       throw err;
     } finally {
+      opts.signal?.removeEventListener("abort", stop);
+      worker.stop();
       this.dryRunsRunning--;
       this.metrics?.dryRunsRunning.dec();
       this.metrics?.dryRuns.inc({ outcome });
@@ -302,7 +322,7 @@ export class RulesService {
           // a runner stopped after faults is not restarted: a fresh one from the same spec
           const { spec } = e.runner;
           await e.runner.stop();
-          const { sandbox } = await loadRule(e.file, spec.source, this.opts.catalog, e.runner.stateJson);
+          const { sandbox } = await loadRule(e.file, spec.source, this.opts.catalog, e.runner.stateJson, this.make);
           e.runner = new RuleRunner(this.runnerDeps(), spec, sandbox);
           await this.startRunner(e);
         }

@@ -7,7 +7,6 @@ import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ModbusTcpServer } from "../../../server/demo/modbus-server.ts";
-import { deadline, TIMED_OUT } from "../../../storage/time.ts";
 import { tempDir, waitFor, writeConfig } from "../../helpers/index.ts";
 import { configFiles, startPlcBehindProxy, token, type HoldingProxy, type Keys } from "../../server/commands-fixture.ts";
 
@@ -80,9 +79,10 @@ describe("rule commands across a gateway crash", () => {
     const first = await spawnGateway();
     try {
       plc.holding[20] = 150;
-      // the rule's run holds the gateway's event loop for its 1.5 s: a health request left unanswered for
-      // 300 ms says the run is under way (sendCommand comes at its end), and the kill lands inside it
-      await waitFor(async () => (await deadline(fetch(`${first.url}/healthz`), 300)) === TIMED_OUT, "the rule's run under way", 20_000, 1);
+      // the rule's run takes 1.5 s in the rules worker: /readyz showing it busy for 300 ms says the run is
+      // under way (sendCommand comes at its end), and the kill lands inside it
+      const busyMs = async () => ((await (await fetch(`${first.url}/readyz`)).json()) as { components: { services: { rules: { worker: { busy: { ms: number } | null } } } } }).components.services.rules.worker.busy?.ms ?? 0;
+      await waitFor(async () => (await busyMs()) >= 300, "the rule's run under way", 20_000, 5);
       await kill(first.child);
       expect(writes.get(10) ?? 0).toBe(0);
     } finally {
