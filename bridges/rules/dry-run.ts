@@ -15,13 +15,13 @@ import { WorkerFault } from "./rules-worker.ts";
 
 /** each list of the answer keeps its first LIST_CAP entries */
 const LIST_CAP = 1000;
-/** trigger frames and ticks replayed at most (the run holds the event loop, message by message) */
+/** trigger frames and ticks replayed at most (each costs CPU of a 2-core machine, in the dry run's worker) */
 export const DRY_RUN_MAX_RUNS = 200_000;
 /**
  * Limit faults (time, memory, stack) after which a dry run stops: the live rule is disabled after as many
- * (DEFAULT_FAULT_LIMIT), and each costs up to the rule's time limit on the gateway's thread. Measured
- * before: `while(true){}` with timeLimitMs 50 over 60 s of a 5 Hz tag ran 25 s, polls 200 ms apart came
- * 2.1 s apart meanwhile; over the default hour it would have held the gateway for about half an hour.
+ * (DEFAULT_FAULT_LIMIT), and each costs up to the rule's time limit of a core. Measured when dry runs ran
+ * on the gateway's thread: `while(true){}` with timeLimitMs 50 over 60 s of a 5 Hz tag ran 25 s, polls
+ * 200 ms apart came 2.1 s apart meanwhile; a dry run has its own worker now, but the core is still shared.
  */
 export const DRY_RUN_MAX_LIMIT_FAULTS = DEFAULT_FAULT_LIMIT.count;
 

@@ -1,5 +1,5 @@
 // One rule at work: a durable log consumer (cursor `rule:<name>`) hands each page's trigger frames to the
-// sandbox in one call, and everything the run produced (commands, derived frames, alarm requests, fault and
+// sandbox in one call (in the rules worker: rules-worker.ts; a worker that dies or hangs is the rule's fault), and everything the run produced (commands, derived frames, alarm requests, fault and
 // refusal events, the rule's state when it changed) is appended with the cursor in one transaction
 // (ctx.commit). So a crash before that commit repeats the run with the same command ids and nothing was
 // written; a crash after it does not repeat it: the executor sees each command once.

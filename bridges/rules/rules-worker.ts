@@ -43,9 +43,11 @@ export class WorkerFault extends Error {
 export interface RulesWorkerOptions {
   /** silence allowed beyond a call's time limit before the worker counts as hung, ms (default 2000) */
   graceMs?: number;
-  /** the silence allowed, whatever the time limit (tests: a hang shorter than a rule's own limit) */
+  /** the silence allowed, whatever the time limit (tests: a hang shorter than a rule's own limit); a call that starts the thread gets 10 s more */
   silenceMs?: number;
 }
+
+const SPAWN_GRACE_MS = 10_000;
 
 interface InFlight {
   call: number;
@@ -96,10 +98,12 @@ export class RulesWorker {
 
   private send<T>(req: RequestBody, timeLimitMs: number, transfer: Transferable[]): Promise<T> {
     if (this.stopped) return Promise.reject(new WorkerFault("stopped", "the rules worker is stopped"));
+    const spawning = !this.thread;
     const w = this.thread ?? this.spawn();
     const call = ++this.calls;
     return new Promise<T>((resolve, reject) => {
-      const silenceMs = this.opts.silenceMs ?? timeLimitMs + (this.opts.graceMs ?? 2000);
+      // a new thread first starts and compiles QuickJS (~0.1 s measured, seconds on a loaded machine)
+      const silenceMs = (this.opts.silenceMs ?? timeLimitMs + (this.opts.graceMs ?? 2000)) + (spawning ? SPAWN_GRACE_MS : 0);
       this.inFlight = { call, file: req.file, startedAt: performance.now(), resolve: resolve as (v: unknown) => void, reject, timer: null, silenceMs };
       this.arm();
       w.postMessage({ ...req, call }, transfer);
