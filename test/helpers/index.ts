@@ -46,3 +46,20 @@ export function writeConfig(dir: string, files: Record<string, string>): string 
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
   return dir;
 }
+
+/** The worst lateness of a 1 ms interval timer while `work` runs, ms: how long the event loop was held. */
+export async function timerLateness(work: () => Promise<unknown>): Promise<number> {
+  let worst = 0;
+  let last = performance.now();
+  const timer = setInterval(() => {
+    const now = performance.now();
+    worst = Math.max(worst, now - last - 1);
+    last = now;
+  }, 1);
+  try {
+    await work();
+  } finally {
+    clearInterval(timer);
+  }
+  return worst;
+}

@@ -10,7 +10,7 @@ import { loadRule } from "../../../bridges/rules/rule-file.ts";
 import { RuleRunner } from "../../../bridges/rules/rule-runner.ts";
 import { RulesWorker, workerSandbox } from "../../../bridges/rules/rules-worker.ts";
 import { localSandbox, type SandboxFactory } from "../../../bridges/rules/sandbox.ts";
-import { tempDir, waitFor } from "../../helpers/index.ts";
+import { tempDir, timerLateness, waitFor } from "../../helpers/index.ts";
 import type { BenchRow } from "../report.ts";
 
 const FRAMES = 200_000;
@@ -51,16 +51,10 @@ async function busyLateness(log: EventLog, name: string, make: SandboxFactory): 
   const runner = new RuleRunner({ log, catalog: new Catalog(), logger: pino({ level: "silent" }) }, spec, sandbox);
   await log.commitCursor(`rule:${name}`, log.head);
   runner.start();
-  let worst = 0;
-  let last = performance.now();
-  const timer = setInterval(() => {
-    const now = performance.now();
-    worst = Math.max(worst, now - last - 1);
-    last = now;
-  }, 1);
-  await log.append(Array.from({ length: 10 }, (_, i): DataFrame => ({ kind: "data", tag: "busy", value: i, ts: Date.now() * 1000, quality: 0, source: "bench" })));
-  await waitFor(() => runner.runs >= 10, "busy runs", 30_000, 5);
-  clearInterval(timer);
+  const worst = await timerLateness(async () => {
+    await log.append(Array.from({ length: 10 }, (_, i): DataFrame => ({ kind: "data", tag: "busy", value: i, ts: Date.now() * 1000, quality: 0, source: "bench" })));
+    await waitFor(() => runner.runs >= 10, "busy runs", 30_000, 5);
+  });
   await runner.stop();
   return worst;
 }

@@ -1,50 +1,14 @@
 // User rules on a real log: triggers, commands through the rule's write list and checkWrite, derived tags,
 // faults isolated to their rule, hot reload, refusal of an invalid file with its line, state across restarts.
-import { afterEach, beforeEach, describe, expect, it } from "bun:test";
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import pino from "pino";
+import { describe, expect, it } from "bun:test";
 import { Registry } from "prom-client";
-import { Catalog, type CmdFrame, type DataFrame, type EventFrame, type Frame, type Logged, type Variable } from "../../../schemas/index.ts";
-import { EventLog } from "../../../storage/index.ts";
-import { RulesService } from "../../../bridges/rules/scripts.ts";
-import { tempDir, waitFor } from "../../helpers/index.ts";
+import { Catalog } from "../../../schemas/index.ts";
+import { waitFor } from "../../helpers/index.ts";
+import { reading, tag, useRulesWorld } from "./rules-fixture.ts";
 
-const tag = (t: Partial<Variable> & { tag: string }): Variable => ({ driver: "plc", type: "float64", access: "R", scale: 1, offset: 0, tenant: "default", address: { table: "holding", address: 0 }, ...t }) as unknown as Variable;
-const reading = (t: string, value: number): DataFrame => ({ kind: "data", tag: t, value, ts: Date.now() * 1000, quality: 0, source: "plc" });
-
-let dir: ReturnType<typeof tempDir>;
-let log: EventLog;
-let svc: RulesService | null = null;
 const catalog = new Catalog([tag({ tag: "Level" }), tag({ tag: "Pump", type: "int16", access: "RW" }), tag({ tag: "Valve", type: "bool", access: "RW" })]);
-const logger = pino({ level: "silent" });
-
-beforeEach(async () => {
-  dir = tempDir();
-  mkdirSync(join(dir.path, "rules"));
-  log = await EventLog.open({ path: join(dir.path, "log.duckdb"), maxDelayMs: 1 });
-});
-afterEach(async () => {
-  await svc?.stop();
-  svc = null;
-  await log.close();
-  dir.cleanup();
-});
-
-const writeRule = (name: string, text: string) => writeFileSync(join(dir.path, "rules", `${name}.js`), text);
-async function start(opts: Partial<ConstructorParameters<typeof RulesService>[0]> = {}): Promise<RulesService> {
-  svc = new RulesService({ log, catalog, logger, configDir: dir.path, settleMs: 50, retry: { initialMs: 10, maxMs: 50 }, ...opts });
-  await svc.start();
-  return svc;
-}
-async function all(): Promise<Logged<Frame>[]> {
-  const out: Logged<Frame>[] = [];
-  for await (const page of log.pages({ from: 1, to: log.head })) out.push(...page);
-  return out;
-}
-const events = async (type: string) => (await all()).filter((f): f is Logged<EventFrame> => f.kind === "event" && f.type === type);
-const cmds = async () => (await all()).filter((f): f is Logged<CmdFrame> => f.kind === "cmd");
-const dataOf = async (t: string) => (await all()).filter((f): f is Logged<DataFrame> => f.kind === "data" && f.tag === t);
+const world = useRulesWorld(catalog);
+const { writeRule, start, events, cmds, dataOf } = world;
 
 const MIRROR = (name: string) => `export const meta = { triggers: ["Level"], sets: ["${name}.Out"] };
 export function onMessage(msg) { setTag("${name}.Out", msg.value * 2) }`;
@@ -57,14 +21,14 @@ export function onMessage(msg) { if (msg.value === 3) while (true) {} }`);
     const registry = new Registry();
     await start({ registry });
     const t0 = performance.now();
-    for (let i = 0; i < 10; i++) await log.append([reading("Level", i)]);
+    for (let i = 0; i < 10; i++) await world.log.append([reading("Level", i)]);
     await waitFor(async () => (await dataOf("mirror.Out")).length === 10, "10 derived frames from the healthy rule");
     const faults = await waitFor(async () => (await events("rule.fault")).length === 1 && events("rule.fault"), "one fault of the spinning rule");
     expect(faults[0]).toMatchObject({ source: "rule:spin", data: { kind: "timeout" } });
     expect((await dataOf("mirror.Out")).map((f) => f.value)).toEqual([0, 2, 4, 6, 8, 10, 12, 14, 16, 18]);
     expect((await dataOf("Level")).length).toBe(10);
     expect(performance.now() - t0).toBeLessThan(3000);
-    const spin = svc!.list().find((r) => r.name === "spin")!;
+    const spin = world.svc!.list().find((r) => r.name === "spin")!;
     expect(spin).toMatchObject({ state: "running", faults: 1, runs: 10 });
     expect(spin.lastError).toContain("timeout");
     const faults_total = (await registry.getSingleMetric("edge_rule_faults_total")!.get()).values;
@@ -77,7 +41,7 @@ export function onMessage(msg) { if (msg.value > 50) sendCommand("Pump", 1); if 
     writeRule("rogue", `export const meta = { triggers: ["Level"], writes: ["Pump"] };
 export function onMessage(msg) { Set.prototype.has = () => true; sendCommand("Valve", true) }`);
     await start();
-    await log.append([reading("Level", 10), reading("Level", 60)]);
+    await world.log.append([reading("Level", 10), reading("Level", 60)]);
     await waitFor(async () => (await cmds()).length === 1, "one command");
     await waitFor(async () => (await events("rule.refused")).length === 2, "the rogue rule's two commands refused by the host");
     expect((await events("rule.refused"))[0]).toMatchObject({ source: "rule:rogue", data: { what: "sendCommand", tag: "Valve" } });
@@ -91,7 +55,7 @@ export function onMessage(msg) { Set.prototype.has = () => true; sendCommand("Va
     writeRule("range", `export const meta = { triggers: ["Level"], writes: ["Pump"] };
 export function onMessage(msg) { sendCommand("Pump", 1e9) }`);
     await start();
-    await log.append([reading("Level", 1)]);
+    await world.log.append([reading("Level", 1)]);
     const refused = await waitFor(async () => (await events("rule.refused"))[0], "a refusal");
     expect(refused.data).toMatchObject({ what: "sendCommand", tag: "Pump", reason: expect.stringContaining("out_of_range") });
     expect(await cmds()).toEqual([]);
@@ -100,25 +64,25 @@ export function onMessage(msg) { sendCommand("Pump", 1e9) }`);
   it("reloads an edited rule file and refuses an invalid edit with its file and line, keeping the running version", async () => {
     writeRule("mirror", MIRROR("mirror"));
     await start();
-    await log.append([reading("Level", 1)]);
+    await world.log.append([reading("Level", 1)]);
     await waitFor(async () => (await dataOf("mirror.Out")).length === 1, "first version ran");
     writeRule("mirror", MIRROR("mirror").replace("msg.value * 2", "msg.value * 3"));
-    await waitFor(() => svc!.get("mirror")?.source?.includes("* 3") && svc!.list()[0]!.runs === 0, "the edit loaded");
-    await log.append([reading("Level", 5)]);
+    await waitFor(() => world.svc!.get("mirror")?.source?.includes("* 3") && world.svc!.list()[0]!.runs === 0, "the edit loaded");
+    await world.log.append([reading("Level", 5)]);
     await waitFor(async () => (await dataOf("mirror.Out")).at(-1)?.value === 15, "edited version ran");
     writeRule("mirror", `export const meta = { triggers: ["Level"], sets: ["mirror.Out"] };\n\nexport function onMessage(msg {\n}\n`);
     const rejected = await waitFor(async () => (await events("rule.rejected"))[0], "the refusal");
     expect(rejected.data).toMatchObject({ file: "rules/mirror.js", line: 3 });
     expect(String(rejected.data!.error)).toStartWith("rules/mirror.js:3:");
-    await log.append([reading("Level", 7)]);
+    await world.log.append([reading("Level", 7)]);
     await waitFor(async () => (await dataOf("mirror.Out")).at(-1)?.value === 21, "the running version still runs");
-    expect(svc!.list()[0]!.lastError).toContain("rules/mirror.js:3");
+    expect(world.svc!.list()[0]!.lastError).toContain("rules/mirror.js:3");
   });
 
   it("refuses a meta that names a tag outside the catalog, with the line of that tag", async () => {
     writeRule("bad", `export const meta = {\n  triggers: ["Level"],\n  writes: ["Nope"],\n};\nexport function onMessage() {}\n`);
     await start();
-    const e = svc!.list()[0]!;
+    const e = world.svc!.list()[0]!;
     expect(e.state).toBe("invalid");
     expect(e.lastError).toBe("rules/bad.js:3: meta.writes[0]: no tag 'Nope' in variables.yml");
   });
@@ -126,32 +90,32 @@ export function onMessage(msg) { sendCommand("Pump", 1e9) }`);
   it("refuses a rule that would set a tag variables.yml already produces", async () => {
     writeRule("forge", `export const meta = {\n  triggers: ["Pump"],\n  sets: ["Level"],\n};\nexport function onMessage() {}\n`);
     await start();
-    expect(svc!.list()[0]!.lastError).toBe("rules/forge.js:3: meta.sets[0]: tag 'Level' is produced by 'plc' (variables.yml): a rule may only set tags outside the catalog");
+    expect(world.svc!.list()[0]!.lastError).toBe("rules/forge.js:3: meta.sets[0]: tag 'Level' is produced by 'plc' (variables.yml): a rule may only set tags outside the catalog");
   });
 
   it("keeps the rule's state across a restart and disables a rule after repeated faults", async () => {
     writeRule("count", `export const meta = { triggers: ["Level"], sets: ["count.N"] };
 export function onMessage(msg) { state.n = (state.n ?? 0) + 1; setTag("count.N", state.n); if (msg.value < 0) throw new Error("negative") }`);
     await start({ faultLimit: { count: 3, windowMs: 60_000 } });
-    await log.append([reading("Level", 1), reading("Level", 2)]);
+    await world.log.append([reading("Level", 1), reading("Level", 2)]);
     await waitFor(async () => (await dataOf("count.N")).length === 2, "two runs");
-    await svc!.stop();
+    await world.svc!.stop();
     await start({ faultLimit: { count: 3, windowMs: 60_000 } });
-    await log.append([reading("Level", 3)]);
+    await world.log.append([reading("Level", 3)]);
     await waitFor(async () => (await dataOf("count.N")).at(-1)?.value === 3, "the count goes on from the stored state");
-    await log.append([reading("Level", -1), reading("Level", -2), reading("Level", -3)]);
-    await waitFor(() => svc!.list()[0]!.state === "disabled", "disabled after three faults");
+    await world.log.append([reading("Level", -1), reading("Level", -2), reading("Level", -3)]);
+    await waitFor(() => world.svc!.list()[0]!.state === "disabled", "disabled after three faults");
     expect((await events("rule.disabled"))[0]?.data?.reason).toContain("3 faults");
-    await log.append([reading("Level", 4)]);
-    await svc!.stop();
+    await world.log.append([reading("Level", 4)]);
+    await world.svc!.stop();
     await start();
-    expect(svc!.list()[0]!.state).toBe("disabled"); // the decision is in the log
-    await svc!.setEnabled("count", true, "tester");
-    await log.append([reading("Level", 5)]);
+    expect(world.svc!.list()[0]!.state).toBe("disabled"); // the decision is in the log
+    await world.svc!.setEnabled("count", true, "tester");
+    await world.log.append([reading("Level", 5)]);
     await waitFor(async () => (await dataOf("count.N")).length === 4, "runs again");
     // n was 6 after the faulting runs (their state changes stay, their outputs do not); Level 4 came while disabled
     expect((await dataOf("count.N")).map((f) => f.value)).toEqual([1, 2, 3, 7]);
-    expect(svc!.list()[0]!.state).toBe("running");
+    expect(world.svc!.list()[0]!.state).toBe("running");
   });
 
   it("runs a timer rule and commits its outputs", async () => {

@@ -1,66 +1,18 @@
 // Rules in the rules worker (bridges/rules/rules-worker.ts): a busy rule no longer holds the gateway's
 // event loop; a worker that dies or hangs is restarted, the fault is the rule's, and the page it was
 // running is committed once (run again after a death, passed with the disabling after repeated hangs).
-import { afterEach, beforeEach, describe, expect, it } from "bun:test";
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import pino from "pino";
-import { Catalog, type CmdFrame, type DataFrame, type EventFrame, type Frame, type Logged, type Variable } from "../../../schemas/index.ts";
-import { EventLog } from "../../../storage/index.ts";
+import { describe, expect, it } from "bun:test";
+import { Catalog } from "../../../schemas/index.ts";
 import { loadRule } from "../../../bridges/rules/rule-file.ts";
 import { RuleRunner } from "../../../bridges/rules/rule-runner.ts";
 import { RulesWorker, workerSandbox } from "../../../bridges/rules/rules-worker.ts";
 import { localSandbox, type SandboxFactory } from "../../../bridges/rules/sandbox.ts";
-import { RulesService } from "../../../bridges/rules/scripts.ts";
-import { tempDir, waitFor } from "../../helpers/index.ts";
+import { timerLateness, waitFor } from "../../helpers/index.ts";
+import { logger, reading, tag, useRulesWorld } from "./rules-fixture.ts";
 
-const tag = (t: Partial<Variable> & { tag: string }): Variable => ({ driver: "plc", type: "float64", access: "R", scale: 1, offset: 0, tenant: "default", address: { table: "holding", address: 0 }, ...t }) as unknown as Variable;
-const reading = (t: string, value: number): DataFrame => ({ kind: "data", tag: t, value, ts: Date.now() * 1000, quality: 0, source: "plc" });
 const catalog = new Catalog([tag({ tag: "Level" }), tag({ tag: "Pump", type: "int16", access: "RW" })]);
-const logger = pino({ level: "silent" });
-
-let dir: ReturnType<typeof tempDir>;
-let log: EventLog;
-let svc: RulesService | null = null;
-
-beforeEach(async () => {
-  dir = tempDir();
-  mkdirSync(join(dir.path, "rules"));
-  log = await EventLog.open({ path: join(dir.path, "log.duckdb"), maxDelayMs: 1 });
-});
-afterEach(async () => {
-  await svc?.stop();
-  svc = null;
-  await log.close();
-  dir.cleanup();
-});
-
-const writeRule = (name: string, text: string) => writeFileSync(join(dir.path, "rules", `${name}.js`), text);
-async function all(): Promise<Logged<Frame>[]> {
-  const out: Logged<Frame>[] = [];
-  for await (const page of log.pages({ from: 1, to: log.head })) out.push(...page);
-  return out;
-}
-const events = async (type: string) => (await all()).filter((f): f is Logged<EventFrame> => f.kind === "event" && f.type === type);
-const cmds = async () => (await all()).filter((f): f is Logged<CmdFrame> => f.kind === "cmd");
-const dataOf = async (t: string) => (await all()).filter((f): f is Logged<DataFrame> => f.kind === "data" && f.tag === t);
-
-/** The largest lateness of a 1 ms interval timer while `work` runs, ms. */
-async function timerLateness(work: () => Promise<unknown>): Promise<number> {
-  let worst = 0;
-  let last = performance.now();
-  const timer = setInterval(() => {
-    const now = performance.now();
-    worst = Math.max(worst, now - last - 1);
-    last = now;
-  }, 1);
-  try {
-    await work();
-  } finally {
-    clearInterval(timer);
-  }
-  return worst;
-}
+const world = useRulesWorld(catalog);
+const { writeRule, start, events, cmds, dataOf } = world;
 
 // 30 ms of work per message: a page of 10 triggers is 300 ms of running
 const BUSY = `export const meta = { triggers: ["Level"], timeLimitMs: 100 };
@@ -68,12 +20,12 @@ export function onMessage(msg) { const until = Date.now() + 30; while (Date.now(
 
 async function busyRun(make: SandboxFactory, name: string): Promise<number> {
   const { spec, sandbox } = await loadRule(`rules/${name}.js`, BUSY, catalog, "{}", make);
-  const runner = new RuleRunner({ log, catalog, logger }, spec, sandbox);
-  await log.commitCursor(`rule:${name}`, log.head);
+  const runner = new RuleRunner({ log: world.log, catalog, logger }, spec, sandbox);
+  await world.log.commitCursor(`rule:${name}`, world.log.head);
   runner.start();
   try {
     return await timerLateness(async () => {
-      await log.append(Array.from({ length: 10 }, (_, i) => reading("Level", i)));
+      await world.log.append(Array.from({ length: 10 }, (_, i) => reading("Level", i)));
       await waitFor(() => runner.runs === 10, "ten busy runs", 20_000, 5);
     });
   } finally {
@@ -98,17 +50,16 @@ describe("rules worker", () => {
   it("restarts a worker that died mid-run: the page runs again in a new worker, its command is committed once, and the death is the rule's fault", async () => {
     writeRule("slow", `export const meta = { triggers: ["Level"], writes: ["Pump"], timeLimitMs: 2000 };
 export function onMessage(msg) { const until = Date.now() + 400; while (Date.now() < until) {} sendCommand("Pump", msg.value) }`);
-    svc = new RulesService({ log, catalog, logger, configDir: dir.path, settleMs: 50, retry: { initialMs: 10, maxMs: 50 } });
-    await svc.start();
-    await log.append([reading("Level", 7)]);
-    await waitFor(() => (svc!.worker.busy()?.ms ?? 0) >= 100 && svc!.worker.busy()!.file === "rules/slow.js", "the rule's run under way");
+    const svc = await start();
+    await world.log.append([reading("Level", 7)]);
+    await waitFor(() => (svc.worker.busy()?.ms ?? 0) >= 100 && svc.worker.busy()!.file === "rules/slow.js", "the rule's run under way");
     svc.worker.thread!.terminate(); // the thread dies under the rule's run
     const [cmd] = await waitFor(async () => (await cmds()).length === 1 && cmds(), "the command after the restart", 10_000);
     expect(cmd).toMatchObject({ tag: "Pump", value: 7, actor: "rule:slow", id: `rule:slow:${(await dataOf("Level"))[0]!.offset}:0` });
     const faults = await events("rule.fault");
     expect(faults).toEqual([expect.objectContaining({ source: "rule:slow", data: expect.objectContaining({ kind: "worker", message: expect.stringContaining("ended") }) })]);
     expect(svc.worker.restarts).toBe(1);
-    await log.append([reading("Level", 8)]);
+    await world.log.append([reading("Level", 8)]);
     await waitFor(async () => (await cmds()).length === 2, "the next trigger's command");
     expect((await cmds()).map((c) => c.value)).toEqual([7, 8]);
     expect(svc.list()[0]).toMatchObject({ state: "running", faults: 1 });
@@ -120,17 +71,16 @@ export function onMessage(msg) { const until = Date.now() + 400; while (Date.now
 export function onMessage(msg) { sendCommand("Pump", 1); while (true) {} }`);
     writeRule("mirror", `export const meta = { triggers: ["Level"], sets: ["mirror.Out"] };
 export function onMessage(msg) { setTag("mirror.Out", msg.value * 2) }`);
-    svc = new RulesService({ log, catalog, logger, configDir: dir.path, settleMs: 50, retry: { initialMs: 10, maxMs: 50 }, faultLimit: { count: 2, windowMs: 60_000 }, worker: { silenceMs: 300 } });
-    await svc.start();
-    await log.append([reading("Level", 1)]);
-    await waitFor(() => svc!.list().find((r) => r.name === "hang")?.state === "disabled", "the hanging rule disabled", 10_000);
+    const svc = await start({ faultLimit: { count: 2, windowMs: 60_000 }, worker: { silenceMs: 300 } });
+    await world.log.append([reading("Level", 1)]);
+    await waitFor(() => svc.list().find((r) => r.name === "hang")?.state === "disabled", "the hanging rule disabled", 10_000);
     const faults = (await events("rule.fault")).filter((f) => f.source === "rule:hang");
     expect(faults.map((f) => f.data?.kind)).toEqual(["worker", "worker"]);
     expect(String(faults[0]!.data?.message)).toContain("no sign of life for 300 ms");
     expect((await events("rule.disabled"))[0]?.data?.reason).toContain("2 faults");
     expect(await cmds()).toEqual([]);
     expect(svc.worker.restarts).toBe(2);
-    await log.append([reading("Level", 2)]);
+    await world.log.append([reading("Level", 2)]);
     await waitFor(async () => (await dataOf("mirror.Out")).length === 2, "the other rule's outputs");
     expect((await dataOf("mirror.Out")).map((f) => f.value)).toEqual([2, 4]);
     // the terminated threads stopped running (the stop flag ends the QuickJS loop): the process is idle
