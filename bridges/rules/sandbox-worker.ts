@@ -2,8 +2,8 @@
 // gateway's thread asks (rules-worker.ts), one request at a time, so a rule's run never holds the
 // gateway's event loop. While a batch runs it posts a sign of life after its slices (at most every
 // 50 ms): the host restarts a worker that stays silent past its deadline. Nothing here touches the log.
-import { type EncodedBatch } from "./batch.ts";
-import { RuleLoadError, Sandbox, type SandboxLimits } from "./sandbox.ts";
+import type { EncodedBatch } from "./batch.ts";
+import { RuleLoadError, Sandbox } from "./sandbox.ts";
 import type { WorkerReply, WorkerRequest } from "./rules-worker.ts";
 
 declare const self: Worker;
@@ -34,9 +34,11 @@ async function handle(req: WorkerRequest): Promise<unknown> {
   switch (req.op) {
     case "load": {
       sandboxes.get(req.id)?.close();
-      const sb = new Sandbox(req.file, req.source, req.limits as SandboxLimits, req.grants, stopRequested);
+      sandboxes.delete(req.id);
+      const sb = new Sandbox(req.file, req.source, req.limits, req.grants, stopRequested);
+      const exports = await sb.load(req.state); // a refused file leaves nothing behind (its load closed it)
       sandboxes.set(req.id, sb);
-      return sb.load(req.state);
+      return exports;
     }
     case "run": {
       let last = performance.now();
