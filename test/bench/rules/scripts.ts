@@ -72,6 +72,7 @@ export async function measure(): Promise<BenchRow[]> {
       const make = workerSandbox(worker);
       const cold = await timeRule(log, "cold", make);
       const rule = await timeRule(log, "bench", make);
+      await timeRule(log, "loopcold", localSandbox); // this thread's JIT warms as the worker's did
       const inLoop = await timeRule(log, "loop", localSandbox);
       const lateWorker = await busyLateness(log, "busyw", make);
       const lateLoop = await busyLateness(log, "busyl", localSandbox);
