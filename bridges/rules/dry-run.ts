@@ -100,20 +100,13 @@ class Collector {
   get stopped(): boolean {
     return this.limitFaults >= DRY_RUN_MAX_LIMIT_FAULTS || this.signal?.aborted === true;
   }
-
-  private lastTurn = performance.now();
-  /** With a signal, a turn of the event loop every 10 ms of running: the only way its abort arrives. */
-  async turn(): Promise<void> {
-    if (!this.signal || performance.now() - this.lastTurn < 10) return;
-    await new Promise<void>((r) => setImmediate(r));
-    this.lastTurn = performance.now();
-  }
 }
 
 /**
  * Runs rule `name` (its text `source`) over the history in `range`; never appends to the log. When
- * `signal` aborts (the HTTP client left) the run stops between messages and returns what it has, with
- * `stopped` saying so: nobody is waiting for it, and it must not go on using the gateway's time.
+ * `signal` aborts (the HTTP client left) the run stops and returns what it has, with `stopped` saying so:
+ * nobody is waiting for it. Between batches the signal is checked here; inside a batch only stopping the
+ * sandbox's worker ends it (the caller does, scripts.ts): a batch in this thread runs to its end.
  */
 export async function dryRun(log: EventLog, catalog: Catalog, name: string, source: string, range: DryRunRange, opts: DryRunOptions = {}): Promise<DryRunResult> {
   const { stateJson = "{}", signal, make = localSandbox } = opts;
@@ -155,7 +148,6 @@ async function replay(log: EventLog, range: DryRunRange, meta: RuleMeta, sandbox
       out.result.timerRuns++;
       runs++;
       nextTick += every! * 1000;
-      await out.turn();
     }
   };
   const offsets = triggers.size > 0 ? await offsetRange(log, range) : null;
@@ -183,7 +175,7 @@ async function replay(log: EventLog, range: DryRunRange, meta: RuleMeta, sandbox
 
 async function runMessages(sandbox: RuleSandbox, trig: Logged<DataFrame>[], out: Collector): Promise<void> {
   const msgs: RuleMessage[] = trig.map((f) => ({ tag: f.tag, value: f.value, quality: f.quality, ts: f.ts }));
-  const run = await sandbox.runBatch(msgs, { maxLimitFaults: DRY_RUN_MAX_LIMIT_FAULTS - out.limitFaults, ...(out.signal ? { signal: out.signal } : {}) });
+  const run = await sandbox.runBatch(msgs, { maxLimitFaults: DRY_RUN_MAX_LIMIT_FAULTS - out.limitFaults });
   out.result.frames += run.ran ?? msgs.length;
   out.take(run, { offsetOf: (i) => trig[i]!.offset, tsOf: (i) => trig[i]?.ts ?? 0, loggedAtOf: (i) => trig[i]?.loggedAt ?? 0 });
 }

@@ -208,7 +208,6 @@ export class RemoteSandbox implements RuleSandbox {
     if (this.loadedIn !== this.worker.generation || !this.worker.thread) await this.load(this.lastState);
   }
 
-  /** `signal` and `yieldMs` do not cross: the worker's thread is not the gateway's (stop the worker instead). */
   async runBatch(msgs: readonly RuleMessage[], opts: RunOptions = {}): Promise<BatchResult> {
     await this.ready();
     const batch = this.table.encode(msgs);

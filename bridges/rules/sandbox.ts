@@ -39,10 +39,6 @@ export interface RuleMessage {
 export interface RunOptions {
   /** stop the batch after this many limit faults (default: never) */
   maxLimitFaults?: number;
-  /** stop the batch when this aborts (between messages) */
-  signal?: AbortSignal;
-  /** with a signal: a turn of the event loop at least this often, ms (default 10) */
-  yieldMs?: number;
   /** called after every slice (about a tenth of the time limit): the rules worker's sign of life */
   onSlice?: () => void;
 }
@@ -268,8 +264,7 @@ export class Sandbox implements RuleSandbox {
    * before each one). A message that throws or exceeds a limit is skipped and reported as a fault; the
    * other messages run (after a limit fault, in a rebuilt sandbox with the state read back last).
    * With `maxLimitFaults` the batch stops after that many limit faults (each costs up to the time limit
-   * and a rebuild); with `signal` it stops when the signal aborts, and gives the event loop a turn every
-   * `yieldMs` between slices so that the abort can be seen. `ran` says how many messages were handled.
+   * and a rebuild); `ran` says how many messages were handled.
    */
   runBatch(msgs: readonly RuleMessage[], opts: RunOptions = {}): Promise<BatchResult> {
     return this.runEncoded(this.table.encode(msgs), opts);
@@ -277,7 +272,7 @@ export class Sandbox implements RuleSandbox {
 
   /** runBatch of a batch encoded by the caller's TagTable (the rules worker gets them so). */
   async runEncoded(batch: EncodedBatch, opts: RunOptions = {}): Promise<BatchResult> {
-    const { maxLimitFaults = Infinity, signal, yieldMs = 10, onSlice } = opts;
+    const { maxLimitFaults = Infinity, onSlice } = opts;
     if (!this.loaded) await this.load(this.lastState);
     const outputs: SandboxOutput[] = [];
     const faults: RunFault[] = [];
@@ -286,13 +281,7 @@ export class Sandbox implements RuleSandbox {
     this.loadBatch(batch);
     let from = 0;
     let limitFaults = 0;
-    let turn = performance.now();
-    while (from < count && !signal?.aborted) {
-      if (signal && performance.now() - turn >= yieldMs) {
-        await new Promise<void>((r) => setImmediate(r));
-        turn = performance.now();
-        if (signal.aborted) break;
-      }
+    while (from < count) {
       const r = this.guarded("run", from);
       onSlice?.();
       if ("next" in r) {
