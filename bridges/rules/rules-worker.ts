@@ -24,8 +24,6 @@ type RequestBody = WorkerRequest extends infer R ? (R extends { call: number } ?
 export interface WorkerReply {
   call: number;
   value?: unknown;
-  /** a sign of life while a batch runs */
-  alive?: boolean;
   error?: { name: string; message: string; file?: string; line?: number | null; column?: number | null; reason?: string };
 }
 
@@ -48,6 +46,9 @@ export interface RulesWorkerOptions {
 }
 
 const SPAWN_GRACE_MS = 10_000;
+/** Indexes of the Int32Array shared with the thread (sandbox-worker.ts): the stop flag, the slice count */
+export const STOP = 0;
+export const BEAT = 1;
 
 interface InFlight {
   call: number;
@@ -58,6 +59,8 @@ interface InFlight {
   reject(e: Error): void;
   timer: ReturnType<typeof setTimeout> | null;
   silenceMs: number;
+  /** the thread's beat count when the deadline was armed */
+  beat: number;
 }
 
 /** One Worker thread running sandboxes; restarted after a fault. */
@@ -71,7 +74,7 @@ export class RulesWorker {
   private queue: Promise<unknown> = Promise.resolve();
   private inFlight: InFlight | null = null;
   private stopped = false;
-  private stopFlag: Int32Array<ArrayBufferLike> = new Int32Array(1);
+  private shared: Int32Array<ArrayBufferLike> = new Int32Array(2);
   constructor(private readonly opts: RulesWorkerOptions = {}) {}
 
   /** The thread (for fault injection in tests: terminating it is a worker that died). */
@@ -104,24 +107,32 @@ export class RulesWorker {
     return new Promise<T>((resolve, reject) => {
       // a new thread first starts and compiles QuickJS (~0.1 s measured, seconds on a loaded machine)
       const silenceMs = (this.opts.silenceMs ?? timeLimitMs + (this.opts.graceMs ?? 2000)) + (spawning ? SPAWN_GRACE_MS : 0);
-      this.inFlight = { call, file: req.file, startedAt: performance.now(), resolve: resolve as (v: unknown) => void, reject, timer: null, silenceMs };
+      this.inFlight = { call, file: req.file, startedAt: performance.now(), resolve: resolve as (v: unknown) => void, reject, timer: null, silenceMs, beat: 0 };
       this.arm();
       w.postMessage({ ...req, call }, transfer);
     });
   }
 
-  /** (Re)arms the deadline of the call in flight: its time limit plus the grace, from its last sign of life. */
+  /**
+   * (Re)arms the deadline of the call in flight: its time limit plus the grace without a beat. The beat
+   * count is read from shared memory when the timer fires: a thread that went on counting is not hung,
+   * however late this thread got to look.
+   */
   private arm(): void {
     const f = this.inFlight;
     if (!f) return;
-    if (f.timer) clearTimeout(f.timer);
-    f.timer = setTimeout(() => this.fault("hung", `the rules worker gave no sign of life for ${f.silenceMs} ms: restarted`), f.silenceMs);
+    f.beat = Atomics.load(this.shared, BEAT);
+    f.timer = setTimeout(() => {
+      if (this.inFlight !== f) return;
+      if (Atomics.load(this.shared, BEAT) !== f.beat) return this.arm();
+      this.fault("hung", `the rules worker gave no sign of life for ${f.silenceMs} ms: restarted`);
+    }, f.silenceMs);
   }
 
   private spawn(): Worker {
     const w = new Worker(new URL("./sandbox-worker.ts", import.meta.url).href);
-    this.stopFlag = new Int32Array(new SharedArrayBuffer(4));
-    w.postMessage({ op: "init", stop: this.stopFlag.buffer });
+    this.shared = new Int32Array(new SharedArrayBuffer(8));
+    w.postMessage({ op: "init", shared: this.shared.buffer });
     // the thread alone must not keep the process alive (a call in flight does: its deadline timer)
     (w as Worker & { unref?: () => void }).unref?.();
     this.worker = w;
@@ -135,7 +146,6 @@ export class RulesWorker {
   private reply(w: Worker, r: WorkerReply): void {
     const f = this.inFlight;
     if (w !== this.worker || !f || r.call !== f.call) return;
-    if (r.alive) return this.arm();
     if (f.timer) clearTimeout(f.timer);
     this.inFlight = null;
     if (!r.error) return f.resolve(r.value);
@@ -149,7 +159,7 @@ export class RulesWorker {
     this.worker = null;
     if (w) {
       this.restarts += reason === "stopped" ? 0 : 1;
-      Atomics.store(this.stopFlag, 0, 1); // see sandbox-worker.ts: what makes terminate() stop a run
+      Atomics.store(this.shared, STOP, 1); // see sandbox-worker.ts: what makes terminate() stop a run
       w.terminate();
     }
     const f = this.inFlight;

@@ -1,22 +1,24 @@
 // The rules worker's thread: it holds the QuickJS sandboxes of the rules (sandbox.ts) and runs what the
 // gateway's thread asks (rules-worker.ts), one request at a time, so a rule's run never holds the
-// gateway's event loop. While a batch runs it posts a sign of life after its slices (at most every
-// 50 ms): the host restarts a worker that stays silent past its deadline. Nothing here touches the log.
+// gateway's event loop. While a batch runs it counts a beat after each slice in memory shared with the
+// host, which restarts a worker whose count stays still past its deadline. Nothing here touches the log.
 import type { EncodedBatch } from "./batch.ts";
 import { RuleLoadError, Sandbox } from "./sandbox.ts";
-import type { WorkerReply, WorkerRequest } from "./rules-worker.ts";
+import { BEAT, STOP, type WorkerReply, type WorkerRequest } from "./rules-worker.ts";
 
 declare const self: Worker;
 
 const sandboxes = new Map<number, Sandbox>();
 /**
- * Set by the host before it terminates this thread. terminate() alone does not stop a run inside
- * QuickJS's WebAssembly (measured: the thread kept spinning until the rule's own time limit); the
- * interrupt handler reads this flag, so the run returns to JavaScript, where the termination takes hold.
+ * Shared with the host (rules-worker.ts SHARED). [STOP] is set by the host before it terminates this
+ * thread: terminate() alone does not stop a run inside QuickJS's WebAssembly (measured: the thread kept
+ * spinning until the rule's own time limit); the interrupt handler reads it, so the run returns to
+ * JavaScript, where the termination takes hold. [BEAT] counts slices: the host reads it directly, so a
+ * busy gateway thread (its message queue not read) never mistakes a working thread for a hung one.
  */
-let stopFlag: Int32Array<ArrayBufferLike> = new Int32Array(1);
-const stopRequested = () => Atomics.load(stopFlag, 0) !== 0;
-const ALIVE_EVERY_MS = 50;
+let shared: Int32Array<ArrayBufferLike> = new Int32Array(2);
+const stopRequested = () => Atomics.load(shared, STOP) !== 0;
+const beat = () => void Atomics.add(shared, BEAT, 1);
 
 function errorOf(e: unknown): WorkerReply["error"] {
   if (e instanceof RuleLoadError) return { name: e.name, message: e.message, file: e.file, line: e.line, column: e.column, reason: e.reason };
@@ -40,16 +42,8 @@ async function handle(req: WorkerRequest): Promise<unknown> {
       sandboxes.set(req.id, sb);
       return exports;
     }
-    case "run": {
-      let last = performance.now();
-      const onSlice = () => {
-        const now = performance.now();
-        if (now - last < ALIVE_EVERY_MS) return;
-        last = now;
-        self.postMessage({ call: req.call, alive: true } satisfies WorkerReply);
-      };
-      return sandboxOf(req.id).runEncoded(req.batch as EncodedBatch, { maxLimitFaults: req.maxLimitFaults ?? Infinity, onSlice });
-    }
+    case "run":
+      return sandboxOf(req.id).runEncoded(req.batch as EncodedBatch, { maxLimitFaults: req.maxLimitFaults ?? Infinity, onSlice: beat });
     case "timer":
       return sandboxOf(req.id).runTimer(req.nowMs);
     case "close": {
@@ -60,9 +54,9 @@ async function handle(req: WorkerRequest): Promise<unknown> {
   }
 }
 
-self.onmessage = async (ev: MessageEvent<WorkerRequest | { op: "init"; stop: SharedArrayBuffer }>) => {
+self.onmessage = async (ev: MessageEvent<WorkerRequest | { op: "init"; shared: SharedArrayBuffer }>) => {
   const req = ev.data;
-  if (req.op === "init") return void (stopFlag = new Int32Array(req.stop));
+  if (req.op === "init") return void (shared = new Int32Array(req.shared));
   try {
     self.postMessage({ call: req.call, value: await handle(req) } satisfies WorkerReply);
   } catch (e) {

@@ -65,6 +65,20 @@ export function onMessage(msg) { const until = Date.now() + 400; while (Date.now
     expect(svc.list()[0]).toMatchObject({ state: "running", faults: 1 });
   });
 
+  it("lets a page run longer than the deadline while it works message by message, even when the gateway's thread looks late", async () => {
+    writeRule("steady", `export const meta = { triggers: ["Level"], sets: ["steady.Out"], timeLimitMs: 1000 };
+export function onMessage(msg) { const until = Date.now() + 100; while (Date.now() < until) {} setTag("steady.Out", msg.value) }`);
+    const svc = await start({ worker: { silenceMs: 300 } });
+    await world.log.append(Array.from({ length: 10 }, (_, i) => reading("Level", i)));
+    await waitFor(() => svc.worker.busy()?.file === "rules/steady.js", "the page under way");
+    // this thread held for 800 ms: the deadline's timer fires late, the worker counted its beats meanwhile
+    const until = performance.now() + 800;
+    while (performance.now() < until) {}
+    await waitFor(async () => (await dataOf("steady.Out")).length === 10, "the whole page's outputs", 10_000);
+    expect(await events("rule.fault")).toEqual([]);
+    expect(svc.worker.restarts).toBe(0);
+  });
+
   it("terminates a worker silent past its deadline, counts it as the rule's fault, disables the rule after repeated hangs and gives every other rule each frame once", async () => {
     // timeLimitMs 5000 keeps QuickJS's own interrupt out of the way: the host's 300 ms deadline acts first
     writeRule("hang", `export const meta = { triggers: ["Level"], writes: ["Pump"], timeLimitMs: 5000 };
