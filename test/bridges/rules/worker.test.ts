@@ -40,8 +40,10 @@ describe("rules worker", () => {
       const inWorker = await busyRun(workerSandbox(worker), "w");
       const inLoop = await busyRun(localSandbox, "l");
       // in this thread the page's 10 x 30 ms run in one go; in the worker only the commit touches the loop
+      // (a loaded 2-core machine still makes the gateway's thread wait for a core now and then: measured
+      // 4-148 ms in the worker against 305-327 ms in this thread, hence a relative bound)
       expect(inLoop).toBeGreaterThan(250);
-      expect(inWorker).toBeLessThan(100);
+      expect(inWorker).toBeLessThan(inLoop / 2);
     } finally {
       worker.stop();
     }
