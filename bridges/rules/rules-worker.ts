@@ -75,6 +75,7 @@ export class RulesWorker {
   private inFlight: InFlight | null = null;
   private stopped = false;
   private shared: Int32Array<ArrayBufferLike> = new Int32Array(2);
+
   constructor(private readonly opts: RulesWorkerOptions = {}) {}
 
   /** The thread (for fault injection in tests: terminating it is a worker that died). */
@@ -86,13 +87,13 @@ export class RulesWorker {
     return ++this.sandboxes;
   }
 
-  /** Runs `req` in the worker after the calls before it; fails with WorkerFault when the worker fails it. */
   /** What the thread is running now: which rule's call and for how long (null when idle). */
   busy(): { file: string; ms: number } | null {
     const f = this.inFlight;
     return f ? { file: f.file, ms: Math.round(performance.now() - f.startedAt) } : null;
   }
 
+  /** Runs `req` in the worker after the calls before it; fails with WorkerFault when the worker fails it. */
   call<T>(req: RequestBody, timeLimitMs: number, transfer: Transferable[] = []): Promise<T> {
     const run = this.queue.then(() => this.send<T>(req, timeLimitMs, transfer));
     this.queue = run.catch(() => undefined);
