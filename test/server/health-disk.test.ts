@@ -9,6 +9,7 @@ import type { Readiness } from "../../schemas/index.ts";
 import { startGateway } from "../helpers/gateway.ts";
 import { waitFor } from "../helpers/index.ts";
 import { smallDisk, type SmallDisk } from "../helpers/tmpfs.ts";
+import { settlesWithin } from "../../storage/time.ts";
 
 // random text: DuckDB's compression must not shrink the readings, or the disk fills at its own pace
 const pad = () => randomBytes(750).toString("hex");
@@ -61,7 +62,11 @@ describe("gateway on a full disk", () => {
       const headWhileFull = log.head;
       filling = false;
       disk.free();
-      await filler; // it waited at the log's capacity too
+      // the filler waited at the log's capacity too: it ends once the log takes frames again
+      if (!(await settlesWithin(filler, 30_000))) {
+        const h = log.health();
+        throw new Error(`the log did not take frames again within 30 s of freeing space: ${JSON.stringify(h)}`);
+      }
       await waitFor(async () => (await fetch(`${t.url}/readyz`)).status === 200, "/readyz ok again after space was freed", 20_000);
       await waitFor(() => log.head > headWhileFull + 50, "the driver's readings committed again", 10_000);
       expect(await (await fetch(`${t.url}/metrics`)).text()).toMatch(/^edge_log_degraded 0/m);
