@@ -169,14 +169,18 @@ async function builtIn(session: ClientSession, v: unknown, cache: Map<string, Pr
   return await cache.get(key);
 }
 
-/** Unique tag names: the driver id, then the browse path; a repeated name gets ~2, ~3... */
-function namer(driverId: string): (path: string[]) => string {
-  const used = new Map<string, number>();
+/**
+ * Unique tag names: the driver id, then the browse path; a repeated name gets _2, _3... (not a character
+ * outside the tag name pattern, or the drafted file would fail its own check), skipping any name taken.
+ */
+export function tagNamer(driverId: string): (path: string[]) => string {
+  const used = new Set<string>();
   return (path) => {
     const base = [driverId, ...path.map(tagSegment)].join("/").slice(0, 190);
-    const n = (used.get(base) ?? 0) + 1;
-    used.set(base, n);
-    return n === 1 ? base : `${base}~${n}`;
+    let name = base;
+    for (let n = 2; used.has(name); n++) name = `${base}_${n}`;
+    used.add(name);
+    return name;
   };
 }
 
@@ -190,7 +194,7 @@ async function describe(session: ClientSession, vars: Found[], driverId: string,
   const withUnits = vars.filter((v) => v.unitsNodeId);
   const units = new Map((await readAll(session, withUnits.map((v) => v.unitsNodeId!), AttributeIds.Value)).map((dv, i) => [withUnits[i]!.nodeId, dv.value?.value as { displayName?: { text?: string } } | null]));
   const cache = new Map<string, Promise<DataType | undefined>>();
-  const name = namer(driverId);
+  const name = tagNamer(driverId);
   const lines: FragmentLine[] = [];
   for (const [i, v] of vars.entries()) {
     const path = v.path.join("/");
