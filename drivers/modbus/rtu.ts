@@ -44,6 +44,8 @@ export class RtuLine implements ModbusLink {
   private link: ByteLink | null = null;
   private openFailures = 0;
   private reopenAt = 0;
+  /** why the last open failed: told to every driver on the line until the next attempt, not just the one that tried */
+  private openError = "";
   /** performance.now() before which nothing may be sent: the last byte seen on the line + the silence */
   private quietUntil = 0;
   /** performance.now() when the last byte of the current answer arrived */
@@ -144,14 +146,16 @@ export class RtuLine implements ModbusLink {
   private async ensureOpen(): Promise<ByteLink> {
     if (this.link) return this.link;
     const wait = this.reopenAt - performance.now();
-    if (wait > 0) throw new ModbusConnectError(`${this.o.name}: not open (the last attempt failed; next in ${Math.ceil(wait)} ms)`);
+    if (wait > 0) throw new ModbusConnectError(`${this.openError} (next attempt in ${Math.ceil(wait)} ms)`);
     let link: ByteLink;
     try {
       link = await this.o.open();
     } catch (e) {
       this.openFailures++;
       this.reopenAt = performance.now() + backoffDelay(this.openFailures, this.o.reopen ?? { initialMs: 100, maxMs: 5000 });
-      throw new ModbusConnectError(`${this.o.name}: ${(e as Error).message}`);
+      const why = (e as Error).message;
+      this.openError = why.includes(this.o.name) ? why : `${this.o.name}: ${why}`; // the opener's messages name the device already
+      throw new ModbusConnectError(this.openError);
     }
     if (this.closed) {
       link.close();

@@ -7,7 +7,7 @@
 // pool Bun shares with native add-ons: with two open in one process DuckDB's commits stopped
 // completing, with three a line's reads timed out (Bun 1.4.5). fs.createReadStream fails with EAGAIN
 // and Bun.file(fd).stream() with ESPIPE on a tty.
-import { closeSync, constants, openSync, realpathSync, writeSync } from "node:fs";
+import { closeSync, constants, existsSync, openSync, realpathSync, writeSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import type { Subprocess } from "bun";
 import type { LineSettings } from "../endpoint.ts";
@@ -115,6 +115,8 @@ class SerialLink extends BaseLink {
 
 /** Opens a serial device with its line settings; bytes that were waiting in it are dropped by the line. */
 export async function openSerialLink(path: string, s: LineSettings): Promise<ByteLink> {
+  // said plainly: stty's own words for it name the path three times over
+  if (!existsSync(path)) throw new SerialOpenError(`${path}: no such device (a USB adapter unplugged, or a wrong path)`);
   const raw = await stty(sttyRawArgs(path));
   if (raw !== null) throw new SerialOpenError(`${path}: stty raw failed: ${raw}`);
   const line = await stty(sttyLineArgs(path, s));

@@ -157,6 +157,17 @@ describe("Modbus RTU on a serial line", () => {
     slave.registers.get(1)![0] = 55;
     await freshGood("u1/r0", 55, "Good again after the line came back");
   });
+  it("tells every driver on an unplugged line why it cannot open (no such device), not only the driver whose attempt failed", async () => {
+    const slave = await RtuTestSlave.open(pair.b, [1, 2]);
+    cleanups.push(() => slave.close());
+    twoUnits(serialUrl(pair.a));
+    await waitFor(() => latest("u1/r0")?.quality === Quality.Good && latest("u2/r3")?.quality === Quality.Good, "both units Good", 15_000);
+    await pair.stop(); // the adapter unplugged: the device path is gone
+    const errorOf = (id: string) => mgr.status().find((d) => d.id === id)?.lastError ?? "";
+    // each driver has failed its connection several times: every one of them names the missing device
+    await waitFor(() => ["u1", "u2"].every((id) => errorOf(id).includes("no such device")), "both drivers name the missing device", 10_000);
+    for (const id of ["u1", "u2"]) expect(errorOf(id).split(pair.a).length - 1).toBe(1); // the path once, not three times
+  });
 });
 
 describe("Modbus RTU over TCP", () => {
