@@ -52,6 +52,8 @@ export class RtuLine implements ModbusLink {
   private lastByteAt = 0;
   private readonly rx = Buffer.alloc(MAX_FRAME + 64);
   private rxLength = 0;
+  /** the complete answer's length: bytes after it in the same read (a transceiver's glitch) are not part of it */
+  private answerLength = 0;
   private onFrame: ((e: Error | null) => void) | null = null;
   private expecting: RtuRequest | null = null;
   private readonly unproven = new Set<number>();
@@ -192,8 +194,10 @@ export class RtuLine implements ModbusLink {
     b.copy(this.rx, this.rxLength, 0, Math.min(room, b.length));
     this.rxLength += Math.min(room, b.length);
     const want = expectedLength(req, this.rx, this.rxLength);
-    if (want !== undefined && this.rxLength >= want) this.onFrame?.(null);
-    else if (this.rxLength > MAX_FRAME) this.onFrame?.(new RtuFrameError(`${this.rxLength} bytes without a complete answer`));
+    if (want !== undefined && this.rxLength >= want) {
+      this.answerLength = want;
+      this.onFrame?.(null);
+    } else if (this.rxLength > MAX_FRAME) this.onFrame?.(new RtuFrameError(`${this.rxLength} bytes without a complete answer`));
   }
 
   /**
@@ -237,7 +241,7 @@ export class RtuLine implements ModbusLink {
     if (outcome === "timeout") throw new ModbusTimeoutError(`unit ${p.unitId}: no answer within ${this.o.timeoutMs} ms`);
     if (outcome instanceof ModbusConnectionError) throw outcome;
     if (outcome) throw outcome;
-    const answer = decodeAnswer(p.unitId, p.req, this.rx.subarray(0, this.rxLength));
+    const answer = decodeAnswer(p.unitId, p.req, this.rx.subarray(0, this.answerLength));
     if (!answer.ok) throw new ModbusExceptionError(answer.exception);
     return answer.data;
   }

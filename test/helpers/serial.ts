@@ -65,8 +65,11 @@ function isListening(port: number): boolean {
     });
 }
 
-/** How a unit of the test slave answers: normally, not at all, or with a corrupted CRC. */
-export type UnitBehaviour = "ok" | "silent" | "corrupt-crc";
+/**
+ * How a unit of the test slave answers: normally, not at all, with a corrupted CRC, or followed by a stray
+ * 0xFF in the same write (what an RS-485 transceiver turning the line around can put after a frame).
+ */
+export type UnitBehaviour = "ok" | "silent" | "corrupt-crc" | "trailing-byte";
 
 /**
  * A Modbus RTU slave written for the tests, on the device end of a pty pair: holding registers only
@@ -147,6 +150,6 @@ export class RtuTestSlave {
     out.set(body);
     const crc = crc16(out, body.length);
     out.writeUInt16LE(how === "corrupt-crc" ? crc ^ 0x5a5a : crc, body.length);
-    this.link.write(out);
+    this.link.write(how === "trailing-byte" ? Buffer.concat([out, Buffer.from([0xff])]) : out);
   }
 }

@@ -73,6 +73,15 @@ describe("RTU line", () => {
     expect(Math.min(...gaps)).toBeGreaterThanOrEqual(1.75);
   });
 
+  it("takes an answer followed by a stray byte in the same read (a transceiver's turn-around glitch) and drops the byte", async () => {
+    // the end of an answer is its length: a byte after a whole frame whose CRC checks is not part of it,
+    // whether it arrives with the frame or after it
+    slave.behaviour.set(1, "trailing-byte");
+    expect(await line.readRegisters(1, "holding", 0, 3)).toEqual([100, 101, 102]);
+    expect(await line.readRegisters(2, "holding", 1, 1)).toEqual([201]);
+    expect(await line.readRegisters(1, "holding", 5, 1)).toEqual([105]);
+  });
+
   it("times out a silent unit's request alone, then serves the next unit's request", async () => {
     slave.behaviour.set(2, "silent");
     const [dead, alive] = await Promise.allSettled([line.readRegisters(2, "holding", 0, 1), line.readRegisters(1, "holding", 0, 1)]);
