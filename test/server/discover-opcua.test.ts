@@ -82,7 +82,7 @@ describe("discover opcua", () => {
     expect(() => writeFiles(out, files)).toThrow(/exist.*--force/);
   }, 30_000);
 
-  it("makes a gateway started on the generated files read every discovered node Good with the server's values", async () => {
+  it("makes a gateway started on the generated files read every discovered node Good with the server's values, monitored 3 items a call (the server's limit)", async () => {
     const generated = Object.fromEntries(DISCOVERED_FILES.map((n) => [n, readFileSync(join(dir.path, "out", n), "utf8")]));
     gw = await startGateway(generated);
     const latest = (tag: string) => gw!.gw.ctx.log.latest().get(`boiler/Plant/Boiler/${tag}`);
@@ -90,6 +90,16 @@ describe("discover opcua", () => {
     const want: Record<string, unknown> = { Pressure: 3.25, Count: 42, Running: true, Name: "Boiler 1", Setpoint: 70, Temperature: 81.5, [flowRate]: 1.5, [flowRate === "Flow_rate" ? "Flow_rate_2" : "Flow_rate"]: 2.5 };
     await waitFor(() => Object.keys(want).every((k) => latest(k)?.quality === Quality.Good), "every discovered tag Good", 20_000);
     for (const [k, v] of Object.entries(want)) expect(latest(k)!.value as unknown).toEqual(v);
+  }, 40_000);
+
+  it("polls the generated tags in mode poll too, each read within the server's 3 nodes per read", async () => {
+    await gw?.stop();
+    const generated = Object.fromEntries(DISCOVERED_FILES.map((n) => [n, readFileSync(join(dir.path, "out", n), "utf8")]));
+    generated["drivers.yml"] = generated["drivers.yml"]!.replace("mode: subscription", "mode: poll\n      intervalMs: 100");
+    gw = await startGateway(generated);
+    const latest = (tag: string) => gw!.gw.ctx.log.latest().get(tag);
+    await waitFor(() => tags.every((t) => latest(t.tag)?.quality === Quality.Good), "every discovered tag Good by polling", 20_000);
+    expect(latest("boiler/Plant/Boiler/Temperature")!.value).toBe(81.5);
   }, 40_000);
 
   it("stops at its depth and node bounds and says the browse was cut", async () => {
