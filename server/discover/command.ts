@@ -108,9 +108,16 @@ async function modbus(args: string[]): Promise<number> {
     driverId: values.driver,
   });
   const out = values.out ?? join("discovered", values.driver ?? "modbus1");
+  const summary = r.units.map((u) => `unit ${u.unitId}: ${u.answered ? u.ranges.map((x) => `${x.area} ${x.start}-${x.end}`).join(", ") || "answers, nothing readable" : `no answer (${u.reason})`}`);
+  summary.push(`${r.tags} registers in ${r.requests} requests${r.truncated ? " (cut by --max-requests)" : ""}`);
+  if (r.tags === 0) {
+    // a draft without a tag validates, loads and polls nothing: an integrator would take it for a result
+    for (const line of summary) console.error(line);
+    console.error(`nothing written to ${out}: no readable register found${r.units.some((u) => u.answered) ? "" : ` (no unit of ${values.units} answered at ${url})`}`);
+    return 1;
+  }
   for (const p of writeFiles(out, r.files, values.force)) console.log(`wrote ${relative(process.cwd(), p) || p}`);
-  for (const u of r.units) console.log(`unit ${u.unitId}: ${u.answered ? u.ranges.map((x) => `${x.area} ${x.start}-${x.end}`).join(", ") || "answers, nothing readable" : `no answer (${u.reason})`}`);
-  console.log(`${r.tags} registers in ${r.requests} requests${r.truncated ? " (cut by --max-requests)" : ""}`);
+  for (const line of summary) console.log(line);
   return 0;
 }
 

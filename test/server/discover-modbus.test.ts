@@ -3,7 +3,7 @@
 // finds the two units and the exact readable range, one request at a time within its bounds, and
 // the draft it writes validates and polls Good with the device's values.
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
 import { checkConfig } from "../../server/config-check.ts";
@@ -75,6 +75,13 @@ describe("discover modbus", () => {
     await waitFor(() => ["unit1/holding/0", "unit1/holding/299", "unit3/holding/150"].every((t) => latest(t)?.quality === Quality.Good), "the drafted tags Good", 20_000);
     expect([latest("unit1/holding/0")!.value, latest("unit1/holding/299")!.value, latest("unit3/holding/150")!.value]).toEqual([5000, 5299, 5150]);
   }, 40_000);
+
+  it("writes nothing and exits 1 when no unit answers (a draft without a tag would load and poll nothing)", async () => {
+    const out = join(dir.path, "none");
+    const code = await silenced(() => edgectl(["discover", "modbus", url, "--units", "5-6", "--rate", "2000", "--timeout-ms", "300", "--out", out]));
+    expect(code).toBe(1);
+    expect(existsSync(out)).toBe(false);
+  }, 20_000);
 
   it("refuses bad options with the option's name", async () => {
     expect(() => parseUnits("1-300")).toThrow("--units: '1-300'");
