@@ -15,7 +15,7 @@ export const DISCOVER_USAGE = `  discover opcua <opc.tcp://host:port/path> [opti
                           --start NODEID (i=85), --user NAME --password-env VAR (or --password PW),
                           --security-mode None|Sign|SignAndEncrypt, --security-policy None|Basic256Sha256,
                           --pki-dir DIR, --trust-server-certificate, --force (overwrite)
-  discover modbus <tcp://host:port> --units 1-10 [options]
+  discover modbus <tcp://host:port | serial:///dev/ttyX?baud=N | rtu+tcp://host:port> --units 1-10 [options]
                           probe which units answer and which registers read (one request at a time)
                           and write a draft map (uint16 tags unit<N>/<area>/<addr>) to --out
                           options: --areas holding,input (holding), --max-address N (999),
