@@ -15,6 +15,9 @@ export interface PtyPair {
   b: string;
   /** ends socat: both ptys close (what unplugging the adapter looks like to the gateway) */
   stop(): Promise<void>;
+  /** SIGSTOP / SIGCONT to socat: nothing moves between the ends (a hung adapter), the buffers fill */
+  pause(): void;
+  resume(): void;
 }
 
 async function stopProcess(p: Subprocess): Promise<void> {
@@ -29,7 +32,7 @@ export async function ptyPair(dir: string, name = "line"): Promise<PtyPair> {
   const b = join(dir, `${name}-b`);
   const p = Bun.spawn(["socat", "-d", "-d", `pty,raw,echo=0,link=${a}`, `pty,raw,echo=0,link=${b}`], { stdout: "ignore", stderr: "ignore" });
   await waitFor(() => existsSync(a) && existsSync(b), `socat's ptys ${a} and ${b}`, 5000, 10);
-  return { a, b, stop: () => stopProcess(p) };
+  return { a, b, stop: () => stopProcess(p), pause: () => p.kill("SIGSTOP"), resume: () => p.kill("SIGCONT") };
 }
 
 /** Debian's pymodbus (3.0) serving `units` on the device `path` (see pymodbus-rtu-server.py for the values). */

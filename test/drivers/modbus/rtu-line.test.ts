@@ -116,6 +116,26 @@ describe("RTU line", () => {
     expect(await line.readRegisters(2, "holding", 1, 1)).toEqual([201]); // answered: no longer held
   });
 
+  it("fails the link instead of blocking the process when the device end takes no more bytes (socat stopped: the tty's buffer fills)", async () => {
+    // before: the blocking write froze the whole process once ~16-24 KB were queued (a gateway polling a hung
+    // line froze after minutes: HTTP, every driver); now the write fails, the link ends, the line reopens later
+    const link = await openSerialLink(pair.a, { baud: 19200, parity: "even", dataBits: 8, stopBits: 1 });
+    let ended = null as Error | null; // set by the callback: not narrowed to null
+    link.onClose = (why) => (ended = why);
+    pair.pause();
+    let failed: Error | null = null;
+    try {
+      for (let i = 0; i < 100_000 && !failed; i++) link.write(Buffer.alloc(8));
+    } catch (e) {
+      failed = e as Error;
+    } finally {
+      pair.resume();
+      link.close();
+    }
+    expect(failed?.message).toContain("the device takes no more bytes (output buffer full");
+    expect(ended).toBe(failed);
+  });
+
   it("drops bytes that arrive while no request waits (stale bytes in the device from an earlier session)", async () => {
     await line.readRegisters(1, "holding", 0, 1);
     const fd = openSync(pair.b, "r+");
