@@ -176,6 +176,14 @@ describe("Modbus RTU on a serial line", () => {
     expect(performance.now() - replugged).toBeLessThan(10_000);
   });
 
+  it("never sends to unit 0 (the broadcast address) on a line: the driver refuses it at connect, naming why", async () => {
+    const slave = await RtuTestSlave.open(pair.b, [1]);
+    cleanups.push(() => slave.close());
+    mgr.add(entry("all", 0), endpointOf(serialUrl(pair.a)), [holding("all/r0", "all", 0)]);
+    await waitFor(() => (mgr.status()[0]?.lastError ?? "").includes("broadcast address"), "the refusal in the driver's state", 10_000);
+    expect(slave.requests).toEqual([]);
+  });
+
   it("tells every driver on an unplugged line why it cannot open (no such device), not only the driver whose attempt failed", async () => {
     const slave = await RtuTestSlave.open(pair.b, [1, 2]);
     cleanups.push(() => slave.close());
