@@ -12,7 +12,7 @@
 import { backoffDelay, sleepUntil, type BackoffSettings } from "../../storage/time.ts";
 import { ModbusConnectError, ModbusConnectionError, ModbusExceptionError, ModbusTimeoutError, type ModbusLink } from "./client.ts";
 import type { Area } from "./plan.ts";
-import { decodeAnswer, encodeRequest, expectedLength, RtuFrameError, type RtuRequest } from "./rtu-frame.ts";
+import { decodeAnswer, encodeRequest, expectedLength, RtuFrameError, wrongByteCount, type RtuRequest } from "./rtu-frame.ts";
 import type { ByteLink } from "./serial-port.ts";
 
 export interface RtuLineOptions {
@@ -232,6 +232,11 @@ export class RtuLine implements ModbusLink {
     const room = this.rx.length - this.rxLength;
     b.copy(this.rx, this.rxLength, 0, Math.min(room, b.length));
     this.rxLength += Math.min(room, b.length);
+    const wrong = wrongByteCount(req, this.rx, this.rxLength);
+    if (wrong) {
+      this.onFrame?.(new RtuFrameError(wrong));
+      return;
+    }
     const want = expectedLength(req, this.rx, this.rxLength);
     if (want !== undefined && this.rxLength >= want) {
       this.answerLength = want;

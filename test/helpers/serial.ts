@@ -70,9 +70,10 @@ function isListening(port: number): boolean {
 
 /**
  * How a unit of the test slave answers: normally, not at all, with a corrupted CRC, or followed by a stray
- * 0xFF in the same write (what an RS-485 transceiver turning the line around can put after a frame).
+ * 0xFF in the same write (what an RS-485 transceiver turning the line around can put after a frame), or
+ * with a read's byte count set to 250 (a frame that announces bytes that never come).
  */
-export type UnitBehaviour = "ok" | "silent" | "corrupt-crc" | "trailing-byte";
+export type UnitBehaviour = "ok" | "silent" | "corrupt-crc" | "trailing-byte" | "wrong-count";
 
 /**
  * A Modbus RTU slave written for the tests, on the device end of a pty pair: holding registers only
@@ -140,7 +141,7 @@ export class RtuTestSlave {
     if (fc === 3) {
       const count = f.readUInt16BE(4);
       if (address + count > regs.length) body = [unit, fc | 0x80, 2];
-      else body = [unit, fc, count * 2, ...regs.slice(address, address + count).flatMap((w) => [w >> 8, w & 0xff])];
+      else body = [unit, fc, how === "wrong-count" ? 250 : count * 2, ...regs.slice(address, address + count).flatMap((w) => [w >> 8, w & 0xff])];
     } else if (fc === 6) {
       regs[address] = f.readUInt16BE(4);
       body = [...f.subarray(0, 6)];

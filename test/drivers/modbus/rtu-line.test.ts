@@ -82,6 +82,15 @@ describe("RTU line", () => {
     expect(await line.readRegisters(1, "holding", 5, 1)).toEqual([105]);
   });
 
+  it("fails a read whose answer announces a wrong byte count at once, as garbled (not after the timeout, nor as a silent unit)", async () => {
+    slave.behaviour.set(2, "wrong-count");
+    const started = performance.now();
+    await expect(line.readRegisters(2, "holding", 0, 1)).rejects.toThrow("answer announces 250 bytes, expected 2");
+    expect(performance.now() - started).toBeLessThan(150); // the timeout
+    slave.behaviour.set(2, "ok");
+    expect(await line.readRegisters(2, "holding", 0, 1)).toEqual([200]); // not held back as silent
+  });
+
   it("times out a silent unit's request alone, then serves the next unit's request", async () => {
     slave.behaviour.set(2, "silent");
     const [dead, alive] = await Promise.allSettled([line.readRegisters(2, "holding", 0, 1), line.readRegisters(1, "holding", 0, 1)]);
