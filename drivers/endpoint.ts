@@ -27,6 +27,9 @@ export function parseEndpointUrl(url: string): EndpointUrl {
   const scheme = u.protocol.replace(/:$/, "");
   if (!SCHEMES.includes(scheme)) throw new EndpointError(`'${url}': unsupported scheme '${scheme}' (one of ${SCHEMES.join(", ")})`);
   if (scheme !== "serial" && scheme !== "sim" && !u.hostname) throw new EndpointError(`'${url}': missing host`);
+  // Object.fromEntries would keep the last silently: baud=9600&baud=19200 is a mistake to show, not to guess
+  const twice = [...u.searchParams.keys()].find((k, i, all) => all.indexOf(k) !== i);
+  if (twice !== undefined) throw new EndpointError(`'${url}': option '${twice}' is given twice`);
   const port = u.port ? Number(u.port) : undefined;
   const parsed: EndpointUrl = {
     url,

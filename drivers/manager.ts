@@ -9,7 +9,7 @@ import { EventEmitter } from "node:events";
 import { AlarmRequest, isGood, Quality, type DataFrame, type DriverEntry, type EventFrame, type Frame, type Variable } from "../schemas/index.ts";
 import type { EventLog } from "../storage/index.ts";
 import { ABORTED, backoffDelay as retryDelay, deadline, delay, TIMED_OUT } from "../storage/time.ts";
-import { tlsFilesChanged } from "../storage/tls.ts";
+import { filesChanged } from "../storage/watch.ts";
 import { DRIVER_API_VERSION, type Driver, type DriverFactory, type FrameSink } from "./contract.ts";
 import type { Endpoint } from "./endpoint.ts";
 import { DriverConfigError, DriverError } from "./errors.ts";
@@ -314,23 +314,33 @@ class Supervisor implements FrameSink {
   }
 
   /**
-   * The wait before the next run, cut short when a certificate file of the endpoint changes: a TLS file
-   * problem (unknown CA, a key not its certificate's, an expired client certificate) is fixed on disk,
-   * and a driver in Fault would otherwise wait out the longest backoff (60 s) before using the fix.
+   * The wait before the next run, cut short when a file the failure may hang on changes: a certificate
+   * file of the endpoint (an unknown CA, a key not its certificate's, an expired client certificate is
+   * fixed on disk) or the device of a serial line (a USB adapter plugged back creates its node again). A
+   * driver in Fault would otherwise wait out the longest backoff (60 s) before using the fix.
    */
   private async waitToRetry(delayMs: number, signal: AbortSignal): Promise<void> {
-    const tls = this.endpoint?.tls;
     if (signal.aborted) return;
-    if (!tls || (tls.ca === undefined && tls.cert === undefined && tls.key === undefined)) return await delay(delayMs, signal);
+    const watched = this.watchedFiles();
+    if (!watched.length) return await delay(delayMs, signal);
     const waiting = new AbortController();
     const stop = () => waiting.abort();
     signal.addEventListener("abort", stop, { once: true });
     try {
-      await Promise.race([delay(delayMs, waiting.signal), tlsFilesChanged(tls, waiting.signal)]);
+      await Promise.race([delay(delayMs, waiting.signal), filesChanged(watched, waiting.signal)]);
     } finally {
       waiting.abort();
       signal.removeEventListener("abort", stop);
     }
+  }
+
+  /** The endpoint's certificate files, and the device of a serial line. */
+  private watchedFiles(): string[] {
+    const ep = this.endpoint;
+    if (!ep) return [];
+    const files = [ep.tls?.ca, ep.tls?.cert, ep.tls?.key].filter((p): p is string => p !== undefined);
+    if (ep.scheme === "serial" && ep.path) files.push(ep.path);
+    return files;
   }
 
   /**

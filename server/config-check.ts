@@ -8,6 +8,7 @@ import { parseModbusSlaveConfig } from "../bridges/modbus-slave/index.ts";
 import { parseNatsConfig } from "../bridges/nats/config.ts";
 import { parseMqttNorthConfig } from "../bridges/mqtt-north/config.ts";
 import { parseOpcuaConfig } from "../bridges/opcua-server/config.ts";
+import { rtuUnitProblem } from "../drivers/modbus/validate.ts";
 import { checkDecoderPlugin, checkPluginDriver } from "../drivers/plugins/check.ts";
 import { ConfigError } from "../schemas/index.ts";
 import { readTlsMaterial, resolveTlsFiles, TlsHandshakeError } from "../storage/tls.ts";
@@ -57,6 +58,14 @@ function driverProblem(config: Config, index: number, e: DriverConfigError): Con
   return new ConfigError(join(config.dir, file), path, detail);
 }
 
+/** A Modbus driver on an RTU line: unit ids 1-247 (the driver refuses others at connect, this says it at load). */
+function checkRtuUnits(config: Config, id: string, endpoint: string | undefined, defaultUnitId: number, tags: Config["tags"]): void {
+  const url = endpoint ? config.endpoints[endpoint]?.url : undefined;
+  if (!url || !/^(serial|rtu\+tcp):/.test(url)) return;
+  const problem = rtuUnitProblem(defaultUnitId, tags);
+  if (problem) throw new DriverConfigError(id, problem.path, problem.message);
+}
+
 async function checkDrivers(config: Config, factories: ReadonlyMap<string, DriverFactory>, problems: Problems): Promise<void> {
   const file = join(config.dir, "drivers.yml");
   for (const [i, d] of config.drivers.entries()) {
@@ -75,6 +84,7 @@ async function checkDrivers(config: Config, factories: ReadonlyMap<string, Drive
       try {
         const tags = config.tags.filter((t) => t.driver === d.id);
         await factory().init({ id: d.id, config: structuredClone(d.config), tags, dataDir: config.gateway.dataDir });
+        if (d.type === "modbus") checkRtuUnits(config, d.id, d.endpoint, (d.config as { unitId?: number }).unitId ?? 1, tags);
       } catch (e) {
         throw e instanceof DriverConfigError ? driverProblem(config, i, e) : e;
       }

@@ -28,6 +28,17 @@ const BY_ERROR: Array<[RegExp, DriverAdvice]> = [
   [/unknown driver type|config|invalid/i, { words: "The driver's configuration is not valid.", todo: "Run `npm run edgectl -- check` and fix drivers.yml / variables.yml as it says." }],
 ];
 
+/**
+ * Modbus RTU lines (serial://, rtu+tcp://): checked first there. A silent unit on RS-485 is a unit id,
+ * line settings or wiring matter, not an IP route, and a garbled answer is the line's, not the network's.
+ */
+const ON_SERIAL_LINE: Array<[RegExp, DriverAdvice]> = [
+  [/no such device/i, { words: "The serial adapter is not there: unplugged, or the device path is wrong.", todo: "Plug the USB adapter back in (the line reopens by itself), or fix the device path in the endpoint's URL (/dev/serial/by-id/ names stay the same across replugs)." }],
+  [/takes no more bytes|output buffer full/i, { words: "The serial adapter takes no more bytes: it hangs.", todo: "Unplug and replug the adapter; look at the kernel log (dmesg) for its driver." }],
+  [/timed? ?out|Bad_Timeout|did not answer|not answering/i, { words: "The unit did not answer on the serial line.", todo: "Check the unit id (unitId in drivers.yml), the baud rate, parity and stop bits in the endpoint's URL against the device, the RS-485 wiring (A/B, termination) and the device's power." }],
+  [/CRC|garbled|answer from unit|Bad_CommunicationError/i, { words: "The unit's answers arrive garbled on the serial line.", todo: "Check the baud rate and parity in the endpoint's URL against the device, the RS-485 termination and biasing, and that no other master drives the line." }],
+];
+
 const BY_STATE: Record<string, DriverAdvice> = {
   Active: { words: "Reading: every tag is up to date.", todo: "" },
   Loading: { words: "Starting.", todo: "" },
@@ -47,17 +58,19 @@ export interface TagHealth {
   quality: string | null;
 }
 
-export function driverAdvice(state: string, lastError: string | null | undefined, tags?: TagHealth): DriverAdvice {
+/** `serialLine`: the driver's endpoint is a Modbus RTU line (serial:// or rtu+tcp://). */
+export function driverAdvice(state: string, lastError: string | null | undefined, tags?: TagHealth, serialLine = false): DriverAdvice {
+  const known = serialLine ? [...ON_SERIAL_LINE, ...BY_ERROR] : BY_ERROR;
   const failing = state !== "Active" && state !== "Loading" && state !== "Init" && state !== "Connected" && state !== "Shutdown";
-  if (failing && lastError) for (const [re, advice] of BY_ERROR) if (re.test(lastError)) return advice;
+  if (failing && lastError) for (const [re, advice] of known) if (re.test(lastError)) return advice;
   // Active only says the driver runs: a hung device leaves it Active while every read times out
-  if (state === "Active" && tags && tags.bad > 0) return badTagsAdvice(tags);
+  if (state === "Active" && tags && tags.bad > 0) return badTagsAdvice(tags, known);
   return BY_STATE[state] ?? { words: `State ${state}.`, todo: "" };
 }
 
-function badTagsAdvice(tags: TagHealth): DriverAdvice {
+function badTagsAdvice(tags: TagHealth, known: Array<[RegExp, DriverAdvice]>): DriverAdvice {
   const which = tags.bad === tags.total ? `all ${tags.total} tags are` : `${tags.bad} of ${tags.total} tags are`;
-  const cause = tags.quality ? BY_ERROR.find(([re]) => re.test(tags.quality!))?.[1] : undefined;
+  const cause = tags.quality ? known.find(([re]) => re.test(tags.quality!))?.[1] : undefined;
   return {
     words: `Running, but ${which} Bad (${tags.quality ?? "Bad"})${cause ? `: ${cause.words}` : "."}`,
     todo: cause?.todo ?? "Open the tags to see each one's quality; check the device and the tags' addresses.",

@@ -4,10 +4,10 @@
 // certificate, and why (unknown CA, expired, hostname mismatch, our client certificate refused). Here,
 // beside storage/time.ts, because drivers and bridges both need it and never import each other.
 // Key files are read, never logged: messages name their paths only.
-import { readFileSync, watch, type FSWatcher } from "node:fs";
+import { readFileSync } from "node:fs";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { isIP } from "node:net";
-import { basename, dirname, isAbsolute, join } from "node:path";
+import { isAbsolute, join } from "node:path";
 import tls, { type TLSSocket } from "node:tls";
 import type { TlsFiles } from "../schemas/tls.ts";
 
@@ -104,48 +104,6 @@ function checkClientCertificate(pem: Buffer, path: string, nowMs: number): void 
   const x = parseClientCertificate(pem, path);
   if (Date.parse(x.validTo) < nowMs) throw new TlsHandshakeError(`the client certificate ${path} expired on ${x.validTo}`, "client_cert_invalid", "cert");
   if (Date.parse(x.validFrom) > nowMs) throw new TlsHandshakeError(`the client certificate ${path} is not valid before ${x.validFrom}`, "client_cert_invalid", "cert");
-}
-
-/**
- * Resolves once one of the files named by `t` is written, replaced or removed (`settleMs` after the last
- * change: a certificate and its key copied one after the other are read as a pair), or when `signal`
- * aborts; never when no file is named. Watches the files' folders, not the files: a file replaced by a
- * rename (an editor, `mv`, certbot) is a new inode that a watch on the old one never reports.
- */
-export function tlsFilesChanged(t: TlsFiles, signal: AbortSignal, settleMs = 200): Promise<void> {
-  const byDir = new Map<string, Set<string>>();
-  for (const k of ["ca", "cert", "key"] as const) {
-    const path = t[k];
-    if (path === undefined) continue;
-    const names = byDir.get(dirname(path)) ?? new Set<string>();
-    byDir.set(dirname(path), names.add(basename(path)));
-  }
-  return new Promise<void>((resolve) => {
-    const watchers: FSWatcher[] = [];
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const done = () => {
-      clearTimeout(timer);
-      for (const w of watchers) w.close();
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    if (signal.aborted) return done();
-    signal.addEventListener("abort", done, { once: true });
-    for (const [dir, names] of byDir) {
-      try {
-        const w = watch(dir, (_event, file) => {
-          if (file !== null && !names.has(String(file))) return;
-          clearTimeout(timer);
-          timer = setTimeout(done, settleMs);
-        });
-        // a folder that goes away: no more changes to report from it; the caller's timer still runs
-        w.on("error", () => w.close());
-        watchers.push(w);
-      } catch {
-        // a missing folder cannot change either: only the caller's timer or the abort ends the wait
-      }
-    }
-  });
 }
 
 const UNKNOWN_CA = new Set(["SELF_SIGNED_CERT_IN_CHAIN", "DEPTH_ZERO_SELF_SIGNED_CERT", "UNABLE_TO_GET_ISSUER_CERT", "UNABLE_TO_GET_ISSUER_CERT_LOCALLY", "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "CERT_UNTRUSTED", "CERT_SIGNATURE_FAILURE"]);

@@ -21,9 +21,9 @@ import { RtuFrameError, silenceMs } from "./rtu-frame.ts";
 import { openSerialLink, openTcpLink } from "./serial-port.ts";
 import { ModbusConfig } from "./config.ts";
 import { isBitArea, planReads, slotOf, type ReadBlock, type Slot } from "./plan.ts";
-import { validateModbusTags } from "./validate.ts";
+import { rtuUnitProblem, validateModbusTags } from "./validate.ts";
 
-export { validateModbusTags } from "./validate.ts";
+export { rtuUnitProblem, validateModbusTags } from "./validate.ts";
 export { ModbusConnectError, ModbusConnectionError, ModbusExceptionError, ModbusTimeoutError } from "./client.ts";
 export { RtuCrcError, RtuFrameError } from "./rtu-frame.ts";
 
@@ -99,6 +99,7 @@ export class ModbusDriver implements Driver {
   private readonly lastQuality = new Map<string, number>();
   private readonly lastExceptionEvent = new Map<string, number>();
   private connectionFailures = 0;
+  private tags: readonly Variable[] = [];
 
   meta() {
     return { name: "modbus", kind: "source" as const, apiVersion: DRIVER_API_VERSION, features: ["read", "write", "tcp", "rtu"] };
@@ -109,6 +110,7 @@ export class ModbusDriver implements Driver {
     this.cfg = parseDriverConfig(init.id, ModbusConfig, init.config);
     const problem = validateModbusTags(init.id, init.tags)[0];
     if (problem) throw new DriverConfigError(init.id, `tag '${problem.tag}' ${problem.field}`, problem.message);
+    this.tags = init.tags;
     const byGroup = new Map<string, Slot[]>();
     for (const t of init.tags) byGroup.set(t.group, [...(byGroup.get(t.group) ?? []), slotOf(t, this.cfg.unitId)]);
     this.groups = [...byGroup].map(([name, slots]) => ({ name, intervalMs: this.cfg.groups[name] ?? this.cfg.intervalMs, blocks: planReads(slots, this.cfg) }));
@@ -120,6 +122,8 @@ export class ModbusDriver implements Driver {
     if (!endpoint) throw new DriverConfigError(this.id, "endpoint", "the modbus driver needs an endpoint (tcp://host:502, serial:///dev/ttyUSB0?baud=19200, rtu+tcp://host:4001)");
     const link = linkOf(endpoint);
     if (typeof link === "string") throw new DriverConfigError(this.id, "endpoint", link);
+    const unit = endpoint.scheme === "serial" || endpoint.scheme === "rtu+tcp" ? rtuUnitProblem(this.cfg.unitId, this.tags) : null;
+    if (unit) throw new DriverConfigError(this.id, unit.path, unit.message);
     this.lease = await endpoint.pool.acquire(link.key, link.open, (c) => c.close());
   }
 

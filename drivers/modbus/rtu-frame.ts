@@ -87,6 +87,17 @@ export function expectedLength(r: RtuRequest, rx: Uint8Array, rxLength: number):
   return 8; // writes echo unit, function, address and value/quantity
 }
 
+/**
+ * Why a read's answer cannot be the answer to `r`, as soon as its byte count (third byte) is in: a count
+ * other than the request's is noise or another frame, told at once instead of waiting out the timeout
+ * for bytes that the count announces and that never come. null while it may still be right.
+ */
+export function wrongByteCount(r: RtuRequest, rx: Uint8Array, rxLength: number): string | null {
+  if (rxLength < 3 || rx[1]! & 0x80 || !(r.fc === 1 || r.fc === 2 || r.fc === 3 || r.fc === 4)) return null;
+  const want = r.fc <= 2 ? Math.ceil(r.count / 8) : r.count * 2;
+  return rx[2] === want ? null : `answer announces ${rx[2]} bytes, expected ${want}`;
+}
+
 export type RtuAnswer = { ok: true; data: number[] | boolean[] } | { ok: false; exception: number };
 
 /** Checks a complete answer (CRC, unit, function) and decodes it. */

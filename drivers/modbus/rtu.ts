@@ -6,11 +6,13 @@
 // the 3.5-character silence before the next request; after a request that got no answer it has waited
 // the timeout, then keeps the silence and drops whatever arrived since, so that a late answer is never
 // taken for the next request's. A link that is gone (pty closed, USB adapter unplugged, device server
-// down) is reopened on the next request, no sooner than a backoff after the last failed open.
+// down) is reopened on the next request, no sooner than a backoff after the last failed open. A unit
+// that let a request time out is tried again only after a backoff: its reads meanwhile fail at once
+// (Bad_Timeout) instead of each costing the line a timeout, which cut the other units' pace to a third.
 import { backoffDelay, sleepUntil, type BackoffSettings } from "../../storage/time.ts";
 import { ModbusConnectError, ModbusConnectionError, ModbusExceptionError, ModbusTimeoutError, type ModbusLink } from "./client.ts";
 import type { Area } from "./plan.ts";
-import { decodeAnswer, encodeRequest, expectedLength, RtuFrameError, type RtuRequest } from "./rtu-frame.ts";
+import { decodeAnswer, encodeRequest, expectedLength, RtuFrameError, wrongByteCount, type RtuRequest } from "./rtu-frame.ts";
 import type { ByteLink } from "./serial-port.ts";
 
 export interface RtuLineOptions {
@@ -23,6 +25,8 @@ export interface RtuLineOptions {
   /** quiet time after opening, during which bytes left in the device from earlier are dropped */
   settleMs?: number;
   reopen?: BackoffSettings;
+  /** how long a unit that did not answer waits for its next try (default 500 ms doubling to 5 s) */
+  silentUnit?: BackoffSettings;
 }
 
 interface Pending {
@@ -44,15 +48,21 @@ export class RtuLine implements ModbusLink {
   private link: ByteLink | null = null;
   private openFailures = 0;
   private reopenAt = 0;
+  /** why the last open failed: told to every driver on the line until the next attempt, not just the one that tried */
+  private openError = "";
   /** performance.now() before which nothing may be sent: the last byte seen on the line + the silence */
   private quietUntil = 0;
   /** performance.now() when the last byte of the current answer arrived */
   private lastByteAt = 0;
   private readonly rx = Buffer.alloc(MAX_FRAME + 64);
   private rxLength = 0;
+  /** the complete answer's length: bytes after it in the same read (a transceiver's glitch) are not part of it */
+  private answerLength = 0;
   private onFrame: ((e: Error | null) => void) | null = null;
   private expecting: RtuRequest | null = null;
   private readonly unproven = new Set<number>();
+  /** units whose last request timed out: requests in a row unanswered, and when to try the unit again */
+  private readonly silentUnits = new Map<number, { unanswered: number; retryAt: number }>();
   private closed = false;
   /** requests sent per unit (for the fairness benchmark and metrics) */
   readonly sentPerUnit = new Map<number, number>();
@@ -116,7 +126,7 @@ export class RtuLine implements ModbusLink {
     if (this.pumping) return;
     this.pumping = true;
     try {
-      let p = this.next();
+      let p = this.takeNext();
       let running = p ? this.run(p) : null;
       while (p && running) {
         let data: number[] | boolean[] | undefined;
@@ -126,11 +136,13 @@ export class RtuLine implements ModbusLink {
         } catch (e) {
           error = e;
         }
+        // the unit's state before the next request is taken: it may be the same unit's
+        if (error === undefined || error instanceof ModbusExceptionError) this.answered(p.unitId); // an exception is an answer all the same
+        else if (error instanceof ModbusTimeoutError) this.unanswered(p.unitId);
         // the next request goes out before this answer is handed over (when the silence allows it at
         // once): its driver decodes and logs while the device works on the next one
-        const following = this.next();
+        const following = this.takeNext();
         const next = following ? this.run(following) : null;
-        if (error === undefined || error instanceof ModbusExceptionError) this.unproven.delete(p.unitId); // an exception is an answer all the same
         if (error === undefined) p.resolve(data!);
         else p.reject(error as Error);
         p = following;
@@ -141,17 +153,50 @@ export class RtuLine implements ModbusLink {
     }
   }
 
+  /** The next request to send; reads of a unit on hold are failed on the way (heldBack). */
+  private takeNext(): Pending | undefined {
+    for (let p = this.next(); p; p = this.next()) {
+      const held = this.heldBack(p);
+      if (!held) return p;
+      p.reject(held);
+    }
+    return undefined;
+  }
+
+  private answered(unitId: number): void {
+    this.unproven.delete(unitId);
+    this.silentUnits.delete(unitId);
+  }
+
+  private unanswered(unitId: number): void {
+    const n = (this.silentUnits.get(unitId)?.unanswered ?? 0) + 1;
+    this.silentUnits.set(unitId, { unanswered: n, retryAt: performance.now() + backoffDelay(n, this.o.silentUnit ?? { initialMs: 500, maxMs: 5000 }) });
+  }
+
+  /**
+   * A read for a unit that is waiting for its next try: failed unsent, so that a dead unit does not cost
+   * the line a timeout per read. Writes are always sent (rare, and the operator is waiting for them).
+   */
+  private heldBack(p: Pending): ModbusTimeoutError | null {
+    const silent = this.silentUnits.get(p.unitId);
+    const wait = silent ? silent.retryAt - performance.now() : 0;
+    if (!silent || wait <= 0 || p.req.fc > 4) return null;
+    return new ModbusTimeoutError(`unit ${p.unitId}: not answering (${silent.unanswered} requests in a row timed out); tried again in ${Math.ceil(wait)} ms`);
+  }
+
   private async ensureOpen(): Promise<ByteLink> {
     if (this.link) return this.link;
     const wait = this.reopenAt - performance.now();
-    if (wait > 0) throw new ModbusConnectError(`${this.o.name}: not open (the last attempt failed; next in ${Math.ceil(wait)} ms)`);
+    if (wait > 0) throw new ModbusConnectError(`${this.openError} (next attempt in ${Math.ceil(wait)} ms)`);
     let link: ByteLink;
     try {
       link = await this.o.open();
     } catch (e) {
       this.openFailures++;
       this.reopenAt = performance.now() + backoffDelay(this.openFailures, this.o.reopen ?? { initialMs: 100, maxMs: 5000 });
-      throw new ModbusConnectError(`${this.o.name}: ${(e as Error).message}`);
+      const why = (e as Error).message;
+      this.openError = why.includes(this.o.name) ? why : `${this.o.name}: ${why}`; // the opener's messages name the device already
+      throw new ModbusConnectError(this.openError);
     }
     if (this.closed) {
       link.close();
@@ -187,9 +232,16 @@ export class RtuLine implements ModbusLink {
     const room = this.rx.length - this.rxLength;
     b.copy(this.rx, this.rxLength, 0, Math.min(room, b.length));
     this.rxLength += Math.min(room, b.length);
+    const wrong = wrongByteCount(req, this.rx, this.rxLength);
+    if (wrong) {
+      this.onFrame?.(new RtuFrameError(wrong));
+      return;
+    }
     const want = expectedLength(req, this.rx, this.rxLength);
-    if (want !== undefined && this.rxLength >= want) this.onFrame?.(null);
-    else if (this.rxLength > MAX_FRAME) this.onFrame?.(new RtuFrameError(`${this.rxLength} bytes without a complete answer`));
+    if (want !== undefined && this.rxLength >= want) {
+      this.answerLength = want;
+      this.onFrame?.(null);
+    } else if (this.rxLength > MAX_FRAME) this.onFrame?.(new RtuFrameError(`${this.rxLength} bytes without a complete answer`));
   }
 
   /**
@@ -233,7 +285,7 @@ export class RtuLine implements ModbusLink {
     if (outcome === "timeout") throw new ModbusTimeoutError(`unit ${p.unitId}: no answer within ${this.o.timeoutMs} ms`);
     if (outcome instanceof ModbusConnectionError) throw outcome;
     if (outcome) throw outcome;
-    const answer = decodeAnswer(p.unitId, p.req, this.rx.subarray(0, this.rxLength));
+    const answer = decodeAnswer(p.unitId, p.req, this.rx.subarray(0, this.answerLength));
     if (!answer.ok) throw new ModbusExceptionError(answer.exception);
     return answer.data;
   }

@@ -1,13 +1,13 @@
 // Byte links an RTU line runs over: a serial device (a tty or a pty) and a TCP socket to a serial
 // device server. Under Bun the `serialport` package crashes the process on open (uv_poll_init is not
 // implemented, measured with 13.0.0), so a serial device is put in raw mode with its line settings by
-// `stty`, written with fs.writeSync on a file descriptor (an RTU request is a few bytes, far below the
-// tty's output buffer) and read by a `cat` child process whose stdout pipe Bun reads event-driven.
+// `stty`, written with fs.writeSync on a non-blocking file descriptor (an RTU request is a few bytes;
+// a full output buffer is a failed link, never a blocked process) and read by a `cat` child process whose stdout pipe Bun reads event-driven.
 // Not a tty.ReadStream, which reads well alone (measured) but each one seems to hold a thread of the
 // pool Bun shares with native add-ons: with two open in one process DuckDB's commits stopped
 // completing, with three a line's reads timed out (Bun 1.4.5). fs.createReadStream fails with EAGAIN
 // and Bun.file(fd).stream() with ESPIPE on a tty.
-import { closeSync, constants, openSync, realpathSync, writeSync } from "node:fs";
+import { closeSync, constants, existsSync, openSync, realpathSync, writeSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import type { Subprocess } from "bun";
 import type { LineSettings } from "../endpoint.ts";
@@ -99,11 +99,19 @@ class SerialLink extends BaseLink {
   }
 
   write(bytes: Uint8Array): void {
+    let written: number;
     try {
-      writeSync(this.fd, bytes);
+      written = writeSync(this.fd, bytes);
     } catch (e) {
-      this.gone(e as Error, true);
-      throw e;
+      const full = (e as NodeJS.ErrnoException).code === "EAGAIN";
+      const why = full ? new SerialOpenError(`${this.name}: the device takes no more bytes (output buffer full: a hung adapter, or nothing reading the line)`) : (e as Error);
+      this.gone(why, true);
+      throw why;
+    }
+    if (written < bytes.length) {
+      const why = new SerialOpenError(`${this.name}: the device took ${written} of ${bytes.length} bytes (output buffer full)`);
+      this.gone(why, true);
+      throw why;
     }
   }
 
@@ -115,13 +123,17 @@ class SerialLink extends BaseLink {
 
 /** Opens a serial device with its line settings; bytes that were waiting in it are dropped by the line. */
 export async function openSerialLink(path: string, s: LineSettings): Promise<ByteLink> {
+  // said plainly: stty's own words for it name the path three times over
+  if (!existsSync(path)) throw new SerialOpenError(`${path}: no such device (a USB adapter unplugged, or a wrong path)`);
   const raw = await stty(sttyRawArgs(path));
   if (raw !== null) throw new SerialOpenError(`${path}: stty raw failed: ${raw}`);
   const line = await stty(sttyLineArgs(path, s));
   if (line !== null && !isPty(path)) throw new SerialOpenError(`${path}: cannot set ${s.baud} baud, ${s.dataBits} data bits, parity ${s.parity}, ${s.stopBits} stop bits: ${line}`);
   let fd: number;
   try {
-    fd = openSync(path, constants.O_RDWR | constants.O_NOCTTY);
+    // non-blocking: a device that stops taking bytes (its end not read, a hung adapter) fills the tty's
+    // buffer (~16-24 KB measured on a pty), and a blocking write then froze the whole process
+    fd = openSync(path, constants.O_RDWR | constants.O_NOCTTY | constants.O_NONBLOCK);
   } catch (e) {
     throw new SerialOpenError(`${path}: ${(e as Error).message}`);
   }

@@ -88,3 +88,23 @@ export function validateModbusTags(_driverId: string, tags: readonly Variable[])
   }
   return problems;
 }
+
+/**
+ * On an RTU line (serial://, rtu+tcp://) unit 0 is the broadcast address (every slave executes a write,
+ * none answers: the write would reach every device and be acked outcome unknown) and 248-255 are
+ * reserved; over TCP both are common ("the device itself"). The first unit id a tag uses outside 1-247,
+ * as a driver config path ("tag '<name>' address.unitId", or "config.unitId" for the driver's default).
+ */
+export function rtuUnitProblem(defaultUnitId: number, tags: readonly Variable[]): { path: string; message: string } | null {
+  for (const t of tags) {
+    const own = (t.address as { unitId?: unknown } | undefined)?.unitId;
+    const unit = typeof own === "number" ? own : defaultUnitId;
+    if (unit >= 1 && unit <= 247) continue;
+    const message =
+      unit === 0
+        ? "unit 0 is the broadcast address of an RTU line: every slave would execute a write and none answers, and no read is ever answered (unit ids 1-247)"
+        : `unit ${unit} is reserved on an RTU line (unit ids 1-247)`;
+    return { path: typeof own === "number" ? `tag '${t.tag}' address.unitId` : "config.unitId", message };
+  }
+  return null;
+}

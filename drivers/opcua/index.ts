@@ -19,6 +19,7 @@ import { DriverConfigError, DriverError } from "../errors.ts";
 import { parseDriverConfig } from "../validate.ts";
 import { OpcuaClientConfig } from "./config.ts";
 import { clientPkiDir, explainConnectError, openSession, sessionKey, type SharedSession } from "./session.ts";
+import { slices } from "./limits.ts";
 import { checkNodes, type Refusal } from "./nodes.ts";
 import { pollSilenceBoundMs, subscribe, type Subscribed } from "./subscription.ts";
 import { toReading } from "./values.ts";
@@ -120,8 +121,9 @@ export class OpcuaClientDriver implements Driver {
 
   /** Refuses the tags whose node is missing or of a DataType the tag cannot hold (bounded: a hung server fails the connect). */
   private async checkTags(shared: SharedSession, signal: AbortSignal): Promise<void> {
+    const checking = shared.operationLimits().then(({ nodesPerRead }) => checkNodes(shared.session, this.tags.map((m) => ({ nodeId: m.nodeId, tagType: m.tag.type })), nodesPerRead));
     const checked = await deadline(
-      checkNodes(shared.session, this.tags.map((m) => ({ nodeId: m.nodeId, tagType: m.tag.type }))),
+      checking,
       Math.max(this.timeoutMs * 2, 1000),
       signal,
     ).catch((e: Error) => e);
@@ -290,7 +292,7 @@ export class OpcuaClientDriver implements Driver {
     // a read would wait for its timeout while node-opcua reconnects
     if (!shared.isConnected) return this.badFrames(tags, Quality.Bad_NotConnected);
     try {
-      const dvs = await deadline(shared.session.read(tags.map((m) => ({ nodeId: m.nodeId, attributeId: AttributeIds.Value }))), this.timeoutMs);
+      const dvs = await deadline(this.read(shared, tags), this.timeoutMs);
       if (dvs === TIMED_OUT || dvs === ABORTED) return TIMED_OUT;
       return dvs.map((dv, i) => this.frame(tags[i]!, dv));
     } catch {
@@ -299,9 +301,19 @@ export class OpcuaClientDriver implements Driver {
     }
   }
 
+  /** The values of `tags`, in reads of at most the server's nodes-per-read limit (one past it is refused whole). */
+  private async read(shared: SharedSession, tags: readonly MappedTag[]): Promise<DataValue[]> {
+    const { nodesPerRead } = await shared.operationLimits();
+    if (tags.length <= nodesPerRead) return await shared.session.read(tags.map((m) => ({ nodeId: m.nodeId, attributeId: AttributeIds.Value })));
+    const out: DataValue[] = [];
+    for (const slice of slices(tags, nodesPerRead)) out.push(...(await shared.session.read(slice.items.map((m) => ({ nodeId: m.nodeId, attributeId: AttributeIds.Value })))));
+    return out;
+  }
+
   private async subscribe(shared: SharedSession, tags: readonly MappedTag[], pending: DataFrame[], notify: () => void): Promise<Subscribed> {
     try {
-      const subscribed = await subscribe(shared.session, this.cfg, tags.map((m) => m.nodeId), (index, dv) => {
+      const { monitoredItemsPerCall } = await shared.operationLimits();
+      const subscribed = await subscribe(shared.session, this.cfg, tags.map((m) => m.nodeId), monitoredItemsPerCall, (index, dv) => {
         const m = tags[index];
         if (m) pending.push(this.frame(m, dv));
         // many changes arrive per publish: the loop sends them together at its next tick

@@ -36,9 +36,6 @@ export interface Refusal {
   reason: string;
 }
 
-/** Reads of this many attributes at most per request: servers limit MaxNodesPerRead (often 1000+). */
-const READ_CHUNK = 500;
-
 /** The built-in DataType behind a DataType node: ns=0 ids up to 25 are built-in, others are subtypes to resolve. */
 async function builtIn(session: ClientSession, dataTypeId: NodeId, cache: Map<string, Promise<DataType | undefined>>): Promise<DataType | undefined> {
   if (dataTypeId.namespace === 0 && typeof dataTypeId.value === "number" && dataTypeId.value >= 1 && dataTypeId.value <= 25) return dataTypeId.value as DataType;
@@ -66,12 +63,12 @@ async function checkOne(session: ClientSession, node: NodeToCheck, dv: DataValue
   return { quality: Quality.Bad_TypeMismatch, reason: `node ${node.nodeId} is of DataType ${DataType[dataType]}, which a ${node.tagType} tag cannot hold` };
 }
 
-/** Reads every node's DataType and returns the tags to refuse (none when all fit). */
-export async function checkNodes(session: ClientSession, nodes: readonly NodeToCheck[]): Promise<Refusal[]> {
+/** Reads every node's DataType, at most `nodesPerRead` a read (the server's limit), and returns the tags to refuse (none when all fit). */
+export async function checkNodes(session: ClientSession, nodes: readonly NodeToCheck[], nodesPerRead: number): Promise<Refusal[]> {
   const refused: Refusal[] = [];
   const cache = new Map<string, Promise<DataType | undefined>>();
-  for (let start = 0; start < nodes.length; start += READ_CHUNK) {
-    const chunk = nodes.slice(start, start + READ_CHUNK);
+  for (let start = 0; start < nodes.length; start += nodesPerRead) {
+    const chunk = nodes.slice(start, start + nodesPerRead);
     const dvs = await session.read(chunk.map((n) => ({ nodeId: n.nodeId, attributeId: AttributeIds.DataType })));
     for (let i = 0; i < chunk.length; i++) {
       const r = await checkOne(session, chunk[i]!, dvs[i]!, cache); // one DataValue per node read

@@ -17,6 +17,7 @@ import {
 import { settlesWithin } from "../../storage/time.ts";
 import type { Endpoint } from "../endpoint.ts";
 import type { OpcuaClientConfig } from "./config.ts";
+import { readLimits, type OperationLimits } from "./limits.ts";
 import { driverCertificateManager, type TrustNote } from "./trust.ts";
 
 /** One application name for every client: the certificate in the PKI folder carries its URI. */
@@ -86,6 +87,7 @@ export class SharedSession {
   /** true once node-opcua gave up or the session was closed: the pool entry is dropped */
   isClosed = false;
   private isClosing = false;
+  private limits: Promise<OperationLimits> | null = null;
 
   constructor(
     readonly client: OPCUAClient,
@@ -102,6 +104,12 @@ export class SharedSession {
       // closed without our asking: the next driver to connect must get a new client
       if (!this.isClosing) onBroken();
     });
+  }
+
+  /** The server's operation limits, read once per session (drivers on it split their requests by them). */
+  operationLimits(): Promise<OperationLimits> {
+    this.limits ??= readLimits(this.session);
+    return this.limits;
   }
 
   /** The trust decisions since the last call (a driver reports them as events). */

@@ -3,6 +3,7 @@
 // time of the server's last publish response (data or keep-alive), from which a hung server is told.
 import { AttributeIds, ClientMonitoredItemGroup, TimestampsToReturn, type ClientSession, type ClientSubscription, type DataValue } from "node-opcua";
 import type { OpcuaClientConfig } from "./config.ts";
+import { slices } from "./limits.ts";
 import type { Refusal } from "./nodes.ts";
 
 export interface Subscribed {
@@ -29,13 +30,14 @@ export function pollSilenceBoundMs(cfg: Pick<OpcuaClientConfig, "silenceTimeoutM
 }
 
 /**
- * Creates the subscription and monitors `nodeIds`; `onChange(index, dv)` gets every change.
- * `items[i]` of the group is the i-th node: its statusCode is the server's creation result.
+ * Creates the subscription and monitors `nodeIds`, at most `monitoredItemsPerCall` per call (the
+ * server's limit); `onChange(index, dv)` gets every change, `index` into `nodeIds`.
  */
 export async function subscribe(
   session: ClientSession,
   cfg: OpcuaClientConfig,
   nodeIds: readonly string[],
+  monitoredItemsPerCall: number,
   onChange: (index: number, dv: DataValue) => void,
 ): Promise<Subscribed> {
   const subscription = await session.createSubscription2({
@@ -50,14 +52,15 @@ export async function subscribe(
   // every publish response for this subscription, data or keep-alive
   subscription.on("raw_notification", () => (heard = performance.now()));
   const refused: Refusal[] = [];
-  if (nodeIds.length > 0) {
+  // one CreateMonitoredItems call per slice of the server's limit: one past it is refused whole
+  for (const slice of slices(nodeIds, monitoredItemsPerCall)) {
     const group = ClientMonitoredItemGroup.create(
       subscription,
-      nodeIds.map((nodeId) => ({ nodeId, attributeId: AttributeIds.Value })),
+      slice.items.map((nodeId) => ({ nodeId, attributeId: AttributeIds.Value })),
       { samplingInterval: cfg.samplingIntervalMs, queueSize: cfg.queueSize, discardOldest: true },
       TimestampsToReturn.Both,
     );
-    group.on("changed", (_item: unknown, dv: DataValue, index: number) => onChange(index, dv));
+    group.on("changed", (_item: unknown, dv: DataValue, index: number) => onChange(slice.offset + index, dv));
     await new Promise<void>((resolve, reject) => {
       group.once("initialized", () => resolve());
       group.once("err", (e: unknown) => reject(new Error(`monitored items refused: ${String(e)}`)));
@@ -66,7 +69,7 @@ export async function subscribe(
     heard = performance.now();
     group.monitoredItems.forEach((item, index) => {
       const sc = item.statusCode;
-      if (sc && !sc.isGood()) refused.push({ index, quality: sc.value >>> 0, reason: `the server refused to monitor node ${nodeIds[index]} (${sc.name})` });
+      if (sc && !sc.isGood()) refused.push({ index: slice.offset + index, quality: sc.value >>> 0, reason: `the server refused to monitor node ${nodeIds[slice.offset + index]} (${sc.name})` });
     });
   }
   return {

@@ -41,6 +41,13 @@ function rateOf(ctx: GatewayContext, id: string, sent: number): number {
   return rate;
 }
 
+/** Whether the driver's endpoint is a Modbus RTU line: its advice speaks of unit ids and wiring, not IP routes. */
+function onSerialLine(ctx: GatewayContext, id: string): boolean {
+  const endpoint = ctx.config.drivers.find((d) => d.id === id)?.endpoint;
+  const url = endpoint ? ctx.config.endpoints[endpoint]?.url : undefined;
+  return url !== undefined && /^(serial|rtu\+tcp):/.test(url);
+}
+
 export function driversApi(ctx: GatewayContext) {
   const read = guarded(ctx, "read");
   const admin = guarded(ctx, "admin");
@@ -79,7 +86,7 @@ export function driversApi(ctx: GatewayContext) {
             tags: health.get(d.id)?.total ?? 0,
             badTags: health.get(d.id)?.bad ?? 0,
             lastError: d.lastError ?? null,
-            advice: driverAdvice(d.state, d.lastError, health.get(d.id)),
+            advice: driverAdvice(d.state, d.lastError, health.get(d.id), onSerialLine(ctx, d.id)),
           }));
         }),
       {

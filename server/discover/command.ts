@@ -15,7 +15,7 @@ export const DISCOVER_USAGE = `  discover opcua <opc.tcp://host:port/path> [opti
                           --start NODEID (i=85), --user NAME --password-env VAR (or --password PW),
                           --security-mode None|Sign|SignAndEncrypt, --security-policy None|Basic256Sha256,
                           --pki-dir DIR, --trust-server-certificate, --force (overwrite)
-  discover modbus <tcp://host:port> --units 1-10 [options]
+  discover modbus <tcp://host:port | serial:///dev/ttyX?baud=N | rtu+tcp://host:port> --units 1-10 [options]
                           probe which units answer and which registers read (one request at a time)
                           and write a draft map (uint16 tags unit<N>/<area>/<addr>) to --out
                           options: --areas holding,input (holding), --max-address N (999),
@@ -108,9 +108,16 @@ async function modbus(args: string[]): Promise<number> {
     driverId: values.driver,
   });
   const out = values.out ?? join("discovered", values.driver ?? "modbus1");
+  const summary = r.units.map((u) => `unit ${u.unitId}: ${u.answered ? u.ranges.map((x) => `${x.area} ${x.start}-${x.end}`).join(", ") || "answers, nothing readable" : `no answer (${u.reason})`}`);
+  summary.push(`${r.tags} registers in ${r.requests} requests${r.truncated ? " (cut by --max-requests)" : ""}`);
+  if (r.tags === 0) {
+    // a draft without a tag validates, loads and polls nothing: an integrator would take it for a result
+    for (const line of summary) console.error(line);
+    console.error(`nothing written to ${out}: no readable register found${r.units.some((u) => u.answered) ? "" : ` (no unit of ${values.units} answered at ${url})`}`);
+    return 1;
+  }
   for (const p of writeFiles(out, r.files, values.force)) console.log(`wrote ${relative(process.cwd(), p) || p}`);
-  for (const u of r.units) console.log(`unit ${u.unitId}: ${u.answered ? u.ranges.map((x) => `${x.area} ${x.start}-${x.end}`).join(", ") || "answers, nothing readable" : `no answer (${u.reason})`}`);
-  console.log(`${r.tags} registers in ${r.requests} requests${r.truncated ? " (cut by --max-requests)" : ""}`);
+  for (const line of summary) console.log(line);
   return 0;
 }
 

@@ -1,11 +1,13 @@
-// `edgectl discover modbus <tcp://host:port> --units 1-10`: probes which units answer and which
+// `edgectl discover modbus <tcp:// | serial:// | rtu+tcp:// endpoint> --units 1-10`: probes which units answer and which
 // holding/input register ranges they let read, politely (one request at a time, at most `rate` per
 // second, up to `maxAddress`, at most `maxRequests`), and drafts a register map: one uint16 tag per
 // readable register, `unit<N>/<area>/<addr>`, grouped in contiguous ranges. Reads go in blocks that are
 // halved on exception 02/03 (illegal address/value) until the readable part is found.
-// Uses the driver's TCP connection (drivers/modbus/client.ts) and nothing else of the driver.
-import { parseEndpointUrl } from "../../drivers/endpoint.ts";
-import { ModbusConnection, ModbusConnectionError, ModbusExceptionError, ModbusTimeoutError } from "../../drivers/modbus/client.ts";
+// Uses the driver's links (drivers/modbus linkOf): its TCP connection, or on serial:// and rtu+tcp:// its
+// RTU line (one request at a time, the inter-frame silence, CRC checks) and nothing else of the driver.
+import { EndpointPool, parseEndpointUrl } from "../../drivers/endpoint.ts";
+import { linkOf, RtuFrameError } from "../../drivers/modbus/index.ts";
+import { ModbusConnectionError, ModbusExceptionError, ModbusTimeoutError, type ModbusLink } from "../../drivers/modbus/client.ts";
 import { delay } from "../../storage/time.ts";
 import { DiscoverError, DiscoverOptionError, renderFiles, type DiscoveredFiles, type FragmentLine } from "./files.ts";
 
@@ -28,6 +30,8 @@ export interface ModbusDiscoverOptions {
   driverId?: string;
   /** aborted: the probe stops after the request in flight and drafts what it found */
   signal?: AbortSignal;
+  /** false: serial:// and rtu+tcp:// refused (the API: the gateway's own drivers may poll that line) */
+  serialLines?: boolean;
 }
 
 export interface Range {
@@ -75,7 +79,7 @@ class PoliteLink {
   private lastAt = 0;
 
   constructor(
-    private readonly conn: ModbusConnection,
+    private readonly conn: ModbusLink,
     private readonly gapMs: number,
     private readonly maxRequests: number,
     private readonly signal: AbortSignal | undefined,
@@ -101,7 +105,10 @@ const NARROWS = new Set([2, 3]);
 /** Exceptions of a gateway that found no such unit behind it. */
 const ABSENT = new Set([10, 11]);
 
-/** Whether the unit answers at all: any answer counts, an exception too, except a gateway's "no such target". */
+/**
+ * Whether the unit answers at all: any answer counts, an exception too, except a gateway's "no such
+ * target". A garbled answer on a serial line (CRC, another unit's frame) is no answer from this unit.
+ */
 async function answers(link: PoliteLink, unitId: number): Promise<string | null> {
   try {
     await link.read(unitId, "holding", 0, 1);
@@ -109,6 +116,7 @@ async function answers(link: PoliteLink, unitId: number): Promise<string | null>
   } catch (e) {
     if (e instanceof ModbusExceptionError) return ABSENT.has(e.code) ? e.message : null;
     if (e instanceof ModbusTimeoutError) return e.message;
+    if (e instanceof RtuFrameError) return `a garbled answer: ${e.message}`;
     throw e;
   }
 }
@@ -120,7 +128,7 @@ async function readable(link: PoliteLink, unitId: number, area: ProbeArea, start
     for (let a = start; a < start + count; a++) out.push(a);
   } catch (e) {
     if (!(e instanceof ModbusExceptionError) || !NARROWS.has(e.code)) {
-      if (e instanceof ModbusExceptionError || e instanceof ModbusTimeoutError) return; // not readable as far as a probe can tell
+      if (e instanceof ModbusExceptionError || e instanceof ModbusTimeoutError || e instanceof RtuFrameError) return; // not readable as far as a probe can tell
       throw e;
     }
     if (count === 1) return;
@@ -160,7 +168,10 @@ async function probeUnit(link: PoliteLink, u: UnitFinding, o: Required<Pick<Modb
   }
 }
 
-function checkOptions(o: ModbusDiscoverOptions): { host: string; port: number } {
+/** Schemes probed: plain TCP and RTU (tls+tcp:// needs certificate files, which the probe takes no options for). */
+const PROBED = ["tcp", "serial", "rtu+tcp"];
+
+function checkOptions(o: ModbusDiscoverOptions, timeoutMs: number): () => Promise<ModbusLink> {
   const ep = (() => {
     try {
       return parseEndpointUrl(o.url);
@@ -168,7 +179,11 @@ function checkOptions(o: ModbusDiscoverOptions): { host: string; port: number } 
       throw new DiscoverOptionError(`discover modbus: ${(e as Error).message}`);
     }
   })();
-  if (ep.scheme !== "tcp") throw new DiscoverOptionError(`discover modbus: '${o.url}': only tcp://host:port is probed (the scheme is ${ep.scheme})`);
+  if (o.serialLines === false && ep.scheme !== "tcp") {
+    // two masters on one RS-485 line garble each other's frames: probe a line no gateway polls, with edgectl
+    throw new DiscoverOptionError(`discover modbus: '${o.url}': serial lines are probed by 'edgectl discover modbus' while no gateway polls them, not through the API`);
+  }
+  if (!PROBED.includes(ep.scheme)) throw new DiscoverOptionError(`discover modbus: '${o.url}': only tcp://, serial:// and rtu+tcp:// endpoints are probed (the scheme is ${ep.scheme})`);
   if (!o.units.length) throw new DiscoverOptionError("discover modbus: --units: no unit id to probe");
   const bad = (what: string, v: number | undefined, lo: number, hi: number) => {
     if (v !== undefined && !(Number.isInteger(v) && v >= lo && v <= hi)) throw new DiscoverOptionError(`discover modbus: ${what} must be an integer from ${lo} to ${hi} (got ${v})`);
@@ -178,7 +193,9 @@ function checkOptions(o: ModbusDiscoverOptions): { host: string; port: number } 
   bad("--timeout-ms", o.timeoutMs, 1, 60_000);
   bad("--max-requests", o.maxRequests, 1, 1_000_000);
   if (o.rate !== undefined && !(o.rate > 0)) throw new DiscoverOptionError(`discover modbus: --rate must be a positive number of requests per second (got ${o.rate})`);
-  return { host: ep.host, port: ep.port ?? 502 };
+  const link = linkOf({ ...ep, id: "discover", timeoutMs, pool: new EndpointPool() });
+  if (typeof link === "string") throw new DiscoverOptionError(`discover modbus: '${o.url}': ${link}`);
+  return link.open;
 }
 
 function draft(o: ModbusDiscoverOptions, driverId: string, units: UnitFinding[], timeoutMs: number, note: string): { files: DiscoveredFiles; tags: number } {
@@ -210,11 +227,11 @@ function draft(o: ModbusDiscoverOptions, driverId: string, units: UnitFinding[],
 
 /** Probes the units and drafts the three files. Throws DiscoverError when the endpoint cannot be reached. */
 export async function discoverModbus(o: ModbusDiscoverOptions): Promise<ModbusDiscovery> {
-  const { host, port } = checkOptions(o);
-  const driverId = o.driverId ?? "modbus1";
   const timeoutMs = o.timeoutMs ?? 1000;
+  const open = checkOptions(o, timeoutMs);
+  const driverId = o.driverId ?? "modbus1";
   const settings = { areas: o.areas ?? ["holding"], maxAddress: o.maxAddress ?? 999, blockSize: o.blockSize ?? 125 };
-  const conn = new ModbusConnection(host, port, timeoutMs);
+  const conn = await open();
   const link = new PoliteLink(conn, 1000 / (o.rate ?? 20), o.maxRequests ?? 5000, o.signal);
   const units: UnitFinding[] = [];
   let truncated = false;

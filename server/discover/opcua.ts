@@ -71,6 +71,7 @@ export const TAG_TYPE_OF: Partial<Record<DataType, TagType>> = {
   [DataType.String]: "string",
 };
 
+/** Nodes per Browse and per Read at most, fewer when the server states a lower limit (it refuses more whole). */
 const CHUNK = 200;
 const CURRENT_READ = 1;
 const CURRENT_WRITE = 2;
@@ -88,6 +89,7 @@ class Browser {
 
   constructor(
     private readonly session: ClientSession,
+    private readonly perBrowse: number,
     private readonly maxDepth: number,
     private readonly maxNodes: number,
     private readonly signal: AbortSignal,
@@ -95,8 +97,8 @@ class Browser {
 
   private async browseAll(nodeIds: string[]): Promise<BrowseResult[]> {
     const out: BrowseResult[] = [];
-    for (let i = 0; i < nodeIds.length; i += CHUNK) {
-      const desc: BrowseDescriptionLike[] = nodeIds.slice(i, i + CHUNK).map((nodeId) => ({
+    for (let i = 0; i < nodeIds.length; i += this.perBrowse) {
+      const desc: BrowseDescriptionLike[] = nodeIds.slice(i, i + this.perBrowse).map((nodeId) => ({
         nodeId,
         browseDirection: BrowseDirection.Forward,
         referenceTypeId: ReferenceTypeIds.HierarchicalReferences,
@@ -154,10 +156,10 @@ class Browser {
   }
 }
 
-/** Reads attributes of many nodes in chunks. */
-async function readAll(session: ClientSession, nodeIds: string[], attributeId: AttributeIds) {
+/** Reads attributes of many nodes in chunks of `perRead`. */
+async function readAll(session: ClientSession, nodeIds: string[], attributeId: AttributeIds, perRead: number) {
   const out = [];
-  for (let i = 0; i < nodeIds.length; i += CHUNK) out.push(...(await session.read(nodeIds.slice(i, i + CHUNK).map((nodeId) => ({ nodeId, attributeId })))));
+  for (let i = 0; i < nodeIds.length; i += perRead) out.push(...(await session.read(nodeIds.slice(i, i + perRead).map((nodeId) => ({ nodeId, attributeId })))));
   return out;
 }
 
@@ -169,28 +171,32 @@ async function builtIn(session: ClientSession, v: unknown, cache: Map<string, Pr
   return await cache.get(key);
 }
 
-/** Unique tag names: the driver id, then the browse path; a repeated name gets ~2, ~3... */
-function namer(driverId: string): (path: string[]) => string {
-  const used = new Map<string, number>();
+/**
+ * Unique tag names: the driver id, then the browse path; a repeated name gets _2, _3... (not a character
+ * outside the tag name pattern, or the drafted file would fail its own check), skipping any name taken.
+ */
+export function tagNamer(driverId: string): (path: string[]) => string {
+  const used = new Set<string>();
   return (path) => {
     const base = [driverId, ...path.map(tagSegment)].join("/").slice(0, 190);
-    const n = (used.get(base) ?? 0) + 1;
-    used.set(base, n);
-    return n === 1 ? base : `${base}~${n}`;
+    let name = base;
+    for (let n = 2; used.has(name); n++) name = `${base}_${n}`;
+    used.add(name);
+    return name;
   };
 }
 
-async function describe(session: ClientSession, vars: Found[], driverId: string, skipped: OpcuaDiscovery["skipped"]): Promise<FragmentLine[]> {
+async function describe(session: ClientSession, vars: Found[], driverId: string, skipped: OpcuaDiscovery["skipped"], perRead: number): Promise<FragmentLine[]> {
   const ids = vars.map((v) => v.nodeId);
   const [types, ranks, access] = [
-    await readAll(session, ids, AttributeIds.DataType),
-    await readAll(session, ids, AttributeIds.ValueRank),
-    await readAll(session, ids, AttributeIds.AccessLevel),
+    await readAll(session, ids, AttributeIds.DataType, perRead),
+    await readAll(session, ids, AttributeIds.ValueRank, perRead),
+    await readAll(session, ids, AttributeIds.AccessLevel, perRead),
   ];
   const withUnits = vars.filter((v) => v.unitsNodeId);
-  const units = new Map((await readAll(session, withUnits.map((v) => v.unitsNodeId!), AttributeIds.Value)).map((dv, i) => [withUnits[i]!.nodeId, dv.value?.value as { displayName?: { text?: string } } | null]));
+  const units = new Map((await readAll(session, withUnits.map((v) => v.unitsNodeId!), AttributeIds.Value, perRead)).map((dv, i) => [withUnits[i]!.nodeId, dv.value?.value as { displayName?: { text?: string } } | null]));
   const cache = new Map<string, Promise<DataType | undefined>>();
-  const name = namer(driverId);
+  const name = tagNamer(driverId);
   const lines: FragmentLine[] = [];
   for (const [i, v] of vars.entries()) {
     const path = v.path.join("/");
@@ -243,19 +249,20 @@ export async function discoverOpcua(o: OpcuaDiscoverOptions): Promise<OpcuaDisco
   if (opened instanceof Error) throw new DiscoverError(`discover opcua: cannot connect to ${o.url}: ${explainConnectError(opened, cfg)}`);
   const signal = AbortSignal.timeout(timeoutMs);
   try {
-    const browser = new Browser(opened.session, o.maxDepth ?? 6, o.maxNodes ?? 5000, signal);
     const work = (async () => {
+      const limits = await opened.operationLimits();
+      const browser = new Browser(opened.session, Math.min(CHUNK, limits.nodesPerBrowse), o.maxDepth ?? 6, o.maxNodes ?? 5000, signal);
       await browser.run(o.startNodeId ?? "i=85");
       const skipped: OpcuaDiscovery["skipped"] = [];
-      const lines = await describe(opened.session, browser.variables, driverId, skipped);
-      return { lines, skipped };
+      const lines = await describe(opened.session, browser.variables, driverId, skipped, Math.min(CHUNK, limits.nodesPerRead));
+      return { lines, skipped, browser };
     })();
     const r = await deadline(work, timeoutMs);
     if (typeof r === "symbol") throw new DiscoverError(`discover opcua: browsing ${o.url} took longer than ${timeoutMs} ms (lower --max-nodes or --max-depth)`);
     const tags = r.lines.filter((l) => "tag" in l).length;
-    const header = `discovered from ${o.url} on ${new Date().toISOString()}: ${tags} tags, ${r.skipped.length} variables skipped${browser.truncated ? ", browse cut by maxDepth/maxNodes" : ""}`;
+    const header = `discovered from ${o.url} on ${new Date().toISOString()}: ${tags} tags, ${r.skipped.length} variables skipped${r.browser.truncated ? ", browse cut by maxDepth/maxNodes" : ""}`;
     const files = renderFiles({ header, endpointId: driverId, endpoint, driver: { id: driverId, type: "opcua", endpoint: driverId, enabled: true, config: driverConfig(o, driverId) }, lines: r.lines });
-    return { files, tags, browsed: browser.browsed, skipped: r.skipped, truncated: browser.truncated };
+    return { files, tags, browsed: r.browser.browsed, skipped: r.skipped, truncated: r.browser.truncated };
   } finally {
     await opened.close();
   }

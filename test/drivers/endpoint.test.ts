@@ -28,6 +28,11 @@ describe("parseEndpointUrl", () => {
     expect(() => parseEndpointUrl("serial://?baud=9600")).toThrow("missing device path");
   });
 
+  it("refuses an option given twice (baud=9600&baud=19200) instead of taking the last one silently", () => {
+    expect(() => parseEndpointUrl("serial:///dev/ttyS0?baud=9600&baud=19200")).toThrow("'serial:///dev/ttyS0?baud=9600&baud=19200': option 'baud' is given twice");
+    expect(() => parseEndpointUrl("rtu+tcp://10.0.0.9:4001?silence=0&silence=5")).toThrow("option 'silence' is given twice");
+  });
+
   it("parses RTU over TCP and wants its port", () => {
     expect(parseEndpointUrl("rtu+tcp://10.0.0.9:4001")).toMatchObject({ scheme: "rtu+tcp", host: "10.0.0.9", port: 4001 });
     expect(() => parseEndpointUrl("rtu+tcp://10.0.0.9")).toThrow("missing port");

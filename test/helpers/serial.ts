@@ -15,6 +15,9 @@ export interface PtyPair {
   b: string;
   /** ends socat: both ptys close (what unplugging the adapter looks like to the gateway) */
   stop(): Promise<void>;
+  /** SIGSTOP / SIGCONT to socat: nothing moves between the ends (a hung adapter), the buffers fill */
+  pause(): void;
+  resume(): void;
 }
 
 async function stopProcess(p: Subprocess): Promise<void> {
@@ -29,7 +32,7 @@ export async function ptyPair(dir: string, name = "line"): Promise<PtyPair> {
   const b = join(dir, `${name}-b`);
   const p = Bun.spawn(["socat", "-d", "-d", `pty,raw,echo=0,link=${a}`, `pty,raw,echo=0,link=${b}`], { stdout: "ignore", stderr: "ignore" });
   await waitFor(() => existsSync(a) && existsSync(b), `socat's ptys ${a} and ${b}`, 5000, 10);
-  return { a, b, stop: () => stopProcess(p) };
+  return { a, b, stop: () => stopProcess(p), pause: () => p.kill("SIGSTOP"), resume: () => p.kill("SIGCONT") };
 }
 
 /** Debian's pymodbus (3.0) serving `units` on the device `path` (see pymodbus-rtu-server.py for the values). */
@@ -65,8 +68,12 @@ function isListening(port: number): boolean {
     });
 }
 
-/** How a unit of the test slave answers: normally, not at all, or with a corrupted CRC. */
-export type UnitBehaviour = "ok" | "silent" | "corrupt-crc";
+/**
+ * How a unit of the test slave answers: normally, not at all, with a corrupted CRC, or followed by a stray
+ * 0xFF in the same write (what an RS-485 transceiver turning the line around can put after a frame), or
+ * with a read's byte count set to 250 (a frame that announces bytes that never come).
+ */
+export type UnitBehaviour = "ok" | "silent" | "corrupt-crc" | "trailing-byte" | "wrong-count";
 
 /**
  * A Modbus RTU slave written for the tests, on the device end of a pty pair: holding registers only
@@ -134,7 +141,7 @@ export class RtuTestSlave {
     if (fc === 3) {
       const count = f.readUInt16BE(4);
       if (address + count > regs.length) body = [unit, fc | 0x80, 2];
-      else body = [unit, fc, count * 2, ...regs.slice(address, address + count).flatMap((w) => [w >> 8, w & 0xff])];
+      else body = [unit, fc, how === "wrong-count" ? 250 : count * 2, ...regs.slice(address, address + count).flatMap((w) => [w >> 8, w & 0xff])];
     } else if (fc === 6) {
       regs[address] = f.readUInt16BE(4);
       body = [...f.subarray(0, 6)];
@@ -147,6 +154,6 @@ export class RtuTestSlave {
     out.set(body);
     const crc = crc16(out, body.length);
     out.writeUInt16LE(how === "corrupt-crc" ? crc ^ 0x5a5a : crc, body.length);
-    this.link.write(out);
+    this.link.write(how === "trailing-byte" ? Buffer.concat([out, Buffer.from([0xff])]) : out);
   }
 }

@@ -107,4 +107,23 @@ describe("driver config problems", () => {
       dir.cleanup();
     }
   });
+
+  it("refuses unit 0 (the broadcast address: a write would reach every slave, unanswered) and 248-255 on an RTU line, at their place, and keeps them over TCP", async () => {
+    const dir = tempDir();
+    try {
+      const files = (url: string) => ({
+        "endpoints.yml": `endpoints:\n  line: { url: "${url}" }\n`,
+        "drivers.yml": `drivers:\n  - { id: all, type: modbus, endpoint: line, config: { unitId: 0 } }\n  - { id: odd, type: modbus, endpoint: line, config: { unitId: 3 } }\n`,
+        "variables.yml": `tags:\n  - { tag: all/r0, driver: all, type: uint16, address: { area: holding, address: 0 } }\n  - { tag: odd/r0, driver: odd, type: uint16, address: { area: holding, address: 0, unitId: 250 } }\n`,
+      });
+      const rtu = await checkConfig(writeConfig(join(dir.path, "rtu"), files("serial:///dev/ttyUSB0?baud=19200")));
+      expect(rtu.problems.map((p) => `${p.file.split("/").at(-1)}: ${p.path}: ${p.detail}`)).toEqual([
+        "drivers.yml: drivers[0].config.unitId: unit 0 is the broadcast address of an RTU line: every slave would execute a write and none answers, and no read is ever answered (unit ids 1-247)",
+        "variables.yml: tags[1].address.unitId: unit 250 is reserved on an RTU line (unit ids 1-247)",
+      ]);
+      expect((await checkConfig(writeConfig(join(dir.path, "tcp"), files("tcp://127.0.0.1:502")))).problems).toEqual([]);
+    } finally {
+      dir.cleanup();
+    }
+  });
 });

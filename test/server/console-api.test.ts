@@ -103,6 +103,19 @@ describe("driverAdvice", () => {
     expect(driverAdvice("Backoff", "connect to 10.0.0.5:802: the client key /c/k.key does not belong to the client certificate /c/c.pem").words).toContain("gateway's own TLS files");
   });
 
+  it("words the faults of a Modbus RTU line as the line's (unit id, baud, wiring, adapter), not as an IP route", () => {
+    const silent = driverAdvice("Active", null, { total: 5, bad: 5, quality: "Bad_Timeout" }, true);
+    expect(silent.words).toContain("did not answer on the serial line");
+    expect(silent.todo).toContain("unit id");
+    expect(silent.todo).not.toContain("IP");
+    expect(driverAdvice("Active", null, { total: 2, bad: 1, quality: "Bad_CommunicationError" }, true).todo).toContain("baud rate and parity");
+    const unplugged = driverAdvice("Backoff", "DriverError: driver 'u1': connection failed 3 times: /dev/ttyUSB0: no such device (a USB adapter unplugged, or a wrong path)", undefined, true);
+    expect(unplugged.todo).toContain("Plug the USB adapter back in");
+    expect(driverAdvice("Backoff", "/dev/ttyUSB0: the device takes no more bytes (output buffer full: a hung adapter, or nothing reading the line)", undefined, true).words).toContain("hangs");
+    // the same timeout on a TCP endpoint keeps its network advice
+    expect(driverAdvice("Active", null, { total: 5, bad: 5, quality: "Bad_Timeout" }).todo).toContain("IP");
+  });
+
   it("describes the state when nothing failed, whatever the old error", () => {
     expect(driverAdvice("Active", "connect ECONNREFUSED").words).toContain("Reading");
     expect(driverAdvice("Shutdown", null).words).toContain("Stopped");

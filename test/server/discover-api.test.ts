@@ -58,7 +58,7 @@ describe("POST /api/discover", () => {
   it("answers the files drafted from an OPC UA server", async () => {
     const r = await post("opcua", { url: uaUrl, driverId: "boiler", timeoutMs: 20_000 });
     expect(r.status).toBe(200);
-    expect(r.body).toMatchObject({ tags: 6, truncated: false });
+    expect(r.body).toMatchObject({ tags: 8, truncated: false });
     expect(YAML.parse(r.body.files["variables.yml"]).tags.find((t: any) => t.tag === "boiler/Plant/Boiler/Temperature")).toMatchObject({ unit: "°C", type: "float64" });
     expect(YAML.parse(r.body.files["endpoints.yml"]).endpoints.boiler.url).toBe(uaUrl);
     // the gateway's own client PKI folder is used, and not written into the draft

@@ -5,10 +5,20 @@ import { DataType, OPCUAServer, standardUnits, Variant, VariantArrayType, type U
 /**
  * An OPC UA server on 127.0.0.1:<port>/UA/plant: folder Plant, object Boiler with Pressure (Double
  * 3.25), Count (Int32 42), Running (Boolean true), Name (String "Boiler 1"), Setpoint (Double 70,
- * writable), History (Double array), Started (DateTime) and Temperature (AnalogItem, 81.5 °C).
+ * writable), History (Double array), Started (DateTime), Temperature (AnalogItem, 81.5 °C), and two
+ * Doubles whose browse names "Flow rate" (1.5) and "Flow/rate" (2.5) make the same tag name segment.
+ * Its operation limits are 3 nodes per Read and Browse and 3 monitored items per call, as a PLC's small
+ * server states them: a client asking more in one request is refused whole (BadTooManyOperations).
  */
 export async function startPlant(port: number): Promise<OPCUAServer> {
-  const s = new OPCUAServer({ port, hostname: "127.0.0.1", resourcePath: "/UA/plant", allowAnonymous: true, isAuditing: false });
+  const s = new OPCUAServer({
+    port,
+    hostname: "127.0.0.1",
+    resourcePath: "/UA/plant",
+    allowAnonymous: true,
+    isAuditing: false,
+    serverCapabilities: { operationLimits: { maxNodesPerRead: 3, maxNodesPerBrowse: 3, maxMonitoredItemsPerCall: 3 } },
+  });
   await s.initialize();
   const as = s.engine.addressSpace!;
   const ns = as.getOwnNamespace();
@@ -45,6 +55,8 @@ export async function startPlant(port: number): Promise<OPCUAServer> {
     value: new Variant({ dataType: DataType.Double, value: 81.5 }),
     minimumSamplingInterval: 0,
   });
+  add("Flow rate", DataType.Double, 1.5);
+  add("Flow/rate", DataType.Double, 2.5);
   await s.start();
   return s;
 }

@@ -3,7 +3,7 @@
 // finds the two units and the exact readable range, one request at a time within its bounds, and
 // the draft it writes validates and polls Good with the device's values.
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
 import { checkConfig } from "../../server/config-check.ts";
@@ -14,6 +14,7 @@ import { edgectl } from "../../server/edgectl.ts";
 import { Quality } from "../../schemas/quality.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { freePort, tempDir, waitFor } from "../helpers/index.ts";
+import { ptyPair, RtuTestSlave } from "../helpers/serial.ts";
 import { silenced } from "./discover-fixture.ts";
 
 const dir = tempDir("edge-discover-modbus-");
@@ -76,10 +77,38 @@ describe("discover modbus", () => {
     expect([latest("unit1/holding/0")!.value, latest("unit1/holding/299")!.value, latest("unit3/holding/150")!.value]).toEqual([5000, 5299, 5150]);
   }, 40_000);
 
+  it("writes nothing and exits 1 when no unit answers (a draft without a tag would load and poll nothing)", async () => {
+    const out = join(dir.path, "none");
+    const code = await silenced(() => edgectl(["discover", "modbus", url, "--units", "5-6", "--rate", "2000", "--timeout-ms", "300", "--out", out]));
+    expect(code).toBe(1);
+    expect(existsSync(out)).toBe(false);
+  }, 20_000);
+
+  it("probes the units on an RTU serial line (a pty): two that answer, a silent one and one whose CRC is wrong, and drafts a serial endpoint", async () => {
+    const pair = await ptyPair(dir.path, "rs485");
+    const slave = await RtuTestSlave.open(pair.b, [1, 2, 3, 4]); // 100 holding registers each, exception 02 beyond
+    slave.behaviour.set(3, "silent");
+    slave.behaviour.set(4, "corrupt-crc");
+    try {
+      const serial = `serial://${pair.a}?baud=19200&parity=even`;
+      const found = await discoverModbus({ url: serial, units: [1, 2, 3, 4], maxAddress: 149, blockSize: 50, rate: 2000, timeoutMs: 200 });
+      expect(found.units.map((u) => [u.unitId, u.answered, u.ranges.map((x) => `${x.start}-${x.end}`)])).toEqual([[1, true, ["0-99"]], [2, true, ["0-99"]], [3, false, []], [4, false, []]]);
+      expect(found.units[3]!.reason).toContain("garbled");
+      expect(YAML.parse(found.files["endpoints.yml"]).endpoints.modbus1.url).toBe(serial);
+      expect(found.files["variables.yml"]).toContain("# unit 2 holding 0-99 (100 registers)");
+      // one request at a time on the line: the slave saw each of them whole (no two frames run together)
+      expect(slave.requests.length).toBe(found.requests);
+    } finally {
+      slave.close();
+      await pair.stop();
+    }
+  }, 30_000);
+
   it("refuses bad options with the option's name", async () => {
     expect(() => parseUnits("1-300")).toThrow("--units: '1-300'");
     await expect(discoverModbus({ url, units: [1], blockSize: 200 })).rejects.toThrow("--block must be an integer from 1 to 125");
-    await expect(discoverModbus({ url: "opc.tcp://127.0.0.1:4840", units: [1] })).rejects.toThrow("only tcp://host:port");
+    await expect(discoverModbus({ url: "opc.tcp://127.0.0.1:4840", units: [1] })).rejects.toThrow("only tcp://, serial:// and rtu+tcp:// endpoints are probed");
+    await expect(discoverModbus({ url: "serial:///dev/ttyUSB0", units: [1], serialLines: false })).rejects.toThrow("serial lines are probed by 'edgectl discover modbus'");
     const port = await freePort();
     await expect(discoverModbus({ url: `tcp://127.0.0.1:${port}`, units: [1], timeoutMs: 500 })).rejects.toThrow(`tcp://127.0.0.1:${port}`);
   }, 20_000);

@@ -9,7 +9,8 @@ import type { OPCUAServer } from "node-opcua";
 import YAML from "yaml";
 import { checkConfig } from "../../server/config-check.ts";
 import { edgectl } from "../../server/edgectl.ts";
-import { discoverOpcua } from "../../server/discover/opcua.ts";
+import { discoverOpcua, tagNamer } from "../../server/discover/opcua.ts";
+import { TAG_NAME_PATTERN } from "../../schemas/config.ts";
 import { DISCOVERED_FILES, writeFiles, type DiscoveredFiles } from "../../server/discover/files.ts";
 import { Quality } from "../../schemas/quality.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
@@ -52,12 +53,22 @@ describe("discover opcua", () => {
     expect(byName.get("boiler/Plant/Boiler/Setpoint")).toMatchObject({ type: "float64", access: "RW" });
     expect(byName.get("boiler/Plant/Boiler/Temperature")).toMatchObject({ type: "float64", unit: "°C", address: { nodeId: "ns=1;s=Plant.Boiler.Temperature" } });
     // the AnalogItem's properties are not tags; the array and the DateTime are skipped and said so
-    expect(tags.map((t) => t.tag).sort()).toEqual(["Count", "Name", "Pressure", "Running", "Setpoint", "Temperature"].map((n) => `boiler/Plant/Boiler/${n}`));
+    expect(tags.map((t) => t.tag).sort()).toEqual(["Count", "Flow_rate", "Flow_rate_2", "Name", "Pressure", "Running", "Setpoint", "Temperature"].map((n) => `boiler/Plant/Boiler/${n}`));
     expect(r.skipped.map((s) => s.path).sort()).toEqual(["Plant/Boiler/History", "Plant/Boiler/Started"]);
     expect(files["variables.yml"]).toContain("# skipped Plant/Boiler/History");
     expect(YAML.parse(files["drivers.yml"])).toEqual({ drivers: [{ id: "boiler", type: "opcua", endpoint: "boiler", enabled: true, config: { mode: "subscription", pkiDir } }] });
     expect(YAML.parse(files["endpoints.yml"]).endpoints.boiler.url).toBe(url);
   }, 30_000);
+
+  it("names two variables whose browse names make the same tag name Flow_rate and Flow_rate_2, names the tag schema accepts", async () => {
+    const flows = tags.filter((t) => t.tag.startsWith("boiler/Plant/Boiler/Flow_rate"));
+    expect(flows.map((t) => t.tag).sort()).toEqual(["boiler/Plant/Boiler/Flow_rate", "boiler/Plant/Boiler/Flow_rate_2"]);
+    expect(flows.map((t) => t.address.nodeId).sort()).toEqual(["ns=1;s=Plant.Boiler.Flow rate", "ns=1;s=Plant.Boiler.Flow/rate"]);
+    for (const t of flows) expect(t.tag).toMatch(new RegExp(TAG_NAME_PATTERN));
+    // a name already taken by another variable is skipped, not reused
+    const name = tagNamer("d");
+    expect([name(["a"]), name(["a_2"]), name(["a"]), name(["a"])]).toEqual(["d/a", "d/a_2", "d/a_3", "d/a_4"]);
+  });
 
   it("writes, through `edgectl discover opcua`, files that pass the config check as they are", async () => {
     const out = join(dir.path, "out");
@@ -71,13 +82,24 @@ describe("discover opcua", () => {
     expect(() => writeFiles(out, files)).toThrow(/exist.*--force/);
   }, 30_000);
 
-  it("makes a gateway started on the generated files read every discovered node Good with the server's values", async () => {
+  it("makes a gateway started on the generated files read every discovered node Good with the server's values, monitored 3 items a call (the server's limit)", async () => {
     const generated = Object.fromEntries(DISCOVERED_FILES.map((n) => [n, readFileSync(join(dir.path, "out", n), "utf8")]));
     gw = await startGateway(generated);
     const latest = (tag: string) => gw!.gw.ctx.log.latest().get(`boiler/Plant/Boiler/${tag}`);
-    const want: Record<string, unknown> = { Pressure: 3.25, Count: 42, Running: true, Name: "Boiler 1", Setpoint: 70, Temperature: 81.5 };
+    const flowRate = (tags.find((t) => t.address.nodeId === "ns=1;s=Plant.Boiler.Flow rate")!.tag).split("/").at(-1)!; // which of the two got _2 is browse order
+    const want: Record<string, unknown> = { Pressure: 3.25, Count: 42, Running: true, Name: "Boiler 1", Setpoint: 70, Temperature: 81.5, [flowRate]: 1.5, [flowRate === "Flow_rate" ? "Flow_rate_2" : "Flow_rate"]: 2.5 };
     await waitFor(() => Object.keys(want).every((k) => latest(k)?.quality === Quality.Good), "every discovered tag Good", 20_000);
     for (const [k, v] of Object.entries(want)) expect(latest(k)!.value as unknown).toEqual(v);
+  }, 40_000);
+
+  it("polls the generated tags in mode poll too, each read within the server's 3 nodes per read", async () => {
+    await gw?.stop();
+    const generated = Object.fromEntries(DISCOVERED_FILES.map((n) => [n, readFileSync(join(dir.path, "out", n), "utf8")]));
+    generated["drivers.yml"] = generated["drivers.yml"]!.replace("mode: subscription", "mode: poll\n      intervalMs: 100");
+    gw = await startGateway(generated);
+    const latest = (tag: string) => gw!.gw.ctx.log.latest().get(tag);
+    await waitFor(() => tags.every((t) => latest(t.tag)?.quality === Quality.Good), "every discovered tag Good by polling", 20_000);
+    expect(latest("boiler/Plant/Boiler/Temperature")!.value).toBe(81.5);
   }, 40_000);
 
   it("stops at its depth and node bounds and says the browse was cut", async () => {

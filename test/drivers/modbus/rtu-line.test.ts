@@ -73,11 +73,76 @@ describe("RTU line", () => {
     expect(Math.min(...gaps)).toBeGreaterThanOrEqual(1.75);
   });
 
+  it("takes an answer followed by a stray byte in the same read (a transceiver's turn-around glitch) and drops the byte", async () => {
+    // the end of an answer is its length: a byte after a whole frame whose CRC checks is not part of it,
+    // whether it arrives with the frame or after it
+    slave.behaviour.set(1, "trailing-byte");
+    expect(await line.readRegisters(1, "holding", 0, 3)).toEqual([100, 101, 102]);
+    expect(await line.readRegisters(2, "holding", 1, 1)).toEqual([201]);
+    expect(await line.readRegisters(1, "holding", 5, 1)).toEqual([105]);
+  });
+
+  it("fails a read whose answer announces a wrong byte count at once, as garbled (not after the timeout, nor as a silent unit)", async () => {
+    slave.behaviour.set(2, "wrong-count");
+    const started = performance.now();
+    await expect(line.readRegisters(2, "holding", 0, 1)).rejects.toThrow("answer announces 250 bytes, expected 2");
+    expect(performance.now() - started).toBeLessThan(150); // the timeout
+    slave.behaviour.set(2, "ok");
+    expect(await line.readRegisters(2, "holding", 0, 1)).toEqual([200]); // not held back as silent
+  });
+
   it("times out a silent unit's request alone, then serves the next unit's request", async () => {
     slave.behaviour.set(2, "silent");
     const [dead, alive] = await Promise.allSettled([line.readRegisters(2, "holding", 0, 1), line.readRegisters(1, "holding", 0, 1)]);
     expect(dead.status === "rejected" && dead.reason).toBeInstanceOf(ModbusTimeoutError);
     expect(alive).toEqual({ status: "fulfilled", value: [100] });
+  });
+
+  it("fails a silent unit's further reads unsent until its next try, so that the other unit keeps its pace on the line", async () => {
+    // before: every read of a dead unit cost the line a timeout; with 5 reads per cycle of a dead unit a live
+    // unit polled every 100 ms got 3.2 reads/s instead of 10 (measured through the gateway on a pty)
+    slave.behaviour.set(2, "silent");
+    const started = performance.now();
+    const dead = Array.from({ length: 5 }, (_, i) => line.readRegisters(2, "holding", i, 1));
+    const alive = Array.from({ length: 5 }, (_, i) => line.readRegisters(1, "holding", i, 1));
+    const results = await Promise.allSettled([...dead, ...alive]);
+    for (const r of results.slice(0, 5)) expect(r.status === "rejected" && r.reason).toBeInstanceOf(ModbusTimeoutError);
+    expect(results.slice(5).map((r) => r.status === "fulfilled" && r.value)).toEqual([[100], [101], [102], [103], [104]]);
+    expect(slave.seen.get(2)).toBe(1); // one timeout (150 ms), not five
+    expect(performance.now() - started).toBeLessThan(5 * 150);
+  });
+
+  it("tries a silent unit again after its hold (500 ms, doubling per timeout) and serves it once it answers; writes to it are always sent", async () => {
+    slave.behaviour.set(2, "silent");
+    await expect(line.readRegisters(2, "holding", 0, 1)).rejects.toThrow("no answer within 150 ms");
+    await expect(line.readRegisters(2, "holding", 0, 1)).rejects.toThrow(/unit 2: not answering .* tried again in \d+ ms/);
+    expect(slave.seen.get(2)).toBe(1);
+    await expect(line.writeRegisters(2, 5, [7])).rejects.toThrow("no answer within 150 ms"); // sent: the slave saw it
+    expect(slave.seen.get(2)).toBe(2);
+    slave.behaviour.set(2, "ok");
+    await Bun.sleep(1100); // the hold doubled after the second timeout: 1 s
+    expect(await line.readRegisters(2, "holding", 0, 1)).toEqual([200]);
+    expect(await line.readRegisters(2, "holding", 1, 1)).toEqual([201]); // answered: no longer held
+  });
+
+  it("fails the link instead of blocking the process when the device end takes no more bytes (socat stopped: the tty's buffer fills)", async () => {
+    // before: the blocking write froze the whole process once ~16-24 KB were queued (a gateway polling a hung
+    // line froze after minutes: HTTP, every driver); now the write fails, the link ends, the line reopens later
+    const link = await openSerialLink(pair.a, { baud: 19200, parity: "even", dataBits: 8, stopBits: 1 });
+    let ended = null as Error | null; // set by the callback: not narrowed to null
+    link.onClose = (why) => (ended = why);
+    pair.pause();
+    let failed: Error | null = null;
+    try {
+      for (let i = 0; i < 100_000 && !failed; i++) link.write(Buffer.alloc(8));
+    } catch (e) {
+      failed = e as Error;
+    } finally {
+      pair.resume();
+      link.close();
+    }
+    expect(failed?.message).toContain("the device takes no more bytes (output buffer full");
+    expect(ended).toBe(failed);
   });
 
   it("drops bytes that arrive while no request waits (stale bytes in the device from an earlier session)", async () => {

@@ -157,6 +157,44 @@ describe("Modbus RTU on a serial line", () => {
     slave.registers.get(1)![0] = 55;
     await freshGood("u1/r0", 55, "Good again after the line came back");
   });
+  it("reopens an unplugged line as soon as its device comes back, not after the driver's backoff (60 s in Fault)", async () => {
+    // before: a line unplugged for 40 s left the drivers in Fault, and they read again up to 60 s after the replug
+    const slow = new DriverManager({ log, factories: builtinDrivers, settings: { backoffBaseMs: 60_000, backoffMaxMs: 60_000, faultAfterCrashes: 1, watchdogMs: 0 } });
+    cleanups.push(() => slow.stop());
+    let slave = await RtuTestSlave.open(pair.b, [1]);
+    cleanups.push(() => slave.close());
+    slow.add(entry("u1", 1, { failuresBeforeRestart: 1 }), endpointOf(serialUrl(pair.a)), [holding("u1/r0", "u1", 0)]);
+    await waitFor(() => latest("u1/r0")?.quality === Quality.Good, "unit 1 Good", 15_000);
+    slave.close();
+    await pair.stop();
+    await waitFor(() => slow.status()[0]?.state === "Fault", "the driver in Fault (its retry 60 s away)", 10_000);
+    pair = await ptyPair(dir.path); // plugged back: the device path is created again
+    slave = await RtuTestSlave.open(pair.b, [1]);
+    slave.registers.get(1)![0] = 77;
+    const replugged = performance.now();
+    await freshGood("u1/r0", 77, "Good again soon after the replug");
+    expect(performance.now() - replugged).toBeLessThan(10_000);
+  });
+
+  it("never sends to unit 0 (the broadcast address) on a line: the driver refuses it at connect, naming why", async () => {
+    const slave = await RtuTestSlave.open(pair.b, [1]);
+    cleanups.push(() => slave.close());
+    mgr.add(entry("all", 0), endpointOf(serialUrl(pair.a)), [holding("all/r0", "all", 0)]);
+    await waitFor(() => (mgr.status()[0]?.lastError ?? "").includes("broadcast address"), "the refusal in the driver's state", 10_000);
+    expect(slave.requests).toEqual([]);
+  });
+
+  it("tells every driver on an unplugged line why it cannot open (no such device), not only the driver whose attempt failed", async () => {
+    const slave = await RtuTestSlave.open(pair.b, [1, 2]);
+    cleanups.push(() => slave.close());
+    twoUnits(serialUrl(pair.a));
+    await waitFor(() => latest("u1/r0")?.quality === Quality.Good && latest("u2/r3")?.quality === Quality.Good, "both units Good", 15_000);
+    await pair.stop(); // the adapter unplugged: the device path is gone
+    const errorOf = (id: string) => mgr.status().find((d) => d.id === id)?.lastError ?? "";
+    // each driver has failed its connection several times: every one of them names the missing device
+    await waitFor(() => ["u1", "u2"].every((id) => errorOf(id).includes("no such device")), "both drivers name the missing device", 10_000);
+    for (const id of ["u1", "u2"]) expect(errorOf(id).split(pair.a).length - 1).toBe(1); // the path once, not three times
+  });
 });
 
 describe("Modbus RTU over TCP", () => {
