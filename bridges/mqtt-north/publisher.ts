@@ -5,13 +5,15 @@
 // broker is away the handler waits and nothing more is read from the log (the log is the buffer, memory
 // stays flat), and mqtt.js resends the in-flight ones from its session store when the connection comes
 // back, so at QoS 2 the broker sees each message once. A failed publish rewinds the consumer: the next
-// pass starts after the in-flight window settled, from the acknowledged offset.
+// pass starts after the in-flight window settled, from the acknowledged offset. The window's bookkeeping
+// (in-flight ranges, the acknowledged prefix, the cursor) is storage/ack-window.ts, shared with NATS.
 import type { MqttClient, IClientPublishOptions } from "mqtt";
 import type { Logger } from "pino";
 import type { Catalog } from "../../schemas/catalog.ts";
 import type { DataFrame, EventFrame, Logged } from "../../schemas/frames.ts";
 import { AlarmTransition } from "../../schemas/alarms.ts";
-import { LogConsumer, Rewind, type ConsumerContext, type ConsumerStatus } from "../../storage/consumer.ts";
+import { AckWindow } from "../../storage/ack-window.ts";
+import { Rewind, type ConsumerContext, type ConsumerStatus, type LogConsumer } from "../../storage/consumer.ts";
 import type { EventLog } from "../../storage/log.ts";
 import { delay } from "../../storage/time.ts";
 import type { MqttNorthConfig } from "./config.ts";
@@ -58,9 +60,7 @@ export interface PublisherDeps {
 const PAGE_FRAMES = 5000;
 
 export class Publisher {
-  private window: Inflight[] = [];
-  private failure: Inflight | null = null;
-  private wakeUp: (() => void) | null = null;
+  private readonly window: AckWindow<Inflight>;
   /** highest offset ever handed to mqtt.js in this process: a later publish up to it is a resend */
   private sentHigh = 0;
   private limit: number;
@@ -73,48 +73,40 @@ export class Publisher {
   private topicCount = 0;
   private batch: OpenBatch | null = null;
   private pendingFrame: Logged | null = null;
-  /**
-   * The context of the consumer's latest pass: ctx.handled() reports acknowledged offsets. Acks of a
-   * pass that ended arrive during the next one; handled() moves the consumer's position whichever
-   * pass's context it comes from.
-   */
-  private ctx: ConsumerContext | null = null;
-  /** set by drain(): publish nothing more, let the in-flight messages settle */
-  private draining = false;
-  readonly consumer: LogConsumer;
 
   constructor(private readonly d: PublisherDeps) {
     const cfg = d.config;
     this.limit = cfg.batch.maxFrames;
     this.retryDelayMs = cfg.reconnectMinMs;
     this.encoder = new PayloadEncoder(cfg.payload);
-    this.consumer = new LogConsumer(d.log, {
+    this.window = new AckWindow<Inflight>(d.log, {
       name: cfg.cursor,
-      from: "cursor",
-      progress: "manual",
       pageSize: PAGE_FRAMES,
       commitEveryMs: cfg.commitEveryMs,
-      // A crash re-sends what was acknowledged but not stored, plus the in-flight window: store the
-      // cursor every quarter window, so that a SIGKILL re-sends at most about one window and a quarter.
-      commitEveryFrames: Math.max(cfg.batch.maxFrames, Math.floor((cfg.maxInflight * cfg.batch.maxFrames) / 4)),
+      maxInflight: cfg.maxInflight,
+      maxFrames: cfg.batch.maxFrames,
       retry: { initialMs: cfg.reconnectMinMs, maxMs: cfg.reconnectMaxMs },
       handler: (page, ctx) => this.handle(page, ctx),
       idle: { afterMs: () => this.batchDueInMs(), run: (ctx) => this.flush(ctx) },
       beforePass: (_from, ctx) => this.recover(ctx),
+      succeeded: (m) => this.succeeded(m),
+      failed: (m, err) => this.failed(m, err),
       logger: d.logger,
     });
   }
 
+  get consumer(): LogConsumer {
+    return this.window.consumer;
+  }
+
   /** Every frame up to here is acknowledged by the broker (contiguously). */
   get acked(): number {
-    return this.consumer.handledUpTo;
+    return this.window.acked;
   }
 
   /** Messages published and not yet acknowledged (bounded by maxInflight). */
   get inflight(): number {
-    let n = 0;
-    for (const m of this.window) if (!m.settled) n++;
-    return n;
+    return this.window.inflight;
   }
 
   /** Lag in frames and seconds, for the gauges: counted from the first unacknowledged frame. */
@@ -124,20 +116,18 @@ export class Publisher {
   }
 
   status(): ConsumerStatus {
-    return this.consumer.status();
+    return this.window.status();
   }
 
-  /** Wakes the handler (a message settled, the connection came back, a stop). */
+  /** Wakes the handler (the connection came back). */
   notify(): void {
-    const w = this.wakeUp;
-    this.wakeUp = null;
-    w?.();
+    this.window.notify();
   }
 
   /** Starts the consumer, publishing with `client`. */
   start(client: MqttClient): void {
     this.client = client;
-    this.consumer.start();
+    this.window.start();
   }
 
   /**
@@ -147,19 +137,12 @@ export class Publisher {
    * (at-least-once after the cursor).
    */
   async stop(timeoutMs: number): Promise<void> {
-    this.draining = true;
-    this.notify();
-    const ctl = new AbortController();
-    const timer = setTimeout(() => ctl.abort(), timeoutMs);
-    while (this.inflight > 0 && this.client?.connected && !ctl.signal.aborted) await this.wait(ctl.signal);
-    clearTimeout(timer);
-    const inflight = this.inflight;
+    const inflight = await this.window.drain(timeoutMs, () => this.client?.connected === true);
     if (inflight > 0) this.d.logger.warn({ inflight, cursor: this.acked }, "mqtt uplink: stopping with unacknowledged messages; they are sent again after the restart");
-    await this.consumer.stop();
+    await this.window.stop();
   }
 
   private async handle(page: Logged[], ctx: ConsumerContext): Promise<void> {
-    this.ctx = ctx;
     for (let i = 0; i < page.length; i++) {
       if (this.add(page[i]!)) await this.flush(ctx);
     }
@@ -178,17 +161,14 @@ export class Publisher {
    * kept and the rest dropped (read again from the log); the batches shrink if the broker refused one.
    */
   private async recover(ctx: ConsumerContext): Promise<void> {
-    this.ctx = ctx;
     this.batch = null;
     this.pendingFrame = null;
     const from = this.acked;
-    while (!ctx.signal.aborted && this.window.some((m) => !m.settled)) await this.wait(ctx.signal);
-    if (ctx.signal.aborted) return;
-    this.window = [];
+    if (!(await this.window.settled(ctx.signal))) return;
+    this.window.clear();
     // the pass was planned from the offset before the window settled: start again after what was acked
     if (this.acked !== from) throw new Rewind();
-    const failed = this.failure;
-    this.failure = null;
+    const failed = this.window.takeFailure();
     if (!failed) return;
     const n = failed.frames.length;
     if (n > 1) {
@@ -199,20 +179,6 @@ export class Publisher {
       await delay(this.retryDelayMs, ctx.signal);
       this.retryDelayMs = Math.min(this.d.config.reconnectMaxMs, this.retryDelayMs * 2);
     }
-  }
-
-  private wait(signal: AbortSignal): Promise<void> {
-    if (signal.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        signal.removeEventListener("abort", done);
-        if (this.wakeUp === done) this.wakeUp = null;
-        resolve();
-      };
-      const prev = this.wakeUp;
-      this.wakeUp = prev ? () => (prev(), done()) : done;
-      signal.addEventListener("abort", done, { once: true });
-    });
   }
 
   private tenantOf(tag: string): string {
@@ -255,7 +221,6 @@ export class Publisher {
 
   /** Publishes the open batch (waiting for room in the window, and for the connection). */
   private async flush(ctx: ConsumerContext): Promise<void> {
-    this.ctx = ctx;
     const b = this.batch;
     this.batch = null;
     if (b) await this.send(b, ctx.signal);
@@ -273,17 +238,11 @@ export class Publisher {
   private async send(b: OpenBatch, signal: AbortSignal): Promise<void> {
     const cfg = this.d.config;
     const m: Inflight = { first: b.first, last: b.last, frames: b.frames, bytes: 0, settled: false, error: null };
-    if (b.frames.length === 0 && !b.alarm) {
-      m.settled = true;
-      this.window.push(m);
-      this.advance();
-      return;
-    }
+    if (b.frames.length === 0 && !b.alarm) return this.window.skip(m);
     // the client is set before the consumer starts (start(client))
     const client = this.client!;
-    while (!signal.aborted && !this.failure && (this.draining || this.window.length >= this.room(client))) await this.wait(signal);
     // a failed publish (the consumer is rewinding) or a stop: this batch is read again from the log
-    if (this.failure || signal.aborted) throw new Rewind();
+    if (!(await this.window.waitForRoom(signal, () => this.room(client)))) throw new Rewind();
     const { topic, payload } = this.encode(b);
     m.bytes = payload.length;
     const opts: IClientPublishOptions = { qos: cfg.qos, retain: cfg.retain };
@@ -301,7 +260,7 @@ export class Publisher {
     client.publish(topic, payload, opts, (err, packet) => {
       // mqtt.js reports a refusal (reason code >= 0x80 in PUBACK/PUBREC) as an error here
       const rc = (packet as { reasonCode?: number } | undefined)?.reasonCode;
-      this.settle(m, err ?? (rc !== undefined && rc >= 0x80 ? new Error(`reason code 0x${rc.toString(16)}`) : null));
+      this.window.settle(m, err ?? (rc !== undefined && rc >= 0x80 ? new Error(`reason code 0x${rc.toString(16)}`) : null));
     });
     if (cfg.qos > 0) m.messageId = client.getLastMessageId();
   }
@@ -327,9 +286,9 @@ export class Publisher {
    * of mqtt.js's session store, or it would be resent after every reconnect forever, and fail it.
    */
   refuseOldest(reason: string): void {
-    const m = this.window.find((x) => !x.settled);
+    const m = this.window.oldestInflight();
     if (!m || m.messageId === undefined || !this.client) return;
-    this.settle(m, new Error(`refused by the broker (${reason})`));
+    this.window.settle(m, new Error(`refused by the broker (${reason})`));
     this.client.removeOutgoingMessage(m.messageId); // its callback finds the message settled already
   }
 
@@ -346,24 +305,13 @@ export class Publisher {
     return t;
   }
 
-  private settle(m: Inflight, err: Error | null): void {
-    if (m.settled) return;
-    m.settled = true;
-    if (err) this.failed(m, err);
-    else this.succeeded(m);
-    this.advance();
-    this.notify();
-  }
-
   private failed(m: Inflight, err: Error): void {
-    m.error = err;
     const code = (err as { code?: unknown }).code;
     this.d.metrics.publishErrors.inc({ reason: code !== undefined ? String(code) : err.message.slice(0, 60) });
     this.d.logger.error(
       { err: err.message, offsets: `${m.first}-${m.last}`, frames: m.frames.length, bytes: m.bytes },
       `mqtt uplink: publish of offsets ${m.first}-${m.last} (${m.bytes} bytes) failed: ${err.message}; cursor kept at ${this.acked}, will resend`,
     );
-    this.failure ??= m;
     this.okStreak = 0;
     // the handler may be waiting for room or for new frames: rewind now
     this.consumer.rewind();
@@ -381,15 +329,5 @@ export class Publisher {
       this.okStreak = 0;
     }
     this.retryDelayMs = this.d.config.reconnectMinMs;
-  }
-
-  /** Reports the settled, successful head of the window as handled (acknowledgements arrive in order). */
-  private advance(): void {
-    const w = this.window;
-    let i = 0;
-    while (i < w.length && w[i]!.settled && !w[i]!.error) i++;
-    if (i === 0) return;
-    this.ctx?.handled(w[i - 1]!.last);
-    w.splice(0, i);
   }
 }

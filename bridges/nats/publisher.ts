@@ -4,7 +4,7 @@
 // message covers the offsets first..last and carries Nats-Msg-Id = gateway:first-last. At most
 // maxInflight messages await JetStream's ack; the consumer's position moves only over the contiguous
 // acknowledged prefix, and is stored as the cursor. While NATS is away nothing more is read (the log is
-// the buffer, memory stays flat).
+// the buffer, memory stays flat). The window's bookkeeping is storage/ack-window.ts, shared with MQTT.
 //
 // Exactly once, the two halves:
 // - in this process, a failed publish (timeout, "no responders" / "jetstream is not enabled" during a
@@ -20,7 +20,8 @@ import { headers as natsHeaders, type NatsConnection } from "@nats-io/transport-
 import type { Logger } from "pino";
 import type { Catalog } from "../../schemas/catalog.ts";
 import type { DataFrame, Logged } from "../../schemas/frames.ts";
-import { LogConsumer, Rewind, type ConsumerContext, type ConsumerStatus } from "../../storage/consumer.ts";
+import { AckWindow } from "../../storage/ack-window.ts";
+import { Rewind, type ConsumerContext, type ConsumerStatus, type LogConsumer } from "../../storage/consumer.ts";
 import type { EventLog } from "../../storage/log.ts";
 import { backoffDelay, delay } from "../../storage/time.ts";
 import { PayloadEncoder } from "../../schemas/wire.ts";
@@ -67,77 +68,67 @@ export interface JetStreamLink {
 const PAGE_FRAMES = 5000;
 
 export class NatsPublisher {
-  private window: Inflight[] = [];
-  private failed = false;
-  private wakeUp: (() => void) | null = null;
+  private readonly window: AckWindow<Inflight>;
   private batch: OpenBatch | null = null;
   private pendingFrame: Logged | null = null;
-  private ctx: ConsumerContext | null = null;
   /** messages of a previous process past the cursor, still to be cut again exactly as they were */
   private recorded: OffsetRange[] = [];
   private link: JetStreamLink | null = null;
-  private draining = false;
   private readonly encoder: PayloadEncoder;
-  readonly consumer: LogConsumer;
 
   constructor(private readonly d: NatsPublisherDeps) {
     const cfg = d.config;
     this.encoder = new PayloadEncoder(cfg.payload);
-    this.consumer = new LogConsumer(d.log, {
+    this.window = new AckWindow<Inflight>(d.log, {
       name: cfg.cursor,
-      from: "cursor",
-      progress: "manual",
       pageSize: PAGE_FRAMES,
       commitEveryMs: cfg.commitEveryMs,
-      commitEveryFrames: Math.max(cfg.batch.maxFrames, Math.floor((cfg.maxInflight * cfg.batch.maxFrames) / 4)),
+      maxInflight: cfg.maxInflight,
+      maxFrames: cfg.batch.maxFrames,
       retry: { initialMs: cfg.retryMinMs, maxMs: cfg.retryMaxMs },
       handler: (page, ctx) => this.handle(page, ctx),
       idle: { afterMs: () => this.batchDueInMs(), run: (ctx) => this.flush(ctx) },
       beforePass: (_from, ctx) => this.recover(ctx),
+      succeeded: (m) => this.succeeded(m),
+      failed: (m, err, first) => this.failed(m, err, first),
       logger: d.logger,
     });
   }
 
+  get consumer(): LogConsumer {
+    return this.window.consumer;
+  }
+
   /** Every offset up to here is in the stream (contiguously acknowledged). */
   get acked(): number {
-    return this.consumer.handledUpTo;
+    return this.window.acked;
   }
 
   get inflight(): number {
-    let n = 0;
-    for (const m of this.window) if (!m.settled) n++;
-    return n;
+    return this.window.inflight;
   }
 
   status(): ConsumerStatus {
-    return this.consumer.status();
+    return this.window.status();
   }
 
   notify(): void {
-    const w = this.wakeUp;
-    this.wakeUp = null;
-    w?.();
+    this.window.notify();
   }
 
   start(link: JetStreamLink): void {
     this.link = link;
-    this.consumer.start();
+    this.window.start();
   }
 
   /** Publishes nothing more, waits (at most timeoutMs) for the acks in flight, stores the cursor. */
   async stop(timeoutMs: number): Promise<void> {
-    this.draining = true;
-    this.notify();
-    const ctl = new AbortController();
-    const timer = setTimeout(() => ctl.abort(), timeoutMs);
-    while (this.inflight > 0 && !ctl.signal.aborted) await this.wait(ctl.signal);
-    clearTimeout(timer);
-    if (this.inflight > 0) this.d.logger.warn({ inflight: this.inflight, cursor: this.acked }, "nats bridge: stopping with unacknowledged messages; they are published again after the restart");
-    await this.consumer.stop();
+    const inflight = await this.window.drain(timeoutMs);
+    if (inflight > 0) this.d.logger.warn({ inflight, cursor: this.acked }, "nats bridge: stopping with unacknowledged messages; they are published again after the restart");
+    await this.window.stop();
   }
 
   private async handle(page: Logged[], ctx: ConsumerContext): Promise<void> {
-    this.ctx = ctx;
     for (let i = 0; i < page.length; i++) {
       if (this.add(page[i]!)) await this.flush(ctx);
     }
@@ -157,20 +148,17 @@ export class NatsPublisher {
    * pass starts again after the window (Rewind) and nothing of the window is cut differently.
    */
   private async recover(ctx: ConsumerContext): Promise<void> {
-    this.ctx = ctx;
     this.batch = null;
     this.pendingFrame = null;
     this.recorded = [];
     const from = this.acked;
-    while (!ctx.signal.aborted && this.window.some((m) => !m.settled)) await this.wait(ctx.signal);
-    if (ctx.signal.aborted) return;
-    for (const m of this.window) {
+    if (!(await this.window.settled(ctx.signal))) return;
+    for (const m of this.window.messages) {
       if (m.error) await this.republish(m, ctx.signal);
       if (ctx.signal.aborted) return;
     }
-    this.failed = false;
-    this.advance();
-    this.window = [];
+    this.window.takeFailure();
+    this.window.clear();
     if (this.acked !== from) throw new Rewind();
     // every pass asks the stream what it holds past the acknowledged offset (one look-up when nothing)
     await this.resumeAfterStream(ctx);
@@ -220,27 +208,12 @@ export class NatsPublisher {
       if (!js || signal.aborted) continue;
       try {
         await js.publish(m.subject, m.payload!, this.publishOptions(m));
-        m.error = null;
-        this.succeeded(m);
+        this.window.retried(m);
         return;
       } catch (e) {
         this.countError(e as Error);
       }
     }
-  }
-
-  private wait(signal: AbortSignal): Promise<void> {
-    if (signal.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        signal.removeEventListener("abort", done);
-        if (this.wakeUp === done) this.wakeUp = null;
-        resolve();
-      };
-      const prev = this.wakeUp;
-      this.wakeUp = prev ? () => (prev(), done()) : done;
-      signal.addEventListener("abort", done, { once: true });
-    });
   }
 
   /** Adds a frame to the open batch; true when the batch must be published now. */
@@ -296,7 +269,6 @@ export class NatsPublisher {
   }
 
   private async flush(ctx: ConsumerContext): Promise<void> {
-    this.ctx = ctx;
     const b = this.batch;
     this.batch = null;
     if (b) await this.send(b, ctx.signal);
@@ -309,14 +281,9 @@ export class NatsPublisher {
 
   private async send(b: OpenBatch, signal: AbortSignal): Promise<void> {
     const m: Inflight = { first: b.first, last: b.last, frames: b.frames.length, subject: "", payload: null, settled: false, error: null };
-    if (b.frames.length === 0) {
-      m.settled = true;
-      this.window.push(m);
-      this.advance();
-      return;
-    }
-    while (!signal.aborted && !this.failed && (this.draining || this.window.length >= this.d.config.maxInflight || !this.link?.js())) await this.waitOrPoll(signal);
-    if (this.failed || signal.aborted) throw new Rewind();
+    if (b.frames.length === 0) return this.window.skip(m);
+    // polled every 100 ms: the connection coming back is not an event the publisher hears
+    if (!(await this.window.waitForRoom(signal, () => (this.link?.js() ? this.d.config.maxInflight : 0), 100))) throw new Rewind();
     const cfg = this.d.config;
     const single = cfg.batch.maxFrames === 1;
     m.subject = single ? frameSubject(cfg.subjectPrefix, b.tenant, this.d.gatewayId, b.frames[0]!.tag) : batchSubject(cfg.subjectPrefix, b.tenant, this.d.gatewayId);
@@ -324,20 +291,9 @@ export class NatsPublisher {
     this.window.push(m);
     // js() checked just above, in the same tick
     this.link!.js()!.publish(m.subject, m.payload, this.publishOptions(m)).then(
-      () => this.settle(m, null),
-      (e: Error) => this.settle(m, e),
+      () => this.window.settle(m, null),
+      (e: Error) => this.window.settle(m, e),
     );
-  }
-
-  /** Waits for a wake-up, or 100 ms (the connection coming back is not an event the publisher hears). */
-  private async waitOrPoll(signal: AbortSignal): Promise<void> {
-    const ctl = new AbortController();
-    const onAbort = () => ctl.abort();
-    signal.addEventListener("abort", onAbort, { once: true });
-    const t = setTimeout(() => ctl.abort(), 100);
-    await this.wait(ctl.signal);
-    clearTimeout(t);
-    signal.removeEventListener("abort", onAbort);
   }
 
   private publishOptions(m: Inflight) {
@@ -349,20 +305,11 @@ export class NatsPublisher {
     return { msgID: messageId(this.d.gatewayId, m.first, m.last), timeout: this.d.config.ackTimeoutMs, headers: h };
   }
 
-  private settle(m: Inflight, err: Error | null): void {
-    if (m.settled) return;
-    m.settled = true;
-    if (err) {
-      m.error = err;
-      this.countError(err);
-      this.d.logger.warn({ err: err.message, offsets: `${m.first}-${m.last}` }, `nats bridge: publish of offsets ${m.first}-${m.last} failed: ${err.message}; retried with the same id, cursor kept at ${this.acked}`);
-      if (!this.failed) {
-        this.failed = true;
-        this.consumer.rewind();
-      }
-    } else this.succeeded(m);
-    this.advance();
-    this.notify();
+  private failed(m: Inflight, err: Error, first: boolean): void {
+    this.countError(err);
+    this.d.logger.warn({ err: err.message, offsets: `${m.first}-${m.last}` }, `nats bridge: publish of offsets ${m.first}-${m.last} failed: ${err.message}; retried with the same id, cursor kept at ${this.acked}`);
+    // the handler may be waiting for room or for new frames: rewind now (once; the next pass retries them all)
+    if (first) this.consumer.rewind();
   }
 
   private countError(err: Error): void {
@@ -374,15 +321,5 @@ export class NatsPublisher {
     mt.messages.inc();
     mt.frames.inc(m.frames);
     mt.bytes.inc(m.payload?.length ?? 0);
-  }
-
-  /** Reports the acknowledged head of the window as handled (in order; a failure stops it). */
-  private advance(): void {
-    const w = this.window;
-    let i = 0;
-    while (i < w.length && w[i]!.settled && !w[i]!.error) i++;
-    if (i === 0) return;
-    this.ctx?.handled(w[i - 1]!.last);
-    w.splice(0, i);
   }
 }
