@@ -252,8 +252,11 @@ export class AckWindow<M extends WindowEntry> {
   }
 }
 
-/** What a publisher's readiness document shows of its window (server/context.ts ComponentStatus details). */
-export interface WindowStatus {
+/**
+ * What a publisher's readiness document shows of its window (server/context.ts ComponentStatus details;
+ * a type, not an interface, so that it fits ComponentStatus's index signature).
+ */
+export type WindowStatus = {
   state: "ok" | "degraded" | "down";
   reasons: string[];
   connected: boolean;
@@ -266,7 +269,7 @@ export interface WindowStatus {
   consumer: ConsumerStatus["state"];
   errors: number;
   lastError: string | null;
-}
+};
 
 export interface WindowFacts {
   connected: boolean;

@@ -6,14 +6,15 @@
 // stays flat), and mqtt.js resends the in-flight ones from its session store when the connection comes
 // back, so at QoS 2 the broker sees each message once. A failed publish rewinds the consumer: the next
 // pass starts after the in-flight window settled, from the acknowledged offset. The window's bookkeeping
-// (in-flight ranges, the acknowledged prefix, the cursor) is storage/ack-window.ts, shared with NATS.
+// (in-flight ranges, the acknowledged prefix, the cursor) and the batching loop are storage/ack-window.ts
+// and storage/window-publisher.ts, shared with NATS.
 import type { MqttClient, IClientPublishOptions } from "mqtt";
 import type { Logger } from "pino";
 import type { Catalog } from "../../schemas/catalog.ts";
 import type { DataFrame, EventFrame, Logged } from "../../schemas/frames.ts";
 import { AlarmTransition } from "../../schemas/alarms.ts";
-import { AckWindow } from "../../storage/ack-window.ts";
-import { Rewind, type ConsumerContext, type ConsumerStatus, type LogConsumer } from "../../storage/consumer.ts";
+import { Rewind, type ConsumerContext } from "../../storage/consumer.ts";
+import { WindowPublisher, type OpenBatch as Batch } from "../../storage/window-publisher.ts";
 import type { EventLog } from "../../storage/log.ts";
 import { delay } from "../../storage/time.ts";
 import type { MqttNorthConfig } from "./config.ts";
@@ -33,18 +34,11 @@ interface Inflight {
   messageId?: number;
 }
 
-/** The batch being filled: frames of one tenant, and the offsets (of any kind) it covers. */
 const ALARM_TRANSITIONS = new Set<string>(Object.values(AlarmTransition));
 
-interface OpenBatch {
-  frames: Logged<DataFrame>[];
+interface OpenBatch extends Batch {
   /** an alarm transition, published alone on `alarmTopic` (a batch holds either data frames or this) */
   alarm?: Logged<EventFrame>;
-  first: number;
-  last: number;
-  tenant: string;
-  bytes: number;
-  since: number;
 }
 
 export interface PublisherDeps {
@@ -59,8 +53,7 @@ export interface PublisherDeps {
 /** Frames per page read from the log: large enough for DuckDB reads to be efficient, small next to the window. */
 const PAGE_FRAMES = 5000;
 
-export class Publisher {
-  private readonly window: AckWindow<Inflight>;
+export class Publisher extends WindowPublisher<Inflight, OpenBatch> {
   /** highest offset ever handed to mqtt.js in this process: a later publish up to it is a resend */
   private sentHigh = 0;
   private limit: number;
@@ -71,57 +64,22 @@ export class Publisher {
   /** topics of single-frame messages by tenant, then tag (a reload may move a tag to another tenant) */
   private readonly topics = new Map<string, Map<string, string>>();
   private topicCount = 0;
-  private batch: OpenBatch | null = null;
-  private pendingFrame: Logged | null = null;
 
   constructor(private readonly d: PublisherDeps) {
     const cfg = d.config;
-    this.limit = cfg.batch.maxFrames;
-    this.retryDelayMs = cfg.reconnectMinMs;
-    this.encoder = new PayloadEncoder(cfg.payload);
-    this.window = new AckWindow<Inflight>(d.log, {
+    super(d.log, {
       name: cfg.cursor,
       pageSize: PAGE_FRAMES,
       commitEveryMs: cfg.commitEveryMs,
       maxInflight: cfg.maxInflight,
       maxFrames: cfg.batch.maxFrames,
+      maxDelayMs: cfg.batch.maxDelayMs,
       retry: { initialMs: cfg.reconnectMinMs, maxMs: cfg.reconnectMaxMs },
-      handler: (page, ctx) => this.handle(page, ctx),
-      idle: { afterMs: () => this.batchDueInMs(), run: (ctx) => this.flush(ctx) },
-      beforePass: (_from, ctx) => this.recover(ctx),
-      succeeded: (m) => this.succeeded(m),
-      failed: (m, err) => this.failed(m, err),
       logger: d.logger,
     });
-  }
-
-  get consumer(): LogConsumer {
-    return this.window.consumer;
-  }
-
-  /** Every frame up to here is acknowledged by the broker (contiguously). */
-  get acked(): number {
-    return this.window.acked;
-  }
-
-  /** Messages published and not yet acknowledged (bounded by maxInflight). */
-  get inflight(): number {
-    return this.window.inflight;
-  }
-
-  /** Lag in frames and seconds, for the gauges: counted from the first unacknowledged frame. */
-  lag(): { frames: number; seconds: number } {
-    const s = this.consumer.status();
-    return { frames: s.lagFrames, seconds: s.lagSeconds };
-  }
-
-  status(): ConsumerStatus {
-    return this.window.status();
-  }
-
-  /** Wakes the handler (the connection came back). */
-  notify(): void {
-    this.window.notify();
+    this.limit = cfg.batch.maxFrames;
+    this.retryDelayMs = cfg.reconnectMinMs;
+    this.encoder = new PayloadEncoder(cfg.payload);
   }
 
   /** Starts the consumer, publishing with `client`. */
@@ -130,29 +88,9 @@ export class Publisher {
     this.window.start();
   }
 
-  /**
-   * At stop: publishes nothing more, waits (at most `timeoutMs`) for the messages in flight to be
-   * acknowledged, then stops the consumer, which stores the acknowledged offset as the cursor; a clean
-   * restart does not send them again. What is not acknowledged by then is sent again after the restart
-   * (at-least-once after the cursor).
-   */
-  async stop(timeoutMs: number): Promise<void> {
-    const inflight = await this.window.drain(timeoutMs, () => this.client?.connected === true);
-    if (inflight > 0) this.d.logger.warn({ inflight, cursor: this.acked }, "mqtt uplink: stopping with unacknowledged messages; they are sent again after the restart");
-    await this.window.stop();
-  }
-
-  private async handle(page: Logged[], ctx: ConsumerContext): Promise<void> {
-    for (let i = 0; i < page.length; i++) {
-      if (this.add(page[i]!)) await this.flush(ctx);
-    }
-    if (this.d.config.batch.maxDelayMs === 0 && this.batch) await this.flush(ctx);
-  }
-
-  /** ms until the open batch is due (the consumer flushes it when no frame came by then), null: none open. */
-  private batchDueInMs(): number | null {
-    const b = this.batch;
-    return b ? Math.max(0, b.since + this.d.config.batch.maxDelayMs - performance.now()) : null;
+  /** Drains the window (while connected, at most `timeoutMs`) and stores the acknowledged offset as the cursor. */
+  stop(timeoutMs: number): Promise<void> {
+    return this.drainAndStop(timeoutMs, () => this.client?.connected === true, "mqtt uplink: stopping with unacknowledged messages; they are sent again after the restart");
   }
 
   /**
@@ -160,9 +98,7 @@ export class Publisher {
    * dropped (it is read again), every in-flight message settles, the contiguous acknowledged prefix is
    * kept and the rest dropped (read again from the log); the batches shrink if the broker refused one.
    */
-  private async recover(ctx: ConsumerContext): Promise<void> {
-    this.batch = null;
-    this.pendingFrame = null;
+  protected async recover(ctx: ConsumerContext): Promise<void> {
     const from = this.acked;
     if (!(await this.window.settled(ctx.signal))) return;
     this.window.clear();
@@ -186,7 +122,7 @@ export class Publisher {
   }
 
   /** Adds a frame to the open batch; true when the batch is full (or must close) and is flushed now. */
-  private add(f: Logged): boolean {
+  protected add(f: Logged): boolean {
     let b = this.batch;
     if (f.kind === "event" && this.d.config.alarmTopic !== "" && ALARM_TRANSITIONS.has(f.type)) {
       // alarm transitions reach the cloud too, each as its own message, in offset order with the data
@@ -219,23 +155,12 @@ export class Publisher {
     return b.frames.length >= this.limit || b.bytes >= this.d.config.batch.maxBytes;
   }
 
-  /** Publishes the open batch (waiting for room in the window, and for the connection). */
-  private async flush(ctx: ConsumerContext): Promise<void> {
-    const b = this.batch;
-    this.batch = null;
-    if (b) await this.send(b, ctx.signal);
-    const p = this.pendingFrame;
-    if (p) {
-      this.pendingFrame = null;
-      if (this.add(p)) await this.flush(ctx);
-    }
-  }
-
   private room(client: MqttClient): number {
     return Math.min(this.d.config.maxInflight, client.connected ? (client.serverProperties?.receiveMaximum ?? 65535) : 0);
   }
 
-  private async send(b: OpenBatch, signal: AbortSignal): Promise<void> {
+  /** Publishes the batch (waiting for room in the window, and for the connection). */
+  protected async send(b: OpenBatch, signal: AbortSignal): Promise<void> {
     const cfg = this.d.config;
     const m: Inflight = { first: b.first, last: b.last, frames: b.frames, bytes: 0, settled: false, error: null };
     if (b.frames.length === 0 && !b.alarm) return this.window.skip(m);
@@ -305,7 +230,7 @@ export class Publisher {
     return t;
   }
 
-  private failed(m: Inflight, err: Error): void {
+  protected failed(m: Inflight, err: Error): void {
     const code = (err as { code?: unknown }).code;
     this.d.metrics.publishErrors.inc({ reason: code !== undefined ? String(code) : err.message.slice(0, 60) });
     this.d.logger.error(
@@ -317,7 +242,7 @@ export class Publisher {
     this.consumer.rewind();
   }
 
-  private succeeded(m: Inflight): void {
+  protected succeeded(m: Inflight): void {
     const mt = this.d.metrics;
     mt.messages.inc();
     mt.frames.inc(m.frames.length);

@@ -102,9 +102,9 @@ export function createNatsBridge(deps: NatsBridgeDeps): NatsBridge | null {
   const stopping = new AbortController();
 
   const updateGauges = () => {
-    const s = publisher.status();
-    metrics.lag.set({ consumer: cfg.cursor }, s.lagFrames);
-    metrics.lagSeconds.set({ consumer: cfg.cursor }, s.lagSeconds);
+    const lag = publisher.lag();
+    metrics.lag.set({ consumer: cfg.cursor }, lag.frames);
+    metrics.lagSeconds.set({ consumer: cfg.cursor }, lag.seconds);
     metrics.connected.set(connected ? 1 : 0);
   };
 

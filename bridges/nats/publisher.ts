@@ -4,7 +4,8 @@
 // message covers the offsets first..last and carries Nats-Msg-Id = gateway:first-last. At most
 // maxInflight messages await JetStream's ack; the consumer's position moves only over the contiguous
 // acknowledged prefix, and is stored as the cursor. While NATS is away nothing more is read (the log is
-// the buffer, memory stays flat). The window's bookkeeping is storage/ack-window.ts, shared with MQTT.
+// the buffer, memory stays flat). The window and the batching loop are storage/ack-window.ts and
+// storage/window-publisher.ts, shared with MQTT.
 //
 // Exactly once, the two halves:
 // - in this process, a failed publish (timeout, "no responders" / "jetstream is not enabled" during a
@@ -20,8 +21,8 @@ import { headers as natsHeaders, type NatsConnection } from "@nats-io/transport-
 import type { Logger } from "pino";
 import type { Catalog } from "../../schemas/catalog.ts";
 import type { DataFrame, Logged } from "../../schemas/frames.ts";
-import { AckWindow } from "../../storage/ack-window.ts";
-import { Rewind, type ConsumerContext, type ConsumerStatus, type LogConsumer } from "../../storage/consumer.ts";
+import { Rewind, type ConsumerContext } from "../../storage/consumer.ts";
+import { WindowPublisher, type OpenBatch } from "../../storage/window-publisher.ts";
 import type { EventLog } from "../../storage/log.ts";
 import { backoffDelay, delay } from "../../storage/time.ts";
 import { PayloadEncoder } from "../../schemas/wire.ts";
@@ -41,15 +42,6 @@ interface Inflight {
   error: Error | null;
 }
 
-interface OpenBatch {
-  frames: Logged<DataFrame>[];
-  first: number;
-  last: number;
-  tenant: string;
-  bytes: number;
-  since: number;
-}
-
 export interface NatsPublisherDeps {
   log: EventLog;
   catalog: Catalog;
@@ -67,10 +59,7 @@ export interface JetStreamLink {
 
 const PAGE_FRAMES = 5000;
 
-export class NatsPublisher {
-  private readonly window: AckWindow<Inflight>;
-  private batch: OpenBatch | null = null;
-  private pendingFrame: Logged | null = null;
+export class NatsPublisher extends WindowPublisher<Inflight> {
   /** messages of a previous process past the cursor, still to be cut again exactly as they were */
   private recorded: OffsetRange[] = [];
   private link: JetStreamLink | null = null;
@@ -78,42 +67,17 @@ export class NatsPublisher {
 
   constructor(private readonly d: NatsPublisherDeps) {
     const cfg = d.config;
-    this.encoder = new PayloadEncoder(cfg.payload);
-    this.window = new AckWindow<Inflight>(d.log, {
+    super(d.log, {
       name: cfg.cursor,
       pageSize: PAGE_FRAMES,
       commitEveryMs: cfg.commitEveryMs,
       maxInflight: cfg.maxInflight,
       maxFrames: cfg.batch.maxFrames,
+      maxDelayMs: cfg.batch.maxDelayMs,
       retry: { initialMs: cfg.retryMinMs, maxMs: cfg.retryMaxMs },
-      handler: (page, ctx) => this.handle(page, ctx),
-      idle: { afterMs: () => this.batchDueInMs(), run: (ctx) => this.flush(ctx) },
-      beforePass: (_from, ctx) => this.recover(ctx),
-      succeeded: (m) => this.succeeded(m),
-      failed: (m, err, first) => this.failed(m, err, first),
       logger: d.logger,
     });
-  }
-
-  get consumer(): LogConsumer {
-    return this.window.consumer;
-  }
-
-  /** Every offset up to here is in the stream (contiguously acknowledged). */
-  get acked(): number {
-    return this.window.acked;
-  }
-
-  get inflight(): number {
-    return this.window.inflight;
-  }
-
-  status(): ConsumerStatus {
-    return this.window.status();
-  }
-
-  notify(): void {
-    this.window.notify();
+    this.encoder = new PayloadEncoder(cfg.payload);
   }
 
   start(link: JetStreamLink): void {
@@ -122,24 +86,13 @@ export class NatsPublisher {
   }
 
   /** Publishes nothing more, waits (at most timeoutMs) for the acks in flight, stores the cursor. */
-  async stop(timeoutMs: number): Promise<void> {
-    const inflight = await this.window.drain(timeoutMs);
-    if (inflight > 0) this.d.logger.warn({ inflight, cursor: this.acked }, "nats bridge: stopping with unacknowledged messages; they are published again after the restart");
-    await this.window.stop();
+  stop(timeoutMs: number): Promise<void> {
+    return this.drainAndStop(timeoutMs, () => true, "nats bridge: stopping with unacknowledged messages; they are published again after the restart");
   }
 
-  private async handle(page: Logged[], ctx: ConsumerContext): Promise<void> {
-    for (let i = 0; i < page.length; i++) {
-      if (this.add(page[i]!)) await this.flush(ctx);
-    }
-    // a recorded message is never cut short (its frames are all in the log: the next page has the rest)
-    if (this.d.config.batch.maxDelayMs === 0 && this.batch && this.recorded.length === 0) await this.flush(ctx);
-  }
-
-  private batchDueInMs(): number | null {
-    const b = this.batch;
-    if (this.recorded.length) return null;
-    return b ? Math.max(0, b.since + this.d.config.batch.maxDelayMs - performance.now()) : null;
+  /** A recorded message is never cut short (its frames are all in the log: the next page has the rest). */
+  protected override holdsBatch(): boolean {
+    return this.recorded.length > 0;
   }
 
   /**
@@ -147,9 +100,7 @@ export class NatsPublisher {
    * of it that failed is published again, in order, with its own id, until JetStream acks it. Then the
    * pass starts again after the window (Rewind) and nothing of the window is cut differently.
    */
-  private async recover(ctx: ConsumerContext): Promise<void> {
-    this.batch = null;
-    this.pendingFrame = null;
+  protected async recover(ctx: ConsumerContext): Promise<void> {
     this.recorded = [];
     const from = this.acked;
     if (!(await this.window.settled(ctx.signal))) return;
@@ -217,7 +168,7 @@ export class NatsPublisher {
   }
 
   /** Adds a frame to the open batch; true when the batch must be published now. */
-  private add(f: Logged): boolean {
+  protected add(f: Logged): boolean {
     const cut = this.recorded[0];
     if (cut && f.offset >= cut.first) return this.addRecorded(f, cut);
     let b = this.batch;
@@ -268,18 +219,7 @@ export class NatsPublisher {
     b.bytes += f.tag.length + (typeof f.value === "string" ? f.value.length : 24) + 48;
   }
 
-  private async flush(ctx: ConsumerContext): Promise<void> {
-    const b = this.batch;
-    this.batch = null;
-    if (b) await this.send(b, ctx.signal);
-    const p = this.pendingFrame;
-    if (p) {
-      this.pendingFrame = null;
-      if (this.add(p)) await this.flush(ctx);
-    }
-  }
-
-  private async send(b: OpenBatch, signal: AbortSignal): Promise<void> {
+  protected async send(b: OpenBatch, signal: AbortSignal): Promise<void> {
     const m: Inflight = { first: b.first, last: b.last, frames: b.frames.length, subject: "", payload: null, settled: false, error: null };
     if (b.frames.length === 0) return this.window.skip(m);
     // polled every 100 ms: the connection coming back is not an event the publisher hears
@@ -305,7 +245,7 @@ export class NatsPublisher {
     return { msgID: messageId(this.d.gatewayId, m.first, m.last), timeout: this.d.config.ackTimeoutMs, headers: h };
   }
 
-  private failed(m: Inflight, err: Error, first: boolean): void {
+  protected failed(m: Inflight, err: Error, first: boolean): void {
     this.countError(err);
     this.d.logger.warn({ err: err.message, offsets: `${m.first}-${m.last}` }, `nats bridge: publish of offsets ${m.first}-${m.last} failed: ${err.message}; retried with the same id, cursor kept at ${this.acked}`);
     // the handler may be waiting for room or for new frames: rewind now (once; the next pass retries them all)
@@ -316,7 +256,7 @@ export class NatsPublisher {
     this.d.metrics.publishErrors.inc({ reason: (err.name || err.message).slice(0, 60) });
   }
 
-  private succeeded(m: Inflight): void {
+  protected succeeded(m: Inflight): void {
     const mt = this.d.metrics;
     mt.messages.inc();
     mt.frames.inc(m.frames);
