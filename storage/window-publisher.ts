@@ -5,7 +5,7 @@
 // published (send), what a pass does first once the open batch is dropped (recover), and what an
 // answer does (succeeded, failed). This file keeps the batching loop and the window's public face.
 import type { DataFrame, Logged } from "../schemas/frames.ts";
-import { AckWindow, type WindowEntry } from "./ack-window.ts";
+import { AckWindow, type WindowEntry, type WindowStatus } from "./ack-window.ts";
 import type { ConsumerContext, ConsumerLogger, ConsumerStatus, LogConsumer } from "./consumer.ts";
 import type { EventLog } from "./log.ts";
 import type { BackoffSettings } from "./time.ts";
@@ -21,19 +21,41 @@ export interface OpenBatch {
   since: number;
 }
 
-export interface WindowPublisherOptions {
+/** The part of a publisher's config the window and the batching loop use. */
+export interface WindowConfig {
   /** the consumer's (and its durable cursor's) name */
-  name: string;
-  pageSize: number;
+  cursor: string;
   commitEveryMs: number;
+  /** messages in flight at the most */
   maxInflight: number;
-  /** frames per message at the most */
-  maxFrames: number;
-  /** how long a batch stays open waiting for more frames (0: published at the end of every page) */
-  maxDelayMs: number;
+  batch: {
+    /** frames per message at the most */
+    maxFrames: number;
+    /** how long a batch stays open waiting for more frames (0: published at the end of every page) */
+    maxDelayMs: number;
+  };
+}
+
+export interface WindowPublisherOptions {
+  config: WindowConfig;
+  /** backoff of the consumer's retries after a read error */
   retry: BackoffSettings;
   logger: ConsumerLogger;
 }
+
+/** A bridge that publishes the log through a WindowPublisher, as the composition root sees it. */
+export interface PublishingBridge<P, S extends WindowStatus> {
+  name: string;
+  start(): Promise<void>;
+  /** drains the window (a bounded wait) and stores the acknowledged offset as the cursor */
+  stop(): Promise<void>;
+  /** for the readiness document: degraded while frames wait for an absent peer or the reader retries */
+  status(): S;
+  readonly publisher: P;
+}
+
+/** Frames per page read from the log: large enough for DuckDB reads to be efficient, small next to the window. */
+const PAGE_FRAMES = 5000;
 
 export abstract class WindowPublisher<M extends WindowEntry, B extends OpenBatch = OpenBatch> {
   protected readonly window: AckWindow<M>;
@@ -45,8 +67,15 @@ export abstract class WindowPublisher<M extends WindowEntry, B extends OpenBatch
     log: EventLog,
     private readonly wo: WindowPublisherOptions,
   ) {
+    const cfg = wo.config;
     this.window = new AckWindow<M>(log, {
-      ...wo,
+      name: cfg.cursor,
+      pageSize: PAGE_FRAMES,
+      commitEveryMs: cfg.commitEveryMs,
+      maxInflight: cfg.maxInflight,
+      maxFrames: cfg.batch.maxFrames,
+      retry: wo.retry,
+      logger: wo.logger,
       handler: (page, ctx) => this.handle(page, ctx),
       idle: { afterMs: () => this.batchDueInMs(), run: (ctx) => this.flush(ctx) },
       beforePass: (_from, ctx) => {
@@ -119,14 +148,14 @@ export abstract class WindowPublisher<M extends WindowEntry, B extends OpenBatch
     for (let i = 0; i < page.length; i++) {
       if (this.add(page[i]!)) await this.flush(ctx);
     }
-    if (this.wo.maxDelayMs === 0 && this.batch && !this.holdsBatch()) await this.flush(ctx);
+    if (this.wo.config.batch.maxDelayMs === 0 && this.batch && !this.holdsBatch()) await this.flush(ctx);
   }
 
   /** ms until the open batch is due (the consumer flushes it when no frame came by then), null: none open. */
   private batchDueInMs(): number | null {
     const b = this.batch;
     if (!b || this.holdsBatch()) return null;
-    return Math.max(0, b.since + this.wo.maxDelayMs - performance.now());
+    return Math.max(0, b.since + this.wo.config.batch.maxDelayMs - performance.now());
   }
 
   /** Publishes the open batch, then starts the next one with the frame set aside. */

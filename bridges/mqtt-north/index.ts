@@ -14,6 +14,7 @@ import { ConfigError } from "../../schemas/errors.ts";
 import { redactUrl } from "../../schemas/redact.ts";
 import type { CommandBus } from "../../storage/commands.ts";
 import type { EventLog } from "../../storage/log.ts";
+import type { PublishingBridge } from "../../storage/window-publisher.ts";
 import { explainTlsError, isTlsError, readTlsMaterial, resolveTlsFiles, TlsHandshakeError, type TlsMaterial } from "../../storage/tls.ts";
 import type { TlsFiles } from "../../schemas/tls.ts";
 import { parseMqttNorthConfig, type MqttNorthConfig } from "./config.ts";
@@ -44,13 +45,7 @@ export interface MqttNorthDeps {
   authorizeCommand?: CommandAuthorizer;
 }
 
-export interface MqttNorth {
-  name: string;
-  start(): Promise<void>;
-  stop(): Promise<void>;
-  /** for the readiness document: degraded while frames wait for an absent broker or the reader retries */
-  status(): UplinkStatus;
-  readonly publisher: Publisher;
+export interface MqttNorth extends PublishingBridge<Publisher, UplinkStatus> {
   readonly client: MqttClient | null;
 }
 

@@ -50,9 +50,6 @@ export interface PublisherDeps {
   config: MqttNorthConfig;
 }
 
-/** Frames per page read from the log: large enough for DuckDB reads to be efficient, small next to the window. */
-const PAGE_FRAMES = 5000;
-
 export class Publisher extends WindowPublisher<Inflight, OpenBatch> {
   /** highest offset ever handed to mqtt.js in this process: a later publish up to it is a resend */
   private sentHigh = 0;
@@ -67,16 +64,7 @@ export class Publisher extends WindowPublisher<Inflight, OpenBatch> {
 
   constructor(private readonly d: PublisherDeps) {
     const cfg = d.config;
-    super(d.log, {
-      name: cfg.cursor,
-      pageSize: PAGE_FRAMES,
-      commitEveryMs: cfg.commitEveryMs,
-      maxInflight: cfg.maxInflight,
-      maxFrames: cfg.batch.maxFrames,
-      maxDelayMs: cfg.batch.maxDelayMs,
-      retry: { initialMs: cfg.reconnectMinMs, maxMs: cfg.reconnectMaxMs },
-      logger: d.logger,
-    });
+    super(d.log, { config: cfg, retry: { initialMs: cfg.reconnectMinMs, maxMs: cfg.reconnectMaxMs }, logger: d.logger });
     this.limit = cfg.batch.maxFrames;
     this.retryDelayMs = cfg.reconnectMinMs;
     this.encoder = new PayloadEncoder(cfg.payload);

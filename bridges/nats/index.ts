@@ -10,6 +10,7 @@ import type { CommandAuthorizer } from "../../schemas/command-message.ts";
 import type { CommandBus } from "../../storage/commands.ts";
 import type { EventLog } from "../../storage/log.ts";
 import { delay, backoffDelay } from "../../storage/time.ts";
+import type { PublishingBridge } from "../../storage/window-publisher.ts";
 import { parseNatsConfig, type NatsConfig } from "./config.ts";
 import { NatsMetrics } from "./metrics.ts";
 import { startNatsCommands, type NatsCommands } from "./commands.ts";
@@ -35,13 +36,7 @@ export interface NatsBridgeDeps {
   authorizeCommand?: CommandAuthorizer;
 }
 
-export interface NatsBridge {
-  name: string;
-  start(): Promise<void>;
-  stop(): Promise<void>;
-  status(): NatsStatus;
-  readonly publisher: NatsPublisher;
-}
+export type NatsBridge = PublishingBridge<NatsPublisher, NatsStatus>;
 
 const STOP_DRAIN_MS = 2000;
 

@@ -57,8 +57,6 @@ export interface JetStreamLink {
   js(): JetStreamClient | null;
 }
 
-const PAGE_FRAMES = 5000;
-
 export class NatsPublisher extends WindowPublisher<Inflight> {
   /** messages of a previous process past the cursor, still to be cut again exactly as they were */
   private recorded: OffsetRange[] = [];
@@ -67,16 +65,7 @@ export class NatsPublisher extends WindowPublisher<Inflight> {
 
   constructor(private readonly d: NatsPublisherDeps) {
     const cfg = d.config;
-    super(d.log, {
-      name: cfg.cursor,
-      pageSize: PAGE_FRAMES,
-      commitEveryMs: cfg.commitEveryMs,
-      maxInflight: cfg.maxInflight,
-      maxFrames: cfg.batch.maxFrames,
-      maxDelayMs: cfg.batch.maxDelayMs,
-      retry: { initialMs: cfg.retryMinMs, maxMs: cfg.retryMaxMs },
-      logger: d.logger,
-    });
+    super(d.log, { config: cfg, retry: { initialMs: cfg.retryMinMs, maxMs: cfg.retryMaxMs }, logger: d.logger });
     this.encoder = new PayloadEncoder(cfg.payload);
   }
 
