@@ -5,7 +5,6 @@
 import { afterAll, beforeAll, describe, expect, it, spyOn } from "bun:test";
 import { join } from "node:path";
 import { encode } from "@msgpack/msgpack";
-import type { Subprocess } from "bun";
 import mqtt, { MqttClient, type Packet } from "mqtt";
 import { Quality, type DataFrame, type Variable } from "../../schemas/index.ts";
 import { createMqttSource, matchTopic, MqttCommitError } from "../../drivers/mqtt/index.ts";
@@ -13,6 +12,7 @@ import type { MqttSourceDriver } from "../../drivers/mqtt/index.ts";
 import type { FrameSink } from "../../drivers/contract.ts";
 import { EventLog } from "../../storage/index.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
+import { spawnGateway, type GatewayProcess } from "../helpers/gateway-process.ts";
 import { tempDir, waitFor, writeConfig } from "../helpers/index.ts";
 import { Mosquitto } from "../helpers/mosquitto.ts";
 
@@ -451,33 +451,8 @@ describe("mqtt source driver with many messages in flight", () => {
 
 // ---- a gateway killed before the commit --------------------------------------------------------
 
-const root = join(import.meta.dir, "..", "..");
-
-async function spawnGateway(configDir: string, cwd: string): Promise<Subprocess> {
-  const p = Bun.spawn([process.execPath, join(root, "server", "main.ts"), "--config", configDir], {
-    cwd,
-    env: { ...process.env, EDGE_READY_FD: "stdout", EDGE_LOG_LEVEL: "warn" },
-    stdout: "pipe",
-    stderr: "inherit",
-  });
-  const reader = (p.stdout as ReadableStream<Uint8Array>).getReader();
-  let out = "";
-  const ready = await waitFor(async () => {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`gateway exited: ${out}`);
-    out += new TextDecoder().decode(value);
-    const line = out.split("\n").find((l) => l.includes('"ready":true'));
-    return line && (JSON.parse(line) as { http: number });
-  }, "the gateway ready line", 30_000, 1);
-  reader.releaseLock();
-  (p as Subprocess & { http?: number }).http = ready.http;
-  return p;
-}
-
-const httpOf = (p: Subprocess) => `http://127.0.0.1:${(p as Subprocess & { http: number }).http}`;
-
-async function driverState(p: Subprocess): Promise<string | undefined> {
-  const h = (await (await fetch(`${httpOf(p)}/healthz`)).json()) as { drivers: { id: string; state: string }[] };
+async function driverState(p: GatewayProcess): Promise<string | undefined> {
+  const h = (await (await fetch(`${p.url}/healthz`)).json()) as { drivers: { id: string; state: string }[] };
   return h.drivers.find((d) => d.id === "dev")?.state;
 }
 
@@ -503,36 +478,32 @@ describe("mqtt source driver across a gateway crash", () => {
         "drivers.yml": `drivers:\n  - id: dev\n    type: mqtt\n    endpoint: broker\n    config: { clientId: edge-src-crash-test, qos: 1, mappings: [{ topic: "crash/+", tag: "crash/{1}" }] }\n`,
         "variables.yml": "tags:\n  - { tag: crash/v, driver: dev, type: float64 }\n",
       });
-    let gw: Subprocess | null = null;
+    let gw: GatewayProcess | null = null;
     try {
       // run 1: the driver's session and subscription exist at the broker (it keeps them while we are away)
-      gw = await spawnGateway(config(""), tmp.path);
+      gw = await spawnGateway(config(""), { cwd: tmp.path, stderr: "inherit" });
       await waitFor(async () => {
         await device.publishAsync("crash/v", "1", { qos: 1 });
         return (await driverState(gw!)) === "Active";
       }, "a first message through the driver", 20_000, 300);
-      gw.kill("SIGTERM");
-      await gw.exited;
+      await gw.child.stop("SIGTERM");
       // run 2: commits wait 10 s, so the gateway dies with the message received and not committed
-      gw = await spawnGateway(config("log: { maxDelayMs: 10000 }"), tmp.path);
+      gw = await spawnGateway(config("log: { maxDelayMs: 10000 }"), { cwd: tmp.path, stderr: "inherit" });
       await device.publishAsync("crash/v", "42", { qos: 1 });
       await waitFor(async () => (await driverState(gw!)) === "Active", "the driver to receive the message", 8_000, 50);
-      gw.kill("SIGKILL");
-      await gw.exited;
+      await gw.child.stop("SIGKILL");
       expect(await valuesInLog(dataDir, "crash/v")).not.toContain(42); // killed before the commit
       // run 3: the broker sends the unacknowledged message again and it is committed
-      gw = await spawnGateway(config(""), tmp.path);
+      gw = await spawnGateway(config(""), { cwd: tmp.path, stderr: "inherit" });
       await waitFor(async () => {
-        const tags = (await (await fetch(`${httpOf(gw!)}/api/tags`)).json()) as { tag: string; value: unknown }[];
+        const tags = (await (await fetch(`${gw!.url}/api/tags`)).json()) as { tag: string; value: unknown }[];
         return tags.find((t) => t.tag === "crash/v")?.value === 42;
       }, "the redelivered message committed", 20_000, 100);
-      gw.kill("SIGTERM");
-      await gw.exited;
+      await gw.child.stop("SIGTERM");
       gw = null;
       expect(await valuesInLog(dataDir, "crash/v")).toContain(42);
     } finally {
-      gw?.kill("SIGKILL");
-      await gw?.exited;
+      await gw?.child.stop("SIGKILL");
       tmp.cleanup();
     }
   }, 60_000);

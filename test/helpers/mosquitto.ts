@@ -4,8 +4,8 @@
 // listener (certificates made with openssl). Never a mock, never skipped: missing binaries throw.
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Subprocess } from "bun";
-import { freePort, tempDir, waitFor } from "./index.ts";
+import { freePort, tempDir } from "./index.ts";
+import { Child } from "./process.ts";
 
 const MOSQUITTO = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"].find((p) => existsSync(p));
 const PASSWD = "/usr/bin/mosquitto_passwd";
@@ -37,8 +37,9 @@ export interface TlsFiles {
 }
 
 export class Mosquitto {
-  private proc: Subprocess | null = null;
-  private output = "";
+  private child: Child | null = null;
+  /** what the brokers of the previous runs printed */
+  private earlier = "";
 
   private constructor(
     readonly dir: string,
@@ -58,12 +59,12 @@ export class Mosquitto {
   }
 
   get isRunning(): boolean {
-    return this.proc !== null && this.proc.exitCode === null && !this.proc.killed;
+    return this.child?.isRunning ?? false;
   }
 
-  /** What the broker printed (its log goes to stderr). */
+  /** What the broker printed (its log goes to stderr), over its restarts. */
   get log(): string {
-    return this.output;
+    return (this.earlier + (this.child?.output ?? "")).slice(-200_000);
   }
 
   static async start(opts: MosquittoOptions = {}): Promise<Mosquitto> {
@@ -116,51 +117,21 @@ export class Mosquitto {
   /** Starts the broker (again) on the same port with the same persistence directory. */
   async restart(): Promise<void> {
     if (this.isRunning) return;
-    const proc = Bun.spawn([MOSQUITTO!, "-c", join(this.dir, "mosquitto.conf")], { stdout: "pipe", stderr: "pipe" });
-    this.proc = proc;
-    void this.collect(proc.stderr as ReadableStream<Uint8Array>);
-    void this.collect(proc.stdout as ReadableStream<Uint8Array>);
-    const state = await waitFor(async () => (proc.exitCode !== null ? "exited" : (await canConnect(this.port)) && "up"), `mosquitto listening on ${this.port}`, 15_000, 30);
-    if (state === "exited") throw new Error(`mosquitto exited with ${proc.exitCode}: ${this.output.slice(-500)}`);
-  }
-
-  private async collect(stream: ReadableStream<Uint8Array>): Promise<void> {
-    const dec = new TextDecoder();
-    try {
-      const reader = stream.getReader();
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        this.output = (this.output + dec.decode(value)).slice(-200_000);
-      }
-    } catch {
-      // the process ended
-    }
+    this.earlier = this.log;
+    // the binary was checked in start()
+    this.child = new Child("mosquitto", [MOSQUITTO!, "-c", join(this.dir, "mosquitto.conf")]);
+    await this.child.waitForPort(this.port, 15_000, 30);
   }
 
   /** Stops the broker: SIGTERM lets it save sessions and say goodbye, SIGKILL is a crash. */
   async stop(signal: "SIGTERM" | "SIGKILL" = "SIGTERM"): Promise<void> {
-    const p = this.proc;
-    if (!p || p.exitCode !== null) return;
-    p.kill(signal);
-    await p.exited;
-    this.proc = null;
+    await this.child?.stop(signal);
   }
 
   /** Stops the broker and removes its directory. */
   async close(): Promise<void> {
     await this.stop("SIGKILL");
     this.cleanup();
-  }
-}
-
-async function canConnect(port: number): Promise<boolean> {
-  try {
-    const s = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
-    s.end();
-    return true;
-  } catch {
-    return false;
   }
 }
 

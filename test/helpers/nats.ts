@@ -4,11 +4,11 @@
 // as the frame offsets it holds, for exactly-once checks. Never a mock: a missing binary throws.
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import type { Subprocess } from "bun";
 import { decode } from "@msgpack/msgpack";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { freePort, tempDir, waitFor } from "./index.ts";
+import { Child } from "./process.ts";
 
 const NATS_SERVER = ["/usr/sbin/nats-server", "/usr/bin/nats-server"].find((p) => existsSync(p));
 
@@ -20,8 +20,9 @@ export class NatsServerMissingError extends Error {
 }
 
 export class NatsNode {
-  private proc: Subprocess | null = null;
-  private output = "";
+  private child: Child | null = null;
+  /** what the node printed in its previous runs */
+  private earlier = "";
 
   constructor(
     readonly name: string,
@@ -35,11 +36,11 @@ export class NatsNode {
   }
 
   get isRunning(): boolean {
-    return this.proc !== null && this.proc.exitCode === null;
+    return this.child?.isRunning ?? false;
   }
 
   get log(): string {
-    return this.output;
+    return (this.earlier + (this.child?.output ?? "")).slice(-100_000);
   }
 
   /** Starts the node (again) with the same ports and store; resolves when it accepts connections. */
@@ -47,33 +48,13 @@ export class NatsNode {
     if (this.isRunning) return;
     if (!NATS_SERVER) throw new NatsServerMissingError();
     const args = [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", String(this.port), "-sd", this.storeDir, "-n", this.name, ...this.extraArgs];
-    const proc = Bun.spawn(args, { stdout: "pipe", stderr: "pipe" });
-    this.proc = proc;
-    void this.collect(proc.stderr as ReadableStream<Uint8Array>);
-    const state = await waitFor(async () => (proc.exitCode !== null ? "exited" : (await canConnect(this.port)) && "up"), `nats-server ${this.name} on ${this.port}`, 15_000, 20);
-    if (state === "exited") throw new Error(`nats-server ${this.name} exited with ${proc.exitCode}: ${this.output.slice(-800)}`);
+    this.earlier = this.log;
+    this.child = new Child(`nats-server ${this.name}`, args, { keepChars: 100_000 });
+    await this.child.waitForPort(this.port, 15_000, 20);
   }
 
   async stop(signal: "SIGTERM" | "SIGKILL" = "SIGKILL"): Promise<void> {
-    const p = this.proc;
-    if (!p || p.exitCode !== null) return;
-    p.kill(signal);
-    await p.exited;
-    this.proc = null;
-  }
-
-  private async collect(stream: ReadableStream<Uint8Array>): Promise<void> {
-    const dec = new TextDecoder();
-    try {
-      const reader = stream.getReader();
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        this.output = (this.output + dec.decode(value)).slice(-100_000);
-      }
-    } catch {
-      // the process ended
-    }
+    await this.child?.stop(signal);
   }
 }
 
@@ -135,16 +116,6 @@ export class NatsCluster {
   async close(): Promise<void> {
     await Promise.all(this.nodes.map((n) => n.stop("SIGKILL")));
     this.cleanup();
-  }
-}
-
-export async function canConnect(port: number): Promise<boolean> {
-  try {
-    const s = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
-    s.end();
-    return true;
-  } catch {
-    return false;
   }
 }
 

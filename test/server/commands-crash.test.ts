@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { join } from "node:path";
 import { OUTCOME_UNKNOWN } from "../../drivers/index.ts";
 import type { ModbusTcpServer } from "../../server/demo/modbus-server.ts";
+import { spawnGateway } from "../helpers/gateway-process.ts";
 import { tempDir, waitFor, writeConfig } from "../helpers/index.ts";
 import { configFiles, startPlcBehindProxy, token, type HoldingProxy, type Keys } from "./commands-fixture.ts";
 
@@ -29,26 +30,11 @@ afterAll(async () => {
   dir?.cleanup();
 });
 
-async function spawnGateway() {
-  const child = Bun.spawn([process.execPath, join(import.meta.dir, "..", "..", "server", "main.ts"), "--config", cfg], {
-    stdout: "pipe",
-    stderr: "ignore",
-    env: { ...process.env, EDGE_READY_FD: "stdout", EDGE_LOG_LEVEL: "warn", EDGE_HTTP_PORT: "0" },
-  });
-  let out = "";
-  void (async () => {
-    const decoder = new TextDecoder();
-    const reader = child.stdout.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      out += decoder.decode(value, { stream: true });
-    }
-  })();
-  const port = await waitFor(() => /\{"ready":true,"http":(\d+)\}/.exec(out)?.[1], "the ready line", 30_000);
-  const url = `http://127.0.0.1:${port}`;
-  await waitFor(async () => ((await (await fetch(`${url}/healthz`)).json()) as { drivers: { state: string }[] }).drivers[0]?.state === "Active", "the driver Active", 30_000);
-  return { child, url };
+/** The gateway as a child process on the test's config, once its Modbus driver is Active. */
+async function startGateway() {
+  const g = await spawnGateway(cfg, { stderr: "ignore", env: { EDGE_HTTP_PORT: "0" } });
+  await waitFor(async () => ((await (await fetch(`${g.url}/healthz`)).json()) as { drivers: { state: string }[] }).drivers[0]?.state === "Active", "the driver Active", 30_000);
+  return g;
 }
 
 describe("command execution across a crash", () => {
@@ -58,7 +44,7 @@ describe("command execution across a crash", () => {
       const r = await fetch(`${url}/api/tags/${tag}`, { method: "PUT", headers: auth, body: JSON.stringify(body) });
       return { status: r.status, body: (await r.json()) as { id: string; expiresAt: string } };
     };
-    const first = await spawnGateway();
+    const first = await startGateway();
     try {
       proxy.hold = true;
       // 1: the device takes the write but its answer never comes back before the crash
@@ -69,12 +55,11 @@ describe("command execution across a crash", () => {
       const waiting = await put(first.url, "line1/sp/speed", { value: 222 });
       const expiring = await put(first.url, "line1/sp/ratio", { value: 2.5, ttlMs: 500 });
       expect([waiting.status, expiring.status]).toEqual([202, 202]);
-      first.child.kill("SIGKILL");
-      await first.child.exited;
+      await first.child.stop("SIGKILL");
       proxy.hold = false;
       await waitFor(() => Date.now() > Date.parse(expiring.body.expiresAt) + 100, "the third command's expiry", 10_000);
 
-      const second = await spawnGateway();
+      const second = await startGateway();
       try {
         const get = async (id: string) => (await (await fetch(`${second.url}/api/commands/${id}`, { headers: auth })).json()) as { status: string; ack: { error?: string } | null };
         const [a, b, c] = await waitFor(async () => {
@@ -93,11 +78,10 @@ describe("command execution across a crash", () => {
         expect(after.status).toBe(200);
         expect(writes.get(10)).toBe(2);
       } finally {
-        second.child.kill("SIGTERM");
-        await second.child.exited;
+        await second.child.stop("SIGTERM");
       }
     } finally {
-      if (first.child.exitCode === null) first.child.kill("SIGKILL");
+      await first.child.stop("SIGKILL");
     }
   }, 120_000);
 });

@@ -3,8 +3,8 @@
 // but their acknowledgement had not reached the cursor yet: at-least-once after the cursor).
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { join } from "node:path";
-import type { Subprocess } from "bun";
 import { EventLog } from "../../../storage/index.ts";
+import { spawnGateway } from "../../helpers/gateway-process.ts";
 import { Mosquitto } from "../../helpers/mosquitto.ts";
 import { tempDir, waitFor, writeConfig } from "../../helpers/index.ts";
 import { subscriber } from "./harness.ts";
@@ -19,26 +19,9 @@ afterAll(async () => {
   tmp.cleanup();
 });
 
-const root = join(import.meta.dir, "..", "..", "..");
 
-async function startGateway(configDir: string): Promise<Subprocess> {
-  const p = Bun.spawn([process.execPath, join(root, "server", "main.ts"), "--config", configDir], {
-    cwd: tmp.path,
-    env: { ...process.env, EDGE_READY_FD: "stdout", EDGE_LOG_LEVEL: "warn" },
-    stdout: "pipe",
-    stderr: "inherit",
-  });
-  const reader = (p.stdout as ReadableStream<Uint8Array>).getReader();
-  let out = "";
-  await waitFor(async () => {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`gateway exited: ${out}`);
-    out += new TextDecoder().decode(value);
-    return out.includes('"ready":true');
-  }, "the gateway ready line", 30_000, 1);
-  reader.releaseLock();
-  return p;
-}
+/** The gateway as a child process (its warnings on the test's stderr). */
+const startGateway = (configDir: string) => spawnGateway(configDir, { cwd: tmp.path, stderr: "inherit" });
 
 async function readLog(dataDir: string) {
   const log = await EventLog.open({ path: join(dataDir, "log.duckdb"), tailFrames: 0 });
@@ -70,15 +53,13 @@ describe("mqtt-north across a gateway crash", () => {
     try {
       let gw = await startGateway(configDir);
       await waitFor(() => sub.offsets().length >= 300, "frames from the first run", 30_000);
-      gw.kill("SIGKILL");
-      await gw.exited;
+      await gw.child.stop("SIGKILL");
       const atCrash = await readLog(dataDir);
       expect(atCrash.cursor).toBeGreaterThan(0);
       const receivedBefore = sub.offsets().length;
       gw = await startGateway(configDir);
       await waitFor(() => sub.offsets().some((o) => o > atCrash.head + 200), "frames from the second run", 30_000);
-      gw.kill("SIGTERM");
-      await gw.exited;
+      await gw.child.stop("SIGTERM");
       const end = await readLog(dataDir);
       await waitFor(() => new Set(sub.offsets()).size >= end.data.filter((o) => o <= end.cursor).length, "every frame up to the cursor", 15_000);
       const got = sub.offsets();

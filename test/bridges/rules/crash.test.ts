@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ModbusTcpServer } from "../../../server/demo/modbus-server.ts";
+import { spawnGateway } from "../../helpers/gateway-process.ts";
 import { tempDir, waitFor, writeConfig } from "../../helpers/index.ts";
 import { configFiles, startPlcBehindProxy, token, type HoldingProxy, type Keys } from "../../server/commands-fixture.ts";
 
@@ -44,30 +45,8 @@ afterAll(async () => {
   dir?.cleanup();
 });
 
-async function spawnGateway() {
-  const child = Bun.spawn([process.execPath, join(import.meta.dir, "..", "..", "..", "server", "main.ts"), "--config", cfg], {
-    stdout: "pipe",
-    stderr: "ignore",
-    env: { ...process.env, EDGE_READY_FD: "stdout", EDGE_LOG_LEVEL: "warn", EDGE_HTTP_PORT: "0" },
-  });
-  let out = "";
-  void (async () => {
-    const decoder = new TextDecoder();
-    const reader = child.stdout.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      out += decoder.decode(value, { stream: true });
-    }
-  })();
-  const port = await waitFor(() => /\{"ready":true,"http":(\d+)\}/.exec(out)?.[1], "the ready line", 30_000);
-  return { child, url: `http://127.0.0.1:${port}` };
-}
-
-async function kill(child: ReturnType<typeof Bun.spawn>) {
-  child.kill("SIGKILL");
-  await child.exited;
-}
+/** The gateway as a child process on the test's config; HTTP on a port the kernel chooses. */
+const startGateway = () => spawnGateway(cfg, { stderr: "ignore", env: { EDGE_HTTP_PORT: "0" } });
 
 describe("rule commands across a gateway crash", () => {
   it("writes the PLC once when the gateway is killed between a rule's trigger and its command, and never twice after", async () => {
@@ -76,19 +55,19 @@ describe("rule commands across a gateway crash", () => {
       ((await (await fetch(`${url}/api/commands?tag=line1/sp/temp`, { headers: auth })).json()) as { actor: string; value: number; status: string }[]).filter((c) => c.actor === "rule:edge");
 
     // 1: killed while the rule works on its trigger: nothing was committed, the restart runs it again
-    const first = await spawnGateway();
+    const first = await startGateway();
     try {
       plc.holding[20] = 150;
       // the rule's run takes 1.5 s in the rules worker: /readyz showing it busy for 300 ms says the run is
       // under way (sendCommand comes at its end), and the kill lands inside it
       const busyMs = async () => ((await (await fetch(`${first.url}/readyz`)).json()) as { components: { services: { rules: { worker: { busy: { ms: number } | null } } } } }).components.services.rules.worker.busy?.ms ?? 0;
       await waitFor(async () => (await busyMs()) >= 300, "the rule's run under way", 20_000, 5);
-      await kill(first.child);
+      await first.child.stop();
       expect(writes.get(10) ?? 0).toBe(0);
     } finally {
-      if (first.child.exitCode === null) await kill(first.child);
+      await first.child.stop();
     }
-    const second = await spawnGateway();
+    const second = await startGateway();
     try {
       await waitFor(() => writes.get(10) === 1, "the rule's command written after the restart", 30_000);
       expect(plc.holding[10]).toBe(42);
@@ -104,12 +83,12 @@ describe("rule commands across a gateway crash", () => {
       await Bun.sleep(400);
       plc.holding[20] = 160;
       await waitFor(() => writes.get(10) === 2, "the device took the second command", 10_000);
-      await kill(second.child);
+      await second.child.stop();
     } finally {
-      if (second.child.exitCode === null) await kill(second.child);
+      await second.child.stop();
     }
     proxy.hold = false;
-    const third = await spawnGateway();
+    const third = await startGateway();
     try {
       const cmds = await waitFor(async () => {
         const c = await ruleCommands(third.url);
@@ -120,7 +99,7 @@ describe("rule commands across a gateway crash", () => {
       expect(writes.get(10)).toBe(2);
       expect(writes.get(11) ?? 0).toBe(0); // outside the rule's write list
     } finally {
-      await kill(third.child);
+      await third.child.stop();
     }
   }, 120_000);
 });
