@@ -5,7 +5,6 @@
 // with SIGSTOP turns every tag Bad within twice the silence bound, and Good again after SIGCONT.
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { join } from "node:path";
-import type { Subprocess } from "bun";
 import { OPCUAClient, StatusCodes } from "node-opcua";
 import { Value as TypeValue } from "@sinclair/typebox/value";
 import { OpcuaClientConfig } from "../../drivers/opcua/config.ts";
@@ -14,6 +13,7 @@ import { qualityName, type DataFrame, type EventFrame, type Logged } from "../..
 import { Quality } from "../../schemas/quality.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { freePort, tempDir, waitFor } from "../helpers/index.ts";
+import { Child } from "../helpers/process.ts";
 
 // EDGE_TEST_UA_TAGS=2000 measures the issue's size (about 20 s more for the setup)
 const TAG_COUNT = Number(process.env.EDGE_TEST_UA_TAGS ?? 300);
@@ -22,21 +22,14 @@ const TAG_COUNT = Number(process.env.EDGE_TEST_UA_TAGS ?? 300);
 // bounded by the endpoint's timeoutMs, 1000).
 const SILENCE_BOUND_MS = 2000;
 
-let plant: Subprocess<"ignore", "pipe", "inherit">;
+let plant: Child;
 let t: TestGateway;
 let plantUrl = "";
 const dir = tempDir("edge-opcua-faults-");
 
-async function startPlant(port: number): Promise<Subprocess<"ignore", "pipe", "inherit">> {
-  const p = Bun.spawn([process.execPath, join(import.meta.dir, "opcua-server-process.ts"), String(port), String(TAG_COUNT)], { stdout: "pipe", stderr: "inherit" });
-  const reader = p.stdout.getReader();
-  let out = "";
-  while (!out.includes("ready")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`the plant server exited before it was ready: ${out}`);
-    out += new TextDecoder().decode(value);
-  }
-  reader.releaseLock();
+async function startPlant(port: number): Promise<Child> {
+  const p = new Child("the plant server", [process.execPath, join(import.meta.dir, "opcua-server-process.ts"), String(port), String(TAG_COUNT)], { stderr: "inherit" });
+  await p.waitForOutput((out) => out.includes("ready"), "its ready line", 60_000);
   return p;
 }
 
@@ -77,10 +70,9 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  plant?.kill("SIGCONT");
+  plant?.signal("SIGCONT");
   await t?.stop();
-  plant?.kill("SIGKILL");
-  await plant?.exited;
+  await plant?.stop("SIGKILL");
   dir.cleanup();
 }, 30_000);
 
@@ -176,7 +168,7 @@ describe("opcua client driver: a hung server", () => {
     const restartsBefore = t.gw.ctx.drivers.status().find((d) => d.id === "sub")!.restarts;
     const pollRestartsBefore = t.gw.ctx.drivers.status().find((d) => d.id === "poll")!.restarts;
     const stoppedFrom = t.gw.ctx.log.head + 1;
-    plant.kill("SIGSTOP");
+    plant.signal("SIGSTOP");
     const t0 = performance.now();
     // a write while the server is hung: its outcome cannot be known
     const pendingWrite = write("sub/setpoint", 7);
@@ -191,7 +183,7 @@ describe("opcua client driver: a hung server", () => {
     expect(everyBad.filter((q, i) => q === everyBad[i - 1])).toEqual([]);
     expect((await pendingWrite).ack).toMatchObject({ ok: false, code: "timeout_outcome_unknown" });
     expect((await events("opcua.server_silent")).length).toBeGreaterThan(0);
-    plant.kill("SIGCONT");
+    plant.signal("SIGCONT");
     const t1 = performance.now();
     await waitFor(() => watched.every((x) => latest(x)?.quality === Quality.Good), "every tag Good again after SIGCONT", 30_000);
     console.log(`every tag Good again ${Math.round(performance.now() - t1)} ms after SIGCONT`);

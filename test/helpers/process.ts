@@ -92,9 +92,18 @@ export class Child {
     if (state === "exited") throw new ChildExitedError(`${this.what} exited with ${this.proc.exitCode ?? this.proc.signalCode}: ${this.out.slice(-800)}`);
   }
 
+  /** Sends a signal and returns at once (SIGSTOP: a hung process whose kernel still accepts connections; SIGCONT). */
+  signal(sig: "SIGSTOP" | "SIGCONT"): void {
+    if (this.isRunning) this.proc.kill(sig);
+  }
+
   /** Sends `signal` (SIGKILL: a crash) and waits for the child to end; returns its exit code. */
   async stop(signal: "SIGTERM" | "SIGKILL" | "SIGINT" = "SIGKILL"): Promise<number | null> {
-    if (this.isRunning) this.proc.kill(signal);
+    if (this.isRunning) {
+      // a stopped (SIGSTOP) child must run again to act on SIGTERM, and to die promptly under some kernels
+      this.proc.kill("SIGCONT");
+      this.proc.kill(signal);
+    }
     return await this.exited;
   }
 

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { isGood, Quality, type DataFrame, type Logged } from "../../schemas/index.ts";
 import { EventLog } from "../../storage/index.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
+import { spawnGateway } from "../helpers/gateway-process.ts";
 import { freePort, tempDir, waitFor, writeConfig } from "../helpers/index.ts";
 import { ModbusDevice } from "../helpers/modbus-device.ts";
 
@@ -40,22 +41,11 @@ afterAll(async () => {
 
 /** The first run: a gateway process that reads the PLC until every tag is Good, then is SIGKILLed. */
 async function runAndCrash(): Promise<void> {
-  const child = Bun.spawn([process.execPath, join(import.meta.dir, "..", "..", "server", "main.ts"), "--config", join(dir.path, "config")], {
-    stdout: "pipe",
-    stderr: "ignore",
-    env: { ...process.env, EDGE_READY_FD: "stdout", EDGE_LOG_LEVEL: "warn", EDGE_HTTP_PORT: "0" },
-  });
+  const { child, url } = await spawnGateway(join(dir.path, "config"), { stderr: "ignore", env: { EDGE_HTTP_PORT: "0" } });
   try {
-    let out = "";
-    void (async () => {
-      const decoder = new TextDecoder();
-      for await (const chunk of child.stdout as unknown as AsyncIterable<Uint8Array>) out += decoder.decode(chunk, { stream: true });
-    })();
-    const port = await waitFor(() => /\{"ready":true,"http":(\d+)\}/.exec(out)?.[1], "the ready line", 30_000);
-    await waitFor(async () => (await tagsOf(`http://127.0.0.1:${port}`)).every((t) => t.quality === "Good"), "every tag Good in the first run", 20_000);
+    await waitFor(async () => (await tagsOf(url)).every((t) => t.quality === "Good"), "every tag Good in the first run", 20_000);
   } finally {
-    child.kill("SIGKILL");
-    await child.exited;
+    await child.stop("SIGKILL");
   }
 }
 

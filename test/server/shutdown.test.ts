@@ -3,6 +3,7 @@
 import { afterAll, describe, expect, it } from "bun:test";
 import { join } from "node:path";
 import { EventLog } from "../../storage/index.ts";
+import { spawnGateway } from "../helpers/gateway-process.ts";
 import { tempDir, waitFor, writeConfig } from "../helpers/index.ts";
 
 const dir = tempDir("edge-shutdown-");
@@ -25,28 +26,16 @@ const files = {
 describe("gateway shutdown", () => {
   it("flushes the writer and exits 0 on SIGTERM, leaving a clean, gapless, unlocked log", async () => {
     const cfg = writeConfig(join(dir.path, "config"), files);
-    const child = Bun.spawn([process.execPath, join(import.meta.dir, "..", "..", "server", "main.ts"), "--config", cfg], {
-      stdout: "pipe",
-      stderr: "pipe",
-      env: { ...process.env, EDGE_READY_FD: "stdout", EDGE_LOG_LEVEL: "info", EDGE_HTTP_PORT: "0" },
-    });
-    let out = "";
-    const reading = (async () => {
-      const decoder = new TextDecoder();
-      // Bun's ReadableStream is async-iterable; the DOM lib types do not say so
-      for await (const chunk of child.stdout as unknown as AsyncIterable<Uint8Array>) out += decoder.decode(chunk, { stream: true });
-    })();
+    const { child, url } = await spawnGateway(cfg, { env: { EDGE_LOG_LEVEL: "info", EDGE_HTTP_PORT: "0" } });
     try {
-      const port = await waitFor(() => /\{"ready":true,"http":(\d+)\}/.exec(out)?.[1], "the ready line", 30_000);
-      const health = async () => (await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()) as { log: { head: number }; drivers: { state: string }[] };
+      const health = async () => (await (await fetch(`${url}/healthz`)).json()) as { log: { head: number }; drivers: { state: string }[] };
       // well into ingest, at a high rate, before the signal
       await waitFor(async () => (await health()).log.head > 20 * TAGS, "frames committed", 30_000);
       const reported = (await health()).log.head;
-      child.kill("SIGTERM");
-      const code = await child.exited;
-      await reading;
+      const code = await child.stop("SIGTERM");
+      await child.outputEnded;
       expect(code).toBe(0);
-      expect(out).toContain('"msg":"stopped"');
+      expect(child.output).toContain('"msg":"stopped"');
 
       // opening it at all shows the file is no longer locked by the gateway
       const log = await EventLog.open({ path: join(dir.path, "data", "log.duckdb"), tailFrames: 0 });
@@ -64,7 +53,7 @@ describe("gateway shutdown", () => {
         await log.close();
       }
     } finally {
-      if (child.exitCode === null) child.kill("SIGKILL");
+      await child.stop("SIGKILL");
     }
   }, 90_000);
 });

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { tempDir } from "../../helpers/index.ts";
 import { exactlyOnce, NatsCluster, readStream } from "../../helpers/nats.ts";
+import { Child } from "../../helpers/process.ts";
 
 let nats: NatsCluster;
 let nc: NatsConnection;
@@ -22,21 +23,11 @@ afterAll(async () => {
 
 const CHILD = join(import.meta.dir, "gateway-child.ts");
 
-/** Runs the child until it prints `until` (a line prefix); returns the process and that line. */
-async function runChild(args: string[], until: string): Promise<{ proc: ReturnType<typeof Bun.spawn>; line: string }> {
-  const proc = Bun.spawn([process.execPath, CHILD, ...args], { stdout: "pipe", stderr: "inherit" });
-  const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
-  let text = "";
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) throw new Error(`gateway child exited (${await proc.exited}) before printing "${until}"`);
-    text += new TextDecoder().decode(value);
-    const line = text.split("\n").find((l) => l.startsWith(until));
-    if (line) {
-      reader.releaseLock();
-      return { proc, line };
-    }
-  }
+/** Runs the child until it prints a line starting with `until`; returns the child and that line. */
+async function runChild(args: string[], until: string): Promise<{ child: Child; line: string }> {
+  const child = new Child("the gateway child", [process.execPath, CHILD, ...args], { stderr: "inherit" });
+  const line = await child.waitForOutput((out) => out.split("\n").find((l) => l.startsWith(until)), `"${until}"`, 30_000);
+  return { child, line };
 }
 
 describe("nats bridge under gateway crashes", () => {
@@ -44,13 +35,12 @@ describe("nats bridge under gateway crashes", () => {
     const path = join(dir.path, "log.duckdb");
     const servers = nats.servers.join(",");
     for (let round = 0; round < 10; round++) {
-      const { proc } = await runChild([servers, path], "ready");
+      const { child } = await runChild([servers, path], "ready");
       await Bun.sleep(150 + Math.random() * 700);
-      proc.kill("SIGKILL");
-      await proc.exited;
+      await child.stop("SIGKILL");
     }
-    const { proc, line } = await runChild([servers, path, "drain"], "drained");
-    expect(await proc.exited).toBe(0);
+    const { child, line } = await runChild([servers, path, "drain"], "drained");
+    expect(await child.exited).toBe(0);
     const head = Number(line.split(" ")[1]);
     expect(head).toBeGreaterThan(10_000);
     const got = await readStream(nc, "EDGE");

@@ -10,6 +10,7 @@ import { Catalog } from "../../../schemas/index.ts";
 import { CommandBus } from "../../../storage/commands.ts";
 import { EventLog } from "../../../storage/index.ts";
 import { freePort, tempDir, waitFor } from "../../helpers/index.ts";
+import { Child } from "../../helpers/process.ts";
 import { connect } from "./helpers.ts";
 
 const MAX_SESSIONS = 20;
@@ -53,16 +54,9 @@ afterAll(async () => {
 });
 
 /** A child process holding `n` sessions; resolves once they are open. */
-async function sessionHolder(n: number): Promise<Bun.Subprocess<"ignore", "pipe", "inherit">> {
-  const child = Bun.spawn([process.execPath, join(import.meta.dir, "session-holder.ts"), bridge.endpointUrl, pkiDir, String(n)], { stdout: "pipe", stderr: "inherit" });
-  const reader = child.stdout.getReader();
-  let out = "";
-  while (!out.includes("ready")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`session holder exited before its session was open: ${out}`);
-    out += new TextDecoder().decode(value);
-  }
-  reader.releaseLock();
+async function sessionHolder(n: number): Promise<Child> {
+  const child = new Child("the session holder", [process.execPath, join(import.meta.dir, "session-holder.ts"), bridge.endpointUrl, pkiDir, String(n)], { stderr: "inherit" });
+  await child.waitForOutput((out) => out.includes("ready"), "its sessions open", 60_000);
   return child;
 }
 
@@ -74,8 +68,7 @@ describe("opcua server sessions", () => {
     await expect(connect(bridge.endpointUrl, { pkiDir, user: operator })).rejects.toThrow(/BadTooManySessions/);
     expect(bridge.status()).toMatchObject({ state: "degraded", sessionsRefused: 1 });
     expect(await registry.metrics()).toContain('edge_opcua_sessions_refused_total{reason="BadTooManySessions"} 1');
-    for (const c of children) c.kill("SIGKILL");
-    await Promise.all(children.map((c) => c.exited));
+    await Promise.all(children.map((c) => c.stop("SIGKILL")));
     const killedAt = performance.now();
     // measured at the server (every 10 ms), not by a client's connects, which a loaded machine slows
     await waitFor(() => bridge.status().sessions === 0, "the vanished clients' sessions ended by the server", CAP_MS + 10_000, 10);

@@ -7,6 +7,7 @@ import { AlarmEngine } from "../../../bridges/rules/alarms.ts";
 import { Catalog, type AlarmState, type DataFrame, type EventFrame, type Variable } from "../../../schemas/index.ts";
 import { EventLog } from "../../../storage/index.ts";
 import { tempDir, waitFor } from "../../helpers/index.ts";
+import { Child } from "../../helpers/process.ts";
 import { crashTags } from "./alarms-crash-tags.ts";
 
 const dir = tempDir();
@@ -14,17 +15,13 @@ afterAll(() => dir.cleanup());
 
 it("after a SIGKILL mid-work, every limit crossing in the log has exactly one transition", async () => {
   const path = join(dir.path, "log.duckdb");
-  const child = Bun.spawn([process.execPath, join(import.meta.dir, "alarms-crash-child.ts"), path], { stdout: "pipe", stderr: "inherit" });
-  const reader = child.stdout.getReader();
-  let seen = "";
-  // killed once the engine has read 20,000 frames (thousands of transitions), while readings keep coming
-  while (!/engine \d{5,}/.test(seen)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`the child ended early: ${seen.slice(-300)}`);
-    seen = (seen + new TextDecoder().decode(value)).slice(-2000);
+  const child = new Child("the alarm engine child", [process.execPath, join(import.meta.dir, "alarms-crash-child.ts"), path], { stderr: "inherit", keepChars: 2000 });
+  try {
+    // killed once the engine has read 20,000 frames (thousands of transitions), while readings keep coming
+    await child.waitForOutput((out) => /engine \d{5,}/.test(out), "the engine to have read 10,000 frames or more", 60_000);
+  } finally {
+    await child.stop("SIGKILL");
   }
-  child.kill("SIGKILL");
-  await child.exited;
 
   const log = await EventLog.open({ path, maxDelayMs: 1 });
   const engine = new AlarmEngine({ log, catalog: new Catalog(crashTags() as Variable[]) });
