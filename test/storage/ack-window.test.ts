@@ -2,7 +2,7 @@
 // bridge: the cursor moves only over the contiguous acknowledged prefix whatever order the acks come in,
 // a failed message rewinds the reader to the acknowledged offset, a gap (a message never answered) is
 // never skipped, the window holds at most its room, and the status document tells why it is degraded.
-import { afterEach, beforeEach, describe, expect, it } from "bun:test";
+import { afterAll, afterEach, beforeEach, describe, expect, it } from "bun:test";
 import { join } from "node:path";
 import type { DataFrame } from "../../schemas/index.ts";
 import { AckWindow, windowStatus, type WindowEntry } from "../../storage/ack-window.ts";
@@ -12,18 +12,15 @@ import { tempDir, waitFor } from "../helpers/index.ts";
 const frame = (i: number): DataFrame => ({ kind: "data", tag: `t${i}`, value: i, ts: 1_700_000_000_000_000 + i, quality: 0, source: "test" });
 const frames = (from: number, n: number) => Array.from({ length: n }, (_, k) => frame(from + k));
 
-let dir: ReturnType<typeof tempDir>;
-let path: string;
+// a log file of its own for each test, all in one temp dir
+const dir = tempDir("edge-ack-window-");
+afterAll(() => dir.cleanup());
 let log: EventLog;
+let tests = 0;
 beforeEach(async () => {
-  dir = tempDir();
-  path = join(dir.path, "log.duckdb");
-  log = await EventLog.open({ path, maxDelayMs: 1, tailFrames: 1000 });
+  log = await EventLog.open({ path: join(dir.path, `log-${++tests}.duckdb`), maxDelayMs: 1, tailFrames: 1000 });
 });
-afterEach(async () => {
-  await log.close();
-  dir.cleanup();
-});
+afterEach(() => log.close());
 
 type Msg = WindowEntry;
 
