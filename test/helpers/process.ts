@@ -18,6 +18,15 @@ export class ChildExitedError extends Error {
   override name = "ChildExitedError";
 }
 
+/**
+ * Children still running: SIGKILLed when the test process exits, so that a test that failed before its
+ * cleanup leaves no server or gateway behind (holding ports, or the pipe of whoever reads the output).
+ */
+const running = new Set<Child>();
+process.on("exit", () => {
+  for (const c of running) c.proc.kill("SIGKILL");
+});
+
 export class Child {
   readonly proc: Subprocess<"ignore", "pipe", "pipe" | "inherit" | "ignore">;
   private out = "";
@@ -38,6 +47,8 @@ export class Child {
     this.proc = Bun.spawn(cmd, { stdin: "ignore", stdout: "pipe", stderr, ...(opts.env ? { env: opts.env } : {}), ...(opts.cwd ? { cwd: opts.cwd } : {}) });
     const streams = [this.collect(this.proc.stdout)];
     if (stderr === "pipe") streams.push(this.collect(this.proc.stderr as ReadableStream<Uint8Array>));
+    running.add(this);
+    void this.proc.exited.then(() => running.delete(this));
     this.outputEnded = Promise.all(streams).then(() => {
       this.ended = true;
       this.tell();

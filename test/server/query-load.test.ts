@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { tableFromIPC } from "apache-arrow";
 import { EventLog, type CommitEvent } from "../../storage/index.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
-import { freePort, tempDir, waitFor, writeConfig } from "../helpers/index.ts";
+import { spawnGateway } from "../helpers/gateway-process.ts";
+import { tempDir, waitFor, writeConfig } from "../helpers/index.ts";
 import { HS_SECRET, token } from "./commands-fixture.ts";
 
 // gateways start and stop here: generous on a loaded 2-core machine (each test takes 0.3-2.5 s alone)
@@ -162,20 +163,13 @@ const historyLoad = (g: TestGateway) => historyOf(g.gw.ctx)?.engine.load ?? { ru
 describe("SIGTERM", () => {
   it("ends the gateway process within a few seconds while 20 heavy queries run or wait, its frames committed", async () => {
     const tmp = tempDir();
-    const port = await freePort();
     const f = files("timeoutMs: 60000");
     writeConfig(join(tmp.path, "config"), {
       ...f,
-      "gateway.yml": `${f["gateway.yml"]}dataDir: ${join(tmp.path, "data")}\nhttp: { host: 127.0.0.1, port: ${port} }\nopcua: { enabled: false }\nmodbusSlave: { enabled: false }\n`,
+      "gateway.yml": `${f["gateway.yml"]}dataDir: ${join(tmp.path, "data")}\nhttp: { host: 127.0.0.1, port: 0 }\nopcua: { enabled: false }\nmodbusSlave: { enabled: false }\n`,
     });
-    const proc = Bun.spawn([process.execPath, join(import.meta.dir, "../../server/main.ts"), "--config", join(tmp.path, "config")], {
-      stdout: "ignore",
-      stderr: "ignore",
-      env: { ...process.env, EDGE_LOG_LEVEL: "silent" },
-    });
+    const { child, url } = await spawnGateway(join(tmp.path, "config"), { logLevel: "silent" });
     try {
-      const url = `http://127.0.0.1:${port}`;
-      await waitFor(() => fetch(`${url}/healthz`).then((r) => r.ok, () => false), "the gateway process answering");
       const g = { url } as TestGateway;
       const queries = Array.from({ length: 20 }, () => post(g, { sql: HEAVY }).then((r) => r.status, () => "closed"));
       // the simulator has committed frames and the queries are in
@@ -184,8 +178,7 @@ describe("SIGTERM", () => {
         return r?.status === 429 || r?.status === 408;
       }, "the queries running and waiting");
       const started = performance.now();
-      proc.kill("SIGTERM");
-      const code = await proc.exited;
+      const code = await child.stop("SIGTERM");
       // not the queries' 60 s deadline: drained at once, then the process's own stop (a loaded machine's margin)
       expect(performance.now() - started).toBeLessThan(10_000);
       expect(code).toBe(0);
@@ -204,7 +197,7 @@ describe("SIGTERM", () => {
         await log.close();
       }
     } finally {
-      proc.kill("SIGKILL");
+      await child.stop("SIGKILL");
       tmp.cleanup();
     }
   });

@@ -48,14 +48,19 @@ beforeAll(async () => {
 }, 30_000);
 
 afterAll(async () => {
+  await Promise.all(holders.map((c) => c.stop("SIGKILL")));
   await bridge?.stop();
   await log?.close();
   dir.cleanup();
 });
 
+/** the session holders, killed by the test (and by afterAll if it failed before) */
+const holders: Child[] = [];
+
 /** A child process holding `n` sessions; resolves once they are open. */
 async function sessionHolder(n: number): Promise<Child> {
   const child = new Child("the session holder", [process.execPath, join(import.meta.dir, "session-holder.ts"), bridge.endpointUrl, pkiDir, String(n)], { stderr: "inherit" });
+  holders.push(child);
   await child.waitForOutput((out) => out.includes("ready"), "its sessions open", 60_000);
   return child;
 }
