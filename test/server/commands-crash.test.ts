@@ -3,60 +3,45 @@
 // executed at most once (the one under way is acked "outcome unknown", a waiting one runs once, an
 // expired one is acked expired and never written). Writes are counted at the Modbus server.
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { join } from "node:path";
 import { OUTCOME_UNKNOWN } from "../../drivers/index.ts";
-import type { ModbusTcpServer } from "../../server/demo/modbus-server.ts";
 import { spawnGateway } from "../helpers/gateway-process.ts";
-import { tempDir, waitFor, writeConfig } from "../helpers/index.ts";
-import { configFiles, startPlcBehindProxy, token, type HoldingProxy, type Keys } from "./commands-fixture.ts";
+import { waitFor } from "../helpers/index.ts";
+import { startCrashRig, token, type CrashRig } from "./commands-fixture.ts";
 
-let keys: Keys;
-let plc: ModbusTcpServer;
-let writes: Map<number, number>;
-let proxy: HoldingProxy;
-let dir: ReturnType<typeof tempDir>;
-let cfg: string;
+let rig: CrashRig;
 
 beforeAll(async () => {
-  ({ keys, plc, writes, proxy } = await startPlcBehindProxy());
-  dir = tempDir();
-  const files = configFiles(dir.path, proxy.port, keys, "commands: { ackTimeoutMs: 300, writeTimeoutMs: 120000 }", 60_000);
-  files["gateway.yml"] += `\ndataDir: ${join(dir.path, "data")}\nhttp: { host: 127.0.0.1, port: 0 }\nopcua: { enabled: false }\nmodbusSlave: { enabled: false }\ndemo: { enabled: false }\n`;
-  cfg = writeConfig(join(dir.path, "config"), files);
+  rig = await startCrashRig();
 });
-afterAll(async () => {
-  await proxy?.stop();
-  await plc?.stop();
-  dir?.cleanup();
-});
+afterAll(() => rig?.stop());
 
 /** The gateway as a child process on the test's config, once its Modbus driver is Active. */
 async function startGateway() {
-  const g = await spawnGateway(cfg, { stderr: "ignore", env: { EDGE_HTTP_PORT: "0" } });
+  const g = await spawnGateway(rig.cfg, { stderr: "ignore", env: { EDGE_HTTP_PORT: "0" } });
   await waitFor(async () => ((await (await fetch(`${g.url}/healthz`)).json()) as { drivers: { state: string }[] }).drivers[0]?.state === "Active", "the driver Active", 30_000);
   return g;
 }
 
 describe("command execution across a crash", () => {
   it("never executes a command twice after SIGKILL, and never executes an expired one", async () => {
-    const auth = { authorization: `Bearer ${await token(keys, { expiresIn: 600 })}`, "content-type": "application/json" };
+    const auth = { authorization: `Bearer ${await token(rig.keys, { expiresIn: 600 })}`, "content-type": "application/json" };
     const put = async (url: string, tag: string, body: unknown) => {
       const r = await fetch(`${url}/api/tags/${tag}`, { method: "PUT", headers: auth, body: JSON.stringify(body) });
       return { status: r.status, body: (await r.json()) as { id: string; expiresAt: string } };
     };
     const first = await startGateway();
     try {
-      proxy.hold = true;
+      rig.proxy.hold = true;
       // 1: the device takes the write but its answer never comes back before the crash
       const underWay = await put(first.url, "line1/sp/temp", { value: 111 });
       expect(underWay.status).toBe(202);
-      await waitFor(() => writes.get(10) === 1, "the device to take the first write", 20_000);
+      await waitFor(() => rig.writes.get(10) === 1, "the device to take the first write", 20_000);
       // 2 and 3: committed, waiting behind it; 3 expires before the restart
       const waiting = await put(first.url, "line1/sp/speed", { value: 222 });
       const expiring = await put(first.url, "line1/sp/ratio", { value: 2.5, ttlMs: 500 });
       expect([waiting.status, expiring.status]).toEqual([202, 202]);
       await first.child.stop("SIGKILL");
-      proxy.hold = false;
+      rig.proxy.hold = false;
       await waitFor(() => Date.now() > Date.parse(expiring.body.expiresAt) + 100, "the third command's expiry", 10_000);
 
       const second = await startGateway();
@@ -69,14 +54,14 @@ describe("command execution across a crash", () => {
         expect(a).toMatchObject({ status: "error", ack: { error: OUTCOME_UNKNOWN } });
         expect(b).toMatchObject({ status: "ok" });
         expect(c).toMatchObject({ status: "expired" });
-        expect(plc.holding[10]).toBe(111);
-        expect(plc.holding[11]).toBe(222);
-        expect(plc.holding[12]).toBe(0);
-        expect(Object.fromEntries(writes)).toEqual({ 10: 1, 11: 1 });
+        expect(rig.plc.holding[10]).toBe(111);
+        expect(rig.plc.holding[11]).toBe(222);
+        expect(rig.plc.holding[12]).toBe(0);
+        expect(Object.fromEntries(rig.writes)).toEqual({ 10: 1, 11: 1 });
         // a write after the restart still works end to end
         const after = await fetch(`${second.url}/api/tags/line1/sp/temp`, { method: "PUT", headers: auth, body: JSON.stringify({ value: 5 }) });
         expect(after.status).toBe(200);
-        expect(writes.get(10)).toBe(2);
+        expect(rig.writes.get(10)).toBe(2);
       } finally {
         await second.child.stop("SIGTERM");
       }

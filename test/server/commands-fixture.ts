@@ -6,6 +6,7 @@ import { createServer, connect, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type JWTPayload } from "jose";
 import { ModbusTcpServer } from "../../server/demo/modbus-server.ts";
+import { tempDir, writeConfig } from "../helpers/index.ts";
 
 export const HS_SECRET = "test-secret-of-at-least-32-characters!!";
 
@@ -144,5 +145,40 @@ export function configFiles(dir: string, port: number, keys: Keys, gatewayExtra 
   - { tag: line1/pv/temp, driver: plc, type: int16, address: { area: holding, address: 20 }, access: R, tenant: acme }
   - { tag: other/sp, driver: plc, type: int16, address: { area: holding, address: 30 }, access: RW, tenant: globex }
 `,
+  };
+}
+
+/** A PLC behind a HoldingProxy and the config directory of a gateway child for it (the crash tests). */
+export interface CrashRig {
+  keys: Keys;
+  plc: ModbusTcpServer;
+  writes: Map<number, number>;
+  proxy: HoldingProxy;
+  /** the config directory (spawnGateway's argument) */
+  cfg: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the PLC and its proxy and writes the config: data in a temp dir, HTTP on a port the kernel
+ * chooses, no OPC UA server, Modbus slave or demo; acks wait 300 ms, device writes up to 2 minutes.
+ */
+export async function startCrashRig(): Promise<CrashRig> {
+  const { keys, plc, writes, proxy } = await startPlcBehindProxy();
+  const dir = tempDir();
+  const files = configFiles(dir.path, proxy.port, keys, "commands: { ackTimeoutMs: 300, writeTimeoutMs: 120000 }", 60_000);
+  files["gateway.yml"] += `\ndataDir: ${join(dir.path, "data")}\nhttp: { host: 127.0.0.1, port: 0 }\nopcua: { enabled: false }\nmodbusSlave: { enabled: false }\ndemo: { enabled: false }\n`;
+  const cfg = writeConfig(join(dir.path, "config"), files);
+  return {
+    keys,
+    plc,
+    writes,
+    proxy,
+    cfg,
+    async stop() {
+      await proxy.stop();
+      await plc.stop();
+      dir.cleanup();
+    },
   };
 }

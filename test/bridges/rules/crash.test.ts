@@ -6,17 +6,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { ModbusTcpServer } from "../../../server/demo/modbus-server.ts";
 import { spawnGateway } from "../../helpers/gateway-process.ts";
-import { tempDir, waitFor, writeConfig } from "../../helpers/index.ts";
-import { configFiles, startPlcBehindProxy, token, type HoldingProxy, type Keys } from "../../server/commands-fixture.ts";
+import { waitFor } from "../../helpers/index.ts";
+import { startCrashRig, token, type CrashRig } from "../../server/commands-fixture.ts";
 
-let keys: Keys;
-let plc: ModbusTcpServer;
-let writes: Map<number, number>;
-let proxy: HoldingProxy;
-let dir: ReturnType<typeof tempDir>;
-let cfg: string;
+let rig: CrashRig;
 
 // On a rising edge of the process value above 100 the rule writes the setpoint (after working for 1.5 s,
 // the window in which the first gateway is killed); it also tries a tag outside its list.
@@ -31,46 +25,38 @@ export function onMessage(msg) {
 }`;
 
 beforeAll(async () => {
-  ({ keys, plc, writes, proxy } = await startPlcBehindProxy());
-  dir = tempDir();
-  const files = configFiles(dir.path, proxy.port, keys, "commands: { ackTimeoutMs: 300, writeTimeoutMs: 120000 }", 60_000);
-  files["gateway.yml"] += `\ndataDir: ${join(dir.path, "data")}\nhttp: { host: 127.0.0.1, port: 0 }\nopcua: { enabled: false }\nmodbusSlave: { enabled: false }\ndemo: { enabled: false }\n`;
-  cfg = writeConfig(join(dir.path, "config"), files);
-  mkdirSync(join(cfg, "rules"));
-  writeFileSync(join(cfg, "rules", "edge.js"), RULE);
+  rig = await startCrashRig();
+  mkdirSync(join(rig.cfg, "rules"));
+  writeFileSync(join(rig.cfg, "rules", "edge.js"), RULE);
 });
-afterAll(async () => {
-  await proxy?.stop();
-  await plc?.stop();
-  dir?.cleanup();
-});
+afterAll(() => rig?.stop());
 
 /** The gateway as a child process on the test's config; HTTP on a port the kernel chooses. */
-const startGateway = () => spawnGateway(cfg, { stderr: "ignore", env: { EDGE_HTTP_PORT: "0" } });
+const startGateway = () => spawnGateway(rig.cfg, { stderr: "ignore", env: { EDGE_HTTP_PORT: "0" } });
 
 describe("rule commands across a gateway crash", () => {
   it("writes the PLC once when the gateway is killed between a rule's trigger and its command, and never twice after", async () => {
-    const auth = { authorization: `Bearer ${await token(keys, { expiresIn: 600, claims: { scope: "read write", tenant: "acme" } })}` };
+    const auth = { authorization: `Bearer ${await token(rig.keys, { expiresIn: 600, claims: { scope: "read write", tenant: "acme" } })}` };
     const ruleCommands = async (url: string) =>
       ((await (await fetch(`${url}/api/commands?tag=line1/sp/temp`, { headers: auth })).json()) as { actor: string; value: number; status: string }[]).filter((c) => c.actor === "rule:edge");
 
     // 1: killed while the rule works on its trigger: nothing was committed, the restart runs it again
     const first = await startGateway();
     try {
-      plc.holding[20] = 150;
+      rig.plc.holding[20] = 150;
       // the rule's run takes 1.5 s in the rules worker: /readyz showing it busy for 300 ms says the run is
       // under way (sendCommand comes at its end), and the kill lands inside it
       const busyMs = async () => ((await (await fetch(`${first.url}/readyz`)).json()) as { components: { services: { rules: { worker: { busy: { ms: number } | null } } } } }).components.services.rules.worker.busy?.ms ?? 0;
       await waitFor(async () => (await busyMs()) >= 300, "the rule's run under way", 20_000, 5);
       await first.child.stop();
-      expect(writes.get(10) ?? 0).toBe(0);
+      expect(rig.writes.get(10) ?? 0).toBe(0);
     } finally {
       await first.child.stop();
     }
     const second = await startGateway();
     try {
-      await waitFor(() => writes.get(10) === 1, "the rule's command written after the restart", 30_000);
-      expect(plc.holding[10]).toBe(42);
+      await waitFor(() => rig.writes.get(10) === 1, "the rule's command written after the restart", 30_000);
+      expect(rig.plc.holding[10]).toBe(42);
       const cmds = await waitFor(async () => {
         const c = await ruleCommands(second.url);
         return c.length === 1 && c[0]!.status === "ok" && c;
@@ -78,16 +64,16 @@ describe("rule commands across a gateway crash", () => {
       expect(cmds[0]).toMatchObject({ value: 42, status: "ok" });
 
       // 2: killed after the command was committed and taken by the device (its answer held back)
-      proxy.hold = true;
-      plc.holding[20] = 50;
+      rig.proxy.hold = true;
+      rig.plc.holding[20] = 50;
       await Bun.sleep(400);
-      plc.holding[20] = 160;
-      await waitFor(() => writes.get(10) === 2, "the device took the second command", 10_000);
+      rig.plc.holding[20] = 160;
+      await waitFor(() => rig.writes.get(10) === 2, "the device took the second command", 10_000);
       await second.child.stop();
     } finally {
       await second.child.stop();
     }
-    proxy.hold = false;
+    rig.proxy.hold = false;
     const third = await startGateway();
     try {
       const cmds = await waitFor(async () => {
@@ -96,8 +82,8 @@ describe("rule commands across a gateway crash", () => {
       }, "both rule commands acknowledged", 30_000);
       expect(cmds.map((c) => c.value).sort()).toEqual([42, 43]);
       await Bun.sleep(500); // a repeated run would have written by now
-      expect(writes.get(10)).toBe(2);
-      expect(writes.get(11) ?? 0).toBe(0); // outside the rule's write list
+      expect(rig.writes.get(10)).toBe(2);
+      expect(rig.writes.get(11) ?? 0).toBe(0); // outside the rule's write list
     } finally {
       await third.child.stop();
     }
