@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { Mosquitto } from "../../helpers/mosquitto.ts";
 import { freePort, waitFor } from "../../helpers/index.ts";
 import { failLogReads } from "../../helpers/faults.ts";
-import { frames, metric, startRig, subscriber, tag } from "./harness.ts";
+import { frames, metric, range, startRig, subscriber, tag } from "./harness.ts";
 
 let broker: Mosquitto;
 beforeAll(async () => {
@@ -14,8 +14,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await broker.close();
 });
-
-const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
 
 describe("mqtt-north reader (log consumer)", () => {
   it("delivers every frame in offset order when a log read fails, and counts the retried error", async () => {

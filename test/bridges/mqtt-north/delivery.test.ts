@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { Mosquitto } from "../../helpers/mosquitto.ts";
 import { tempDir, waitFor } from "../../helpers/index.ts";
-import { frames, metric, startRig, subscriber, tag } from "./harness.ts";
+import { frames, metric, range, startRig, subscriber, tag } from "./harness.ts";
 import { parseMqttNorthConfig } from "../../../bridges/mqtt-north/config.ts";
 import { ConfigError } from "../../../schemas/errors.ts";
 
@@ -14,8 +14,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await broker.close();
 });
-
-const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
 
 describe("mqtt-north delivery", () => {
   it("publishes single frames on {tenant}/{device}/{tag} in offset order with JSON payload and MQTT 5 properties", async () => {

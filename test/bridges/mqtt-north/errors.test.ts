@@ -3,9 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { Mosquitto } from "../../helpers/mosquitto.ts";
 import { waitFor } from "../../helpers/index.ts";
-import { frames, metric, startRig, subscriber } from "./harness.ts";
-
-const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
+import { frames, metric, range, startRig, subscriber } from "./harness.ts";
 
 let broker: Mosquitto;
 beforeAll(async () => {

@@ -17,6 +17,9 @@ export function tag(name: string, tenant = "default"): Variable {
   return { tag: name, driver: "sim", type: "float64", group: "default", scale: 1, offset: 0, deadband: 0, access: "R", tenant };
 }
 
+/** The offsets a..b, both included. */
+export const range = (a: number, b: number): number[] => Array.from({ length: b - a + 1 }, (_, i) => a + i);
+
 export function frames(n: number, start = 0, tags = ["a/x"]): DataFrame[] {
   const out: DataFrame[] = [];
   for (let i = 0; i < n; i++) out.push({ kind: "data", tag: tags[(start + i) % tags.length]!, value: start + i, ts: Date.now() * 1000, quality: 0, source: "sim" });

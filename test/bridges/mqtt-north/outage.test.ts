@@ -8,9 +8,8 @@ import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { Mosquitto } from "../../helpers/mosquitto.ts";
 import { waitFor } from "../../helpers/index.ts";
-import { frames, metric, startRig, subscriber, type Rig } from "./harness.ts";
+import { frames, metric, range, type Rig, startRig, subscriber } from "./harness.ts";
 
-const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
