@@ -126,7 +126,7 @@ export const GatewayConfig = Type.Object(
         ttlMs: Type.Integer({ minimum: 1, default: 30_000, description: "a command not executed within this time is acked expired, never executed" }),
         maxTtlMs: Type.Integer({ minimum: 1, default: 300_000, description: "upper bound of a ttlMs asked for in a request" }),
         ackTimeoutMs: Type.Integer({ minimum: 0, default: 5000, description: "how long PUT /api/tags/:tag waits for the ack before answering 202" }),
-        writeTimeoutMs: Type.Integer({ minimum: 1, default: 5000, description: "longest a device write may take (then acked error)" }),
+        writeTimeoutMs: Type.Integer({ minimum: 1, default: 5000, description: "longest a device write may take (then acked timeout_outcome_unknown: it may or may not have been applied)" }),
         maxBodyBytes: Type.Integer({ minimum: 16, default: 4096, description: "larger write bodies are refused with 413" }),
       },
       { default: {} },
