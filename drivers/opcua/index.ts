@@ -21,7 +21,7 @@ import { OpcuaClientConfig } from "./config.ts";
 import { clientPkiDir, explainConnectError, openSession, sessionKey, type SharedSession } from "./session.ts";
 import { slices } from "./limits.ts";
 import { checkNodes, type Refusal } from "./nodes.ts";
-import { pollSilenceBoundMs, subscribe, type Subscribed } from "./subscription.ts";
+import { pollSilenceBoundMs, subscribe, SubscribeTimeoutError, type Subscribed } from "./subscription.ts";
 import { toReading } from "./values.ts";
 import { writeNode } from "./write.ts";
 
@@ -204,7 +204,11 @@ export class OpcuaClientDriver implements Driver {
       pending.push(...this.badFrames(tags, Quality.Bad_NotConnected));
       wake();
     };
-    const onRestored = () => (restoredAt = performance.now());
+    const onRestored = () => {
+      restoredAt = performance.now();
+      // node-opcua may have recreated the monitored items (a server that restarted): give its first publish the same time
+      subscribed?.awaitFirstPublish();
+    };
     client.on("close", onClose);
     client.on("connection_lost", onLost);
     client.on("connection_reestablished", onRestored);
@@ -225,7 +229,11 @@ export class OpcuaClientDriver implements Driver {
       if (!shared.isConnected) onLost();
       if (shared.isClosed) onClose(new Error("connection closed"));
       if (this.cfg.mode === "subscription" && !closed && tags.length) {
-        subscribed = await this.subscribe(shared, tags, pending, () => wake());
+        subscribed = await this.subscribe(shared, tags, pending, () => wake(), signal).catch(async (err: unknown) => {
+          if (!(err instanceof SubscribeTimeoutError)) throw err;
+          pending.length = 0; // values of the calls answered before: the Bad_Timeout frames supersede them
+          return await this.failSilent(tx, tags, `setting up the subscription: ${err.message}`);
+        });
         tags = await this.refuseUnmonitored(tx, tags, subscribed.refused);
       }
       const groups = new Map<string, MappedTag[]>();
@@ -271,10 +279,14 @@ export class OpcuaClientDriver implements Driver {
 
   /** Why the server is taken as hung (silent since `heardAt`, past the bound), or null. */
   private silence(subscribed: Subscribed | null, heardAt: number): string | null {
-    const boundMs = subscribed?.silenceBoundMs ?? pollSilenceBoundMs(this.cfg, this.timeoutMs);
+    const boundMs = subscribed?.boundMs() ?? pollSilenceBoundMs(this.cfg, this.timeoutMs);
     const silentMs = performance.now() - heardAt;
     if (silentMs <= boundMs) return null;
-    const what = subscribed ? "publish response (data or keep-alive)" : "answer to a read";
+    const what = !subscribed
+      ? "answer to a read"
+      : subscribed.awaitingFirstPublish()
+        ? `first publish response after creating the monitored items (created in ${Math.round(subscribed.createdInMs)} ms)`
+        : "publish response (data or keep-alive)";
     return `no ${what} for ${Math.round(silentMs)} ms (bound ${boundMs} ms)`;
   }
 
@@ -310,18 +322,20 @@ export class OpcuaClientDriver implements Driver {
     return out;
   }
 
-  private async subscribe(shared: SharedSession, tags: readonly MappedTag[], pending: DataFrame[], notify: () => void): Promise<Subscribed> {
+  private async subscribe(shared: SharedSession, tags: readonly MappedTag[], pending: DataFrame[], notify: () => void, signal: AbortSignal): Promise<Subscribed> {
     try {
       const { monitoredItemsPerCall } = await shared.operationLimits();
-      const subscribed = await subscribe(shared.session, this.cfg, tags.map((m) => m.nodeId), monitoredItemsPerCall, (index, dv) => {
+      const onChange = (index: number, dv: DataValue) => {
         const m = tags[index];
         if (m) pending.push(this.frame(m, dv));
         // many changes arrive per publish: the loop sends them together at its next tick
         if (pending.length >= 5000) notify();
-      });
+      };
+      const subscribed = await subscribe(shared.session, this.cfg, tags.map((m) => m.nodeId), monitoredItemsPerCall, onChange, signal);
       this.subscription = subscribed.subscription;
       return subscribed;
     } catch (cause) {
+      if (cause instanceof SubscribeTimeoutError) throw cause; // the read loop reports the server silent
       throw new DriverError(this.id, `cannot subscribe: ${(cause as Error).message}`, { cause });
     }
   }
