@@ -19,7 +19,7 @@ export const OpcuaClientConfig = Type.Object(
       Type.Integer({
         minimum: 100,
         description:
-          "a connected server that sends no publish response (data or keep-alive; subscription) or answers no read (poll) for this long is taken as hung: every tag goes Bad_Timeout and the driver reconnects. Default: subscription 2 x publishingIntervalMs x keepAliveCount (as revised by the server) + 1000 ms; poll 2 x the endpoint's timeoutMs + 1000 ms",
+          "a connected server that sends no publish response (data or keep-alive; subscription) or answers no read (poll) for this long is taken as hung: every tag goes Bad_Timeout and the driver reconnects. Default: subscription 2 x publishingIntervalMs x keepAliveCount (as revised by the server) + 1000 ms; poll 2 x the endpoint's timeoutMs + 1000 ms. Subscription: until the server's first publish after the monitored items are created, this + twice the time their creation took",
       }),
     ),
     queueSize: Type.Integer({ minimum: 1, default: 10, description: "changes kept per node between two publishes" }),
