@@ -69,6 +69,7 @@ export function firstPublishBoundMs(silenceMs: number, createdInMs: number): num
 
 /** `p` within `ms`, or a SubscribeTimeoutError saying what went unanswered. */
 async function answered<T>(p: Promise<T>, ms: number, what: string, signal?: AbortSignal): Promise<T> {
+  p.catch(() => undefined); // a failure after the deadline or the abort has no one left to hear it
   const r = await deadline(p, ms, signal);
   if (r === ABORTED) throw new Error(`subscribing aborted (${what})`);
   if (r === TIMED_OUT) throw new SubscribeTimeoutError(`no answer to ${what} within ${ms} ms`);
