@@ -62,7 +62,8 @@ const staticViews = (m: string) => [
     json_extract_string(data, '$.kind') AS kind, json_extract_string(data, '$.priority') AS priority,
     TRY_CAST(json_extract(data, '$.active') AS BOOLEAN) AS active, TRY_CAST(json_extract(data, '$.acked') AS BOOLEAN) AS acked,
     json_extract_string(data, '$.actor') AS actor, json_extract_string(data, '$.message') AS message, json_extract_string(data, '$.reason') AS reason,
-    json_extract(data, '$.value') AS value, make_timestamp(TRY_CAST(json_extract(data, '$.shelvedUntil') AS BIGINT)) AS shelved_until, logged_at, seq
+    json_extract(data, '$.value') AS value, make_timestamp(TRY_CAST(json_extract(data, '$.shelvedUntil') AS BIGINT)) AS shelved_until,
+    make_timestamp(TRY_CAST(json_extract(data, '$.activeSince') AS BIGINT)) AS active_since, logged_at, seq
   FROM ${m}.events WHERE source = 'alarms' AND type LIKE 'alarm.%'`,
   `CREATE OR REPLACE VIEW ${m}.tags AS SELECT tag, driver, type, unit, description, access, tenant FROM ${m}.tag_catalog`,
 ];

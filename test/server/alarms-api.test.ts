@@ -104,6 +104,12 @@ WHERE a.type = 'alarm.active' GROUP BY a.id, a.ts, a.seq`);
     expect(r.body.activeSince).toBe(before.activeSince!);
     expect(r.body.since).toBeGreaterThan(before.since);
     expect((await list("?state=all")).body.find((a) => a.id === "acme/boiler/t:H")?.activeSince).toBe(before.activeSince!);
+    // the SQL history carries it on every transition: the acknowledgement's row says when the alarm became active
+    const acked = await waitFor(async () => {
+      const h = await sql(`SELECT epoch_us(active_since) FROM alarms WHERE id = 'acme/boiler/t:H' AND type = 'alarm.acked'`);
+      return h.rows.length === 1 && h.rows;
+    }, "the acknowledgement in the alarms view");
+    expect(Number(acked[0]![0])).toBe(before.activeSince!);
   });
 
   it("answers an unknown alarm and another tenant's alarm alike with 404", async () => {
