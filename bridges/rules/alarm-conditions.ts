@@ -2,7 +2,7 @@
 // version, then fed every reading without allocating. A condition is the raw state of one alarm (value
 // past its limit with hysteresis, bool equal to its `when`, quality Bad, a request event) plus the
 // delay pending before the alarm follows it; the alarm's published state lives in the AlarmTable.
-import { isBad, LIMIT_KINDS, type AlarmPriority, type AlarmState, type LimitKind, type Variable } from "../../schemas/index.ts";
+import { isBad, LIMIT_KINDS, Quality, type AlarmPriority, type AlarmState, type LimitKind, type Variable } from "../../schemas/index.ts";
 
 export type ConditionKind = LimitKind | "bool" | "quality" | "mapping" | "rule";
 
@@ -88,7 +88,9 @@ export function conditionOfState(s: AlarmState): Condition {
  * limit or bool alarm: the quality alarm speaks for it; a value of the wrong type). Hot path: no allocation.
  */
 export function conditionFor(c: Condition, value: unknown, quality: number): boolean | null {
-  if (c.kind === "quality") return isBad(quality);
+  // out of service (an operator paused or removed the driver) is a decision, not a fault: no quality alarm
+  // (ISA-18.2's out-of-service suppression); a device failing behind it raised its alarm before the pause
+  if (c.kind === "quality") return isBad(quality) && quality !== Quality.Bad_OutOfService;
   if (isBad(quality)) return null;
   if (c.kind === "bool") return typeof value === "boolean" ? value === c.when : null;
   const n = typeof value === "number" ? value : typeof value === "bigint" ? Number(value) : NaN;

@@ -131,6 +131,20 @@ describe("alarm engine", () => {
     await waitFor(() => e.get("b/t:quality")?.active === false, "cleared by a Good reading");
   });
 
+  it("raises no quality alarm for a tag out of service (its driver paused or removed by an operator), and clears one active when it goes out of service", async () => {
+    const e = await engine([tag("o/a", limits({ quality: { badForMs: 300 } })), tag("o/b", limits({ quality: { badForMs: 300 } }))]);
+    // o/b is the control: Bad for a real reason at the same moment as o/a is taken out of service
+    await put(data("o/a", 0, Quality.Bad_OutOfService), data("o/b", 0, Quality.Bad_CommunicationError));
+    await waitFor(() => e.get("o/b:quality")?.active, "o/b's quality alarm", 3000, 5);
+    await put(data("o/a", 0, Quality.Bad_OutOfService)); // read again after the delay: still nothing
+    await caughtUp(e);
+    expect(e.get("o/a:quality")).toBeUndefined();
+    // an operator pauses o/b's driver: out of service, no longer a fault to annunciate
+    await put(data("o/b", 0, Quality.Bad_OutOfService));
+    await waitFor(() => e.get("o/b:quality")?.active === false, "o/b's alarm cleared when out of service");
+    expect(await typesOf("o/a:quality")).toEqual([]);
+  });
+
   it("counts no Bad time between gateway.stopping and gateway.started: a tag still Bad raises badForMs after the start", async () => {
     const e = await engine([tag("p/a", limits({ quality: { badForMs: 300 } })), tag("p/b", limits({ quality: { badForMs: 300 } }))]);
     const lifecycle = (type: string): Frame => ({ kind: "event", type, source: "gateway", ts: Date.now() * 1000, data: {} });
