@@ -54,10 +54,16 @@ describe("gateway on a full disk", () => {
       expect(down.components.log.paused).toBe(true);
       const metrics = await (await fetch(`${t.url}/metrics`)).text();
       expect(metrics).toMatch(/^edge_log_paused 1/m);
-      // the driver waits at the log's capacity: it sends nothing while commits fail
+      // the driver waits at the log's capacity: it sends nothing while commits fail. On a disk that is full
+      // to the last blocks a small commit may still pass now and then (the log recovers, the driver sends,
+      // the next commit fails again: seen in a clean-clone run), so the window counts only if none passed
+      let recovered = 0;
+      const onRecovered = () => recovered++;
+      log.on("recovered", onRecovered);
       const sent = t.gw.ctx.drivers.status()[0]!.framesSent;
       await Bun.sleep(200);
-      if (log.isDegraded) expect(t.gw.ctx.drivers.status()[0]!.framesSent).toBe(sent);
+      log.off("recovered", onRecovered);
+      if (log.isDegraded && recovered === 0) expect(t.gw.ctx.drivers.status()[0]!.framesSent).toBe(sent);
 
       const headWhileFull = log.head;
       filling = false;
