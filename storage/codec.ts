@@ -76,6 +76,20 @@ function setValue(v: Vectors, r: number, value: Value): void {
   }
 }
 
+/** The `body` column of a frame: the details of a command, ack or event as JSON; null for data. */
+function bodyOf(f: Frame): string | null {
+  switch (f.kind) {
+    case "data":
+      return null;
+    case "cmd":
+      return jsonStringify({ id: f.id, origin: f.origin, actor: f.actor, tenant: f.tenant, expiresAt: f.expiresAt });
+    case "ack":
+      return jsonStringify({ cmd: f.cmd, ok: f.ok, status: f.status, code: f.code, error: f.error });
+    case "event":
+      return jsonStringify({ type: f.type, data: f.data });
+  }
+}
+
 function setRow(v: Vectors, r: number, f: Frame): void {
   v[Col.Kind]!.setItem(r, KIND_CODE[f.kind]);
   v[Col.Ts]!.setItem(r, BigInt(Math.trunc(f.ts)));
@@ -92,21 +106,21 @@ function setRow(v: Vectors, r: number, f: Frame): void {
       setValue(v, r, f.value);
       v[Col.Quality]!.setItem(r, 0);
       v[Col.Source]!.setItem(r, f.origin);
-      v[Col.Body]!.setItem(r, jsonStringify({ id: f.id, origin: f.origin, actor: f.actor, tenant: f.tenant, expiresAt: f.expiresAt }));
+      v[Col.Body]!.setItem(r, bodyOf(f));
       break;
     case "ack":
       v[Col.Tag]!.setItem(r, f.tag);
       setValue(v, r, null);
       v[Col.Quality]!.setItem(r, f.ok ? 0 : 0x80000000);
       v[Col.Source]!.setItem(r, f.source);
-      v[Col.Body]!.setItem(r, jsonStringify({ cmd: f.cmd, ok: f.ok, status: f.status, code: f.code, error: f.error }));
+      v[Col.Body]!.setItem(r, bodyOf(f));
       break;
     case "event":
       v[Col.Tag]!.setItem(r, f.tag ?? null);
       setValue(v, r, null);
       v[Col.Quality]!.setItem(r, 0);
       v[Col.Source]!.setItem(r, f.source);
-      v[Col.Body]!.setItem(r, jsonStringify({ type: f.type, data: f.data }));
+      v[Col.Body]!.setItem(r, bodyOf(f));
       break;
   }
 }
@@ -138,18 +152,18 @@ export function smallBatchJson(frames: readonly Frame[]): string | undefined {
         r.g = f.tag;
         value = f.value;
         r.c = f.origin;
-        r.b = jsonStringify({ id: f.id, origin: f.origin, actor: f.actor, tenant: f.tenant, expiresAt: f.expiresAt });
+        r.b = bodyOf(f);
         break;
       case "ack":
         r.g = f.tag;
         r.q = f.ok ? 0 : 0x80000000;
         r.c = f.source;
-        r.b = jsonStringify({ cmd: f.cmd, ok: f.ok, status: f.status, code: f.code, error: f.error });
+        r.b = bodyOf(f);
         break;
       case "event":
         r.g = f.tag ?? null;
         r.c = f.source;
-        r.b = jsonStringify({ type: f.type, data: f.data });
+        r.b = bodyOf(f);
         break;
     }
     switch (typeof value) {

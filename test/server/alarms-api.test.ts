@@ -5,19 +5,16 @@ import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { Quality, type AlarmState, type Frame } from "../../schemas/index.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { waitFor } from "../helpers/index.ts";
-import { HS_SECRET, token } from "./commands-fixture.ts";
+import { authGatewayFiles, token } from "./commands-fixture.ts";
 
 let g: TestGateway;
 beforeAll(async () => {
-  g = await startGateway({
-    "gateway.yml": `auth: { hs256Secret: "${HS_SECRET}" }\nwatchConfig: false\n`,
-    "drivers.yml": "drivers: [{ id: sim, type: simulator, enabled: false }]\n",
-    "variables.yml": `tags:
-  - { tag: acme/boiler/t, driver: sim, type: float64, tenant: acme, alarms: { HH: { limit: 95, priority: critical }, H: { limit: 90 } } }
+  g = await startGateway(
+    authGatewayFiles(`  - { tag: acme/boiler/t, driver: sim, type: float64, tenant: acme, alarms: { HH: { limit: 95, priority: critical }, H: { limit: 90 } } }
   - { tag: acme/pump/p, driver: sim, type: float64, tenant: acme, alarms: { L: { limit: 2, priority: low } } }
   - { tag: globex/t, driver: sim, type: float64, tenant: globex, alarms: { H: { limit: 1 } } }
-`,
-  });
+`),
+  );
 });
 afterAll(async () => g?.stop());
 

@@ -6,18 +6,15 @@ import { createApi } from "../../server/api/index.ts";
 import { STREAM_CLOSE_UNAUTHORIZED } from "../../server/api/query.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { waitFor } from "../helpers/index.ts";
-import { HS_SECRET, token } from "./commands-fixture.ts";
+import { authGatewayFiles, token } from "./commands-fixture.ts";
 
 let g: TestGateway;
 beforeAll(async () => {
-  g = await startGateway({
-    "gateway.yml": `auth: { hs256Secret: "${HS_SECRET}" }\nwatchConfig: false\n`,
-    "drivers.yml": "drivers: [{ id: sim, type: simulator, enabled: false }]\n",
-    "variables.yml": `tags:
-  - { tag: acme/sp, driver: sim, type: float64, access: RW, tenant: acme }
+  g = await startGateway(
+    authGatewayFiles(`  - { tag: acme/sp, driver: sim, type: float64, access: RW, tenant: acme }
   - { tag: globex/sp, driver: sim, type: float64, access: RW, tenant: globex }
-`,
-  });
+`),
+  );
 });
 afterAll(async () => g?.stop());
 

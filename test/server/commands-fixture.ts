@@ -10,6 +10,18 @@ import { tempDir, writeConfig } from "../helpers/index.ts";
 
 export const HS_SECRET = "test-secret-of-at-least-32-characters!!";
 
+/**
+ * A gateway config with HS256 auth (HS_SECRET), no file watching and a disabled simulator `sim` owning
+ * the tags of `variables` (the YAML list under `tags:`): what an API test needs besides its own tags.
+ */
+export function authGatewayFiles(variables: string): Record<string, string> {
+  return {
+    "gateway.yml": `auth: { hs256Secret: "${HS_SECRET}" }\nwatchConfig: false\n`,
+    "drivers.yml": "drivers: [{ id: sim, type: simulator, enabled: false }]\n",
+    "variables.yml": `tags:\n${variables}`,
+  };
+}
+
 export interface Keys {
   rsa: CryptoKey;
   rsaPublicPem: string;

@@ -3,18 +3,15 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { waitFor } from "../helpers/index.ts";
-import { HS_SECRET, token } from "./commands-fixture.ts";
+import { authGatewayFiles, token } from "./commands-fixture.ts";
 import type { DataFrame } from "../../schemas/index.ts";
 
 let g: TestGateway;
 beforeAll(async () => {
-  g = await startGateway({
-    "gateway.yml": `auth: { hs256Secret: "${HS_SECRET}" }\nwatchConfig: false\n`,
-    "drivers.yml": "drivers: [{ id: sim, type: simulator, enabled: false }]\n",
-    "variables.yml": `tags:
-  - { tag: pump/sp, driver: sim, type: float64, access: RW }
-`,
-  });
+  g = await startGateway(
+    authGatewayFiles(`  - { tag: pump/sp, driver: sim, type: float64, access: RW }
+`),
+  );
 });
 afterAll(async () => g?.stop());
 

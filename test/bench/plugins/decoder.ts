@@ -2,8 +2,7 @@
 // folder loaded by the PluginRegistry, its process started by PluginRegistry.decoder (child.ts, the
 // packed crossing decodePacked + readPackedBatch), the AssemblyScript meter example (8 frames a
 // telegram) in batches as the MQTT source's DecodeBatcher sends them (up to 256).
-import { readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { DriverFactory } from "../../../drivers/contract.ts";
 import { signPlugin } from "../../../drivers/plugins/package.ts";
@@ -12,18 +11,9 @@ import { newKey } from "../../drivers/plugins/fixtures.ts";
 import { SAMPLE_FRAMES_PER_TELEGRAM, SAMPLE_TELEGRAM } from "../../drivers/plugins/wasm/meter.ts";
 import { tempDir } from "../../helpers/index.ts";
 import { percentile, type BenchRow } from "../report.ts";
+import { buildInChild } from "./wasm.ts";
 
 const SDK = join(import.meta.dir, "../../../drivers/plugins/sdk");
-
-/** Built in its own process (as wasm.ts does): binaryen in this one would keep JSC's compiler busy. */
-function buildInChild(entry: string): Uint8Array {
-  const out = join(tmpdir(), `edge-bench-dec-${process.pid}.wasm`);
-  const p = Bun.spawnSync([process.execPath, join(SDK, "assemblyscript/build.ts"), entry, out], { stderr: "inherit" });
-  if (p.exitCode !== 0) throw new Error(`asc build of ${entry} failed`);
-  const bytes = readFileSync(out);
-  rmSync(out);
-  return bytes;
-}
 
 export async function measure(): Promise<BenchRow[]> {
   const tmp = tempDir("edge-bench-decoder-");

@@ -56,8 +56,9 @@ async function medianMs(times: number, fn: () => Promise<unknown>): Promise<numb
  * The AssemblyScript build runs in its own process: compiling binaryen's large module in this one keeps
  * JSC's background compiler busy, and the decoder then stays in the interpreter tier for seconds.
  */
-function buildInChild(entry: string): Uint8Array {
-  const out = join(tmpdir(), `edge-bench-${process.pid}.wasm`);
+let builds = 0;
+export function buildInChild(entry: string): Uint8Array {
+  const out = join(tmpdir(), `edge-bench-${process.pid}-${++builds}.wasm`);
   const p = Bun.spawnSync([process.execPath, join(SDK, "assemblyscript/build.ts"), entry, out], { stderr: "inherit" });
   if (p.exitCode !== 0) throw new Error(`asc build of ${entry} failed`);
   const bytes = readFileSync(out);
