@@ -88,6 +88,8 @@ export class QueryEngine {
   private readonly priority: QueryPriority;
   /** queries holding a slot (in DuckDB, or their result being read) */
   private readonly running = new Set<QueryExecution>();
+  /** queries that have their slot and are getting their connection (not in `running` yet) */
+  private readonly connecting = new Set<Promise<unknown>>();
   /** the log's generation the connections were made under (storage/log.ts `generation`) */
   private generation = 0;
   /** the tags the catalog table holds now (null: not known, fill it) */
@@ -265,13 +267,19 @@ export class QueryEngine {
     const slot = await this.slots.acquire(deadlineAt, expired, ro.signal, aborted);
     this.priority.queryStarted();
     let conn: DuckDBConnection;
-    try {
+    const connecting = (async () => {
       await this.reconnectIfReopened();
-      conn = await this.acquire(scope, key);
+      return this.acquire(scope, key);
+    })();
+    this.connecting.add(connecting);
+    try {
+      conn = await connecting;
     } catch (e) {
       this.priority.queryEnded();
       slot.release();
       throw e;
+    } finally {
+      this.connecting.delete(connecting);
     }
     const ex: QueryExecution = new QueryExecution(conn, deadlineAt - performance.now(), expired, ro.signal, aborted, () => {
       this.running.delete(ex);
@@ -280,6 +288,9 @@ export class QueryEngine {
       slot.release();
     });
     this.running.add(ex);
+    // drain() began while this query was getting its connection: it was not among those drain() stopped
+    // (missed, it ran on to its own deadline and held the gateway's stop: a race a loaded machine hit)
+    if (this.stopped) ex.cancel(new QueryStopping());
     const fail = (e: unknown): never => {
       ex.finish();
       const reason = ex.stopReason;
@@ -357,6 +368,8 @@ export class QueryEngine {
       this.priority.release();
       const stopping = new QueryStopping();
       this.slots.close(stopping);
+      // those getting their connection join `running` (and are stopped there) once they have it
+      await settlesWithin(Promise.allSettled([...this.connecting]), STOP_WAIT_MS);
       const running = [...this.running];
       for (const ex of running) ex.cancel(stopping);
       await settlesWithin(Promise.all(running.map((ex) => ex.settled)), STOP_WAIT_MS);

@@ -100,6 +100,19 @@ describe("query slots", () => {
     expect(performance.now() - started).toBeLessThan(3000);
     for (const e of await Promise.all(queries)) expect(e).toBeInstanceOf(QueryStopping);
   });
+
+  it("stops a query that has its slot but is still getting its connection when the stop begins", async () => {
+    // the window a loaded machine widens (CI hit it): the slot is granted at once, the scoped
+    // connection takes DuckDB calls; a stop in between missed the query, which ran on to its deadline
+    const q = await engine({ timeoutMs: 60_000 });
+    const query = settle(q.all(HEAVY, { tenant: "t1" }));
+    expect(q.load.running).toBe(1);
+    const started = performance.now();
+    await q.stop();
+    expect(await query).toBeInstanceOf(QueryStopping);
+    expect(performance.now() - started).toBeLessThan(3000);
+    expect(q.load.running).toBe(0);
+  });
 });
 
 /** nice values of the N-API pool threads of this process (Linux /proc; field 19 of stat) */
