@@ -22,6 +22,7 @@ import { pluginsApi } from "./plugins.ts";
 import { queryApi } from "./query.ts";
 import { rulesApi } from "./rules.ts";
 import { serveConsole } from "../console-static.ts";
+import { authenticateFirst } from "./authenticate-first.ts";
 import { canonicalTagUrl, InvalidTagPath } from "./tag-path.ts";
 import { tagsApi } from "./tags.ts";
 
@@ -32,7 +33,10 @@ export const apiPlugins: ApiPlugin[] = [healthApi, tagsApi, commandsApi, (ctx) =
 export function createApi(ctx: GatewayContext) {
   const app = new Elysia();
   app
-    .onRequest(({ request }) => {
+    .onRequest(async ({ request }) => {
+      // the token before the path, the body, the query or the route (./authenticate-first.ts)
+      const refused = await authenticateFirst(ctx, request);
+      if (refused) return refused;
       // `/api/tags/line1/boiler/temp/history` and `/api/tags/line1%2Fboiler%2Ftemp/history` are one route
       // (and so are alarm ids, which hold their tag: `/api/alarms/line1/boiler/temp:H/ack`):
       // raw slashes are folded into the one encoded segment the routes declare, then routed again

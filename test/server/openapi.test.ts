@@ -5,10 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { Elysia, t } from "elysia";
 import { apiPlugins, createApi } from "../../server/api/index.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
-import { HS_SECRET } from "./commands-fixture.ts";
+import { HS_SECRET, token } from "./commands-fixture.ts";
 
 let g: TestGateway;
 let doc: any;
+let auth: Record<string, string>;
 
 beforeAll(async () => {
   g = await startGateway({
@@ -17,6 +18,7 @@ beforeAll(async () => {
     "variables.yml": "tags:\n  - { tag: line1/boiler/temperature, driver: sim, type: float64, access: RW }\n",
   });
   doc = await (await fetch(`${g.url}/api/openapi.json`)).json();
+  auth = { authorization: `Bearer ${await token(null, { claims: { scope: "read write admin", tenant: "default" } })}` };
 });
 afterAll(async () => g.stop());
 
@@ -137,7 +139,7 @@ describe("GET /api/docs", () => {
 
 describe("request validation errors", () => {
   it("answer 400 { error, message, field } naming the input at fault", async () => {
-    const r = await fetch(`${g.url}/api/frames?limit=0`);
+    const r = await fetch(`${g.url}/api/frames?limit=0`, { headers: auth });
     expect(r.status).toBe(400);
     const body = (await r.json()) as any;
     expect(body).toEqual({ error: "invalid_request", message: expect.stringContaining("limit"), field: "limit" });
@@ -146,9 +148,49 @@ describe("request validation errors", () => {
 
 describe("request body validation errors", () => {
   it("answer 400 { error, message, field } naming the body field", async () => {
-    const r = await fetch(`${g.url}/api/query`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ sql: "" }) });
+    const r = await fetch(`${g.url}/api/query`, { method: "POST", headers: { "content-type": "application/json", ...auth }, body: JSON.stringify({ sql: "" }) });
     expect(r.status).toBe(400);
     expect(await r.json()).toEqual({ error: "invalid_request", message: expect.stringMatching(/^body sql: /), field: "sql" });
+  });
+});
+
+describe("authentication first", () => {
+  // found from outside: without a token, `PUT /api/rules/x` answered "body source: Expected string"
+  const asked = [
+    { method: "PUT", path: "/api/rules/x", body: `{"bogus": 1}` },
+    { method: "POST", path: "/api/query", body: `{"sql": 5}` },
+    { method: "POST", path: "/api/query", body: `not json` },
+    { method: "GET", path: "/api/frames?limit=0" },
+    { method: "PUT", path: "/api/config/files/drivers.yml", body: `{}` },
+    { method: "GET", path: "/api/no-such-route" },
+  ];
+  const ask = (a: (typeof asked)[number], headers: Record<string, string> = {}) =>
+    fetch(`${g.url}${a.path}`, { method: a.method, headers: { "content-type": "application/json", ...headers }, ...(a.body ? { body: a.body } : {}) });
+
+  it("answers 401 to a request without a valid token before it reads its body, query or route", async () => {
+    const expired = `Bearer ${await token(null, { claims: { scope: "read write admin" }, expiresIn: -600 })}`;
+    for (const a of asked) {
+      for (const headers of [{}, { authorization: "Bearer not-a-jwt" }, { authorization: expired }]) {
+        const r = await ask(a, headers);
+        expect({ ...a, status: r.status }).toEqual({ ...a, status: 401 });
+        expect(r.headers.get("www-authenticate")).toBe("Bearer");
+        expect(((await r.json()) as { message: string }).message).not.toMatch(/body|Expected|limit|route/);
+      }
+    }
+  });
+
+  it("lets the same requests with a valid token reach their checks (400, 404)", async () => {
+    const statuses = await Promise.all(asked.map(async (a) => (await ask(a, auth)).status));
+    expect(statuses).toEqual([400, 400, 400, 400, 400, 404]);
+  });
+
+  it("keeps the login, the API document and its page open", async () => {
+    expect((await fetch(`${g.url}/api/openapi.json`)).status).toBe(200);
+    expect((await fetch(`${g.url}/api/docs`)).status).toBe(200);
+    // no console users here: refused by the route itself, not by a missing token
+    const login = await fetch(`${g.url}/api/login`, { method: "POST", headers: { "content-type": "application/json" }, body: `{"user": "a", "password": "b"}` });
+    expect(login.status).not.toBe(404);
+    expect(((await login.json()) as { error: string }).error).not.toBe("missing_token");
   });
 });
 
@@ -157,7 +199,7 @@ describe("an answer that does not match its documented schema", () => {
     const broken = () => new Elysia().get("/api/broken", () => ({ n: "not a number" }) as never, { response: { 200: t.Object({ n: t.Number() }) } });
     apiPlugins.push(broken);
     try {
-      const r = await createApi(g.gw.ctx).handle(new Request("http://localhost/api/broken"));
+      const r = await createApi(g.gw.ctx).handle(new Request("http://localhost/api/broken", { headers: auth }));
       expect(r.status).toBe(500);
       expect(await r.json()).toEqual({ error: "internal", message: "the answer did not match its documented schema", field: null });
     } finally {
