@@ -170,7 +170,7 @@ describe("authentication first", () => {
   it("answers 401 to a request without a valid token before it reads its body, query or route", async () => {
     const expired = `Bearer ${await token(null, { claims: { scope: "read write admin" }, expiresIn: -600 })}`;
     for (const a of asked) {
-      for (const headers of [{}, { authorization: "Bearer not-a-jwt" }, { authorization: expired }]) {
+      for (const headers of [{}, { authorization: "Bearer not-a-jwt" }, { authorization: expired }] as Record<string, string>[]) {
         const r = await ask(a, headers);
         expect({ ...a, status: r.status }).toEqual({ ...a, status: 401 });
         expect(r.headers.get("www-authenticate")).toBe("Bearer");
