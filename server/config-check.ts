@@ -50,12 +50,12 @@ function tagPlace(config: Config, driverPath: string): { file: string; path: str
   return m && i >= 0 ? { file: "variables.yml", path: `tags[${i}]${m[2] ? `.${m[2]}` : ""}` } : null;
 }
 
-/** A DriverConfigError as a ConfigError at its place: variables.yml for a tag, else the driver's entry (values arrive redacted: drivers/validate.ts). */
-function driverProblem(config: Config, index: number, e: DriverConfigError): ConfigError {
-  const prefix = `driver '${e.driverId}': ${e.path ? `${e.path}: ` : ""}`;
-  const detail = e.message.startsWith(prefix) ? e.message.slice(prefix.length) : e.message;
-  const { file, path } = tagPlace(config, e.path) ?? { file: "drivers.yml", path: `drivers[${index}]${e.path ? `.${e.path}` : ""}` };
-  return new ConfigError(join(config.dir, file), path, detail);
+/** A DriverConfigError as ConfigErrors at their places (each of its problems): variables.yml for a tag, else the driver's entry (values arrive redacted: drivers/validate.ts). */
+function driverProblems(config: Config, index: number, e: DriverConfigError): ConfigError[] {
+  return [{ path: e.path, message: e.detail }, ...e.also].map((p) => {
+    const { file, path } = tagPlace(config, p.path) ?? { file: "drivers.yml", path: `drivers[${index}]${p.path ? `.${p.path}` : ""}` };
+    return new ConfigError(join(config.dir, file), path, p.message);
+  });
 }
 
 /** A Modbus driver on an RTU line: unit ids 1-247 (the driver refuses others at connect, this says it at load). */
@@ -86,7 +86,8 @@ async function checkDrivers(config: Config, factories: ReadonlyMap<string, Drive
         await factory().init({ id: d.id, config: structuredClone(d.config), tags, dataDir: config.gateway.dataDir });
         if (d.type === "modbus") checkRtuUnits(config, d.id, d.endpoint, (d.config as { unitId?: number }).unitId ?? 1, tags);
       } catch (e) {
-        throw e instanceof DriverConfigError ? driverProblem(config, i, e) : e;
+        if (!(e instanceof DriverConfigError)) throw e;
+        problems.push(...driverProblems(config, i, e));
       }
     });
     await checkDecoders(config, i, problems);

@@ -108,6 +108,28 @@ describe("driver config problems", () => {
     }
   });
 
+  it("lists every problem of one driver's config block at its own path, not the first one alone", async () => {
+    // found from outside: `unitId: 300, intervalMs: -5` named the unit id only; the next check named the interval
+    const dir = tempDir();
+    try {
+      const cfg = writeConfig(join(dir.path, "config"), {
+        "endpoints.yml": `endpoints:\n  plc: { url: "tcp://127.0.0.1:502" }\n`,
+        "drivers.yml": `drivers:\n  - { id: plc, type: modbus, endpoint: plc, config: { unitId: 300, intervalMs: -5, maxGap: many } }\n`,
+        "variables.yml": `tags:\n  - { tag: a, driver: plc, type: uint16, address: { area: holding, address: 0 } }\n`,
+      });
+      const { problems } = await checkConfig(cfg);
+      expect(problems.map((p) => `${p.file.split("/").at(-1)}: ${p.path}`)).toEqual([
+        "drivers.yml: drivers[0].config.unitId",
+        "drivers.yml: drivers[0].config.intervalMs",
+        "drivers.yml: drivers[0].config.maxGap",
+      ]);
+      expect(problems[0]!.detail).toBe("Expected integer to be less or equal to 255 (got 300)");
+      expect(problems[2]!.detail).toContain('(got "many")');
+    } finally {
+      dir.cleanup();
+    }
+  });
+
   it("refuses unit 0 (the broadcast address: a write would reach every slave, unanswered) and 248-255 on an RTU line, at their place, and keeps them over TCP", async () => {
     const dir = tempDir();
     try {
