@@ -10,6 +10,7 @@ import { AlarmRequest, isGood, Quality, type DataFrame, type DriverEntry, type E
 import type { EventLog } from "../storage/index.ts";
 import { ABORTED, backoffDelay as retryDelay, deadline, delay, TIMED_OUT } from "../storage/time.ts";
 import { filesChanged } from "../storage/watch.ts";
+import { cameBack, PROBE_EVERY_MS, probeTarget } from "./reachable.ts";
 import { DRIVER_API_VERSION, type Driver, type DriverFactory, type FrameSink } from "./contract.ts";
 import type { Endpoint } from "./endpoint.ts";
 import { DriverConfigError, DriverError } from "./errors.ts";
@@ -314,7 +315,8 @@ class Supervisor implements FrameSink {
   }
 
   /**
-   * The wait before the next run, cut short when a file the failure may hang on changes: a certificate
+   * The wait before the next run, cut short when a network device that was down accepts connections
+   * again (./reachable.ts), or when a file the failure may hang on changes: a certificate
    * file of the endpoint (an unknown CA, a key not its certificate's, an expired client certificate is
    * fixed on disk) or the device of a serial line (a USB adapter plugged back creates its node again). A
    * driver in Fault would otherwise wait out the longest backoff (60 s) before using the fix.
@@ -322,12 +324,18 @@ class Supervisor implements FrameSink {
   private async waitToRetry(delayMs: number, signal: AbortSignal): Promise<void> {
     if (signal.aborted) return;
     const watched = this.watchedFiles();
-    if (!watched.length) return await delay(delayMs, signal);
+    // a network device that was down is tried every few seconds during a long wait (./reachable.ts)
+    const target = delayMs > PROBE_EVERY_MS ? probeTarget(this.endpoint) : null;
+    if (!watched.length && !target) return await delay(delayMs, signal);
     const waiting = new AbortController();
     const stop = () => waiting.abort();
     signal.addEventListener("abort", stop, { once: true });
     try {
-      await Promise.race([delay(delayMs, waiting.signal), filesChanged(watched, waiting.signal)]);
+      await Promise.race([
+        delay(delayMs, waiting.signal),
+        ...(watched.length ? [filesChanged(watched, waiting.signal)] : []),
+        ...(target ? [cameBack(target, waiting.signal)] : []),
+      ]);
     } finally {
       waiting.abort();
       signal.removeEventListener("abort", stop);

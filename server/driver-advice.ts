@@ -47,7 +47,7 @@ const BY_STATE: Record<string, DriverAdvice> = {
   Shutdown: { words: "Stopped (paused by an operator, or the gateway stops): its tags are Bad, out of service.", todo: "Resume it when the device is ready." },
   Backoff: { words: "Waiting before the next connection attempt after a failure.", todo: "Nothing, unless it keeps failing: then see the error." },
   Error: { words: "The last run failed.", todo: "See the error." },
-  Fault: { words: "Failed again and again: retried only every minute, and an alarm is raised.", todo: "Fix the cause given by the error, then restart the driver." },
+  Fault: { words: "Failed again and again: retried every minute (at once when a network device accepts connections again), and an alarm is raised.", todo: "Fix the cause given by the error, then restart the driver." },
 };
 
 /** How a driver's tags read now: how many, how many Bad, and the Bad quality most of them have. */
