@@ -5,12 +5,14 @@
 // prefix until it is retried or read again), and the consumer stores that position as the cursor. At
 // most a window of messages waits for acks: while the peer is away the publisher waits for room and
 // nothing more is read from the log (the log is the buffer, memory stays flat).
+// A crash (SIGKILL) re-sends every frame published past the stored cursor; that is bounded by a window
+// and a quarter by construction, whatever the disk's latency: see resendBound.
 // What a message is, how it is published and what a failure does (a rewind, a retry with the same id)
 // stay with the publisher; this file keeps the bookkeeping they share and the status they report.
 import type { ConsumerContext, ConsumerLogger, ConsumerStatus, PageHandler } from "./consumer.ts";
 import { LogConsumer } from "./consumer.ts";
 import type { EventLog } from "./log.ts";
-import type { BackoffSettings } from "./time.ts";
+import { deadline, type BackoffSettings } from "./time.ts";
 
 /** A message in the window: the offsets it covers, and whether (and how) the peer answered. */
 export interface WindowEntry {
@@ -43,6 +45,9 @@ export interface AckWindowOptions<M extends WindowEntry> {
   logger?: ConsumerLogger;
 }
 
+/** How long a publish waits for a cursor store before it looks again (at a stop, a failure, the room). */
+const STORE_CHECK_MS = 1000;
+
 export class AckWindow<M extends WindowEntry> {
   readonly consumer: LogConsumer;
   private entries: M[] = [];
@@ -51,6 +56,14 @@ export class AckWindow<M extends WindowEntry> {
   private failure: M | null = null;
   /** set by drain(): no room for anything more, the messages in flight settle */
   private draining = false;
+  /**
+   * Frames published past the stored cursor at the most (what a SIGKILL re-sends): the in-flight window
+   * and a quarter. The cursor is stored every eighth of a window, so a store has another eighth to
+   * finish before a publish waits for it (measured with mosquitto on loopback: stores took 15-230 ms
+   * while the uplink drained 70-110k frames/s, so the unstored part grew with the store's latency and a
+   * crash re-sent up to 39,500 frames with a 32,000-frame window; it was bounded only in the typical case).
+   */
+  private readonly resendBound: number;
   /**
    * The context of the consumer's latest pass: ctx.handled() reports acknowledged offsets. Acks of a
    * pass that ended arrive during the next one; handled() moves the consumer's position whichever
@@ -62,15 +75,15 @@ export class AckWindow<M extends WindowEntry> {
     log: EventLog,
     private readonly o: AckWindowOptions<M>,
   ) {
+    const storeEvery = Math.max(o.maxFrames, Math.floor((o.maxInflight * o.maxFrames) / 8));
+    this.resendBound = o.maxInflight * o.maxFrames + 2 * storeEvery;
     this.consumer = new LogConsumer(log, {
       name: o.name,
       from: "cursor",
       progress: "manual",
       pageSize: o.pageSize,
       commitEveryMs: o.commitEveryMs,
-      // A crash re-sends what was acknowledged but not stored, plus the in-flight window: store the
-      // cursor every quarter window, so that a SIGKILL re-sends at most about one window and a quarter.
-      commitEveryFrames: Math.max(o.maxFrames, Math.floor((o.maxInflight * o.maxFrames) / 4)),
+      commitEveryFrames: storeEvery,
       retry: o.retry,
       handler: (page, ctx) => {
         this.ctx = ctx;
@@ -160,15 +173,40 @@ export class AckWindow<M extends WindowEntry> {
   }
 
   /**
-   * Waits until the window has room for one more message (`room()`: how many it may hold now, 0 while the
-   * peer is away). False when a message failed meanwhile or `signal` aborted: the message is read again.
+   * Waits until the window has room for one more message, ending at offset `last` (`room()`: how many it
+   * may hold now, 0 while the peer is away), and until the cursor is stored close enough behind `last`
+   * (resendBound). False when a message failed meanwhile or `signal` aborted: the message is read again.
    */
-  async waitForRoom(signal: AbortSignal, room: () => number, pollMs?: number): Promise<boolean> {
-    while (!signal.aborted && !this.failure && (this.draining || this.entries.length >= room())) {
-      if (pollMs === undefined) await this.wait(signal);
-      else await this.waitAtMost(signal, pollMs);
+  async waitForRoom(signal: AbortSignal, last: number, room: () => number, pollMs?: number): Promise<boolean> {
+    while (!signal.aborted && !this.failure) {
+      if (this.draining || this.entries.length >= room()) {
+        if (pollMs === undefined) await this.wait(signal);
+        else await this.waitAtMost(signal, pollMs);
+      } else if (this.pastResendBound(last)) await this.waitForStore(signal);
+      else break;
     }
     return !this.failure && !signal.aborted;
+  }
+
+  /**
+   * True when publishing up to `last` would put more than resendBound frames past the stored cursor.
+   * Never while nothing waits to be stored (nothing in flight, the acknowledged offset stored): a message
+   * wider than the bound by itself (a few data frames among many events) still goes out.
+   */
+  private pastResendBound(last: number): boolean {
+    const stored = this.consumer.storedUpTo;
+    return last - stored > this.resendBound && (this.inflight > 0 || stored < this.acked);
+  }
+
+  /**
+   * Stores the acknowledged offset now. When that moved nothing (all of it was stored, or the store
+   * failed), waits for an ack, or commitEveryMs before the store is tried again.
+   */
+  private async waitForStore(signal: AbortSignal): Promise<void> {
+    const before = this.consumer.storedUpTo;
+    // a stop does not wait for a store stuck on the disk; a store still under way is waited for again
+    if ((await deadline(this.consumer.storeNow(), STORE_CHECK_MS, signal)) !== undefined) return;
+    if (this.consumer.storedUpTo === before) await this.waitAtMost(signal, this.o.commitEveryMs);
   }
 
   /** Adds a published message, not answered yet. */

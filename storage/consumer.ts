@@ -130,6 +130,20 @@ export class LogConsumer {
     return this.position;
   }
 
+  /** Last offset stored as the cursor (a durable consumer; a crash restarts after it). */
+  get storedUpTo(): number {
+    return this.stored;
+  }
+
+  /**
+   * Stores the position as the cursor now, without waiting for commitEveryMs or commitEveryFrames (a
+   * durable consumer); resolves when that store ended, stored or failed (a store already under way is
+   * waited for instead: it may hold an older position).
+   */
+  storeNow(): Promise<void> {
+    return this.durable ? this.store() : Promise.resolve();
+  }
+
   /** Starts reading; the start position is fixed here (head and cursor read in this synchronous step). */
   start(): this {
     if (this.loop) return this;

@@ -155,7 +155,7 @@ export class Publisher extends WindowPublisher<Inflight, OpenBatch> {
     // the client is set before the consumer starts (start(client))
     const client = this.client!;
     // a failed publish (the consumer is rewinding) or a stop: this batch is read again from the log
-    if (!(await this.window.waitForRoom(signal, () => this.room(client)))) throw new Rewind();
+    if (!(await this.window.waitForRoom(signal, b.last, () => this.room(client)))) throw new Rewind();
     const { topic, payload } = this.encode(b);
     m.bytes = payload.length;
     const opts: IClientPublishOptions = { qos: cfg.qos, retain: cfg.retain };

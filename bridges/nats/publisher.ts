@@ -212,7 +212,7 @@ export class NatsPublisher extends WindowPublisher<Inflight> {
     const m: Inflight = { first: b.first, last: b.last, frames: b.frames.length, subject: "", payload: null, settled: false, error: null };
     if (b.frames.length === 0) return this.window.skip(m);
     // polled every 100 ms: the connection coming back is not an event the publisher hears
-    if (!(await this.window.waitForRoom(signal, () => (this.link?.js() ? this.d.config.maxInflight : 0), 100))) throw new Rewind();
+    if (!(await this.window.waitForRoom(signal, b.last, () => (this.link?.js() ? this.d.config.maxInflight : 0), 100))) throw new Rewind();
     const cfg = this.d.config;
     const single = cfg.batch.maxFrames === 1;
     m.subject = single ? frameSubject(cfg.subjectPrefix, b.tenant, this.d.gatewayId, b.frames[0]!.tag) : batchSubject(cfg.subjectPrefix, b.tenant, this.d.gatewayId);

@@ -39,3 +39,18 @@ export function failSmallInserts(log: EventLog, times = 1, message = "Invalid In
   };
   return { get thrown() { return state.thrown; } };
 }
+
+/**
+ * Every cursor store of the log (log.commitCursor: a consumer storing its position) takes `ms` longer,
+ * as on a slow or busy disk; the frames and the cursor still commit. Returns how many were slowed.
+ */
+export function slowCursorStores(log: EventLog, ms: number) {
+  const state = { slowed: 0 };
+  const original = log.commitCursor.bind(log);
+  log.commitCursor = async (name, offset) => {
+    state.slowed++;
+    await Bun.sleep(ms);
+    return original(name, offset);
+  };
+  return { get slowed() { return state.slowed; } };
+}

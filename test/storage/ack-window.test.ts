@@ -49,7 +49,7 @@ function publisher(name: string, opts: { room?: number; skip?: (value: number) =
           w.skip(m);
           continue;
         }
-        if (!(await w.waitForRoom(ctx.signal, () => room))) throw new Rewind();
+        if (!(await w.waitForRoom(ctx.signal, f.offset, () => room))) throw new Rewind();
         w.push(m);
         sent.push(m);
       }
