@@ -331,7 +331,7 @@ export class OpcuaClientDriver implements Driver {
         // many changes arrive per publish: the loop sends them together at its next tick
         if (pending.length >= 5000) notify();
       };
-      const subscribed = await subscribe(shared.session, this.cfg, tags.map((m) => m.nodeId), monitoredItemsPerCall, onChange, signal);
+      const subscribed = await subscribe(shared, this.cfg, tags.map((m) => m.nodeId), monitoredItemsPerCall, onChange, signal);
       this.subscription = subscribed.subscription;
       return subscribed;
     } catch (cause) {

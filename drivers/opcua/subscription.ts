@@ -5,8 +5,19 @@
 // CreateMonitoredItems call must be answered within the silence bound plus an allowance per item, and
 // the server's first publish after the items exist within the silence bound plus twice the time the
 // creation took (a server that took long to create the items takes long to sample and send them
-// all once); from that first publish on, the silence bound alone applies.
-import { AttributeIds, ClientMonitoredItemGroup, TimestampsToReturn, type ClientSession, type ClientSubscription, type DataValue } from "node-opcua";
+// all once); from that first publish on, the silence bound alone applies. A call that node-opcua's own
+// request timeout ends first (at least 5 s, or 10 x the endpoint's timeoutMs) is a silent server too.
+import {
+  AttributeIds,
+  ClientMonitoredItemGroup,
+  CreateMonitoredItemsRequest,
+  CreateSubscriptionRequest,
+  TimestampsToReturn,
+  type ClientSession,
+  type ClientSubscription,
+  type DataValue,
+  type OPCUAClient,
+} from "node-opcua";
 import { ABORTED, TIMED_OUT, deadline } from "../../storage/time.ts";
 import type { OpcuaClientConfig } from "./config.ts";
 import { slices } from "./limits.ts";
@@ -67,26 +78,85 @@ export function firstPublishBoundMs(silenceMs: number, createdInMs: number): num
   return silenceMs + 2 * Math.ceil(createdInMs);
 }
 
-/** `p` within `ms`, or a SubscribeTimeoutError saying what went unanswered. */
-async function answered<T>(p: Promise<T>, ms: number, what: string, signal?: AbortSignal): Promise<T> {
+type RequestClass = typeof CreateSubscriptionRequest | typeof CreateMonitoredItemsRequest;
+
+/**
+ * The set-up's requests that node-opcua's own request timeout ended, told by the client's public
+ * `timed_out_request` event: the call itself fails with a plain Error whose text is all that tells a
+ * timeout apart (and a monitored-item group passes on only that text). node-opcua emits the event right
+ * after failing the call, in the same turn, so it is known when the failure is handled.
+ */
+class RequestTimeouts {
+  /** the timeout (ms) of the last request of each class that timed out */
+  private readonly timedOut = new Map<RequestClass, number>();
+  private readonly onTimedOut = (request: unknown) => {
+    for (const kind of [CreateSubscriptionRequest, CreateMonitoredItemsRequest]) {
+      if (request instanceof kind) this.timedOut.set(kind, request.requestHeader.timeoutHint);
+    }
+  };
+
+  constructor(private readonly client: OPCUAClient) {
+    client.on("timed_out_request", this.onTimedOut);
+  }
+
+  /** The timeout with which node-opcua ended a request of `kind` since the watch began, or null. */
+  of(kind: RequestClass): number | null {
+    return this.timedOut.get(kind) ?? null;
+  }
+
+  stop(): void {
+    this.client.off("timed_out_request", this.onTimedOut);
+  }
+}
+
+/**
+ * `p` within `ms`, or a SubscribeTimeoutError saying what went unanswered: past `ms`, or past node-opcua's
+ * request timeout for a request of `kind` (the same silent server, the shorter of the two bounds).
+ */
+async function answered<T>(p: Promise<T>, ms: number, what: string, timeouts: { watch: RequestTimeouts; kind: RequestClass }, signal?: AbortSignal): Promise<T> {
   p.catch(() => undefined); // a failure after the deadline or the abort has no one left to hear it
-  const r = await deadline(p, ms, signal);
+  let r: Awaited<ReturnType<typeof deadline<T>>>;
+  try {
+    r = await deadline(p, ms, signal);
+  } catch (cause) {
+    const requestTimeoutMs = timeouts.watch.of(timeouts.kind);
+    if (requestTimeoutMs !== null) throw new SubscribeTimeoutError(`no answer to ${what} within ${requestTimeoutMs} ms (the client's request timeout)`, { cause });
+    throw cause;
+  }
   if (r === ABORTED) throw new Error(`subscribing aborted (${what})`);
   if (r === TIMED_OUT) throw new SubscribeTimeoutError(`no answer to ${what} within ${ms} ms`);
   return r;
 }
 
 /**
- * Creates the subscription and monitors `nodeIds`, at most `monitoredItemsPerCall` per call (the
- * server's limit); `onChange(index, dv)` gets every change, `index` into `nodeIds`. A call the
- * server leaves unanswered past its bound rejects with SubscribeTimeoutError.
+ * Creates the subscription on `on.session` (of `on.client`) and monitors `nodeIds`, at most
+ * `monitoredItemsPerCall` per call (the server's limit); `onChange(index, dv)` gets every change, `index`
+ * into `nodeIds`. A call the server leaves unanswered past its bound, or past node-opcua's request
+ * timeout, rejects with SubscribeTimeoutError.
  */
 export async function subscribe(
+  on: { session: ClientSession; client: OPCUAClient },
+  cfg: OpcuaClientConfig,
+  nodeIds: readonly string[],
+  monitoredItemsPerCall: number,
+  onChange: (index: number, dv: DataValue) => void,
+  signal?: AbortSignal,
+): Promise<Subscribed> {
+  const watch = new RequestTimeouts(on.client);
+  try {
+    return await setUp(on.session, cfg, nodeIds, monitoredItemsPerCall, onChange, watch, signal);
+  } finally {
+    watch.stop();
+  }
+}
+
+async function setUp(
   session: ClientSession,
   cfg: OpcuaClientConfig,
   nodeIds: readonly string[],
   monitoredItemsPerCall: number,
   onChange: (index: number, dv: DataValue) => void,
+  watch: RequestTimeouts,
   signal?: AbortSignal,
 ): Promise<Subscribed> {
   const startedAt = performance.now();
@@ -102,6 +172,7 @@ export async function subscribe(
     }),
     requestedBound,
     "CreateSubscription",
+    { watch, kind: CreateSubscriptionRequest },
     signal,
   );
   const bound = silenceBoundMs(cfg, subscription.publishingInterval, subscription.maxKeepAliveCount);
@@ -129,7 +200,7 @@ export async function subscribe(
       group.once("err", (e: unknown) => reject(new Error(`monitored items refused: ${String(e)}`)));
     });
     const what = `CreateMonitoredItems (${slice.items.length} items, call ${call + 1} of ${all.length})`;
-    await answered(initialized, createCallBoundMs(bound, slice.items.length), what, signal);
+    await answered(initialized, createCallBoundMs(bound, slice.items.length), what, { watch, kind: CreateMonitoredItemsRequest }, signal);
     group.monitoredItems.forEach((item, index) => {
       const sc = item.statusCode;
       if (sc && !sc.isGood()) refused.push({ index: slice.offset + index, quality: sc.value >>> 0, reason: `the server refused to monitor node ${nodeIds[slice.offset + index]} (${sc.name})` });

@@ -129,7 +129,7 @@ describe("opcua client driver: tags the server cannot serve as configured", () =
       const session = await client.createSession();
       const cfg = TypeValue.Default(OpcuaClientConfig, { publishingIntervalMs: 50 }) as OpcuaClientConfig;
       // one item per call: the refused item is told by its index in the whole list, not in its call
-      const s = await subscribe(session, cfg, ["ns=1;s=T0", "ns=1;s=NoSuchNode"], 1, () => undefined);
+      const s = await subscribe({ session, client }, cfg, ["ns=1;s=T0", "ns=1;s=NoSuchNode"], 1, () => undefined);
       expect(s.refused).toEqual([{ index: 1, quality: Quality.Bad_NodeIdUnknown, reason: expect.stringContaining("ns=1;s=NoSuchNode") }]);
       await s.subscription.terminate();
       await session.close();

@@ -1,10 +1,11 @@
 // A plant OPC UA server (node-opcua) in its own process, so that a test can hang it (SIGSTOP), let it
 // go on (SIGCONT) or kill it. Usage: bun opcua-server-process.ts <port> <count> [createStall
-// afterCreateStall]: the two stalls model a server short of CPU (a loaded machine, a large
+// afterCreateStall [subscriptionStall]]: the stalls model a server short of CPU (a loaded machine, a large
 // subscription): at each CreateMonitoredItems request the server stops (the process stops itself and a
 // `sleep` continues it: no CPU burnt) createStall ms before the answer, and afterCreateStall ms after
 // the answer is sent (so no publish, keep-alive or other answer goes out meanwhile); "hang" instead of
-// a number stops it for good (a server hung there). It serves, in
+// a number stops it for good (a server hung there). subscriptionStall does the same at each
+// CreateSubscription request, before the answer. It serves, in
 // namespace 1: T0..T<count-1> (Double), Big (UInt32 4294967295), Small (UInt32 5), Ratio (Double 0.5),
 // Hidden (Double, not readable), ReadOnly (Double), Setpoint (Double, writable), Weight (Float,
 // writable); it prints "ready" on stdout once it listens.
@@ -14,6 +15,7 @@ const port = Number(process.argv[2]);
 const count = Number(process.argv[3] ?? 100);
 const createStall = process.argv[4] ?? "0";
 const afterCreateStall = process.argv[5] ?? "0";
+const subscriptionStall = process.argv[6] ?? "0";
 
 const server = new OPCUAServer({ port, hostname: "127.0.0.1", resourcePath: "/UA/plant", allowAnonymous: true, isAuditing: false });
 await server.initialize();
@@ -64,6 +66,16 @@ if (createStall !== "0" || afterCreateStall !== "0") {
       return r;
     };
     create(message, stalling);
+  };
+}
+
+if (subscriptionStall !== "0") {
+  type Handler = (message: unknown, channel: unknown) => void;
+  const s = server as unknown as { _on_CreateSubscriptionRequest: Handler };
+  const create = s._on_CreateSubscriptionRequest.bind(server);
+  s._on_CreateSubscriptionRequest = (message, channel) => {
+    stall(subscriptionStall);
+    create(message, channel);
   };
 }
 

@@ -3,8 +3,10 @@
 // server's first publish coming later than the silence bound): the first publish after the creation has
 // a bound scaled to the creation's time, so the tags come up and stay Good; while a server that hangs
 // during the creation, or after it before its first publish, still ends in Bad_Timeout, an
-// opcua.server_silent event and a restart. Each server runs in a child process (opcua-server-process.ts)
-// that stops itself at the CreateMonitoredItems request for a time, or for good.
+// opcua.server_silent event and a restart, also when node-opcua's own request timeout (at least 5 s) ends
+// the hung call before the driver's bound does (it ended as "cannot subscribe", Bad_CommunicationError).
+// Each server runs in a child process (opcua-server-process.ts) that stops itself at the
+// CreateMonitoredItems (or CreateSubscription) request for a time, or for good.
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { join } from "node:path";
 import type { DataFrame, EventFrame, Logged } from "../../schemas/index.ts";
@@ -19,32 +21,48 @@ const SILENCE_BOUND_MS = 2000;
 // the slow server: 1.5 s to answer the create call, then 3 s more before it publishes (past the silence
 // bound; within the first-publish bound of 2000 + 2 x >= 1500 = 5000 ms)
 const SLOW = { create: "1500", afterCreate: "3000" };
+// node-opcua's request timeout: 10 x the endpoint's timeoutMs (100), at least 5 s (its floor); with
+// publishing 500 ms x keep-alive count 10 the driver's own bounds are 11 s and more, so node-opcua's ends
+// the hung calls first
+const REQUEST_TIMEOUT_MS = 5000;
 
 const servers = new Map<string, Child>();
 let t: TestGateway;
 const dir = tempDir("edge-opcua-slow-sub-");
 
-async function startServer(name: string, createStall: string, afterCreateStall: string): Promise<string> {
+async function startServer(name: string, createStall: string, afterCreateStall: string, subscriptionStall = "0"): Promise<string> {
   const port = await freePort();
-  const p = new Child(`the ${name} server`, [process.execPath, join(import.meta.dir, "opcua-server-process.ts"), String(port), String(TAG_COUNT), createStall, afterCreateStall], { stderr: "inherit" });
+  const args = [String(port), String(TAG_COUNT), createStall, afterCreateStall, subscriptionStall];
+  const p = new Child(`the ${name} server`, [process.execPath, join(import.meta.dir, "opcua-server-process.ts"), ...args], { stderr: "inherit" });
   servers.set(name, p);
   await p.waitForOutput((out) => out.includes("ready"), "its ready line", 30_000);
   return `opc.tcp://127.0.0.1:${port}/UA/plant`;
 }
 
 beforeAll(async () => {
-  const [slow, hangAfter, hangDuring] = await Promise.all([
+  const [slow, hangAfter, hangDuring, hangItemsCall, hangSubscriptionCall] = await Promise.all([
     startServer("slow", SLOW.create, SLOW.afterCreate),
     startServer("hang-after-create", "0", "hang"),
     startServer("hang-during-create", "hang", "0"),
+    startServer("hang-on-items-call", "hang", "0"),
+    startServer("hang-on-subscription-call", "0", "0", "hang"),
   ]);
-  const drivers = ["slow", "hangafter", "hangduring"];
+  const drivers = ["slow", "hangafter", "hangduring", "hangitems", "hangsubscription"];
   const tags = drivers.flatMap((d) => Array.from({ length: TAG_COUNT }, (_, i) => `  - { tag: ${d}/t${i}, driver: ${d}, type: float64, address: { nodeId: "ns=1;s=T${i}" } }`));
-  const config = `{ samplingIntervalMs: 0, publishingIntervalMs: 50, keepAliveCount: 10, pkiDir: "${join(dir.path, "pki")}", connectAttempts: 1 }`;
+  const common = `samplingIntervalMs: 0, keepAliveCount: 10, pkiDir: "${join(dir.path, "pki")}", connectAttempts: 1`;
+  const configOf = (d: string) => `{ ${common}, publishingIntervalMs: ${d === "hangitems" || d === "hangsubscription" ? 500 : 50} }`;
+  const endpoint = (d: string, url: string, timeoutMs: number) => `  ${d}: { url: "${url}", timeoutMs: ${timeoutMs} }`;
   t = await startGateway({
     "gateway.yml": "drivers: { backoffBaseMs: 200, backoffMaxMs: 1000 }",
-    "endpoints.yml": `endpoints:\n  slow: { url: "${slow}", timeoutMs: 1000 }\n  hangafter: { url: "${hangAfter}", timeoutMs: 1000 }\n  hangduring: { url: "${hangDuring}", timeoutMs: 1000 }\n`,
-    "drivers.yml": ["drivers:", ...drivers.map((d) => `  - { id: ${d}, type: opcua, endpoint: ${d}, config: ${config} }`)].join("\n"),
+    "endpoints.yml": [
+      "endpoints:",
+      endpoint("slow", slow, 1000),
+      endpoint("hangafter", hangAfter, 1000),
+      endpoint("hangduring", hangDuring, 1000),
+      endpoint("hangitems", hangItemsCall, 100),
+      endpoint("hangsubscription", hangSubscriptionCall, 100),
+    ].join("\n"),
+    "drivers.yml": ["drivers:", ...drivers.map((d) => `  - { id: ${d}, type: opcua, endpoint: ${d}, config: ${configOf(d)} }`)].join("\n"),
     "variables.yml": ["tags:", ...tags].join("\n"),
   });
 }, 60_000);
@@ -103,4 +121,22 @@ describe("opcua client driver: a server that hangs while the subscription is set
     await waitFor(() => statusOf("hangduring").restarts > 0, "a restart", 5_000);
     expect(await dataOf("hangduring", (f) => f.quality === Quality.Good)).toEqual([]);
   }, 15_000);
+});
+
+describe("opcua client driver: a set-up call that node-opcua's own request timeout ends", () => {
+  it("marks every tag Bad_Timeout, tells the server silent and restarts when the request timeout ends a CreateMonitoredItems call the server hangs on", async () => {
+    const silent = await waitFor(async () => (await silentEvents("hangitems"))[0], "opcua.server_silent", 15_000);
+    expect(String(silent.data!.reason)).toContain(`no answer to CreateMonitoredItems (${TAG_COUNT} items, call 1 of 1) within ${REQUEST_TIMEOUT_MS} ms (the client's request timeout)`);
+    await waitFor(() => tagsOf("hangitems").every((x) => latest(x)?.quality === Quality.Bad_Timeout), "every tag Bad_Timeout", 5_000);
+    await waitFor(() => statusOf("hangitems").restarts > 0, "a restart", 5_000);
+    expect(await dataOf("hangitems", (f) => f.quality !== Quality.Bad_Timeout)).toEqual([]);
+  }, 20_000);
+
+  it("marks every tag Bad_Timeout, tells the server silent and restarts when the request timeout ends a CreateSubscription call the server hangs on", async () => {
+    const silent = await waitFor(async () => (await silentEvents("hangsubscription"))[0], "opcua.server_silent", 15_000);
+    expect(String(silent.data!.reason)).toContain(`no answer to CreateSubscription within ${REQUEST_TIMEOUT_MS} ms (the client's request timeout)`);
+    await waitFor(() => tagsOf("hangsubscription").every((x) => latest(x)?.quality === Quality.Bad_Timeout), "every tag Bad_Timeout", 5_000);
+    await waitFor(() => statusOf("hangsubscription").restarts > 0, "a restart", 5_000);
+    expect(await dataOf("hangsubscription", (f) => f.quality !== Quality.Bad_Timeout)).toEqual([]);
+  }, 20_000);
 });
