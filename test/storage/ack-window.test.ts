@@ -7,6 +7,7 @@ import { join } from "node:path";
 import type { DataFrame } from "../../schemas/index.ts";
 import { AckWindow, windowStatus, type WindowEntry } from "../../storage/ack-window.ts";
 import { EventLog, Rewind, type ConsumerStatus } from "../../storage/index.ts";
+import { slowCursorStores } from "../helpers/faults.ts";
 import { tempDir, waitFor } from "../helpers/index.ts";
 
 const frame = (i: number): DataFrame => ({ kind: "data", tag: `t${i}`, value: i, ts: 1_700_000_000_000_000 + i, quality: 0, source: "test" });
@@ -33,6 +34,8 @@ function publisher(name: string, opts: { room?: number; skip?: (value: number) =
   const sent: Msg[] = [];
   const reads: number[] = [];
   const failures: { offset: number; first: boolean }[] = [];
+  /** for each message published: how far past the stored cursor it went (what a crash would re-send) */
+  const pastStored: number[] = [];
   let succeeded = 0;
   const w: AckWindow<Msg> = new AckWindow<Msg>(log, {
     name,
@@ -52,6 +55,7 @@ function publisher(name: string, opts: { room?: number; skip?: (value: number) =
         if (!(await w.waitForRoom(ctx.signal, f.offset, () => room))) throw new Rewind();
         w.push(m);
         sent.push(m);
+        pastStored.push(m.last - w.consumer.storedUpTo);
       }
     },
     idle: { afterMs: () => null, run: () => undefined },
@@ -75,7 +79,7 @@ function publisher(name: string, opts: { room?: number; skip?: (value: number) =
     if (!m) throw new Error(`nothing published for offset ${offset}`);
     return m;
   };
-  return { w, sent, reads, failures, msg, succeeded: () => succeeded };
+  return { w, sent, reads, failures, pastStored, msg, succeeded: () => succeeded };
 }
 
 describe("acknowledged window", () => {
@@ -182,6 +186,27 @@ describe("acknowledged window", () => {
     expect(p.sent.length).toBe(3);
     await p.w.stop();
     expect(log.cursor("ack-room")).toBe(3);
+  });
+
+  it("publishes nothing that would go more than a window and a quarter past the stored cursor while storing is slow, then goes on", async () => {
+    // window 100 messages of 1 frame, stored every 12: at most 100 + 2 x 12 frames past the stored cursor
+    const stores = slowCursorStores(log, 150);
+    const p = publisher("ack-bound");
+    const acker = setInterval(() => {
+      for (const m of p.sent) if (!m.settled) p.w.settle(m, null);
+    }, 2);
+    try {
+      await log.append(frames(1, 400));
+      await waitFor(() => p.w.acked === 400, "all 400 acknowledged", 10_000);
+    } finally {
+      clearInterval(acker);
+    }
+    expect(Math.max(...p.pastStored)).toBeLessThanOrEqual(124);
+    // it waited for stores, and did not wait for good
+    expect(stores.slowed).toBeGreaterThan(2);
+    expect(p.sent.length).toBe(400);
+    await p.w.stop();
+    expect(log.cursor("ack-bound")).toBe(400);
   });
 });
 
