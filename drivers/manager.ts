@@ -1,12 +1,13 @@
 // The driver manager: one supervisor per driver. States Loading -> Init -> Connected -> Active;
 // a crash (readLoop throws or ends), a hang (no frame or heartbeat within the watchdog) or a failed
 // connect goes Error -> Backoff (1 s, 2 s, 4 s ... capped) -> Connected again; too many crashes in a
-// window -> Fault (and an alarm). Every state change is an event frame in the log. One driver's
+// window -> Fault (and an alarm). Every real state change is an event frame in the log, not every
+// step of a retry that fails the same way (drivers/state-journal.ts). One driver's
 // failure never touches another: each runs in its own supervisor and every call into it is guarded.
 // Quality follows the driver: when it leaves Connected/Active (crash, hang, Fault, stop, removal)
 // every tag it owns gets a Bad frame at once, in one append, with the reason as quality (see README).
 import { EventEmitter } from "node:events";
-import { AlarmRequest, isGood, Quality, type DataFrame, type DriverEntry, type EventFrame, type Frame, type Variable } from "../schemas/index.ts";
+import { AlarmRequest, isBad, isGood, Quality, type DataFrame, type DriverEntry, type EventFrame, type Frame, type Variable } from "../schemas/index.ts";
 import type { EventLog } from "../storage/index.ts";
 import { ABORTED, backoffDelay as retryDelay, deadline, delay, TIMED_OUT } from "../storage/time.ts";
 import { filesChanged } from "../storage/watch.ts";
@@ -16,6 +17,7 @@ import type { Endpoint } from "./endpoint.ts";
 import { DriverConfigError, DriverError } from "./errors.ts";
 import { BadRepeats } from "./bad-repeats.ts";
 import { MappingTable } from "./mapping.ts";
+import { StateJournal } from "./state-journal.ts";
 import { driverType } from "./plugins/registry.ts";
 
 export type DriverState = "Loading" | "Init" | "Connected" | "Active" | "Error" | "Backoff" | "Fault" | "Shutdown";
@@ -108,6 +110,10 @@ class Supervisor implements FrameSink {
   /** tags whose last frame (the driver's or a marking) was Bad, with that quality: repeats are dropped */
   private readonly lastBad: BadRepeats;
   private stopQuality: number = Quality.Bad_NoCommunication;
+  /** which state changes become driver.state events */
+  private readonly journal = new StateJournal();
+  /** logs a run's Active once it has lasted the longest backoff, even without a frame that is not Bad */
+  private proofTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     readonly entry: DriverEntry,
@@ -185,6 +191,8 @@ class Supervisor implements FrameSink {
         } else out.push(f);
       }
     }
+    // a run is a recovery once it reads something (checked only until then: not per frame for long)
+    if (this.journal.isUnproven && out.some((f) => !isBad(f.quality))) this.proveActive();
     const nowMs = Date.now();
     // the same Bad again (a device off through every retry) is not news: dropped before the mapping,
     // which leaves a Bad reading's quality as it is
@@ -207,8 +215,25 @@ class Supervisor implements FrameSink {
     this.status.state = state;
     this.status.since = Date.now();
     if (typeof data.error === "string") this.status.lastError = data.error;
-    this.event("driver.state", { state, previous, ...data });
+    const logged = this.journal.enter(state, data);
+    if (logged) this.event("driver.state", logged);
     this.mgr.emit("state", this.entry.id, state, previous, data);
+    if (this.journal.isUnproven) {
+      clearTimeout(this.proofTimer);
+      this.proofTimer = setTimeout(() => this.proveActive(), this.mgr.settings.backoffMaxMs);
+    }
+  }
+
+  /**
+   * The Active run has read the device (or lasted the longest backoff): its Active event, once. In
+   * Fault, only once the fault clears (a run healthy for the longest backoff): a device that reads a
+   * value and crashes at every retry stays one Fault in the log, as its alarm stays raised.
+   */
+  private proveActive(): void {
+    if (this.faulted) return;
+    clearTimeout(this.proofTimer);
+    const logged = this.journal.proven();
+    if (logged) this.event("driver.state", logged);
   }
 
   /**
@@ -296,17 +321,15 @@ class Supervisor implements FrameSink {
       }
       this.crashes = this.crashes.filter((t) => now - t < this.mgr.settings.faultWindowMs);
       this.crashes.push(now);
-      if (!this.faulted && this.crashes.length >= this.mgr.settings.faultAfterCrashes) {
-        this.faulted = true;
-        this.setState("Fault", { error, crashes: this.crashes.length });
-        this.raiseFaultAlarm(error);
-      }
+      const faults = !this.faulted && this.crashes.length >= this.mgr.settings.faultAfterCrashes;
+      if (faults) this.faulted = true;
       attempt++;
       // In Fault the driver is still retried, at the longest backoff: a device that comes back (a PLC
       // reboot, a cable) recovers without an operator; the alarm stays raised until it does.
       const delayMs = this.faulted ? this.mgr.settings.backoffMaxMs : backoffDelay(attempt, this.mgr.settings);
-      if (this.faulted) this.setState("Fault", { error, retryInMs: delayMs });
-      else this.setState("Backoff", { attempt, delayMs });
+      if (this.faulted) this.setState("Fault", { error, crashes: this.crashes.length, retryInMs: delayMs });
+      else this.setState("Backoff", { error, attempt, delayMs });
+      if (faults) this.raiseFaultAlarm(error);
       await this.waitToRetry(delayMs, signal);
       if (!signal.aborted) this.status.restarts++;
     }
@@ -373,6 +396,7 @@ class Supervisor implements FrameSink {
       ts: Date.now() * 1000,
       data: { alarm: "driver.fault", driver: this.entry.id },
     });
+    this.proveActive();
   }
 
   private raiseFaultAlarm(reason: string): void {
@@ -419,6 +443,7 @@ class Supervisor implements FrameSink {
     } finally {
       clearInterval(watchdog);
       clearTimeout(this.faultClearTimer);
+      clearTimeout(this.proofTimer);
       run.abort(); // a hung loop is told to stop; we do not wait for it
       stopSignal.removeEventListener("abort", onStop);
     }

@@ -105,14 +105,13 @@ export class Gateway {
     const carried = await markPreviousRunUncertain(log, this.ctx.catalog.all());
     if (carried) logger.info({ tags: carried }, "previous run's values marked Uncertain_LastUsableValue until read");
     await this.startServices(earlyServices);
-    drivers.on("state", (id: string, state: string, _prev: string, data: Record<string, unknown>) => {
-      const level = state === "Error" || state === "Fault" ? "warn" : "info";
-      logger[level]({ driver: id, state, ...data }, "driver state");
-    });
     drivers.on("rejected", (id: string, tag: string, reason: string) => logger.warn({ driver: id, tag, reason }, "frame rejected"));
-    // drivers rate-limit their own events (bad payloads, device exceptions): each one is worth a line
+    // drivers rate-limit their own events (bad payloads, device exceptions), and the manager logs a
+    // state change only when it is news (drivers/state-journal.ts): each one is worth a line
     drivers.on("event", (f: EventFrame) => {
-      if (f.type !== "driver.state") logger.warn({ driver: f.source, event: f.type, tag: f.tag, ...f.data }, `driver event ${f.type}`);
+      if (f.type !== "driver.state") return logger.warn({ driver: f.source, event: f.type, tag: f.tag, ...f.data }, `driver event ${f.type}`);
+      const state = f.data?.state;
+      logger[state === "Backoff" || state === "Fault" ? "warn" : "info"]({ driver: f.source, ...f.data }, "driver state");
     });
     for (const spec of driverSpecs(this.ctx, config).values()) drivers.add(spec.entry, spec.endpoint, spec.tags);
     // after the drivers (it writes through them), before the bridges and HTTP (they submit commands)

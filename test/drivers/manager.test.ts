@@ -1,5 +1,6 @@
 // The driver manager supervising small fake drivers on a real event log: restart with backoff,
-// watchdog for hung drivers, Fault after too many crashes, isolation between drivers, state events.
+// watchdog for hung drivers, Fault after too many crashes, isolation between drivers, state events
+// (the live ones of every step, and the driver.state frames of the real changes in the log).
 import { afterEach, beforeEach, describe, expect, it } from "bun:test";
 import { join } from "node:path";
 import { Value as TypeValue } from "@sinclair/typebox/value";
@@ -81,6 +82,8 @@ class FlakyConnectionDriver extends HealthyDriver {
 let dir: ReturnType<typeof tempDir>;
 let log: EventLog;
 let mgr: DriverManager | undefined;
+/** every state the manager went through ('state' events: the live view), with when */
+let live: { id: string; state: string; data: Record<string, unknown>; at: number }[] = [];
 
 beforeEach(async () => {
   dir = tempDir();
@@ -98,6 +101,8 @@ const entry = (id: string, type: string, config: Record<string, unknown> = {}): 
 
 function start(factories: Record<string, DriverFactory>, settings: Partial<SupervisorSettings>, ids: [id: string, type: string][]): DriverManager {
   mgr = new DriverManager({ log, factories: new Map(Object.entries(factories)), settings });
+  live = [];
+  mgr.on("state", (id: string, state: string, _previous: string, data: Record<string, unknown>) => live.push({ id, state, data, at: performance.now() }));
   for (const [id, type] of ids) mgr.add(entry(id, type), undefined, [variable(tagOf(id), id)]);
   return mgr;
 }
@@ -111,6 +116,8 @@ async function events(source?: string, type?: string): Promise<Logged<EventFrame
   return out;
 }
 const states = async (id: string) => (await events(id, "driver.state")).map((e) => e.data!.state as string);
+const liveOf = (id: string) => live.filter((s) => s.id === id);
+const liveStates = (id: string) => liveOf(id).map((s) => s.state);
 
 /** The values a driver logged (not the manager's Bad frames, which carry no value). */
 async function counterValues(id: string): Promise<number[]> {
@@ -134,47 +141,62 @@ describe("backoffDelay", () => {
 });
 
 describe("driver manager", () => {
-  it("restarts a throwing driver with backoff delays doubling up to the cap, as event frames in order", async () => {
+  it("restarts a throwing driver with backoff delays doubling up to the cap, in order", async () => {
     start({ throwing: () => new ThrowingDriver(3) }, { backoffBaseMs: 10, backoffMaxMs: 160, faultAfterCrashes: 100, watchdogMs: 0 }, [["t", "throwing"]]);
-    await waitFor(async () => (await events("t", "driver.state")).filter((e) => e.data!.state === "Backoff").length >= 7, "seven backoffs", 30_000);
-    const evs = await events("t", "driver.state");
-    const seq = evs.map((e) => e.data!.state);
-    expect(seq.slice(0, 10)).toEqual(["Loading", "Init", "Connected", "Active", "Error", "Backoff", "Connected", "Active", "Error", "Backoff"]);
-    const backoffs = evs.filter((e) => e.data!.state === "Backoff");
-    expect(backoffs.slice(0, 7).map((e) => e.data!.delayMs)).toEqual([10, 20, 40, 80, 160, 160, 160]);
-    expect(backoffs.slice(0, 7).map((e) => e.data!.attempt)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    await waitFor(() => liveStates("t").filter((s) => s === "Backoff").length >= 7, "seven backoffs", 30_000);
+    const evs = liveOf("t");
+    expect(evs.slice(0, 10).map((e) => e.state)).toEqual(["Loading", "Init", "Connected", "Active", "Error", "Backoff", "Connected", "Active", "Error", "Backoff"]);
+    const backoffs = evs.filter((e) => e.state === "Backoff");
+    expect(backoffs.slice(0, 7).map((e) => e.data.delayMs)).toEqual([10, 20, 40, 80, 160, 160, 160]);
+    expect(backoffs.slice(0, 7).map((e) => e.data.attempt)).toEqual([1, 2, 3, 4, 5, 6, 7]);
     // the restart really waited: the next Connected comes at least delayMs after the Backoff
     for (const b of backoffs.slice(0, 6)) {
-      const next = evs.find((e) => e.offset > b.offset && e.data!.state === "Connected")!;
-      expect((next.ts - b.ts) / 1000).toBeGreaterThanOrEqual((b.data!.delayMs as number) - 1);
+      const next = evs.find((e) => e.at > b.at && e.state === "Connected")!;
+      expect(next.at - b.at).toBeGreaterThanOrEqual((b.data.delayMs as number) - 1);
     }
-    const errors = evs.filter((e) => e.data!.state === "Error");
-    expect(errors[0]!.data!.error).toBe("Error: device went away");
+    expect(evs.find((e) => e.state === "Error")!.data.error).toBe("Error: device went away");
     expect(mgr!.status()[0]!.restarts).toBeGreaterThanOrEqual(6);
+  });
+
+  it("logs each run that reads before it crashes as Active then Backoff with the reason (a flapping device), not its in-between steps", async () => {
+    start({ throwing: () => new ThrowingDriver(3) }, { backoffBaseMs: 10, backoffMaxMs: 160, faultAfterCrashes: 100, watchdogMs: 0 }, [["t", "throwing"]]);
+    await waitFor(async () => (await states("t")).filter((s) => s === "Backoff").length >= 3, "three logged backoffs", 30_000);
+    const evs = (await events("t", "driver.state")).slice(0, 8);
+    expect(evs.map((e) => e.data!.state)).toEqual(["Loading", "Init", "Connected", "Active", "Backoff", "Active", "Backoff", "Active"]);
+    expect(evs[4]!.data).toMatchObject({ previous: "Active", error: "Error: device went away", attempt: 1, delayMs: 10 });
+    expect(evs[5]!.data).toEqual({ state: "Active", previous: "Backoff", attempts: 1 });
   });
 
   it("detects a hung driver with the watchdog and restarts it", async () => {
     start({ hung: () => new HungDriver() }, { backoffBaseMs: 5, backoffMaxMs: 10, faultAfterCrashes: 100, watchdogMs: 100 }, [["h", "hung"]]);
-    await waitFor(async () => (await states("h")).filter((s) => s === "Connected").length >= 2, "a restart after the hang", 20_000);
-    const evs = await events("h", "driver.state");
-    expect(evs.map((e) => e.data!.state).slice(0, 5)).toEqual(["Loading", "Init", "Connected", "Error", "Backoff"]);
-    expect(evs[3]!.data!.error).toContain("hung");
+    await waitFor(() => liveStates("h").filter((s) => s === "Connected").length >= 2, "a restart after the hang", 20_000);
+    const evs = liveOf("h");
+    expect(evs.map((e) => e.state).slice(0, 5)).toEqual(["Loading", "Init", "Connected", "Error", "Backoff"]);
+    expect(evs[3]!.data.error).toContain("hung");
     // not before the watchdog period has passed
-    expect((evs[3]!.ts - evs[2]!.ts) / 1000).toBeGreaterThanOrEqual(99);
+    expect(evs[3]!.at - evs[2]!.at).toBeGreaterThanOrEqual(99);
+    // the log: the Backoff with the reason, once for the retries that hang the same way
+    await waitFor(() => liveStates("h").filter((s) => s === "Backoff").length >= 3, "two more hangs", 20_000);
+    expect(await states("h")).toEqual(["Loading", "Init", "Connected", "Backoff"]);
+    expect((await events("h", "driver.state"))[3]!.data!.error).toContain("hung");
   });
 
   it("marks a driver Fault after N crashes within the window and raises an alarm once", async () => {
     start({ throwing: () => new ThrowingDriver(1) }, { backoffBaseMs: 1, backoffMaxMs: 4, faultAfterCrashes: 3, faultWindowMs: 60_000, watchdogMs: 0 }, [["f", "throwing"]]);
     await waitFor(() => mgr!.status()[0]!.state === "Fault", "Fault", 20_000);
     await waitFor(async () => (await events("f", "alarm.raised")).length === 1, "the alarm frame");
-    const seq = await states("f");
+    const seq = liveStates("f");
     expect(seq.slice(0, seq.indexOf("Fault") + 1).filter((s) => s === "Error")).toHaveLength(3);
     const alarm = (await events("f", "alarm.raised"))[0]!;
     expect(alarm.data).toMatchObject({ alarm: "driver.fault", driver: "f", severity: "high", reason: "Error: device went away" });
     // still retried, at the longest backoff, and still failing: Fault again, no second alarm
-    await waitFor(async () => (await states("f")).filter((s) => s === "Error").length >= 5, "retries in Fault", 20_000);
-    const faults = (await events("f", "driver.state")).filter((e) => e.data!.state === "Fault");
-    expect(faults.slice(1).every((e) => e.data!.retryInMs === 4)).toBe(true);
+    await waitFor(() => liveStates("f").filter((s) => s === "Error").length >= 5, "retries in Fault", 20_000);
+    const faults = liveOf("f").filter((e) => e.state === "Fault");
+    expect(faults.length).toBeGreaterThanOrEqual(3);
+    expect(faults.every((e) => e.data.retryInMs === 4)).toBe(true);
+    // the log: one Fault event (with the reason, the crashes and the retry period), not one per retry
+    const logged = (await events("f", "driver.state")).filter((e) => e.data!.state === "Fault");
+    expect(logged.map((e) => e.data)).toEqual([{ state: "Fault", previous: "Active", error: "Error: device went away", crashes: 3, retryInMs: 4 }]);
     expect(await events("f", "alarm.raised")).toHaveLength(1);
     expect(await events("f", "alarm.cleared")).toHaveLength(0);
   });
@@ -191,6 +213,7 @@ describe("driver manager", () => {
     await waitFor(async () => (await events("b", "alarm.cleared")).length === 1, "the alarm cleared", 20_000);
     expect(mgr!.status()[0]!.state).toBe("Active");
     const seq = await states("b");
+    expect(seq.filter((s) => s === "Fault")).toHaveLength(1);
     expect(seq.indexOf("Fault")).toBeGreaterThan(0);
     expect(seq.lastIndexOf("Active")).toBeGreaterThan(seq.indexOf("Fault"));
     expect(await events("b", "alarm.raised")).toHaveLength(1);
@@ -246,9 +269,13 @@ describe("driver manager", () => {
     const shared = { failures: 3 };
     start({ flaky: () => new FlakyConnectionDriver(shared) }, { backoffBaseMs: 5, backoffMaxMs: 20, faultAfterCrashes: 10, watchdogMs: 0 }, [["c", "flaky"]]);
     await waitFor(async () => (await counterValues("c")).length >= 10, "frames after reconnecting", 20_000);
-    expect(await states("c")).toEqual(["Loading", "Init", "Error", "Backoff", "Error", "Backoff", "Error", "Backoff", "Connected", "Active"]);
-    const firstError = (await events("c", "driver.state"))[2]!;
-    expect(firstError.data!.error).toContain("ECONNREFUSED");
+    expect(liveStates("c")).toEqual(["Loading", "Init", "Error", "Backoff", "Error", "Backoff", "Error", "Backoff", "Connected", "Active"]);
+    expect(liveOf("c")[2]!.data.error).toContain("ECONNREFUSED");
+    // the log: the first failed connect with its reason, and the recovery after three attempts
+    const logged = await events("c", "driver.state");
+    expect(logged.map((e) => e.data!.state)).toEqual(["Loading", "Init", "Backoff", "Active"]);
+    expect(logged[2]!.data).toMatchObject({ previous: "Init", error: "Error: ECONNREFUSED 127.0.0.1:502", attempt: 1 });
+    expect(logged[3]!.data).toEqual({ state: "Active", previous: "Backoff", attempts: 3 });
     expect(mgr!.status()[0]).toMatchObject({ state: "Active", errors: 3, restarts: 3 });
   });
 
@@ -264,9 +291,9 @@ describe("driver manager", () => {
       { backoffBaseMs: 1, backoffMaxMs: 8, faultAfterCrashes: 1000, watchdogMs: 150 },
       [["ok", "healthy"], ["t", "throwing"], ["h", "hung"], ["c", "flaky"]],
     );
-    await waitFor(async () => (await states("h")).filter((s) => s === "Error").length >= 3, "three hangs detected", 30_000);
-    await waitFor(async () => (await states("t")).filter((s) => s === "Error").length >= 10, "ten crashes", 30_000);
-    await waitFor(async () => (await states("c")).filter((s) => s === "Error").length >= 10, "ten failed connects", 30_000);
+    await waitFor(() => liveStates("h").filter((s) => s === "Error").length >= 3, "three hangs detected", 30_000);
+    await waitFor(() => liveStates("t").filter((s) => s === "Error").length >= 10, "ten crashes", 30_000);
+    await waitFor(() => liveStates("c").filter((s) => s === "Error").length >= 10, "ten failed connects", 30_000);
     const sent = healthy.n;
     await waitFor(async () => (await counterValues("ok")).length >= sent, "the healthy driver's frames committed");
     const values = await counterValues("ok");
@@ -312,9 +339,8 @@ describe("driver manager", () => {
     const m = start({ sync: () => new SyncThrower() }, { backoffBaseMs: 1, backoffMaxMs: 2, faultAfterCrashes: 10, watchdogMs: 0 }, [["s", "sync"]]);
     m.on("shutdownError", (_id: string, e: Error) => shutdownErrors.push(e.message));
     await waitFor(async () => (await counterValues("s")).length >= 5, "frames after the failed connects", 20_000);
-    const evs = await events("s", "driver.state");
-    expect(evs.map((e) => e.data!.state)).toEqual(["Loading", "Init", "Error", "Backoff", "Error", "Backoff", "Connected", "Active"]);
-    expect(evs[2]!.data!.error).toBe("Error: sync connect failure");
+    expect(liveStates("s")).toEqual(["Loading", "Init", "Error", "Backoff", "Error", "Backoff", "Connected", "Active"]);
+    expect(liveOf("s")[2]!.data.error).toBe("Error: sync connect failure");
     expect(shutdownErrors).toContain("sync shutdown failure");
   });
 

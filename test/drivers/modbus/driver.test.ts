@@ -143,7 +143,7 @@ describe("Modbus driver", () => {
     await waitFor(() => mgr.status()[0]!.restarts >= 2, "two restarts", 15_000);
     expect(states).toContain("Backoff");
     const ev = await events("driver.state");
-    expect(ev.some((e) => e.source === "dead" && e.data?.state === "Error" && String(e.data?.error).includes("connection failed"))).toBe(true);
+    expect(ev.some((e) => e.source === "dead" && e.data?.state === "Backoff" && String(e.data?.error).includes("connection failed"))).toBe(true);
   });
 
   it("recovers by itself when the device comes back on the same port", async () => {
