@@ -21,6 +21,13 @@ export interface DriverInit {
   tags: readonly Variable[];
   /** the gateway's data directory, for files a driver keeps (certificates, sessions); absent in bare tests */
   dataDir?: string;
+  /**
+   * The last event of each tag among `types` that this driver (its id) logged, from the log's hot
+   * table: what the log already says, so that a driver logs a lasting condition again only when it
+   * changes, not at every start (call it in connect or readLoop, not in init: it reads the log). Absent
+   * in bare tests.
+   */
+  lastEvents?(types: readonly string[]): Promise<ReadonlyMap<string, EventFrame>>;
 }
 
 /**

@@ -9,6 +9,7 @@
 import { EventEmitter } from "node:events";
 import { AlarmRequest, isBad, isGood, Quality, type DataFrame, type DriverEntry, type EventFrame, type Frame, type Variable } from "../schemas/index.ts";
 import type { EventLog } from "../storage/index.ts";
+import { lastEventsByTag } from "../storage/last-events.ts";
 import { ABORTED, backoffDelay as retryDelay, deadline, delay, TIMED_OUT } from "../storage/time.ts";
 import { filesChanged } from "../storage/watch.ts";
 import { cameBack, PROBE_EVERY_MS, probeTarget } from "./reachable.ts";
@@ -283,7 +284,13 @@ class Supervisor implements FrameSink {
         throw new DriverConfigError(this.entry.id, "type", `driver '${meta.name}' speaks API v${meta.apiVersion}, the gateway v${DRIVER_API_VERSION}`);
       }
       this.setState("Init");
-      const init = this.driver.init({ id: this.entry.id, config: this.entry.config, tags: this.tags, ...(this.mgr.dataDir ? { dataDir: this.mgr.dataDir } : {}) });
+      const init = this.driver.init({
+        id: this.entry.id,
+        config: this.entry.config,
+        tags: this.tags,
+        ...(this.mgr.dataDir ? { dataDir: this.mgr.dataDir } : {}),
+        lastEvents: (types) => lastEventsByTag(this.mgr.log, this.entry.id, types),
+      });
       // init does no I/O by contract; one that hangs must not hold up stop() or a reload
       const initLimitMs = Math.max(this.mgr.settings.watchdogMs, 30_000);
       const outcome = await deadline(Promise.resolve(init), initLimitMs, signal);

@@ -7,6 +7,7 @@ export { QueryEngine, type QueryEngineOptions, type QueryResult, type ChunkResul
 export { QuerySlots, defaultQuerySlots } from "./query-slots.ts";
 export { QUERY_VIEWS } from "./views.ts";
 export { jsonStringify } from "./codec.ts";
+export { lastEventsByTag } from "./last-events.ts";
 export { CommandBus, DEFAULT_TTL_MS, type SubmitCommand, type CommandRecord, type ListCommands } from "./commands.ts";
 export { LogConsumer, consume, Rewind, type ConsumerOptions, type ConsumerStatus, type ConsumerState, type ConsumerContext, type PageHandler, type ConsumerLogger } from "./consumer.ts";
 export { delay, deadline, settlesWithin, backoffDelay, deferred, TIMED_OUT, ABORTED, type BackoffSettings, type Deferred } from "./time.ts";

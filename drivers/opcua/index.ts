@@ -8,7 +8,8 @@
 // and ends the read loop, after dropping the shared session, so that the driver reconnects. A poll
 // read unanswered within the endpoint's timeout makes its group Bad_Timeout at once.
 // At connect each node's DataType is checked against its tag's type (nodes.ts): a tag that does not
-// fit is refused with a Bad quality and an event naming it, as is a node the server will not monitor.
+// fit is refused with a Bad quality and an event naming it, as is a node the server will not monitor
+// (the event once per refusal, not at every restart: refusal-events.ts).
 import { AttributeIds, resolveNodeId, type ClientSubscription, type DataValue } from "node-opcua";
 import type { CmdFrame, DataFrame, Variable } from "../../schemas/index.ts";
 import { Quality } from "../../schemas/quality.ts";
@@ -21,6 +22,7 @@ import { OpcuaClientConfig } from "./config.ts";
 import { clientPkiDir, explainConnectError, openSession, sessionKey, type SharedSession } from "./session.ts";
 import { slices } from "./limits.ts";
 import { checkNodes, type Refusal } from "./nodes.ts";
+import { RefusalEvents } from "./refusal-events.ts";
 import { pollSilenceBoundMs, subscribe, SubscribeTimeoutError, type Subscribed } from "./subscription.ts";
 import { toReading } from "./values.ts";
 import { writeNode } from "./write.ts";
@@ -68,6 +70,8 @@ export class OpcuaClientDriver implements Driver {
   private timeoutMs = 5000;
   /** tags refused at connect (missing node, DataType the tag cannot hold), by tag name */
   private refused = new Map<string, Refusal & { tag: MappedTag }>();
+  /** which refusals the log holds already (kept across the runs of this driver instance) */
+  private refusalEvents = new RefusalEvents(undefined);
 
   meta() {
     return { name: "opcua", kind: "source" as const, apiVersion: DRIVER_API_VERSION, features: ["read", "write", "subscribe"] };
@@ -75,6 +79,7 @@ export class OpcuaClientDriver implements Driver {
 
   init(init: DriverInit): void {
     this.id = init.id;
+    this.refusalEvents = new RefusalEvents(init.lastEvents);
     this.cfg = parseDriverConfig(init.id, OpcuaClientConfig, init.config);
     this.cfg.pkiDir = clientPkiDir(this.cfg, init.dataDir);
     if (this.cfg.user && this.cfg.user.password === undefined && this.cfg.user.passwordEnv === undefined) {
@@ -151,12 +156,16 @@ export class OpcuaClientDriver implements Driver {
     }
   }
 
-  /** Sends each refused tag's Bad frame and an event naming it (at every start of the read loop). */
-  private async reportRefused(tx: FrameSink, refusals: readonly (Refusal & { tag: MappedTag })[]): Promise<void> {
+  /**
+   * Sends each refused tag's Bad frame (at every start of the read loop), and an event naming it when
+   * the log does not hold that refusal yet.
+   */
+  private async reportRefused(tx: FrameSink, refusals: readonly (Refusal & { tag: MappedTag })[], signal: AbortSignal): Promise<void> {
     if (!refusals.length) return;
     const ts = Date.now() * 1000;
     await tx.send(refusals.map((r) => ({ kind: "data" as const, tag: r.tag.tag.tag, value: null, ts, quality: r.quality, source: this.id })));
-    for (const r of refusals) tx.event("opcua.tag_refused", { nodeId: r.tag.nodeId, quality: r.quality, reason: `tag '${r.tag.tag.tag}': ${r.reason}` }, r.tag.tag.tag);
+    const said = refusals.map((r) => ({ tag: r.tag.tag.tag, nodeId: r.tag.nodeId, quality: r.quality, reason: `tag '${r.tag.tag.tag}': ${r.reason}` }));
+    await this.refusalEvents.report(tx, said, signal);
   }
 
   /**
@@ -224,7 +233,7 @@ export class OpcuaClientDriver implements Driver {
         signal.addEventListener("abort", done, { once: true });
       });
     try {
-      await this.reportRefused(tx, [...this.refused.values()]);
+      await this.reportRefused(tx, [...this.refused.values()], signal);
       // joined a session whose connection is being repaired: say so until values flow again
       if (!shared.isConnected) onLost();
       if (shared.isClosed) onClose(new Error("connection closed"));
@@ -234,8 +243,10 @@ export class OpcuaClientDriver implements Driver {
           pending.length = 0; // values of the calls answered before: the Bad_Timeout frames supersede them
           return await this.failSilent(tx, tags, `setting up the subscription: ${err.message}`);
         });
-        tags = await this.refuseUnmonitored(tx, tags, subscribed.refused);
+        tags = await this.refuseUnmonitored(tx, tags, subscribed.refused, signal);
       }
+      // the tags served now are known (in subscription mode once the items are created)
+      if (this.cfg.mode === "poll" || subscribed) await this.refusalEvents.settle(tx, tags.map((m) => ({ tag: m.tag.tag, nodeId: m.nodeId })), signal);
       const groups = new Map<string, MappedTag[]>();
       for (const m of tags) groups.set(m.tag.group, [...(groups.get(m.tag.group) ?? []), m]);
       const due = new Map<string, number>([...groups.keys()].map((g) => [g, 0]));
@@ -291,10 +302,10 @@ export class OpcuaClientDriver implements Driver {
   }
 
   /** Reports the tags whose monitored item the server did not create; returns the others. */
-  private async refuseUnmonitored(tx: FrameSink, tags: MappedTag[], refused: readonly Refusal[]): Promise<MappedTag[]> {
+  private async refuseUnmonitored(tx: FrameSink, tags: MappedTag[], refused: readonly Refusal[], signal: AbortSignal): Promise<MappedTag[]> {
     if (!refused.length) return tags;
     const withTags = refused.map((r) => ({ ...r, tag: tags[r.index]! })); // indexes into the monitored list
-    await this.reportRefused(tx, withTags);
+    await this.reportRefused(tx, withTags, signal);
     const out = new Set(withTags.map((r) => r.tag));
     return tags.filter((m) => !out.has(m));
   }

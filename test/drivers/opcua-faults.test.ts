@@ -97,7 +97,11 @@ describe("opcua client driver: tags the server cannot serve as configured", () =
   it("refuses a bool tag on a Double node with Bad_TypeMismatch and an event naming the tag, in both modes", async () => {
     await waitFor(() => latest("sub/ratio") && latest("poll/ratio"), "a frame for the ratio tags", 20_000);
     for (const tag of ["sub/ratio", "poll/ratio"]) expect(latest(tag)).toMatchObject({ value: null, quality: Quality.Bad_TypeMismatch });
-    const refused = await waitFor(async () => (await events("opcua.tag_refused")).filter((e) => e.tag === "sub/ratio"), "the refusal event");
+    // (an empty list is truthy: wait for a non-empty one; the event follows the frame by a read of the log)
+    const refused = await waitFor(async () => {
+      const evs = (await events("opcua.tag_refused")).filter((e) => e.tag === "sub/ratio");
+      return evs.length > 0 && evs;
+    }, "the refusal event");
     expect(String(refused[0]!.data!.reason)).toContain("tag 'sub/ratio'");
     expect(String(refused[0]!.data!.reason)).toContain("Double");
   }, 30_000);
@@ -113,7 +117,10 @@ describe("opcua client driver: tags the server cannot serve as configured", () =
     await waitFor(() => latest("sub/missing") && latest("poll/missing"), "frames for the missing node", 20_000);
     expect(latest("sub/missing")!.quality).toBe(Quality.Bad_NodeIdUnknown);
     expect(latest("poll/missing")!.quality).toBe(Quality.Bad_NodeIdUnknown);
-    const evs = await events("opcua.tag_refused");
+    const evs = await waitFor(async () => {
+      const all = await events("opcua.tag_refused");
+      return all.some((e) => e.tag === "sub/missing") && all;
+    }, "the refusal event of sub/missing");
     expect(evs.some((e) => e.tag === "sub/missing" && String(e.data!.reason).includes("NoSuchNode"))).toBe(true);
   }, 30_000);
 
