@@ -27,6 +27,11 @@ export interface Condition {
   due: number;
   /** offset of the frame that started the pending delay (the engine's cursor stays before it) */
   pendingFrom: number;
+  /**
+   * A quality delay a planned stop paused (`due` is Infinity meanwhile): the part of it still to run
+   * once the gateway has started (micros); NaN when not paused.
+   */
+  remainingUs: number;
   /** the value of the last reading that changed `on` (shown in the transition) */
   value: unknown;
 }
@@ -34,7 +39,7 @@ export interface Condition {
 const DEFAULT_PRIORITY: AlarmPriority = "medium";
 
 function condition(base: Pick<Condition, "id" | "tag" | "kind" | "priority" | "message"> & Partial<Condition>): Condition {
-  return { limit: NaN, high: false, deadband: 0, when: true, onDelayUs: 0, offDelayUs: 0, on: false, due: Infinity, pendingFrom: 0, value: null, ...base };
+  return { limit: NaN, high: false, deadband: 0, when: true, onDelayUs: 0, offDelayUs: 0, on: false, due: Infinity, pendingFrom: 0, remainingUs: NaN, value: null, ...base };
 }
 
 /** The conditions of one tag's `alarms:` block (none without one). */
@@ -122,6 +127,7 @@ export function indexConditions(tags: readonly Variable[], previous: ConditionIn
         c.on = old.on;
         c.due = old.due;
         c.pendingFrom = old.pendingFrom;
+        c.remainingUs = old.remainingUs;
         c.value = old.value;
       }
       byId.set(c.id, c);

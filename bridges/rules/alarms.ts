@@ -196,26 +196,37 @@ export class AlarmEngine {
   }
 
   private cancel(c: Condition): void {
-    if (c.due === Infinity) return;
+    if (c.due === Infinity && Number.isNaN(c.remainingUs)) return;
     c.due = Infinity;
+    c.remainingUs = NaN;
     this.pending.delete(c);
   }
 
   /**
    * The gateway's own stop and start (schemas/alarms.ts GatewayEvent). Stopping: pending quality delays
-   * are dropped and none starts until the gateway has started. Started: every quality condition whose tag
-   * is Bad starts its whole delay now (a crash leaves no stopping event: its downtime does not count either).
+   * pause with the time they have left (they stay pending, so the cursor stays before the frame that
+   * started them and a restart derives the same), and none starts until the gateway has started.
+   * Started: a paused delay goes on with the time it had left (the Bad time before the stop counts, the
+   * stop does not); every other quality condition whose tag is Bad starts its whole delay now (a crash
+   * leaves no stopping event: its downtime does not count either).
    */
   private lifecycle(f: Logged<EventFrame>): void {
     if (f.type === GatewayEvent.Stopping) {
       this.gatewayDown = true;
-      for (const c of this.pending) if (c.kind === "quality") this.cancel(c);
+      for (const c of this.pending) {
+        if (c.kind !== "quality" || c.due === Infinity) continue; // paused already (a second stop)
+        c.remainingUs = Math.max(0, c.due - f.loggedAt);
+        c.due = Infinity;
+      }
     } else if (f.type === GatewayEvent.Started) {
       this.gatewayDown = false;
       for (const c of this.index.byId.values()) {
         if (c.kind !== "quality" || !c.on || this.table.get(c.id)?.active) continue;
-        c.due = f.loggedAt + c.onDelayUs;
-        c.pendingFrom = f.offset;
+        if (Number.isNaN(c.remainingUs)) {
+          c.due = f.loggedAt + c.onDelayUs;
+          c.pendingFrom = f.offset;
+        } else c.due = f.loggedAt + c.remainingUs; // pendingFrom stays: the frame that started it
+        c.remainingUs = NaN;
         this.pending.add(c);
       }
     } else return;

@@ -1,10 +1,11 @@
 // A planned stop is not a device fault: a real gateway process stopped with SIGTERM (its drivers mark
 // every tag Bad on the way down) and started again after longer than the tags' quality-alarm badForMs
 // raises no quality alarm, while a device that is really down after the restart raises its alarm once,
-// badForMs after the gateway has started (the time it was stopped or starting does not count).
+// badForMs after the gateway has started (the time it was stopped or starting does not count), or the
+// rest of badForMs when the tag was Bad already before the stop (that Bad time counts).
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { join } from "node:path";
-import { GatewayEvent, type AlarmState, type EventFrame, type Logged } from "../../schemas/index.ts";
+import { GatewayEvent, isBad, type AlarmState, type DataFrame, type EventFrame, type Logged } from "../../schemas/index.ts";
 import { EventLog } from "../../storage/index.ts";
 import { spawnGateway, type GatewayProcess } from "../helpers/gateway-process.ts";
 import { freePort, tempDir, waitFor, writeConfig } from "../helpers/index.ts";
@@ -58,13 +59,15 @@ async function stop(signal: "SIGTERM" | "SIGKILL"): Promise<number | null> {
   return code;
 }
 
-/** The log as the stopped gateway left it: its alarm transitions and its lifecycle events. */
-async function readLog(): Promise<{ transitions: Logged<EventFrame>[]; lifecycle: Logged<EventFrame>[] }> {
+/** The log as the stopped gateway left it: its alarm transitions, its lifecycle events and the tags' frames. */
+async function readLog(): Promise<{ transitions: Logged<EventFrame>[]; lifecycle: Logged<EventFrame>[]; data: Logged<DataFrame>[] }> {
   const log = await EventLog.open({ path: join(dir.path, "data", "log.duckdb"), tailFrames: 0 });
   const transitions: Logged<EventFrame>[] = [];
   const lifecycle: Logged<EventFrame>[] = [];
+  const data: Logged<DataFrame>[] = [];
   try {
-    for await (const f of log.read({ from: 1, kinds: ["event"] })) {
+    for await (const f of log.read({ from: 1, kinds: ["event", "data"] })) {
+      if (f.kind === "data") data.push(f);
       if (f.kind !== "event") continue;
       if (f.source === "alarms") transitions.push(f);
       if (f.source === "gateway" && f.type.startsWith("gateway.")) lifecycle.push(f);
@@ -72,7 +75,7 @@ async function readLog(): Promise<{ transitions: Logged<EventFrame>[]; lifecycle
   } finally {
     await log.close();
   }
-  return { transitions, lifecycle };
+  return { transitions, lifecycle, data };
 }
 
 describe("quality alarms across a planned stop", () => {
@@ -116,4 +119,41 @@ describe("quality alarms across a planned stop", () => {
     }
     expect(transitions.filter((t) => t.type !== "alarm.active")).toEqual([]);
   }, 60_000);
+
+  it("goes on with the Bad time a tag had before a planned stop: raised the rest of badForMs after the start", async () => {
+    await device.kill(); // the previous test left it dead (run alone: alive)
+    await device.start();
+    let g = await start();
+    await waitFor(async () => (await tagsOf(g)).every((t) => t.quality === "Good"), "every tag Good", 20_000);
+    await waitFor(async () => !(await readyz(g)).components.services.alarms?.active?.high, "the previous test's alarms cleared", 15_000);
+    device.signal("SIGKILL");
+    await waitFor(async () => (await tagsOf(g)).every((t) => t.quality !== "Good"), "every tag Bad", 10_000);
+    // Bad for a quarter of badForMs, then a planned stop longer than badForMs, the device still dead
+    await Bun.sleep(BAD_FOR_MS / 4);
+    expect(await stop("SIGTERM")).toBe(0);
+    await Bun.sleep(BAD_FOR_MS + 500);
+    g = await start();
+    await waitFor(async () => (await readyz(g)).components.services.alarms?.active?.high === TAGS.length, "a quality alarm per tag", 15_000);
+    expect(await stop("SIGTERM")).toBe(0);
+
+    const { transitions, lifecycle, data } = await readLog();
+    const stopping = lifecycle.filter((e) => e.type === GatewayEvent.Stopping).at(-2)!;
+    const started = lifecycle.filter((e) => e.type === GatewayEvent.Started).at(-1)!;
+    expect(started.offset).toBeGreaterThan(stopping.offset);
+    const raised = transitions.filter((t) => t.type === "alarm.active" && t.offset > stopping.offset);
+    expect(raised.map((t) => (t.data as AlarmState).id).sort()).toEqual(TAGS.map((t) => `${t}:quality`));
+    // none fired between the kill and the stop (the test's premise: the stop came first)
+    const lastGood = Math.max(...data.filter((f) => f.offset < stopping.offset && !isBad(f.quality)).map((f) => f.offset));
+    expect(transitions.filter((t) => t.type === "alarm.active" && t.offset > lastGood && t.offset < stopping.offset)).toEqual([]);
+    for (const t of raised) {
+      const tag = (t.data as AlarmState).tag!;
+      const good = Math.max(...data.filter((f) => f.tag === tag && f.offset < stopping.offset && !isBad(f.quality)).map((f) => f.offset));
+      const bad = data.find((f) => f.tag === tag && f.offset > good && isBad(f.quality))!;
+      const left = bad.loggedAt + BAD_FOR_MS * 1000 - stopping.loggedAt;
+      expect(left).toBeGreaterThan(0);
+      expect(left).toBeLessThan(BAD_FOR_MS * 1000);
+      // the rest of its delay, counted from the start (the stop does not count, the Bad time before it does)
+      expect((t.data as AlarmState).since).toBe(started.loggedAt + left);
+    }
+  }, 90_000);
 });

@@ -159,6 +159,28 @@ describe("alarm engine", () => {
     expect(e.get("p/a:quality")).toBeUndefined();
   });
 
+  it("goes on after gateway.started with the Bad time a tag had before gateway.stopping, also when the engine restarts in between", async () => {
+    const e = await engine([tag("p/a", limits({ quality: { badForMs: 600 } }))]);
+    const lifecycle = (type: string): Frame => ({ kind: "event", type, source: "gateway", ts: Date.now() * 1000, data: {} });
+    const loggedAt = async (offset: number) => (await log.read({ from: offset, to: offset }).next()).value!.loggedAt;
+    const { first: bad } = await put(data("p/a", 0, Quality.Bad_CommunicationError));
+    await Bun.sleep(250);
+    const { first: stopping } = await put(lifecycle(GatewayEvent.Stopping), data("p/a", 0, Quality.Bad_NoCommunication));
+    await caughtUp(e);
+    await stopEngine(e);
+    // down longer than badForMs: neither the stop nor the restart fires it
+    await Bun.sleep(700);
+    const e2 = await engine([tag("p/a", limits({ quality: { badForMs: 600 } }))]);
+    const { first: started } = await put(lifecycle(GatewayEvent.Started));
+    await caughtUp(e2);
+    expect(e2.get("p/a:quality")).toBeUndefined();
+    await waitFor(() => e2.get("p/a:quality")?.active, "p/a's quality alarm", 3000, 5);
+    const left = (await loggedAt(bad)) + 600_000 - (await loggedAt(stopping));
+    expect(left).toBeGreaterThan(0);
+    expect(left).toBeLessThan(600_000 - 200_000);
+    expect(e2.get("p/a:quality")!.since).toBe((await loggedAt(started)) + left);
+  });
+
   it("raises a bool alarm on its `when` value and ignores Bad readings for it", async () => {
     const e = await engine([tag("m/trip", limits({ bool: { when: true, priority: "critical" } }), "bool")]);
     await put(data("m/trip", false), data("m/trip", true, Quality.Bad_Timeout));
