@@ -150,6 +150,7 @@ export class AlarmEngine {
     if (this.catalogChanged) {
       this.index = indexConditions(this.opts.catalog.all(), this.index);
       this.catalogChanged = false;
+      this.repointPending();
     }
     const byTag = this.index.byTag;
     for (let i = 0; i < page.length; i++) {
@@ -193,6 +194,21 @@ export class AlarmEngine {
     c.pendingFrom = offset;
     this.pending.add(c);
     if (c.due < this.nextDue) this.nextDue = c.due;
+  }
+
+  /**
+   * After a catalog reload the pending delays belong to the new conditions (which carried them over):
+   * a delay left on a replaced condition would fire with its stale state (a tag Good again raised
+   * anyway) and hold the cursor back for good. A condition the reload removed drops its delay.
+   */
+  private repointPending(): void {
+    for (const c of [...this.pending]) {
+      const now = this.index.byId.get(c.id);
+      if (now === c) continue;
+      this.pending.delete(c);
+      if (now && (now.due !== Infinity || !Number.isNaN(now.remainingUs))) this.pending.add(now);
+    }
+    this.recomputeDue();
   }
 
   private cancel(c: Condition): void {

@@ -343,4 +343,20 @@ describe("alarm engine", () => {
     await logged("b/t:HH", ["alarm.active"]);
     expect(await typesOf("b/t:H")).toEqual(["alarm.active"]);
   });
+
+  it("raises no quality alarm for a tag that went Good after a catalog reload during its delay", async () => {
+    const quality = () => tag("p/a", limits({ quality: { badForMs: 300 } }));
+    const catalog = new Catalog([quality()]);
+    const e = await engine([], undefined, catalog);
+    await put(data("p/a", 0, Quality.Bad_CommunicationError));
+    await caughtUp(e);
+    catalog.replace([quality()]); // the same alarm: its delay is carried over to the new condition
+    await put(data("p/a", 1));
+    await caughtUp(e);
+    await Bun.sleep(500); // past the delay: a delay left on the replaced condition would fire now
+    await put(data("p/a", 2));
+    await caughtUp(e);
+    expect(e.get("p/a:quality")).toBeUndefined();
+    await waitFor(() => log.cursor("alarms") === log.head, "the cursor stored up to the head (no delay holds it back)");
+  });
 });
