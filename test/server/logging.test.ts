@@ -5,34 +5,63 @@ import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { logFormat } from "../../server/logging.ts";
+import { ABORTED, deadline, TIMED_OUT } from "../../storage/time.ts";
 import { freePort, tempDir, writeConfig } from "../helpers/index.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
+/** How long a gateway may take to print its ready line (a loaded machine took 30 s and more). */
+const READY_TIMEOUT_MS = 45_000;
 let tmp: { path: string; cleanup(): void };
+let runs = 0;
 
-beforeAll(async () => {
+beforeAll(() => {
   tmp = tempDir();
-  writeConfig(join(tmp.path, "config"), {
-    "gateway.yml": `dataDir: ${join(tmp.path, "data")}\nhttp: { host: 127.0.0.1, port: 0 }\nopcua: { enabled: true, port: ${await freePort()}, allowAnonymous: true }\nmodbusSlave: { enabled: false }\n`,
-    "drivers.yml": "drivers: [{ id: sim, type: simulator, config: { intervalMs: 100, signals: { a/b: { shape: sine, min: 0, max: 1, periodMs: 1000 } } } }]\n",
-    "variables.yml": "tags:\n  - { tag: a/b, driver: sim, type: float64 }\n",
-  });
 });
 afterAll(() => tmp.cleanup());
 
-/** The gateway process: the child itself, or the child of `script` when it runs in a pseudo-terminal. */
+/**
+ * A config directory with a data directory of its own: a gateway a timed-out test left stopping (the
+ * runner SIGTERMs it) still holds its log's lock, and a later test's gateway on the same data would exit.
+ */
+async function freshConfig(): Promise<string> {
+  const dir = join(tmp.path, `run${++runs}`);
+  return writeConfig(join(dir, "config"), {
+    "gateway.yml": `dataDir: ${join(dir, "data")}\nhttp: { host: 127.0.0.1, port: 0 }\nopcua: { enabled: true, port: ${await freePort()}, allowAnonymous: true }\nmodbusSlave: { enabled: false }\n`,
+    "drivers.yml": "drivers: [{ id: sim, type: simulator, config: { intervalMs: 100, signals: { a/b: { shape: sine, min: 0, max: 1, periodMs: 1000 } } } }]\n",
+    "variables.yml": "tags:\n  - { tag: a/b, driver: sim, type: float64 }\n",
+  });
+}
+
+/** The child `script` runs (the gateway), or null when it has none (any more). */
+const childOfScript = (pid: number): number | null => {
+  let children = "";
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim();
+  } catch {
+    // script has exited
+  }
+  const child = Number(children.split(/\s+/)[0]);
+  return Number.isInteger(child) && child > 0 ? child : null;
+};
+
+/**
+ * The gateway process: the child itself, or the child of `script` when it runs in a pseudo-terminal.
+ * Throws when `script` has no child: an empty list read as pid 0 would signal the test runner's whole
+ * process group (a gateway that exited early took the whole suite down that way).
+ */
 const gatewayPid = (pid: number, viaPty: boolean): number => {
-  if (!viaPty) return pid;
-  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/);
-  return Number(children[0]);
+  const gateway = viaPty ? childOfScript(pid) : pid;
+  if (gateway === null) throw new Error("the gateway under script exited before it was stopped");
+  return gateway;
 };
 
 /**
  * Runs the gateway until it is ready, stops it with SIGTERM, returns everything it printed. With `pty`,
- * it runs under util-linux `script`, whose pseudo-terminal makes its stdout a TTY.
+ * it runs under util-linux `script`, whose pseudo-terminal makes its stdout a TTY. Fails with what the
+ * gateway printed when it is not ready in time or exits first; the process is killed whatever happens.
  */
 async function runGateway(env: Record<string, string>, pty = false): Promise<{ out: string; err: string }> {
-  const argv = [process.execPath, join(ROOT, "server", "main.ts"), "--config", join(tmp.path, "config")];
+  const argv = [process.execPath, join(ROOT, "server", "main.ts"), "--config", await freshConfig()];
   const cmd = pty ? ["script", "-qefc", argv.map((a) => `'${a}'`).join(" "), "/dev/null"] : argv;
   const proc = Bun.spawn(cmd, {
     cwd: tmp.path,
@@ -43,21 +72,32 @@ async function runGateway(env: Record<string, string>, pty = false): Promise<{ o
   const decoder = new TextDecoder();
   let out = "";
   const reader = proc.stdout.getReader();
-  const deadline = Date.now() + 30_000;
-  while (!out.includes('{"ready":true') && Date.now() < deadline) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    out += decoder.decode(value, { stream: true });
+  try {
+    const until = performance.now() + READY_TIMEOUT_MS;
+    while (!out.includes('{"ready":true')) {
+      const next = await deadline(reader.read(), until - performance.now());
+      if (next === TIMED_OUT || next === ABORTED) throw new Error(`the gateway was not ready within ${READY_TIMEOUT_MS} ms; it printed: ${out.slice(-1500)}`);
+      if (next.done) throw new Error(`the gateway exited (${await proc.exited}) before it was ready; it printed: ${out.slice(-1500)}`);
+      out += decoder.decode(next.value, { stream: true });
+    }
+    process.kill(gatewayPid(proc.pid, pty), "SIGTERM");
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      out += decoder.decode(value, { stream: true });
+    }
+    const err = await new Response(proc.stderr).text();
+    await proc.exited;
+    return { out, err };
+  } finally {
+    // a failure above leaves no gateway running into the next test
+    if (proc.exitCode === null && proc.signalCode === null) {
+      const gateway = pty ? childOfScript(proc.pid) : null;
+      if (gateway !== null) process.kill(gateway, "SIGKILL");
+      proc.kill("SIGKILL");
+      await proc.exited;
+    }
   }
-  process.kill(gatewayPid(proc.pid, pty), "SIGTERM");
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    out += decoder.decode(value, { stream: true });
-  }
-  const err = await new Response(proc.stderr).text();
-  await proc.exited;
-  return { out, err };
 }
 
 describe("gateway logs", () => {
@@ -78,14 +118,14 @@ describe("gateway logs", () => {
     expect(logs.some((j) => j.msg === "service started" && /opc/i.test(String(j.service)))).toBe(true);
     expect(logs.map((j) => j.msg)).toContain("stopped");
     for (const j of logs) expect(j.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
-  }, 60_000);
+  }, 90_000);
 
   it("are lines for people with EDGE_LOG_FORMAT=pretty (as on a terminal)", async () => {
     const { out } = await runGateway({ EDGE_LOG_FORMAT: "pretty" });
     const lines = out.split("\n").filter((l) => l.trim() !== "" && !l.startsWith('{"ready"'));
     expect(lines.some((l) => /INFO.*gateway ready/.test(l))).toBe(true);
     expect(lines.filter((l) => l.startsWith("{"))).toEqual([]);
-  }, 60_000);
+  }, 90_000);
 });
 
 describe.skipIf(!Bun.which("script"))("gateway logs on a terminal", () => {
@@ -94,7 +134,7 @@ describe.skipIf(!Bun.which("script"))("gateway logs on a terminal", () => {
     const lines = out.split(/\r?\n/).filter((l) => l.trim() !== "" && !l.startsWith('{"ready"'));
     expect(lines.some((l) => /INFO.*gateway ready/.test(l))).toBe(true);
     expect(lines.filter((l) => l.startsWith("{"))).toEqual([]);
-  }, 60_000);
+  }, 90_000);
 });
 
 describe("logFormat", () => {
