@@ -1,7 +1,7 @@
 // The stop, end to end through `npm start`, as a terminal and a service manager do it: Ctrl-C (SIGINT
 // to the whole process group), SIGTERM to the npm process alone, and SIGKILL to the bootstrap. Afterwards no process
 // is left, no port listens, and the log opens without replaying a WAL (the stop checkpointed it).
-import { afterAll, describe, expect, it } from "bun:test";
+import { afterAll, afterEach, describe, expect, it } from "bun:test";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { connect } from "node:net";
@@ -12,6 +12,11 @@ import { freePort, tempDir, waitFor, writeConfig } from "../helpers/index.ts";
 const root = join(import.meta.dir, "..", "..");
 const demoConfig = join(root, "server", "demo", "config");
 const dirs: { cleanup(): void }[] = [];
+/** process groups of the npm trees started: a test that failed before its clean stop leaves none running */
+const groups: number[] = [];
+afterEach(() => {
+  for (const pgid of groups.splice(0)) if (groupAlive(pgid)) process.kill(-pgid, "SIGKILL");
+});
 afterAll(() => dirs.forEach((d) => d.cleanup()));
 
 interface Started {
@@ -46,6 +51,7 @@ async function npmStart(): Promise<Started> {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, EDGE_DEMO_PLC_PORT: String(plc), EDGE_READY_FD: "stdout", EDGE_LOG_LEVEL: "info" },
   });
+  if (npm.pid) groups.push(npm.pid);
   let out = "";
   npm.stdout!.on("data", (c: Buffer) => (out += c.toString()));
   npm.stderr!.on("data", (c: Buffer) => (out += c.toString()));
