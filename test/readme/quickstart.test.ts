@@ -26,12 +26,14 @@ describe("README quick start", () => {
     // stops it too when a step fails, so that a failure is reported instead of a hang
     const script = `set -euo pipefail\ntrap 'kill %1 2>/dev/null; wait %1 2>/dev/null || true' EXIT\n${block}\necho QUICKSTART-OK\n`;
     const p = Bun.spawn(["bash", "-c", script], {
+      // its own process group: a SIGKILL at the time limit skips the trap, and must not leave npm and the gateway running
+      detached: true,
       cwd: ROOT,
       stdout: "pipe",
       stderr: "pipe",
       env: { ...process.env, EDGE_DATA_DIR: join(dir.path, "data"), EDGE_HTTP_PORT: String(http), EDGE_OPCUA_PORT: String(opcua), EDGE_MODBUS_SLAVE_PORT: String(slave), EDGE_DEMO_PLC_PORT: String(plc), EDGE_LOG_LEVEL: "warn" },
     });
-    const timer = setTimeout(() => p.kill("SIGKILL"), 150_000);
+    const timer = setTimeout(() => process.kill(-p.pid, "SIGKILL"), 150_000);
     const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
     clearTimeout(timer);
     try {
