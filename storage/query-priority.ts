@@ -2,14 +2,16 @@
 // ("Bun Pool N") busy on a core for its whole duration, next to the JS thread that encodes frames and
 // flushes the appender and the pool thread that runs the writer's BEGIN/COMMIT. While queries run, a
 // sampler looks at the pool threads every SAMPLE_MS: one that was on the CPU most of the interval is
-// running a query (a commit is short and mostly waits for fsync), and gets `nice`; once it is idle
-// again it gets its normal priority back. So the kernel gives ingest the CPU first, and queries what is left.
+// running a query (a commit is short and mostly waits for fsync), and gets `nice` more than the process's
+// own nice value (a gateway started under nice 10 puts its queries at 20 -> 19, not at 10 beside ingest,
+// and never above it: setting the absolute value did, found running the suite under nice); once it is
+// idle again it gets the process's priority back. So the kernel gives ingest the CPU first, and queries what is left.
 //
 // Linux only (thread ids and CPU times from /proc/self/task; setpriority on a thread id applies to that
 // thread). Giving a thread its priority back needs CAP_SYS_NICE (or RLIMIT_NICE): without it a thread
 // stays at `nice` once it ran a query, which slows the writer's calls that later run on it a little.
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { setPriority } from "node:os";
+import { getPriority, setPriority } from "node:os";
 
 const TASKS = "/proc/self/task";
 const POOL_THREAD = /^Bun Pool \d+$/;
@@ -29,7 +31,24 @@ export class QueryPriority {
   private running = 0;
   private released = false;
 
-  constructor(private readonly nice: number) {}
+  /** the process's own nice value when the engine started: `nice` counts from it, and restoring goes back to it */
+  private readonly base: number;
+
+  /** `nice`: how much lower than the process's own priority a running query's thread goes (the result is capped at 19). */
+  constructor(private readonly nice: number) {
+    let base = 0;
+    try {
+      base = getPriority();
+    } catch {
+      // not readable: count from 0
+    }
+    this.base = base;
+  }
+
+  /** The nice value of a thread running a query: relative to the process's own (a gateway started with nice 10 keeps its queries below its ingest). */
+  get queryNice(): number {
+    return Math.min(19, this.base + this.nice);
+  }
 
   /** A query starts running in DuckDB. */
   queryStarted(): void {
@@ -76,7 +95,7 @@ export class QueryPriority {
       const isBusy = ticks - last >= busyTicks;
       if (isBusy && !this.lowered.has(tid)) {
         try {
-          setPriority(tid, this.nice);
+          setPriority(tid, this.queryNice);
           this.lowered.add(tid);
         } catch {
           // refused by the kernel: this query runs at normal priority
@@ -89,7 +108,7 @@ export class QueryPriority {
 
   private restore(tid: number): void {
     try {
-      setPriority(tid, 0);
+      setPriority(tid, this.base);
       this.lowered.delete(tid);
     } catch {
       // no CAP_SYS_NICE: the thread keeps the lower priority (see the header); not tried again
