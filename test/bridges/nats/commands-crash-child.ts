@@ -21,7 +21,11 @@ log.append = (async (frames: readonly Frame[], opts?: Parameters<typeof append>[
   const r = await append(frames, opts);
   const cmd = frames.find((f) => f.kind === "cmd" && f.origin === "nats");
   if (cmd?.kind === "cmd") {
-    await waitFor(() => ackIsLogged(cmd.id, 1), "the command's ack in the log", 10_000, 10);
+    // no ack in time: exit with the reason, so the test fails on it instead of waiting for a kill that never comes
+    await waitFor(() => ackIsLogged(cmd.id, 1), "the command's ack in the log", 30_000, 10).catch((e: Error) => {
+      console.error(`commands-crash-child: ${e.message}`);
+      process.exit(1);
+    });
     process.kill(process.pid, "SIGKILL");
   }
   return r;

@@ -28,14 +28,21 @@ describe("nats commands across a gateway crash", () => {
     const files = configFiles(f.dir.path, f.plc.port, f.keys, natsCommandsYaml(f.nats.servers[0]!));
     const proc = Bun.spawn([process.execPath, `${import.meta.dir}/commands-crash-child.ts`], { env: { ...process.env, GATEWAY_FILES: JSON.stringify(files), GATEWAY_DIR: f.dir.path }, stdout: "pipe", stderr: "inherit" });
     child = proc;
-    const out = new Response(proc.stdout).text();
+    // the command goes out once the child says its driver is Active ("ready"): sent earlier, on a loaded
+    // machine it met a driver not running yet and the child never reached the moment it kills itself at
+    let out = "";
+    const reading = (async () => {
+      for await (const chunk of proc.stdout as unknown as AsyncIterable<Uint8Array>) out += new TextDecoder().decode(chunk);
+    })();
+    await waitFor(() => out.includes("ready") || proc.exitCode !== null, "the child gateway ready (its driver Active)", 40_000, 50);
+    expect(out).toContain("ready");
     const jsm = await jetstreamManager(f.nc);
     await waitFor(async () => (await jsm.consumers.info("EDGE_CMD", `cmd-${GATEWAY}`).catch(() => null)) !== null, "the command consumer", 30_000, 50);
 
     const id = f.cloud.nextId("crash");
     await f.cloud.publish("acme", "line1/sp/temp", { id, value: 321 }, await token(f.keys, { expiresIn: 600 }));
     await proc.exited;
-    expect(await out).toContain("ready");
+    await reading;
     expect(proc.signalCode).toBe("SIGKILL");
     expect(f.writes.get(10)).toBe(1);
     expect(f.cloud.answersTo(id)).toHaveLength(0);
