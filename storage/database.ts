@@ -4,7 +4,7 @@
 import { mkdirSync } from "node:fs";
 import { resolve, sep } from "node:path";
 import { DuckDBInstance, type DuckDBAppender, type DuckDBConnection, type DuckDBPreparedStatement } from "@duckdb/node-api";
-import { LOG_DDL, SMALL_BATCH_INSERT } from "./codec.ts";
+import { LOG_DDL, JSON_LINES_INSERT } from "./codec.ts";
 
 export interface SandboxOptions {
   /** the only directory the database may read or write besides its own file (the Parquet archive) */
@@ -20,7 +20,7 @@ export interface Database {
   instance: DuckDBInstance;
   conn: DuckDBConnection;
   appender: DuckDBAppender;
-  /** codec.ts SMALL_BATCH_INSERT, prepared on the writer's connection */
+  /** codec.ts JSON_LINES_INSERT, prepared on the writer's connection */
   smallInsert: DuckDBPreparedStatement;
 }
 
@@ -49,7 +49,7 @@ export async function openDatabase(path: string, sandbox?: SandboxOptions): Prom
     await conn.run(LOG_DDL);
     await conn.run(`CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value BIGINT NOT NULL)`);
     await conn.run(`CREATE TABLE IF NOT EXISTS cursors (name VARCHAR PRIMARY KEY, "offset" BIGINT NOT NULL, updated_at BIGINT NOT NULL)`);
-    return { instance, conn, appender: await conn.createAppender("log"), smallInsert: await conn.prepare(SMALL_BATCH_INSERT) };
+    return { instance, conn, appender: await conn.createAppender("log"), smallInsert: await conn.prepare(JSON_LINES_INSERT) };
   } catch (e) {
     conn?.closeSync();
     instance.closeSync();

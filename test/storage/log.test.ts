@@ -2,7 +2,10 @@
 import { afterEach, beforeEach, describe, expect, it } from "bun:test";
 import { join } from "node:path";
 import type { DataFrame, Frame } from "../../schemas/index.ts";
+import { DuckDBInstance } from "@duckdb/node-api";
+import { JSON_LINES_INSERT, LOG_DDL } from "../../storage/codec.ts";
 import { EventLog } from "../../storage/index.ts";
+import { JSON_LINES_MAX_FRAMES } from "../../storage/log.ts";
 import { failSmallInserts } from "../helpers/faults.ts";
 import { tempDir } from "../helpers/index.ts";
 
@@ -74,7 +77,7 @@ describe("event log", () => {
     await log.close();
   });
 
-  it("stores a small batch (JSON insert) exactly as a large one (appender): doubles, strings, 64-bit integers", async () => {
+  it("stores a batch as JSON lines exactly as a large one (appender): doubles, strings with line breaks, 64-bit integers", async () => {
     const log = await EventLog.open({ path, maxDelayMs: 1, tailFrames: 0 });
     const values = [0.1, 5e-324, 1.7976931348623157e308, -1.5e-300, 123456789.123456789, 2 ** 53 + 2, false, true, null, -9223372036854775808n, 18446744073709551615n];
     const strings = [`it's "quoted"`, "back\\slash", "line\nbreak\ttab", "Zürich 温度 🌡", "nul\u0000inside", "lone \ud800 surrogate", ""];
@@ -89,10 +92,10 @@ describe("event log", () => {
     const plain = (fs: Frame[]) => fs.filter((f) => !(f.kind === "data" && typeof f.value === "number" && (!Number.isFinite(f.value) || Object.is(f.value, -0))));
     const small = plain(frames());
     const withSpecial = frames();
-    // small: JSON insert; then with NaN/-0/Infinity (refused by smallBatchJson, appender); then padded past 512 (appender)
+    // small: JSON lines; then with NaN/-0/Infinity (refused by batchJsonLines, appender); then padded past JSON_LINES_MAX_FRAMES (appender)
     await log.append(structuredClone(small));
     await log.append(structuredClone(withSpecial));
-    const pad: Frame[] = Array.from({ length: 600 }, (_, i) => ({ kind: "data", tag: "pad", value: i, ts: 9, quality: 0, source: "s" }));
+    const pad: Frame[] = Array.from({ length: JSON_LINES_MAX_FRAMES + 1 }, (_, i) => ({ kind: "data", tag: "pad", value: i, ts: 9, quality: 0, source: "s" }));
     await log.append([...structuredClone(small), ...pad]);
     const conn = await log.connect();
     try {
@@ -116,6 +119,22 @@ describe("event log", () => {
     const special = back.slice(small.length).filter((f) => f.kind === "data" && f.tag.startsWith("n")) as DataFrame[];
     expect(special.map((f) => f.value)).toEqual([Number.NaN, -0, Number.POSITIVE_INFINITY]);
     await log.close();
+  });
+
+  it("prepares the JSON lines insert with a type for every parameter (an untyped one is planned again at every commit)", async () => {
+    const instance = await DuckDBInstance.create(":memory:");
+    const conn = await instance.connect();
+    try {
+      await conn.run(LOG_DDL);
+      const ins = await conn.prepare(JSON_LINES_INSERT);
+      const types = Array.from({ length: ins.parameterCount }, (_, i) => [ins.parameterName(i + 1), ins.parameterTypeId(i + 1)]);
+      expect(types.map(([name]) => name).sort()).toEqual(["at", "first", "rows"]);
+      // DuckDBTypeId.INVALID (0): the type is left to the bound value, and DuckDB binds and plans again
+      for (const [name, type] of types) expect({ name, type }).not.toEqual({ name, type: 0 });
+    } finally {
+      conn.closeSync();
+      instance.closeSync();
+    }
   });
 
   it("writes a small batch the JSON insert refused through the appender, gapless, and counts it", async () => {
