@@ -35,12 +35,15 @@ export const AlarmRequest = {
 
 /**
  * Events the gateway appends about itself (EventFrame.source `gateway`): a planned stop is not a device
- * fault. `gateway.stopping` (data.reason: the signal or caller) is committed after the bridges stopped and
- * before the drivers stop (their tags' Bad frames come after it); `gateway.started` once everything has
- * started. The alarm engine starts no quality-alarm delay between the two, and at `gateway.started` starts
- * the delay of every tag that is still Bad: the time the gateway was stopped or starting does not count.
+ * fault. `gateway.starting` is the first commit of a start (before the previous run's values are marked
+ * Uncertain and before any driver or bridge starts); `gateway.stopping` (data.reason: the signal or
+ * caller) is committed after the bridges stopped and before the drivers stop (their tags' Bad frames come
+ * after it); `gateway.started` once everything has started. The alarm engine starts no quality-alarm delay
+ * from `gateway.stopping` (or, after a crash, from `gateway.starting`) to `gateway.started`: the time the
+ * gateway was stopped, down or starting does not count.
  */
 export const GatewayEvent = {
+  Starting: "gateway.starting",
   Stopping: "gateway.stopping",
   Started: "gateway.started",
 } as const;

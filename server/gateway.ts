@@ -100,6 +100,8 @@ export class Gateway {
   private async startAll(): Promise<void> {
     const { config, drivers, logger, log } = this.ctx;
     logger.info({ dataDir: config.gateway.dataDir, head: log.head }, "event log open");
+    // first: after a crash (no gateway.stopping) the alarm engine stops the quality-alarm clock here
+    await this.recordLifecycle(GatewayEvent.Starting, {});
     // the previous run's Good values are only last usable ones until read again: committed before
     // drivers and bridges start, so that no bridge ever serves them as Good
     const carried = await markPreviousRunUncertain(log, this.ctx.catalog.all());

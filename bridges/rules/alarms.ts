@@ -63,8 +63,10 @@ export class AlarmEngine {
   private evaluatedUpTo = 0;
   /** a pass failed after changing state in memory: rebuild from the log before the next one */
   private dirty = false;
-  /** between `gateway.stopping` and `gateway.started`: a tag going Bad starts no quality delay */
+  /** from `gateway.stopping` or `gateway.starting` to `gateway.started`: a tag going Bad starts no quality delay */
   private gatewayDown = false;
+  /** loggedAt of the frame evaluated last: where a crash (a `gateway.started` with no `gateway.stopping`) stopped the clock */
+  private lastLoggedAt = 0;
   private readonly gauges: string[] = [];
   private readonly onCatalog = () => {
     this.catalogChanged = true;
@@ -158,6 +160,7 @@ export class AlarmEngine {
       // before the delays due: the time the gateway was down must not fire a quality alarm
       if (f.kind === "event" && f.source === GATEWAY_SOURCE) this.lifecycle(f);
       if (f.loggedAt >= this.nextDue) this.fireDue(f.loggedAt, f.offset - 1);
+      this.lastLoggedAt = f.loggedAt;
       if (f.kind === "data") {
         const conds = byTag.get(f.tag);
         if (conds === undefined) continue;
@@ -222,19 +225,21 @@ export class AlarmEngine {
    * The gateway's own stop and start (schemas/alarms.ts GatewayEvent). Stopping: pending quality delays
    * pause with the time they have left (they stay pending, so the cursor stays before the frame that
    * started them and a restart derives the same), and none starts until the gateway has started.
-   * Started: a paused delay goes on with the time it had left (the Bad time before the stop counts, the
-   * stop does not); every other quality condition whose tag is Bad starts its whole delay now (a crash
-   * leaves no stopping event: its downtime does not count either).
+   * Starting with no stopping before it (a crash): the same, with the time they had left at the last frame
+   * logged before the crash. Started: a paused delay goes on with the time it had left (the Bad time before
+   * the stop or crash counts, the downtime does not); every other quality condition whose tag is Bad starts
+   * its whole delay now.
    */
   private lifecycle(f: Logged<EventFrame>): void {
     if (f.type === GatewayEvent.Stopping) {
       this.gatewayDown = true;
-      for (const c of this.pending) {
-        if (c.kind !== "quality" || c.due === Infinity) continue; // paused already (a second stop)
-        c.remainingUs = Math.max(0, c.due - f.loggedAt);
-        c.due = Infinity;
-      }
+      this.pauseQualityDelays(f.loggedAt);
+    } else if (f.type === GatewayEvent.Starting) {
+      if (!this.gatewayDown) this.pauseQualityDelays(this.lastLoggedAt);
+      this.gatewayDown = true;
     } else if (f.type === GatewayEvent.Started) {
+      // a log written before gateway.starting existed: a crash shows only here
+      if (!this.gatewayDown) this.pauseQualityDelays(this.lastLoggedAt);
       this.gatewayDown = false;
       for (const c of this.index.byId.values()) {
         if (c.kind !== "quality" || !c.on || this.table.get(c.id)?.active) continue;
@@ -247,6 +252,15 @@ export class AlarmEngine {
       }
     } else return;
     this.recomputeDue();
+  }
+
+  /** Pending quality delays stop at `at` with the time they have left (a second stop finds them paused already). */
+  private pauseQualityDelays(at: number): void {
+    for (const c of this.pending) {
+      if (c.kind !== "quality" || c.due === Infinity) continue;
+      c.remainingUs = Math.max(0, c.due - at);
+      c.due = Infinity;
+    }
   }
 
   /** The alarm takes the condition's state (unless the log already has this transition: a replay). */

@@ -60,13 +60,15 @@ async function stop(signal: "SIGTERM" | "SIGKILL"): Promise<number | null> {
 }
 
 /** The log as the stopped gateway left it: its alarm transitions, its lifecycle events and the tags' frames. */
-async function readLog(): Promise<{ transitions: Logged<EventFrame>[]; lifecycle: Logged<EventFrame>[]; data: Logged<DataFrame>[] }> {
+async function readLog(): Promise<{ transitions: Logged<EventFrame>[]; lifecycle: Logged<EventFrame>[]; data: Logged<DataFrame>[]; all: { offset: number; loggedAt: number }[] }> {
   const log = await EventLog.open({ path: join(dir.path, "data", "log.duckdb"), tailFrames: 0 });
   const transitions: Logged<EventFrame>[] = [];
   const lifecycle: Logged<EventFrame>[] = [];
   const data: Logged<DataFrame>[] = [];
+  const all: { offset: number; loggedAt: number }[] = [];
   try {
-    for await (const f of log.read({ from: 1, kinds: ["event", "data"] })) {
+    for await (const f of log.read({ from: 1 })) {
+      all.push({ offset: f.offset, loggedAt: f.loggedAt });
       if (f.kind === "data") data.push(f);
       if (f.kind !== "event") continue;
       if (f.source === "alarms") transitions.push(f);
@@ -75,7 +77,7 @@ async function readLog(): Promise<{ transitions: Logged<EventFrame>[]; lifecycle
   } finally {
     await log.close();
   }
-  return { transitions, lifecycle, data };
+  return { transitions, lifecycle, data, all };
 }
 
 describe("quality alarms across a planned stop", () => {
@@ -93,13 +95,15 @@ describe("quality alarms across a planned stop", () => {
     const { transitions, lifecycle } = await readLog();
     expect(transitions.map((t) => (t.data as AlarmState).id)).toEqual([]);
     expect(lifecycle.map((e) => [e.type, e.data?.reason ?? null])).toEqual([
+      [GatewayEvent.Starting, null],
       [GatewayEvent.Started, null],
       [GatewayEvent.Stopping, "SIGTERM"],
+      [GatewayEvent.Starting, null],
       [GatewayEvent.Started, null],
       [GatewayEvent.Stopping, "SIGTERM"],
     ]);
     // the gateway was down longer than badForMs
-    expect(lifecycle[2]!.loggedAt - lifecycle[1]!.loggedAt).toBeGreaterThan(BAD_FOR_MS * 1000);
+    expect(lifecycle[3]!.loggedAt - lifecycle[2]!.loggedAt).toBeGreaterThan(BAD_FOR_MS * 1000);
   }, 90_000);
 
   it("raises one quality alarm per tag, badForMs after the start, when the device is down after the restart", async () => {
@@ -155,6 +159,44 @@ describe("quality alarms across a planned stop", () => {
       expect(left).toBeLessThan(BAD_FOR_MS * 1000);
       // the rest of its delay, counted from the start (the stop does not count, the Bad time before it does)
       expect((t.data as AlarmState).since).toBe(started.loggedAt + left);
+    }
+  }, 90_000);
+
+  it("after a crash (SIGKILL) goes on with the Bad time a tag had at the last frame logged: the downtime does not count", async () => {
+    await device.kill(); // the previous test left it dead (run alone: alive)
+    await device.start();
+    let g = await start();
+    await waitFor(async () => (await tagsOf(g)).every((t) => t.quality === "Good"), "every tag Good", 20_000);
+    await waitFor(async () => !(await readyz(g)).components.services.alarms?.active?.high, "the previous test's alarms cleared", 15_000);
+    device.signal("SIGKILL");
+    await waitFor(async () => (await tagsOf(g)).every((t) => t.quality !== "Good"), "every tag Bad", 10_000);
+    await Bun.sleep(BAD_FOR_MS / 10);
+    // the gateway dies: no gateway.stopping; it stays down longer than badForMs, the device still dead
+    expect(await stop("SIGKILL")).not.toBe(0);
+    await Bun.sleep(BAD_FOR_MS + 500);
+    g = await start();
+    await waitFor(async () => (await readyz(g)).components.services.alarms?.active?.high === TAGS.length, "a quality alarm per tag", 15_000);
+    expect(await stop("SIGTERM")).toBe(0);
+
+    const { transitions, lifecycle, data, all } = await readLog();
+    const starting = lifecycle.filter((e) => e.type === GatewayEvent.Starting).at(-1)!;
+    const started = lifecycle.filter((e) => e.type === GatewayEvent.Started).at(-1)!;
+    // the crash: nothing between the last run's start and this start says it stopped
+    const previousStart = lifecycle.filter((e) => e.type === GatewayEvent.Started).at(-2)!;
+    expect(lifecycle.filter((e) => e.offset > previousStart.offset && e.offset < starting.offset)).toEqual([]);
+    const lastBefore = all.filter((f) => f.offset < starting.offset).at(-1)!;
+    const raised = transitions.filter((t) => t.type === "alarm.active" && t.offset > starting.offset);
+    expect(raised.map((t) => (t.data as AlarmState).id).sort()).toEqual(TAGS.map((t) => `${t}:quality`));
+    for (const t of raised) {
+      const tag = (t.data as AlarmState).tag!;
+      const good = Math.max(...data.filter((f) => f.tag === tag && f.offset < starting.offset && !isBad(f.quality)).map((f) => f.offset));
+      const bad = data.find((f) => f.tag === tag && f.offset > good && isBad(f.quality))!;
+      const left = bad.loggedAt + BAD_FOR_MS * 1000 - lastBefore.loggedAt;
+      expect(left).toBeGreaterThan(0);
+      expect(left).toBeLessThan(BAD_FOR_MS * 1000);
+      // the rest of its delay, counted from the start: not fired at the restart for the time it was down
+      expect((t.data as AlarmState).since).toBe(started.loggedAt + left);
+      expect(t.offset).toBeGreaterThan(started.offset);
     }
   }, 90_000);
 });

@@ -181,6 +181,32 @@ describe("alarm engine", () => {
     expect(e2.get("p/a:quality")!.since).toBe((await loggedAt(started)) + left);
   });
 
+  it("after a crash (gateway.starting with no gateway.stopping) goes on with the Bad time a tag had at the last frame logged, not counting the downtime", async () => {
+    const e = await engine([tag("p/a", limits({ quality: { badForMs: 600 } }))]);
+    const lifecycle = (type: string): Frame => ({ kind: "event", type, source: "gateway", ts: Date.now() * 1000, data: {} });
+    const loggedAt = async (offset: number) => (await log.read({ from: offset, to: offset }).next()).value!.loggedAt;
+    const { first: bad } = await put(data("p/a", 0, Quality.Bad_CommunicationError));
+    await Bun.sleep(250);
+    // the last frame before the process dies: no gateway.stopping follows
+    const { first: last } = await put(data("p/b", 1));
+    await caughtUp(e);
+    await stopEngine(e);
+    // down longer than badForMs; the restarted gateway's first commit, then its engine replays the log
+    await Bun.sleep(700);
+    await put(lifecycle(GatewayEvent.Starting));
+    const e2 = await engine([tag("p/a", limits({ quality: { badForMs: 600 } }))]);
+    await caughtUp(e2);
+    // starting up (drivers, bridges) takes longer than the time the delay had left: still nothing
+    await Bun.sleep(500);
+    expect(e2.get("p/a:quality")).toBeUndefined();
+    const { first: start } = await put(lifecycle(GatewayEvent.Started));
+    await waitFor(() => e2.get("p/a:quality")?.active, "p/a's quality alarm", 3000, 5);
+    const left = (await loggedAt(bad)) + 600_000 - (await loggedAt(last));
+    expect(left).toBeGreaterThan(0);
+    expect(left).toBeLessThan(600_000 - 200_000);
+    expect(e2.get("p/a:quality")!.since).toBe((await loggedAt(start)) + left);
+  });
+
   it("raises a bool alarm on its `when` value and ignores Bad readings for it", async () => {
     const e = await engine([tag("m/trip", limits({ bool: { when: true, priority: "critical" } }), "bool")]);
     await put(data("m/trip", false), data("m/trip", true, Quality.Bad_Timeout));
