@@ -124,45 +124,13 @@ describe("quality alarms across a planned stop", () => {
     expect(transitions.filter((t) => t.type !== "alarm.active")).toEqual([]);
   }, 60_000);
 
-  it("goes on with the Bad time a tag had before a planned stop: raised the rest of badForMs after the start", async () => {
-    await device.kill(); // the previous test left it dead (run alone: alive)
-    await device.start();
-    let g = await start();
-    await waitFor(async () => (await tagsOf(g)).every((t) => t.quality === "Good"), "every tag Good", 20_000);
-    await waitFor(async () => !(await readyz(g)).components.services.alarms?.active?.high, "the previous test's alarms cleared", 15_000);
-    device.signal("SIGKILL");
-    await waitFor(async () => (await tagsOf(g)).every((t) => t.quality !== "Good"), "every tag Bad", 10_000);
-    // Bad for a tenth of badForMs (the rest is slack for a slow stop), then a planned stop longer than
-    // badForMs, the device still dead
-    await Bun.sleep(BAD_FOR_MS / 10);
-    expect(await stop("SIGTERM")).toBe(0);
-    await Bun.sleep(BAD_FOR_MS + 500);
-    g = await start();
-    await waitFor(async () => (await readyz(g)).components.services.alarms?.active?.high === TAGS.length, "a quality alarm per tag", 15_000);
-    expect(await stop("SIGTERM")).toBe(0);
-
-    const { transitions, lifecycle, data } = await readLog();
-    const stopping = lifecycle.filter((e) => e.type === GatewayEvent.Stopping).at(-2)!;
-    const started = lifecycle.filter((e) => e.type === GatewayEvent.Started).at(-1)!;
-    expect(started.offset).toBeGreaterThan(stopping.offset);
-    const raised = transitions.filter((t) => t.type === "alarm.active" && t.offset > stopping.offset);
-    expect(raised.map((t) => (t.data as AlarmState).id).sort()).toEqual(TAGS.map((t) => `${t}:quality`));
-    // none fired between the kill and the stop (the test's premise: the stop came first)
-    const lastGood = Math.max(...data.filter((f) => f.offset < stopping.offset && !isBad(f.quality)).map((f) => f.offset));
-    expect(transitions.filter((t) => t.type === "alarm.active" && t.offset > lastGood && t.offset < stopping.offset)).toEqual([]);
-    for (const t of raised) {
-      const tag = (t.data as AlarmState).tag!;
-      const good = Math.max(...data.filter((f) => f.tag === tag && f.offset < stopping.offset && !isBad(f.quality)).map((f) => f.offset));
-      const bad = data.find((f) => f.tag === tag && f.offset > good && isBad(f.quality))!;
-      const left = bad.loggedAt + BAD_FOR_MS * 1000 - stopping.loggedAt;
-      expect(left).toBeGreaterThan(0);
-      expect(left).toBeLessThan(BAD_FOR_MS * 1000);
-      // the rest of its delay, counted from the start (the stop does not count, the Bad time before it does)
-      expect((t.data as AlarmState).since).toBe(started.loggedAt + left);
-    }
-  }, 90_000);
-
-  it("after a crash (SIGKILL) goes on with the Bad time a tag had at the last frame logged: the downtime does not count", async () => {
+  /**
+   * The device dies, its tags are Bad for a tenth of badForMs (the rest is slack for a slow stop), then the
+   * gateway goes down by `signal` for longer than badForMs, the device still dead, and starts again: every
+   * tag's quality alarm is raised the rest of its badForMs after the start. What stopped the clock: the
+   * `gateway.stopping` of a planned stop, or the last frame logged before a crash.
+   */
+  async function downWhileBad(signal: "SIGTERM" | "SIGKILL"): Promise<void> {
     await device.kill(); // the previous test left it dead (run alone: alive)
     await device.start();
     let g = await start();
@@ -171,8 +139,9 @@ describe("quality alarms across a planned stop", () => {
     device.signal("SIGKILL");
     await waitFor(async () => (await tagsOf(g)).every((t) => t.quality !== "Good"), "every tag Bad", 10_000);
     await Bun.sleep(BAD_FOR_MS / 10);
-    // the gateway dies: no gateway.stopping; it stays down longer than badForMs, the device still dead
-    expect(await stop("SIGKILL")).not.toBe(0);
+    const code = await stop(signal);
+    if (signal === "SIGTERM") expect(code).toBe(0);
+    else expect(code).not.toBe(0);
     await Bun.sleep(BAD_FOR_MS + 500);
     g = await start();
     await waitFor(async () => (await readyz(g)).components.services.alarms?.active?.high === TAGS.length, "a quality alarm per tag", 15_000);
@@ -181,22 +150,36 @@ describe("quality alarms across a planned stop", () => {
     const { transitions, lifecycle, data, all } = await readLog();
     const starting = lifecycle.filter((e) => e.type === GatewayEvent.Starting).at(-1)!;
     const started = lifecycle.filter((e) => e.type === GatewayEvent.Started).at(-1)!;
-    // the crash: nothing between the last run's start and this start says it stopped
     const previousStart = lifecycle.filter((e) => e.type === GatewayEvent.Started).at(-2)!;
-    expect(lifecycle.filter((e) => e.offset > previousStart.offset && e.offset < starting.offset)).toEqual([]);
-    const lastBefore = all.filter((f) => f.offset < starting.offset).at(-1)!;
-    const raised = transitions.filter((t) => t.type === "alarm.active" && t.offset > starting.offset);
+    const between = lifecycle.filter((e) => e.offset > previousStart.offset && e.offset < starting.offset);
+    let clockStop: { offset: number; loggedAt: number };
+    if (signal === "SIGTERM") {
+      expect(between.map((e) => [e.type, e.data?.reason])).toEqual([[GatewayEvent.Stopping, "SIGTERM"]]);
+      clockStop = between[0]!;
+    } else {
+      // a crash: nothing between the last run's start and this start says it stopped
+      expect(between).toEqual([]);
+      clockStop = all.filter((f) => f.offset < starting.offset).at(-1)!;
+    }
+    const raised = transitions.filter((t) => t.type === "alarm.active" && t.offset > clockStop.offset);
     expect(raised.map((t) => (t.data as AlarmState).id).sort()).toEqual(TAGS.map((t) => `${t}:quality`));
+    // none fired between the kill and the stop (the test's premise: the stop came first)
+    const lastGood = Math.max(...data.filter((f) => f.offset < clockStop.offset && !isBad(f.quality)).map((f) => f.offset));
+    expect(transitions.filter((t) => t.type === "alarm.active" && t.offset > lastGood && t.offset <= clockStop.offset)).toEqual([]);
     for (const t of raised) {
       const tag = (t.data as AlarmState).tag!;
-      const good = Math.max(...data.filter((f) => f.tag === tag && f.offset < starting.offset && !isBad(f.quality)).map((f) => f.offset));
+      const good = Math.max(...data.filter((f) => f.tag === tag && f.offset < clockStop.offset && !isBad(f.quality)).map((f) => f.offset));
       const bad = data.find((f) => f.tag === tag && f.offset > good && isBad(f.quality))!;
-      const left = bad.loggedAt + BAD_FOR_MS * 1000 - lastBefore.loggedAt;
+      const left = bad.loggedAt + BAD_FOR_MS * 1000 - clockStop.loggedAt;
       expect(left).toBeGreaterThan(0);
       expect(left).toBeLessThan(BAD_FOR_MS * 1000);
-      // the rest of its delay, counted from the start: not fired at the restart for the time it was down
+      // the rest of its delay, counted from the start (the downtime does not count, the Bad time before it does)
       expect((t.data as AlarmState).since).toBe(started.loggedAt + left);
       expect(t.offset).toBeGreaterThan(started.offset);
     }
-  }, 90_000);
+  }
+
+  it("goes on with the Bad time a tag had before a planned stop: raised the rest of badForMs after the start", () => downWhileBad("SIGTERM"), 90_000);
+
+  it("after a crash (SIGKILL) goes on with the Bad time a tag had at the last frame logged: the downtime does not count", () => downWhileBad("SIGKILL"), 90_000);
 });
