@@ -4,6 +4,7 @@
 // chose (EDGE_HTTP_PORT=0). Spawning, output and stopping are the shared Child (process.ts).
 import { join } from "node:path";
 import { Child, type ChildOptions } from "./process.ts";
+import { closeLeftovers } from "./registry.ts";
 
 const MAIN = join(import.meta.dir, "..", "..", "server", "main.ts");
 
@@ -37,6 +38,7 @@ export const READY_TIMEOUT_MS = 60_000;
 
 /** Starts `server/main.ts --config <configDir>` and resolves once it printed its ready line (stderr dropped unless asked). */
 export async function spawnGateway(configDir: string, opts: GatewayProcessOptions = {}): Promise<GatewayProcess> {
+  await closeLeftovers();
   const { logLevel, env, readyTimeoutMs, ...childOpts } = opts;
   const child = new Child("the gateway", [process.execPath, MAIN, "--config", configDir], {
     stderr: "ignore",

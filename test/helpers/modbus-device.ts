@@ -6,6 +6,7 @@
 import type { Subprocess } from "bun";
 import { ModbusTcpServer } from "../../server/demo/modbus-server.ts";
 import { waitFor } from "./index.ts";
+import { closeLeftovers, registerProcess } from "./registry.ts";
 
 /** A write the device executed: where, and the first value written. */
 export interface DeviceWrite {
@@ -44,8 +45,10 @@ export class ModbusDevice {
   constructor(readonly port: number) {}
 
   async start(): Promise<void> {
+    await closeLeftovers();
     this.listening = false;
     const proc = Bun.spawn([process.execPath, import.meta.path, String(this.port)], { stdin: "ignore", stdout: "pipe", stderr: "inherit" });
+    registerProcess(`the Modbus device on port ${this.port}`, proc);
     this.proc = proc;
     void this.readLines(proc);
     await waitFor(() => this.listening || proc.exitCode !== null, `the Modbus device on port ${this.port}`, 10_000);

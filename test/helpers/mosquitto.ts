@@ -6,6 +6,7 @@ import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { freePort, tempDir } from "./index.ts";
 import { Child } from "./process.ts";
+import { closeLeftovers } from "./registry.ts";
 
 const MOSQUITTO = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"].find((p) => existsSync(p));
 const PASSWD = "/usr/bin/mosquitto_passwd";
@@ -69,6 +70,7 @@ export class Mosquitto {
 
   static async start(opts: MosquittoOptions = {}): Promise<Mosquitto> {
     if (!MOSQUITTO) throw new MosquittoMissingError("/usr/sbin/mosquitto");
+    await closeLeftovers();
     const tmp = tempDir("edge-mosquitto-");
     const dir = tmp.path;
     const port = await freePort();

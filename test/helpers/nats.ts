@@ -9,6 +9,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { freePort, tempDir, waitFor } from "./index.ts";
 import { Child } from "./process.ts";
+import { closeLeftovers } from "./registry.ts";
 
 const NATS_SERVER = ["/usr/sbin/nats-server", "/usr/bin/nats-server"].find((p) => existsSync(p));
 
@@ -76,6 +77,7 @@ export class NatsCluster {
   }
 
   static async single(): Promise<NatsCluster> {
+    await closeLeftovers();
     const tmp = tempDir("edge-nats-");
     const node = new NatsNode("n1", await freePort(), join(tmp.path, "n1"), []);
     const c = new NatsCluster([node], tmp.cleanup);
@@ -85,6 +87,7 @@ export class NatsCluster {
 
   /** Three nodes routed to each other (cluster "edge"); JetStream needs a server name per node. */
   static async three(): Promise<NatsCluster> {
+    await closeLeftovers();
     const tmp = tempDir("edge-nats-");
     const clientPorts = [await freePort(), await freePort(), await freePort()];
     const routePorts = [await freePort(), await freePort(), await freePort()];

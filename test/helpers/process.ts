@@ -4,6 +4,7 @@
 // (mosquitto, nats-server), gateway children (gateway-process.ts) and device or plant processes.
 import type { Subprocess } from "bun";
 import { waitFor } from "./index.ts";
+import { registerProcess } from "./registry.ts";
 
 export interface ChildOptions {
   env?: Record<string, string | undefined>;
@@ -21,6 +22,7 @@ export class ChildExitedError extends Error {
 /**
  * Children still running: SIGKILLed when the test process exits, so that a test that failed before its
  * cleanup leaves no server or gateway behind (holding ports, or the pipe of whoever reads the output).
+ * Each is also registered (registry.ts), so that one its file left running is killed before later files go on.
  */
 const running = new Set<Child>();
 process.on("exit", () => {
@@ -48,6 +50,7 @@ export class Child {
     const streams = [this.collect(this.proc.stdout)];
     if (stderr === "pipe") streams.push(this.collect(this.proc.stderr as ReadableStream<Uint8Array>));
     running.add(this);
+    registerProcess(what, this.proc);
     void this.proc.exited.then(() => running.delete(this));
     this.outputEnded = Promise.all(streams).then(() => {
       this.ended = true;

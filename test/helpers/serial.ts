@@ -7,6 +7,7 @@ import type { Subprocess } from "bun";
 import { crc16 } from "../../drivers/modbus/rtu-frame.ts";
 import { openSerialLink, type ByteLink } from "../../drivers/modbus/serial-port.ts";
 import { freePort, waitFor } from "./index.ts";
+import { closeLeftovers, registerProcess } from "./registry.ts";
 
 export interface PtyPair {
   /** the gateway's end */
@@ -30,7 +31,9 @@ async function stopProcess(p: Subprocess): Promise<void> {
 export async function ptyPair(dir: string, name = "line"): Promise<PtyPair> {
   const a = join(dir, `${name}-a`);
   const b = join(dir, `${name}-b`);
+  await closeLeftovers();
   const p = Bun.spawn(["socat", "-d", "-d", `pty,raw,echo=0,link=${a}`, `pty,raw,echo=0,link=${b}`], { stdout: "ignore", stderr: "ignore" });
+  registerProcess(`socat's pty pair ${a}`, p);
   await waitFor(() => existsSync(a) && existsSync(b), `socat's ptys ${a} and ${b}`, 5000, 10);
   return { a, b, stop: () => stopProcess(p), pause: () => p.kill("SIGSTOP"), resume: () => p.kill("SIGCONT") };
 }
@@ -38,7 +41,9 @@ export async function ptyPair(dir: string, name = "line"): Promise<PtyPair> {
 /** Debian's pymodbus (3.0) serving `units` on the device `path` (see pymodbus-rtu-server.py for the values). */
 export async function pymodbusRtuServer(path: string, units: number[]): Promise<{ stop(): Promise<void>; process: Subprocess }> {
   // /usr/bin/python3: Debian's, which has python3-pymodbus (a pyenv python on PATH may not)
+  await closeLeftovers();
   const p = Bun.spawn(["/usr/bin/python3", join(import.meta.dir, "pymodbus-rtu-server.py"), path, units.join(",")], { stdout: "pipe", stderr: "inherit" });
+  registerProcess(`pymodbus on ${path}`, p);
   const reader = p.stdout.getReader();
   const first = await reader.read(); // "serving ..." once the modules loaded
   if (first.done) throw new Error(`pymodbus RTU server on ${path} exited (${await p.exited})`);
@@ -50,6 +55,7 @@ export async function pymodbusRtuServer(path: string, units: number[]): Promise<
 export async function tcpToPty(path: string): Promise<{ port: number; stop(): Promise<void> }> {
   const port = await freePort();
   const p = Bun.spawn(["socat", `TCP-LISTEN:${port},bind=127.0.0.1,fork,reuseaddr`, `${path},raw,echo=0`], { stdout: "ignore", stderr: "ignore" });
+  registerProcess(`socat tcp ${port} to ${path}`, p);
   // wait for the listening socket without connecting: with `fork`, a probe connection gets its own child that
   // opens the pty too and can swallow the first answers meant for the real client (a flaky test seen in CI)
   await waitFor(() => isListening(port), `socat listening on ${port}`, 5000);
