@@ -194,8 +194,12 @@ export class PluginRegistry implements PluginDriverHost {
       const next = await this.verify(src);
       const name = next.manifest.name;
       const e = this.entries.get(name);
-      if (e?.plugin) await this.swapDrivers(e, next);
       const dest = join(this.pluginsDir, name);
+      // the folder in place holds the version running: the folder watcher seeing this registry's own
+      // move of an upload into place (a second swap to the same version restarted the drivers, and a
+      // listing in between showed the plugin "swapping")
+      if (src === dest && e?.plugin?.manifestSha256 === next.manifestSha256) return this.statusOf(name)!;
+      if (e?.plugin) await this.swapDrivers(e, next);
       if (src !== dest) {
         if (existsSync(dest)) await this.toTrash(dest, name);
         await mkdir(this.pluginsDir, { recursive: true });
@@ -206,6 +210,7 @@ export class PluginRegistry implements PluginDriverHost {
         e.plugin = installed;
         e.state = "loaded";
         e.loadedAt = Date.now();
+        delete e.refusal; // an earlier refused upload is not what runs now (accept() does the same)
       } else this.accept(installed);
       this.decoders.get(name)?.restart(`replaced by version ${next.manifest.version}`);
       return this.statusOf(name)!;

@@ -7,7 +7,7 @@
 //   authorized_keys: `ed25519 <base64 of the 32-byte public key> <signer name>`
 //   plugin.sig:      `ed25519 <base64 of the 32-byte public key> <base64 of the 64-byte signature>`
 // The signature is over the exact bytes of plugin.toml (which lists every file's SHA-256).
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign as edSign, verify as edVerify, type KeyObject } from "node:crypto";
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign as edSign, verify as edVerify, type KeyObject } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { PluginManifest } from "../../schemas/plugins.ts";
@@ -87,6 +87,8 @@ export function signManifest(manifest: Uint8Array, privatePem: string): string {
 export interface VerifiedPlugin {
   dir: string;
   manifest: PluginManifest;
+  /** SHA-256 of plugin.toml's bytes (hex): which version a folder holds, for the registry and its watcher */
+  manifestSha256: string;
   /** the signer's name from authorized_keys; absent when unsigned */
   signer?: string;
   unsigned: boolean;
@@ -149,5 +151,6 @@ export async function verifyPlugin(dir: string, opts: VerifyOptions): Promise<Ve
     throw new PluginRefused(manifest.name, "api", `the plugin needs plugin API ${manifest.api.min}..${manifest.api.max}, the gateway speaks ${PLUGIN_API_VERSION}`);
   }
   await checkFiles(dir, manifest);
-  return { dir, manifest, unsigned: !sig, ...(signer ? { signer } : {}) };
+  const manifestSha256 = createHash("sha256").update(manifestBytes).digest("hex");
+  return { dir, manifest, manifestSha256, unsigned: !sig, ...(signer ? { signer } : {}) };
 }

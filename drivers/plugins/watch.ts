@@ -1,7 +1,9 @@
 // The plugins folder watched: a folder that appears is loaded, a folder whose plugin.toml changed is
 // swapped in (with rollback: a version that fails leaves the running one in place), a folder removed
 // is unloaded if no driver runs it. Events are debounced (an editor or `cp -r` writes many files);
-// the manifest's bytes decide whether anything changed, so the registry's own moves are no-ops.
+// the manifest's bytes decide whether anything changed, so the registry's own moves are no-ops: the
+// registry's install does nothing for a folder in place whose manifest is the one running (an upload
+// moved into place changes the folder's digest here, but not what runs).
 import { createHash } from "node:crypto";
 import { existsSync, watch, type FSWatcher } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";

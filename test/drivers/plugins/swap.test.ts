@@ -69,6 +69,34 @@ describe("plugin hot swap", () => {
     }
   });
 
+  it("does not swap again, from the folder watcher, a version the registry installed itself (an upload)", async () => {
+    const watcher = new PluginFolderWatcher(registry, { debounceMs: 50 });
+    await watcher.start();
+    try {
+      const staged = await writePlugin(join(tmp.path, "upload"), { name: "counter", version: "2.0.0", source: counterFrom(1000) }, key);
+      await registry.install(staged);
+      // a folder written after the install: once the watcher loaded it, it has seen the install's moves too
+      await writePlugin(join(tmp.path, "plugins"), { name: "other", version: "0.1.0", source: counterFrom(0) }, key);
+      await waitFor(() => registry.statusOf("other")?.state === "loaded", "the watcher's pass after the install");
+    } finally {
+      await watcher.stop(); // waits for the watcher's pass to end
+    }
+    expect(registry.statusOf("counter")).toMatchObject({ state: "loaded", version: "2.0.0", lastSwap: { from: "1.0.0", to: "2.0.0", ok: true } });
+    await waitFor(async () => (await events("plugin.loaded")).some((e) => e.data?.plugin === "other"), "the watcher's load in the log");
+    expect((await events("plugin.swapped")).map((e) => `${e.data?.from} -> ${e.data?.to}`)).toEqual(["1.0.0 -> 2.0.0"]);
+  });
+
+  it("lists a refused upload of a loaded plugin until a version is installed", async () => {
+    const tampered = await writePlugin(join(tmp.path, "up-tampered"), { name: "counter", version: "2.0.0", source: counterFrom(1000) }, key);
+    writeFileSync(join(tampered, "index.js"), counterFrom(666));
+    await expect(registry.install(tampered)).rejects.toThrow("checksum");
+    expect(registry.statusOf("counter")).toMatchObject({ state: "loaded", version: "1.0.0", refusal: { reason: "checksum" } });
+    const good = await writePlugin(join(tmp.path, "up-good"), { name: "counter", version: "2.0.0", source: counterFrom(1000) }, key);
+    await registry.install(good);
+    expect(registry.statusOf("counter")).toMatchObject({ state: "loaded", version: "2.0.0" });
+    expect(registry.statusOf("counter")?.refusal).toBeUndefined();
+  });
+
   it("swaps version 1 for version 2 without a Bad reading, reports 2.0.0 active and the polling gap, and keeps the old files in .trash", async () => {
     const staged = await writePlugin(join(tmp.path, "upload"), { name: "counter", version: "2.0.0", source: counterFrom(1000) }, key);
     const status = await registry.install(staged);
