@@ -4,8 +4,9 @@
 // answered `body source: Expected string`, `POST /api/query` answered `body sql: Expected string`), and
 // an unknown route a 404. Here every /api/ request but the public ones shows a token the gateway's keys
 // verify (signature, lifetime) before it is parsed, validated or routed: 401 otherwise. The handler
-// still checks the scope (403), the tenant and the tags. A gateway with no key at all leaves it to the
-// routes (the tag catalog is open there, every other route refuses).
+// still checks the scope (403), the tenant and the tags, with the principal verified here (kept per
+// request by LiveVerifier.verifyRequest: the signature is checked once). A gateway with no key at all
+// leaves it to the routes (the tag catalog is open there, every other route refuses).
 import { AuthError, authOf } from "../auth/index.ts";
 import type { GatewayContext } from "../context.ts";
 import { API_DOCS, OPENAPI_JSON } from "./openapi.ts";
@@ -27,7 +28,7 @@ export async function authenticateFirst(ctx: GatewayContext, request: Request): 
   // without any key each route decides: the tag catalog stays open (the local demo), the rest refuse
   if (!live.isConfigured) return null;
   try {
-    await live.verifyHeader(request.headers.get("authorization"));
+    await live.verifyRequest(request);
     return null;
   } catch (e) {
     if (!(e instanceof AuthError) || e.status !== 401) throw e;

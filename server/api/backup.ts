@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { Elysia, t } from "elysia";
 import { errorAnswers } from "../../schemas/api.ts";
 import { backupLog, backupName, BackupError, type BackupResult } from "../../storage/backup.ts";
-import { AuthError, authPlugin, TokenVerifier, type Principal } from "../auth/index.ts";
+import { AuthError, authOf, authPlugin, type Principal } from "../auth/index.ts";
 import type { GatewayContext } from "../context.ts";
 import { archiveDirOf } from "../history.ts";
 
@@ -30,7 +30,7 @@ export function backupGateway(ctx: GatewayContext, name = backupName()): Promise
 }
 
 export function backupApi(ctx: GatewayContext) {
-  const verifier = TokenVerifier.fromConfig(ctx.config.gateway.auth, ctx.config.dir);
+  const verifier = authOf(ctx); // the live keys (a reload applies at once) and the request's one verification
   let running: Promise<BackupResult> | null = null;
   const authorize = async (principal: () => Promise<Principal>) => {
     if (!verifier.isConfigured) throw new AuthError(401, "invalid_token", "gateway.yml configures no auth keys (auth.hs256Secret or auth.jwksFile): backups are refused");

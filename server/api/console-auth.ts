@@ -9,11 +9,11 @@ export type Refusal = { error: string; message: string; field: null };
 /** `run()` once the request's token has `scope` (read, or admin), else the refusal with its status. */
 export function guarded(ctx: GatewayContext, scope: "read" | "admin") {
   const read = jwtReadAuthorizer(ctx);
-  return async <T>(authorization: string | undefined, set: { status?: number | string }, run: (sub: string) => Promise<T> | T): Promise<T | Refusal> => {
+  return async <T>(request: Request, set: { status?: number | string }, run: (sub: string) => Promise<T> | T): Promise<T | Refusal> => {
     try {
-      const who = await read(authorization);
+      const who = await read(request);
       if (scope === "admin") {
-        const p = await authOf(ctx).verifyHeader(authorization);
+        const p = await authOf(ctx).verifyRequest(request);
         if (!p.scopes.includes("admin")) throw new AuthError(403, "insufficient_scope", "the token has no 'admin' scope");
       }
       return await run(who.sub);

@@ -52,8 +52,8 @@ export function driversApi(ctx: GatewayContext) {
   const read = guarded(ctx, "read");
   const admin = guarded(ctx, "admin");
   const action = (name: "restart" | "pause" | "resume", run: (id: string) => Promise<boolean>) =>
-    async ({ params, headers, set }: { params: { id: string }; headers: Record<string, string | undefined>; set: { status?: number | string } }) =>
-      admin(headers.authorization, set, async (sub) => {
+    async ({ params, request, set }: { params: { id: string }; request: Request; set: { status?: number | string } }) =>
+      admin(request, set, async (sub) => {
         if (!(await run(params.id))) {
           set.status = 404;
           return { error: "unknown_driver", message: `no driver '${params.id}' (GET /api/drivers lists them)`, field: "id" };
@@ -70,8 +70,8 @@ export function driversApi(ctx: GatewayContext) {
   return new Elysia({ name: "drivers" })
     .get(
       "/api/drivers",
-      ({ headers, set }) =>
-        read(headers.authorization, set, () => {
+      ({ request, set }) =>
+        read(request, set, () => {
           const health = tagHealthByDriver(ctx);
           return ctx.drivers.status().map((d) => ({
             id: d.id,

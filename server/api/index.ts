@@ -22,6 +22,7 @@ import { pluginsApi } from "./plugins.ts";
 import { queryApi } from "./query.ts";
 import { rulesApi } from "./rules.ts";
 import { serveConsole } from "../console-static.ts";
+import { authOf } from "../auth/index.ts";
 import { authenticateFirst } from "./authenticate-first.ts";
 import { canonicalTagUrl, InvalidTagPath } from "./tag-path.ts";
 import { tagsApi } from "./tags.ts";
@@ -43,7 +44,11 @@ export function createApi(ctx: GatewayContext) {
       // (the re-dispatched request's context has no `server`: no route uses it)
       try {
         const to = canonicalTagUrl(request.method, request.url);
-        if (to !== null) return app.handle(new Request(to, request));
+        if (to !== null) {
+          const again = new Request(to, request);
+          authOf(ctx).forward(request, again); // verified above: not again
+          return app.handle(again);
+        }
       } catch (e) {
         if (!(e instanceof InvalidTagPath)) throw e;
         return Response.json({ error: `invalid_${e.field}`, message: e.message, field: e.field } satisfies ApiError, { status: 400 });

@@ -61,8 +61,8 @@ export function overviewApi(ctx: GatewayContext) {
   const window = throughputOf(ctx.log); // listening from the API's start, so the first look has figures
   return new Elysia({ name: "overview" }).get(
     "/api/overview",
-    ({ headers, set }) =>
-      read(headers.authorization, set, () => {
+    ({ request, set }) =>
+      read(request, set, () => {
         const services = ctx.services?.() ?? [];
         const { doc } = readiness(ctx, services);
         const now = window.now();

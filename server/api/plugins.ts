@@ -75,10 +75,10 @@ export function pluginsApi(ctx: GatewayContext) {
     if (!ctx.plugins) throw new PluginOperationError("*", "this gateway runs without a plugin registry", 404);
     return ctx.plugins;
   };
-  const needScope = async (authorization: string | undefined, scope: "read" | "admin") => {
+  const needScope = async (request: Request, scope: "read" | "admin") => {
     // without auth keys only GET /api/tags stays open (server/auth/README.md): plugins are neither listed nor managed
     if (!verifier.isConfigured) throw new AuthError(401, "invalid_token", "gateway.yml configures no auth keys (auth.hs256Secret or auth.jwksFile): plugins are refused");
-    const p = await verifier.verifyHeader(authorization);
+    const p = await verifier.verifyRequest(request);
     if (scope === "admin") {
       if (!p.scopes.includes("admin")) throw new AuthError(403, "insufficient_scope", "the token has no 'admin' scope");
     } else {
@@ -87,9 +87,9 @@ export function pluginsApi(ctx: GatewayContext) {
     }
   };
   /** Runs an admin operation and maps its refusals. */
-  const admin = async (headers: Record<string, string | undefined>, set: { status?: number | string }, op: () => Promise<PluginStatus>): Promise<PluginStatus | ApiError> => {
+  const admin = async (request: Request, set: { status?: number | string }, op: () => Promise<PluginStatus>): Promise<PluginStatus | ApiError> => {
     try {
-      await needScope(headers.authorization, "admin");
+      await needScope(request, "admin");
       const out = await op();
       return out;
     } catch (e) {
@@ -104,9 +104,9 @@ export function pluginsApi(ctx: GatewayContext) {
   return new Elysia({ name: "plugins" })
     .get(
       "/api/plugins",
-      async ({ headers, set }) => {
+      async ({ request, set }) => {
         try {
-          await needScope(headers.authorization, "read");
+          await needScope(request, "read");
           return ctx.plugins?.status() ?? [];
         } catch (e) {
           const r = refusalOf(e);
@@ -120,26 +120,26 @@ export function pluginsApi(ctx: GatewayContext) {
         detail: { tags: ["plugins"], summary: "Plugins with version, signer, state, api range, refusal and last swap (JWT scope read when auth is configured)" },
       },
     )
-    .post("/api/plugins", ({ headers, set, request }) => admin(headers, set, () => installUpload(registry(), request, maxBytes())), {
+    .post("/api/plugins", ({ set, request }) => admin(request, set, () => installUpload(registry(), request, maxBytes())), {
       parse: "none",
       response: answers,
       detail: { tags: ["plugins"], summary: "Upload a signed plugin folder (tar, tar.gz, or multipart files with relative names): loaded, or swapped in with rollback if loaded; needs 'admin'" },
     })
-    .post("/api/plugins/:name/swap", ({ headers, set, request, params }) => admin(headers, set, () => installUpload(registry(), request, maxBytes(), params.name)), {
+    .post("/api/plugins/:name/swap", ({ set, request, params }) => admin(request, set, () => installUpload(registry(), request, maxBytes(), params.name)), {
       parse: "none",
       params: NameParam,
       response: answers,
       detail: { tags: ["plugins"], summary: "Swap a loaded plugin for the uploaded version (same body as POST /api/plugins); rolled back if it fails; needs 'admin'" },
     })
-    .post("/api/plugins/:name/rollback", ({ headers, set, params }) => admin(headers, set, () => registry().rollback(params.name)), {
+    .post("/api/plugins/:name/rollback", ({ request, set, params }) => admin(request, set, () => registry().rollback(params.name)), {
       params: NameParam,
       response: answers,
       detail: { tags: ["plugins"], summary: "Swap back to the version this plugin replaced (kept in plugins/.trash); needs 'admin'" },
     })
     .post(
       "/api/plugins/:name/unload",
-      ({ headers, set, params }) =>
-        admin(headers, set, async () => {
+      ({ request, set, params }) =>
+        admin(request, set, async () => {
           await registry().unload(params.name);
           return { name: params.name, state: "removed", unsigned: false, drivers: [] } satisfies PluginStatus;
         }),

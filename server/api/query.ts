@@ -25,14 +25,18 @@ export interface Reader {
   expiresAtMs?: number;
 }
 
-/** Checks a request's credentials and says who reads. Throws AuthError. */
-export type ReadAuthorizer = (authorization: string | undefined) => Promise<Reader>;
+/**
+ * Checks a request's credentials and says who reads. Throws AuthError. Given the Request, its token is
+ * verified once for the whole request (LiveVerifier.verifyRequest); an Authorization value (a stream's
+ * token, checked again after a reload) is verified each time.
+ */
+export type ReadAuthorizer = (credentials: Request | string | undefined) => Promise<Reader>;
 
 /** The gateway's read check: a valid JWT with scope `read`; tenant filtering when tenants are configured. */
 export function jwtReadAuthorizer(ctx: GatewayContext, verifier: LiveVerifier = authOf(ctx)): ReadAuthorizer {
-  return async (authorization) => {
+  return async (credentials) => {
     if (!verifier.isConfigured) throw new AuthError(401, "invalid_token", "gateway.yml configures no auth keys (auth.hs256Secret or auth.jwksFile): reads are refused");
-    const p = await verifier.verifyHeader(authorization);
+    const p = await (credentials instanceof Request ? verifier.verifyRequest(credentials) : verifier.verifyHeader(credentials));
     const denied = requireScope(p, "read");
     if (denied) throw denied;
     return { sub: p.sub, tenant: tenantsConfigured(ctx) ? p.tenant : null, tags: p.tags, expiresAtMs: p.exp * 1000 };
@@ -140,7 +144,7 @@ export function queryApi(ctx: GatewayContext, authorize: ReadAuthorizer = jwtRea
         const started = performance.now();
         const h = engine();
         try {
-          const who = await authorize(headers.authorization);
+          const who = await authorize(request);
           const format = pickFormat(body.format, headers.accept);
           const ro = { tenant: who.tenant, tags: readableTags(ctx, who), maxRows: body.limit, timeoutMs: body.timeoutMs, signal: request.signal };
           if (format === "parquet") {
@@ -197,9 +201,9 @@ export function queryApi(ctx: GatewayContext, authorize: ReadAuthorizer = jwtRea
     )
     .get(
       "/api/tags/:tag/history",
-      async ({ params, query, headers, set }) => {
+      async ({ params, query, set, request }) => {
         try {
-          const who = await authorize(headers.authorization);
+          const who = await authorize(request);
           // decoded once by the router (a second decode would turn %25 into an error); raw slashes were
           // folded into this one segment before routing (tag-path.ts)
           const tag = parseTagParam(params.tag);
@@ -241,9 +245,9 @@ export function queryApi(ctx: GatewayContext, authorize: ReadAuthorizer = jwtRea
     )
     .get(
       "/api/frames",
-      async ({ query, headers, set }) => {
+      async ({ query, set, request }) => {
         try {
-          const who = await authorize(headers.authorization);
+          const who = await authorize(request);
           const after = query.after ?? 0;
           const limit = Math.min(query.limit ?? 1000, 10_000);
           const keep = frameFilter(ctx, who, patternsParam(query.tags));

@@ -24,9 +24,9 @@ export function rulesApi(ctx: GatewayContext) {
     if (!svc) throw new RulesError("unknown_rule", "the rules service is not running");
     return svc;
   };
-  const admin = async (authorization: string | undefined): Promise<Principal> => {
+  const admin = async (request: Request): Promise<Principal> => {
     if (!verifier.isConfigured) throw new AuthError(401, "invalid_token", "gateway.yml configures no auth keys: rule changes are refused");
-    const p = await verifier.verifyHeader(authorization);
+    const p = await verifier.verifyRequest(request);
     if (!p.scopes.includes("admin")) throw new AuthError(403, "insufficient_scope", "the token has no 'admin' scope");
     return p;
   };
@@ -45,15 +45,15 @@ export function rulesApi(ctx: GatewayContext) {
   };
   const errors = { 400: RuleError, 401: RuleError, 403: RuleError, 404: RuleError };
   return new Elysia({ name: "rules" })
-    .get("/api/rules", ({ headers, set }) => answer(set, async () => (await readAuth(headers.authorization), rules().list())), {
+    .get("/api/rules", ({ request, set }) => answer(set, async () => (await readAuth(request), rules().list())), {
       response: { 200: t.Array(RuleView), ...errorAnswers(401, 403, 404) },
       detail: { tags: ["rules"], summary: "User rules with state, last error, runs and time per run (JWT scope read)" },
     })
     .get(
       "/api/rules/:name",
-      ({ headers, params, set }) =>
+      ({ request, params, set }) =>
         answer(set, async () => {
-          await readAuth(headers.authorization);
+          await readAuth(request);
           const r = rules().get(params.name);
           if (!r) throw new RulesError("unknown_rule", `no rule '${params.name}'`);
           return r;
@@ -62,9 +62,9 @@ export function rulesApi(ctx: GatewayContext) {
     )
     .put(
       "/api/rules/:name",
-      ({ headers, params, body, set }) =>
+      ({ request, params, body, set }) =>
         answer(set, async () => {
-          const who = await admin(headers.authorization);
+          const who = await admin(request);
           const view = await rules().put(params.name, body.source);
           ctx.logger.info({ rule: params.name, by: who.sub }, "rule saved");
           return view;
@@ -73,19 +73,19 @@ export function rulesApi(ctx: GatewayContext) {
     )
     .post(
       "/api/rules/:name/enable",
-      ({ headers, params, set }) => answer(set, async () => rules().setEnabled(params.name, true, (await admin(headers.authorization)).sub)),
+      ({ request, params, set }) => answer(set, async () => rules().setEnabled(params.name, true, (await admin(request)).sub)),
       { params: Name, response: { 200: RuleView, ...errors }, detail: { tags: ["rules"], summary: "Enables a rule; it starts at the head of the log (JWT scope admin)" } },
     )
     .post(
       "/api/rules/:name/disable",
-      ({ headers, params, set }) => answer(set, async () => rules().setEnabled(params.name, false, (await admin(headers.authorization)).sub)),
+      ({ request, params, set }) => answer(set, async () => rules().setEnabled(params.name, false, (await admin(request)).sub)),
       { params: Name, response: { 200: RuleView, ...errors }, detail: { tags: ["rules"], summary: "Disables a rule (recorded in the log; JWT scope admin)" } },
     )
     .post(
       "/api/rules/:name/dry-run",
-      ({ headers, params, body, set, request }) =>
+      ({ params, body, set, request }) =>
         answer(set, async () => {
-          await admin(headers.authorization);
+          await admin(request);
           const toMs = parseTimeParam(body?.to, "to");
           const fromMs = parseTimeParam(body?.from, "from");
           // the request's signal aborts when the client disconnects: the run stops instead of going on for nobody

@@ -18,11 +18,11 @@ export function tagsApi(ctx: GatewayContext) {
   const authorize = jwtReadAuthorizer(ctx, verifier);
   return new Elysia({ name: "tags" }).get(
     "/api/tags",
-    async ({ headers, set }) => {
+    async ({ request, set }) => {
       let visible: (t: { tag: string; tenant: string }) => boolean = () => true;
       if (verifier.isConfigured) {
         try {
-          const who = await authorize(headers.authorization);
+          const who = await authorize(request);
           const readable = readableTags(ctx, who);
           const allowed = readable && new Set(readable);
           visible = (t) => (who.tenant === null || t.tenant === who.tenant) && (allowed === null || allowed.has(t.tag));

@@ -1,13 +1,18 @@
 // The gateway's one verifier, replaced whole when a reload changes the keys: every route, stream and
 // bridge asks `authOf(ctx)` at each request, so a removed key or a changed secret stops working the
 // moment the reload reports success (the swap is one assignment: a request sees the old keys or the
-// new ones, never a mix). Open streams are told ('change') so they re-check their token.
+// new ones, never a mix). Open streams are told ('change') so they re-check their token. A request's
+// Authorization header is verified once (verifyRequest): the API's first hook verifies it, the route's
+// checks reuse the result.
 import { EventEmitter } from "node:events";
 import type { GatewayContext } from "../context.ts";
 import { ConsoleSessions } from "./session.ts";
 import { AuthError, TokenVerifier, type Principal } from "./verify.ts";
 
 export class LiveVerifier extends EventEmitter {
+  /** each request's verification, for its life; dropped whole when the keys change */
+  private byRequest = new WeakMap<Request, Promise<Principal>>();
+
   constructor(
     private current: TokenVerifier,
     /** console logins (session.ts): tokens the gateway signs for gateway.yml `console.users` */
@@ -30,7 +35,11 @@ export class LiveVerifier extends EventEmitter {
   replace(next: TokenVerifier): boolean {
     const changed = next.fingerprint !== this.current.fingerprint;
     this.current = next;
-    if (changed) this.emit("change");
+    if (changed) {
+      // a request verified with the old keys and not yet routed is verified again with the new ones
+      this.byRequest = new WeakMap();
+      this.emit("change");
+    }
     return changed;
   }
 
@@ -41,6 +50,23 @@ export class LiveVerifier extends EventEmitter {
   verifyHeader(authorization: string | undefined | null): Promise<Principal> {
     const bearer = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? "")?.[1];
     return bearer && this.sessions.owns(bearer) ? this.sessions.verify(bearer) : this.current.verifyHeader(authorization);
+  }
+
+  /**
+   * The principal of a request's Authorization header, verified once per request: the API's first hook
+   * (../api/authenticate-first.ts) verifies it before routing, and every check of the route asks again
+   * here and gets the same answer (or the same AuthError).
+   */
+  verifyRequest(request: Request): Promise<Principal> {
+    let p = this.byRequest.get(request);
+    if (!p) this.byRequest.set(request, (p = this.verifyHeader(request.headers.get("authorization"))));
+    return p;
+  }
+
+  /** `again`, the request routed a second time (a tag path folded into one segment), keeps `request`'s verification. */
+  forward(request: Request, again: Request): void {
+    const p = this.byRequest.get(request);
+    if (p) this.byRequest.set(again, p);
   }
 }
 
