@@ -262,9 +262,14 @@ export class PluginRegistry implements PluginDriverHost {
     }
   }
 
-  /** Unloads a plugin no driver runs; its folder goes to the trash. */
-  unload(name: string): Promise<void> {
+  /**
+   * Unloads a plugin no driver runs; its folder goes to the trash. `ifFolderGone` (the folder watcher):
+   * only if its folder is still gone when the unload runs. An install moves the folder out and the new
+   * version in; a watcher pass that looked in between asks for an unload that must not remove the new one.
+   */
+  unload(name: string, opts: { ifFolderGone?: boolean } = {}): Promise<void> {
     return this.serial(async () => {
+      if (opts.ifFolderGone && existsSync(join(this.pluginsDir, name))) return;
       const e = this.entries.get(name);
       if (!e) throw new PluginOperationError(name, "no such plugin", 404);
       if (e.drivers.size) throw new PluginOperationError(name, `in use by driver(s) ${[...e.drivers].map((d) => d.driverId).join(", ")}: remove them from drivers.yml first`, 409);

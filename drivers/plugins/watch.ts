@@ -3,7 +3,8 @@
 // is unloaded if no driver runs it. Events are debounced (an editor or `cp -r` writes many files);
 // the manifest's bytes decide whether anything changed, so the registry's own moves are no-ops: the
 // registry's install does nothing for a folder in place whose manifest is the one running (an upload
-// moved into place changes the folder's digest here, but not what runs).
+// moved into place changes the folder's digest here, but not what runs), and its unload of a folder seen
+// missing does nothing if the folder is back when the unload runs (an install moves it out, then in).
 import { createHash } from "node:crypto";
 import { existsSync, watch, type FSWatcher } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
@@ -67,7 +68,7 @@ export class PluginFolderWatcher {
     for (const name of [...this.seen.keys()]) {
       if (now.has(name)) continue;
       this.seen.delete(name);
-      if (this.registry.statusOf(name)) await this.registry.unload(name).catch((e) => this.opts.onError?.(name, e));
+      if (this.registry.statusOf(name)) await this.registry.unload(name, { ifFolderGone: true }).catch((e) => this.opts.onError?.(name, e));
     }
   }
 }

@@ -10,7 +10,7 @@ import { PluginFolderWatcher } from "../../../drivers/plugins/watch.ts";
 import { isBad, Variable as VariableSchema, type EventFrame, type Variable } from "../../../schemas/index.ts";
 import { EventLog } from "../../../storage/index.ts";
 import { tempDir, waitFor } from "../../helpers/index.ts";
-import { counterSource, newKey, writePlugin } from "./fixtures.ts";
+import { counterSource, LENGTH_DECODER, newKey, writePlugin } from "./fixtures.ts";
 
 const key = newKey("acme");
 let tmp: ReturnType<typeof tempDir>;
@@ -84,6 +84,32 @@ describe("plugin hot swap", () => {
     expect(registry.statusOf("counter")).toMatchObject({ state: "loaded", version: "2.0.0", lastSwap: { from: "1.0.0", to: "2.0.0", ok: true } });
     await waitFor(async () => (await events("plugin.loaded")).some((e) => e.data?.plugin === "other"), "the watcher's load in the log");
     expect((await events("plugin.swapped")).map((e) => `${e.data?.from} -> ${e.data?.to}`)).toEqual(["1.0.0 -> 2.0.0"]);
+  });
+
+  it("keeps a plugin the folder watcher saw missing while an install moved its folder out and the new one in", async () => {
+    // a decoder: no driver runs it, so an unload of it is not refused as in use
+    await registry.install(await writePlugin(join(tmp.path, "up-dec1"), { name: "dec", kind: "decoder", version: "1.0.0", source: LENGTH_DECODER }, key));
+    const watcher = new PluginFolderWatcher(registry, { debounceMs: 20 });
+    await watcher.start();
+    const unloads: string[] = [];
+    const unload = registry.unload.bind(registry);
+    registry.unload = (name, ...rest) => (unloads.push(name), unload(name, ...rest));
+    // the install holds its folder out of place (in .trash, the new version not yet moved in) until the
+    // watcher has seen it missing and asked for an unload: the window a watcher pass can fall into
+    const internals = registry as unknown as { toTrash(dir: string, name: string): Promise<void> };
+    const toTrash = internals.toTrash.bind(registry);
+    internals.toTrash = async (dir, name) => {
+      await toTrash(dir, name);
+      if (name === "dec") await waitFor(() => unloads.includes("dec"), "the watcher's unload of the missing folder");
+    };
+    try {
+      await registry.install(await writePlugin(join(tmp.path, "up-dec2"), { name: "dec", kind: "decoder", version: "2.0.0", source: LENGTH_DECODER }, key));
+    } finally {
+      await watcher.stop(); // waits for the watcher's pass, and so for the unload it asked
+    }
+    expect(unloads).toEqual(["dec"]);
+    expect(registry.statusOf("dec")).toMatchObject({ state: "loaded", version: "2.0.0" });
+    expect(existsSync(join(tmp.path, "plugins", "dec", "plugin.toml"))).toBe(true);
   });
 
   it("lists a refused upload of a loaded plugin until a version is installed", async () => {
