@@ -25,8 +25,10 @@ it("stops what a timed-out or failed beforeAll started before the next file's te
   // the two leaking files did fail as intended: the first on its hook's timeout, the second on its error
   expect(text).toContain("a beforeEach/afterEach hook timed out");
   expect(text).toContain("the beforeAll failed after starting a gateway and a gateway child");
-  const check = JSON.parse(/LEAK-CHECK (.*)/.exec(text)?.[1] ?? "null") as { listening: number[]; children: number[]; startedChildAlive: boolean; startedHttp: number[] } | null;
+  const check = JSON.parse(/LEAK-CHECK (.*)/.exec(text)?.[1] ?? "null") as { listening: number[]; children: number[]; startedChildAlive: boolean; startedHttp: number[]; registered: unknown[]; closed: string[] } | null;
   expect(check?.startedHttp).toHaveLength(2);
-  expect(check).toMatchObject({ listening: [], children: [], startedChildAlive: false });
+  expect(check).toMatchObject({ listening: [], children: [], startedChildAlive: false, registered: [] });
+  // each file's gateway and gateway child, closed by the registry (the first file's child was spawned by its hook after the file ended)
+  expect(check?.closed.toSorted()).toEqual(["leak-started.ts: a gateway", "leak-started.ts: the gateway", "leak-starting.ts: a gateway", "leak-starting.ts: the gateway"]);
   expect(text).toContain("(pass) starts with no gateway of the earlier files running");
 }, 120_000);

@@ -28,8 +28,8 @@ export interface Registered {
 }
 
 const open = new Set<Registered>();
-/** every resource closed because its file had ended without closing it: file and what */
-const closedLeftovers: { file: string; what: string }[] = [];
+/** every resource closed because its file had ended without closing it */
+const closedLeftovers = new Set<Registered>();
 
 /** the test files seen running so far (Bun.main at a registration or a sweep) */
 const filesSeen = new Set<string>();
@@ -98,7 +98,7 @@ export function registerProcess(what: string, proc: Subprocess): Registered {
 }
 
 function closeLeftover(entry: Registered): Promise<void> {
-  closedLeftovers.push({ file: entry.file, what: entry.what });
+  closedLeftovers.add(entry);
   return entry.close();
 }
 
@@ -119,6 +119,6 @@ export function registered(): { file: string; what: string }[] {
 }
 
 /** What was closed as left over by an ended file, for tests of the harness. */
-export function leftoversClosed(): readonly { file: string; what: string }[] {
-  return closedLeftovers;
+export function leftoversClosed(): { file: string; what: string }[] {
+  return [...closedLeftovers].map((e) => ({ file: e.file, what: e.what }));
 }
