@@ -121,6 +121,20 @@ class SerialLink extends BaseLink {
   }
 }
 
+/** util-linux's setpriv (Essential in Debian, so also in the container image), when there is one. */
+const setpriv = Bun.which("setpriv");
+
+/**
+ * The reader of a device: `cat`, killed by the kernel when this process dies (PR_SET_PDEATHSIG through
+ * `setpriv`, which then execs cat under the same pid, so `kill()` still ends it). A SIGKILLed gateway
+ * cannot end its children; its `cat` stayed blocked in read() on the device and took the answer to the
+ * next run's first request (measured: the first read of a unit after every SIGKILL restart timed out).
+ * Without setpriv a plain `cat`: the same as before, correct while the gateway ends normally.
+ */
+export function readerArgv(path: string): string[] {
+  return setpriv ? [setpriv, "--pdeathsig", "KILL", "--", "cat", path] : ["cat", path];
+}
+
 /** Opens a serial device with its line settings; bytes that were waiting in it are dropped by the line. */
 export async function openSerialLink(path: string, s: LineSettings): Promise<ByteLink> {
   // said plainly: stty's own words for it name the path three times over
@@ -138,7 +152,7 @@ export async function openSerialLink(path: string, s: LineSettings): Promise<Byt
     throw new SerialOpenError(`${path}: ${(e as Error).message}`);
   }
   try {
-    return new SerialLink(path, fd, Bun.spawn(["cat", path], { stdin: "ignore", stdout: "pipe", stderr: "pipe" }));
+    return new SerialLink(path, fd, Bun.spawn(readerArgv(path), { stdin: "ignore", stdout: "pipe", stderr: "pipe" }));
   } catch (e) {
     closeSync(fd);
     throw new SerialOpenError(`${path}: ${(e as Error).message}`);
