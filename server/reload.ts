@@ -85,6 +85,8 @@ export interface ReloadResult {
   authKeysChanged: boolean;
   /** gateway.yml on disk differs from the running one beyond what applies live (the Modbus slave's map, auth, console users): true until a restart */
   restartNeeded: boolean;
+  /** where it differs: the paths in gateway.yml (e.g. `mqtt.cert`) that wait for a restart */
+  restartPaths: string[];
   /** of a refused edit: the file and the path in it at fault */
   file?: string;
   path?: string;
@@ -115,7 +117,7 @@ export function reloadConfig(ctx: GatewayContext): Promise<ReloadResult> {
 }
 
 async function reloadNow(ctx: GatewayContext): Promise<ReloadResult> {
-  const result: ReloadResult = { ok: false, driversRestarted: [], driversAdded: [], driversRemoved: [], tags: ctx.catalog.size, authKeysChanged: false, restartNeeded: false };
+  const result: ReloadResult = { ok: false, driversRestarted: [], driversAdded: [], driversRemoved: [], tags: ctx.catalog.size, authKeysChanged: false, restartNeeded: false, restartPaths: [] };
   let next: Config;
   let edited: GatewayConfig; // gateway.yml as now on disk
   let verifier: TokenVerifier;
@@ -143,7 +145,9 @@ async function reloadNow(ctx: GatewayContext): Promise<ReloadResult> {
   }
   if (!isDeepStrictEqual(edited, next.gateway)) {
     result.restartNeeded = true;
-    ctx.logger.warn("gateway.yml changed: ports, data directory and log tuning apply after a restart");
+    result.restartPaths = changedPaths(next.gateway, edited);
+    // named: "ports, data directory and log tuning" was said of an edit of mqtt.cert too, which read as if it had applied
+    ctx.logger.warn({ paths: result.restartPaths }, `gateway.yml changed at ${shortList(result.restartPaths)}: applies after a restart of the gateway (on reload only auth, console.users and modbusSlave.map apply)`);
   }
   const consoleUsersChanged = !isDeepStrictEqual(ctx.config.gateway.console.users, next.gateway.console.users);
   ctx.config = next;
@@ -179,6 +183,17 @@ async function apply(ctx: GatewayContext, before: Map<string, DriverSpec>, after
     result.driversAdded.push(id);
   }
 }
+
+/** The paths (`mqtt.cert`, `http.port`) at which two gateway sections differ, leaves first found; no values (secrets stay out). */
+export function changedPaths(a: unknown, b: unknown, at = ""): string[] {
+  if (isDeepStrictEqual(a, b)) return [];
+  const plain = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+  if (!plain(a) || !plain(b)) return [at || "(root)"];
+  const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])];
+  return keys.flatMap((k) => changedPaths(a[k], b[k], at ? `${at}.${k}` : k));
+}
+
+const shortList = (paths: string[], max = 5) => (paths.length > max ? `${paths.slice(0, max).join(", ")} and ${paths.length - max} more` : paths.join(", "));
 
 /** The running gateway section with the parts of the edited one that apply live: the Modbus slave's map, auth and the console's users. */
 function liveGateway(running: GatewayConfig, edited: GatewayConfig): GatewayConfig {

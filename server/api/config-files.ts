@@ -55,6 +55,7 @@ const ReloadAnswer = t.Object({
   tags: t.Number(),
   authKeysChanged: t.Boolean(),
   restartNeeded: t.Boolean({ description: "gateway.yml on disk holds settings beyond the Modbus slave's map, auth and console users: they apply after a restart" }),
+  restartPaths: t.Array(t.String(), { description: "where gateway.yml on disk differs from the running configuration (e.g. `mqtt.cert`): what the restart will apply" }),
 });
 
 const ApplyAnswer = t.Object({ ...CheckAnswer.properties, reload: t.Optional(ReloadAnswer) });

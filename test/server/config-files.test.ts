@@ -110,7 +110,10 @@ describe("PUT /api/config/files/:name", () => {
     const running = onDisk("gateway.yml");
     const r = await call("PUT", "/api/config/files/gateway.yml", { text: running.replace("watchConfig: false", "watchConfig: false\nhealth: { commitStallSeconds: 7 }") });
     expect(r).toMatchObject({ status: 200, body: { ok: true, reload: { ok: true, restartNeeded: true } } });
-    expect((await call("PUT", "/api/config/files/variables.yml", { text: onDisk("variables.yml") })).body.reload.restartNeeded).toBe(true);
+    // which setting waits, by its path (the log said "ports, data directory and log tuning" whatever had changed)
+    expect(r.body.reload.restartPaths).toEqual(["health.commitStallSeconds"]);
+    const again = (await call("PUT", "/api/config/files/variables.yml", { text: onDisk("variables.yml") })).body.reload;
+    expect(again).toMatchObject({ restartNeeded: true, restartPaths: ["health.commitStallSeconds"] });
   });
 
   it("answers 404 for a file that is not a config file, and never writes outside the config directory", async () => {
