@@ -1,7 +1,8 @@
 // The MQTT uplink (mqtt-north): a consumer of the log with its own cursor that publishes data frames to
 // an MQTT 5 (or 3.1.1) broker with store and forward, a retained birth/last-will status per gateway, and
 // (optionally) MQTT commands on {tenant}/cmd/{tag}. See README "MQTT uplink" for topics and payloads.
-// TLS certificate files are read again before every reconnect (a fixed file is used at the next try)
+// TLS certificate files are read again before every reconnect (a fixed file is used at the next try, at
+// once when it changes while the uplink waits to reconnect; a refusing broker is tried every 2 s at most)
 // and every second while connected (files that became unusable keep /readyz degraded until they are
 // good again); a failed handshake is logged and shown in /readyz naming the certificate and why
 // (storage/tls.ts). A throw while opening a connection does not stop reconnecting (connect.ts).
@@ -16,6 +17,7 @@ import type { CommandBus } from "../../storage/commands.ts";
 import type { EventLog } from "../../storage/log.ts";
 import type { PublishingBridge } from "../../storage/window-publisher.ts";
 import { explainTlsError, isTlsError, readTlsMaterial, resolveTlsFiles, TlsHandshakeError, type TlsMaterial } from "../../storage/tls.ts";
+import { filesChanged } from "../../storage/watch.ts";
 import type { TlsFiles } from "../../schemas/tls.ts";
 import { parseMqttNorthConfig, type MqttNorthConfig } from "./config.ts";
 import { UplinkMetrics } from "./metrics.ts";
@@ -82,6 +84,20 @@ function brokerAddress(url: string): string {
 /** How long stop() waits for in-flight messages to be acknowledged before it closes the connection. */
 const STOP_DRAIN_MS = 2000;
 
+/**
+ * The longest wait between attempts while the broker refuses connections: a refused connect costs the
+ * broker nothing (as the drivers' port probe, drivers/reachable.ts, every 2 s). The backoff up to
+ * reconnectMaxMs stays for failures above TCP (TLS, credentials), which cost it a handshake each.
+ */
+export const REFUSED_RETRY_MS = 2000;
+
+/** Whether two TLS options (PEM buffers or strings, absent) hold the same bytes. */
+function sameBytes(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (a === undefined || b === undefined) return false;
+  return Buffer.from(a as Buffer).equals(Buffer.from(b as Buffer));
+}
+
 /** Why a connection failed, in a word for the metric label. */
 function connectReason(err: Error & { code?: unknown }): string {
   if (typeof err.code === "number") return `refused_${err.code}`;
@@ -110,6 +126,12 @@ export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
   /** when the connection last came or went (ms since the epoch) */
   let connectionSince = Date.now();
   let gaugeTimer: ReturnType<typeof setInterval> | null = null;
+  /** the wait for a certificate fix on disk while disconnected; ended when an attempt starts or the bridge stops */
+  let fixWatch: AbortController | null = null;
+  const endFixWatch = () => {
+    fixWatch?.abort();
+    fixWatch = null;
+  };
   let commands: { stop(): Promise<void> } | null = null;
 
   const updateGauges = () => {
@@ -167,6 +189,13 @@ export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
       const isTls = c.options.protocol === "mqtts";
       let wasConnected = false;
       let failures = 0;
+      /** the error of the attempt under way (null: none yet) */
+      let attemptError: (Error & { code?: unknown }) | null = null;
+      const tlsPaths = [tlsFiles.ca, tlsFiles.cert, tlsFiles.key].filter((f): f is string => !!f);
+      c.on("reconnect", () => {
+        attemptError = null;
+        endFixWatch();
+      });
       c.on("connect", (ack) => {
         wasConnected = true;
         connectionSince = Date.now();
@@ -184,10 +213,32 @@ export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
           connectionSince = Date.now();
         }
         wasConnected = false;
-        // backoff: 0.5 s, 1 s, 2 s ... capped; reset on connect
-        c.options.reconnectPeriod = Math.min(cfg.reconnectMaxMs, cfg.reconnectMinMs * 2 ** Math.min(failures++, 20));
+        // backoff: 0.5 s, 1 s, 2 s ... capped; reset on connect. A broker that refuses connections (stopped,
+        // restarting) is tried every REFUSED_RETRY_MS at most: with the backoff alone, a broker back after a
+        // minute's outage was used up to reconnectMaxMs (30 s) later (measured from outside: 22 s)
+        const backoff = Math.min(cfg.reconnectMaxMs, cfg.reconnectMinMs * 2 ** Math.min(failures++, 20));
+        const refused = (attemptError as { code?: unknown } | null)?.code === "ECONNREFUSED";
+        c.options.reconnectPeriod = refused ? Math.min(backoff, Math.max(REFUSED_RETRY_MS, cfg.reconnectMinMs)) : backoff;
+        attemptError = null;
         // mqtt.js builds the next TLS socket from c.options: a certificate fixed on disk is used at the next try
-        if (isTls) refreshTls(c);
+        if (isTls) {
+          const used = { ca: c.options.ca, cert: c.options.cert, key: c.options.key };
+          refreshTls(c);
+          // ... and a fix on disk starts that try now, not after the backoff (a CA corrected after a minute
+          // of handshake failures was used 22 s later): the same as the drivers' waitToRetry (drivers/manager.ts).
+          // Files that changed while the failed attempt ran count too (they were read before it).
+          endFixWatch();
+          const watch = (fixWatch = new AbortController());
+          const changed = !sameBytes(used.ca, c.options.ca) || !sameBytes(used.cert, c.options.cert) || !sameBytes(used.key, c.options.key);
+          void (changed ? Promise.resolve() : filesChanged(tlsPaths, watch.signal)).then(() => {
+            if (watch.signal.aborted || c.connected || c.disconnecting) return;
+            fixWatch = null;
+            logger.info({ url: brokerUrl }, "mqtt uplink: certificate files changed on disk; connecting again now");
+            refreshTls(c); // the attempt is built from c.options: the files as they are now
+            // the same stores: the persistent session's in-flight window is sent again as after any reconnect
+            c.reconnect({ incomingStore: c.incomingStore, outgoingStore: c.outgoingStore });
+          });
+        }
         updateGauges();
       });
       /** mqtt.js emits a failed TLS socket's error twice (its TLS error handler and its stream's) */
@@ -195,6 +246,7 @@ export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
       c.on("error", (err: Error & { code?: unknown }) => {
         if (err === lastError) return;
         lastError = err;
+        attemptError = err;
         if (err.code === undefined && /reason code/i.test(err.message)) publisher.refuseOldest(err.message);
         metrics.connectErrors.inc({ reason: connectReason(err) });
         const why = isTlsError(err) ? explainTlsError(err, brokerAddress(cfg.url), tlsFiles).message : err.message;
@@ -217,6 +269,7 @@ export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
     },
     async stop() {
       if (gaugeTimer) clearInterval(gaugeTimer);
+      endFixWatch();
       await commands?.stop();
       // publish nothing more, let the broker acknowledge what is in flight, store that as the cursor
       await publisher.stop(STOP_DRAIN_MS);

@@ -113,3 +113,51 @@ describe("mqtt uplink TLS faults", () => {
     }
   }, 60_000);
 });
+
+// The uplink comes back soon after what kept it away is fixed, not after the reconnect backoff (up to
+// reconnectMaxMs, 30 s by default). Found from outside: mosquitto stopped for 40 s and started again was
+// used 22 s later; a CA file corrected on disk after a minute of handshake failures, 22 s later. Now a
+// broker that refuses connections is tried every REFUSED_RETRY_MS (2 s) at most, and a change of the
+// certificate files while disconnected starts the next attempt at once.
+describe("mqtt uplink reconnects soon after the cause is fixed", () => {
+  it("uses a broker that refused connections within seconds of its return, whatever the backoff had grown to", async () => {
+    // backoff 2, 4, 8, 16, 32 s: after a 17 s outage the next attempt would be ~15 s after the broker is back
+    const rig = await startRig({ url: broker.url, reconnectMinMs: 2000, reconnectMaxMs: 60_000 });
+    try {
+      await rig.log.append(frames(3));
+      await waitFor(() => rig.bridge.publisher.acked >= 3, "frames before the outage", 15_000);
+      await broker.stop();
+      await waitFor(() => !rig.bridge.client!.connected, "the uplink disconnected", 5_000);
+      await rig.log.append(frames(3, 3));
+      await Bun.sleep(17_000);
+      await broker.restart();
+      const back = performance.now();
+      await waitFor(() => rig.bridge.client!.connected, "the uplink connected again", 30_000, 20);
+      const after = performance.now() - back;
+      await waitFor(() => rig.bridge.publisher.acked >= 6, "the frames of the outage acknowledged", 15_000);
+      // a refused connect is tried every 2 s: connected within that and a connect's time
+      expect(after).toBeLessThan(5_000);
+    } finally {
+      await rig.close();
+    }
+  }, 60_000);
+
+  it("connects at once when a wrong CA file is corrected on disk, not at the next backoff step", async () => {
+    copyFileSync(at("other-ca.pem"), at("uplink-ca.pem"));
+    const rig = await startRig({ url: `mqtts://localhost:${tlsPort}`, ca: at("uplink-ca.pem"), cert: at("client.pem"), key: at("client.key"), reconnectMinMs: 8000, reconnectMaxMs: 60_000 });
+    try {
+      await rig.log.append(frames(2));
+      await waitFor(() => rig.logs.some((l) => l.includes("unknown CA") && l.includes("failed")), "a failed handshake (unknown CA)", 15_000, 20);
+      await Bun.sleep(500); // into the wait between attempts
+      const fixed = performance.now();
+      copyFileSync(at("ca.pem"), at("uplink-ca.pem"));
+      await waitFor(() => rig.bridge.client!.connected, "the uplink connected with the corrected CA", 20_000, 20);
+      // the next attempt of the backoff was 8 s after the failure
+      expect(performance.now() - fixed).toBeLessThan(4_000);
+      await waitFor(() => rig.bridge.publisher.acked >= 2, "frames over TLS", 15_000);
+      expect(rig.logs.join("")).toContain("certificate files changed on disk; connecting again now");
+    } finally {
+      await rig.close();
+    }
+  }, 40_000);
+});
