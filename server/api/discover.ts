@@ -35,7 +35,8 @@ const OpcuaRequest = t.Object(
 
 const ModbusRequest = t.Object(
   {
-    url: t.String({ pattern: "^tcp://", description: "tcp://host:port" }),
+    // any scheme passes here: discoverModbus refuses an RTU line (serial://, rtu+tcp://) saying why and what to use instead
+    url: t.String({ pattern: "^[a-z][a-z0-9+.-]*://", description: "tcp://host:port (RTU lines are probed by `edgectl discover modbus` while no gateway polls them)" }),
     units: t.String({ description: "unit ids to probe: 1-10,12" }),
     areas: t.Optional(t.Array(t.Union([t.Literal("holding"), t.Literal("input")]), { minItems: 1 })),
     maxAddress: t.Optional(t.Integer({ minimum: 0, maximum: 65535 })),
@@ -103,7 +104,7 @@ export function discoverApi(ctx: GatewayContext) {
       }
     } catch (e) {
       if (e instanceof AuthError) return ((set.status = e.status), { error: e.code, message: e.message, field: null });
-      if (e instanceof DiscoverOptionError) return ((set.status = 400), { error: "invalid_request", message: e.message, field: null });
+      if (e instanceof DiscoverOptionError) return ((set.status = 400), { error: "invalid_request", message: e.message, field: e.field ?? null });
       if (e instanceof DiscoverError) return ((set.status = 502), { error: "discovery_failed", message: e.message, field: null });
       throw e;
     }

@@ -21,6 +21,13 @@ export class DiscoverError extends Error {
 /** The options asked for cannot be: nothing was sent to the device. */
 export class DiscoverOptionError extends DiscoverError {
   override name = "DiscoverOptionError";
+  /** the request property at fault (the API's `field`), when one is */
+  constructor(
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+  }
 }
 
 const flow = (v: unknown) => YAML.stringify(v, { collectionStyle: "flow", lineWidth: 0 }).trim();

@@ -181,7 +181,7 @@ function checkOptions(o: ModbusDiscoverOptions, timeoutMs: number): () => Promis
   })();
   if (o.serialLines === false && ep.scheme !== "tcp") {
     // two masters on one RS-485 line garble each other's frames: probe a line no gateway polls, with edgectl
-    throw new DiscoverOptionError(`discover modbus: '${o.url}': serial lines are probed by 'edgectl discover modbus' while no gateway polls them, not through the API`);
+    throw new DiscoverOptionError(`discover modbus: '${o.url}': serial lines are probed by 'edgectl discover modbus' while no gateway polls them, not through the API`, "url");
   }
   if (!PROBED.includes(ep.scheme)) throw new DiscoverOptionError(`discover modbus: '${o.url}': only tcp://, serial:// and rtu+tcp:// endpoints are probed (the scheme is ${ep.scheme})`);
   if (!o.units.length) throw new DiscoverOptionError("discover modbus: --units: no unit id to probe");

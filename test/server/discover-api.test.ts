@@ -92,6 +92,13 @@ describe("POST /api/discover", () => {
   it("says 400 for bad options and 502 for a device it cannot reach, naming it", async () => {
     expect(await post("modbus", { url: mbUrl, units: "1-300" })).toMatchObject({ status: 400, body: { error: "invalid_request", message: expect.stringContaining("'1-300'") } });
     expect((await post("modbus", { url: mbUrl, units: "1", blockSize: 126 })).status).toBe(400);
+    // an RTU line is refused with the reason and what to use instead (it said "Expected string to match '^tcp://'")
+    for (const url of ["serial:///dev/ttyUSB0?baud=9600", "rtu+tcp://127.0.0.1:4001"]) {
+      const refused = await post("modbus", { url, units: "1" });
+      expect(refused).toMatchObject({ status: 400, body: { error: "invalid_request", field: "url" } });
+      expect(refused.body.message).toContain("edgectl discover modbus");
+      expect(refused.body.message).toContain("no gateway polls");
+    }
     const port = await freePort();
     const r = await post("modbus", { url: `tcp://127.0.0.1:${port}`, units: "1", requestTimeoutMs: 500 });
     expect(r).toMatchObject({ status: 502, body: { error: "discovery_failed", message: expect.stringContaining(`127.0.0.1:${port}`) } });
