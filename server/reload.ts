@@ -162,20 +162,31 @@ async function reloadNow(ctx: GatewayContext): Promise<ReloadResult> {
   return result;
 }
 
-/** Restarts the drivers whose spec changed, removes and adds the others. */
+/**
+ * Restarts the drivers whose spec changed, removes and adds the others. Every changed driver is stopped
+ * before any starts again: drivers on one serial line share it through the endpoint pool (the first
+ * opener's settings win), and restarted one after the other they kept it open, so a corrected baud rate
+ * or timeout never reached the line until the gateway restarted (found from outside on a pty).
+ */
 async function apply(ctx: GatewayContext, before: Map<string, DriverSpec>, after: Map<string, DriverSpec>, result: ReloadResult): Promise<void> {
-  for (const [id, spec] of before) {
-    const n = after.get(id);
-    if (!n) {
-      await ctx.drivers.remove(id);
-      result.driversRemoved.push(id);
-    } else if (!sameSpec(spec, n)) {
-      await ctx.drivers.remove(id);
-      ctx.drivers.add(n.entry, n.endpoint, n.tags);
-      result.driversRestarted.push(id);
-    } else {
-      ctx.drivers.remap(id, n.tags);
+  const restart: DriverSpec[] = [];
+  try {
+    for (const [id, spec] of before) {
+      const n = after.get(id);
+      if (!n) {
+        await ctx.drivers.remove(id);
+        result.driversRemoved.push(id);
+      } else if (!sameSpec(spec, n)) {
+        await ctx.drivers.remove(id);
+        restart.push(n);
+        result.driversRestarted.push(id);
+      } else {
+        ctx.drivers.remap(id, n.tags);
+      }
     }
+  } finally {
+    // also when a later removal failed: a driver stopped for its restart is started again
+    for (const n of restart) ctx.drivers.add(n.entry, n.endpoint, n.tags);
   }
   for (const [id, spec] of after) {
     if (before.has(id)) continue;
