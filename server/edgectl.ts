@@ -77,7 +77,9 @@ export function formatReadiness(doc: Readiness): string {
   const { log, drivers, consumers, services } = doc.components;
   const lines = [`${doc.gatewayId}: ${doc.status.toUpperCase()} (checked ${doc.checkedAt})`];
   lines.push(`  log        ${log.state.padEnd(9)} head ${log.head}, queued ${log.queueDepth}${log.degraded ? `, degraded: ${log.reason}` : ""}`);
-  for (const d of drivers.drivers) lines.push(`  driver     ${d.id.padEnd(12)} ${d.type.padEnd(10)} ${d.state}${d.lastError ? `  (${d.lastError})` : ""}`);
+  // an Active driver's lastError is history (it kept "TLS handshake ... refused our client certificate" beside
+  // Active after the certificate was fixed, found from outside): shown for a driver that is not Active only
+  for (const d of drivers.drivers) lines.push(`  driver     ${d.id.padEnd(12)} ${d.type.padEnd(10)} ${d.state}${d.lastError && d.state !== "Active" ? `  (${d.lastError})` : ""}`);
   for (const c of consumers.consumers) lines.push(`  consumer   ${c.name.padEnd(20)} ${c.state.padEnd(9)} lag ${c.lagFrames} frames, ${c.lagSeconds.toFixed(1)} s`);
   for (const [name, s] of Object.entries(services)) lines.push(`  service    ${name.padEnd(20)} ${s.state}`);
   for (const r of doc.reasons) lines.push(`  - ${r}`);
