@@ -113,7 +113,7 @@ function loadYaml<T extends TSchema>(dir: string, name: string, schema: T, requi
     if (doc && doc.errors.length) {
       const e = doc.errors[0]!;
       const pos = e.linePos?.[0];
-      problems.push(new ConfigError(file, pos ? `line ${pos.line}, column ${pos.col}` : "", `not valid YAML: ${redactSecrets(e.message.split("\n")[0]!)}`));
+      problems.push(new ConfigError(file, pos ? `line ${pos.line}, column ${pos.col}` : "", `not valid YAML: ${redactSecrets(e.message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, ""))}`)); // the position is the path
       return undefined;
     }
     if (doc) raw = doc.toJS() ?? {};

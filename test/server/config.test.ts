@@ -58,6 +58,17 @@ describe("config loading", () => {
     expect(e.message).toContain("not valid YAML");
   });
 
+  it("says the line and column of invalid YAML once, and what is wrong without a dangling colon", () => {
+    // an unclosed flow map, as an edit of `{ id: u1, ... } }` that lost its last brace
+    const e = refusal({ "drivers.yml": `drivers:
+  - { id: plc1, type: simulator, config: { intervalMs: 200 }
+  - { id: plc2, type: simulator }
+` });
+    expect(e.path).toMatch(/^line \d+, column \d+$/);
+    expect(e.message.split(e.path).length - 1).toBe(1); // it read "... at line 3, column 3: not valid YAML: ... at line 3, column 3:"
+    expect(e.message).not.toMatch(/:\s*$/);
+  });
+
   it("refuses a wrong type naming the file and tags[1].type", () => {
     const e = refusal({ "variables.yml": `tags:\n  - { tag: a/temp, driver: plc1, type: float64 }\n  - { tag: a/count, driver: plc1, type: float }\n` });
     expect(e.file).toBe(join(cfg, "variables.yml"));
