@@ -90,6 +90,8 @@ const STOP_DRAIN_MS = 2000;
  * reconnectMaxMs stays for failures above TCP (TLS, credentials), which cost it a handshake each.
  */
 export const REFUSED_RETRY_MS = 2000;
+/** A broker refusing connections for hours: one log line a minute, not one per attempt. */
+const REFUSAL_LOG_EVERY_MS = 60_000;
 
 /** Whether two TLS options (PEM buffers or strings, absent) hold the same bytes. */
 function sameBytes(a: unknown, b: unknown): boolean {
@@ -191,6 +193,9 @@ export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
       let failures = 0;
       /** the error of the attempt under way (null: none yet) */
       let attemptError: (Error & { code?: unknown }) | null = null;
+      /** when a refusal was last logged, and how many came since */
+      let refusalLoggedAt = 0;
+      let refusalsUnlogged = 0;
       const tlsPaths = [tlsFiles.ca, tlsFiles.cert, tlsFiles.key].filter((f): f is string => !!f);
       c.on("reconnect", () => {
         attemptError = null;
@@ -201,6 +206,8 @@ export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
         connectionSince = Date.now();
         connectError = null;
         failures = 0;
+        refusalLoggedAt = 0;
+        refusalsUnlogged = 0;
         c.options.reconnectPeriod = cfg.reconnectMinMs;
         logger.info({ url: brokerUrl, sessionPresent: ack.sessionPresent, cursor: publisher.acked }, "mqtt uplink connected");
         c.publish(statusTopic, status("online"), { qos: 1, retain: true }, () => undefined);
@@ -251,6 +258,14 @@ export function createMqttNorth(deps: MqttNorthDeps): MqttNorth | null {
         metrics.connectErrors.inc({ reason: connectReason(err) });
         const why = isTlsError(err) ? explainTlsError(err, brokerAddress(cfg.url), tlsFiles).message : err.message;
         if (!c.connected) connectError = why;
+        // a refusing broker is tried every 2 s: its refusals are logged once a minute (counted every time)
+        if (err.code === "ECONNREFUSED") {
+          if (Date.now() - refusalLoggedAt < REFUSAL_LOG_EVERY_MS) return void refusalsUnlogged++;
+          const more = refusalsUnlogged ? ` (${refusalsUnlogged} more refusals since the last line)` : "";
+          refusalLoggedAt = Date.now();
+          refusalsUnlogged = 0;
+          return logger.error({ url: brokerUrl, code: err.code, cursor: publisher.acked }, `mqtt uplink: connection to ${brokerUrl} failed: ${why}${more}; cursor kept, retrying every ${REFUSED_RETRY_MS / 1000} s`);
+        }
         logger.error({ url: brokerUrl, code: err.code, cursor: publisher.acked }, `mqtt uplink: connection to ${brokerUrl} failed: ${why}; cursor kept, retrying`);
       });
       publisher.start(c);
