@@ -39,8 +39,11 @@ export interface FrameSink {
   /**
    * Like send, but resolves only when the frames are committed (rejects if the commit fails): for
    * sources that acknowledge upstream (an MQTT PUBACK) and must not do so before the log has the frames.
+   * `urgent`: commit without the log's group-commit delay (`log.maxDelayMs`), for a source that can
+   * receive nothing more until this commit (its window of unacknowledged messages is full): waiting
+   * would gather no more of its frames.
    */
-  commit(frames: DataFrame[]): Promise<void>;
+  commit(frames: DataFrame[], opts?: { urgent?: boolean }): Promise<void>;
   event(type: string, data?: Record<string, unknown>, tag?: string): void;
   /** true while the log asks producers to pause */
   readonly isPaused: boolean;

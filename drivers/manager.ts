@@ -153,10 +153,10 @@ class Supervisor implements FrameSink {
     return this.mgr.log.isPaused ? this.mgr.log.waitForCapacity() : Promise.resolve();
   }
 
-  async commit(frames: DataFrame[]): Promise<void> {
+  async commit(frames: DataFrame[], opts?: { urgent?: boolean }): Promise<void> {
     const out = this.accept(frames);
     if (this.mgr.log.isPaused) await this.mgr.log.waitForCapacity();
-    if (out.length) await this.mgr.log.append(out);
+    if (out.length) await this.mgr.log.append(out, opts?.urgent ? { urgent: true } : undefined);
   }
 
   owns(tag: string): boolean {
@@ -479,7 +479,7 @@ class Supervisor implements FrameSink {
     };
     return {
       send: (frames) => (stale() ? (refuse(frames), Promise.resolve()) : this.send(frames)),
-      commit: (frames) => (stale() ? (refuse(frames), Promise.reject(new DriverError(this.entry.id, "this run of the driver has ended"))) : this.commit(frames)),
+      commit: (frames, opts) => (stale() ? (refuse(frames), Promise.reject(new DriverError(this.entry.id, "this run of the driver has ended"))) : this.commit(frames, opts)),
       event: (type, data, tag) => {
         if (!stale()) this.event(type, data, tag);
       },

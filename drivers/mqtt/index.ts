@@ -324,7 +324,8 @@ export class MqttSourceDriver implements Driver {
     try {
       // QoS 0 is never acknowledged: queue it with backpressure; otherwise the ack waits for the commit
       if (packet.qos === 0) await tx.send(frames);
-      else await tx.commit(frames);
+      // a full window: the broker sends nothing more until this commit acknowledges, so it need not linger
+      else await tx.commit(frames, this.inFlight.length >= this.cfg.receiveMaximum ? { urgent: true } : undefined);
     } catch (e) {
       this.failed ??= new MqttCommitError(this.id, `commit of a message on ${packet.topic} failed, not acknowledged; the broker sends it again after reconnecting: ${(e as Error).message}`, { cause: e });
       this.wakeLoop?.();

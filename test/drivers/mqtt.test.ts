@@ -181,7 +181,7 @@ describe("mqtt source driver refusing messages it cannot handle", () => {
 const ackTag: Variable = { tag: "acks/m1", driver: "acks", type: "float64", group: "default", scale: 1, offset: 0, deadband: 0, access: "R", tenant: "default" };
 
 /** The driver's FrameSink seam, with a commit the test controls (the log itself is tested in test/storage). */
-function sinkWith(commit: (frames: DataFrame[]) => Promise<void>): FrameSink {
+function sinkWith(commit: (frames: DataFrame[], opts?: { urgent?: boolean }) => Promise<void>): FrameSink {
   return { send: async () => undefined, commit, event: () => undefined, isPaused: false, heartbeat: () => undefined };
 }
 
@@ -400,6 +400,39 @@ describe("mqtt source driver with many messages in flight", () => {
       await drv.shutdown();
     }
   });
+
+  it("commits the message that fills the window at once (urgent), not after log.maxDelayMs: the broker sends nothing more until then", async () => {
+    const tmp = tempDir();
+    // a long group-commit delay: waiting it out would show as seconds per window
+    const log = await EventLog.open({ path: join(tmp.path, "log.duckdb"), maxDelayMs: 3000 });
+    const urgent: boolean[] = [];
+    const sink = sinkWith(async (fs, opts) => {
+      urgent.push(opts?.urgent === true);
+      await log.append(fs, opts?.urgent ? { urgent: true } : undefined);
+    });
+    const { drv, ctl, loop } = await startAcksDriver(sink, { clientId: "edge-src-urgent-test", receiveMaximum: 5, mappings: [{ topic: "urgent/+", tag: "pipe/{1}" }] }, pipeTags);
+    try {
+      await waitFor(async () => {
+        if (urgent.length === 0) await device.publishAsync("urgent/t0", "-1", { qos: 1 });
+        return log.head > 0;
+      }, "the driver subscribed and its probe committed", 15_000, 500);
+      const head = log.head;
+      urgent.length = 0;
+      const t0 = performance.now();
+      // a publisher with its own window: 15 messages, three windows of 5
+      await Promise.all(Array.from({ length: 15 }, (_, i) => device.publishAsync(`urgent/t${i % 10}`, String(i), { qos: 1 })));
+      await waitFor(() => log.head >= head + 15, "15 messages committed", 10_000, 5);
+      // three windows waiting out 3 s each would take 9 s
+      expect(performance.now() - t0).toBeLessThan(2500);
+      expect(urgent.filter(Boolean).length).toBeGreaterThanOrEqual(1);
+    } finally {
+      ctl.abort();
+      await loop;
+      await drv.shutdown();
+      await log.close();
+      tmp.cleanup();
+    }
+  }, 30_000);
 
   it("acknowledges the messages before a failed commit and none from it on, and the broker delivers those again", async () => {
     const clientId = "edge-src-pipe-fail";
