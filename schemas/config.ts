@@ -21,7 +21,7 @@ const BIND_HELP = "interface to listen on: 127.0.0.1 (default) = this machine on
 // ---- gateway.yml: ports, data directory, log tuning -------------------------------------------
 export const LogTuning = Type.Object({
   batchSize: Type.Integer({ minimum: 1, maximum: 100_000, default: 5000, description: "frames per commit, at most" }),
-  maxDelayMs: Type.Number({ minimum: 0, maximum: 10_000, default: 10, description: "longest a frame waits for its commit" }),
+  maxDelayMs: Type.Number({ minimum: 0, maximum: 10_000, default: 20, description: "longest a frame waits for its commit (commands and their acks do not wait)" }),
   highWater: Type.Integer({ minimum: 1, default: 100_000, description: "queued frames above which producers are paused" }),
   lowWater: Type.Integer({ minimum: 0, default: 50_000, description: "queued frames below which producers resume" }),
   tailFrames: Type.Integer({ minimum: 0, default: 200_000, description: "recent committed frames kept in memory for tails" }),

@@ -5,7 +5,9 @@
 // a bare mqtt.js subscriber (same session settings, acks at once) counting the same messages.
 // `bun run bench mqtt-source`; BENCH_MQTT_SOURCE_MESSAGES sets the message count (default 20,000).
 import mqtt, { type MqttClient } from "mqtt";
+import { Value as TypeValue } from "@sinclair/typebox/value";
 import { createMqttSource } from "../../drivers/mqtt/index.ts";
+import { LogTuning } from "../../schemas/config.ts";
 import type { FrameSink } from "../../drivers/contract.ts";
 import type { DataFrame, Variable } from "../../schemas/index.ts";
 import { EventLog } from "../../storage/index.ts";
@@ -16,7 +18,8 @@ import { report, type BenchRow } from "./report.ts";
 const N = Number(process.env.BENCH_MQTT_SOURCE_MESSAGES ?? 20_000);
 /** receiveMaximum 1 is the old one-message-at-a-time behaviour: fewer messages, or it takes minutes */
 const SERIAL_N = Math.min(N, 300);
-const MAX_DELAY_MS = 10; // the log's default
+/** the log's default (schemas/config.ts LogTuning) */
+const MAX_DELAY_MS = (TypeValue.Default(LogTuning, {}) as LogTuning).maxDelayMs;
 const TAGS = 100;
 const tags: Variable[] = Array.from({ length: TAGS }, (_, i) => ({ tag: `bench/m${i}/v`, driver: "bench", type: "float64", group: "default", scale: 1, offset: 0, deadband: 0, access: "R", tenant: "default" }));
 
@@ -71,9 +74,9 @@ function driverConsumer(clientId: string, qos: 1 | 2, receiveMaximum: number, lo
   // what the driver manager's FrameSink does for commit (drivers/manager.ts), without the bookkeeping
   const sink: FrameSink = {
     send: async (frames: DataFrame[]) => void log.append(frames),
-    commit: async (frames: DataFrame[]) => {
+    commit: async (frames: DataFrame[], opts?: { urgent?: boolean }) => {
       if (log.isPaused) await log.waitForCapacity();
-      await log.append(frames);
+      await log.append(frames, opts?.urgent ? { urgent: true } : undefined);
       count += frames.length;
     },
     event: () => undefined,

@@ -44,7 +44,7 @@ describe("config loading", () => {
     expect(c.gateway.metrics).toEqual({ tagLabels: false });
     expect(c.gateway.demo).toEqual({ enabled: false, port: 5021 });
     expect(c.gateway.dataDir).toBe(resolve("./data"));
-    expect(c.gateway.log).toEqual({ batchSize: 5000, maxDelayMs: 10, highWater: 100_000, lowWater: 50_000, tailFrames: 200_000 });
+    expect(c.gateway.log).toEqual({ batchSize: 5000, maxDelayMs: 20, highWater: 100_000, lowWater: 50_000, tailFrames: 200_000 });
     expect(c.gateway.drivers).toEqual({ backoffBaseMs: 1000, backoffMaxMs: 60_000, faultAfterCrashes: 5, faultWindowMs: 300_000, watchdogMs: 30_000 });
     expect(c.endpoints.plc1).toEqual({ url: "tcp://127.0.0.1:502", timeoutMs: 1000 });
     expect(c.drivers[0]).toMatchObject({ id: "plc1", enabled: true, config: {} });
