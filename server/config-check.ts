@@ -3,7 +3,7 @@
 // driver's own init(), which by contract does no I/O), and the bridge and auth sections of gateway.yml.
 // `loadGatewayConfig` is THE config load of the gateway: used at start, by hot reload and by `edgectl check`.
 import { join } from "node:path";
-import { builtinDrivers, DriverConfigError, parseServedEndpointUrl, type DriverFactory } from "../drivers/index.ts";
+import { builtinDrivers, DriverConfigError, lineSettings, parseServedEndpointUrl, silenceOption, type DriverFactory, type EndpointUrl } from "../drivers/index.ts";
 import { parseModbusSlaveConfig } from "../bridges/modbus-slave/index.ts";
 import { parseNatsConfig } from "../bridges/nats/config.ts";
 import { parseMqttNorthConfig } from "../bridges/mqtt-north/config.ts";
@@ -18,15 +18,43 @@ import { tagValidators } from "./validators.ts";
 
 function checkEndpoints(config: Config, problems: Problems): void {
   const file = join(config.dir, "endpoints.yml");
+  const lines = new Map<string, { id: string; settings: string }>();
   for (const [id, ep] of Object.entries(config.endpoints)) {
     try {
-      const { scheme } = parseServedEndpointUrl(ep.url);
+      const parsed = parseServedEndpointUrl(ep.url);
+      const { scheme } = parsed;
       if (ep.tls && scheme !== "tls+tcp" && scheme !== "mqtts") problems.push(new ConfigError(file, `endpoints.${id}.tls`, `TLS settings need a tls+tcp:// or mqtts:// URL, not ${scheme}://`));
       else if (ep.tls) checkTlsFiles(file, id, ep.tls, config.dir, problems);
+      const line = rtuLine(parsed);
+      if (!line) continue;
+      const first = lines.get(line.name);
+      if (!first) lines.set(line.name, { id, settings: line.settings });
+      else if (first.settings !== line.settings) {
+        problems.push(
+          new ConfigError(
+            file,
+            `endpoints.${id}.url`,
+            `${line.name} is also endpoint '${first.id}', with other settings (${first.settings} there, ${line.settings} here): the drivers on one line share one connection, which would keep the settings of whichever opened it first; give both the same settings, or use one endpoint`,
+          ),
+        );
+      }
     } catch (e) {
       problems.push(new ConfigError(file, `endpoints.${id}.url`, (e as Error).message));
     }
   }
+}
+
+/** An RTU line (a serial device, or a serial device server's TCP port) and its settings as text; null for other endpoints. */
+function rtuLine(ep: EndpointUrl): { name: string; settings: string } | null {
+  if (ep.scheme === "serial") {
+    const s = lineSettings(ep);
+    return { name: `the serial line ${ep.path}`, settings: `baud=${s.baud} parity=${s.parity} data=${s.dataBits} stop=${s.stopBits}${s.silenceMs === undefined ? "" : ` silence=${s.silenceMs}`}` };
+  }
+  if (ep.scheme === "rtu+tcp") {
+    const silence = silenceOption(ep);
+    return { name: `the RTU line at ${ep.host}:${ep.port}`, settings: silence === undefined ? "the spec's silence" : `silence=${silence}` };
+  }
+  return null;
 }
 
 /**

@@ -32,6 +32,20 @@ const mistakes: Mistake[] = [
   { what: "TLS settings on a tcp:// endpoint", file: "endpoints.yml", text: `endpoints:\n  plc1: { url: "tcp://plc:502", tls: { ca: ca.pem } }\n`, path: "endpoints.plc1.tls", says: "TLS settings need a tls+tcp:// or mqtts:// URL, not tcp://" },
   { what: "a serial:// endpoint at a non-standard baud rate", file: "endpoints.yml", text: `endpoints:\n  plc1: { url: "serial:///dev/ttyUSB0?baud=9601" }\n`, path: "endpoints.plc1.url", says: "baud=9601 is not a standard rate" },
   { what: "a serial:// endpoint with an unknown option", file: "endpoints.yml", text: `endpoints:\n  plc1: { url: "serial:///dev/ttyUSB0?bauds=9600" }\n`, path: "endpoints.plc1.url", says: "unknown option 'bauds'" },
+  {
+    what: "two endpoints on one serial line with other settings",
+    file: "endpoints.yml",
+    text: `endpoints:\n  u1: { url: "serial:///dev/ttyUSB0?baud=19200" }\n  u2: { url: "serial:///dev/ttyUSB0?baud=9600" }\n`,
+    path: "endpoints.u2.url",
+    says: "the serial line /dev/ttyUSB0 is also endpoint 'u1', with other settings (baud=19200 parity=even data=8 stop=1 there, baud=9600 parity=even data=8 stop=1 here)",
+  },
+  {
+    what: "two endpoints on one RTU-over-TCP line with another silence",
+    file: "endpoints.yml",
+    text: `endpoints:\n  u1: { url: "rtu+tcp://10.0.0.9:4001" }\n  u2: { url: "rtu+tcp://10.0.0.9:4001?silence=0" }\n`,
+    path: "endpoints.u2.url",
+    says: "the RTU line at 10.0.0.9:4001 is also endpoint 'u1', with other settings (the spec's silence there, silence=0 here)",
+  },
   { what: "an unknown driver type", file: "drivers.yml", text: `drivers:\n  - { id: sim, type: modbuss }\n`, path: "drivers[0].type", says: "unknown driver type 'modbuss' (known: simulator, modbus" },
   { what: "a bad driver config block", file: "drivers.yml", text: `drivers:\n  - { id: sim, type: simulator, config: { intervalMs: fast } }\n`, path: "drivers[0].config.intervalMs", says: "Expected" },
   { what: "a short hs256Secret", file: "gateway.yml", text: `watchConfig: false\nauth: { hs256Secret: "${SHORT_SECRET}" }`, path: "auth.hs256Secret", says: "string length greater or equal to 32" },
@@ -144,6 +158,11 @@ describe("driver config problems", () => {
         "variables.yml: tags[1].address.unitId: unit 250 is reserved on an RTU line (unit ids 1-247)",
       ]);
       expect((await checkConfig(writeConfig(join(dir.path, "tcp"), files("tcp://127.0.0.1:502")))).problems).toEqual([]);
+      // one line named by two endpoints with the same settings (stop=1 is even parity's default) is fine
+      const twice = { ...files("serial:///dev/ttyUSB0"), "endpoints.yml": `endpoints:\n  line: { url: "serial:///dev/ttyUSB0?baud=19200" }\n  again: { url: "serial:///dev/ttyUSB0?parity=even&stop=1" }\n` };
+      twice["drivers.yml"] = twice["drivers.yml"].replace("unitId: 0", "unitId: 1").replace("endpoint: line, config: { unitId: 3 }", "endpoint: again, config: { unitId: 3 }");
+      twice["variables.yml"] = twice["variables.yml"].replace(", unitId: 250", "");
+      expect((await checkConfig(writeConfig(join(dir.path, "twice"), twice))).problems).toEqual([]);
     } finally {
       dir.cleanup();
     }
