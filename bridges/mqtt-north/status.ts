@@ -23,5 +23,8 @@ export interface UplinkFacts {
 
 export function uplinkStatus(f: UplinkFacts): UplinkStatus {
   const reasons = [!f.connected && f.connectError && `broker ${f.url}: ${f.connectError}`, f.tlsFilesProblem && `certificate files on disk unusable: ${f.tlsFilesProblem}`];
-  return { ...windowStatus({ ...f, peer: `broker ${f.url}`, reasons, retrying: "reading the log" }), url: f.url };
+  const status = windowStatus({ ...f, peer: `broker ${f.url}`, reasons, retrying: "reading the log" });
+  // lastError is the reader's; while the broker cannot be reached, or the files cannot be used, that is the last error
+  const lastError = status.lastError ?? ((!f.connected && f.connectError) || f.tlsFilesProblem || null);
+  return { ...status, lastError, url: f.url };
 }

@@ -187,7 +187,9 @@ export class RtuLine implements ModbusLink {
   private async ensureOpen(): Promise<ByteLink> {
     if (this.link) return this.link;
     const wait = this.reopenAt - performance.now();
-    if (wait > 0) throw new ModbusConnectError(`${this.openError} (next attempt in ${Math.ceil(wait)} ms)`);
+    // the open's own error, without a countdown: it becomes the driver's lastError, shown as long as the driver waits
+    // (a "next attempt in 343 ms" read a minute later in Fault misleads; the driver's retryInMs says when)
+    if (wait > 0) throw new ModbusConnectError(this.openError);
     let link: ByteLink;
     try {
       link = await this.o.open();

@@ -127,7 +127,7 @@ export function discoverApi(ctx: GatewayContext) {
       async ({ body, set, principal }) =>
         run(principal, set, `modbus ${body.url}`, () => {
           const { units, requestTimeoutMs, timeoutMs, ...rest } = body;
-          return discoverModbus({ ...rest, units: parseUnits(units), timeoutMs: requestTimeoutMs, signal: AbortSignal.timeout(timeoutMs ?? DEFAULT_TIMEOUT_MS), serialLines: false });
+          return discoverModbus({ ...rest, units: parseUnits(units, "units"), timeoutMs: requestTimeoutMs, signal: AbortSignal.timeout(timeoutMs ?? DEFAULT_TIMEOUT_MS), serialLines: false });
         }),
       {
         body: ModbusRequest,

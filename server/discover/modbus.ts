@@ -56,14 +56,14 @@ export interface ModbusDiscovery {
   truncated: boolean;
 }
 
-/** "1-10,12" -> [1..10, 12]; refuses what is not a unit id (0-255). */
-export function parseUnits(spec: string): number[] {
+/** "1-10,12" -> [1..10, 12]; refuses what is not a unit id (0-255). `name`: the option as the user wrote it (the CLI's --units, the API's units field). */
+export function parseUnits(spec: string, name = "--units"): number[] {
   const out = new Set<number>();
   for (const part of spec.split(",").map((s) => s.trim())) {
     const m = /^(\d+)(?:-(\d+))?$/.exec(part);
     const lo = m ? Number(m[1]) : NaN;
     const hi = m?.[2] !== undefined ? Number(m[2]) : lo;
-    if (!m || lo > 255 || hi > 255 || lo > hi) throw new DiscoverOptionError(`--units: '${part}' is not a unit id or range of unit ids (0-255, e.g. 1-10,12)`);
+    if (!m || lo > 255 || hi > 255 || lo > hi) throw new DiscoverOptionError(`${name}: '${part}' is not a unit id or range of unit ids (0-255, e.g. 1-10,12)`, "units");
     for (let u = lo; u <= hi; u++) out.add(u);
   }
   return [...out];
@@ -184,7 +184,7 @@ function checkOptions(o: ModbusDiscoverOptions, timeoutMs: number): () => Promis
     throw new DiscoverOptionError(`discover modbus: '${o.url}': serial lines are probed by 'edgectl discover modbus' while no gateway polls them, not through the API`, "url");
   }
   if (!PROBED.includes(ep.scheme)) throw new DiscoverOptionError(`discover modbus: '${o.url}': only tcp://, serial:// and rtu+tcp:// endpoints are probed (the scheme is ${ep.scheme})`);
-  if (!o.units.length) throw new DiscoverOptionError("discover modbus: --units: no unit id to probe");
+  if (!o.units.length) throw new DiscoverOptionError("discover modbus: no unit id to probe", "units");
   const bad = (what: string, v: number | undefined, lo: number, hi: number) => {
     if (v !== undefined && !(Number.isInteger(v) && v >= lo && v <= hi)) throw new DiscoverOptionError(`discover modbus: ${what} must be an integer from ${lo} to ${hi} (got ${v})`);
   };

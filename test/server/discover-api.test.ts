@@ -90,7 +90,8 @@ describe("POST /api/discover", () => {
   }, 30_000);
 
   it("says 400 for bad options and 502 for a device it cannot reach, naming it", async () => {
-    expect(await post("modbus", { url: mbUrl, units: "1-300" })).toMatchObject({ status: 400, body: { error: "invalid_request", message: expect.stringContaining("'1-300'") } });
+    // the API's field, named as the API names it (the CLI's message says --units)
+    expect(await post("modbus", { url: mbUrl, units: "1-300" })).toMatchObject({ status: 400, body: { error: "invalid_request", field: "units", message: expect.stringMatching(/^units: '1-300'/) } });
     expect((await post("modbus", { url: mbUrl, units: "1", blockSize: 126 })).status).toBe(400);
     // an RTU line is refused with the reason and what to use instead (it said "Expected string to match '^tcp://'")
     for (const url of ["serial:///dev/ttyUSB0?baud=9600", "rtu+tcp://127.0.0.1:4001"]) {

@@ -62,6 +62,8 @@ describe("mqtt uplink TLS faults", () => {
       const reason = rig.bridge.status().reasons.find((r) => r.includes("opening the connection threw"));
       expect(reason).toContain("PEM");
       expect(rig.bridge.status().state).toBe("degraded");
+      // /readyz's lastError says it too (it was null: only the log reader's errors went there)
+      expect(rig.bridge.status().lastError).toContain("PEM");
       expect(rig.logs.join("")).toContain("opening the connection threw");
       copyFileSync(at("client.pem"), at("uplink-der.pem"));
       await waitFor(() => rig.bridge.publisher.acked >= 6, "the frames acknowledged once the file is fixed", 15_000);

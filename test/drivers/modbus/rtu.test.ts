@@ -194,6 +194,8 @@ describe("Modbus RTU on a serial line", () => {
     // each driver has failed its connection several times: every one of them names the missing device
     await waitFor(() => ["u1", "u2"].every((id) => errorOf(id).includes("no such device")), "both drivers name the missing device", 10_000);
     for (const id of ["u1", "u2"]) expect(errorOf(id).split(pair.a).length - 1).toBe(1); // the path once, not three times
+    // no countdown of the line's own reopen: read later (in Fault, a minute on) it would be stale
+    for (const id of ["u1", "u2"]) expect(errorOf(id)).not.toContain("next attempt in");
   });
 });
 
