@@ -174,6 +174,9 @@ export class MappingTable {
   private changed(s: TagState, value: Value): boolean {
     const last = s.lastValue;
     if (typeof value !== "number" || typeof last !== "number") return value !== last;
+    // NaN (a float register a device fills with it) equals no number, itself included: without this a
+    // NaN logged every poll, and with a deadband the steps into and out of NaN were never logged
+    if (Number.isNaN(value) || Number.isNaN(last)) return Number.isNaN(value) !== Number.isNaN(last);
     const band = Math.max(s.deadband, s.deadbandFraction * (s.range > 0 ? s.range : Math.abs(last)));
     return band > 0 ? Math.abs(value - last) >= band : value !== last;
   }

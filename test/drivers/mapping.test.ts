@@ -161,6 +161,20 @@ describe("mapping table", () => {
     expect(t.apply([frame(5)], 4)).toHaveLength(1);
   });
 
+  it("logs a NaN reading once, and the steps into and out of NaN also with a deadband", () => {
+    for (const extra of [{}, { deadband: 1 }, { deadbandPercent: 10 }]) {
+      const t = table(extra);
+      expect(t.apply([frame(5)], 0)).toHaveLength(1);
+      expect(t.apply([frame(NaN)], 1)).toHaveLength(1);
+      expect(t.apply([frame(NaN)], 2)).toHaveLength(0);
+      expect(t.apply([frame(NaN)], 3)).toHaveLength(0);
+      expect(t.apply([frame(5)], 4)).toHaveLength(1);
+      expect(t.apply([frame(Infinity)], 5)).toHaveLength(1);
+      expect(t.apply([frame(Infinity)], 6)).toHaveLength(0);
+      expect(t.apply([frame(-Infinity)], 7)).toHaveLength(1);
+    }
+  });
+
   it("takes deadbandPercent of the last logged value when the tag has no range", () => {
     const t = table({ deadbandPercent: 10 });
     expect(t.apply([frame(200)], 0)).toHaveLength(1);
