@@ -5,7 +5,7 @@ import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { ApiError } from "./command.ts";
 
 const JsonValue = Type.Union([Type.Number(), Type.Boolean(), Type.String(), Type.Null()], {
-  description: "64-bit integers beyond 2^53 are exact decimal strings",
+  description: "64-bit integers beyond 2^53 are exact decimal strings; NaN and infinities are \"NaN\", \"Infinity\", \"-Infinity\"",
 });
 
 /** One entry of GET /api/tags. */
@@ -88,7 +88,7 @@ export const HistoryAnswer = Type.Object(
     from: Type.String(),
     to: Type.String(),
     t: Type.Array(Type.Number(), { description: "bucket starts, epoch milliseconds" }),
-    v: Type.Array(Type.Union([Type.Number(), Type.Null()]), { description: "the aggregate of each bucket" }),
+    v: Type.Array(Type.Union([Type.Number(), Type.Null()]), { description: "the aggregate of each bucket (null: no value, or a NaN or infinite one)" }),
   },
   { $id: "HistoryAnswer" },
 );

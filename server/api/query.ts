@@ -225,7 +225,8 @@ export function queryApi(ctx: GatewayContext, authorize: ReadAuthorizer = jwtRea
             from: new Date(from).toISOString(),
             to: new Date(to).toISOString(),
             t: r.rows.map((x) => Number(x[0])),
-            v: r.rows.map((x) => (typeof x[1] === "bigint" ? Number(x[1]) : (x[1] as number | null))),
+            // a bucket whose aggregate is NaN or infinite (a NaN reading in it) has no JSON number: null
+            v: r.rows.map((x) => (typeof x[1] === "bigint" ? Number(x[1]) : typeof x[1] === "number" && !Number.isFinite(x[1]) ? null : (x[1] as number | null))),
           };
         } catch (e) {
           return failure(e, set);

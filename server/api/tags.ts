@@ -10,8 +10,14 @@ import { AuthError, authOf } from "../auth/index.ts";
 import type { GatewayContext } from "../context.ts";
 import { jwtReadAuthorizer, readableTags } from "./query.ts";
 
-/** JSON has no bigint: 64-bit integers go out as decimal strings, exact. */
-export const jsonValue = (v: Value): number | boolean | string | null => (typeof v === "bigint" ? v.toString() : v);
+/**
+ * JSON has no bigint, NaN or infinities: 64-bit integers go out as decimal strings, exact, and a NaN or
+ * infinite reading (a float register a device fills with it) as "NaN", "Infinity" or "-Infinity", which
+ * Number() reads back. Left as numbers they failed the answer's schema: one such tag made the whole
+ * catalog answer 500.
+ */
+export const jsonValue = (v: Value): number | boolean | string | null =>
+  typeof v === "bigint" ? v.toString() : typeof v === "number" && !Number.isFinite(v) ? String(v) : v;
 
 export function tagsApi(ctx: GatewayContext) {
   const verifier = authOf(ctx); // asked at each request: a reload that adds or removes keys applies at once
