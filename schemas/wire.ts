@@ -1,6 +1,7 @@
 // Wire format of the uplinks (MQTT and NATS: one codec, so the cloud reads both the same way). One frame: {offset, tag, value, ts, quality} (ts in microseconds since the
 // Unix epoch, quality an OPC UA StatusCode). A batch: {gateway, first, last, frames: [...]}, the frames in
-// offset order. JSON carries 64-bit integers as decimal strings; MessagePack as int64.
+// offset order. JSON carries 64-bit integers as decimal strings, NaN and infinities as "NaN", "Infinity",
+// "-Infinity"; MessagePack as int64 and float64.
 import { Encoder } from "@msgpack/msgpack";
 import type { DataFrame, Logged } from "./frames.ts";
 
@@ -21,11 +22,18 @@ export interface WireBatch {
   frames: WireFrame[];
 }
 
-/** JSON has no 64-bit integers: they go out as decimal strings (exact); MessagePack keeps int64. */
+/**
+ * JSON has no 64-bit integers: they go out as decimal strings (exact); MessagePack keeps int64. Nor NaN or
+ * infinities (JSON.stringify makes them null: a Good null, indistinguishable from no value): they go out
+ * as "NaN", "Infinity", "-Infinity"; MessagePack keeps the float64.
+ */
+const jsonWireValue = (v: DataFrame["value"]): WireFrame["value"] =>
+  typeof v === "number" ? (v - v === 0 ? v : String(v)) : typeof v === "bigint" ? v.toString() : v;
+
 const toWire = (f: Logged<DataFrame>, json: boolean): WireFrame => ({
   offset: f.offset,
   tag: f.tag,
-  value: json && typeof f.value === "bigint" ? f.value.toString() : f.value,
+  value: json ? jsonWireValue(f.value) : f.value,
   ts: f.ts,
   quality: f.quality,
 });

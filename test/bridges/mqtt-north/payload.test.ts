@@ -27,6 +27,16 @@ describe("mqtt-north payloads", () => {
     expect(JSON.parse(new PayloadEncoder("json").frame(frame(7, 2n ** 60n)).toString())).toEqual({ offset: 7, tag: "t/7", value: "1152921504606846976", ts: 1_700_000_000_000_007, quality: 0 });
   });
 
+  it("encodes NaN and the infinities in JSON as strings, not as a Good null; MessagePack keeps the doubles", () => {
+    const frames = [frame(1, NaN), frame(2, Infinity), frame(3, -Infinity), frame(4, -0), frame(5, 5e-324)];
+    const one = JSON.parse(new PayloadEncoder("json").frame(frames[0]!).toString("utf8"));
+    expect(one).toEqual({ offset: 1, tag: "t/1", value: "NaN", ts: 1_700_000_000_000_001, quality: 0 });
+    const body = JSON.parse(new PayloadEncoder("json").batch("gw", frames, 1, 5).toString("utf8"));
+    expect(body.frames.map((f: { value: unknown }) => f.value)).toEqual(["NaN", "Infinity", "-Infinity", 0, 5e-324]);
+    const packed = decode(new PayloadEncoder("msgpack").batch("gw", frames, 1, 5)) as { frames: { value: number }[] };
+    expect(packed.frames.map((f) => f.value)).toEqual([NaN, Infinity, -Infinity, 0, 5e-324]); // -0 packs as the integer 0, as in JSON
+  });
+
   it("keeps 64-bit integers as int64 in MessagePack and does not touch the frames it encodes", () => {
     const f = frame(1, 2n ** 63n - 1n);
     const body = decode(new PayloadEncoder("msgpack").batch("gw", [f], 1, 1), { useBigInt64: true }) as { frames: { value: unknown }[] };
