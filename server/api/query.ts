@@ -6,7 +6,7 @@
 // has more than one tenant, a token sees only its tenant's tags, and a token with a `tags` claim only
 // the catalog tags its patterns cover (in SQL as the list of those tags, resolved per request).
 import { Elysia, t } from "elysia";
-import { consume, delay, ParquetExporter, QueryBusy, QueryError, QueryRefused, QueryStopping, QueryTimeout, ResultTooLarge, jsonStringify, type EventLog, type LogConsumer } from "../../storage/index.ts";
+import { consume, delay, ParquetExporter, QueryBusy, QueryError, QueryRefused, QueryStopping, QueryTimeout, ResultTooLarge, type EventLog, type LogConsumer } from "../../storage/index.ts";
 import { documented, documentedErrors, errorAnswers, FramesAnswer, HistoryAnswer, QueryAnswer, QueryBody } from "../../schemas/api.ts";
 import type { Logged } from "../../schemas/index.ts";
 import { AuthError, authOf, requireScope, tagMatcher, type LiveVerifier } from "../auth/index.ts";
@@ -15,6 +15,14 @@ import { historyOf } from "../history.ts";
 import { InvalidParam, parseDurationParam, parseTagParam, parseTimeParam } from "./params.ts";
 import { CONTENT_TYPE, encodeResult, pickFormat, type Format } from "./query-format.ts";
 import { spoolBody } from "./query-spool.ts";
+
+/**
+ * JSON.stringify for frames (/api/frames, /api/stream) with GET /api/tags's rule for values (tags.ts
+ * jsonValue): 64-bit integers as decimal strings, NaN and infinities as "NaN", "Infinity", "-Infinity"
+ * (JSON.stringify alone made them null: a Good frame without a value).
+ */
+export const apiJsonStringify = (v: unknown): string =>
+  JSON.stringify(v, (_k, x) => (typeof x === "bigint" ? x.toString() : typeof x === "number" && !Number.isFinite(x) ? String(x) : x));
 
 /** Who reads: the tenant whose tags they see (null: every tenant) and their tag patterns (null: every tag). */
 export interface Reader {
@@ -260,7 +268,7 @@ export function queryApi(ctx: GatewayContext, authorize: ReadAuthorizer = jwtRea
           }
           // archived or filtered frames leave no rows: `next` still moves past them
           next = Math.max(next, Math.min(after + limit, log.head));
-          return new Response(jsonStringify({ frames, next, head: log.head }), { headers: { "content-type": "application/json" } });
+          return new Response(apiJsonStringify({ frames, next, head: log.head }), { headers: { "content-type": "application/json" } });
         } catch (e) {
           return failure(e, set);
         }
@@ -317,7 +325,7 @@ export function queryApi(ctx: GatewayContext, authorize: ReadAuthorizer = jwtRea
           handler: async (page, c) => {
             const frames = page.filter(keep);
             if (frames.length === 0) return;
-            ws.send(jsonStringify({ frames, last: page[page.length - 1]!.offset }));
+            ws.send(apiJsonStringify({ frames, last: page[page.length - 1]!.offset }));
             // a slow client: the next page waits for its buffer to drain instead of buffering without bound
             while (raw.getBufferedAmount() > STREAM_BUFFER_BYTES && !c.signal.aborted) await delay(10, c.signal);
           },

@@ -40,6 +40,16 @@ describe("non-finite readings in the API's answers", () => {
     expect(body.find((t) => t.tag === "f/nan")?.quality).toBe("Good");
   });
 
+  it("GET /api/frames gives the values as /api/tags does, not as null", async () => {
+    const r = await fetch(`${g.url}/api/frames?tags=f/inf&limit=100`, { headers });
+    expect(r.status).toBe(200);
+    const frames = ((await r.json()) as { frames: { kind: string; tag?: string; value?: unknown }[] }).frames.filter((f) => f.kind === "data");
+    expect(frames.map((f) => [f.tag, f.value])).toEqual([["f/inf", "Infinity"]]);
+    const nan = await fetch(`${g.url}/api/frames?tags=f/nan&limit=100`, { headers });
+    const values = ((await nan.json()) as { frames: { kind: string; value?: unknown }[] }).frames.filter((f) => f.kind === "data").map((f) => f.value);
+    expect(values).toEqual([1.5, 2, "NaN", "NaN"]);
+  });
+
   it("GET /api/tags/:tag/history answers, a bucket with a NaN reading null", async () => {
     const from = now - 60_000;
     const r = await fetch(`${g.url}/api/tags/f/nan/history?from=${from}&to=${from + 30_000}&step=10s&agg=avg`, { headers });
