@@ -23,9 +23,19 @@ export function pickFormat(format: string | undefined, accept: string | undefine
   return "json";
 }
 
-/** JSON has no bigint: safe integers go out as numbers, larger ones as exact decimal strings. */
+/**
+ * JSON has no bigint: safe integers go out as numbers, larger ones as exact decimal strings. Nor NaN or
+ * infinities (JSON.stringify writes null, which reads as no value): "NaN", "Infinity", "-Infinity", as
+ * /api/tags and the uplink give them (schemas/wire.ts).
+ */
 const jsonReplacer = (_k: string, v: unknown) =>
-  typeof v === "bigint" ? (v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v.toString()) : v;
+  typeof v === "bigint"
+    ? v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER)
+      ? Number(v)
+      : v.toString()
+    : typeof v === "number" && !Number.isFinite(v)
+      ? String(v)
+      : v;
 
 const csvCell = (v: unknown): string => {
   if (v === null || v === undefined) return "";

@@ -55,6 +55,12 @@ describe("POST /api/query", () => {
     expect(body.truncated).toBe(false);
   });
 
+  it("answers NaN and infinities as \"NaN\", \"Infinity\", \"-Infinity\" in JSON, as /api/tags does, not as null", async () => {
+    const r = await post({ sql: `SELECT 'NaN'::DOUBLE AS n, 'inf'::DOUBLE AS p, '-inf'::DOUBLE AS m, 1.5::DOUBLE AS x, NULL::DOUBLE AS z` });
+    expect(r.status).toBe(200);
+    expect((await r.json()).rows).toEqual([["NaN", "Infinity", "-Infinity", 1.5, null]]);
+  });
+
   it("answers CSV by Accept header and Arrow IPC by format", async () => {
     const csv = await post({ sql: `SELECT "offset", value FROM data ORDER BY "offset" LIMIT 2` }, { ...auth, accept: "text/csv" });
     expect(csv.headers.get("content-type")).toContain("text/csv");
