@@ -3,7 +3,8 @@
 // driver's own init(), which by contract does no I/O), and the bridge and auth sections of gateway.yml.
 // `loadGatewayConfig` is THE config load of the gateway: used at start, by hot reload and by `edgectl check`.
 import { join } from "node:path";
-import { builtinDrivers, DriverConfigError, lineSettings, parseServedEndpointUrl, silenceOption, type DriverFactory, type EndpointUrl } from "../drivers/index.ts";
+import { builtinDrivers, DriverConfigError, parseServedEndpointUrl, type DriverFactory } from "../drivers/index.ts";
+import { rtuLineOf } from "../drivers/modbus/index.ts";
 import { parseModbusSlaveConfig } from "../bridges/modbus-slave/index.ts";
 import { parseNatsConfig } from "../bridges/nats/config.ts";
 import { parseMqttNorthConfig } from "../bridges/mqtt-north/config.ts";
@@ -25,10 +26,10 @@ function checkEndpoints(config: Config, problems: Problems): void {
       const { scheme } = parsed;
       if (ep.tls && scheme !== "tls+tcp" && scheme !== "mqtts") problems.push(new ConfigError(file, `endpoints.${id}.tls`, `TLS settings need a tls+tcp:// or mqtts:// URL, not ${scheme}://`));
       else if (ep.tls) checkTlsFiles(file, id, ep.tls, config.dir, problems);
-      const line = rtuLine(parsed);
+      const line = rtuLineOf(parsed);
       if (!line) continue;
-      const first = lines.get(line.name);
-      if (!first) lines.set(line.name, { id, settings: line.settings });
+      const first = lines.get(line.key);
+      if (!first) lines.set(line.key, { id, settings: line.settings });
       else if (first.settings !== line.settings) {
         problems.push(
           new ConfigError(
@@ -42,19 +43,6 @@ function checkEndpoints(config: Config, problems: Problems): void {
       problems.push(new ConfigError(file, `endpoints.${id}.url`, (e as Error).message));
     }
   }
-}
-
-/** An RTU line (a serial device, or a serial device server's TCP port) and its settings as text; null for other endpoints. */
-function rtuLine(ep: EndpointUrl): { name: string; settings: string } | null {
-  if (ep.scheme === "serial") {
-    const s = lineSettings(ep);
-    return { name: `the serial line ${ep.path}`, settings: `baud=${s.baud} parity=${s.parity} data=${s.dataBits} stop=${s.stopBits}${s.silenceMs === undefined ? "" : ` silence=${s.silenceMs}`}` };
-  }
-  if (ep.scheme === "rtu+tcp") {
-    const silence = silenceOption(ep);
-    return { name: `the RTU line at ${ep.host}:${ep.port}`, settings: silence === undefined ? "the spec's silence" : `silence=${silence}` };
-  }
-  return null;
 }
 
 /**

@@ -11,7 +11,7 @@ import { Quality } from "../../schemas/index.ts";
 import { decodeRegisters, encodeRegisters, RegisterCodecError } from "../../schemas/registers.ts";
 import { delay } from "../../storage/time.ts";
 import { DRIVER_API_VERSION, type Driver, type DriverInit, type FrameSink, type WriteResult } from "../contract.ts";
-import { lineSettings, silenceOption, type Endpoint, type Lease } from "../endpoint.ts";
+import { lineSettings, silenceOption, type Endpoint, type EndpointUrl, type Lease } from "../endpoint.ts";
 import { DriverConfigError, DriverError } from "../errors.ts";
 import { toEngineering, toRaw } from "../mapping.ts";
 import { parseDriverConfig } from "../validate.ts";
@@ -26,6 +26,26 @@ import { rtuUnitProblem, validateModbusTags } from "./validate.ts";
 export { rtuUnitProblem, validateModbusTags } from "./validate.ts";
 export { ModbusConnectError, ModbusConnectionError, ModbusExceptionError, ModbusTimeoutError } from "./client.ts";
 export { RtuCrcError, RtuFrameError } from "./rtu-frame.ts";
+
+/** Silence kept on an RTU-over-TCP line whose URL says none: that of a 19200 8E1 line (see linkOf). */
+const DEVICE_SERVER_SILENCE_MS = silenceMs({ baud: 19200, parity: "even", dataBits: 8, stopBits: 1 });
+
+/**
+ * The RTU line an endpoint names, null for Modbus/TCP: its pool key (every driver and unit id on the line
+ * shares one link), a name for messages, and the settings it opens with, as text (two endpoints naming one
+ * line with other settings are a config mistake: server/config-check.ts).
+ */
+export function rtuLineOf(ep: EndpointUrl): { key: string; name: string; settings: string } | null {
+  if (ep.scheme === "serial") {
+    const s = lineSettings(ep);
+    return { key: `serial://${ep.path}`, name: `the serial line ${ep.path}`, settings: `baud=${s.baud} parity=${s.parity} data=${s.dataBits} stop=${s.stopBits} silence=${+silenceMs(s).toFixed(3)} ms` };
+  }
+  if (ep.scheme === "rtu+tcp") {
+    const at = `${ep.host}:${ep.port ?? 502}`;
+    return { key: `rtu+tcp://${at}`, name: `the RTU line at ${at}`, settings: `silence=${+(silenceOption(ep) ?? DEVICE_SERVER_SILENCE_MS).toFixed(3)} ms` };
+  }
+  return null;
+}
 
 /**
  * The pool key and opener of an endpoint's link. An RTU line is keyed by the line itself (the device
@@ -48,7 +68,7 @@ export function linkOf(endpoint: Endpoint): { key: string; open: () => Promise<M
     case "serial": {
       const settings = lineSettings(endpoint);
       const path = endpoint.path;
-      return { key: `serial://${path}`, open: async () => new RtuLine({ name: path, timeoutMs, silenceMs: silenceMs(settings), open: () => openSerialLink(path, settings) }) };
+      return { key: rtuLineOf(endpoint)!.key, open: async () => new RtuLine({ name: path, timeoutMs, silenceMs: silenceMs(settings), open: () => openSerialLink(path, settings) }) };
     }
     case "rtu+tcp": {
       const port = endpoint.port ?? 502;
@@ -56,8 +76,8 @@ export function linkOf(endpoint: Endpoint): { key: string; open: () => Promise<M
       // between frames, or the slave behind it may read two requests as one (measured with pymodbus
       // behind socat: without it, the second unit's requests were never answered)
       // (`silence=<ms>` in the URL for a device server that keeps the timing on its serial side)
-      const silence = silenceOption(endpoint) ?? silenceMs({ baud: 19200, parity: "even", dataBits: 8, stopBits: 1 });
-      return { key: `rtu+tcp://${host}:${port}`, open: async () => new RtuLine({ name: `${host}:${port}`, timeoutMs, silenceMs: silence, settleMs: 0, open: () => openTcpLink(host, port, timeoutMs) }) };
+      const silence = silenceOption(endpoint) ?? DEVICE_SERVER_SILENCE_MS;
+      return { key: rtuLineOf(endpoint)!.key, open: async () => new RtuLine({ name: `${host}:${port}`, timeoutMs, silenceMs: silence, settleMs: 0, open: () => openTcpLink(host, port, timeoutMs) }) };
     }
     default:
       return `the modbus driver serves tcp://, tls+tcp://, serial:// and rtu+tcp://, not ${endpoint.scheme}://`;

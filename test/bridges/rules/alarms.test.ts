@@ -56,6 +56,10 @@ async function transitions(): Promise<{ type: string; data: AlarmState }[]> {
 const typesOf = async (id: string) => (await transitions()).filter((t) => t.data.id === id).map((t) => t.type);
 /** Waits until the log holds exactly these transitions of `id` (the table changes before its event commits). */
 const logged = (id: string, types: string[]) => waitFor(async () => JSON.stringify(await typesOf(id)) === JSON.stringify(types), `${types.join(", ")} of ${id} in the log`, 3000, 5);
+/** The gateway's own start or stop event (schemas/alarms.ts GatewayEvent). */
+const lifecycle = (type: string): Frame => ({ kind: "event", type, source: "gateway", ts: Date.now() * 1000, data: {} });
+/** The commit time of the frame at `offset`. */
+const loggedAt = async (offset: number) => (await log.read({ from: offset, to: offset }).next()).value!.loggedAt;
 const caughtUp = (e: AlarmEngine) => waitFor(() => e.status().position === log.head, "the engine to catch up");
 
 describe("alarm engine", () => {
@@ -147,7 +151,6 @@ describe("alarm engine", () => {
 
   it("counts no Bad time between gateway.stopping and gateway.started: a tag still Bad raises badForMs after the start", async () => {
     const e = await engine([tag("p/a", limits({ quality: { badForMs: 300 } })), tag("p/b", limits({ quality: { badForMs: 300 } }))]);
-    const lifecycle = (type: string): Frame => ({ kind: "event", type, source: "gateway", ts: Date.now() * 1000, data: {} });
     await put(lifecycle(GatewayEvent.Stopping), data("p/a", 0, Quality.Bad_NoCommunication), data("p/b", 0, Quality.Bad_NoCommunication));
     // the gateway stays down longer than badForMs
     await Bun.sleep(400);
@@ -161,8 +164,6 @@ describe("alarm engine", () => {
 
   it("goes on after gateway.started with the Bad time a tag had before gateway.stopping, also when the engine restarts in between", async () => {
     const e = await engine([tag("p/a", limits({ quality: { badForMs: 600 } }))]);
-    const lifecycle = (type: string): Frame => ({ kind: "event", type, source: "gateway", ts: Date.now() * 1000, data: {} });
-    const loggedAt = async (offset: number) => (await log.read({ from: offset, to: offset }).next()).value!.loggedAt;
     const { first: bad } = await put(data("p/a", 0, Quality.Bad_CommunicationError));
     await Bun.sleep(250);
     const { first: stopping } = await put(lifecycle(GatewayEvent.Stopping), data("p/a", 0, Quality.Bad_NoCommunication));
@@ -183,8 +184,6 @@ describe("alarm engine", () => {
 
   it("after a crash (gateway.starting with no gateway.stopping) goes on with the Bad time a tag had at the last frame logged, not counting the downtime", async () => {
     const e = await engine([tag("p/a", limits({ quality: { badForMs: 600 } }))]);
-    const lifecycle = (type: string): Frame => ({ kind: "event", type, source: "gateway", ts: Date.now() * 1000, data: {} });
-    const loggedAt = async (offset: number) => (await log.read({ from: offset, to: offset }).next()).value!.loggedAt;
     const { first: bad } = await put(data("p/a", 0, Quality.Bad_CommunicationError));
     await Bun.sleep(250);
     // the last frame before the process dies: no gateway.stopping follows
